@@ -1,0 +1,89 @@
+"""Admin REST API: devices, commands. Bearer API keys; the OpenAPI document is served.
+
+Handlers are plain `def`s (FastAPI runs them in its threadpool, where the synchronous
+storage belongs) and delegate to `russet.operations`, which the CLI shares.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from russet import operations
+from russet.runtime import Russet
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `russet apikey create NAME`")
+
+
+class CommandRequest(BaseModel):
+    devices: list[str] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
+    command: dict[str, Any] = Field(description='The Command dict: {"RequestType": ..., parameters...}')
+
+
+def _russet(request: Request) -> Russet:
+    return request.app.state.russet  # type: ignore[no-any-return]
+
+
+def _caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"})
+    name = _russet(request).storage.api_keys.authenticate(credentials.credentials)
+    if name is None:
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return name
+
+
+Caller = Annotated[str, Depends(_caller)]
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/devices", summary="List enrolled devices (keyset pagination)")
+def list_devices(
+    request: Request,
+    _: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+    search: str | None = None,
+) -> dict[str, Any]:
+    return operations.list_devices(_russet(request), limit=limit, after=after, search=search)
+
+
+@router.get("/devices/{device_id}", summary="One device: enrollment state, inventory, last seen")
+def show_device(request: Request, _: Caller, device_id: str) -> dict[str, Any]:
+    return operations.show_device(_russet(request), device_id)
+
+
+@router.get("/devices/{device_id}/commands", summary="Commands queued for a device, newest first")
+def device_commands(
+    request: Request, _: Caller, device_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    return operations.device_commands(_russet(request), device_id, limit)
+
+
+@router.post("/commands", status_code=201, summary="Queue a command for one or more devices")
+def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict[str, Any]:
+    return operations.send_command(_russet(request), body.devices, body.command, created_by=caller)
+
+
+@router.get("/commands/{command_uuid}", summary="A command's status and result, with its sibling deliveries")
+def show_command(request: Request, _: Caller, command_uuid: str) -> dict[str, Any]:
+    return operations.show_command(_russet(request), command_uuid)
+
+
+@router.get("/health", summary="Liveness (no authentication)")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+
+    @app.exception_handler(operations.OperationError)
+    async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)

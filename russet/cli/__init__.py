@@ -1,0 +1,1 @@
+"""The `russet` command line."""

@@ -1,0 +1,331 @@
+"""`russet`: run the server and administer it (devices, commands, API keys, enrollment).
+
+Administration commands work on the database directly (through `russet.operations`, as the
+API does), so they need no running server; errors are one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from russet import __version__, operations
+from russet.cli.output import emit_json, fields, table
+from russet.commands import COMMANDS, CommandError
+from russet.config import ConfigError, Settings
+from russet.enrollment.profile import ProfileError, ProfileRequest, build_profile, signed_profile
+from russet.runtime import Russet
+from russet.storage.apikeys import ApiKeyError
+from russet.storage.secretbox import SecretError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_KNOWN_ERRORS = (
+    operations.OperationError,
+    ConfigError,
+    SecretError,
+    ProfileError,
+    ApiKeyError,
+    CommandError,
+)
+
+
+def _open() -> Russet:
+    return Russet.open(Settings.from_env())
+
+
+def handles_errors(func: F) -> F:
+    """Turn Russet's own errors into a one-line CLI error instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except _KNOWN_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(f"cannot use the database: {exc.orig}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="russet")
+def cli() -> None:
+    """Russet, a self-hosted Apple MDM server."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@handles_errors
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Run the MDM server and the admin API."""
+    import uvicorn
+
+    from russet.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    russet = _open()  # migrations and the CA are set up once here, before any worker starts
+    settings = russet.settings
+    click.echo(f"Russet {__version__}: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
+    click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
+    if workers == 1:
+        uvicorn.run(create_app(russet), host=host, port=port, log_level=log_level, access_log=False)
+    else:
+        russet.close()
+        uvicorn.run(
+            "russet.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            log_level=log_level, access_log=False,
+        )
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without a password, for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+
+@cli.command("devices")
+@click.option("--search", help="Filter by id, serial number or name.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", help="Continue after this device id (from the previous page).")
+@json_option
+@handles_errors
+def devices(search: str | None, limit: int, after: str | None, as_json: bool) -> None:
+    """List enrolled devices."""
+    page = operations.list_devices(_open(), limit=limit, after=after, search=search)
+    if as_json:
+        emit_json(page)
+        return
+    table(
+        page["devices"],
+        [("id", "ID"), ("serial_number", "SERIAL"), ("device_name", "NAME"), ("model", "MODEL"),
+         ("os_version", "OS"), ("enrolled", "ENROLLED"), ("last_seen_at", "LAST SEEN")],
+        "no devices",
+    )
+    if page["next"]:
+        click.echo(f"more: --after {page['next']}")
+
+
+@cli.group("device")
+def device() -> None:
+    """One device."""
+
+
+@device.command("show")
+@click.argument("device_id")
+@json_option
+@handles_errors
+def device_show(device_id: str, as_json: bool) -> None:
+    """Enrollment state, inventory and last seen of a device."""
+    data = operations.show_device(_open(), device_id)
+    if as_json:
+        emit_json(data)
+        return
+    fields(data, [k for k in data if k != "inventory"])
+    for section, values in data["inventory"].items():
+        click.echo(f"\n{section}:")
+        click.echo(json.dumps(values, indent=2))
+
+
+@device.command("commands")
+@click.argument("device_id")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@handles_errors
+def device_commands(device_id: str, limit: int, as_json: bool) -> None:
+    """Commands queued for a device, newest first."""
+    data = operations.device_commands(_open(), device_id, limit)
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        data["commands"],
+        [("command_uuid", "UUID"), ("request_type", "COMMAND"), ("status", "STATUS"),
+         ("status_reason", "REASON"), ("created_at", "QUEUED"), ("reported_at", "REPORTED")],
+        "no commands",
+    )
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@cli.group("command")
+def command() -> None:
+    """Queue MDM commands and read their results."""
+
+
+@command.command("send")
+@click.argument("device_ids", nargs=-1, required=True, metavar="DEVICE...")
+@click.option("--type", "request_type", required=True, help="RequestType, e.g. DeviceInformation.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A command parameter (repeatable).")
+@click.option("--raw", "raw_file", type=click.File("rb"), help="A plist file holding the whole Command dict.")
+@json_option
+@handles_errors
+def command_send(
+    device_ids: tuple[str, ...], request_type: str, params: tuple[str, ...], raw_file: Any, as_json: bool
+) -> None:
+    """Queue a command for one or more devices."""
+    cmd = _command_from_cli(request_type, params, raw_file)
+    result = operations.send_command(_open(), list(device_ids), cmd, created_by="cli")
+    if as_json:
+        emit_json(result)
+        return
+    table(result["commands"], [("device", "DEVICE"), ("command_uuid", "COMMAND UUID")], "nothing queued")
+
+
+def _command_from_cli(request_type: str, params: tuple[str, ...], raw_file: Any) -> dict[str, Any]:
+    if raw_file is not None:
+        import plistlib
+
+        try:
+            raw = plistlib.load(raw_file)
+        except Exception as exc:
+            raise click.ClickException(f"--raw: not a property list ({type(exc).__name__})") from None
+        if not isinstance(raw, dict):
+            raise click.ClickException("--raw: the property list must be a dictionary (the Command dict)")
+        return {**raw, "RequestType": request_type}
+    pairs: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.ClickException(f"--param {item!r}: expected KEY=VALUE")
+        pairs[key] = value
+    builder = COMMANDS.get(request_type)
+    if builder is None:
+        if pairs:
+            raise click.ClickException(
+                f"{request_type} has no builder in Russet, so --param cannot type its values; use --raw FILE.plist"
+            )
+        return {"RequestType": request_type}
+    return {"RequestType": request_type, **builder.coerce_cli_params(pairs)}
+
+
+@command.command("show")
+@click.argument("command_uuid")
+@json_option
+@handles_errors
+def command_show(command_uuid: str, as_json: bool) -> None:
+    """A command's status, result and its deliveries to other devices."""
+    data = operations.show_command(_open(), command_uuid)
+    if as_json:
+        emit_json(data)
+        return
+    fields(data, [k for k in data if k not in ("result", "deliveries")])
+    if data["result"] is not None:
+        click.echo("\nresult:")
+        click.echo(json.dumps(data["result"], indent=2))
+    if len(data["deliveries"]) > 1:
+        click.echo("\ndeliveries:")
+        table(data["deliveries"], [("device", "DEVICE"), ("command_uuid", "UUID"), ("status", "STATUS")], "")
+
+
+@command.command("types")
+def command_types() -> None:
+    """Request types Russet builds and validates (others are accepted raw)."""
+    for name in sorted(COMMANDS):
+        click.echo(name)
+
+
+# -- API keys -----------------------------------------------------------------------------------
+
+
+@cli.group("apikey")
+def apikey() -> None:
+    """Keys for the admin REST API."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@handles_errors
+def apikey_create(name: str) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    key = _open().storage.api_keys.create(name)
+    click.echo(key)
+    click.echo(f"(API key {name!r}: shown once, keep it safe)", err=True)
+
+
+@apikey.command("list")
+@json_option
+@handles_errors
+def apikey_list(as_json: bool) -> None:
+    """Keys by name (never the keys themselves)."""
+    rows = [vars(k) for k in _open().storage.api_keys.list()]
+    if as_json:
+        emit_json(rows)
+        return
+    table(rows, [("name", "NAME"), ("prefix", "PREFIX"), ("created_at", "CREATED"), ("revoked_at", "REVOKED")],
+          "no API keys")
+
+
+@apikey.command("revoke")
+@click.argument("name")
+@handles_errors
+def apikey_revoke(name: str) -> None:
+    """Revoke a key at once."""
+    if not _open().storage.api_keys.revoke(name):
+        raise click.ClickException(f"no live API key named {name!r}")
+    click.echo(f"revoked {name}")
+
+
+# -- enrollment ---------------------------------------------------------------------------------
+
+
+@cli.group("enrollment")
+def enrollment() -> None:
+    """Enrollment profiles."""
+
+
+@enrollment.command("profile")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--topic", help="APNs topic (defaults to RUSSET_PUSH_TOPIC).")
+@click.option("--organization", default="Russet", show_default=True)
+@click.option("--unsigned", is_flag=True, help="Write the plain plist instead of the signed profile.")
+@handles_errors
+def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned: bool) -> None:
+    """Write a .mobileconfig that enrolls a device (identity issued by Russet's CA)."""
+    import plistlib
+
+    russet = _open()
+    topic = topic or russet.settings.push_topic
+    if not topic:
+        raise click.ClickException(
+            "no push topic: pass --topic com.apple.mgmt.… or set RUSSET_PUSH_TOPIC "
+            "(the UID of your APNs MDM push certificate)"
+        )
+    req = ProfileRequest(public_url=russet.settings.public_url, topic=topic, organization=organization)
+    profile = build_profile(req, russet.authority, russet.storage.certificates)
+    data = plistlib.dumps(profile) if unsigned else signed_profile(profile, russet.authority)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
+    if not russet.settings.public_url.startswith("https://"):
+        click.echo(f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True)
+    click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
+
+
+def main() -> None:
+    try:
+        cli(prog_name="russet")
+    except KeyboardInterrupt:
+        sys.exit(130)

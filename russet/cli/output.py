@@ -1,0 +1,34 @@
+"""Output for people (tables) and scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str) -> None:
+    if not rows:
+        click.echo(empty)
+        return
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for _, title in columns:
+        t.add_column(title)
+    for row in rows:
+        t.add_row(*("" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
+    Console().print(t)
+
+
+def fields(data: dict[str, Any], keys: Sequence[str]) -> None:
+    width = max(len(k) for k in keys)
+    for key in keys:
+        value = data.get(key)
+        click.echo(f"{key.ljust(width)}  {'' if value is None else value}")

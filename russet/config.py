@@ -1,0 +1,71 @@
+"""Runtime configuration, read once from the environment.
+
+Every setting has a default that works on a fresh machine (SQLite in ./russet-data), so
+`russet serve` needs no configuration to start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value Russet cannot use; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What Russet is configured with; see the README's configuration table."""
+
+    data_dir: Path
+    database_url: str
+    public_url: str
+    push_topic: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_delivery_attempts: int = 5
+    client_cert_header: str | None = None
+    master_key: str | None = field(default=None, repr=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("RUSSET_DATA_DIR") or "./russet-data").resolve()
+        database_url = env.get("RUSSET_DATABASE_URL") or f"sqlite:///{data_dir / 'russet.db'}"
+        if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+            # SQLAlchemy picks psycopg2 for a bare postgresql:// URL; Russet ships psycopg 3.
+            database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+        public_url = (env.get("RUSSET_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+        if not public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"RUSSET_PUBLIC_URL must start with https:// (or http:// for tests), got {public_url!r}")
+        topic = env.get("RUSSET_PUSH_TOPIC") or None
+        if topic is not None and not topic.startswith("com.apple.mgmt."):
+            raise ConfigError(f"RUSSET_PUSH_TOPIC must start with com.apple.mgmt., got {topic!r}")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            public_url=public_url,
+            push_topic=topic,
+            max_body_bytes=_int(env, "RUSSET_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
+            client_cert_header=env.get("RUSSET_CLIENT_CERT_HEADER") or None,
+            master_key=env.get("RUSSET_MASTER_KEY") or None,
+        )

@@ -1,0 +1,1 @@
+"""Enrollment: Russet's certificate authority and the enrollment profiles it hands out."""

@@ -1,0 +1,45 @@
+"""Russet's built-in certificate authority and profile-signing identity.
+
+Created once, on first start, and kept in the certificate store with keys sealed at rest.
+Device identities are issued by the CA; check-ins are accepted only from certificates it
+issued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from russet.pki import create_ca, issue_server_signing
+from russet.storage.certificates import CertificateStore
+
+CA_KIND = "ca"
+SIGNER_KIND = "server_signing"
+DEVICE_KIND = "device_identity"
+
+
+@dataclass(frozen=True)
+class Authority:
+    ca_certificate: x509.Certificate
+    ca_key: rsa.RSAPrivateKey
+    signer_certificate: x509.Certificate
+    signer_key: rsa.RSAPrivateKey
+
+
+def ensure_authority(certificates: CertificateStore, organization: str = "Russet") -> Authority:
+    """Load the CA and signing identity, creating them if this is the first start."""
+    ca = certificates.identity(CA_KIND)
+    if ca is None:
+        ca_cert, ca_key = create_ca(f"{organization} Device CA", organization)
+        certificates.add(CA_KIND, ca_cert, ca_key)
+    else:
+        ca_cert, ca_key = ca  # type: ignore[assignment]
+    signer = certificates.identity(SIGNER_KIND)
+    if signer is None:
+        signer_cert, signer_key = issue_server_signing(ca_cert, ca_key, f"{organization} Profile Signing")
+        certificates.add(SIGNER_KIND, signer_cert, signer_key)
+    else:
+        signer_cert, signer_key = signer  # type: ignore[assignment]
+    return Authority(ca_cert, ca_key, signer_cert, signer_key)

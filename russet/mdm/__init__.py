@@ -1,0 +1,1 @@
+"""The device-facing side: Apple's MDM check-in and command protocols."""

@@ -1,0 +1,79 @@
+"""HTTP endpoints devices talk to: PUT /mdm/checkin and PUT /mdm/connect.
+
+Kept as plain Starlette routes (no request models, no OpenAPI): this is the hot path, and
+its input is Apple's plist protocol, not JSON. The body is read once, with a size cap, and
+the same bytes serve signature verification, parsing and the stored result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
+from russet.mdm.messages import parse_plist
+from russet.runtime import Russet
+
+log = logging.getLogger("russet.mdm")
+
+CHECKIN_CONTENT_TYPE = "application/x-apple-aspen-mdm-checkin"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def device_routes(russet: Russet) -> list[Route]:
+    limit = russet.settings.max_body_bytes
+
+    def handle(kind: str, headers: dict[str, str], body: bytes) -> bytes | None:
+        identity = russet.identities.identify(headers, body)
+        msg = parse_plist(body)
+        if kind == "checkin":
+            return russet.mdm.check_in(identity, msg)
+        return russet.mdm.report(identity, msg, body)
+
+    def endpoint(kind: str) -> Callable[[Request], object]:
+        async def serve(request: Request) -> Response:
+            try:
+                body = await _read_body(request, limit)
+                # A device whose CheckInURL equals its ServerURL sends check-ins here too.
+                effective = kind
+                if request.headers.get("content-type", "").startswith(CHECKIN_CONTENT_TYPE):
+                    effective = "checkin"
+                reply = await run_in_threadpool(handle, effective, dict(request.headers), body)
+            except DeviceRequestError as exc:
+                log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)
+                return PlainTextResponse(exc.reason + "\n", status_code=exc.status)
+            if reply is None:
+                return Response(status_code=200)  # zero bytes: "no more commands" (§b.1)
+            return Response(reply, media_type="application/xml; charset=UTF-8")
+
+        return serve
+
+    return [
+        Route("/mdm/checkin", endpoint("checkin"), methods=["PUT"]),
+        Route("/mdm/connect", endpoint("connect"), methods=["PUT"]),
+    ]
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "?"

@@ -1,0 +1,120 @@
+"""Who is asking: the device identity certificate behind a request.
+
+Identity comes from an `IdentitySource` (today the `Mdm-Signature` header; a TLS-terminating
+proxy's client-certificate header is another source of the same shape). Whatever the source,
+the certificate must be issued by Russet's CA and within its validity; the binding of that
+certificate to an enrollment is checked by the check-in and connect handlers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cryptography import x509
+
+from russet.mdm.errors import Forbidden, Unauthenticated
+from russet.pki import CertificateRejected, SignatureError, fingerprint, validate_issued, verify_detached
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    fingerprint: str  # SHA-256 of the certificate DER, what enrollments are bound to
+    certificate: x509.Certificate
+
+
+class IdentitySource(Protocol):
+    def certificate(self, headers: Mapping[str, str], body: bytes) -> x509.Certificate | None:
+        """The certificate this source finds in the request, None if it has none to offer.
+
+        Raises Forbidden when it finds one that does not hold up (bad signature, forged header).
+        """
+
+
+class ReplayGuard:
+    """Refuses a signature seen before within the window, or signed outside it.
+
+    Only signatures that carry a CMS signing time are checked: those are unique per message,
+    so a repeat is a replay. (A device re-sending an unchanged, time-less body is a legitimate
+    retry; command reports are idempotent in the queue for that case.)
+    """
+
+    def __init__(self, window_seconds: int = 600, max_entries: int = 200_000) -> None:
+        self._window = window_seconds
+        self._max = max_entries
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, signature_der: bytes, signed_at: datetime | None) -> None:
+        if signed_at is None:
+            return
+        now = time.time()
+        age = now - signed_at.timestamp()
+        if abs(age) > self._window:
+            raise Forbidden(f"the signature's signing time {signed_at.isoformat()} is outside the accepted window")
+        digest = hashlib.sha256(signature_der).digest()
+        with self._lock:
+            while self._seen and (next(iter(self._seen.values())) < now - self._window or len(self._seen) > self._max):
+                self._seen.popitem(last=False)
+            if digest in self._seen:
+                raise Forbidden("replayed request: this signature was already used")
+            self._seen[digest] = now
+
+
+class MdmSignatureSource:
+    """Apple's `Mdm-Signature` header: a detached CMS signature over the raw body (§c.2)."""
+
+    def __init__(self, replay_guard: ReplayGuard) -> None:
+        self._replay = replay_guard
+
+    def certificate(self, headers: Mapping[str, str], body: bytes) -> x509.Certificate | None:
+        header = headers.get("mdm-signature")
+        if not header:
+            return None
+        try:
+            signature = base64.b64decode(header, validate=False)
+        except (binascii.Error, ValueError):
+            raise Forbidden("Mdm-Signature is not base64") from None
+        try:
+            signed = verify_detached(signature, body)
+        except SignatureError as exc:
+            raise Forbidden(f"Mdm-Signature does not verify: {exc}") from None
+        self._replay.check(signature, signed.signing_time)
+        return signed.certificate
+
+
+class IdentityVerifier:
+    """Finds and validates the request's identity; caches certificates already validated."""
+
+    def __init__(self, ca_certificate: x509.Certificate, sources: Sequence[IdentitySource]) -> None:
+        self._ca = ca_certificate
+        self._sources = sources
+        self._valid_until: dict[str, datetime] = {}
+
+    def identify(self, headers: Mapping[str, str], body: bytes) -> Identity:
+        for source in self._sources:
+            cert = source.certificate(headers, body)
+            if cert is not None:
+                break
+        else:
+            raise Unauthenticated("no device identity: the request carries no Mdm-Signature header")
+        fp = fingerprint(cert)
+        now = datetime.now(UTC)
+        until = self._valid_until.get(fp)
+        if until is None or until < now:
+            try:
+                validate_issued(cert, self._ca, now)
+            except CertificateRejected as exc:
+                raise Forbidden(f"identity certificate refused: {exc}") from None
+            if len(self._valid_until) > 500_000:
+                self._valid_until.clear()
+            self._valid_until[fp] = cert.not_valid_after_utc
+        return Identity(fp, cert)

@@ -1,0 +1,63 @@
+"""The assembled server: configuration, storage, the CA and the MDM service, opened once.
+
+The CLI and the ASGI app both start from `Russet.open()`, which also runs migrations, so a
+fresh data directory becomes a working server without any setup step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from russet.commands.inventory import inventory_update, summary_fields
+from russet.config import Settings
+from russet.enrollment.authority import Authority, ensure_authority
+from russet.mdm.identity import IdentityVerifier, MdmSignatureSource, ReplayGuard
+from russet.mdm.service import LastSeen, MdmService
+from russet.storage import Storage
+from russet.storage.db import make_engine, migrate
+from russet.storage.secretbox import SecretBox
+
+
+def _inventory_hook(request_type: str, report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    sections = inventory_update(request_type, report)
+    if sections is None:
+        return None
+    return sections, summary_fields(sections)
+
+
+@dataclass
+class Russet:
+    settings: Settings
+    storage: Storage
+    authority: Authority
+    mdm: MdmService
+    identities: IdentityVerifier
+    last_seen: LastSeen
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
+        box = SecretBox.load(settings.data_dir, settings.master_key)
+        engine = make_engine(settings.database_url)
+        if migrate_db:
+            migrate(engine)
+        storage = Storage.open(
+            engine, box, max_attempts=settings.max_delivery_attempts, inventory_hook=_inventory_hook
+        )
+        authority = ensure_authority(storage.certificates)
+        last_seen = LastSeen()
+        return cls(
+            settings=settings,
+            storage=storage,
+            authority=authority,
+            mdm=MdmService(storage, settings.push_topic, last_seen),
+            identities=IdentityVerifier(authority.ca_certificate, [MdmSignatureSource(ReplayGuard())]),
+            last_seen=last_seen,
+        )
+
+    def flush_last_seen(self) -> None:
+        self.storage.enrollments.touch(self.last_seen.drain())
+
+    def close(self) -> None:
+        self.flush_last_seen()
+        self.storage.engine.dispose()

@@ -1,0 +1,82 @@
+"""Admin API keys, stored as SHA-256 hashes only.
+
+Keys are 256 random bits, so a plain SHA-256 (no slow KDF) is enough to make a stolen table
+useless, and lets a request be authenticated with one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.schema import api_keys
+
+KEY_PREFIX = "rus_"
+
+
+class ApiKeyError(ValueError):
+    """The key name is unusable or taken."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(self, name: str) -> str:
+        """Store a new key and return it; this is the only time the clear key exists."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ApiKeyError("an API key name must be 1 to 100 characters")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(api_keys).values(name=name, key_hash=_hash(key), prefix=key[:10], created_at=utcnow())
+                )
+        except IntegrityError:
+            raise ApiKeyError(f"an API key named {name!r} already exists") from None
+        return key
+
+    def authenticate(self, key: str) -> str | None:
+        """The name of the live key matching `key`, or None."""
+        with reading(self._engine) as conn:
+            row = conn.execute(
+                select(api_keys.c.name).where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked_at.is_(None))
+            ).first()
+        return None if row is None else row.name
+
+    def revoke(self, name: str) -> bool:
+        with self._engine.begin() as conn:
+            res = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return res.rowcount > 0
+
+    def list(self) -> list[ApiKey]:
+        with reading(self._engine) as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.name)).all()
+        return [
+            ApiKey(r.name, r.prefix, as_utc(r.created_at), as_utc(r.last_used_at), as_utc(r.revoked_at))  # type: ignore[arg-type]
+            for r in rows
+        ]

@@ -1,0 +1,259 @@
+"""Enrollments: who is enrolled, which identity certificate is bound to them, push tokens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.engine import Row
+
+from russet.mdm.channels import Channel
+from russet.storage.db import reading, upsert, utcnow
+from russet.storage.schema import command_queue, enrollments, inventory
+from russet.storage.secretbox import SecretBox
+
+ACTIVE_STATUSES = ("queued", "sent", "notnow")
+SUMMARY_COLUMNS = ("serial_number", "model", "model_name", "product_name", "device_name", "os_version", "build_version")
+
+
+class EnrollmentConflict(Exception):
+    """The identity certificate is bound to another enrollment; nothing was stored."""
+
+
+class NotEnrolled(Exception):
+    """No enrollment matches; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What Authenticate tells about the device (all optional)."""
+
+    serial_number: str | None = None
+    model: str | None = None
+    model_name: str | None = None
+    product_name: str | None = None
+    device_name: str | None = None
+    os_version: str | None = None
+    build_version: str | None = None
+
+
+def cancel_active(conn: Connection, device_id: str, reason: str) -> int:
+    """Close every undelivered command of a device and its user channels, with a reason.
+
+    Commands are never deleted silently: they end as `cancelled` and say why.
+    """
+    channel_ids = select(enrollments.c.id).where(enrollments.c.device_id == device_id).scalar_subquery()
+    res = conn.execute(
+        update(command_queue)
+        .where(command_queue.c.enrollment_id.in_(channel_ids), command_queue.c.status.in_(ACTIVE_STATUSES))
+        .values(status="cancelled", status_reason=reason, reported_at=utcnow())
+    )
+    return res.rowcount
+
+
+class EnrollmentStore:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    # -- check-in messages -------------------------------------------------------------------
+
+    def authenticate(self, ch: Channel, identity_fp: str, topic: str, facts: DeviceFacts) -> bool:
+        """Record a (re-)enrollment; returns True when the device was already known.
+
+        A known device re-enrolling has its undelivered commands cancelled and stays disabled
+        until its TokenUpdate, so nothing queued for its previous life reaches it.
+        """
+        now = utcnow()
+        with self._engine.begin() as conn:
+            self._refuse_foreign_identity(conn, identity_fp, ch.device_id)
+            known = conn.execute(select(enrollments.c.id).where(enrollments.c.id == ch.enrollment_id)).first()
+            values: dict[str, Any] = {
+                "enabled": False,
+                "identity_fp": identity_fp,
+                "topic": topic,
+                "authenticated_at": now,
+                "checked_out_at": None,
+                **{k: v for k, v in vars(facts).items() if v is not None},
+            }
+            if known:
+                cancel_active(conn, ch.device_id, "the device enrolled again (Authenticate)")
+                conn.execute(
+                    update(enrollments).where(enrollments.c.device_id == ch.device_id).values(enabled=False)
+                )
+                conn.execute(update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values))
+            else:
+                conn.execute(
+                    insert(enrollments).values(
+                        id=ch.enrollment_id,
+                        device_id=ch.device_id,
+                        channel="device",
+                        enrollment_type=ch.enrollment_type,
+                        awaiting_configuration=False,
+                        created_at=now,
+                        **values,
+                    )
+                )
+        return known is not None
+
+    def token_update(
+        self,
+        ch: Channel,
+        identity_fp: str,
+        topic: str,
+        token: bytes,
+        push_magic: str,
+        unlock_token: bytes | None,
+        awaiting_configuration: bool,
+    ) -> None:
+        """Store fresh push credentials; the first one completes the enrollment."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "enabled": True,
+            "topic": topic,
+            "push_token": token.hex(),
+            "push_magic": push_magic,
+            "awaiting_configuration": awaiting_configuration,
+            "token_updated_at": now,
+            "last_seen_at": now,
+        }
+        if unlock_token:  # an absent UnlockToken keeps the stored one (Apple §a.4.2)
+            values["sealed_unlock_token"] = self._box.seal(unlock_token, f"unlock-token:{ch.device_id}")
+        with self._engine.begin() as conn:
+            device = self._bound_device(conn, ch.device_id, identity_fp)
+            if not ch.is_user:
+                conn.execute(update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values))
+                return
+            if not device.enabled:
+                raise NotEnrolled("the device channel has not completed enrollment (no TokenUpdate yet)")
+            upsert(
+                conn,
+                enrollments,
+                {
+                    "id": ch.enrollment_id,
+                    "device_id": ch.device_id,
+                    "channel": "user",
+                    "enrollment_type": ch.enrollment_type,
+                    "user_id": ch.user_id,
+                    "user_short_name": ch.user_short_name,
+                    "user_long_name": ch.user_long_name,
+                    "identity_fp": identity_fp,
+                    "created_at": now,
+                    **values,
+                },
+                ["id"],
+                ["user_short_name", "user_long_name", "identity_fp", *values],
+            )
+
+    def check_out(self, ch: Channel, identity_fp: str) -> None:
+        """The MDM profile was removed: disable every channel and close its queue."""
+        with self._engine.begin() as conn:
+            self._bound_device(conn, ch.device_id, identity_fp)
+            cancel_active(conn, ch.device_id, "the device removed its MDM profile (CheckOut)")
+            conn.execute(
+                update(enrollments)
+                .where(enrollments.c.device_id == ch.device_id)
+                .values(enabled=False, checked_out_at=utcnow())
+            )
+
+    def _refuse_foreign_identity(self, conn: Connection, identity_fp: str, device_id: str) -> None:
+        other = conn.execute(
+            select(enrollments.c.device_id)
+            .where(enrollments.c.identity_fp == identity_fp, enrollments.c.device_id != device_id)
+            .limit(1)
+        ).first()
+        if other is not None:
+            raise EnrollmentConflict("this identity certificate belongs to another enrolled device")
+
+    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any]:
+        row = conn.execute(
+            select(enrollments.c.identity_fp, enrollments.c.enabled).where(enrollments.c.id == device_id)
+        ).first()
+        if row is None:
+            raise NotEnrolled("unknown device: it has not sent Authenticate")
+        if row.identity_fp != identity_fp:
+            raise EnrollmentConflict("the identity certificate is not the one bound to this device")
+        return row
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, enrollment_id: str) -> dict[str, Any] | None:
+        with reading(self._engine) as conn:
+            row = conn.execute(select(enrollments).where(enrollments.c.id == enrollment_id)).first()
+            if row is None:
+                return None
+            sections = conn.execute(
+                select(inventory.c.section, inventory.c.data).where(inventory.c.enrollment_id == enrollment_id)
+            ).all()
+        data = dict(row._mapping)
+        data["inventory"] = {s.section: json.loads(s.data) for s in sections}
+        return data
+
+    def list(
+        self, *, limit: int = 100, after: str | None = None, search: str | None = None, channel: str = "device"
+    ) -> list[dict[str, Any]]:
+        """A page of enrollments in id order (keyset pagination: pass the last id as `after`)."""
+        query = select(enrollments).where(enrollments.c.channel == channel).order_by(enrollments.c.id).limit(limit)
+        if after is not None:
+            query = query.where(enrollments.c.id > after)
+        if search:
+            like = f"%{search.lower()}%"
+            query = query.where(
+                or_(
+                    func.lower(enrollments.c.id).like(like),
+                    func.lower(enrollments.c.serial_number).like(like),
+                    func.lower(enrollments.c.device_name).like(like),
+                )
+            )
+        with reading(self._engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def count(self, channel: str = "device") -> int:
+        with reading(self._engine) as conn:
+            return conn.execute(select(func.count()).where(enrollments.c.channel == channel)).scalar_one()
+
+    def existing(self, ids: list[str]) -> set[str]:
+        with reading(self._engine) as conn:
+            return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
+
+    def unlock_token(self, device_id: str) -> bytes | None:
+        with reading(self._engine) as conn:
+            sealed = conn.execute(
+                select(enrollments.c.sealed_unlock_token).where(enrollments.c.id == device_id)
+            ).scalar()
+        return None if sealed is None else self._box.open(sealed, f"unlock-token:{device_id}")
+
+    # -- writes from other parts ---------------------------------------------------------------
+
+    def touch(self, seen: dict[str, datetime]) -> None:
+        """Record last-seen times in one batch (the device hot path only collects them)."""
+        if not seen:
+            return
+        stmt = (
+            update(enrollments)
+            .where(and_(enrollments.c.id == bindparam("eid"), or_(
+                enrollments.c.last_seen_at.is_(None), enrollments.c.last_seen_at < bindparam("seen")
+            )))
+            .values(last_seen_at=bindparam("seen"))
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt, [{"eid": k, "seen": v} for k, v in seen.items()])
+
+
+def merge_inventory(conn: Connection, enrollment_id: str, sections: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Store inventory sections from a command result and refresh the device's list columns."""
+    now = utcnow()
+    for section, data in sections.items():
+        upsert(
+            conn,
+            inventory,
+            {"enrollment_id": enrollment_id, "section": section, "data": json.dumps(data), "updated_at": now},
+            ["enrollment_id", "section"],
+            ["data", "updated_at"],
+        )
+    columns = {k: v for k, v in summary.items() if k in SUMMARY_COLUMNS and isinstance(v, str) and v}
+    if columns:
+        conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id).values(**columns))

@@ -1,0 +1,255 @@
+"""The command queue: enqueueing, the device's report-and-next exchange, and status reads.
+
+`exchange` is the hot path of the whole server (every PUT /mdm/connect): one SELECT that
+checks the enrollment's bound identity and finds the next command at once, then at most one
+transaction of writes. Command bodies are rendered once at enqueue time with a placeholder
+UUID, so delivery is a byte substitution.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, update
+from sqlalchemy.orm import aliased
+
+from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.enrollments import ACTIVE_STATUSES, merge_inventory
+from russet.storage.schema import command_queue, commands, enrollments
+
+UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"
+TERMINAL_STATUSES = ("acknowledged", "error", "format_error", "cancelled", "undeliverable")
+REPORT_STATUS = {"Acknowledged": "acknowledged", "Error": "error", "CommandFormatError": "format_error", "NotNow": "notnow"}
+
+# Hook that turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) or None.
+InventoryHook = Callable[[str, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]
+
+
+class UnknownDevices(ValueError):
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__("no enrollment with id " + ", ".join(sorted(missing)))
+        self.missing = missing
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One device report: its status, the command it answers, and the raw plist bytes."""
+
+    status: str  # Idle | Acknowledged | Error | CommandFormatError | NotNow
+    command_uuid: str | None
+    raw: bytes
+    parsed: dict[str, Any]
+    error_summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What the connect handler needs back."""
+
+    known: bool
+    identity_fp: str | None = None
+    enabled: bool = False
+    body: bytes | None = None  # next command plist, or None for an empty 200
+    stored: bool = False  # whether the report changed a command's state
+
+
+def _new_uuid() -> str:
+    return str(uuidlib.uuid4()).upper()
+
+
+class CommandQueue:
+    def __init__(self, engine: Engine, max_attempts: int, inventory_hook: InventoryHook | None = None) -> None:
+        self._engine = engine
+        self._max_attempts = max_attempts
+        self._inventory_hook = inventory_hook
+        self._next_queries = {flag: self._build_next_query(flag) for flag in (True, False)}
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def enqueue(
+        self, request_type: str, body_template: bytes, enrollment_ids: list[str], created_by: str | None
+    ) -> dict[str, str]:
+        """Queue one command for many enrollments; returns enrollment id -> CommandUUID."""
+        ids = list(dict.fromkeys(enrollment_ids))
+        now = utcnow()
+        with self._engine.begin() as conn:
+            found = set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise UnknownDevices(missing)
+            command_id = conn.execute(
+                insert(commands)
+                .values(request_type=request_type, body_template=body_template, created_by=created_by, created_at=now)
+                .returning(commands.c.id)
+            ).scalar_one()
+            uuids = {eid: _new_uuid() for eid in ids}
+            conn.execute(
+                insert(command_queue),
+                [
+                    {
+                        "command_uuid": u,
+                        "command_id": command_id,
+                        "enrollment_id": eid,
+                        "status": "queued",
+                        "attempts": 0,
+                        "notnow_count": 0,
+                        "created_at": now,
+                    }
+                    for eid, u in uuids.items()
+                ],
+            )
+        return uuids
+
+    # -- the device exchange ------------------------------------------------------------------
+
+    @staticmethod
+    def _build_next_query(include_notnow: bool) -> Any:
+        q2 = aliased(command_queue)
+        rq = aliased(command_queue)
+        rc = aliased(commands)
+        next_id = (
+            select(q2.c.id)
+            .where(
+                q2.c.enrollment_id == enrollments.c.id,
+                # Within a session, NotNow commands wait for the next one (Apple §b.4); an Idle
+                # report opens a session, so that is when they are offered again.
+                q2.c.status.in_(ACTIVE_STATUSES if include_notnow else ("queued", "sent")),
+                q2.c.command_uuid != bindparam("reported_uuid"),
+            )
+            .order_by(q2.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        reported = (
+            select(rq.c.status, rc.c.request_type)
+            .join(rc, rc.c.id == rq.c.command_id)
+            .where(rq.c.command_uuid == bindparam("reported_uuid"), rq.c.enrollment_id == enrollments.c.id)
+        )
+        return (
+            select(
+                enrollments.c.identity_fp,
+                enrollments.c.enabled,
+                command_queue.c.id.label("next_id"),
+                command_queue.c.command_uuid.label("next_uuid"),
+                command_queue.c.attempts.label("next_attempts"),
+                commands.c.body_template,
+                reported.with_only_columns(rq.c.status).scalar_subquery().label("reported_status"),
+                reported.with_only_columns(rc.c.request_type).scalar_subquery().label("reported_type"),
+            )
+            .select_from(enrollments)
+            .outerjoin(command_queue, and_(command_queue.c.id == next_id, enrollments.c.enabled))
+            .outerjoin(commands, commands.c.id == command_queue.c.command_id)
+            .where(enrollments.c.id == bindparam("eid"))
+        )
+
+    def exchange(self, enrollment_id: str, identity_fp: str, report: Report) -> Exchange:
+        """Apply a device report (if it carries one) and hand out the next command.
+
+        The caller must refuse the request when `known` is False or `identity_fp` differs;
+        nothing is written in those cases.
+        """
+        reported_uuid = report.command_uuid if report.status != "Idle" and report.command_uuid else ""
+        params = {"eid": enrollment_id, "reported_uuid": reported_uuid}
+        next_query = self._next_queries[report.status == "Idle"]
+        with self._engine.begin() as conn:
+            row = conn.execute(next_query, params).first()
+            if row is None:
+                return Exchange(known=False)
+            if row.identity_fp != identity_fp:
+                return Exchange(known=True, identity_fp=row.identity_fp, enabled=row.enabled)
+            stored = False
+            if reported_uuid and row.reported_status in ACTIVE_STATUSES:
+                self._store_report(conn, enrollment_id, report, row.reported_type)
+                stored = True
+            body = None
+            while row is not None and row.next_id is not None:
+                if row.next_attempts >= self._max_attempts:
+                    self._give_up(conn, row.next_id)
+                    row = conn.execute(next_query, params).first()
+                    continue
+                conn.execute(
+                    update(command_queue)
+                    .where(command_queue.c.id == row.next_id)
+                    .values(status="sent", attempts=command_queue.c.attempts + 1, sent_at=utcnow())
+                )
+                body = row.body_template.replace(UUID_PLACEHOLDER.encode(), row.next_uuid.encode())
+                break
+        return Exchange(known=True, identity_fp=identity_fp, enabled=True, body=body, stored=stored)
+
+    def _store_report(self, conn: Connection, enrollment_id: str, report: Report, request_type: str) -> None:
+        status = REPORT_STATUS[report.status]
+        values: dict[str, Any] = {"status": status, "result": report.raw, "reported_at": utcnow()}
+        if status == "notnow":
+            # A NotNow is an answer, not a lost delivery: it does not count towards giving up.
+            values.update(notnow_count=command_queue.c.notnow_count + 1, attempts=0)
+        if report.error_summary:
+            values["status_reason"] = report.error_summary
+        conn.execute(
+            update(command_queue)
+            .where(command_queue.c.command_uuid == report.command_uuid, command_queue.c.enrollment_id == enrollment_id)
+            .values(**values)
+        )
+        if status == "acknowledged" and self._inventory_hook is not None:
+            found = self._inventory_hook(request_type, report.parsed)
+            if found is not None:
+                merge_inventory(conn, enrollment_id, *found)
+
+    def _give_up(self, conn: Connection, queue_id: int) -> None:
+        conn.execute(
+            update(command_queue)
+            .where(command_queue.c.id == queue_id)
+            .values(
+                status="undeliverable",
+                reported_at=utcnow(),
+                status_reason=f"handed to the device {self._max_attempts} times without an answer",
+            )
+        )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def by_uuid(self, command_uuid: str) -> dict[str, Any] | None:
+        with reading(self._engine) as conn:
+            row = conn.execute(_status_query().where(command_queue.c.command_uuid == command_uuid)).first()
+        return None if row is None else _status_dict(row)
+
+    def for_enrollment(self, enrollment_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        query = _status_query().where(command_queue.c.enrollment_id == enrollment_id)
+        with reading(self._engine) as conn:
+            rows = conn.execute(query.order_by(command_queue.c.id.desc()).limit(limit)).all()
+        return [_status_dict(r) for r in rows]
+
+    def siblings(self, command_uuid: str) -> list[dict[str, Any]]:
+        """Every delivery of the same command (one per device it was sent to)."""
+        parent = select(command_queue.c.command_id).where(command_queue.c.command_uuid == command_uuid)
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                _status_query().where(command_queue.c.command_id == parent.scalar_subquery()).order_by(command_queue.c.id)
+            ).all()
+        return [_status_dict(r) for r in rows]
+
+
+def _status_query() -> Any:
+    return select(
+        command_queue.c.command_uuid,
+        command_queue.c.enrollment_id,
+        command_queue.c.status,
+        command_queue.c.status_reason,
+        command_queue.c.attempts,
+        command_queue.c.notnow_count,
+        command_queue.c.result,
+        command_queue.c.created_at,
+        command_queue.c.sent_at,
+        command_queue.c.reported_at,
+        commands.c.request_type,
+        commands.c.created_by,
+    ).join(commands, commands.c.id == command_queue.c.command_id)
+
+
+def _status_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("created_at", "sent_at", "reported_at"):
+        data[key] = as_utc(data[key])
+    return data

@@ -1,0 +1,148 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+Core rather than the ORM: the device hot path runs a couple of hand-shaped statements per
+request and should not pay for identity maps. Alembic migrations under `migrations/` create
+exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A BIGINT primary key that SQLite still treats as its rowid alias (autoincrement).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=True),
+    Column("sealed_value", LargeBinary, nullable=True),  # SecretBox ciphertext
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),  # ca | server_signing | device_identity
+    Column("fingerprint", String(64), nullable=False, unique=True),  # SHA-256 of the DER
+    Column("subject", Text, nullable=False),
+    Column("serial", String(64), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("der", LargeBinary, nullable=False),
+    Column("sealed_key", LargeBinary, nullable=True),  # only for Russet's own identities
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_certificates_kind", "kind"),
+)
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    # Resolved enrollment id: UDID or EnrollmentID for a device channel, "<device>:<user>" for a user.
+    Column("id", String(300), primary_key=True),
+    Column("device_id", String(255), nullable=False),  # the device channel's id (itself for devices)
+    Column("channel", String(10), nullable=False),  # device | user
+    Column("enrollment_type", String(30), nullable=False),  # device | user_enrollment | user | shared_ipad
+    Column("user_id", String(255), nullable=True),
+    Column("user_short_name", String(255), nullable=True),
+    Column("user_long_name", String(255), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=False),
+    Column("identity_fp", String(64), nullable=True),  # bound certificate (SHA-256 of the DER)
+    Column("topic", String(255), nullable=True),
+    Column("push_token", String(512), nullable=True),  # hex
+    Column("push_magic", String(255), nullable=True),
+    Column("sealed_unlock_token", LargeBinary, nullable=True),
+    Column("awaiting_configuration", Boolean, nullable=False, default=False),
+    Column("serial_number", String(64), nullable=True),
+    Column("model", String(100), nullable=True),
+    Column("model_name", String(100), nullable=True),
+    Column("product_name", String(100), nullable=True),
+    Column("device_name", String(255), nullable=True),
+    Column("os_version", String(50), nullable=True),
+    Column("build_version", String(50), nullable=True),
+    Column("authenticated_at", DateTime(timezone=True), nullable=True),
+    Column("token_updated_at", DateTime(timezone=True), nullable=True),
+    Column("checked_out_at", DateTime(timezone=True), nullable=True),
+    Column("last_seen_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_enrollments_device_id", "device_id"),
+    Index("ix_enrollments_serial_number", "serial_number"),
+    Index("ix_enrollments_identity_fp", "identity_fp"),
+)
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("enrollment_id", String(300), ForeignKey("enrollments.id", ondelete="CASCADE"), primary_key=True),
+    Column("section", String(60), primary_key=True),  # DeviceInformation | SecurityInfo | ...
+    Column("data", Text, nullable=False),  # JSON
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_type", String(100), nullable=False),
+    # The command plist with a placeholder CommandUUID, rendered once at enqueue time so
+    # delivering it is a byte substitution (see storage.queue.UUID_PLACEHOLDER).
+    Column("body_template", LargeBinary, nullable=False),
+    Column("created_by", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+command_queue = Table(
+    "command_queue",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),  # also the delivery order
+    Column("command_uuid", String(64), nullable=False, unique=True),
+    Column("command_id", BigInteger, ForeignKey("commands.id"), nullable=False),
+    Column("enrollment_id", String(300), ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=False),
+    # queued | sent | notnow | acknowledged | error | format_error | cancelled | undeliverable
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("notnow_count", Integer, nullable=False, default=0),
+    Column("status_reason", Text, nullable=True),
+    Column("result", LargeBinary, nullable=True),  # the device's full report plist, as sent
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("reported_at", DateTime(timezone=True), nullable=True),
+    Index("ix_command_queue_enrollment_id_status_id", "enrollment_id", "status", "id"),
+    Index("ix_command_queue_command_id", "command_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the key
+    Column("prefix", String(16), nullable=False),  # shown to people to tell keys apart
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

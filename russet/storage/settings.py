@@ -1,0 +1,33 @@
+"""Key/value settings, with sealed (encrypted) values for secrets."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from russet.storage.db import reading, upsert, utcnow
+from russet.storage.schema import settings
+from russet.storage.secretbox import SecretBox
+
+
+class SettingsStore:
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    def get(self, key: str) -> str | None:
+        with reading(self._engine) as conn:
+            return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+
+    def set(self, key: str, value: str) -> None:
+        with self._engine.begin() as conn:
+            upsert(conn, settings, {"key": key, "value": value, "updated_at": utcnow()}, ["key"], ["value", "updated_at"])
+
+    def get_secret(self, key: str) -> bytes | None:
+        with reading(self._engine) as conn:
+            sealed = conn.execute(select(settings.c.sealed_value).where(settings.c.key == key)).scalar()
+        return None if sealed is None else self._box.open(sealed, f"settings:{key}")
+
+    def set_secret(self, key: str, secret: bytes) -> None:
+        row = {"key": key, "sealed_value": self._box.seal(secret, f"settings:{key}"), "updated_at": utcnow()}
+        with self._engine.begin() as conn:
+            upsert(conn, settings, row, ["key"], ["sealed_value", "updated_at"])

@@ -1,0 +1,1 @@
+"""Peers that tests and benchmarks run against Russet: simulated devices (and, later, Apple's services)."""

@@ -1,0 +1,129 @@
+"""A simulated Apple device that speaks the MDM protocol the way a real one does.
+
+It installs a Russet enrollment profile (verifying its CMS signature and opening the PKCS#12
+identity with the payload's password), then signs every request body with that identity in
+an `Mdm-Signature` header, as a device does when the MDM payload sets SignMessage.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import plistlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from russet.pki import sign_detached, verify_attached
+
+CHECKIN_TYPE = "application/x-apple-aspen-mdm-checkin"
+CONNECT_TYPE = "application/x-apple-aspen-mdm; charset=UTF-8"
+
+
+class HttpClient(Protocol):
+    def put(self, url: str, *, content: bytes, headers: dict[str, str]) -> Any: ...
+
+
+@dataclass
+class Enrollment:
+    """What a device keeps from an installed enrollment profile."""
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+    server_url: str
+    checkin_url: str
+    topic: str
+
+    @classmethod
+    def from_profile(cls, profile: bytes) -> Enrollment:
+        if profile.startswith(b"<?xml") or profile.startswith(b"bplist"):
+            content = profile
+        else:
+            content, _signer = verify_attached(profile)
+        payloads = {p["PayloadType"]: p for p in plistlib.loads(content)["PayloadContent"]}
+        mdm = payloads["com.apple.mdm"]
+        identity = next(p for p in payloads.values() if p["PayloadUUID"] == mdm["IdentityCertificateUUID"])
+        key, cert, _ = pkcs12.load_key_and_certificates(identity["PayloadContent"], identity["Password"].encode())
+        assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
+        return cls(cert, key, mdm["ServerURL"], mdm.get("CheckInURL", mdm["ServerURL"]), mdm["Topic"])
+
+
+@dataclass
+class SimDevice:
+    enrollment: Enrollment
+    udid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    serial: str = field(default_factory=lambda: os.urandom(6).hex().upper())
+    push_token: bytes = field(default_factory=lambda: os.urandom(32))
+    push_magic: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    path_only: bool = False  # send only the URL path (for ASGI test clients with a base URL)
+
+    # -- message bodies ------------------------------------------------------------------------
+
+    def authenticate_message(self) -> dict[str, Any]:
+        return {
+            "MessageType": "Authenticate",
+            "Topic": self.enrollment.topic,
+            "UDID": self.udid,
+            "SerialNumber": self.serial,
+            "ProductName": "iPhone15,2",
+            "OSVersion": "18.1",
+            "BuildVersion": "22B83",
+        }
+
+    def token_update_message(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "MessageType": "TokenUpdate",
+            "Topic": self.enrollment.topic,
+            "UDID": self.udid,
+            "Token": self.push_token,
+            "PushMagic": self.push_magic,
+            "UnlockToken": os.urandom(64),
+            "AwaitingConfiguration": False,
+            **extra,
+        }
+
+    def report_message(self, status: str, command_uuid: str | None = None, **extra: Any) -> dict[str, Any]:
+        msg: dict[str, Any] = {"UDID": self.udid, "Status": status, **extra}
+        if command_uuid is not None:
+            msg["CommandUUID"] = command_uuid
+        return msg
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def signed_headers(self, body: bytes, content_type: str) -> dict[str, str]:
+        signature = sign_detached(body, self.enrollment.certificate, self.enrollment.key)
+        return {"Content-Type": content_type, "Mdm-Signature": base64.b64encode(signature).decode()}
+
+    def _url(self, url: str) -> str:
+        if not self.path_only:
+            return url
+        return "/" + url.split("://", 1)[-1].split("/", 1)[1]
+
+    def send_raw(self, client: HttpClient, kind: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+        url = self.enrollment.checkin_url if kind == "checkin" else self.enrollment.server_url
+        content_type = CHECKIN_TYPE if kind == "checkin" else CONNECT_TYPE
+        return client.put(self._url(url), content=body, headers=headers or self.signed_headers(body, content_type))
+
+    def check_in(self, client: HttpClient, msg: dict[str, Any]) -> Any:
+        return self.send_raw(client, "checkin", plistlib.dumps(msg))
+
+    def connect(self, client: HttpClient, msg: dict[str, Any]) -> Any:
+        return self.send_raw(client, "connect", plistlib.dumps(msg))
+
+    def enroll(self, client: HttpClient) -> None:
+        """Authenticate then TokenUpdate, as a device installing the profile does."""
+        for msg in (self.authenticate_message(), self.token_update_message()):
+            response = self.check_in(client, msg)
+            if response.status_code != 200:
+                raise RuntimeError(f"{msg['MessageType']} refused: {response.status_code} {response.text}")
+
+    @staticmethod
+    def command_of(response: Any) -> dict[str, Any] | None:
+        """The command plist in a connect response, None for the empty "no more commands" body."""
+        if response.status_code != 200:
+            raise RuntimeError(f"connect refused: {response.status_code} {response.text}")
+        return plistlib.loads(response.content) if response.content else None
