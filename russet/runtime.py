@@ -51,7 +51,7 @@ class Russet:
             storage=storage,
             authority=authority,
             mdm=MdmService(storage, settings.push_topic, last_seen),
-            identities=IdentityVerifier(authority.ca_certificate, [MdmSignatureSource(ReplayGuard())]),
+            identities=IdentityVerifier(authority.ca_certificate, [MdmSignatureSource()], ReplayGuard()),
             last_seen=last_seen,
         )
 

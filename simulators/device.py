@@ -43,7 +43,7 @@ class Enrollment:
         if profile.startswith(b"<?xml") or profile.startswith(b"bplist"):
             content = profile
         else:
-            content, _signer = verify_attached(profile)
+            content = verify_attached(profile).content
         payloads = {p["PayloadType"]: p for p in plistlib.loads(content)["PayloadContent"]}
         mdm = payloads["com.apple.mdm"]
         identity = next(p for p in payloads.values() if p["PayloadUUID"] == mdm["IdentityCertificateUUID"])
@@ -59,6 +59,7 @@ class SimDevice:
     serial: str = field(default_factory=lambda: os.urandom(6).hex().upper())
     push_token: bytes = field(default_factory=lambda: os.urandom(32))
     push_magic: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+    os_version: str = "18.1"
     path_only: bool = False  # send only the URL path (for ASGI test clients with a base URL)
 
     # -- message bodies ------------------------------------------------------------------------
@@ -70,7 +71,7 @@ class SimDevice:
             "UDID": self.udid,
             "SerialNumber": self.serial,
             "ProductName": "iPhone15,2",
-            "OSVersion": "18.1",
+            "OSVersion": self.os_version,
             "BuildVersion": "22B83",
         }
 

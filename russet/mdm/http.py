@@ -45,7 +45,7 @@ def device_routes(russet: Russet) -> list[Route]:
     limit = russet.settings.max_body_bytes
 
     def handle(kind: str, headers: dict[str, str], body: bytes) -> bytes | None:
-        identity = russet.identities.identify(headers, body)
+        identity = russet.identities.identify(headers, body, unique=kind == "checkin")
         msg = parse_plist(body)
         if kind == "checkin":
             return russet.mdm.check_in(identity, msg)

@@ -31,8 +31,17 @@ class Identity:
     certificate: x509.Certificate
 
 
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """A certificate as a source found it, with what replay checks need."""
+
+    certificate: x509.Certificate
+    signed_at: datetime | None = None  # when a signature says it was made
+    signature: bytes | None = None  # the signature bytes, to recognise a replay
+
+
 class IdentitySource(Protocol):
-    def certificate(self, headers: Mapping[str, str], body: bytes) -> x509.Certificate | None:
+    def present(self, headers: Mapping[str, str], body: bytes) -> Presented | None:
         """The certificate this source finds in the request, None if it has none to offer.
 
         Raises Forbidden when it finds one that does not hold up (bad signature, forged header).
@@ -40,11 +49,13 @@ class IdentitySource(Protocol):
 
 
 class ReplayGuard:
-    """Refuses a signature seen before within the window, or signed outside it.
+    """Refuses signatures made outside the window and, for state-changing messages, repeats.
 
-    Only signatures that carry a CMS signing time are checked: those are unique per message,
-    so a repeat is a replay. (A device re-sending an unchanged, time-less body is a legitimate
-    retry; command reports are idempotent in the queue for that case.)
+    Signing times have one-second resolution and RSA signatures are deterministic, so a device
+    sending the same Idle report twice within a second produces identical bytes: repeats are
+    therefore refused only for check-in messages (Authenticate, TokenUpdate, CheckOut), which a
+    device never legitimately sends twice in the same second. Command reports are idempotent in
+    the queue instead. Signatures without a signing time are not checked.
     """
 
     def __init__(self, window_seconds: int = 600, max_entries: int = 200_000) -> None:
@@ -53,14 +64,16 @@ class ReplayGuard:
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, signature_der: bytes, signed_at: datetime | None) -> None:
-        if signed_at is None:
+    def check(self, presented: Presented, unique: bool) -> None:
+        signed_at = presented.signed_at
+        if signed_at is None or presented.signature is None:
             return
         now = time.time()
-        age = now - signed_at.timestamp()
-        if abs(age) > self._window:
+        if abs(now - signed_at.timestamp()) > self._window:
             raise Forbidden(f"the signature's signing time {signed_at.isoformat()} is outside the accepted window")
-        digest = hashlib.sha256(signature_der).digest()
+        if not unique:
+            return
+        digest = hashlib.sha256(presented.signature).digest()
         with self._lock:
             while self._seen and (next(iter(self._seen.values())) < now - self._window or len(self._seen) > self._max):
                 self._seen.popitem(last=False)
@@ -72,10 +85,7 @@ class ReplayGuard:
 class MdmSignatureSource:
     """Apple's `Mdm-Signature` header: a detached CMS signature over the raw body (§c.2)."""
 
-    def __init__(self, replay_guard: ReplayGuard) -> None:
-        self._replay = replay_guard
-
-    def certificate(self, headers: Mapping[str, str], body: bytes) -> x509.Certificate | None:
+    def present(self, headers: Mapping[str, str], body: bytes) -> Presented | None:
         header = headers.get("mdm-signature")
         if not header:
             return None
@@ -87,25 +97,30 @@ class MdmSignatureSource:
             signed = verify_detached(signature, body)
         except SignatureError as exc:
             raise Forbidden(f"Mdm-Signature does not verify: {exc}") from None
-        self._replay.check(signature, signed.signing_time)
-        return signed.certificate
+        return Presented(signed.certificate, signed.signing_time, signature)
 
 
 class IdentityVerifier:
     """Finds and validates the request's identity; caches certificates already validated."""
 
-    def __init__(self, ca_certificate: x509.Certificate, sources: Sequence[IdentitySource]) -> None:
+    def __init__(
+        self, ca_certificate: x509.Certificate, sources: Sequence[IdentitySource], replay_guard: ReplayGuard
+    ) -> None:
         self._ca = ca_certificate
         self._sources = sources
+        self._replay = replay_guard
         self._valid_until: dict[str, datetime] = {}
 
-    def identify(self, headers: Mapping[str, str], body: bytes) -> Identity:
+    def identify(self, headers: Mapping[str, str], body: bytes, *, unique: bool) -> Identity:
+        """`unique`: the message changes state, so an exact repeat is refused as a replay."""
         for source in self._sources:
-            cert = source.certificate(headers, body)
-            if cert is not None:
+            presented = source.present(headers, body)
+            if presented is not None:
                 break
         else:
             raise Unauthenticated("no device identity: the request carries no Mdm-Signature header")
+        self._replay.check(presented, unique)
+        cert = presented.certificate
         fp = fingerprint(cert)
         now = datetime.now(UTC)
         until = self._valid_until.get(fp)

@@ -1,0 +1,243 @@
+"""CMS SignedData: verifying device signatures (``Mdm-Signature``, ADE MachineInfo), signing profiles.
+
+Verification parses with asn1crypto, which exposes what ``cryptography`` hides (signer infos,
+signed attributes, the raw bytes that were signed), and does the cryptography with
+``cryptography``. ``verify_detached`` runs on every device request: embedded certificates are
+handed to ``cryptography`` as raw DER without asn1crypto decoding them, and signed attributes are
+walked without building typed objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import cms, core, parser
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+class SignatureError(Exception):
+    """A CMS signature is malformed, unsupported or does not verify; ``str()`` says why."""
+
+
+def _hash_algorithm(algorithm: cms.DigestAlgorithm) -> hashes.HashAlgorithm:
+    name = algorithm["algorithm"].native
+    if name not in _HASHES:
+        raise SignatureError(f"unsupported digest algorithm {name}")
+    return _HASHES[name]()
+
+
+def _subject_key_identifier(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _identifies(sid: cms.SignerIdentifier, cert: x509.Certificate) -> bool:
+    if sid.name == "issuer_and_serial_number":
+        return (
+            cert.serial_number == sid.chosen["serial_number"].native
+            and cert.issuer.public_bytes() == sid.chosen["issuer"].dump()
+        )
+    return _subject_key_identifier(cert) == sid.chosen.native
+
+
+def _signer_certificate(signed_data: cms.SignedData, sid: cms.SignerIdentifier) -> x509.Certificate:
+    embedded = signed_data["certificates"]
+    if not isinstance(embedded, core.Void):
+        for choice in embedded:
+            if choice.name == "certificate":
+                cert = x509.load_der_x509_certificate(choice.chosen.dump())
+                if _identifies(sid, cert):
+                    return cert
+    raise SignatureError("signer certificate is not embedded in the signature")
+
+
+_SEQUENCE, _SET, _OBJECT_IDENTIFIER, _OCTET_STRING = 0x30, 0x31, 0x06, 0x04
+_CONTENT_TYPE = core.ObjectIdentifier("1.2.840.113549.1.9.3").dump()
+_MESSAGE_DIGEST = core.ObjectIdentifier("1.2.840.113549.1.9.4").dump()
+_SIGNING_TIME = core.ObjectIdentifier("1.2.840.113549.1.9.5").dump()
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A verified signature: what was signed, by whom, and when the signer says it signed."""
+
+    content: bytes
+    certificate: x509.Certificate
+    signing_time: datetime | None  # the signingTime attribute, if the signer included one
+
+
+def _der_elements(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Split concatenated DER elements into (identifier octet, whole encoding, contents).
+
+    Signed attributes are walked with asn1crypto's low-level parser rather than its typed classes:
+    building typed objects for every attribute (signing time, S/MIME capabilities...) took about
+    90 us per request, this about 15 us.
+    """
+    elements = []
+    while data:
+        _, _, _, header, contents, trailer = parser.parse(data)
+        size = len(header) + len(contents) + len(trailer)
+        elements.append((header[0], data[:size], contents))
+        data = data[size:]
+    return elements
+
+
+def _signing_time(values: bytes) -> datetime:
+    [(identifier, encoded, _)] = _der_elements(values)
+    if identifier == _UTC_TIME:
+        return core.UTCTime.load(encoded).native  # type: ignore[no-any-return]
+    if identifier == _GENERALIZED_TIME:
+        return core.GeneralizedTime.load(encoded).native  # type: ignore[no-any-return]
+    raise SignatureError("signing time attribute is not a UTCTime or GeneralizedTime")
+
+
+def _signed_bytes(
+    signer: cms.SignerInfo, content: bytes, content_type: core.ObjectIdentifier, digest: hashes.HashAlgorithm
+) -> tuple[bytes, datetime | None]:
+    """Return what the signature covers (the content, or the signed attributes bound to it) and
+    the signing time among those attributes."""
+    transmitted = signer["signed_attrs"]
+    if isinstance(transmitted, core.Void):
+        return content, None
+    # RFC 5652 5.4: the signature covers the attributes DER-encoded as a SET, not as the [0] IMPLICIT
+    # field they are transmitted in; both share length and contents, only the tag byte differs.
+    signed = b"\x31" + transmitted.dump()[1:]
+    digests: list[bytes] = []
+    signing_time = None
+    for identifier, _, attribute in _der_elements(parser.parse(signed)[4]):
+        (oid_identifier, oid, _), (values_identifier, _, values) = _der_elements(attribute)
+        if (identifier, oid_identifier, values_identifier) != (_SEQUENCE, _OBJECT_IDENTIFIER, _SET):
+            raise SignatureError("malformed signed attribute")
+        if oid == _MESSAGE_DIGEST:
+            for value_identifier, _, value in _der_elements(values):
+                if value_identifier != _OCTET_STRING:
+                    raise SignatureError("message digest attribute is not an OCTET STRING")
+                digests.append(value)
+        elif oid == _SIGNING_TIME:
+            signing_time = _signing_time(values)
+        elif oid == _CONTENT_TYPE and [v for _, v, _ in _der_elements(values)] != [content_type.dump()]:
+            raise SignatureError("signed content-type attribute does not match the content")
+    if len(digests) != 1:
+        raise SignatureError("signed attributes must hold exactly one message digest")
+    if not hmac.compare_digest(digests[0], hashlib.new(digest.name, content).digest()):
+        raise SignatureError("message digest does not match the content")
+    return signed, signing_time
+
+
+def _check_signature(
+    signer: cms.SignerInfo, cert: x509.Certificate, data: bytes, digest: hashes.HashAlgorithm
+) -> None:
+    public_key = cert.public_key()
+    algorithm = signer["signature_algorithm"]
+    scheme = algorithm.signature_algo
+    signature = signer["signature"].native
+    try:
+        if scheme == "rsassa_pss" and isinstance(public_key, rsa.RSAPublicKey):
+            params = algorithm["parameters"]
+            mgf_hash = _hash_algorithm(params["mask_gen_algorithm"]["parameters"])
+            pss = padding.PSS(mgf=padding.MGF1(mgf_hash), salt_length=params["salt_length"].native)
+            public_key.verify(signature, data, pss, _hash_algorithm(params["hash_algorithm"]))
+        elif scheme == "rsassa_pkcs1v15" and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, padding.PKCS1v15(), digest)
+        elif scheme == "ecdsa" and isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, data, ec.ECDSA(digest))
+        else:
+            raise SignatureError(
+                f"unsupported signature algorithm {algorithm['algorithm'].native} "
+                f"for a {type(public_key).__name__}"
+            )
+    except InvalidSignature as exc:
+        raise SignatureError("signature does not verify with the signer certificate") from exc
+
+
+def _verify(der: bytes, detached_content: bytes | None) -> Signed:
+    info = cms.ContentInfo.load(der, strict=True)
+    if info["content_type"].native != "signed_data":
+        raise SignatureError(f"expected CMS SignedData, got {info['content_type'].native}")
+    signed_data = info["content"]
+    encapsulated = signed_data["encap_content_info"]
+    embedded = encapsulated["content"]
+    if detached_content is None:
+        if isinstance(embedded, core.Void):
+            raise SignatureError("SignedData is detached: it does not contain the signed content")
+        content = bytes(embedded)
+    else:
+        if not isinstance(embedded, core.Void):
+            raise SignatureError("SignedData encapsulates content: expected a detached signature")
+        content = detached_content
+    signers = signed_data["signer_infos"]
+    if len(signers) != 1:
+        raise SignatureError(f"expected exactly one signer, found {len(signers)}")
+    signer = signers[0]
+    cert = _signer_certificate(signed_data, signer["sid"])
+    digest = _hash_algorithm(signer["digest_algorithm"])
+    data, signing_time = _signed_bytes(signer, content, encapsulated["content_type"], digest)
+    _check_signature(signer, cert, data, digest)
+    return Signed(content, cert, signing_time)
+
+
+def _guarded_verify(der: bytes, detached_content: bytes | None) -> Signed:
+    # The input comes straight from the network and asn1crypto decodes lazily, so a malformed
+    # structure can surface as almost any exception anywhere; callers need exactly one type.
+    try:
+        return _verify(der, detached_content)
+    except SignatureError:
+        raise
+    except Exception as exc:
+        raise SignatureError(f"malformed CMS signature: {type(exc).__name__}: {exc}") from exc
+
+
+def verify_detached(signature_der: bytes, content: bytes) -> Signed:
+    """Verify a detached CMS signature over ``content`` (``Mdm-Signature``).
+
+    Only the signature is checked; whether the signer is trusted is ``ca.validate_issued``'s job.
+    """
+    return _guarded_verify(signature_der, content)
+
+
+def verify_attached(signed_der: bytes) -> Signed:
+    """Verify CMS SignedData that carries its content (ADE MachineInfo, signed profiles)."""
+    return _guarded_verify(signed_der, None)
+
+
+def sign_detached(content: bytes, cert: x509.Certificate, key: pkcs7.PKCS7PrivateKeyTypes) -> bytes:
+    """Sign as an Apple device signs a request body for ``Mdm-Signature`` (DER, detached, SHA-256)."""
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(content)
+        .add_signer(cert, key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary])
+    )
+
+
+def sign_attached(
+    content: bytes,
+    cert: x509.Certificate,
+    key: pkcs7.PKCS7PrivateKeyTypes,
+    extra_certs: list[x509.Certificate],
+) -> bytes:
+    """Wrap ``content`` in DER SignedData (signed .mobileconfig), embedding ``extra_certs`` as chain.
+
+    ``Binary`` keeps the bytes exactly as given instead of MIME-canonicalising line endings.
+    """
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(content).add_signer(cert, key, hashes.SHA256())
+    for extra in extra_certs:
+        builder = builder.add_certificate(extra)
+    return builder.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])

@@ -1,0 +1,98 @@
+"""Shared fixtures. The whole suite runs against SQLite by default, and against PostgreSQL when
+RUSSET_TEST_DATABASE_URL names one (each test then gets a schema of its own)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from russet.app import create_app
+from russet.config import Settings
+from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
+from russet.runtime import Russet
+from simulators.device import Enrollment, SimDevice
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"
+PUBLIC_URL = "https://mdm.example.test"
+
+
+def pytest_report_header() -> str:
+    url = os.environ.get("RUSSET_TEST_DATABASE_URL")
+    return f"russet database backend: {'PostgreSQL ' + url if url else 'SQLite'}"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    base = os.environ.get("RUSSET_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'russet.db'}"
+        return
+    base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings.from_env(
+        {
+            "RUSSET_DATA_DIR": str(tmp_path / "data"),
+            "RUSSET_DATABASE_URL": database_url,
+            "RUSSET_PUBLIC_URL": PUBLIC_URL,
+            "RUSSET_PUSH_TOPIC": TOPIC,
+            "RUSSET_MAX_BODY_BYTES": str(256 * 1024),
+        }
+    )
+
+
+@pytest.fixture
+def russet(settings: Settings) -> Iterator[Russet]:
+    server = Russet.open(settings)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def client(russet: Russet) -> Iterator[TestClient]:
+    with TestClient(create_app(russet), base_url=PUBLIC_URL) as c:
+        yield c
+
+
+def new_profile(russet: Russet) -> bytes:
+    profile = build_profile(ProfileRequest(PUBLIC_URL, TOPIC), russet.authority, russet.storage.certificates)
+    return signed_profile(profile, russet.authority)
+
+
+@pytest.fixture
+def make_device(russet: Russet):  # type: ignore[no-untyped-def]
+    """A factory of simulated devices, each with an identity from its own enrollment profile."""
+
+    def make(**kwargs: object) -> SimDevice:
+        return SimDevice(Enrollment.from_profile(new_profile(russet)), path_only=True, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def device(make_device) -> SimDevice:  # type: ignore[no-untyped-def]
+    return make_device()
+
+
+@pytest.fixture
+def api_headers(russet: Russet) -> dict[str, str]:
+    return {"Authorization": f"Bearer {russet.storage.api_keys.create('tests')}"}
