@@ -38,7 +38,6 @@ class Settings:
     push_topic: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     max_delivery_attempts: int = 5
-    client_cert_header: str | None = None
     master_key: str | None = field(default=None, repr=False)
 
     @property
@@ -55,7 +54,9 @@ class Settings:
             database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
         public_url = (env.get("RUSSET_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
         if not public_url.startswith(("http://", "https://")):
-            raise ConfigError(f"RUSSET_PUBLIC_URL must start with https:// (or http:// for tests), got {public_url!r}")
+            raise ConfigError(
+                f"RUSSET_PUBLIC_URL must start with https:// (or http:// for tests), got {public_url!r}"
+            )
         topic = env.get("RUSSET_PUSH_TOPIC") or None
         if topic is not None and not topic.startswith("com.apple.mgmt."):
             raise ConfigError(f"RUSSET_PUSH_TOPIC must start with com.apple.mgmt., got {topic!r}")
@@ -66,6 +67,5 @@ class Settings:
             push_topic=topic,
             max_body_bytes=_int(env, "RUSSET_MAX_BODY_BYTES", 4 * 1024 * 1024),
             max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
-            client_cert_header=env.get("RUSSET_CLIENT_CERT_HEADER") or None,
             master_key=env.get("RUSSET_MASTER_KEY") or None,
         )

@@ -43,10 +43,12 @@ def device_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_devices(russet: Russet, *, limit: int = 100, after: str | None = None, search: str | None = None) -> dict[str, Any]:
+def list_devices(
+    russet: Russet, *, limit: int = 100, after: str | None = None, search: str | None = None
+) -> dict[str, Any]:
     if not 1 <= limit <= 1000:
         raise OperationError("limit must be between 1 and 1000")
-    rows = russet.storage.enrollments.list(limit=limit, after=after, search=search)
+    rows = russet.storage.enrollments.page(limit=limit, after=after, search=search)
     return {
         "devices": [device_summary(r) for r in rows],
         "next": rows[-1]["id"] if len(rows) == limit else None,
@@ -77,7 +79,9 @@ def show_device(russet: Russet, device_id: str) -> dict[str, Any]:
     return summary
 
 
-def send_command(russet: Russet, device_ids: list[str], command: dict[str, Any], created_by: str | None) -> dict[str, Any]:
+def send_command(
+    russet: Russet, device_ids: list[str], command: dict[str, Any], created_by: str | None
+) -> dict[str, Any]:
     """Validate a command and queue it once per device; returns the CommandUUID per device."""
     if not device_ids:
         raise OperationError("name at least one device")

@@ -19,7 +19,9 @@ from russet.storage.db import make_engine, migrate
 from russet.storage.secretbox import SecretBox
 
 
-def _inventory_hook(request_type: str, report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _inventory_hook(
+    request_type: str, report: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     sections = inventory_update(request_type, report)
     if sections is None:
         return None

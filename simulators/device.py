@@ -47,7 +47,9 @@ class Enrollment:
         payloads = {p["PayloadType"]: p for p in plistlib.loads(content)["PayloadContent"]}
         mdm = payloads["com.apple.mdm"]
         identity = next(p for p in payloads.values() if p["PayloadUUID"] == mdm["IdentityCertificateUUID"])
-        key, cert, _ = pkcs12.load_key_and_certificates(identity["PayloadContent"], identity["Password"].encode())
+        key, cert, _ = pkcs12.load_key_and_certificates(
+            identity["PayloadContent"], identity["Password"].encode()
+        )
         assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
         return cls(cert, key, mdm["ServerURL"], mdm.get("CheckInURL", mdm["ServerURL"]), mdm["Topic"])
 
@@ -104,10 +106,14 @@ class SimDevice:
             return url
         return "/" + url.split("://", 1)[-1].split("/", 1)[1]
 
-    def send_raw(self, client: HttpClient, kind: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    def send_raw(
+        self, client: HttpClient, kind: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> Any:
         url = self.enrollment.checkin_url if kind == "checkin" else self.enrollment.server_url
         content_type = CHECKIN_TYPE if kind == "checkin" else CONNECT_TYPE
-        return client.put(self._url(url), content=body, headers=headers or self.signed_headers(body, content_type))
+        return client.put(
+            self._url(url), content=body, headers=headers or self.signed_headers(body, content_type)
+        )
 
     def check_in(self, client: HttpClient, msg: dict[str, Any]) -> Any:
         return self.send_raw(client, "checkin", plistlib.dumps(msg))

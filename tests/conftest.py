@@ -19,7 +19,6 @@ from russet.enrollment.profile import ProfileRequest, build_profile, signed_prof
 from russet.runtime import Russet
 from simulators.device import Enrollment, SimDevice
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"
 PUBLIC_URL = "https://mdm.example.test"
 

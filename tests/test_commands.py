@@ -20,25 +20,10 @@ from russet.commands.information import DEFAULT_QUERIES, DeviceInformation
 from russet.commands.inventory import inventory_update, summary_fields
 from russet.commands.settings import SETTINGS_ITEMS, Settings
 from russet.commands.updates import ScheduleOSUpdate
+from tests.apple_schema import CAPTURES, SCHEMAS, free_form, requires_shared, schema_errors
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SCHEMA_DIR = SHARED / "apple-device-management/mdm/commands"
-CAPTURES = SHARED / "device-captures"
-
-# ---------------------------------------------------------------------------------------------
-# A validator for Apple's schema format, so that what Russet builds is judged by Apple's text
-# rather than by Russet's own declarations.
-
-_SCHEMA_TYPES: dict[str, tuple[type, ...]] = {
-    "<string>": (str,),
-    "<integer>": (int,),
-    "<boolean>": (bool,),
-    "<real>": (float,),
-    "<data>": (bytes,),
-    "<date>": (datetime,),
-    "<array>": (list,),
-    "<dictionary>": (dict,),
-}
+SCHEMA_DIR = SCHEMAS / "mdm/commands"
+pytestmark = requires_shared
 
 
 @functools.cache
@@ -49,54 +34,6 @@ def schemas() -> dict[str, dict[str, Any]]:
         doc = yaml.safe_load(path.read_text())
         out[doc["payload"]["requesttype"]] = doc
     return out
-
-
-def _free_form(keys: list[dict[str, Any]] | None) -> bool:
-    """Apple marks a dictionary that takes any keys with a single `ANY` subkey (or none at all)."""
-    return not keys or [k["key"] for k in keys] == ["ANY"]
-
-
-def schema_errors(keys: list[dict[str, Any]] | None, value: Mapping[str, Any], path: str = "") -> list[str]:
-    """Every way `value` breaks the schema `keys` (a `payloadkeys` or `subkeys` list)."""
-    if _free_form(keys) and keys:
-        return []
-    known = {k["key"]: k for k in keys or []}
-    errors = [f"{path}{key}: not in Apple's schema" for key in value if key not in known]
-    errors += [
-        f"{path}{k['key']}: required by Apple's schema"
-        for k in keys or []
-        if k.get("presence") == "required" and k["key"] not in value
-    ]
-    for key, v in value.items():
-        if key in known:
-            errors += _value_errors(known[key], v, f"{path}{key}")
-    return errors
-
-
-def _value_errors(spec: dict[str, Any], value: Any, path: str) -> list[str]:
-    kind = spec["type"]
-    if kind == "<any>":
-        return []
-    fits = isinstance(value, _SCHEMA_TYPES[kind]) and not (kind == "<integer>" and isinstance(value, bool))
-    if not fits:
-        return [f"{path}: {type(value).__name__} where Apple says {kind}"]
-    subkeys = spec.get("subkeys")
-    if "rangelist" in spec and value not in spec["rangelist"]:
-        return [f"{path}: {value!r} not in rangelist {spec['rangelist']}"]
-    if kind == "<string>" and subkeys and value not in {k["key"] for k in subkeys}:
-        return [f"{path}: {value!r} is not one of the names Apple lists"]  # e.g. DeviceInformation Queries
-    if kind == "<dictionary>":
-        return schema_errors(subkeys, value, f"{path}.")
-    if kind == "<array>" and subkeys:
-        errors: list[str] = []
-        for i, item in enumerate(value):
-            # Several subkeys make a union (Settings items): the element must fit one of them.
-            per_choice = [_value_errors(choice, item, f"{path}[{i}]") for choice in subkeys]
-            if all(per_choice):
-                closest = min(per_choice, key=len)
-                errors += closest
-        return errors
-    return []
 
 
 def spec_drift(params: Mapping[str, Param], keys: list[dict[str, Any]] | None, path: str = "") -> list[str]:
@@ -125,7 +62,7 @@ def _param_drift(param: Param, spec: dict[str, Any], path: str) -> list[str]:
         return [f"{path}: choices {param.choices} where Apple has no rangelist"]
     subkeys: list[dict[str, Any]] = spec.get("subkeys") or []
     if param.type == "dictionary":
-        if _free_form(subkeys):
+        if free_form(subkeys):
             return [] if param.subkeys is None else [f"{path}: Apple leaves it free-form"]
         if param.subkeys is None:
             return [f"{path}: declared free-form, Apple lists its keys"]

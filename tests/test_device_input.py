@@ -14,7 +14,7 @@ from russet.pki import create_ca, issue_device_identity, sign_detached
 from russet.runtime import Russet
 from russet.storage.schema import command_queue, enrollments
 from simulators.device import CHECKIN_TYPE, Enrollment, SimDevice
-from tests.conftest import SHARED
+from tests.apple_schema import CAPTURES, requires_shared
 
 
 def stored_enrollments(russet: Russet) -> int:
@@ -28,10 +28,11 @@ def assert_still_serving(client: TestClient, make_device) -> None:  # type: igno
     assert fresh.command_of(fresh.connect(client, fresh.report_message("Idle"))) is None
 
 
+@requires_shared
 def test_real_device_captures_are_accepted(client: TestClient, russet: Russet, device: SimDevice) -> None:
     """Authenticate and TokenUpdate exactly as real devices sent them (topic and ids adjusted)."""
-    auth = plistlib.loads((SHARED / "device-captures/Authenticate.1.plist").read_bytes())
-    token = plistlib.loads((SHARED / "device-captures/TokenUpdate.1.plist").read_bytes())
+    auth = plistlib.loads((CAPTURES / "Authenticate.1.plist").read_bytes())
+    token = plistlib.loads((CAPTURES / "TokenUpdate.1.plist").read_bytes())
     for msg in (auth, token):
         msg["Topic"] = device.enrollment.topic
         msg["UDID"] = device.udid
@@ -53,16 +54,31 @@ def test_real_device_captures_are_accepted(client: TestClient, russet: Russet, d
         (plistlib.dumps({"MessageType": 5, "UDID": "X"}), "MessageType is missing or not a string"),
         (plistlib.dumps({"MessageType": "Authenticate", "UDID": "X"}), "missing required key Topic"),
         (plistlib.dumps({"MessageType": "Frobnicate", "UDID": "X", "Topic": "t"}), "unknown MessageType"),
-        (plistlib.dumps({"MessageType": "Authenticate", "Topic": "com.apple.mgmt.x"}), "neither UDID nor EnrollmentID"),
+        (
+            plistlib.dumps({"MessageType": "Authenticate", "Topic": "com.apple.mgmt.x"}),
+            "neither UDID nor EnrollmentID",
+        ),
         (plistlib.dumps({"MessageType": "Authenticate", "UDID": 42, "Topic": "t"}), "UDID must be"),
-        (plistlib.dumps({"MessageType": "Authenticate", "UDID": "X", "Topic": "t", "SerialNumber": 7}),
-         "SerialNumber has the wrong type"),
-        (plistlib.dumps({"MessageType": "TokenUpdate", "UDID": "X", "Topic": "t", "Token": "str", "PushMagic": "m"}),
-         "Token must be"),
-        (plistlib.dumps({"MessageType": "Authenticate", "UDID": "X", "Topic": "t"}, fmt=plistlib.FMT_BINARY)[:20],
-         "not a valid property list"),
-        (b'<?xml version="1.0"?><!DOCTYPE plist [<!ENTITY a "aaaa">]><plist><string>&a;</string></plist>',
-         "not a valid property list"),
+        (
+            plistlib.dumps({"MessageType": "Authenticate", "UDID": "X", "Topic": "t", "SerialNumber": 7}),
+            "SerialNumber has the wrong type",
+        ),
+        (
+            plistlib.dumps(
+                {"MessageType": "TokenUpdate", "UDID": "X", "Topic": "t", "Token": "str", "PushMagic": "m"}
+            ),
+            "Token must be",
+        ),
+        (
+            plistlib.dumps(
+                {"MessageType": "Authenticate", "UDID": "X", "Topic": "t"}, fmt=plistlib.FMT_BINARY
+            )[:20],
+            "not a valid property list",
+        ),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE plist [<!ENTITY a "aaaa">]><plist><string>&a;</string></plist>',
+            "not a valid property list",
+        ),
     ],
 )
 def test_malformed_check_ins_are_refused(  # type: ignore[no-untyped-def]
@@ -92,7 +108,9 @@ def test_oversized_body_is_refused(client: TestClient, russet: Russet, device: S
         ({"Status": "Error", "CommandUUID": "x", "ErrorChain": "oops"}, "ErrorChain has the wrong type"),
     ],
 )
-def test_malformed_reports_are_refused(client: TestClient, russet: Russet, device: SimDevice, report, reason) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_reports_are_refused(
+    client: TestClient, russet: Russet, device: SimDevice, report, reason
+) -> None:  # type: ignore[no-untyped-def]
     device.enroll(client)
     response = device.connect(client, {"UDID": device.udid, **report})
     assert response.status_code == 400
@@ -107,27 +125,42 @@ def test_unsigned_request_is_refused(client: TestClient, russet: Russet, device:
     assert stored_enrollments(russet) == 0
 
 
-def test_signature_over_another_body_is_refused(client: TestClient, russet: Russet, device: SimDevice) -> None:
+def test_signature_over_another_body_is_refused(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
     signed_for = plistlib.dumps(device.token_update_message())
     headers = device.signed_headers(signed_for, CHECKIN_TYPE)
-    response = device.send_raw(client, "checkin", plistlib.dumps(device.authenticate_message()), headers=headers)
+    response = device.send_raw(
+        client, "checkin", plistlib.dumps(device.authenticate_message()), headers=headers
+    )
     assert response.status_code == 403
     assert "does not verify" in response.text
     assert stored_enrollments(russet) == 0
 
 
 def test_garbage_signature_is_refused(client: TestClient, russet: Russet, device: SimDevice) -> None:
-    headers = {"Content-Type": CHECKIN_TYPE, "Mdm-Signature": base64.b64encode(b"\x30\x03\x02\x01\x01").decode()}
-    response = device.send_raw(client, "checkin", plistlib.dumps(device.authenticate_message()), headers=headers)
+    headers = {
+        "Content-Type": CHECKIN_TYPE,
+        "Mdm-Signature": base64.b64encode(b"\x30\x03\x02\x01\x01").decode(),
+    }
+    response = device.send_raw(
+        client, "checkin", plistlib.dumps(device.authenticate_message()), headers=headers
+    )
     assert response.status_code == 403
     assert stored_enrollments(russet) == 0
 
 
-def test_certificate_from_another_ca_is_refused(client: TestClient, russet: Russet, device: SimDevice) -> None:
+def test_certificate_from_another_ca_is_refused(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
     other_ca, other_key = create_ca("Someone Else's CA", "Mallory")
     cert, key = issue_device_identity(other_ca, other_key, "impostor")
-    impostor = SimDevice(Enrollment(cert, key, device.enrollment.server_url, device.enrollment.checkin_url,
-                                    device.enrollment.topic), path_only=True)
+    impostor = SimDevice(
+        Enrollment(
+            cert, key, device.enrollment.server_url, device.enrollment.checkin_url, device.enrollment.topic
+        ),
+        path_only=True,
+    )
     response = impostor.check_in(client, impostor.authenticate_message())
     assert response.status_code == 403
     assert "not issued by Russet's CA" in response.text
@@ -151,7 +184,9 @@ def test_another_devices_certificate_is_refused(client: TestClient, russet: Russ
     assert russet.storage.enrollments.get(victim.udid)["push_magic"] == victim.push_magic  # type: ignore[index]
 
 
-def test_replayed_request_is_refused_and_changes_nothing(client: TestClient, russet: Russet, device: SimDevice) -> None:
+def test_replayed_request_is_refused_and_changes_nothing(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
     device.enroll(client)
     [uuid] = russet.storage.queue.enqueue("ProfileList", b"<plist/>", [device.udid], "test").values()
     device.os_version, device.push_magic = "18.2", "NEW-MAGIC"  # a genuine later re-enrollment
@@ -183,12 +218,21 @@ def test_wrong_topic_is_refused(client: TestClient, russet: Russet, device: SimD
 
 @pytest.mark.parametrize(
     ("message_type", "status"),
-    [("UserAuthenticate", 410), ("GetBootstrapToken", 400), ("SetBootstrapToken", 400), ("GetToken", 400),
-     ("DeclarativeManagement", 400)],
+    [
+        ("UserAuthenticate", 410),
+        ("GetBootstrapToken", 400),
+        ("SetBootstrapToken", 400),
+        ("GetToken", 400),
+        ("DeclarativeManagement", 400),
+    ],
 )
-def test_messages_not_offered_get_apples_answer(client: TestClient, device: SimDevice, message_type: str, status: int) -> None:
+def test_messages_not_offered_get_apples_answer(
+    client: TestClient, device: SimDevice, message_type: str, status: int
+) -> None:
     device.enroll(client)
-    response = device.check_in(client, {"MessageType": message_type, "UDID": device.udid, "Topic": device.enrollment.topic})
+    response = device.check_in(
+        client, {"MessageType": message_type, "UDID": device.udid, "Topic": device.enrollment.topic}
+    )
     assert response.status_code == status
     assert response.text.strip()
 
@@ -200,11 +244,15 @@ def test_return_to_service_is_answered_disabled(client: TestClient, device: SimD
     assert plistlib.loads(response.content) == {"ReturnToService": {"Enabled": False}}
 
 
-def test_report_from_unenrolled_channel_stores_nothing(client: TestClient, russet: Russet, device: SimDevice) -> None:
+def test_report_from_unenrolled_channel_stores_nothing(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
     device.enroll(client)
     [uuid] = russet.storage.queue.enqueue("ProfileList", b"<plist/>", [device.udid], "test").values()
     before = russet.storage.queue.by_uuid(uuid)
-    device.check_in(client, {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid})
+    device.check_in(
+        client, {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid}
+    )
     device.connect(client, device.report_message("Acknowledged", uuid))
     after = russet.storage.queue.by_uuid(uuid)
     assert before is not None and after is not None

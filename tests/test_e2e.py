@@ -9,10 +9,12 @@ from fastapi.testclient import TestClient
 
 from russet.runtime import Russet
 from simulators.device import SimDevice
-from tests.conftest import SHARED
+from tests.apple_schema import CAPTURES, requires_shared
 
 
-def queue(client: TestClient, headers: dict[str, str], devices: list[str], command: dict[str, Any]) -> list[str]:
+def queue(
+    client: TestClient, headers: dict[str, str], devices: list[str], command: dict[str, Any]
+) -> list[str]:
     response = client.post("/api/v1/commands", json={"devices": devices, "command": command}, headers=headers)
     assert response.status_code == 201, response.text
     return [c["command_uuid"] for c in response.json()["commands"]]
@@ -20,14 +22,19 @@ def queue(client: TestClient, headers: dict[str, str], devices: list[str], comma
 
 def captured_device_information(device: SimDevice, command_uuid: str) -> dict[str, Any]:
     """The real DeviceInformation report from the captures, as this device would send it."""
-    report = plistlib.loads((SHARED / "device-captures/DeviceInformation.1.plist").read_bytes())
+    report = plistlib.loads((CAPTURES / "DeviceInformation.1.plist").read_bytes())
     report["UDID"] = device.udid
     report["CommandUUID"] = command_uuid
-    report["QueryResponses"].update({"SerialNumber": device.serial, "DeviceName": "Front desk iPad", "OSVersion": "18.1"})
+    report["QueryResponses"].update(
+        {"SerialNumber": device.serial, "DeviceName": "Front desk iPad", "OSVersion": "18.1"}
+    )
     return report
 
 
-def test_enroll_command_and_inventory(client: TestClient, device: SimDevice, api_headers: dict[str, str]) -> None:
+@requires_shared
+def test_enroll_command_and_inventory(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+) -> None:
     device.enroll(client)
     assert device.command_of(device.connect(client, device.report_message("Idle"))) is None
 
@@ -68,12 +75,20 @@ def test_notnow_is_retried_next_session_and_does_not_block(
     cmd = device.command_of(device.connect(client, device.report_message("NotNow", first)))
     assert cmd and cmd["CommandUUID"] == second
     # ...and the NotNow one is not offered again within it.
-    assert device.command_of(device.connect(client, device.report_message("Acknowledged", second, ProfileList=[]))) is None
+    assert (
+        device.command_of(
+            device.connect(client, device.report_message("Acknowledged", second, ProfileList=[]))
+        )
+        is None
+    )
     # A new session (Idle) offers it again.
     cmd = device.command_of(device.connect(client, device.report_message("Idle")))
     assert cmd and cmd["CommandUUID"] == first
     assert device.command_of(device.connect(client, device.report_message("Acknowledged", first))) is None
-    statuses = {c["command_uuid"]: c for c in client.get(f"/api/v1/devices/{device.udid}/commands", headers=api_headers).json()["commands"]}
+    statuses = {
+        c["command_uuid"]: c
+        for c in client.get(f"/api/v1/devices/{device.udid}/commands", headers=api_headers).json()["commands"]
+    }
     assert statuses[first]["status"] == "acknowledged" and statuses[first]["notnow_count"] == 1
     assert statuses[second]["status"] == "acknowledged"
 
@@ -95,15 +110,23 @@ def test_unanswered_command_is_reported_undeliverable_not_blocking(
     assert str(attempts) in shown["status_reason"]
 
 
-def test_error_report_is_stored_and_queue_moves_on(client: TestClient, device: SimDevice, api_headers: dict[str, str]) -> None:
+def test_error_report_is_stored_and_queue_moves_on(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+) -> None:
     device.enroll(client)
     [failing, nxt] = [
         queue(client, api_headers, [device.udid], {"RequestType": "RestartDevice"})[0],
         queue(client, api_headers, [device.udid], {"RequestType": "ProfileList"})[0],
     ]
     device.command_of(device.connect(client, device.report_message("Idle")))
-    chain = [{"ErrorCode": 12021, "ErrorDomain": "MCMDMErrorDomain", "LocalizedDescription": "x",
-              "USEnglishDescription": "Device is not supervised"}]
+    chain = [
+        {
+            "ErrorCode": 12021,
+            "ErrorDomain": "MCMDMErrorDomain",
+            "LocalizedDescription": "x",
+            "USEnglishDescription": "Device is not supervised",
+        }
+    ]
     cmd = device.command_of(device.connect(client, device.report_message("Error", failing, ErrorChain=chain)))
     assert cmd and cmd["CommandUUID"] == nxt
     shown = client.get(f"/api/v1/commands/{failing}", headers=api_headers).json()
@@ -112,11 +135,15 @@ def test_error_report_is_stored_and_queue_moves_on(client: TestClient, device: S
     assert shown["result"]["ErrorChain"][0]["ErrorCode"] == 12021
 
 
-def test_duplicate_and_unknown_reports_change_nothing(client: TestClient, device: SimDevice, api_headers: dict[str, str]) -> None:
+def test_duplicate_and_unknown_reports_change_nothing(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+) -> None:
     device.enroll(client)
     [uuid] = queue(client, api_headers, [device.udid], {"RequestType": "ProfileList"})
     device.command_of(device.connect(client, device.report_message("Idle")))
-    device.connect(client, device.report_message("Acknowledged", uuid, ProfileList=[{"PayloadIdentifier": "a"}]))
+    device.connect(
+        client, device.report_message("Acknowledged", uuid, ProfileList=[{"PayloadIdentifier": "a"}])
+    )
     # A re-sent report (the device did not see our 200) and one for a command we never sent.
     assert device.connect(client, device.report_message("Error", uuid)).status_code == 200
     assert device.connect(client, device.report_message("Acknowledged", "NOT-A-COMMAND")).status_code == 200
@@ -139,10 +166,14 @@ def test_reenrollment_cancels_pending_commands_with_a_reason(
     assert "Authenticate" in shown["status_reason"]
 
 
-def test_checkout_disables_and_reports_queue(client: TestClient, device: SimDevice, api_headers: dict[str, str]) -> None:
+def test_checkout_disables_and_reports_queue(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+) -> None:
     device.enroll(client)
     [uuid] = queue(client, api_headers, [device.udid], {"RequestType": "ProfileList"})
-    response = device.check_in(client, {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid})
+    response = device.check_in(
+        client, {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid}
+    )
     assert response.status_code == 200
     detail = client.get(f"/api/v1/devices/{device.udid}", headers=api_headers).json()
     assert detail["enrolled"] is False and detail["checked_out_at"] is not None
@@ -165,9 +196,15 @@ def test_queued_commands_survive_a_restart(russet: Russet, settings, make_device
         reopened.close()
 
 
-def test_user_channel_gets_only_its_own_commands(client: TestClient, device: SimDevice, api_headers: dict[str, str]) -> None:
+def test_user_channel_gets_only_its_own_commands(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+) -> None:
     device.enroll(client)
-    user = {"UserID": "2F3C1E0A-1111-4222-8333-444455556666", "UserShortName": "alex", "UserLongName": "Alex Doe"}
+    user = {
+        "UserID": "2F3C1E0A-1111-4222-8333-444455556666",
+        "UserShortName": "alex",
+        "UserLongName": "Alex Doe",
+    }
     response = device.check_in(client, device.token_update_message(**user))
     assert response.status_code == 200, response.text
     user_channel = f"{device.udid}:{user['UserID']}"
@@ -181,7 +218,9 @@ def test_command_to_many_devices(client: TestClient, make_device, api_headers: d
     devices = [make_device() for _ in range(3)]
     for d in devices:
         d.enroll(client)
-    uuids = queue(client, api_headers, [d.udid for d in devices], {"RequestType": "DeviceLock", "Message": "Lost"})
+    uuids = queue(
+        client, api_headers, [d.udid for d in devices], {"RequestType": "DeviceLock", "Message": "Lost"}
+    )
     assert len(set(uuids)) == 3
     for d, uuid in zip(devices, uuids, strict=True):
         cmd = d.command_of(d.connect(client, d.report_message("Idle")))

@@ -25,14 +25,16 @@ class CommandRequest(BaseModel):
 
 
 def _russet(request: Request) -> Russet:
-    return request.app.state.russet  # type: ignore[no-any-return]
+    return request.app.state.russet
 
 
 def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"}
+        )
     name = _russet(request).storage.api_keys.authenticate(credentials.credentials)
     if name is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})

@@ -69,7 +69,9 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
 @handles_errors
 def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the MDM server and the admin API."""
@@ -80,15 +82,22 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     russet = _open()  # migrations and the CA are set up once here, before any worker starts
     settings = russet.settings
-    click.echo(f"Russet {__version__}: data in {settings.data_dir}, database {_safe_url(settings.database_url)}")
+    click.echo(
+        f"Russet {__version__}: data in {settings.data_dir}, database {_safe_url(settings.database_url)}"
+    )
     click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
     if workers == 1:
         uvicorn.run(create_app(russet), host=host, port=port, log_level=log_level, access_log=False)
     else:
         russet.close()
         uvicorn.run(
-            "russet.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_level=log_level, access_log=False,
+            "russet.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
         )
 
 
@@ -118,8 +127,15 @@ def devices(search: str | None, limit: int, after: str | None, as_json: bool) ->
         return
     table(
         page["devices"],
-        [("id", "ID"), ("serial_number", "SERIAL"), ("device_name", "NAME"), ("model", "MODEL"),
-         ("os_version", "OS"), ("enrolled", "ENROLLED"), ("last_seen_at", "LAST SEEN")],
+        [
+            ("id", "ID"),
+            ("serial_number", "SERIAL"),
+            ("device_name", "NAME"),
+            ("model", "MODEL"),
+            ("os_version", "OS"),
+            ("enrolled", "ENROLLED"),
+            ("last_seen_at", "LAST SEEN"),
+        ],
         "no devices",
     )
     if page["next"]:
@@ -160,8 +176,14 @@ def device_commands(device_id: str, limit: int, as_json: bool) -> None:
         return
     table(
         data["commands"],
-        [("command_uuid", "UUID"), ("request_type", "COMMAND"), ("status", "STATUS"),
-         ("status_reason", "REASON"), ("created_at", "QUEUED"), ("reported_at", "REPORTED")],
+        [
+            ("command_uuid", "UUID"),
+            ("request_type", "COMMAND"),
+            ("status", "STATUS"),
+            ("status_reason", "REASON"),
+            ("created_at", "QUEUED"),
+            ("reported_at", "REPORTED"),
+        ],
         "no commands",
     )
 
@@ -177,7 +199,9 @@ def command() -> None:
 @command.command("send")
 @click.argument("device_ids", nargs=-1, required=True, metavar="DEVICE...")
 @click.option("--type", "request_type", required=True, help="RequestType, e.g. DeviceInformation.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A command parameter (repeatable).")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="A command parameter (repeatable)."
+)
 @click.option("--raw", "raw_file", type=click.File("rb"), help="A plist file holding the whole Command dict.")
 @json_option
 @handles_errors
@@ -214,7 +238,8 @@ def _command_from_cli(request_type: str, params: tuple[str, ...], raw_file: Any)
     if builder is None:
         if pairs:
             raise click.ClickException(
-                f"{request_type} has no builder in Russet, so --param cannot type its values; use --raw FILE.plist"
+                f"{request_type} has no builder in Russet, so --param cannot type its values; "
+                "use --raw FILE.plist"
             )
         return {"RequestType": request_type}
     return {"RequestType": request_type, **builder.coerce_cli_params(pairs)}
@@ -273,8 +298,11 @@ def apikey_list(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table(rows, [("name", "NAME"), ("prefix", "PREFIX"), ("created_at", "CREATED"), ("revoked_at", "REVOKED")],
-          "no API keys")
+    table(
+        rows,
+        [("name", "NAME"), ("prefix", "PREFIX"), ("created_at", "CREATED"), ("revoked_at", "REVOKED")],
+        "no API keys",
+    )
 
 
 @apikey.command("revoke")
@@ -320,7 +348,9 @@ def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
     if not russet.settings.public_url.startswith("https://"):
-        click.echo(f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True)
+        click.echo(
+            f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True
+        )
     click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +20,15 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
     if not rows:
         click.echo(empty)
         return
+    cells = [["" if row.get(key) is None else str(row.get(key)) for key, _ in columns] for row in rows]
     t = Table(box=None, header_style="bold", pad_edge=False)
-    for _, title in columns:
-        t.add_column(title)
-    for row in rows:
-        t.add_row(*("" if row.get(key) is None else str(row.get(key)) for key, _ in columns))
-    Console().print(t)
+    for i, (_, title) in enumerate(columns):
+        # The first column holds ids people copy: never shorten it; let the others fold.
+        width = max(len(c[i]) for c in cells) if i == 0 else None
+        t.add_column(title, min_width=width, no_wrap=i == 0, overflow="fold")
+    for c in cells:
+        t.add_row(*c)
+    Console(width=None if sys.stdout.isatty() else 250).print(t)
 
 
 def fields(data: dict[str, Any], keys: Sequence[str]) -> None:

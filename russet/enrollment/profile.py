@@ -51,13 +51,17 @@ def _payload(payload_type: str, identifier: str, display_name: str, **content: A
     }
 
 
-def build_profile(req: ProfileRequest, authority: Authority, certificates: CertificateStore) -> dict[str, Any]:
+def build_profile(
+    req: ProfileRequest, authority: Authority, certificates: CertificateStore
+) -> dict[str, Any]:
     """The unsigned profile dict, with a freshly issued identity recorded in the store."""
     if not req.topic.startswith("com.apple.mgmt."):
         raise ProfileError(f"the push topic must start with com.apple.mgmt., got {req.topic!r}")
     base = _identifier_base(req.public_url)
     common_name = f"Russet device identity {secrets.token_hex(8)}"
-    cert, key = issue_device_identity(authority.ca_certificate, authority.ca_key, common_name, req.identity_days)
+    cert, key = issue_device_identity(
+        authority.ca_certificate, authority.ca_key, common_name, req.identity_days
+    )
     certificates.add(DEVICE_KIND, cert)  # recorded (without its key) for audit and revocation
     password = secrets.token_urlsafe(18)
     identity = _payload(
@@ -96,5 +100,8 @@ def build_profile(req: ProfileRequest, authority: Authority, certificates: Certi
 def signed_profile(profile: dict[str, Any], authority: Authority) -> bytes:
     """DER CMS SignedData with the profile attached, signed by Russet's signing identity."""
     return sign_attached(
-        plistlib.dumps(profile), authority.signer_certificate, authority.signer_key, [authority.ca_certificate]
+        plistlib.dumps(profile),
+        authority.signer_certificate,
+        authority.signer_key,
+        [authority.ca_certificate],
     )

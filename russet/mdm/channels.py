@@ -56,5 +56,6 @@ def resolve_channel(msg: dict[str, Any]) -> Channel:
     elif user_id is not None:
         uid, kind = user_id, "user"
     else:
+        assert enrollment_user_id is not None
         uid, kind = enrollment_user_id, "user_enrollment"
     return Channel(f"{device_id}:{uid}", device_id, True, kind, uid, short, long_name)

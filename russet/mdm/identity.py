@@ -70,12 +70,16 @@ class ReplayGuard:
             return
         now = time.time()
         if abs(now - signed_at.timestamp()) > self._window:
-            raise Forbidden(f"the signature's signing time {signed_at.isoformat()} is outside the accepted window")
+            raise Forbidden(
+                f"the signature's signing time {signed_at.isoformat()} is outside the accepted window"
+            )
         if not unique:
             return
         digest = hashlib.sha256(presented.signature).digest()
         with self._lock:
-            while self._seen and (next(iter(self._seen.values())) < now - self._window or len(self._seen) > self._max):
+            while self._seen and (
+                next(iter(self._seen.values())) < now - self._window or len(self._seen) > self._max
+            ):
                 self._seen.popitem(last=False)
             if digest in self._seen:
                 raise Forbidden("replayed request: this signature was already used")

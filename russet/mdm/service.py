@@ -27,8 +27,14 @@ log = logging.getLogger("russet.mdm")
 _DECLINED: dict[str, tuple[int, str]] = {
     # 410 tells the Mac not to create a managed user channel for this login (§a.4.4).
     "UserAuthenticate": (410, "this server does not manage macOS network user channels"),
-    "SetBootstrapToken": (400, "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)"),
-    "GetBootstrapToken": (400, "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)"),
+    "SetBootstrapToken": (
+        400,
+        "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)",
+    ),
+    "GetBootstrapToken": (
+        400,
+        "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)",
+    ),
     "GetToken": (400, "no token service is offered (no com.apple.mdm.token capability)"),
     "DeclarativeManagement": (400, "declarative device management is not enabled on this server"),
 }
@@ -83,8 +89,12 @@ class MdmService:
                     os_version=msg.get("OSVersion"),
                     build_version=msg.get("BuildVersion"),
                 )
-                again = self._storage.enrollments.authenticate(channel, identity.fingerprint, msg["Topic"], facts)
-                log.info("Authenticate from %s (%s)", channel.enrollment_id, "re-enrollment" if again else "new")
+                again = self._storage.enrollments.authenticate(
+                    channel, identity.fingerprint, msg["Topic"], facts
+                )
+                log.info(
+                    "Authenticate from %s (%s)", channel.enrollment_id, "re-enrollment" if again else "new"
+                )
                 return None
             if message_type == "TokenUpdate":
                 self._check_topic(msg["Topic"])
@@ -121,7 +131,9 @@ class MdmService:
     def report(self, identity: Identity, msg: dict[str, Any], raw: bytes) -> bytes | None:
         status, command_uuid = report_message(msg)
         channel = resolve_channel(msg)
-        report = Report(status, command_uuid, raw, msg, error_summary(msg) if status != "Acknowledged" else None)
+        report = Report(
+            status, command_uuid, raw, msg, error_summary(msg) if status != "Acknowledged" else None
+        )
         result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
         if not result.known:
             raise UnknownEnrollment(f"unknown enrollment {channel.enrollment_id}")
@@ -129,6 +141,10 @@ class MdmService:
             raise Forbidden("the identity certificate is not the one bound to this enrollment")
         self._last_seen.mark(channel.enrollment_id)
         if command_uuid and status != "Idle" and not result.stored:
-            log.info("report %s for command %s of %s changed nothing (duplicate or unknown)",
-                     status, command_uuid, channel.enrollment_id)
+            log.info(
+                "report %s for command %s of %s changed nothing (duplicate or unknown)",
+                status,
+                command_uuid,
+                channel.enrollment_id,
+            )
         return result.body

@@ -10,7 +10,14 @@ from russet.pki.ca import (
     pkcs12_identity,
     validate_issued,
 )
-from russet.pki.cms import Signed, SignatureError, sign_attached, sign_detached, verify_attached, verify_detached
+from russet.pki.cms import (
+    SignatureError,
+    Signed,
+    sign_attached,
+    sign_detached,
+    verify_attached,
+    verify_detached,
+)
 
 __all__ = [
     "CertificateRejected",

@@ -102,9 +102,9 @@ def _der_elements(data: bytes) -> list[tuple[int, bytes, bytes]]:
 def _signing_time(values: bytes) -> datetime:
     [(identifier, encoded, _)] = _der_elements(values)
     if identifier == _UTC_TIME:
-        return core.UTCTime.load(encoded).native  # type: ignore[no-any-return]
+        return core.UTCTime.load(encoded).native
     if identifier == _GENERALIZED_TIME:
-        return core.GeneralizedTime.load(encoded).native  # type: ignore[no-any-return]
+        return core.GeneralizedTime.load(encoded).native
     raise SignatureError("signing time attribute is not a UTCTime or GeneralizedTime")
 
 

@@ -24,7 +24,9 @@ class Storage:
     api_keys: ApiKeyStore
 
     @classmethod
-    def open(cls, engine: Engine, box: SecretBox, *, max_attempts: int, inventory_hook: InventoryHook | None) -> Storage:
+    def open(
+        cls, engine: Engine, box: SecretBox, *, max_attempts: int, inventory_hook: InventoryHook | None
+    ) -> Storage:
         return cls(
             engine=engine,
             settings=SettingsStore(engine, box),

@@ -50,7 +50,9 @@ class ApiKeyStore:
         try:
             with self._engine.begin() as conn:
                 conn.execute(
-                    insert(api_keys).values(name=name, key_hash=_hash(key), prefix=key[:10], created_at=utcnow())
+                    insert(api_keys).values(
+                        name=name, key_hash=_hash(key), prefix=key[:10], created_at=utcnow()
+                    )
                 )
         except IntegrityError:
             raise ApiKeyError(f"an API key named {name!r} already exists") from None
@@ -60,7 +62,9 @@ class ApiKeyStore:
         """The name of the live key matching `key`, or None."""
         with reading(self._engine) as conn:
             row = conn.execute(
-                select(api_keys.c.name).where(api_keys.c.key_hash == _hash(key), api_keys.c.revoked_at.is_(None))
+                select(api_keys.c.name).where(
+                    api_keys.c.key_hash == _hash(key), api_keys.c.revoked_at.is_(None)
+                )
             ).first()
         return None if row is None else row.name
 

@@ -53,7 +53,9 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if not path or path == ":memory:":
-            raise ValueError("Russet needs a SQLite file (its server threads share it), not an in-memory database")
+            raise ValueError(
+                "Russet needs a SQLite file (its server threads share it), not an in-memory database"
+            )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Pooled connections are handed between the server's threads, hence check_same_thread.
         engine = create_engine(
@@ -74,7 +76,9 @@ def migrate(engine: Engine) -> None:
         alembic_command.upgrade(cfg, "head")
 
 
-def upsert(conn: Connection, table: Table, values: dict[str, Any], keys: list[str], update: list[str]) -> None:
+def upsert(
+    conn: Connection, table: Table, values: dict[str, Any], keys: list[str], update: list[str]
+) -> None:
     """INSERT … ON CONFLICT DO UPDATE on either backend (both speak it, with their own builders)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(**values)

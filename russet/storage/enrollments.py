@@ -16,7 +16,15 @@ from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
 
 ACTIVE_STATUSES = ("queued", "sent", "notnow")
-SUMMARY_COLUMNS = ("serial_number", "model", "model_name", "product_name", "device_name", "os_version", "build_version")
+SUMMARY_COLUMNS = (
+    "serial_number",
+    "model",
+    "model_name",
+    "product_name",
+    "device_name",
+    "os_version",
+    "build_version",
+)
 
 
 class EnrollmentConflict(Exception):
@@ -168,7 +176,7 @@ class EnrollmentStore:
         if other is not None:
             raise EnrollmentConflict("this identity certificate belongs to another enrolled device")
 
-    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any]:
+    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any, Any]:
         row = conn.execute(
             select(enrollments.c.identity_fp, enrollments.c.enabled).where(enrollments.c.id == device_id)
         ).first()
@@ -186,17 +194,29 @@ class EnrollmentStore:
             if row is None:
                 return None
             sections = conn.execute(
-                select(inventory.c.section, inventory.c.data).where(inventory.c.enrollment_id == enrollment_id)
+                select(inventory.c.section, inventory.c.data).where(
+                    inventory.c.enrollment_id == enrollment_id
+                )
             ).all()
         data = dict(row._mapping)
         data["inventory"] = {s.section: json.loads(s.data) for s in sections}
         return data
 
-    def list(
-        self, *, limit: int = 100, after: str | None = None, search: str | None = None, channel: str = "device"
+    def page(
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        search: str | None = None,
+        channel: str = "device",
     ) -> list[dict[str, Any]]:
         """A page of enrollments in id order (keyset pagination: pass the last id as `after`)."""
-        query = select(enrollments).where(enrollments.c.channel == channel).order_by(enrollments.c.id).limit(limit)
+        query = (
+            select(enrollments)
+            .where(enrollments.c.channel == channel)
+            .order_by(enrollments.c.id)
+            .limit(limit)
+        )
         if after is not None:
             query = query.where(enrollments.c.id > after)
         if search:
@@ -234,16 +254,21 @@ class EnrollmentStore:
             return
         stmt = (
             update(enrollments)
-            .where(and_(enrollments.c.id == bindparam("eid"), or_(
-                enrollments.c.last_seen_at.is_(None), enrollments.c.last_seen_at < bindparam("seen")
-            )))
+            .where(
+                and_(
+                    enrollments.c.id == bindparam("eid"),
+                    or_(enrollments.c.last_seen_at.is_(None), enrollments.c.last_seen_at < bindparam("seen")),
+                )
+            )
             .values(last_seen_at=bindparam("seen"))
         )
         with self._engine.begin() as conn:
             conn.execute(stmt, [{"eid": k, "seen": v} for k, v in seen.items()])
 
 
-def merge_inventory(conn: Connection, enrollment_id: str, sections: dict[str, Any], summary: dict[str, Any]) -> None:
+def merge_inventory(
+    conn: Connection, enrollment_id: str, sections: dict[str, Any], summary: dict[str, Any]
+) -> None:
     """Store inventory sections from a command result and refresh the device's list columns."""
     now = utcnow()
     for section, data in sections.items():

@@ -22,9 +22,14 @@ from russet.storage.schema import command_queue, commands, enrollments
 
 UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"
 TERMINAL_STATUSES = ("acknowledged", "error", "format_error", "cancelled", "undeliverable")
-REPORT_STATUS = {"Acknowledged": "acknowledged", "Error": "error", "CommandFormatError": "format_error", "NotNow": "notnow"}
+REPORT_STATUS = {
+    "Acknowledged": "acknowledged",
+    "Error": "error",
+    "CommandFormatError": "format_error",
+    "NotNow": "notnow",
+}
 
-# Hook that turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) or None.
+# Turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) | None.
 InventoryHook = Callable[[str, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]
 
 
@@ -61,7 +66,9 @@ def _new_uuid() -> str:
 
 
 class CommandQueue:
-    def __init__(self, engine: Engine, max_attempts: int, inventory_hook: InventoryHook | None = None) -> None:
+    def __init__(
+        self, engine: Engine, max_attempts: int, inventory_hook: InventoryHook | None = None
+    ) -> None:
         self._engine = engine
         self._max_attempts = max_attempts
         self._inventory_hook = inventory_hook
@@ -82,7 +89,12 @@ class CommandQueue:
                 raise UnknownDevices(missing)
             command_id = conn.execute(
                 insert(commands)
-                .values(request_type=request_type, body_template=body_template, created_by=created_by, created_at=now)
+                .values(
+                    request_type=request_type,
+                    body_template=body_template,
+                    created_by=created_by,
+                    created_at=now,
+                )
                 .returning(commands.c.id)
             ).scalar_one()
             uuids = {eid: _new_uuid() for eid in ids}
@@ -189,7 +201,10 @@ class CommandQueue:
             values["status_reason"] = report.error_summary
         conn.execute(
             update(command_queue)
-            .where(command_queue.c.command_uuid == report.command_uuid, command_queue.c.enrollment_id == enrollment_id)
+            .where(
+                command_queue.c.command_uuid == report.command_uuid,
+                command_queue.c.enrollment_id == enrollment_id,
+            )
             .values(**values)
         )
         if status == "acknowledged" and self._inventory_hook is not None:
@@ -226,7 +241,9 @@ class CommandQueue:
         parent = select(command_queue.c.command_id).where(command_queue.c.command_uuid == command_uuid)
         with reading(self._engine) as conn:
             rows = conn.execute(
-                _status_query().where(command_queue.c.command_id == parent.scalar_subquery()).order_by(command_queue.c.id)
+                _status_query()
+                .where(command_queue.c.command_id == parent.scalar_subquery())
+                .order_by(command_queue.c.id)
             ).all()
         return [_status_dict(r) for r in rows]
 

@@ -58,4 +58,6 @@ class SecretBox:
         try:
             return self._aead.decrypt(sealed[1:13], sealed[13:], purpose.encode())
         except InvalidTag:
-            raise SecretError(f"cannot decrypt the secret for {purpose}: wrong master key or tampered data") from None
+            raise SecretError(
+                f"cannot decrypt the secret for {purpose}: wrong master key or tampered data"
+            ) from None

@@ -20,7 +20,13 @@ class SettingsStore:
 
     def set(self, key: str, value: str) -> None:
         with self._engine.begin() as conn:
-            upsert(conn, settings, {"key": key, "value": value, "updated_at": utcnow()}, ["key"], ["value", "updated_at"])
+            upsert(
+                conn,
+                settings,
+                {"key": key, "value": value, "updated_at": utcnow()},
+                ["key"],
+                ["value", "updated_at"],
+            )
 
     def get_secret(self, key: str) -> bytes | None:
         with reading(self._engine) as conn:

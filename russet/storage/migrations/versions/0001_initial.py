@@ -84,7 +84,10 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.ForeignKeyConstraint(
-            ["enrollment_id"], ["enrollments.id"], name="fk_inventory_enrollment_id_enrollments", ondelete="CASCADE"
+            ["enrollment_id"],
+            ["enrollments.id"],
+            name="fk_inventory_enrollment_id_enrollments",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("enrollment_id", "section", name="pk_inventory"),
     )
@@ -141,5 +144,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("api_keys", "command_queue", "commands", "inventory", "enrollments", "certificates", "settings"):
+    for table in (
+        "api_keys",
+        "command_queue",
+        "commands",
+        "inventory",
+        "enrollments",
+        "certificates",
+        "settings",
+    ):
         op.drop_table(table)
