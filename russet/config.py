@@ -28,6 +28,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _existing_file(env: dict[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ConfigError(f"{name} names {raw!r}, which is not a readable file")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """What Russet is configured with; see the README's configuration table."""
@@ -38,6 +47,8 @@ class Settings:
     push_topic: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
     max_delivery_attempts: int = 5
+    apple_ca_file: str | None = None
+    ledger_retention_days: int = 730
     master_key: str | None = field(default=None, repr=False)
 
     @property
@@ -67,5 +78,7 @@ class Settings:
             push_topic=topic,
             max_body_bytes=_int(env, "RUSSET_MAX_BODY_BYTES", 4 * 1024 * 1024),
             max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
+            apple_ca_file=_existing_file(env, "RUSSET_APPLE_CA_FILE"),
+            ledger_retention_days=_int(env, "RUSSET_LEDGER_RETENTION_DAYS", 730),
             master_key=env.get("RUSSET_MASTER_KEY") or None,
         )

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from russet.apple.connections import ConnectionRegistry, ServiceHooks
+from russet.apple.gateway import AppleGateway
+from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
@@ -28,6 +31,10 @@ def _inventory_hook(
     return sections, summary_fields(sections)
 
 
+# Each Apple service's own knowledge of its credentials and data, for disconnect and purge.
+SERVICE_HOOKS: list[ServiceHooks] = []
+
+
 @dataclass
 class Russet:
     settings: Settings
@@ -36,6 +43,9 @@ class Russet:
     mdm: MdmService
     identities: IdentityVerifier
     last_seen: LastSeen
+    ledger: Ledger
+    connections: ConnectionRegistry
+    gateway: AppleGateway
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
@@ -48,6 +58,9 @@ class Russet:
         )
         authority = ensure_authority(storage.certificates)
         last_seen = LastSeen()
+        ledger = Ledger(engine, Fingerprinter.load(storage.settings))
+        ledger.start()
+        connections = ConnectionRegistry(engine, SERVICE_HOOKS)
         return cls(
             settings=settings,
             storage=storage,
@@ -55,6 +68,9 @@ class Russet:
             mdm=MdmService(storage, settings.push_topic, last_seen),
             identities=IdentityVerifier(authority.ca_certificate, [MdmSignatureSource()], ReplayGuard()),
             last_seen=last_seen,
+            ledger=ledger,
+            connections=connections,
+            gateway=AppleGateway(ledger, connections, ca_file=settings.apple_ca_file),
         )
 
     def flush_last_seen(self) -> None:
@@ -62,4 +78,5 @@ class Russet:
 
     def close(self) -> None:
         self.flush_last_seen()
+        self.ledger.stop()
         self.storage.engine.dispose()

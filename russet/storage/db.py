@@ -73,7 +73,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        alembic_command.upgrade(cfg, "head")
+        alembic_command.upgrade(cfg, "heads")
 
 
 def upsert(

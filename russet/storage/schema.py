@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -145,4 +146,80 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# -- Apple services: connections and the ledger of what was exchanged with Apple ------------------
+
+apple_connections = Table(
+    "apple_connections",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("service", String(20), nullable=False),  # apns | abm | vpp
+    Column("name", String(100), nullable=False),
+    Column("status", String(20), nullable=False),  # active | disconnected
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disconnected_at", DateTime(timezone=True), nullable=True),
+    # A lease: long operations (a sync) and purge exclude each other through it.
+    Column("busy_with", String(100), nullable=True),
+    Column("busy_until", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("service", "name"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("service", String(20), nullable=False),
+    Column("connection", String(100), nullable=False),
+    Column("endpoint", String(200), nullable=False),  # a template, never values: "POST /3/device/{token}"
+    Column("direction", String(10), nullable=False),  # sent | received
+    Column("field", String(60), nullable=False),
+    Column("subject_type", String(20), nullable=False),
+    Column("subject_fp", String(32), nullable=True),  # keyed fingerprint of the subject's identifier
+    Column("value_fp", String(32), nullable=True),  # keyed fingerprint of the value (never the value)
+    Column("purpose", String(200), nullable=False),
+    Column("status", Integer, nullable=True),  # HTTP status of the exchange; NULL when no answer came
+    Column("request_id", String(100), nullable=True),  # Apple's id for the request, when it gives one
+    Index("ix_ledger_service_field_direction", "service", "field", "direction"),
+    Index("ix_ledger_subject_fp", "subject_fp"),
+    Index("ix_ledger_value_fp", "value_fp"),
+    Index("ix_ledger_at", "at"),
+)
+
+purge_receipts = Table(
+    "purge_receipts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("service", String(20), nullable=False),
+    Column("connection", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("receipt", Text, nullable=False),  # the JSON receipt as given to the admin
+)
+
+
+# -- SCEP: one-time enrollment challenges and identity renewals ----------------------------------
+
+scep_challenges = Table(
+    "scep_challenges",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("challenge_hash", String(64), nullable=False, unique=True),  # SHA-256; never the challenge
+    Column("subject", Text, nullable=True),  # RFC 4514 subject the CSR must carry, if bound to one
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("consumed_at", DateTime(timezone=True), nullable=True),
+    # The certificate it was redeemed for, written in the transaction that consumes it.
+    Column("issued_fp", String(64), ForeignKey("certificates.fingerprint"), nullable=True),
+)
+
+scep_renewals = Table(
+    "scep_renewals",
+    metadata,
+    # A certificate issued by a SCEP RenewalReq, and the one whose holder asked for it: lets the
+    # enrollment bound to the old certificate move to the new one.
+    Column("new_fp", String(64), ForeignKey("certificates.fingerprint"), primary_key=True),
+    Column("old_fp", String(64), ForeignKey("certificates.fingerprint"), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_scep_renewals_old_fp", "old_fp"),
 )

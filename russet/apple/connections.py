@@ -1,0 +1,226 @@
+"""Connections to Apple's services, and disconnecting and purging them.
+
+Each configured connection (the APNs push certificate, an ABM server token, an Apps and Books
+location) has a row here. Disconnecting one stops the gateway from sending anything for it at
+once, destroys its credentials and, with purge, deletes every datum Russet holds that came from
+or is tied to it — in one transaction, with a receipt. What each service holds is known to the
+service itself, which registers `ServiceHooks`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, or_, select, update
+
+from russet.apple.catalogue import SERVICE_NAMES
+from russet.storage.db import as_utc, reading, upsert, utcnow
+from russet.storage.schema import apple_connections, purge_receipts
+
+
+class ConnectionRefused(Exception):
+    """A connection operation that cannot be done; the message says why."""
+
+
+class Disconnected(ConnectionRefused):
+    """The gateway refuses traffic for a connection that is disconnected or unknown."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a purge step removed: ids per table (or per kind of datum)."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceHooks:
+    """What a service knows about its own data, so that disconnect and purge can be generic."""
+
+    service: str
+    # Destroys the stored credentials of a connection; returns what was destroyed (kind -> ids).
+    destroy_credentials: Callable[[Connection, str], dict[str, list[str]]]
+    # Deletes every datum obtained from or tied to the connection; returns what (table -> ids).
+    purge: Callable[[Connection, str], dict[str, list[str]]]
+    # What the admin still has to do on Apple's side.
+    apple_side: Callable[[str], list[str]]
+
+
+class ConnectionRegistry:
+    # Other processes learn of a disconnect within this many seconds; this one at once.
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self, engine: Engine, hooks: list[ServiceHooks]) -> None:
+        self._engine = engine
+        self._hooks = {h.service: h for h in hooks}
+        self._active: set[tuple[str, str]] = set()
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    # -- state the gateway checks -----------------------------------------------------------
+
+    def _refresh(self) -> None:
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(apple_connections.c.service, apple_connections.c.name).where(
+                    apple_connections.c.status == "active"
+                )
+            ).all()
+        with self._lock:
+            self._active = {(r.service, r.name) for r in rows}
+            self._loaded_at = time.monotonic()
+
+    def is_active(self, service: str, name: str) -> bool:
+        if time.monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+            self._refresh()
+        return (service, name) in self._active
+
+    def require_active(self, service: str, name: str) -> None:
+        if not self.is_active(service, name):
+            raise Disconnected(f"{SERVICE_NAMES.get(service, service)} connection {name!r} is not connected")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def connect(self, conn: Connection, service: str, name: str) -> None:
+        """Mark a connection active (called inside the transaction that stores its credentials)."""
+        upsert(
+            conn,
+            apple_connections,
+            {
+                "service": service,
+                "name": name,
+                "status": "active",
+                "created_at": utcnow(),
+                "disconnected_at": None,
+            },
+            ["service", "name"],
+            ["status", "disconnected_at"],
+        )
+        with self._lock:
+            self._active.add((service, name))
+
+    def all(self) -> list[dict[str, Any]]:
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(apple_connections).order_by(apple_connections.c.service, apple_connections.c.name)
+            )
+            return [
+                {
+                    "service": r.service,
+                    "name": r.name,
+                    "status": r.status,
+                    "created_at": as_utc(r.created_at),
+                    "disconnected_at": as_utc(r.disconnected_at),
+                    "busy_with": r.busy_with if r.busy_until and as_utc(r.busy_until) > utcnow() else None,  # type: ignore[operator]
+                }
+                for r in rows
+            ]
+
+    @contextmanager
+    def lease(
+        self, service: str, name: str, operation: str, ttl: timedelta = timedelta(minutes=30)
+    ) -> Iterator[None]:
+        """Hold the connection for a long operation; purge is refused meanwhile (and vice versa)."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            taken = conn.execute(
+                update(apple_connections)
+                .where(
+                    apple_connections.c.service == service,
+                    apple_connections.c.name == name,
+                    or_(apple_connections.c.busy_until.is_(None), apple_connections.c.busy_until < now),
+                )
+                .values(busy_with=operation, busy_until=now + ttl)
+            ).rowcount
+            if not taken:
+                row = conn.execute(
+                    select(apple_connections.c.busy_with, apple_connections.c.busy_until).where(
+                        apple_connections.c.service == service, apple_connections.c.name == name
+                    )
+                ).first()
+                if row is None:
+                    raise ConnectionRefused(
+                        f"no {SERVICE_NAMES.get(service, service)} connection named {name!r}"
+                    )
+                raise ConnectionRefused(
+                    f"{service} {name!r} is busy with {row.busy_with} "
+                    f"(until {as_utc(row.busy_until)}); try again later"
+                )
+        try:
+            yield
+        finally:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(apple_connections)
+                    .where(apple_connections.c.service == service, apple_connections.c.name == name)
+                    .values(busy_with=None, busy_until=None)
+                )
+
+    def disconnect(self, service: str, name: str, *, purge: bool) -> dict[str, Any]:
+        """Stop traffic, destroy credentials and (with purge) the data; returns the receipt."""
+        hooks = self._hooks.get(service)
+        if hooks is None:
+            raise ConnectionRefused(
+                f"unknown service {service!r}; expected one of {', '.join(sorted(self._hooks))}"
+            )
+        with self.lease(service, name, "disconnect"):
+            # Block the gateway before anything else, so no request starts while we work.
+            with self._lock:
+                self._active.discard((service, name))
+            now = utcnow()
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(apple_connections)
+                    .where(apple_connections.c.service == service, apple_connections.c.name == name)
+                    .values(status="disconnected", disconnected_at=now)
+                )
+                destroyed = hooks.destroy_credentials(conn, name)
+                removed = hooks.purge(conn, name) if purge else {}
+                receipt = _receipt(service, name, now, destroyed, removed, purge, hooks.apple_side(name))
+                conn.execute(
+                    insert(purge_receipts).values(
+                        service=service, connection=name, at=now, receipt=json.dumps(receipt, sort_keys=True)
+                    )
+                )
+        return receipt
+
+    def receipts(self) -> list[dict[str, Any]]:
+        with reading(self._engine) as conn:
+            return [
+                json.loads(r.receipt)
+                for r in conn.execute(select(purge_receipts).order_by(purge_receipts.c.id))
+            ]
+
+
+def _receipt(
+    service: str,
+    name: str,
+    at: datetime,
+    destroyed: dict[str, list[str]],
+    removed: dict[str, list[str]],
+    purged: bool,
+    apple_side: list[str],
+) -> dict[str, Any]:
+    everything = sorted(
+        f"{kind}:{i}" for part in (destroyed, removed) for kind, ids in part.items() for i in ids
+    )
+    return {
+        "service": service,
+        "connection": name,
+        "at": at.isoformat(),
+        "purged": purged,
+        "credentials_destroyed": {kind: len(ids) for kind, ids in destroyed.items()},
+        "data_deleted": {table: len(ids) for table, ids in removed.items()},
+        # Proves what was deleted without keeping it: the SHA-256 of the sorted "table:id" list.
+        "deleted_ids_sha256": hashlib.sha256("\n".join(everything).encode()).hexdigest(),
+        "remaining_on_apple_side": apple_side,
+        "ledger": "ledger rows are kept: they hold fingerprints only and record what was exchanged",
+    }

@@ -1,0 +1,244 @@
+"""The outbound gateway: the only code in Russet that opens connections to Apple.
+
+Every call says which service and connection it is for, which endpoint, why, and which fields
+it carries about whom. The gateway refuses undeclared fields and disconnected connections
+before anything leaves, retries what Apple asks to be retried (backoff with jitter,
+Retry-After), reuses connections, and writes one ledger row per field per attempt.
+`RUSSET_APPLE_CA_FILE` replaces the system trust store for all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import ssl
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from russet.apple.catalogue import spec
+from russet.apple.connections import ConnectionRegistry
+from russet.apple.ledger import Ledger, LedgerRow
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REQUEST_ID_HEADERS = ("apns-id", "x-request-id", "x-apple-request-uuid", "x-apple-jingle-correlation-key")
+MAX_RETRY_AFTER = 300.0
+
+
+class AppleUnavailable(Exception):
+    """Apple could not be reached (or kept failing) after every allowed attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Datum:
+    """One field of an exchange: its catalogue name, its value, and whom it is about."""
+
+    field: str
+    value: str | bytes | int | None
+    subject: str | None = None  # the device serial/UDID, user id or organisation it concerns
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    service: str  # apns | abm | vpp
+    connection: str  # the connection's name
+    endpoint: str  # a template, never values: "POST /server/devices"
+    purpose: str  # why, in words a privacy officer can read
+    sent: Sequence[Datum] = ()
+
+
+ClientIdentity = tuple[x509.Certificate, PrivateKeyTypes]
+
+
+class AppleGateway:
+    def __init__(
+        self,
+        ledger: Ledger,
+        connections: ConnectionRegistry,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
+        self.ledger = ledger
+        self.connections = connections
+        self._ca_file = ca_file
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._clients: dict[tuple[str, str, str, bool], httpx.AsyncClient] = {}
+
+    # -- TLS ------------------------------------------------------------------------------------
+
+    def ssl_context(self, identity: ClientIdentity | None = None, *, http2: bool = False) -> ssl.SSLContext:
+        """Trust Apple (or the configured CA bundle) and present `identity` if given."""
+        ctx = (
+            ssl.create_default_context(cafile=self._ca_file)
+            if self._ca_file
+            else ssl.create_default_context()
+        )
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if http2:
+            ctx.set_alpn_protocols(["h2"])
+        if identity is not None:
+            _load_identity(ctx, *identity)
+        return ctx
+
+    def _client(self, call: Call, identity: ClientIdentity | None, http2: bool) -> httpx.AsyncClient:
+        key_id = identity[0].fingerprint(hashes.SHA256()).hex() if identity else ""
+        cache_key = (call.service, call.connection, key_id, http2)
+        client = self._clients.get(cache_key)
+        if client is None:
+            client = httpx.AsyncClient(
+                verify=self.ssl_context(identity, http2=http2),
+                http2=http2,
+                timeout=self._timeout,
+                limits=httpx.Limits(max_keepalive_connections=20, max_connections=100),
+                headers={"User-Agent": "Russet-MDM"},
+            )
+            self._clients[cache_key] = client
+        return client
+
+    # -- checks and records ---------------------------------------------------------------------
+
+    def check(self, call: Call) -> None:
+        """Fail closed: a disconnected connection or an undeclared field stops the call here."""
+        self.connections.require_active(call.service, call.connection)
+        for datum in call.sent:
+            spec(call.service, "sent", datum.field)
+
+    def record(
+        self, call: Call, status: int | None, request_id: str | None, received: Sequence[Datum] = ()
+    ) -> None:
+        """Ledger rows for one attempt of `call` (what was sent, and what came back)."""
+        now = datetime.now(UTC)
+        fp = self.ledger.fingerprint
+        rows = []
+        for direction, data in (("sent", call.sent), ("received", received)):
+            for datum in data:
+                field_spec = spec(call.service, direction, datum.field)
+                rows.append(
+                    LedgerRow(
+                        now,
+                        call.service,
+                        call.connection,
+                        call.endpoint,
+                        direction,
+                        datum.field,
+                        field_spec.subject,
+                        fp(datum.subject),
+                        fp(datum.value),
+                        call.purpose,
+                        status,
+                        request_id,
+                    )
+                )
+        self.ledger.add(rows)
+
+    def received(self, call: Call, response: httpx.Response, data: Sequence[Datum]) -> None:
+        """Record what a response told Russet, once the caller has parsed it."""
+        self.record(call, response.status_code, _request_id(response.headers), data)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        call: Call,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        identity: ClientIdentity | None = None,
+        http2: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send one request for `call`, retrying what Apple asks to be retried; returns the last response."""
+        self.check(call)
+        client = self._client(call, identity, http2)
+        attempts = self._max_attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            self.connections.require_active(call.service, call.connection)  # a disconnect stops retries too
+            try:
+                response = await client.request(
+                    method, url, json=json, content=content, params=params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                self.record(call, None, None)
+                if attempt == attempts:
+                    raise AppleUnavailable(
+                        f"{call.service} {call.endpoint}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                await asyncio.sleep(self._delay(attempt, None))
+                continue
+            self.record(call, response.status_code, _request_id(response.headers))
+            if response.status_code in RETRY_STATUSES and attempt < attempts:
+                await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        told = _retry_after_seconds(retry_after)
+        if told is not None:
+            return min(told, MAX_RETRY_AFTER)
+        base = self._backoff * (2 ** (attempt - 1))
+        return base + random.uniform(0, base)  # full jitter on top of the exponential step
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+def _request_id(headers: httpx.Headers) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value[:100]
+    return None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _load_identity(ctx: ssl.SSLContext, cert: x509.Certificate, key: PrivateKeyTypes) -> None:
+    """`ssl` only loads client identities from files: write them encrypted with a one-time
+    password to a private temporary file, load, and remove it at once."""
+    password = os.urandom(24).hex().encode()
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+    fd, path = tempfile.mkstemp(prefix="russet-identity-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        ctx.load_cert_chain(path, password=password)
+    finally:
+        os.unlink(path)
