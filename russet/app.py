@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from russet import __version__
+from russet import __version__, operations
 from russet.api import routes as api_routes
 from russet.config import Settings
 from russet.mdm.http import device_routes
+from russet.scep.http import scep_routes
 from russet.runtime import Russet
 
 log = logging.getLogger("russet")
 LAST_SEEN_FLUSH_SECONDS = 1.0
+LEDGER_PRUNE_SECONDS = 6 * 3600
 
 
 def create_app(russet: Russet) -> FastAPI:
@@ -31,11 +33,25 @@ def create_app(russet: Russet) -> FastAPI:
                 except Exception:  # keep flushing; a lost batch is only a few stale last-seen times
                     log.exception("could not record last-seen times")
 
-        task = asyncio.create_task(flush_forever())
+        async def prune_ledger_forever() -> None:
+            while True:
+                try:
+                    removed = await run_in_threadpool(
+                        operations.prune_ledger, russet, russet.settings.ledger_retention_days
+                    )
+                    if removed:
+                        log.info("pruned %d ledger rows past the retention period", removed)
+                except Exception:
+                    log.exception("could not prune the ledger")
+                await asyncio.sleep(LEDGER_PRUNE_SECONDS)
+
+        tasks = [asyncio.create_task(flush_forever()), asyncio.create_task(prune_ledger_forever())]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
+            await russet.gateway.aclose()
             await run_in_threadpool(russet.close)
 
     app = FastAPI(
@@ -48,6 +64,7 @@ def create_app(russet: Russet) -> FastAPI:
     )
     app.state.russet = russet
     app.router.routes.extend(device_routes(russet))
+    app.router.routes.extend(scep_routes(russet))
     api_routes.install(app)
     return app
 

@@ -7,12 +7,15 @@ input, and return plain JSON-ready dicts.
 from __future__ import annotations
 
 import plistlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from russet.apple.catalogue import SERVICE_NAMES
+from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
 from russet.runtime import Russet
+from russet.storage.db import utcnow
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
 
 MAX_DEVICES_PER_COMMAND = 100_000
@@ -137,3 +140,69 @@ def device_commands(russet: Russet, device_id: str, limit: int = 100) -> dict[st
         raise OperationError(f"no device with id {device_id!r}", 404)
     rows = russet.storage.queue.for_enrollment(device_id, limit)
     return {"device": device_id, "commands": [_delivery(r, with_result=False) for r in rows]}
+
+
+# -- the ledger and Apple connections -------------------------------------------------------------
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """`30d`, `12h`, `90m` back from now, or an ISO 8601 date/time."""
+    if not text:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[:-1].isdigit() and text[-1] in units:
+        return utcnow() - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise OperationError(f"--since {text!r}: expected e.g. 30d, 12h or 2026-01-31") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def ledger_report(
+    russet: Russet, *, since: str | None = None, service: str | None = None
+) -> list[dict[str, Any]]:
+    if service is not None and service not in SERVICE_NAMES:
+        raise OperationError(f"unknown service {service!r}; expected one of {', '.join(SERVICE_NAMES)}")
+    return [
+        {**row, "first": _iso(row["first"]), "last": _iso(row["last"])}
+        for row in russet.ledger.report(since=parse_since(since), service=service)
+    ]
+
+
+def ledger_subject(russet: Russet, identifier: str) -> dict[str, Any]:
+    """What Apple has been told about a device (serial or UDID) or a person, when and why."""
+    identifier = identifier.strip()
+    if not identifier:
+        raise OperationError("name a serial number, UDID or user")
+    aliases = {identifier} | russet.storage.enrollments.aliases(identifier)
+    rows = russet.ledger.about(sorted(aliases))
+    return {
+        "subject": identifier,
+        "also_known_as": sorted(aliases - {identifier}),
+        "exchanges": [
+            {
+                "at": _iso(r["at"]),
+                "service": r["service"],
+                "connection": r["connection"],
+                "endpoint": r["endpoint"],
+                "direction": r["direction"],
+                "field": r["field"],
+                "purpose": r["purpose"],
+                "status": r["status"],
+                "matched": r["matched"],
+            }
+            for r in rows
+        ],
+    }
+
+
+def disconnect(russet: Russet, service: str, name: str, *, purge: bool) -> dict[str, Any]:
+    try:
+        return russet.connections.disconnect(service, name, purge=purge)
+    except ConnectionRefused as exc:
+        raise OperationError(str(exc), 409) from None
+
+
+def prune_ledger(russet: Russet, older_than_days: int) -> int:
+    return russet.ledger.prune(utcnow() - timedelta(days=older_than_days))

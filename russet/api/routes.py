@@ -78,6 +78,46 @@ def show_command(request: Request, _: Caller, command_uuid: str) -> dict[str, An
     return operations.show_command(_russet(request), command_uuid)
 
 
+@router.get(
+    "/ledger/report", summary="Every catalogue field: times exchanged with Apple, subjects, first/last"
+)
+def ledger_report(
+    request: Request, _: Caller, since: str | None = None, service: str | None = None
+) -> list[dict[str, Any]]:
+    return operations.ledger_report(_russet(request), since=since, service=service)
+
+
+@router.get(
+    "/ledger/subjects/{identifier}", summary="What Apple was told about a device or person, when and why"
+)
+def ledger_subject(request: Request, _: Caller, identifier: str) -> dict[str, Any]:
+    return operations.ledger_subject(_russet(request), identifier)
+
+
+@router.get("/connections", summary="Connections to Apple's services")
+def list_connections(request: Request, _: Caller) -> list[dict[str, Any]]:
+    return _russet(request).connections.all()
+
+
+class DisconnectRequest(BaseModel):
+    purge: bool = Field(False, description="Also delete every datum obtained from or tied to the connection")
+
+
+@router.post(
+    "/connections/{service}/{name}/disconnect",
+    summary="Stop traffic to a connection, destroy its credentials, optionally purge; returns the receipt",
+)
+def disconnect(
+    request: Request, _: Caller, service: str, name: str, body: DisconnectRequest
+) -> dict[str, Any]:
+    return operations.disconnect(_russet(request), service, name, purge=body.purge)
+
+
+@router.get("/connections/receipts", summary="Receipts of past disconnects and purges")
+def receipts(request: Request, _: Caller) -> list[dict[str, Any]]:
+    return _russet(request).connections.receipts()
+
+
 @router.get("/health", summary="Liveness (no authentication)")
 def health() -> dict[str, str]:
     return {"status": "ok"}

@@ -123,12 +123,12 @@ class AppleGateway:
         """Ledger rows for one attempt of `call` (what was sent, and what came back)."""
         now = datetime.now(UTC)
         fp = self.ledger.fingerprint
-        rows = []
+        rows: list[LedgerRow] = []
         for direction, data in (("sent", call.sent), ("received", received)):
             for datum in data:
                 field_spec = spec(call.service, direction, datum.field)
                 rows.append(
-                    LedgerRow(
+                    (
                         now,
                         call.service,
                         call.connection,

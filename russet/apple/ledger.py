@@ -1,24 +1,23 @@
 """The ledger: one row per field per exchange with Apple, values kept only as keyed fingerprints.
 
-A fingerprint is HMAC-SHA256 under a key sealed in Russet's settings, so "did we send this
-serial number?" can be answered by fingerprinting the serial again, while a copy of the
-ledger alone reveals no value. Rows are buffered and written in batches by a background
-thread so that recording a push costs microseconds, not a database round trip.
+A fingerprint is keyed BLAKE2b (a MAC, like HMAC but several times cheaper) under a key sealed
+in Russet's settings, so "did we send this serial number?" can be answered by fingerprinting the
+serial again, while a copy of the ledger alone reveals no value. Rows are buffered as tuples
+and written in batches by a background thread (COPY on PostgreSQL, executemany on SQLite), so
+recording a push costs microseconds, not a database round trip.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, select
 
 from russet.apple.catalogue import CATALOGUE, SERVICE_NAMES
 from russet.storage.db import as_utc, reading
@@ -46,23 +45,30 @@ class Fingerprinter:
         if value is None:
             return None
         raw = value if isinstance(value, bytes) else str(value).strip().casefold().encode()
-        return hmac.new(self._key, raw, hashlib.sha256).hexdigest()[:32]
+        return hashlib.blake2b(raw, digest_size=16, key=self._key).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    at: datetime
-    service: str
-    connection: str
-    endpoint: str
-    direction: str
-    field: str
-    subject_type: str
-    subject_fp: str | None
-    value_fp: str | None
-    purpose: str
-    status: int | None
-    request_id: str | None
+# One ledger row, in COLUMNS order: a plain tuple, because millions are made on the push path.
+LedgerRow = tuple[datetime, str, str, str, str, str, str, str | None, str | None, str, int | None, str | None]
+COLUMNS = (
+    "at",
+    "service",
+    "connection",
+    "endpoint",
+    "direction",
+    "field",
+    "subject_type",
+    "subject_fp",
+    "value_fp",
+    "purpose",
+    "status",
+    "request_id",
+)
+
+
+_INSERT = f"INSERT INTO ledger ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_COPY = f"COPY ledger ({', '.join(COLUMNS)}) FROM STDIN"
 
 
 class Ledger:
@@ -71,7 +77,7 @@ class Ledger:
     def __init__(self, engine: Engine, fingerprint: Fingerprinter, flush_interval: float = 0.5) -> None:
         self._engine = engine
         self.fingerprint = fingerprint
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[LedgerRow] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._interval = flush_interval
@@ -98,25 +104,8 @@ class Ledger:
                 log.exception("could not write ledger rows")
 
     def add(self, rows: Iterable[LedgerRow]) -> None:
-        batch = [
-            {
-                "at": r.at,
-                "service": r.service,
-                "connection": r.connection,
-                "endpoint": r.endpoint,
-                "direction": r.direction,
-                "field": r.field,
-                "subject_type": r.subject_type,
-                "subject_fp": r.subject_fp,
-                "value_fp": r.value_fp,
-                "purpose": r.purpose,
-                "status": r.status,
-                "request_id": r.request_id,
-            }
-            for r in rows
-        ]
         with self._lock:
-            self._buffer.extend(batch)
+            self._buffer.extend(rows)
 
     def pending(self) -> int:
         return len(self._buffer)
@@ -128,13 +117,26 @@ class Ledger:
             if not rows:
                 return 0
             try:
-                with self._engine.begin() as conn:
-                    conn.execute(insert(ledger), rows)
+                self._write(rows)
             except Exception:
                 with self._lock:  # put them back in front: nothing recorded is dropped
                     self._buffer[:0] = rows
                 raise
             return len(rows)
+
+    def _write(self, rows: list[LedgerRow]) -> None:
+        # The driver's bulk paths: an order of magnitude faster than SQLAlchemy's executemany.
+        with self._engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            if conn.dialect.name == "postgresql":
+                with raw.cursor() as cur, cur.copy(_COPY) as copy:  # type: ignore[union-attr]
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                # Timestamps in the text form SQLAlchemy uses on SQLite, so range queries compare right.
+                raw.executemany(  # type: ignore[union-attr]
+                    _INSERT, [(r[0].astimezone(UTC).strftime(_SQLITE_TIME), *r[1:]) for r in rows]
+                )
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -6,57 +6,20 @@ API does), so they need no running server; errors are one line naming the proble
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from russet import __version__, operations
+from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
-from russet.commands import COMMANDS, CommandError
-from russet.config import ConfigError, Settings
-from russet.enrollment.profile import ProfileError, ProfileRequest, build_profile, signed_profile
-from russet.runtime import Russet
-from russet.storage.apikeys import ApiKeyError
-from russet.storage.secretbox import SecretError
-
-F = TypeVar("F", bound=Callable[..., Any])
-_KNOWN_ERRORS = (
-    operations.OperationError,
-    ConfigError,
-    SecretError,
-    ProfileError,
-    ApiKeyError,
-    CommandError,
-)
-
-
-def _open() -> Russet:
-    return Russet.open(Settings.from_env())
-
-
-def handles_errors(func: F) -> F:
-    """Turn Russet's own errors into a one-line CLI error instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except _KNOWN_ERRORS as exc:
-            raise click.ClickException(str(exc)) from None
-        except OperationalError as exc:
-            raise click.ClickException(f"cannot use the database: {exc.orig}") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+from russet.commands import COMMANDS
+from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 
 
 @click.group()
@@ -80,7 +43,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     from russet.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    russet = _open()  # migrations and the CA are set up once here, before any worker starts
+    russet = open_russet()  # migrations and the CA are set up once here, before any worker starts
     settings = russet.settings
     click.echo(
         f"Russet {__version__}: data in {settings.data_dir}, database {_safe_url(settings.database_url)}"
@@ -121,7 +84,7 @@ def _safe_url(url: str) -> str:
 @handles_errors
 def devices(search: str | None, limit: int, after: str | None, as_json: bool) -> None:
     """List enrolled devices."""
-    page = operations.list_devices(_open(), limit=limit, after=after, search=search)
+    page = operations.list_devices(open_russet(), limit=limit, after=after, search=search)
     if as_json:
         emit_json(page)
         return
@@ -153,7 +116,7 @@ def device() -> None:
 @handles_errors
 def device_show(device_id: str, as_json: bool) -> None:
     """Enrollment state, inventory and last seen of a device."""
-    data = operations.show_device(_open(), device_id)
+    data = operations.show_device(open_russet(), device_id)
     if as_json:
         emit_json(data)
         return
@@ -170,7 +133,7 @@ def device_show(device_id: str, as_json: bool) -> None:
 @handles_errors
 def device_commands(device_id: str, limit: int, as_json: bool) -> None:
     """Commands queued for a device, newest first."""
-    data = operations.device_commands(_open(), device_id, limit)
+    data = operations.device_commands(open_russet(), device_id, limit)
     if as_json:
         emit_json(data)
         return
@@ -210,7 +173,7 @@ def command_send(
 ) -> None:
     """Queue a command for one or more devices."""
     cmd = _command_from_cli(request_type, params, raw_file)
-    result = operations.send_command(_open(), list(device_ids), cmd, created_by="cli")
+    result = operations.send_command(open_russet(), list(device_ids), cmd, created_by="cli")
     if as_json:
         emit_json(result)
         return
@@ -251,7 +214,7 @@ def _command_from_cli(request_type: str, params: tuple[str, ...], raw_file: Any)
 @handles_errors
 def command_show(command_uuid: str, as_json: bool) -> None:
     """A command's status, result and its deliveries to other devices."""
-    data = operations.show_command(_open(), command_uuid)
+    data = operations.show_command(open_russet(), command_uuid)
     if as_json:
         emit_json(data)
         return
@@ -284,7 +247,7 @@ def apikey() -> None:
 @handles_errors
 def apikey_create(name: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    key = _open().storage.api_keys.create(name)
+    key = open_russet().storage.api_keys.create(name)
     click.echo(key)
     click.echo(f"(API key {name!r}: shown once, keep it safe)", err=True)
 
@@ -294,7 +257,7 @@ def apikey_create(name: str) -> None:
 @handles_errors
 def apikey_list(as_json: bool) -> None:
     """Keys by name (never the keys themselves)."""
-    rows = [vars(k) for k in _open().storage.api_keys.list()]
+    rows = [vars(k) for k in open_russet().storage.api_keys.list()]
     if as_json:
         emit_json(rows)
         return
@@ -310,7 +273,7 @@ def apikey_list(as_json: bool) -> None:
 @handles_errors
 def apikey_revoke(name: str) -> None:
     """Revoke a key at once."""
-    if not _open().storage.api_keys.revoke(name):
+    if not open_russet().storage.api_keys.revoke(name):
         raise click.ClickException(f"no live API key named {name!r}")
     click.echo(f"revoked {name}")
 
@@ -328,20 +291,36 @@ def enrollment() -> None:
 @click.option("--topic", help="APNs topic (defaults to RUSSET_PUSH_TOPIC).")
 @click.option("--organization", default="Russet", show_default=True)
 @click.option("--unsigned", is_flag=True, help="Write the plain plist instead of the signed profile.")
+@click.option(
+    "--identity",
+    type=click.Choice(["scep", "pkcs12"]),
+    default="scep",
+    show_default=True,
+    help="scep: the device makes its key and fetches its certificate from /scep with a one-time "
+    "challenge valid 1 hour; pkcs12: key and certificate are made now and carried in the profile.",
+)
 @handles_errors
-def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned: bool) -> None:
+def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned: bool, identity: str) -> None:
     """Write a .mobileconfig that enrolls a device (identity issued by Russet's CA)."""
     import plistlib
 
-    russet = _open()
+    from russet.storage.challenges import ChallengeStore
+
+    russet = open_russet()
     topic = topic or russet.settings.push_topic
     if not topic:
         raise click.ClickException(
             "no push topic: pass --topic com.apple.mgmt.… or set RUSSET_PUSH_TOPIC "
             "(the UID of your APNs MDM push certificate)"
         )
-    req = ProfileRequest(public_url=russet.settings.public_url, topic=topic, organization=organization)
-    profile = build_profile(req, russet.authority, russet.storage.certificates)
+    req = ProfileRequest(
+        public_url=russet.settings.public_url,
+        topic=topic,
+        organization=organization,
+        identity="pkcs12" if identity == "pkcs12" else "scep",
+    )
+    challenges = ChallengeStore(russet.storage.engine)
+    profile = build_profile(req, russet.authority, russet.storage.certificates, challenges)
     data = plistlib.dumps(profile) if unsigned else signed_profile(profile, russet.authority)
     try:
         out.write_bytes(data)
@@ -352,6 +331,11 @@ def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned
             f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True
         )
     click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
+
+
+cli.add_command(ledger)
+cli.add_command(connections)
+cli.add_command(disconnect)
 
 
 def main() -> None:

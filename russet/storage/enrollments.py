@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, s
 from sqlalchemy.engine import Row
 
 from russet.mdm.channels import Channel
+from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
 from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
@@ -183,7 +184,15 @@ class EnrollmentStore:
         if row is None:
             raise NotEnrolled("unknown device: it has not sent Authenticate")
         if row.identity_fp != identity_fp:
-            raise EnrollmentConflict("the identity certificate is not the one bound to this device")
+            if row.identity_fp is None or not renews(conn, identity_fp, row.identity_fp):
+                raise EnrollmentConflict("the identity certificate is not the one bound to this device")
+            # The bound certificate was renewed over SCEP (RenewalReq signed by it): move the
+            # device and its user channels to the new one; the old one is refused from now on.
+            conn.execute(
+                update(enrollments)
+                .where(enrollments.c.device_id == device_id, enrollments.c.identity_fp == row.identity_fp)
+                .values(identity_fp=identity_fp)
+            )
         return row
 
     # -- reads ------------------------------------------------------------------------------
@@ -238,6 +247,18 @@ class EnrollmentStore:
     def existing(self, ids: list[str]) -> set[str]:
         with reading(self._engine) as conn:
             return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
+
+    def aliases(self, identifier: str) -> set[str]:
+        """The other identifiers of the device that `identifier` names (UDID <-> serial number)."""
+        key = identifier.casefold()
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(enrollments.c.device_id, enrollments.c.serial_number).where(
+                    or_(func.lower(enrollments.c.id) == key, func.lower(enrollments.c.serial_number) == key),
+                    enrollments.c.channel == "device",
+                )
+            ).all()
+        return {value for row in rows for value in (row.device_id, row.serial_number) if value}
 
     def unlock_token(self, device_id: str) -> bytes | None:
         with reading(self._engine) as conn:

@@ -181,7 +181,6 @@ ledger = Table(
     Column("purpose", String(200), nullable=False),
     Column("status", Integer, nullable=True),  # HTTP status of the exchange; NULL when no answer came
     Column("request_id", String(100), nullable=True),  # Apple's id for the request, when it gives one
-    Index("ix_ledger_service_field_direction", "service", "field", "direction"),
     Index("ix_ledger_subject_fp", "subject_fp"),
     Index("ix_ledger_value_fp", "value_fp"),
     Index("ix_ledger_at", "at"),

@@ -50,7 +50,6 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(100), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_ledger"),
     )
-    op.create_index("ix_ledger_service_field_direction", "ledger", ["service", "field", "direction"])
     op.create_index("ix_ledger_subject_fp", "ledger", ["subject_fp"])
     op.create_index("ix_ledger_value_fp", "ledger", ["value_fp"])
     op.create_index("ix_ledger_at", "ledger", ["at"])

@@ -1,0 +1,55 @@
+"""What every `russet` subcommand shares: opening Russet, one-line errors, --json."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from russet import operations
+from russet.apple.connections import ConnectionRefused
+from russet.commands import CommandError
+from russet.config import ConfigError, Settings
+from russet.enrollment.profile import ProfileError
+from russet.runtime import Russet
+from russet.storage.apikeys import ApiKeyError
+from russet.storage.secretbox import SecretError
+
+F = TypeVar("F", bound=Callable[..., Any])
+KNOWN_ERRORS: tuple[type[Exception], ...] = (
+    operations.OperationError,
+    ConfigError,
+    SecretError,
+    ProfileError,
+    ApiKeyError,
+    CommandError,
+    ConnectionRefused,
+)
+
+
+def open_russet() -> Russet:
+    """Open Russet for this command; it is closed (ledger flushed) when the command ends."""
+    russet = Russet.open(Settings.from_env())
+    click.get_current_context().call_on_close(russet.close)
+    return russet
+
+
+def handles_errors(func: F) -> F:
+    """Turn Russet's own errors into a one-line CLI error instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except KNOWN_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(f"cannot use the database: {exc.orig}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")

@@ -1,0 +1,151 @@
+"""`russet ledger …`, `russet connections` and `russet disconnect`: what Russet tells Apple."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import click
+
+from russet import operations
+from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.output import emit_json, table
+
+REPORT_COLUMNS = [
+    ("service_name", "Service"),
+    ("field", "Data"),
+    ("direction", "Direction"),
+    ("used_for", "Used for"),
+    ("times", "Times"),
+    ("distinct_subjects", "Distinct subjects"),
+    ("first", "First"),
+    ("last", "Last"),
+]
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """The field-by-field record of what Russet exchanged with Apple."""
+
+
+@ledger.command("report")
+@click.option("--since", help="Only exchanges since then: 30d, 12h or an ISO date.")
+@click.option("--service", type=click.Choice(["apns", "abm", "vpp"]))
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+)
+@handles_errors
+def report(since: str | None, service: str | None, fmt: str) -> None:
+    """Every field Russet may exchange with Apple: how often, about how many subjects, when."""
+    rows = operations.ledger_report(open_russet(), since=since, service=service)
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([title for _, title in REPORT_COLUMNS])
+        for row in rows:
+            writer.writerow(["" if row[key] is None else row[key] for key, _ in REPORT_COLUMNS])
+        click.echo(out.getvalue(), nl=False)
+    else:
+        shown = [{**r, "times": r["times"] or "never"} for r in rows]
+        table(shown, REPORT_COLUMNS, "the catalogue is empty")
+
+
+@ledger.command("subject")
+@click.argument("identifier", metavar="SERIAL|UDID|USER")
+@json_option
+@handles_errors
+def subject(identifier: str, as_json: bool) -> None:
+    """What Apple has been told about this device or person, when, and why."""
+    data = operations.ledger_subject(open_russet(), identifier)
+    if as_json:
+        emit_json(data)
+        return
+    if data["also_known_as"]:
+        click.echo(f"{identifier} is also known as {', '.join(data['also_known_as'])}")
+    table(
+        data["exchanges"],
+        [
+            ("at", "When"),
+            ("service", "Service"),
+            ("direction", "Direction"),
+            ("field", "Data"),
+            ("endpoint", "Endpoint"),
+            ("purpose", "Why"),
+            ("status", "Status"),
+        ],
+        f"nothing about {identifier} has been exchanged with Apple",
+    )
+
+
+@ledger.command("prune")
+@click.option(
+    "--older-than-days", type=click.IntRange(min=0), help="Defaults to RUSSET_LEDGER_RETENTION_DAYS."
+)
+@handles_errors
+def prune(older_than_days: int | None) -> None:
+    """Delete ledger rows older than the retention period."""
+    russet = open_russet()
+    days = russet.settings.ledger_retention_days if older_than_days is None else older_than_days
+    removed = operations.prune_ledger(russet, days)
+    click.echo(f"removed {removed} ledger rows older than {days} days")
+
+
+@click.command("connections")
+@json_option
+@handles_errors
+def connections(as_json: bool) -> None:
+    """Connections to Apple's services and their state."""
+    rows = open_russet().connections.all()
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        rows,
+        [
+            ("service", "SERVICE"),
+            ("name", "NAME"),
+            ("status", "STATUS"),
+            ("created_at", "SINCE"),
+            ("disconnected_at", "DISCONNECTED"),
+            ("busy_with", "BUSY"),
+        ],
+        "no connections to Apple",
+    )
+
+
+@click.command("disconnect")
+@click.argument("service", type=click.Choice(["apns", "abm", "vpp"]))
+@click.argument("name", required=False)
+@click.option(
+    "--purge", is_flag=True, help="Also delete every datum obtained from or tied to the connection."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@handles_errors
+def disconnect(service: str, name: str | None, purge: bool, yes: bool, as_json: bool) -> None:
+    """Stop all traffic to an Apple service connection and destroy its credentials."""
+    if name is None:
+        if service != "apns":
+            raise click.ClickException(
+                f"name the {service} connection to disconnect (see `russet connections`)"
+            )
+        name = "default"
+    if not yes:
+        what = (
+            "destroy its credentials and delete all data tied to it" if purge else "destroy its credentials"
+        )
+        click.confirm(f"Disconnect {service} {name!r}: stop all traffic, {what}?", abort=True)
+    receipt = operations.disconnect(open_russet(), service, name, purge=purge)
+    if as_json:
+        emit_json(receipt)
+        return
+    click.echo(f"disconnected {service} {name!r} at {receipt['at']}")
+    for kind, count in receipt["credentials_destroyed"].items():
+        click.echo(f"  credentials destroyed: {kind}: {count}")
+    for table_name, count in receipt["data_deleted"].items():
+        click.echo(f"  data deleted: {table_name}: {count}")
+    click.echo(f"  receipt hash of deleted ids: {receipt['deleted_ids_sha256']}")
+    for step in receipt["remaining_on_apple_side"]:
+        click.echo(f"  still to do on Apple's side: {step}")
