@@ -1,8 +1,9 @@
 """A simulated Apple device that speaks the MDM protocol the way a real one does.
 
-It installs a Russet enrollment profile (verifying its CMS signature and opening the PKCS#12
-identity with the payload's password), then signs every request body with that identity in
-an `Mdm-Signature` header, as a device does when the MDM payload sets SignMessage.
+It installs a Russet enrollment profile (verifying its CMS signature, then either opening the
+PKCS#12 identity with the payload's password or obtaining one over SCEP with its own key), then
+signs every request body with that identity in an `Mdm-Signature` header, as a device does when
+the MDM payload sets SignMessage.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from russet.pki import sign_detached, verify_attached
+from simulators.scep_client import ScepClient, ScepHttp, subject_from_apple
 
 CHECKIN_TYPE = "application/x-apple-aspen-mdm-checkin"
 CONNECT_TYPE = "application/x-apple-aspen-mdm; charset=UTF-8"
@@ -37,9 +39,12 @@ class Enrollment:
     server_url: str
     checkin_url: str
     topic: str
+    scep_url: str | None = None  # where the identity came from, when it came over SCEP
 
     @classmethod
-    def from_profile(cls, profile: bytes) -> Enrollment:
+    def from_profile(cls, profile: bytes, http_client: ScepHttp | None = None) -> Enrollment:
+        """Install a profile. A SCEP identity is requested through `http_client`, or, without
+        one, over a fresh httpx client to the payload's URL (as a device would)."""
         if profile.startswith(b"<?xml") or profile.startswith(b"bplist"):
             content = profile
         else:
@@ -47,11 +52,36 @@ class Enrollment:
         payloads = {p["PayloadType"]: p for p in plistlib.loads(content)["PayloadContent"]}
         mdm = payloads["com.apple.mdm"]
         identity = next(p for p in payloads.values() if p["PayloadUUID"] == mdm["IdentityCertificateUUID"])
-        key, cert, _ = pkcs12.load_key_and_certificates(
+        urls = (mdm["ServerURL"], mdm.get("CheckInURL", mdm["ServerURL"]), mdm["Topic"])
+        if identity["PayloadType"] == "com.apple.security.scep":
+            scep = identity["PayloadContent"]
+            cert, key = _over_scep(http_client, scep)
+            return cls(cert, key, *urls, scep_url=scep["URL"])
+        p12_key, p12_cert, _ = pkcs12.load_key_and_certificates(
             identity["PayloadContent"], identity["Password"].encode()
         )
-        assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
-        return cls(cert, key, mdm["ServerURL"], mdm.get("CheckInURL", mdm["ServerURL"]), mdm["Topic"])
+        assert isinstance(p12_key, rsa.RSAPrivateKey) and p12_cert is not None
+        return cls(p12_cert, p12_key, *urls)
+
+    def renew(self, http_client: ScepHttp) -> None:
+        """Replace the identity with a new key and certificate by SCEP RenewalReq."""
+        if self.scep_url is None:
+            raise ValueError("this identity did not come over SCEP")
+        client = ScepClient(http_client, self.scep_url)
+        self.certificate, self.key = client.renew(self.certificate, self.key)
+
+
+def _over_scep(
+    http_client: ScepHttp | None, scep: dict[str, Any]
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    subject = subject_from_apple(scep.get("Subject", []))
+    key_size = int(scep.get("Keysize", 1024))
+    if http_client is not None:
+        return ScepClient(http_client, scep["URL"]).enroll(subject, scep.get("Challenge"), key_size)
+    import httpx  # only this path needs a real network client
+
+    with httpx.Client() as http:
+        return ScepClient(http, scep["URL"]).enroll(subject, scep.get("Challenge"), key_size)
 
 
 @dataclass

@@ -73,7 +73,9 @@ def client(russet: Russet) -> Iterator[TestClient]:
 
 
 def new_profile(russet: Russet) -> bytes:
-    profile = build_profile(ProfileRequest(PUBLIC_URL, TOPIC), russet.authority, russet.storage.certificates)
+    profile = build_profile(
+        ProfileRequest(PUBLIC_URL, TOPIC, identity="pkcs12"), russet.authority, russet.storage.certificates
+    )
     return signed_profile(profile, russet.authority)
 
 

@@ -1,8 +1,9 @@
 """Enrollment profiles (.mobileconfig): the MDM payload plus a device identity, CMS-signed.
 
-The identity here is a PKCS#12 payload issued by Russet's CA (the server generates the key).
-SCEP, where the device makes its own key, will be a second identity payload builder: the MDM
-payload only refers to whichever identity payload it is given by PayloadUUID.
+The identity payload is either SCEP (the default: the device makes its own key and asks Russet's
+SCEP endpoint for a certificate with a one-time challenge, so the private key never leaves it)
+or PKCS#12 (Russet generates key and certificate and ships both in the profile). The MDM payload
+only refers to whichever identity payload it is given by PayloadUUID.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ import plistlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from russet.enrollment.authority import DEVICE_KIND, Authority
 from russet.pki import issue_device_identity, pkcs12_identity, sign_attached
 from russet.storage.certificates import CertificateStore
+from russet.storage.challenges import ChallengeStore
 
 ALL_ACCESS_RIGHTS = 8191
+SCEP_KEY_BITS = 2048
+SCEP_KEY_USAGE = 5  # 1 signing + 4 encryption: the identity signs requests and decrypts profiles
 # Advertised from the first enrollment because Apple does not let a profile update add it.
 SERVER_CAPABILITIES = ["com.apple.mdm.per-user-connections"]
 
@@ -32,7 +39,8 @@ class ProfileRequest:
     public_url: str
     topic: str
     organization: str = "Russet"
-    identity_days: int = 365
+    identity_days: int = 365  # PKCS#12 identities only; SCEP ones get the responder's validity
+    identity: Literal["scep", "pkcs12"] = "scep"
 
 
 def _identifier_base(public_url: str) -> str:
@@ -51,20 +59,16 @@ def _payload(payload_type: str, identifier: str, display_name: str, **content: A
     }
 
 
-def build_profile(
-    req: ProfileRequest, authority: Authority, certificates: CertificateStore
+def _pkcs12_identity(
+    req: ProfileRequest, base: str, authority: Authority, certificates: CertificateStore
 ) -> dict[str, Any]:
-    """The unsigned profile dict, with a freshly issued identity recorded in the store."""
-    if not req.topic.startswith("com.apple.mgmt."):
-        raise ProfileError(f"the push topic must start with com.apple.mgmt., got {req.topic!r}")
-    base = _identifier_base(req.public_url)
     common_name = f"Russet device identity {secrets.token_hex(8)}"
     cert, key = issue_device_identity(
         authority.ca_certificate, authority.ca_key, common_name, req.identity_days
     )
     certificates.add(DEVICE_KIND, cert)  # recorded (without its key) for audit and revocation
     password = secrets.token_urlsafe(18)
-    identity = _payload(
+    return _payload(
         "com.apple.security.pkcs12",
         f"{base}.identity",
         "Device identity",
@@ -72,6 +76,47 @@ def build_profile(
         Password=password,
         PayloadCertificateFileName="russet-identity.p12",
     )
+
+
+def _scep_identity(req: ProfileRequest, base: str, challenges: ChallengeStore) -> dict[str, Any]:
+    """A SCEP payload whose one-time challenge only buys a certificate for its own subject."""
+    common_name = f"Russet device {secrets.token_hex(8)}"
+    challenge = challenges.create(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+    return _payload(
+        "com.apple.security.scep",
+        f"{base}.identity",
+        "Device identity",
+        PayloadContent={
+            "URL": f"{req.public_url}/scep",
+            "Name": req.organization,
+            "Subject": [[["CN", common_name]]],
+            "Challenge": challenge,
+            "Keysize": SCEP_KEY_BITS,
+            "Key Type": "RSA",
+            "Key Usage": SCEP_KEY_USAGE,
+        },
+    )
+
+
+def build_profile(
+    req: ProfileRequest,
+    authority: Authority,
+    certificates: CertificateStore,
+    challenges: ChallengeStore | None = None,
+) -> dict[str, Any]:
+    """The unsigned profile dict. A PKCS#12 identity is issued and recorded now; a SCEP one
+    carries a fresh challenge from ``challenges`` (required then) and is issued on request."""
+    if not req.topic.startswith("com.apple.mgmt."):
+        raise ProfileError(f"the push topic must start with com.apple.mgmt., got {req.topic!r}")
+    base = _identifier_base(req.public_url)
+    if req.identity == "pkcs12":
+        identity = _pkcs12_identity(req, base, authority, certificates)
+    elif req.identity == "scep":
+        if challenges is None:
+            raise ProfileError("a SCEP enrollment profile needs the challenge store for its challenge")
+        identity = _scep_identity(req, base, challenges)
+    else:
+        raise ProfileError(f"identity must be scep or pkcs12, got {req.identity!r}")
     mdm = _payload(
         "com.apple.mdm",
         f"{base}.mdm",

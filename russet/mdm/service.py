@@ -54,7 +54,9 @@ class LastSeen:
         self._lock = threading.Lock()
 
     def mark(self, enrollment_id: str) -> None:
-        self._pending[enrollment_id] = utcnow()
+        now = utcnow()
+        with self._lock:
+            self._pending[enrollment_id] = now
 
     def drain(self) -> dict[str, datetime]:
         with self._lock:
@@ -138,7 +140,10 @@ class MdmService:
         if not result.known:
             raise UnknownEnrollment(f"unknown enrollment {channel.enrollment_id}")
         if result.identity_fp != identity.fingerprint:
-            raise Forbidden("the identity certificate is not the one bound to this enrollment")
+            # Either someone else's certificate, or this device's renewed one (then rebind, once).
+            if not self._storage.enrollments.adopt_renewal(channel.device_id, identity.fingerprint):
+                raise Forbidden("the identity certificate is not the one bound to this enrollment")
+            result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
         self._last_seen.mark(channel.enrollment_id)
         if command_uuid and status != "Idle" and not result.stored:
             log.info(

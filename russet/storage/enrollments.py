@@ -168,6 +168,15 @@ class EnrollmentStore:
                 .values(enabled=False, checked_out_at=utcnow())
             )
 
+    def adopt_renewal(self, device_id: str, identity_fp: str) -> bool:
+        """Rebind a device whose certificate was renewed over SCEP; False if it was not."""
+        try:
+            with self._engine.begin() as conn:
+                self._bound_device(conn, device_id, identity_fp)
+        except (EnrollmentConflict, NotEnrolled):
+            return False
+        return True
+
     def _refuse_foreign_identity(self, conn: Connection, identity_fp: str, device_id: str) -> None:
         other = conn.execute(
             select(enrollments.c.device_id)
