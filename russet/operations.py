@@ -10,6 +10,7 @@ import plistlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from russet.apns.state import request_pushes
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
@@ -77,6 +78,7 @@ def show_device(russet: Russet, device_id: str) -> dict[str, Any]:
             "checked_out_at": _iso(row["checked_out_at"]),
             "created_at": _iso(row["created_at"]),
             "inventory": row["inventory"],
+            "push": russet.pusher.state.device(device_id),
         }
     )
     return summary
@@ -98,9 +100,12 @@ def send_command(
         raise OperationError(str(exc)) from None
     template = render_command_plist(UUID_PLACEHOLDER, built)
     try:
-        uuids = russet.storage.queue.enqueue(built["RequestType"], template, device_ids, created_by)
+        uuids = russet.storage.queue.enqueue(
+            built["RequestType"], template, device_ids, created_by, in_transaction=request_pushes
+        )
     except UnknownDevices as exc:
         raise OperationError(str(exc), 404) from None
+    russet.pusher.wake()  # this process's pusher at once; others find the requests when they poll
     return {
         "request_type": built["RequestType"],
         "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],

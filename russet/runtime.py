@@ -6,9 +6,13 @@ fresh data directory becomes a working server without any setup step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from russet.abm import hooks as abm_hooks
+from russet.apns import hooks as apns_hooks
+from russet.apns.certificate import effective_push_topic
+from russet.apns.pusher import Pusher
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
@@ -33,6 +37,8 @@ def _inventory_hook(
 
 # Each Apple service's own knowledge of its credentials and data, for disconnect and purge.
 SERVICE_HOOKS: list[ServiceHooks] = []
+SERVICE_HOOKS.append(abm_hooks.HOOKS)
+SERVICE_HOOKS.append(apns_hooks.HOOKS)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Russet:
     ledger: Ledger
     connections: ConnectionRegistry
     gateway: AppleGateway
+    pusher: Pusher
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
@@ -56,11 +63,14 @@ class Russet:
         storage = Storage.open(
             engine, box, max_attempts=settings.max_delivery_attempts, inventory_hook=_inventory_hook
         )
+        # The installed push certificate names the topic; RUSSET_PUSH_TOPIC is only the fallback.
+        settings = replace(settings, push_topic=effective_push_topic(storage, settings.push_topic))
         authority = ensure_authority(storage.certificates)
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
+        gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
         return cls(
             settings=settings,
             storage=storage,
@@ -70,7 +80,8 @@ class Russet:
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,
-            gateway=AppleGateway(ledger, connections, ca_file=settings.apple_ca_file),
+            gateway=gateway,
+            pusher=Pusher(storage, gateway, settings.apns_url),
         )
 
     def flush_last_seen(self) -> None:

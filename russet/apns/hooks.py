@@ -1,0 +1,74 @@
+"""What disconnect and purge do to the APNs connection (registered in `russet.runtime`).
+
+Imports neither the runtime nor the pusher: the runtime imports this module while it is itself
+being imported.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select, update
+
+from russet.apns.certificate import PENDING_KEY, PUSH_KIND
+from russet.apns.state import STOP_SETTING
+from russet.apple.connections import ServiceHooks
+from russet.storage.schema import apns_push, certificates, enrollments, settings
+
+
+def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Wipe the push certificates' private keys and a push key still waiting for its certificate.
+
+    The certificates themselves (public) stay, so the record of what was installed survives.
+    """
+    destroyed: dict[str, list[str]] = {}
+    keyed = list(
+        conn.execute(
+            select(certificates.c.fingerprint).where(
+                certificates.c.kind == PUSH_KIND, certificates.c.sealed_key.is_not(None)
+            )
+        ).scalars()
+    )
+    if keyed:
+        conn.execute(
+            update(certificates)
+            .where(certificates.c.kind == PUSH_KIND, certificates.c.sealed_key.is_not(None))
+            .values(sealed_key=None)
+        )
+        destroyed["apns_push_key"] = keyed
+    if conn.execute(delete(settings).where(settings.c.key == PENDING_KEY)).rowcount:
+        destroyed["apns_pending_key"] = [PENDING_KEY]
+    return destroyed
+
+
+def purge(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Delete push state, and every enrollment's push token and PushMagic: they came from the
+    devices but exist only to talk to APNs."""
+    removed: dict[str, list[str]] = {}
+    ids = [str(i) for i in conn.execute(select(apns_push.c.enrollment_id)).scalars()]
+    if ids:
+        conn.execute(delete(apns_push))
+        removed["apns_push"] = ids
+    for column, label in (
+        (enrollments.c.push_token, "enrollments.push_token"),
+        (enrollments.c.push_magic, "enrollments.push_magic"),
+    ):
+        held = [str(i) for i in conn.execute(select(enrollments.c.id).where(column.is_not(None))).scalars()]
+        if held:
+            conn.execute(update(enrollments).where(column.is_not(None)).values({column.name: None}))
+            removed[label] = held
+    if conn.execute(delete(settings).where(settings.c.key == STOP_SETTING)).rowcount:
+        removed["settings"] = [STOP_SETTING]
+    return removed
+
+
+def apple_side(name: str) -> list[str]:
+    return [
+        "Revoke the MDM push certificate at https://identity.apple.com/pushcert (Apple keeps it valid "
+        "until it expires otherwise).",
+        "Enrolled devices keep listening on the certificate's topic until they are unenrolled; they "
+        "need a new TokenUpdate (re-enrollment) before Russet can push them again.",
+    ]
+
+
+HOOKS = ServiceHooks(
+    service="apns", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+)
