@@ -1,0 +1,336 @@
+"""ABM operations shared by the CLI and the REST API, so both behave the same.
+
+Calls that reach Apple are coroutines: the API awaits them on the server's event loop (where the
+gateway's connections live); the CLI runs them with `run()`, which closes those connections in
+the same loop. Results are JSON-ready dicts; errors are `AbmError`s with a message for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from russet.abm import profiles
+from russet.abm.client import AbmClient, forget_session
+from russet.abm.errors import AbmError, TokenError
+from russet.abm.store import AbmStore
+from russet.abm.sync import LEASE, sync_connection, sync_due
+from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
+from russet.apple.connections import ConnectionRefused, Disconnected
+from russet.apple.gateway import AppleUnavailable
+from russet.runtime import Russet
+from russet.storage.secretbox import SecretBox
+
+T = TypeVar("T")
+log = logging.getLogger("russet.abm")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+def open_store(russet: Russet) -> AbmStore:
+    return AbmStore(
+        russet.storage.engine, SecretBox.load(russet.settings.data_dir, russet.settings.master_key)
+    )
+
+
+def client_for(russet: Russet, store: AbmStore, name: str) -> AbmClient:
+    token = store.token(name)
+    if token.access_token_expiry <= datetime.now(UTC):  # Apple would only answer 401
+        raise TokenError(
+            f"the server token of ABM connection {name!r} expired on "
+            f"{token.access_token_expiry.isoformat()}; download a renewed token from ABM/ASM and load it "
+            f"with `russet abm token {name} FILE.p7m`",
+            409,
+        )
+    return AbmClient(russet.gateway, name, token, russet.settings.abm_url)
+
+
+def run(russet: Russet, work: Awaitable[T]) -> T:
+    """Run a coroutine from synchronous code (the CLI), closing Apple connections in its loop."""
+
+    async def main() -> T:
+        try:
+            return await work
+        finally:
+            await russet.gateway.aclose()
+
+    return asyncio.run(main())
+
+
+@contextmanager
+def apple_errors(name: str) -> Iterator[None]:
+    """The gateway's and the registry's refusals, as errors people can act on."""
+    try:
+        yield
+    except Disconnected:
+        raise AbmError(
+            f"ABM connection {name!r} is not connected; load its server token with `russet abm token`", 409
+        ) from None
+    except ConnectionRefused as exc:
+        raise AbmError(str(exc), 409) from None
+    except AppleUnavailable as exc:
+        raise AbmError(f"Apple could not be reached: {exc}", 502) from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# -- connections ---------------------------------------------------------------------------------
+
+
+def create(russet: Russet, name: str) -> dict[str, Any]:
+    """A key pair for a new connection; the certificate is what the admin uploads to ABM/ASM."""
+    if not NAME.match(name):
+        raise AbmError(
+            "a connection name is 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    key, cert = make_key_pair(name)
+    open_store(russet).create(name, cert, key)
+    return {
+        "name": name,
+        "certificate_pem": certificate_pem(cert).decode(),
+        "next": (
+            "In Apple Business/School Manager, add an MDM server (Preferences, Your MDM Servers), "
+            "upload this certificate, download the server token and load it with "
+            f"`russet abm token {name} FILE.p7m`."
+        ),
+    }
+
+
+async def load_token(russet: Russet, name: str, data: bytes, *, fetch_account: bool = True) -> dict[str, Any]:
+    """Decrypt a token file with the connection's key, store it sealed, connect, read /account."""
+    if len(data) > MAX_TOKEN_BYTES:
+        raise AbmError(f"a server token file is a few kilobytes; this one is {len(data)} bytes")
+    store = open_store(russet)
+    cert, key = store.identity(name)
+    token = decrypt_server_token(data, cert, key)
+    store.store_token(name, token, russet.connections)
+    forget_session(russet.gateway, name)  # a session opened with the previous token must not be reused
+    out: dict[str, Any] = {
+        "name": name,
+        "access_token_expiry": _iso(token.access_token_expiry),
+        "warning": expiry_warning(token.access_token_expiry),
+        "account": None,
+        "account_error": None,
+    }
+    if fetch_account:
+        before = store.account(name)
+        try:
+            out["account"] = await refresh_account(russet, name)
+        except AbmError as exc:  # the token is stored; Apple's side can be checked again later
+            out["account_error"] = str(exc)
+        else:
+            if before and before["server_uuid"] != out["account"]["server_uuid"] and store.sync_state(name):
+                # Another MDM server in ABM/ASM: its cursor means nothing here; list everything again.
+                store.start_full_fetch(name)
+                out["warning"] = (out["warning"] + "; " if out["warning"] else "") + (
+                    f"this token is for another MDM server ({out['account']['server_name']!r}); "
+                    "the next sync lists its devices afresh and drops the previous server's"
+                )
+    return out
+
+
+async def refresh_account(russet: Russet, name: str) -> dict[str, Any]:
+    store = open_store(russet)
+    with apple_errors(name):
+        account = await client_for(russet, store, name).account()
+    store.save_account(name, account)
+    shown = store.account(name)
+    assert shown is not None
+    return {**shown, "fetched_at": _iso(shown["fetched_at"])}
+
+
+def _summary(
+    store: AbmStore, name: str, connections: dict[tuple[str, str], dict[str, Any]]
+) -> dict[str, Any]:
+    server = store.require(name)
+    account = store.account(name)
+    state = store.sync_state(name)
+    registry = connections.get(("abm", name))
+    return {
+        "name": name,
+        "status": registry["status"] if registry else "awaiting token",
+        "busy_with": registry["busy_with"] if registry else None,
+        "server_name": account["server_name"] if account else None,
+        "org_name": account["org_name"] if account else None,
+        "access_token_expiry": _iso(server["access_token_expiry"]),
+        "warning": expiry_warning(server["access_token_expiry"]),
+        "default_profile_uuid": server["default_profile_uuid"],
+        "devices": sum(store.counts(name).values()),
+        "last_sync_at": _iso(state.last_sync_at) if state else None,
+        "last_error": state.last_error if state else None,
+    }
+
+
+def list_connections(russet: Russet) -> list[dict[str, Any]]:
+    store = open_store(russet)
+    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
+    return [_summary(store, name, connections) for name in store.names()]
+
+
+def show(russet: Russet, name: str) -> dict[str, Any]:
+    store = open_store(russet)
+    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
+    out = _summary(store, name, connections)
+    server = store.require(name)
+    account = store.account(name)
+    state = store.sync_state(name)
+    out.update(
+        {
+            "certificate_pem": certificate_pem(server["certificate"]).decode(),
+            "certificate_expiry": _iso(server["certificate"].not_valid_after_utc),
+            "has_key": server["has_key"],
+            "has_token": server["has_token"],
+            "token_stored_at": _iso(server["token_stored_at"]),
+            "account": None if account is None else {**account, "fetched_at": _iso(account["fetched_at"])},
+            "profile_statuses": store.counts(name),
+            "sync": None
+            if state is None
+            else {
+                "phase": state.phase,
+                "cursor_saved": state.cursor is not None,
+                "fetched_until": _iso(state.fetched_until),
+                "fetch_started_at": _iso(state.fetch_started_at),
+                "fetch_completed_at": _iso(state.fetch_completed_at),
+                "last_sync_at": _iso(state.last_sync_at),
+                "last_attempt_at": _iso(state.last_attempt_at),
+                "last_error": state.last_error,
+                "retry_at": _iso(state.retry_at),
+                "every_minutes": russet.settings.abm_sync_minutes,
+            },
+        }
+    )
+    return out
+
+
+# -- sync ----------------------------------------------------------------------------------------
+
+
+async def sync_now(russet: Russet, name: str, *, full: bool = False) -> dict[str, Any]:
+    store = open_store(russet)
+    store.require(name)
+    with apple_errors(name):
+        report = await sync_connection(russet, store, client_for(russet, store, name), full=full)
+    out = report.as_dict()
+    out["warning"] = expiry_warning(store.require(name)["access_token_expiry"])
+    return out
+
+
+async def sync_scheduled(russet: Russet) -> dict[str, Any]:
+    """The server's periodic task: every active connection whose interval has passed."""
+    store = open_store(russet)
+    outcome = await sync_due(russet, store, lambda name: client_for(russet, store, name))
+    for name in outcome:
+        warning = expiry_warning(store.require(name)["access_token_expiry"])
+        if warning:
+            log.warning("ABM %r: %s", name, warning)
+    return outcome
+
+
+# -- devices -------------------------------------------------------------------------------------
+
+
+def _device(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    if out["enrollment"]:
+        out["enrollment"] = {**out["enrollment"], "last_seen_at": _iso(out["enrollment"]["last_seen_at"])}
+    if out["last_profile_result"]:
+        out["last_profile_result"] = {
+            **out["last_profile_result"],
+            "at": _iso(out["last_profile_result"]["at"]),
+        }
+    return out
+
+
+def devices(
+    russet: Russet, name: str, *, limit: int = 100, after: str | None = None, search: str | None = None
+) -> dict[str, Any]:
+    if not 1 <= limit <= 1000:
+        raise AbmError("limit must be between 1 and 1000")
+    store = open_store(russet)
+    store.require(name)
+    rows = store.devices(name, limit=limit, after=after, search=search)
+    return {
+        "connection": name,
+        "devices": [_device(r) for r in rows],
+        "next": rows[-1]["serial_number"] if len(rows) == limit else None,
+    }
+
+
+def device(russet: Russet, name: str, serial: str) -> dict[str, Any]:
+    store = open_store(russet)
+    store.require(name)
+    row = store.device(name, serial)
+    if row is None:
+        raise AbmError(f"no device with serial number {serial!r} in ABM connection {name!r}", 404)
+    return _device(row)
+
+
+# -- profiles ------------------------------------------------------------------------------------
+
+
+def list_profiles(russet: Russet, name: str) -> dict[str, Any]:
+    store = open_store(russet)
+    server = store.require(name)
+    return {
+        "connection": name,
+        "default_profile_uuid": server["default_profile_uuid"],
+        "profiles": [
+            {
+                **p,
+                "created_at": _iso(p["created_at"]),
+                "default": p["profile_uuid"] == server["default_profile_uuid"],
+            }
+            for p in store.profiles(name)
+        ],
+    }
+
+
+async def define_profile(russet: Russet, name: str, spec: Any, *, default: bool = False) -> dict[str, Any]:
+    """Check the profile, define it at Apple, keep it; optionally make it the default."""
+    store = open_store(russet)
+    store.require(name)
+    profile = profiles.validate_profile(
+        spec,
+        default_url=profiles.ade_url(russet.settings.public_url),
+        default_org_magic=f"russet:{name}",
+    )
+    with apple_errors(name), russet.connections.lease("abm", name, "define profile", ttl=LEASE):
+        profile_uuid = await client_for(russet, store, name).define_profile(profile)
+        store.save_profile(name, profile_uuid, profile)
+        if default:
+            store.set_default_profile(name, profile_uuid)
+    return {"connection": name, "profile_uuid": profile_uuid, "profile": profile, "default": default}
+
+
+def set_default_profile(russet: Russet, name: str, profile_uuid: str | None) -> dict[str, Any]:
+    store = open_store(russet)
+    store.require(name)
+    if profile_uuid is not None and profile_uuid not in {p["profile_uuid"] for p in store.profiles(name)}:
+        raise AbmError(f"no profile {profile_uuid!r} was defined through ABM connection {name!r}", 404)
+    store.set_default_profile(name, profile_uuid)
+    return {"connection": name, "default_profile_uuid": profile_uuid}
+
+
+async def assign_profile(russet: Russet, name: str, profile_uuid: str, serials: Any) -> dict[str, Any]:
+    if not isinstance(profile_uuid, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", profile_uuid):
+        raise AbmError("profile_uuid should be the id Apple gave the profile")
+    cleaned = profiles.clean_serials(serials)
+    store = open_store(russet)
+    store.require(name)
+    with apple_errors(name), russet.connections.lease("abm", name, "assign profile", ttl=LEASE):
+        return await profiles.assign(client_for(russet, store, name), store, name, profile_uuid, cleaned)
+
+
+async def remove_profile(russet: Russet, name: str, serials: Any) -> dict[str, Any]:
+    cleaned = profiles.clean_serials(serials)
+    store = open_store(russet)
+    store.require(name)
+    with apple_errors(name), russet.connections.lease("abm", name, "remove profile", ttl=timedelta(hours=1)):
+        return await profiles.remove(client_for(russet, store, name), store, name, cleaned)

@@ -1,0 +1,71 @@
+"""What disconnect and purge do to an ABM connection (registered in `russet.runtime`).
+
+Imports only the schema: the runtime imports this module while it is itself being imported.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select, update
+
+from russet.apple.connections import ServiceHooks
+from russet.storage.schema import (
+    abm_accounts,
+    abm_devices,
+    abm_profile_results,
+    abm_profiles,
+    abm_servers,
+    abm_sync_state,
+)
+
+
+def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Wipe the private key and the server token; the public certificate has no secret."""
+    row = conn.execute(
+        select(abm_servers.c.sealed_key, abm_servers.c.sealed_token).where(abm_servers.c.name == name)
+    ).first()
+    if row is None:
+        return {}
+    conn.execute(
+        update(abm_servers)
+        .where(abm_servers.c.name == name)
+        .values(sealed_key=None, sealed_token=None, access_token_expiry=None)
+    )
+    destroyed: dict[str, list[str]] = {}
+    if row.sealed_key is not None:
+        destroyed["abm_private_key"] = [name]
+    if row.sealed_token is not None:
+        destroyed["abm_server_token"] = [name]
+    return destroyed
+
+
+def purge(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Delete everything obtained from or tied to the connection, saying which rows."""
+    removed: dict[str, list[str]] = {}
+    keyed = (
+        (abm_devices, abm_devices.c.connection, abm_devices.c.serial_number),
+        (abm_profile_results, abm_profile_results.c.connection, abm_profile_results.c.serial_number),
+        (abm_profiles, abm_profiles.c.connection, abm_profiles.c.profile_uuid),
+        (abm_sync_state, abm_sync_state.c.connection, abm_sync_state.c.connection),
+        (abm_accounts, abm_accounts.c.connection, abm_accounts.c.connection),
+        (abm_servers, abm_servers.c.name, abm_servers.c.name),
+    )
+    for table, owner, key in keyed:
+        ids = [str(i) for i in conn.execute(select(key).where(owner == name)).scalars()]
+        if ids:
+            conn.execute(delete(table).where(owner == name))
+            removed[table.name] = ids
+    return removed
+
+
+def apple_side(name: str) -> list[str]:
+    return [
+        f"In Apple Business/School Manager, delete the MDM server behind {name!r} or assign its devices "
+        "to another MDM server; until then Apple keeps them assigned to it.",
+        "Enrollment profiles already assigned stay with Apple and with devices that fetched them "
+        "until the devices are erased or assigned elsewhere.",
+    ]
+
+
+HOOKS = ServiceHooks(
+    service="abm", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+)

@@ -1,0 +1,118 @@
+"""Admin REST API for Apple Business / School Manager, under /api/v1/abm.
+
+Handlers that reach Apple are `async` so they run on the server's event loop, where the gateway
+keeps its connections; the others are plain `def`s (FastAPI runs them in its threadpool). All
+logic is in `russet.abm.admin`, shared with the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from russet.abm import admin
+from russet.api.routes import Caller, _russet
+
+router = APIRouter(prefix="/api/v1/abm", tags=["abm"])
+
+
+class TokenUpload(BaseModel):
+    token: str = Field(description="The server token file (.p7m) downloaded from ABM/ASM, as text")
+    fetch_account: bool = Field(True, description="Read GET /account from Apple once the token is stored")
+
+
+class SyncRequest(BaseModel):
+    full: bool = Field(False, description="List every device again instead of fetching changes")
+
+
+class ProfileDefinition(BaseModel):
+    profile: dict[str, Any] = Field(description="Apple's profile fields; url defaults to Russet's ADE URL")
+    default: bool = Field(False, description="Assign it automatically to newly added devices")
+
+
+class Serials(BaseModel):
+    devices: list[str] = Field(min_length=1, description="Serial numbers (sent to Apple 1000 at a time)")
+
+
+class DefaultProfile(BaseModel):
+    profile_uuid: str | None = Field(description="A profile defined through this connection, or null")
+
+
+@router.get("", summary="ABM/ASM connections: state, token expiry, devices, last sync")
+def list_connections(request: Request, _: Caller) -> list[dict[str, Any]]:
+    return admin.list_connections(_russet(request))
+
+
+@router.post(
+    "/{name}", status_code=201, summary="Create a connection: key pair and the certificate to upload"
+)
+def create(request: Request, _: Caller, name: str) -> dict[str, Any]:
+    return admin.create(_russet(request), name)
+
+
+@router.get("/{name}", summary="One connection: account, token expiry, sync state, certificate")
+def show(request: Request, _: Caller, name: str) -> dict[str, Any]:
+    return admin.show(_russet(request), name)
+
+
+@router.put("/{name}/token", summary="Load the server token (.p7m); it is decrypted and stored sealed")
+async def load_token(request: Request, _: Caller, name: str, body: TokenUpload) -> dict[str, Any]:
+    return await admin.load_token(
+        _russet(request), name, body.token.encode(), fetch_account=body.fetch_account
+    )
+
+
+@router.post("/{name}/account", summary="Read the account from Apple again (GET /account)")
+async def refresh_account(request: Request, _: Caller, name: str) -> dict[str, Any]:
+    return await admin.refresh_account(_russet(request), name)
+
+
+@router.post("/{name}/sync", summary="Sync the devices now (also done on a schedule)")
+async def sync(request: Request, _: Caller, name: str, body: SyncRequest | None = None) -> dict[str, Any]:
+    return await admin.sync_now(_russet(request), name, full=bool(body and body.full))
+
+
+@router.get(
+    "/{name}/devices", summary="Devices ABM assigns to this server, joined with enrollments by serial"
+)
+def devices(
+    request: Request,
+    _: Caller,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+    search: str | None = None,
+) -> dict[str, Any]:
+    return admin.devices(_russet(request), name, limit=limit, after=after, search=search)
+
+
+@router.get("/{name}/devices/{serial}", summary="One ABM device with its enrollment and last profile result")
+def device(request: Request, _: Caller, name: str, serial: str) -> dict[str, Any]:
+    return admin.device(_russet(request), name, serial)
+
+
+@router.get("/{name}/profiles", summary="Enrollment profiles defined through this connection")
+def profiles(request: Request, _: Caller, name: str) -> dict[str, Any]:
+    return admin.list_profiles(_russet(request), name)
+
+
+@router.post("/{name}/profiles", status_code=201, summary="Define an ADE enrollment profile (checked first)")
+async def define_profile(request: Request, _: Caller, name: str, body: ProfileDefinition) -> dict[str, Any]:
+    return await admin.define_profile(_russet(request), name, body.profile, default=body.default)
+
+
+@router.put("/{name}/default-profile", summary="The profile given to newly added devices (or none)")
+def default_profile(request: Request, _: Caller, name: str, body: DefaultProfile) -> dict[str, Any]:
+    return admin.set_default_profile(_russet(request), name, body.profile_uuid)
+
+
+@router.post("/{name}/profiles/{profile_uuid}/devices", summary="Assign a profile; Apple's result per device")
+async def assign(request: Request, _: Caller, name: str, profile_uuid: str, body: Serials) -> dict[str, Any]:
+    return await admin.assign_profile(_russet(request), name, profile_uuid, body.devices)
+
+
+@router.delete("/{name}/profiles/devices", summary="Remove profile assignments; Apple's result per device")
+async def remove(request: Request, _: Caller, name: str, body: Serials) -> dict[str, Any]:
+    return await admin.remove_profile(_russet(request), name, body.devices)

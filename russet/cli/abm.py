@@ -1,0 +1,365 @@
+"""`russet abm …`: Apple Business / School Manager connections, device sync and ADE profiles.
+
+All logic is in `russet.abm.admin`, shared with the REST API; this module only parses options
+and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from russet.abm import admin
+from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.output import emit_json, fields, table
+
+
+@click.group("abm")
+def abm() -> None:
+    """Apple Business / School Manager: connections, device sync, enrollment profiles."""
+
+
+@abm.command("create")
+@click.argument("name")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Where to write the public certificate to upload in ABM/ASM.",
+)
+@handles_errors
+def create(name: str, out: Path) -> None:
+    """Make the key pair of a new connection and write the certificate to upload in ABM/ASM."""
+    result = admin.create(open_russet(), name)
+    out.write_text(result["certificate_pem"])
+    click.echo(f"wrote the certificate of ABM connection {name!r} to {out}")
+    click.echo(result["next"])
+
+
+@abm.command("token")
+@click.argument("name")
+@click.argument(
+    "token_file", metavar="FILE.p7m", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--offline", is_flag=True, help="Store the token without asking Apple for the account.")
+@json_option
+@handles_errors
+def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
+    """Load the server token downloaded from ABM/ASM (decrypted with the connection's key)."""
+    russet = open_russet()
+    result = admin.run(
+        russet, admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline)
+    )
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"stored the server token of ABM connection {name!r}; it expires {result['access_token_expiry']}"
+    )
+    if result["warning"]:
+        click.echo(f"warning: {result['warning']}", err=True)
+    if result["account"]:
+        account = result["account"]
+        click.echo(f"MDM server {account['server_name']!r} of {account['org_name']} ({account['org_type']})")
+    if result["account_error"]:
+        click.echo(
+            f"warning: the token is stored, but reading the account failed: {result['account_error']}",
+            err=True,
+        )
+
+
+@abm.command("list")
+@json_option
+@handles_errors
+def list_(as_json: bool) -> None:
+    """ABM/ASM connections: state, token expiry, devices, last sync."""
+    rows = admin.list_connections(open_russet())
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        rows,
+        [
+            ("name", "NAME"),
+            ("status", "STATUS"),
+            ("server_name", "ABM SERVER"),
+            ("org_name", "ORGANISATION"),
+            ("devices", "DEVICES"),
+            ("access_token_expiry", "TOKEN EXPIRES"),
+            ("last_sync_at", "LAST SYNC"),
+            ("last_error", "LAST ERROR"),
+        ],
+        "no ABM connections; create one with `russet abm create NAME --out CERT.pem`",
+    )
+    for row in rows:
+        if row["warning"]:
+            click.echo(f"warning: {row['name']}: {row['warning']}", err=True)
+
+
+@abm.command("show")
+@click.argument("name")
+@json_option
+@handles_errors
+def show(name: str, as_json: bool) -> None:
+    """One connection: the account Apple reports, the token, the sync state, the certificate."""
+    data = admin.show(open_russet(), name)
+    if as_json:
+        emit_json(data)
+        return
+    fields(
+        data,
+        [
+            "name",
+            "status",
+            "busy_with",
+            "access_token_expiry",
+            "token_stored_at",
+            "default_profile_uuid",
+            "devices",
+        ],
+    )
+    if data["warning"]:
+        click.echo(f"warning: {data['warning']}", err=True)
+    if data["account"]:
+        click.echo("\naccount (GET /account):")
+        account = data["account"]
+        fields(account, [k for k in account if k != "urls"])
+    if data["sync"]:
+        click.echo("\nsync:")
+        fields(data["sync"], list(data["sync"]))
+    if data["profile_statuses"]:
+        click.echo(
+            "\nprofile status of devices: "
+            + ", ".join(f"{k} {v}" for k, v in data["profile_statuses"].items())
+        )
+    click.echo("\ncertificate to upload in ABM/ASM:\n" + data["certificate_pem"])
+
+
+@abm.command("account")
+@click.argument("name")
+@json_option
+@handles_errors
+def account(name: str, as_json: bool) -> None:
+    """Read the account from Apple again (GET /account) and store it."""
+    russet = open_russet()
+    data = admin.run(russet, admin.refresh_account(russet, name))
+    if as_json:
+        emit_json(data)
+    else:
+        fields(data, [k for k in data if k != "urls"])
+
+
+@abm.command("sync")
+@click.argument("name")
+@click.option("--full", is_flag=True, help="List every device again instead of fetching changes.")
+@json_option
+@handles_errors
+def sync(name: str, full: bool, as_json: bool) -> None:
+    """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
+    russet = open_russet()
+    report = admin.run(russet, admin.sync_now(russet, name, full=full))
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(
+        f"{report['mode']} sync of {name!r}: {report['pages']} pages, {report['devices']} devices "
+        f"({report['added']} added, {report['modified']} modified, {report['deleted']} deleted) "
+        f"in {report['seconds']} s"
+    )
+    if report["restarted_because"]:
+        click.echo(f"Apple answered {report['restarted_because']}: the full device list was fetched again")
+    if report["default_profile"]:
+        click.echo("default profile: " + ", ".join(f"{k} {v}" for k, v in report["default_profile"].items()))
+    if report["ignored_fields"]:
+        click.echo(f"Apple sent fields Russet does not keep: {', '.join(report['ignored_fields'])}", err=True)
+    if report["warning"]:
+        click.echo(f"warning: {report['warning']}", err=True)
+
+
+@abm.command("devices")
+@click.argument("name")
+@click.option("--search", help="Filter by serial number, model, description or asset tag.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--after", help="Continue after this serial number (from the previous page).")
+@json_option
+@handles_errors
+def devices(name: str, search: str | None, limit: int, after: str | None, as_json: bool) -> None:
+    """Devices ABM/ASM assigns to this MDM server, with their enrollment in Russet."""
+    data = admin.devices(open_russet(), name, limit=limit, after=after, search=search)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [_device_row(d) for d in data["devices"]]
+    table(
+        rows,
+        [
+            ("serial_number", "SERIAL"),
+            ("model", "MODEL"),
+            ("os", "OS"),
+            ("profile_status", "PROFILE"),
+            ("profile_uuid", "PROFILE UUID"),
+            ("result", "LAST RESULT"),
+            ("enrolled", "ENROLLED"),
+            ("asset_tag", "ASSET TAG"),
+        ],
+        f"no devices in ABM connection {name!r} (run `russet abm sync {name}`)",
+    )
+    if data["next"]:
+        click.echo(f"more: --after {data['next']}", err=True)
+
+
+def _device_row(device: dict[str, Any]) -> dict[str, Any]:
+    enrollment = device["enrollment"]
+    result = device["last_profile_result"]
+    return {
+        **device,
+        "enrolled": ("yes " if enrollment["enrolled"] else "no ") + enrollment["id"]
+        if enrollment
+        else "never",
+        "result": f"{result['action']} {result['status']}" if result else None,
+    }
+
+
+@abm.command("device")
+@click.argument("name")
+@click.argument("serial")
+@json_option
+@handles_errors
+def device(name: str, serial: str, as_json: bool) -> None:
+    """One device as ABM/ASM reports it, with its enrollment in Russet."""
+    data = admin.device(open_russet(), name, serial)
+    if as_json:
+        emit_json(data)
+    else:
+        fields(
+            _device_row(data),
+            [k for k in data if k not in ("enrollment", "last_profile_result")] + ["result", "enrolled"],
+        )
+
+
+# -- profiles -------------------------------------------------------------------------------------
+
+
+@abm.group("profile")
+def profile() -> None:
+    """ADE enrollment profiles: define, assign, remove, default."""
+
+
+@profile.command("define")
+@click.argument("name")
+@click.argument("profile_file", metavar="PROFILE.json", type=click.File("r"))
+@click.option("--default", "make_default", is_flag=True, help="Assign it to newly added devices from now on.")
+@json_option
+@handles_errors
+def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bool) -> None:
+    """Define a profile from a JSON file of Apple's profile fields (url defaults to Russet's)."""
+    try:
+        spec = json.load(profile_file)
+    except ValueError as exc:
+        raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
+    russet = open_russet()
+    result = admin.run(russet, admin.define_profile(russet, name, spec, default=make_default))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
+    if make_default:
+        click.echo("it is now the default profile for newly added devices")
+
+
+@profile.command("list")
+@click.argument("name")
+@json_option
+@handles_errors
+def profile_list(name: str, as_json: bool) -> None:
+    """Profiles defined through this connection."""
+    data = admin.list_profiles(open_russet(), name)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [
+        {**p, "name": p["profile_name"], "url": p["profile"]["url"], "default": "yes" if p["default"] else ""}
+        for p in data["profiles"]
+    ]
+    table(
+        rows,
+        [
+            ("profile_uuid", "UUID"),
+            ("name", "NAME"),
+            ("url", "URL"),
+            ("default", "DEFAULT"),
+            ("created_at", "CREATED"),
+        ],
+        f"no profiles defined through {name!r}",
+    )
+
+
+def _serials(serials: tuple[str, ...], from_file: Any) -> list[str]:
+    found = list(serials)
+    if from_file is not None:
+        found += [line.strip() for line in from_file if line.strip() and not line.startswith("#")]
+    if not found:
+        raise click.ClickException("name serial numbers, or --from a file with one per line")
+    return found
+
+
+def _results(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(result)
+        return
+    table(
+        [{"serial": s, "status": st} for s, st in result["results"].items()],
+        [("serial", "SERIAL"), ("status", "RESULT")],
+        "no devices",
+    )
+    click.echo(", ".join(f"{k} {v}" for k, v in result["counts"].items()))
+    if result["retry_after_seconds"]:
+        click.echo(f"Apple asks to retry THROTTLED devices after {result['retry_after_seconds']} s", err=True)
+    if result["error"]:
+        click.echo(f"stopped: {result['error']}", err=True)
+
+
+@profile.command("assign")
+@click.argument("name")
+@click.argument("profile_uuid")
+@click.argument("serials", nargs=-1)
+@click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line.")
+@json_option
+@handles_errors
+def profile_assign(
+    name: str, profile_uuid: str, serials: tuple[str, ...], from_file: Any, as_json: bool
+) -> None:
+    """Assign a profile to devices (in batches of 1000); shows Apple's result per device."""
+    russet = open_russet()
+    _results(
+        admin.run(russet, admin.assign_profile(russet, name, profile_uuid, _serials(serials, from_file))),
+        as_json,
+    )
+
+
+@profile.command("remove")
+@click.argument("name")
+@click.argument("serials", nargs=-1)
+@click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line.")
+@json_option
+@handles_errors
+def profile_remove(name: str, serials: tuple[str, ...], from_file: Any, as_json: bool) -> None:
+    """Remove the profile assignment from devices; shows Apple's result per device."""
+    russet = open_russet()
+    _results(admin.run(russet, admin.remove_profile(russet, name, _serials(serials, from_file))), as_json)
+
+
+@profile.command("default")
+@click.argument("name")
+@click.argument("profile_uuid", required=False)
+@click.option("--clear", is_flag=True, help="No default profile: new devices are left unassigned.")
+@handles_errors
+def profile_default(name: str, profile_uuid: str | None, clear: bool) -> None:
+    """Set the profile given automatically to newly added devices."""
+    if clear == (profile_uuid is not None):
+        raise click.ClickException("give a PROFILE_UUID or --clear")
+    admin.set_default_profile(open_russet(), name, None if clear else profile_uuid)
+    click.echo(f"default profile of {name!r}: {profile_uuid or 'none'}")
