@@ -18,17 +18,20 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import multiprocessing
 import os
 import plistlib
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,7 +40,17 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import create_engine, select, text
+
+# httpcore tries `import sniffio` on every request; when sniffio is not installed (newer anyio
+# does not need it) each failed import walks sys.path, ~13% of this client's CPU. Marking it
+# absent makes the import fail at once, with the same outcome ("asyncio").
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the simulator lives next to the package, not inside it
@@ -53,7 +66,7 @@ from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, Enrollment, SimDevice 
 TOPIC = "com.apple.mgmt.External.00000000-bench-4000-8000-000000000000"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 COMMAND_TYPES = ("DeviceInformation", "ProfileList")  # alternated: k-th command of each device
-PROFILES_PER_TASK = 16  # identities generated per pool task (each costs an RSA key generation)
+PROFILES_PER_TASK = 25  # profiles made per pool task (each costs an RSA key generation)
 _COMMAND_UUID = re.compile(rb"<key>CommandUUID</key>\s*<string>([^<]+)</string>")
 
 
@@ -74,6 +87,7 @@ class Options:
     port: int
     postgres_url: str
     log_level: str
+    profile: Path | None = None  # py-spy output for the round-trip phase
 
 
 @dataclass
@@ -83,12 +97,20 @@ class Phase:
     requests: int = 0
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    server_cpu: float = 0.0
-    client_cpu: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # server, database, client, other (s)
+    db_connections: int = 0  # PostgreSQL connections opened during the phase
     failures: list[str] = field(default_factory=list)
 
     def rate(self, count: int | None = None) -> float:
         return (self.requests if count is None else count) / self.elapsed if self.elapsed else 0.0
+
+    def cpu_ms_per_request(self) -> float:
+        """Server-side CPU (Russet and its database) per request: steadier than requests per second."""
+        server = self.cpu.get("server", 0.0) + self.cpu.get("database", 0.0)
+        return 1000 * server / self.requests if self.requests else float("nan")
+
+    def cpu_summary(self) -> str:
+        return ", ".join(f"{k} {v:.1f}" for k, v in self.cpu.items()) + " s"
 
     def percentile_ms(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -105,6 +127,7 @@ class Result:
     enrollment: Phase
     exchange: Phase
     problems: list[str]
+    server_log_tail: str = ""
 
 
 # -- simulated devices with pre-signed requests ----------------------------------------------------
@@ -118,10 +141,28 @@ class Signed:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A device identity as picklable bytes, so pool processes can sign with it."""
+
+    key_der: bytes  # PKCS#8, unencrypted: it never leaves this benchmark's processes
+    cert_der: bytes
+    server_url: str
+    checkin_url: str
+    topic: str
+
+    def enrollment(self) -> Enrollment:
+        # The key was checked when its profile was installed; skipping RSA validation saves ~ms each.
+        key = serialization.load_der_private_key(self.key_der, None, unsafe_skip_rsa_key_validation=True)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        cert = x509.load_der_x509_certificate(self.cert_der)
+        return Enrollment(cert, key, self.server_url, self.checkin_url, self.topic)
+
+
 @dataclass
 class BenchDevice:
     sim: SimDevice
-    profile: bytes
+    credentials: Credentials
     checkins: list[Signed] = field(default_factory=list)  # Authenticate, TokenUpdate
     idle: Signed | None = None
     acks: dict[str, Signed] = field(default_factory=dict)  # CommandUUID -> its Acknowledged report
@@ -133,34 +174,43 @@ class BenchDevice:
         return self.sim.udid
 
 
-def _make_profiles(env: dict[str, str], count: int) -> list[bytes]:
-    """Pool task: `count` signed enrollment profiles, each with a freshly issued identity."""
+def _install_profiles(env: dict[str, str], count: int) -> list[Credentials]:
+    """Pool task: issue `count` signed enrollment profiles and install each as a device would.
+
+    Both ends are slow on purpose (RSA key generation, PKCS#12 key derivation), so they run here,
+    once per device, rather than in the parent.
+    """
     russet = Russet.open(Settings.from_env(env), migrate_db=False)
     try:
-        request = ProfileRequest(russet.settings.public_url, TOPIC)
-        return [
-            signed_profile(
-                build_profile(request, russet.authority, russet.storage.certificates), russet.authority
+        # PKCS#12: the identity comes in the profile, so no SCEP exchange is needed to set up.
+        request = ProfileRequest(russet.settings.public_url, TOPIC, identity="pkcs12")
+        installed = []
+        for _ in range(count):
+            profile = build_profile(request, russet.authority, russet.storage.certificates)
+            e = Enrollment.from_profile(signed_profile(profile, russet.authority))
+            key_der = e.key.private_bytes(
+                serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            for _ in range(count)
-        ]
+            cert_der = e.certificate.public_bytes(serialization.Encoding.DER)
+            installed.append(Credentials(key_der, cert_der, e.server_url, e.checkin_url, e.topic))
+        return installed
     finally:
         russet.close()
 
 
-def _sign_bodies(profile: bytes, bodies: list[bytes]) -> list[str]:
-    """Pool task: base64 Mdm-Signature values for `bodies`, signed with the profile's identity."""
-    enrollment = Enrollment.from_profile(profile)
+def _sign_bodies(credentials: Credentials, bodies: list[bytes]) -> list[str]:
+    """Pool task: base64 Mdm-Signature values for `bodies`, signed with the device's identity."""
+    enrollment = credentials.enrollment()
     return [
         base64.b64encode(sign_detached(b, enrollment.certificate, enrollment.key)).decode() for b in bodies
     ]
 
 
 def make_devices(pool: ProcessPoolExecutor, env: dict[str, str], count: int) -> list[BenchDevice]:
-    """One device per enrollment profile; key generation runs in the pool, on every core."""
+    """One device per enrollment profile, the profiles made and installed in the pool."""
     chunks = [min(PROFILES_PER_TASK, count - i) for i in range(0, count, PROFILES_PER_TASK)]
-    profiles = [p for batch in pool.map(_make_profiles, [env] * len(chunks), chunks) for p in batch]
-    return [BenchDevice(SimDevice(Enrollment.from_profile(p)), p) for p in profiles]
+    installed = [c for batch in pool.map(_install_profiles, [env] * len(chunks), chunks) for c in batch]
+    return [BenchDevice(SimDevice(c.enrollment()), c) for c in installed]
 
 
 def sign_all(
@@ -171,7 +221,7 @@ def sign_all(
 ) -> list[list[Signed]]:
     """Sign every device's bodies in the pool; returns them with their headers, per device."""
     per_device = [bodies(d) for d in devices]
-    signatures = pool.map(_sign_bodies, [d.profile for d in devices], per_device, chunksize=8)
+    signatures = pool.map(_sign_bodies, [d.credentials for d in devices], per_device, chunksize=8)
     return [
         [Signed(b, {"Content-Type": content_type, "Mdm-Signature": s}) for b, s in zip(bs, ss, strict=True)]
         for bs, ss in zip(per_device, signatures, strict=True)
@@ -179,6 +229,9 @@ def sign_all(
 
 
 def presign_checkins(pool: ProcessPoolExecutor, devices: list[BenchDevice]) -> None:
+    """Authenticate and TokenUpdate, signed just before the server starts: signatures carry a
+    signing time, and Russet refuses ones older than its replay window (10 minutes)."""
+
     def bodies(d: BenchDevice) -> list[bytes]:
         return [plistlib.dumps(d.sim.authenticate_message()), plistlib.dumps(d.sim.token_update_message())]
 
@@ -191,12 +244,12 @@ def presign_reports(pool: ProcessPoolExecutor, devices: list[BenchDevice]) -> No
 
     def bodies(d: BenchDevice) -> list[bytes]:
         reports = [plistlib.dumps(d.sim.report_message("Idle"))]
-        reports += [plistlib.dumps(acknowledgement(d.sim, uuid, kind)) for uuid, kind in d.expected]
+        reports += [plistlib.dumps(acknowledgement(d.sim, u, kind)) for u, kind in d.expected]
         return reports
 
     for device, signed in zip(devices, sign_all(pool, devices, bodies, CONNECT_TYPE), strict=True):
         device.idle = signed[0]
-        device.acks = {uuid: s for (uuid, _), s in zip(device.expected, signed[1:], strict=True)}
+        device.acks = {u: s for (u, _), s in zip(device.expected, signed[1:], strict=True)}
 
 
 def acknowledgement(sim: SimDevice, command_uuid: str, request_type: str) -> dict[str, Any]:
@@ -240,7 +293,7 @@ def _profile_list(sim: SimDevice) -> list[dict[str, Any]]:
     def profile(identifier: str, name: str, payloads: list[str]) -> dict[str, Any]:
         return {
             "PayloadIdentifier": identifier,
-            "PayloadUUID": sim.push_magic,
+            "PayloadUUID": str(uuid.uuid5(uuid.NAMESPACE_OID, sim.udid + identifier)).upper(),
             "PayloadDisplayName": name,
             "PayloadVersion": 1,
             "PayloadRemovalDisallowed": False,
@@ -266,11 +319,18 @@ def _profile_list(sim: SimDevice) -> list[dict[str, Any]]:
 # -- database and server --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Database:
+    url: str
+    admin_url: str | None = None  # PostgreSQL: where pg_stat_activity is read from
+    application_name: str | None = None  # PostgreSQL: marks the server's connections
+
+
 @contextlib.contextmanager
-def database(backend: str, data_dir: Path, postgres_url: str) -> Iterator[str]:
-    """A fresh database URL: a SQLite file in the data dir, or a PostgreSQL schema dropped afterwards."""
+def database(backend: str, data_dir: Path, postgres_url: str) -> Iterator[Database]:
+    """A fresh database: a SQLite file in the data dir, or a PostgreSQL schema dropped afterwards."""
     if backend == "sqlite":
-        yield f"sqlite:///{data_dir / 'russet.db'}"
+        yield Database(f"sqlite:///{data_dir / 'russet.db'}")
         return
     schema = "bench_" + secrets.token_hex(5)
     admin = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -278,7 +338,8 @@ def database(backend: str, data_dir: Path, postgres_url: str) -> Iterator[str]:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
         sep = "&" if "?" in postgres_url else "?"
-        yield f"{postgres_url}{sep}options={quote(f'-csearch_path={schema}')}"
+        url = f"{postgres_url}{sep}options={quote(f'-csearch_path={schema}')}&application_name={schema}"
+        yield Database(url, postgres_url, schema)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -356,6 +417,40 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no server log)"
 
 
+@contextlib.contextmanager
+def profiling(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy on the server (and its workers) for the duration of the block, if asked for.
+
+    Only the thread holding the GIL is sampled (--gil): the server's threadpool is mostly threads
+    waiting on a queue or the database, which would otherwise bury where CPU goes. Sampling is
+    --nonblocking, so the server is not paused while it may hold SQLite's write lock. The format
+    follows the file name: .svg flame graph, .json speedscope, else collapsed stacks. py-spy
+    still takes CPU of its own, so figures from a profiled run are not comparable.
+    """
+    if output is None:
+        yield
+        return
+    binary = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if binary is None:
+        raise BenchError("--profile needs py-spy (pip install py-spy, or set PY_SPY to its path)")
+    fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(output.suffix, "raw")
+    command = [binary, "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking"]
+    command += ["--rate", "100", "--format", fmt, "--output", str(output)]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # let it attach to every worker before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        _, err = spy.communicate(timeout=60)
+        if spy.returncode not in (0, -signal.SIGINT):
+            print(
+                f"  py-spy failed ({spy.returncode}): {err.decode(errors='replace').strip()}", file=sys.stderr
+            )
+        else:
+            print(f"  profile of the round-trip phase written to {output}")
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its live descendants, read from /proc.
 
@@ -375,45 +470,118 @@ def process_tree_cpu(pid: int) -> float:
     return total / ticks
 
 
+def machine_busy_cpu() -> float:
+    """CPU seconds all cores of the machine spent busy (anything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    server: float  # CPU seconds so far, per party
+    client: float
+    machine: float
+    backends: dict[int, float]  # PostgreSQL backends serving Russet now: pid -> CPU seconds
+    sessions: int  # PostgreSQL: connections ever opened to the database (pg_stat_database)
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """Who spent the CPU in a phase: the server, its PostgreSQL backends, this client, or others.
+
+    On a small machine they all share the cores, so requests per second alone cannot tell a
+    slower server from a busier neighbour; "other" shows how much the run was disturbed. A
+    PostgreSQL backend that disconnected during the phase is counted in "other", so the count
+    of connections opened is reported alongside.
+    """
+
+    server_pid: int
+    database: Database
+
+    def snapshot(self) -> Snapshot:
+        backends, sessions = self._postgres() if self.database.admin_url else ({}, 0)
+        return Snapshot(
+            process_tree_cpu(self.server_pid), time.process_time(), machine_busy_cpu(), backends, sessions
+        )
+
+    def _postgres(self) -> tuple[dict[int, float], int]:
+        assert self.database.admin_url is not None
+        with psycopg.connect(self.database.admin_url, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                (self.database.application_name,),
+            ).fetchall()
+            row = conn.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+        return {pid: process_tree_cpu(pid) for (pid,) in pids}, int(row[0]) if row else 0
+
+    @staticmethod
+    def spent(before: Snapshot, after: Snapshot) -> dict[str, float]:
+        # A backend that connected during the phase started from zero.
+        db = sum(cpu - before.backends.get(pid, 0.0) for pid, cpu in after.backends.items())
+        server, client = after.server - before.server, after.client - before.client
+        other = max(0.0, after.machine - before.machine - server - client - db)
+        return {"server": server, "database": db, "client": client, "other": other}
+
+    @staticmethod
+    def connections_opened(before: Snapshot, after: Snapshot) -> int:
+        """PostgreSQL connections opened in between, less the meter's own (approximate: the
+        statistics are flushed by each backend about once a second)."""
+        return max(0, after.sessions - before.sessions - 1)
+
+
 # -- the HTTP phases --------------------------------------------------------------------------------
 
 
-def new_client(base_url: str, concurrency: int) -> httpx.AsyncClient:
-    """HTTP/1.1 with one keep-alive connection per concurrent device; never a proxy (loopback only)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+# A job: what one simulated device does, over the connection of the lane that runs it.
+Job = Callable[[httpx.AsyncClient, BenchDevice, Phase], Awaitable[None]]
+
+
+def new_client(base_url: str, connections: int = 1) -> httpx.AsyncClient:
+    """HTTP/1.1 keep-alive, never through a proxy (loopback only).
+
+    Each lane gets a client with one connection, as a device has its own: httpcore scans its
+    whole pool on every request, so one client shared by C lanes costs O(C) client CPU per request.
+    """
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120.0, trust_env=False)
 
 
 async def for_each_device(
-    devices: list[BenchDevice], concurrency: int, job: Callable[[BenchDevice], Awaitable[None]], phase: Phase
+    clients: list[httpx.AsyncClient], devices: list[BenchDevice], job: Job, phase: Phase
 ) -> None:
-    """Run `job` for every device, `concurrency` at a time; a failing device is recorded, not fatal."""
+    """Run `job` for every device, one lane per client; a failing device is recorded, not fatal."""
     pending = iter(devices)
 
-    async def worker() -> None:
-        for device in pending:  # shared iterator: each device is taken by exactly one worker
+    async def lane(client: httpx.AsyncClient) -> None:
+        for device in pending:  # shared iterator: each device is taken by exactly one lane
             try:
-                await job(device)
+                await job(client, device, phase)
             except Exception as exc:  # noqa: BLE001 - report every failure, keep measuring the rest
                 phase.failures.append(f"{device.udid}: {type(exc).__name__}: {exc}")
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(lane(c) for c in clients))
 
 
 async def timed(
-    server_pid: int,
-    devices: list[BenchDevice],
-    concurrency: int,
-    job: Callable[[BenchDevice, Phase], Awaitable[None]],
+    meter: CpuMeter, base_url: str, devices: list[BenchDevice], concurrency: int, job: Job
 ) -> Phase:
-    """Time one phase: wall clock, latencies, and CPU spent by the server and by this client."""
+    """Time one phase: wall clock, latencies, and who spent the CPU.
+
+    The clients are made before the clock starts: each builds an SSL context (tens of ms of CPU)
+    even for plain HTTP. Their connections are opened inside the phase, which is cheap.
+    """
     phase = Phase()
-    server_before, client_before = process_tree_cpu(server_pid), time.process_time()
-    started = time.perf_counter()
-    await for_each_device(devices, concurrency, lambda d: job(d, phase), phase)
-    phase.elapsed = time.perf_counter() - started
-    phase.server_cpu = process_tree_cpu(server_pid) - server_before
-    phase.client_cpu = time.process_time() - client_before
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(new_client(base_url)) for _ in range(concurrency)]
+        before = meter.snapshot()
+        started = time.perf_counter()
+        await for_each_device(clients, devices, job, phase)
+        phase.elapsed = time.perf_counter() - started
+        after = meter.snapshot()
+        phase.cpu = meter.spent(before, after)
+        phase.db_connections = meter.connections_opened(before, after)
     return phase
 
 
@@ -427,34 +595,22 @@ async def put(client: httpx.AsyncClient, path: str, signed: Signed, phase: Phase
     return response.content
 
 
-async def enroll_all(
-    client: httpx.AsyncClient, server_pid: int, devices: list[BenchDevice], concurrency: int
-) -> Phase:
-    """Authenticate then TokenUpdate per device, as a device installing the profile does."""
-
-    async def enroll(device: BenchDevice, phase: Phase) -> None:
-        for signed in device.checkins:
-            await put(client, "/mdm/checkin", signed, phase)
-
-    return await timed(server_pid, devices, concurrency, enroll)
+async def enroll(client: httpx.AsyncClient, device: BenchDevice, phase: Phase) -> None:
+    """Authenticate then TokenUpdate, as a device installing the profile does."""
+    for signed in device.checkins:
+        await put(client, "/mdm/checkin", signed, phase)
 
 
-async def drain_all(
-    client: httpx.AsyncClient, server_pid: int, devices: list[BenchDevice], concurrency: int
-) -> Phase:
-    """Each device: Idle, then acknowledge every command it is handed until the empty answer."""
-
-    async def drain(device: BenchDevice, phase: Phase) -> None:
-        assert device.idle is not None
-        signed = device.idle
-        while body := await put(client, "/mdm/connect", signed, phase):
-            uuid = command_uuid(body)
-            device.received.append(uuid)
-            if uuid not in device.acks:
-                raise BenchError(f"handed command {uuid}, which was not queued for this device")
-            signed = device.acks[uuid]
-
-    return await timed(server_pid, devices, concurrency, drain)
+async def drain(client: httpx.AsyncClient, device: BenchDevice, phase: Phase) -> None:
+    """Idle, then acknowledge every command handed out until the empty answer."""
+    assert device.idle is not None
+    signed = device.idle
+    while body := await put(client, "/mdm/connect", signed, phase):
+        handed = command_uuid(body)
+        device.received.append(handed)
+        if handed not in device.acks:
+            raise BenchError(f"handed command {handed}, which was not queued for this device")
+        signed = device.acks[handed]
 
 
 def command_uuid(body: bytes) -> str:
@@ -496,19 +652,19 @@ def verify(database_url: str, devices: list[BenchDevice]) -> list[str]:
         engine.dispose()
     problems = []
     for device in devices:
-        expected = [uuid for uuid, _ in device.expected]
+        expected = [u for u, _ in device.expected]
         if device.received != expected:
             problems.append(
                 f"{device.udid}: handed {len(device.received)} commands, expected {len(expected)} in order"
             )
         problems += [
-            f"{uuid} ({device.udid}) is {statuses.get(uuid)!r}, not 'acknowledged'"
-            for uuid in expected
-            if statuses.get(uuid) != "acknowledged"
+            f"{u} ({device.udid}) is {statuses.get(u)!r}, not 'acknowledged'"
+            for u in expected
+            if statuses.get(u) != "acknowledged"
         ]
-    queued = {uuid for d in devices for uuid, _ in d.expected}
+    queued = {u for d in devices for u, _ in d.expected}
     problems += [
-        f"{uuid} is in the database but was never queued by the benchmark" for uuid in set(statuses) - queued
+        f"{u} is in the database but was never queued by the benchmark" for u in set(statuses) - queued
     ]
     return problems
 
@@ -520,11 +676,11 @@ def run_backend(opts: Options, backend: str) -> Result:
     port = opts.port or free_port()
     with (
         tempfile.TemporaryDirectory(prefix=f"russet-bench-{backend}-") as tmp,
-        database(backend, Path(tmp), opts.postgres_url) as database_url,
+        database(backend, Path(tmp), opts.postgres_url) as db,
     ):
         env = {
             "RUSSET_DATA_DIR": str(Path(tmp) / "data"),
-            "RUSSET_DATABASE_URL": database_url,
+            "RUSSET_DATABASE_URL": db.url,
             "RUSSET_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "RUSSET_PUSH_TOPIC": TOPIC,
         }
@@ -534,12 +690,13 @@ def run_backend(opts: Options, backend: str) -> Result:
         with running_server(env, port, opts.workers, opts.log_level, log) as pid:
             print(f"  server pid {pid} on 127.0.0.1:{port}, {opts.workers} worker(s); log {log}")
             enrollment, exchange = asyncio.run(
-                exercise(opts, pid, f"http://127.0.0.1:{port}", api_key, devices)
+                exercise(opts, backend, CpuMeter(pid, db), f"http://127.0.0.1:{port}", api_key, devices)
             )
             problems = enrollment.failures + exchange.failures + verify(settings.database_url, devices)
-    return Result(
-        backend, len(devices), sum(len(d.expected) for d in devices), enrollment, exchange, problems
-    )
+        # The log goes away with the temporary directory: keep its end as evidence of a failure.
+        log_tail = tail(log, 40) if problems else ""
+    commands = sum(len(d.expected) for d in devices)
+    return Result(backend, len(devices), commands, enrollment, exchange, problems, log_tail)
 
 
 def prepare(opts: Options, env: dict[str, str], settings: Settings) -> tuple[str, list[BenchDevice]]:
@@ -567,15 +724,15 @@ def pool() -> ProcessPoolExecutor:
 
 
 async def exercise(
-    opts: Options, pid: int, base_url: str, api_key: str, devices: list[BenchDevice]
+    opts: Options, backend: str, meter: CpuMeter, base_url: str, api_key: str, devices: list[BenchDevice]
 ) -> tuple[Phase, Phase]:
     """Enroll (timed), queue and pre-sign (untimed), then the timed command round trips."""
-    async with new_client(base_url, opts.concurrency) as client:
-        enrollment = await enroll_all(client, pid, devices, opts.concurrency)
-        print_phase("enrollment", enrollment, "check-ins")
-        if enrollment.failures:
-            raise BenchError(f"{len(enrollment.failures)} devices failed to enroll: {enrollment.failures[0]}")
-        started = time.perf_counter()
+    enrollment = await timed(meter, base_url, devices, opts.concurrency, enroll)
+    print_phase("enrollment", enrollment, "check-ins")
+    if enrollment.failures:
+        raise BenchError(f"{len(enrollment.failures)} devices failed to enroll: {enrollment.failures[0]}")
+    started = time.perf_counter()
+    async with new_client(base_url) as client:
         await queue_commands(client, api_key, devices, opts.commands_per_device)
     queued = time.perf_counter()
     with pool() as workers:
@@ -584,12 +741,17 @@ async def exercise(
         f"  queued {sum(len(d.expected) for d in devices)} commands via the API in {queued - started:.2f} s; "
         f"signed reports in {time.perf_counter() - queued:.1f} s"
     )
-    # A new client: connections left idle while signing may have been closed by the server's
-    # keep-alive timeout; opening C fresh ones inside the timed phase costs next to nothing.
-    async with new_client(base_url, opts.concurrency) as client:
-        exchange = await drain_all(client, pid, devices, opts.concurrency)
+    with profiling(meter.server_pid, profile_path(opts, backend)):
+        exchange = await timed(meter, base_url, devices, opts.concurrency, drain)
     print_phase("round trips", exchange, "connect requests")
     return enrollment, exchange
+
+
+def profile_path(opts: Options, backend: str) -> Path | None:
+    """The --profile file, named per backend when several run (one would overwrite the other)."""
+    if opts.profile is None or len(opts.backends) == 1:
+        return opts.profile
+    return opts.profile.with_name(f"{opts.profile.stem}-{backend}{opts.profile.suffix}")
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -600,7 +762,7 @@ def print_phase(name: str, phase: Phase, unit: str) -> None:
         f"  {name}: {phase.requests} {unit} in {phase.elapsed:.2f} s = {phase.rate():.0f}/s; "
         f"latency p50 {phase.percentile_ms(0.5):.1f} ms, p99 {phase.percentile_ms(0.99):.1f} ms, "
         f"max {phase.percentile_ms(1.0):.1f} ms; "
-        f"CPU server {phase.server_cpu:.1f} s, client {phase.client_cpu:.1f} s"
+        f"CPU {phase.cpu_summary()}"
     )
 
 
@@ -618,8 +780,11 @@ def print_result(result: Result, opts: Options) -> None:
             "latency p50 / p99 / max",
             f"{ex.percentile_ms(0.5):.1f} / {ex.percentile_ms(0.99):.1f} / {ex.percentile_ms(1.0):.1f} ms",
         ),
-        ("CPU server / client", f"{ex.server_cpu:.1f} / {ex.client_cpu:.1f} s"),
+        ("CPU used", ex.cpu_summary()),
+        *([("database connections opened", f"~{ex.db_connections}")] if result.backend == "postgres" else []),
+        ("server CPU per round trip", f"{ex.cpu_ms_per_request():.2f} ms (Russet + database)"),
         ("enrollment check-ins/s", f"{en.rate():.0f} ({en.requests} in {en.elapsed:.2f} s)"),
+        ("server CPU per check-in", f"{en.cpu_ms_per_request():.2f} ms (Russet + database)"),
         (
             "enrollment latency p50 / p99 / max",
             f"{en.percentile_ms(0.5):.1f} / {en.percentile_ms(0.99):.1f} / {en.percentile_ms(1.0):.1f} ms",
@@ -630,6 +795,7 @@ def print_result(result: Result, opts: Options) -> None:
         print(f"  {label:<{width}}  {value}")
     if result.problems:
         report_problems(result.backend, result.problems)
+        print(f"!!! server log, last lines:\n{result.server_log_tail}", file=sys.stderr)
     else:
         print(f"  verified: all {result.commands} commands acknowledged, each handed once and in queue order")
 
@@ -665,6 +831,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         choices=["debug", "info", "warning", "error"],
         help="russet serve --log-level (info is its default)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="record the server with py-spy during the round-trip phase (.svg, .json or collapsed .txt)",
+    )
     args = parser.parse_args(argv)
     for name in ("devices", "commands_per_device", "concurrency", "workers"):
         if getattr(args, name) < 1:
@@ -679,6 +851,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         args.port,
         args.postgres_url,
         args.log_level,
+        args.profile,
     )
 
 

@@ -49,6 +49,9 @@ class Settings:
     max_delivery_attempts: int = 5
     apple_ca_file: str | None = None
     ledger_retention_days: int = 730
+    abm_url: str = "https://mdmenrollment.apple.com"
+    abm_sync_minutes: int = 30
+    apns_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
     master_key: str | None = field(default=None, repr=False)
 
     @property
@@ -80,5 +83,8 @@ class Settings:
             max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
             apple_ca_file=_existing_file(env, "RUSSET_APPLE_CA_FILE"),
             ledger_retention_days=_int(env, "RUSSET_LEDGER_RETENTION_DAYS", 730),
+            abm_url=(env.get("RUSSET_ABM_URL") or "https://mdmenrollment.apple.com").rstrip("/"),
+            abm_sync_minutes=_int(env, "RUSSET_ABM_SYNC_MINUTES", 30),
+            apns_url=(env.get("RUSSET_APNS_URL") or "https://api.push.apple.com").rstrip("/"),
             master_key=env.get("RUSSET_MASTER_KEY") or None,
         )

@@ -125,6 +125,12 @@ def health() -> dict[str, str]:
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    from russet.api.abm import router as abm_router  # imported here: it uses this module's Caller
+
+    app.include_router(abm_router)
+    from russet.api.push import router as push_router
+
+    app.include_router(push_router)
 
     @app.exception_handler(operations.OperationError)
     async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:

@@ -15,7 +15,7 @@ import os
 import random
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from russet.apple.catalogue import spec
 from russet.apple.connections import ConnectionRegistry
+from russet.apple.h2client import H2Client
 from russet.apple.ledger import Ledger, LedgerRow
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -77,6 +78,7 @@ class AppleGateway:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._clients: dict[tuple[str, str, str, bool], httpx.AsyncClient] = {}
+        self._h2: dict[tuple[str, str, str], tuple[str, H2Client]] = {}
 
     # -- TLS ------------------------------------------------------------------------------------
 
@@ -145,6 +147,58 @@ class AppleGateway:
                 )
         self.ledger.add(rows)
 
+    def record_many(self, entries: Iterable[tuple[Call, int | None, str | None, Sequence[Datum]]]) -> None:
+        """`record` for many attempts at once (one timestamp, one buffer append): the push path."""
+        now = datetime.now(UTC)
+        fp = self.ledger.fingerprint
+        subject_types: dict[tuple[str, str, str], str] = {}
+        rows: list[LedgerRow] = []
+        append = rows.append
+        for call, status, request_id, received in entries:
+            for direction, data in (("sent", call.sent), ("received", received)):
+                for datum in data:
+                    key = (call.service, direction, datum.field)
+                    subject_type = subject_types.get(key)
+                    if subject_type is None:
+                        subject_type = subject_types[key] = spec(*key).subject
+                    append(
+                        (
+                            now,
+                            call.service,
+                            call.connection,
+                            call.endpoint,
+                            direction,
+                            datum.field,
+                            subject_type,
+                            fp(datum.subject),
+                            fp(datum.value),
+                            call.purpose,
+                            status,
+                            request_id,
+                        )
+                    )
+        self.ledger.add(rows)
+
+    def http2_client(self, call: Call, url: str, identity: ClientIdentity, **options: Any) -> H2Client:
+        """The lean HTTP/2 client for `call`'s connection to `url` presenting `identity` (kept
+        and reused; a new identity replaces the old client). Checked like every call."""
+        self.check(call)
+        key = (call.service, call.connection, url)
+        fingerprint = identity[0].fingerprint(hashes.SHA256()).hex()
+        held = self._h2.get(key)
+        if held is not None and held[0] == fingerprint:
+            return held[1]
+        if held is not None:
+            held[1].close()  # connections presenting the replaced certificate end now
+        parsed = httpx.URL(url)
+        if parsed.scheme != "https" or not parsed.host:
+            raise ValueError(f"{url!r}: an https:// URL is needed")
+        client = H2Client(
+            parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options
+        )
+        self._h2[key] = (fingerprint, client)
+        return client
+
     def received(self, call: Call, response: httpx.Response, data: Sequence[Datum]) -> None:
         """Record what a response told Russet, once the caller has parsed it."""
         self.record(call, response.status_code, _request_id(response.headers), data)
@@ -201,6 +255,9 @@ class AppleGateway:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        for _, h2 in self._h2.values():
+            await h2.aclose()
+        self._h2.clear()
 
 
 def _request_id(headers: httpx.Headers) -> str | None:

@@ -15,9 +15,12 @@ from typing import Any
 import click
 
 from russet import __version__, operations
+from russet.cli.abm import abm
+from russet.cli.apns import apns
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
+from russet.cli.push import push
 from russet.commands import COMMANDS
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 
@@ -300,11 +303,11 @@ def enrollment() -> None:
     "challenge valid 1 hour; pkcs12: key and certificate are made now and carried in the profile.",
 )
 @handles_errors
-def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned: bool, identity: str) -> None:
+def enrollment_profile(
+    out: Path, topic: str | None, organization: str, unsigned: bool, identity: str
+) -> None:
     """Write a .mobileconfig that enrolls a device (identity issued by Russet's CA)."""
     import plistlib
-
-    from russet.storage.challenges import ChallengeStore
 
     russet = open_russet()
     topic = topic or russet.settings.push_topic
@@ -319,8 +322,7 @@ def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned
         organization=organization,
         identity="pkcs12" if identity == "pkcs12" else "scep",
     )
-    challenges = ChallengeStore(russet.storage.engine)
-    profile = build_profile(req, russet.authority, russet.storage.certificates, challenges)
+    profile = build_profile(req, russet.authority, russet.storage.certificates, russet.storage.challenges)
     data = plistlib.dumps(profile) if unsigned else signed_profile(profile, russet.authority)
     try:
         out.write_bytes(data)
@@ -336,6 +338,9 @@ def enrollment_profile(out: Path, topic: str | None, organization: str, unsigned
 cli.add_command(ledger)
 cli.add_command(connections)
 cli.add_command(disconnect)
+cli.add_command(apns)
+cli.add_command(abm)
+cli.add_command(push)
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -24,7 +25,8 @@ log = logging.getLogger("russet.mdm")
 CHECKIN_CONTENT_TYPE = "application/x-apple-aspen-mdm-checkin"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to exceed `limit`."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -41,8 +43,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Device work is CPU-bound Python (signature checks, plists) plus short database calls: more
+# threads than this only contend for the GIL and the database pool (sized to match).
+DEVICE_THREADS = 16
+
+
 def device_routes(russet: Russet) -> list[Route]:
     limit = russet.settings.max_body_bytes
+    limiter: list[anyio.CapacityLimiter] = []  # made on first use: it needs the running loop
 
     def handle(kind: str, headers: dict[str, str], body: bytes) -> bytes | None:
         identity = russet.identities.identify(headers, body, unique=kind == "checkin")
@@ -54,12 +62,16 @@ def device_routes(russet: Russet) -> list[Route]:
     def endpoint(kind: str) -> Callable[[Request], object]:
         async def serve(request: Request) -> Response:
             try:
-                body = await _read_body(request, limit)
+                body = await read_body(request, limit)
                 # A device whose CheckInURL equals its ServerURL sends check-ins here too.
                 effective = kind
                 if request.headers.get("content-type", "").startswith(CHECKIN_CONTENT_TYPE):
                     effective = "checkin"
-                reply = await run_in_threadpool(handle, effective, dict(request.headers), body)
+                if not limiter:
+                    limiter.append(anyio.CapacityLimiter(DEVICE_THREADS))
+                reply = await anyio.to_thread.run_sync(
+                    handle, effective, dict(request.headers), body, limiter=limiter[0]
+                )
             except DeviceRequestError as exc:
                 log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)
                 return PlainTextResponse(exc.reason + "\n", status_code=exc.status)

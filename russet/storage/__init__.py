@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from russet.storage.apikeys import ApiKeyStore
 from russet.storage.certificates import CertificateStore
+from russet.storage.challenges import ChallengeStore
 from russet.storage.enrollments import EnrollmentStore
 from russet.storage.queue import CommandQueue, InventoryHook
 from russet.storage.secretbox import SecretBox
@@ -19,6 +20,7 @@ class Storage:
     engine: Engine
     settings: SettingsStore
     certificates: CertificateStore
+    challenges: ChallengeStore
     enrollments: EnrollmentStore
     queue: CommandQueue
     api_keys: ApiKeyStore
@@ -31,6 +33,7 @@ class Storage:
             engine=engine,
             settings=SettingsStore(engine, box),
             certificates=CertificateStore(engine, box),
+            challenges=ChallengeStore(engine),
             enrollments=EnrollmentStore(engine, box),
             queue=CommandQueue(engine, max_attempts, inventory_hook),
             api_keys=ApiKeyStore(engine),

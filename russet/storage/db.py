@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    # A deferred transaction that reads and then writes can fail at once with "database is
-    # locked" when another writer got in between; taking the write lock up front makes it wait
-    # (busy_timeout) instead. Pure reads ask for readonly and take no lock.
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
+class _SqliteWriters:
+    """Serialises this process's write transactions before they ask SQLite for its lock.
+
+    A deferred transaction that reads and then writes can fail at once with "database is
+    locked" when another writer got in between, so writes take SQLite's lock up front (BEGIN
+    IMMEDIATE). Threads of one process queue on a plain lock first: SQLite's own busy handler
+    sleeps and retries, which starves some waiters for seconds under load; busy_timeout is left
+    for contention between processes. Pure reads ask for readonly and take neither lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, conn: Connection) -> None:
+        if conn.get_execution_options().get("readonly"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        self._lock.acquire()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        conn.info["russet_writer"] = True
+
+    def end(self, conn: Connection) -> None:
+        if conn.info.pop("russet_writer", False):
+            self._lock.release()
 
 
 def reading(engine: Engine) -> Connection:
@@ -49,7 +73,9 @@ def reading(engine: Engine) -> Connection:
     return engine.connect().execution_options(readonly=True)
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *, pool_size: int = 24) -> Engine:
+    """An engine whose pool covers the server's database threads (see mdm.http), so requests
+    do not open and close connections under load."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if not path or path == ":memory:":
@@ -61,10 +87,15 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, pool_size=pool_size, max_overflow=pool_size
         )
+        writers = _SqliteWriters()
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", writers.begin)
+        event.listen(engine, "commit", writers.end)
+        event.listen(engine, "rollback", writers.end)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout): a dropped connection fails one request and is
+    # replaced, and connections are recycled before servers time them out.
+    return create_engine(url, pool_size=pool_size, max_overflow=8, pool_recycle=1800)
 
 
 def migrate(engine: Engine) -> None:

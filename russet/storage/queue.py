@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import aliased
 
 from russet.storage.db import as_utc, reading, utcnow
@@ -31,6 +31,12 @@ REPORT_STATUS = {
 
 # Turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) | None.
 InventoryHook = Callable[[str, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]
+
+
+def _status_in(column: Any, statuses: tuple[str, ...]) -> Any:
+    """`column IN ('a', 'b')` with the constants inline: a plain `in_()` makes an "expanding"
+    parameter that SQLAlchemy re-processes on every execution of the hot-path statements."""
+    return column.in_([literal_column(f"'{s}'") for s in statuses])
 
 
 class UnknownDevices(ValueError):
@@ -56,7 +62,6 @@ class Exchange:
 
     known: bool
     identity_fp: str | None = None
-    enabled: bool = False
     body: bytes | None = None  # next command plist, or None for an empty 200
     stored: bool = False  # whether the report changed a command's state
 
@@ -77,9 +82,17 @@ class CommandQueue:
     # -- enqueue ----------------------------------------------------------------------------
 
     def enqueue(
-        self, request_type: str, body_template: bytes, enrollment_ids: list[str], created_by: str | None
+        self,
+        request_type: str,
+        body_template: bytes,
+        enrollment_ids: list[str],
+        created_by: str | None,
+        in_transaction: Callable[[Connection, list[str]], None] | None = None,
     ) -> dict[str, str]:
-        """Queue one command for many enrollments; returns enrollment id -> CommandUUID."""
+        """Queue one command for many enrollments; returns enrollment id -> CommandUUID.
+
+        `in_transaction(conn, ids)` runs inside the enqueue's transaction (e.g. push requests).
+        """
         ids = list(dict.fromkeys(enrollment_ids))
         now = utcnow()
         with self._engine.begin() as conn:
@@ -113,6 +126,8 @@ class CommandQueue:
                     for eid, u in uuids.items()
                 ],
             )
+            if in_transaction is not None:
+                in_transaction(conn, ids)
         return uuids
 
     # -- the device exchange ------------------------------------------------------------------
@@ -128,7 +143,7 @@ class CommandQueue:
                 q2.c.enrollment_id == enrollments.c.id,
                 # Within a session, NotNow commands wait for the next one (Apple §b.4); an Idle
                 # report opens a session, so that is when they are offered again.
-                q2.c.status.in_(ACTIVE_STATUSES if include_notnow else ("queued", "sent")),
+                _status_in(q2.c.status, ACTIVE_STATUSES if include_notnow else ("queued", "sent")),
                 q2.c.command_uuid != bindparam("reported_uuid"),
             )
             .order_by(q2.c.id)
@@ -143,7 +158,6 @@ class CommandQueue:
         return (
             select(
                 enrollments.c.identity_fp,
-                enrollments.c.enabled,
                 command_queue.c.id.label("next_id"),
                 command_queue.c.command_uuid.label("next_uuid"),
                 command_queue.c.attempts.label("next_attempts"),
@@ -166,62 +180,47 @@ class CommandQueue:
         reported_uuid = report.command_uuid if report.status != "Idle" and report.command_uuid else ""
         params = {"eid": enrollment_id, "reported_uuid": reported_uuid}
         next_query = self._next_queries[report.status == "Idle"]
-        with self._engine.begin() as conn:
+        # Read without the write lock: an Idle with nothing queued (the commonest request) ends here.
+        with reading(self._engine) as conn:
             row = conn.execute(next_query, params).first()
-            if row is None:
-                return Exchange(known=False)
-            if row.identity_fp != identity_fp:
-                return Exchange(known=True, identity_fp=row.identity_fp, enabled=row.enabled)
-            stored = False
-            if reported_uuid and row.reported_status in ACTIVE_STATUSES:
-                self._store_report(conn, enrollment_id, report, row.reported_type)
-                stored = True
-            body = None
+        if row is None:
+            return Exchange(known=False)
+        if row.identity_fp != identity_fp:
+            return Exchange(known=True, identity_fp=row.identity_fp)
+        store = bool(reported_uuid) and row.reported_status in ACTIVE_STATUSES
+        if not store and row.next_id is None:
+            return Exchange(known=True, identity_fp=identity_fp)
+        # Inventory is worked out before the write transaction, to hold the lock briefly.
+        inventory = None
+        if store and report.status == "Acknowledged" and self._inventory_hook is not None:
+            inventory = self._inventory_hook(row.reported_type, report.parsed)
+        body = None
+        now = utcnow()
+        with self._engine.begin() as conn:
+            if store:
+                conn.execute(
+                    _STORE_NOTNOW if report.status == "NotNow" else _STORE_REPORT,
+                    {
+                        "b_uuid": reported_uuid,
+                        "b_eid": enrollment_id,
+                        "b_status": REPORT_STATUS[report.status],
+                        "b_result": report.raw,
+                        "b_now": now,
+                        "b_reason": report.error_summary,
+                    },
+                )
+                if inventory is not None:
+                    merge_inventory(conn, enrollment_id, *inventory)
             while row is not None and row.next_id is not None:
                 if row.next_attempts >= self._max_attempts:
-                    self._give_up(conn, row.next_id)
+                    reason = f"handed to the device {self._max_attempts} times without an answer"
+                    conn.execute(_GIVE_UP, {"b_id": row.next_id, "b_now": now, "b_reason": reason})
                     row = conn.execute(next_query, params).first()
                     continue
-                conn.execute(
-                    update(command_queue)
-                    .where(command_queue.c.id == row.next_id)
-                    .values(status="sent", attempts=command_queue.c.attempts + 1, sent_at=utcnow())
-                )
+                conn.execute(_MARK_SENT, {"b_id": row.next_id, "b_now": now})
                 body = row.body_template.replace(UUID_PLACEHOLDER.encode(), row.next_uuid.encode())
                 break
-        return Exchange(known=True, identity_fp=identity_fp, enabled=True, body=body, stored=stored)
-
-    def _store_report(self, conn: Connection, enrollment_id: str, report: Report, request_type: str) -> None:
-        status = REPORT_STATUS[report.status]
-        values: dict[str, Any] = {"status": status, "result": report.raw, "reported_at": utcnow()}
-        if status == "notnow":
-            # A NotNow is an answer, not a lost delivery: it does not count towards giving up.
-            values.update(notnow_count=command_queue.c.notnow_count + 1, attempts=0)
-        if report.error_summary:
-            values["status_reason"] = report.error_summary
-        conn.execute(
-            update(command_queue)
-            .where(
-                command_queue.c.command_uuid == report.command_uuid,
-                command_queue.c.enrollment_id == enrollment_id,
-            )
-            .values(**values)
-        )
-        if status == "acknowledged" and self._inventory_hook is not None:
-            found = self._inventory_hook(request_type, report.parsed)
-            if found is not None:
-                merge_inventory(conn, enrollment_id, *found)
-
-    def _give_up(self, conn: Connection, queue_id: int) -> None:
-        conn.execute(
-            update(command_queue)
-            .where(command_queue.c.id == queue_id)
-            .values(
-                status="undeliverable",
-                reported_at=utcnow(),
-                status_reason=f"handed to the device {self._max_attempts} times without an answer",
-            )
-        )
+        return Exchange(known=True, identity_fp=identity_fp, body=body, stored=store)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -246,6 +245,38 @@ class CommandQueue:
                 .order_by(command_queue.c.id)
             ).all()
         return [_status_dict(r) for r in rows]
+
+
+# The exchange's writes, built once (SQLAlchemy otherwise rebuilds and re-keys them per request).
+# Each only touches a command still active, so a report racing another changes nothing twice.
+_q = command_queue.c
+_ACTIVE_REPORTED = and_(
+    _q.command_uuid == bindparam("b_uuid"),
+    _q.enrollment_id == bindparam("b_eid"),
+    _status_in(_q.status, ACTIVE_STATUSES),
+)
+_STORE_REPORT = (
+    update(command_queue)
+    .where(_ACTIVE_REPORTED)
+    .values(
+        status=bindparam("b_status"),
+        result=bindparam("b_result"),
+        reported_at=bindparam("b_now"),
+        status_reason=bindparam("b_reason"),
+    )
+)
+# A NotNow is an answer, not a lost delivery: it does not count towards giving up.
+_STORE_NOTNOW = _STORE_REPORT.values(notnow_count=_q.notnow_count + 1, attempts=0)
+_MARK_SENT = (
+    update(command_queue)
+    .where(_q.id == bindparam("b_id"), _status_in(_q.status, ACTIVE_STATUSES))
+    .values(status="sent", attempts=_q.attempts + 1, sent_at=bindparam("b_now"))
+)
+_GIVE_UP = (
+    update(command_queue)
+    .where(_q.id == bindparam("b_id"))
+    .values(status="undeliverable", reported_at=bindparam("b_now"), status_reason=bindparam("b_reason"))
+)
 
 
 def _status_query() -> Any:
