@@ -26,47 +26,24 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from sqlalchemy import create_engine, text
 
-from russet.abm import admin
-from russet.apple.gateway import AppleGateway
-from russet.apple.ledger import Ledger
-from russet.config import Settings
-from russet.runtime import Russet
-
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the simulator lives next to the package, not inside it
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this tree's package and simulators, whatever is installed
 
+from russet.abm import admin  # noqa: E402
+from russet.apple.gateway import AppleGateway  # noqa: E402
+from russet.apple.ledger import Ledger  # noqa: E402
+from russet.config import Settings  # noqa: E402
+from russet.runtime import Russet  # noqa: E402
 from simulators.dep import Credentials, make_server_token  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import Timer, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
+
 PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-class Timer:
-    """Wraps a method and adds up the time spent in it (from any thread)."""
-
-    def __init__(self, owner: Any, name: str) -> None:
-        self.seconds = 0.0
-        self.calls = 0
-        self._owner, self._name = owner, name
-        self._real = getattr(owner, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return self._real(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
-
-        setattr(owner, name, timed)
-
-    def restore(self) -> None:
-        setattr(self._owner, self._name, self._real)
 
 
 def start_simulator(
@@ -99,7 +76,7 @@ def start_simulator(
 
 
 def one_run(
-    database_url: str, workdir: Path, url: str, credentials: Credentials, *, ledger: bool
+    database_url: str, workdir: Path, url: str, credentials: Credentials, sim_pid: int, *, ledger: bool
 ) -> dict[str, float]:
     settings = Settings.from_env(
         {
@@ -117,11 +94,14 @@ def one_run(
         russet, admin.load_token(russet, name, make_server_token(cert, credentials), fetch_account=True)
     )
     russet.ledger.flush()
-    received = Timer(AppleGateway, "received")
-    writes = Timer(Ledger, "_write")
-    keep = Ledger.add
-    if not ledger:
-        Ledger.add = lambda self, rows: None  # type: ignore[method-assign]  # rows dropped: no ledger
+    received, writes = Timer(), Timer()
+    restore = [received.patch(AppleGateway, "received"), writes.patch(Ledger, "_write")]
+    if not ledger:  # rows dropped: for comparison only, Russet itself always records
+        for method in ("add", "add_group"):
+            if hasattr(Ledger, method):  # (the code before add_group has only add)
+                restore.append(Timer().patch(Ledger, method))
+                setattr(Ledger, method, lambda *args: None)
+    busy0, sim0, cpu0, db0 = machine_busy_cpu(), process_cpu(sim_pid), time.process_time(), postgres_cpu()
     start = time.perf_counter()
     report = admin.run(russet, admin.sync_now(russet, name, full=True))
     synced = time.perf_counter() - start
@@ -129,9 +109,12 @@ def one_run(
     start = time.perf_counter()
     russet.ledger.flush()
     drained = time.perf_counter() - start
-    received.restore()
-    writes.restore()
-    Ledger.add = keep  # type: ignore[method-assign]
+    cpu = time.process_time() - cpu0
+    sim_cpu = process_cpu(sim_pid) - sim0
+    db_cpu = postgres_cpu() - db0 if "postgresql" in database_url else 0.0
+    other = max(0.0, machine_busy_cpu() - busy0 - cpu - sim_cpu - db_cpu)
+    for undo in restore:
+        undo()
     with russet.storage.engine.connect() as conn:
         query = text("SELECT count(*) FROM ledger WHERE connection = :n")
         rows = conn.execute(query, {"n": name}).scalar_one()
@@ -140,21 +123,30 @@ def one_run(
         "rows": rows,
         "devices": report["devices"],
         "synced": synced,
-        "received": received.seconds,
-        "writer": writes.seconds,
+        "received": received.cpu,
+        "writer": writes.cpu,
+        "writer_wall": writes.seconds,
         "drain": drained,
         "pending": pending,
+        "cpu": cpu,
+        "sim_cpu": sim_cpu,
+        "db_cpu": db_cpu,
+        "other": other / (synced + drained),
     }
 
 
-def measure(database_url: str, devices: int) -> None:
+def measure(
+    database_url: str, devices: int, compare: bool
+) -> tuple[dict[str, float], dict[str, float] | None]:
     credentials = Credentials.new()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         proc, url = start_simulator(workdir, devices, credentials)
         try:
-            with_ledger = one_run(database_url, workdir, url, credentials, ledger=True)
-            without = one_run(database_url, workdir, url, credentials, ledger=False)
+            with_ledger = one_run(database_url, workdir, url, credentials, proc.pid, ledger=True)
+            without = (
+                one_run(database_url, workdir, url, credentials, proc.pid, ledger=False) if compare else None
+            )
         finally:
             proc.kill()
             proc.wait()
@@ -162,18 +154,30 @@ def measure(database_url: str, devices: int) -> None:
     total = with_ledger["synced"] + with_ledger["drain"]
     rows = with_ledger["rows"]
     synced = with_ledger["synced"]
+    per = 1e6 / n if n else 0.0
     print(f"  devices in the database: {n:,} in {synced:.1f} s = {n / synced:,.0f} devices/s")
     print(
-        f"  ledger ({rows:,} rows): recording in the sync {with_ledger['received']:.1f} s, "
-        f"writing them {with_ledger['writer']:.1f} s, left to write after the sync "
-        f"{with_ledger['pending']:,.0f} rows ({with_ledger['drain']:.1f} s); "
+        f"  CPU: Russet {with_ledger['cpu']:.1f} s = {with_ledger['cpu'] * per:.0f} µs per device, "
+        f"simulator {with_ledger['sim_cpu']:.1f} s"
+        + (f", PostgreSQL {with_ledger['db_cpu'] * per:.0f} µs per device" if with_ledger["db_cpu"] else "")
+        + "; rest of the machine busy "
+        + f"{with_ledger['other']:.0%} of one core (load {load_average()})"
+    )
+    w = with_ledger
+    print(
+        f"  ledger ({rows:,} rows): recording in the sync {w['received'] * per:.0f} µs CPU per device, "
+        f"writing them {w['writer'] * per:.0f} µs CPU per device ({w['writer_wall']:.1f} s wall), "
+        f"left to write after the sync {w['pending']:,.0f} rows ({w['drain']:.1f} s); "
         f"everything durable after {total:.1f} s"
     )
-    print(
-        f"  without the ledger: {without['synced']:.1f} s = {n / without['synced']:,.0f} devices/s; "
-        f"the ledger's share of the sync: {(synced - without['synced']) / synced:.0%}"
-        f" (of the time until durable: {(total - without['synced']) / total:.0%})"
-    )
+    if without is not None:
+        print(
+            f"  without the ledger: {without['synced']:.1f} s = {n / without['synced']:,.0f} devices/s, "
+            f"{without['cpu'] * per:.0f} µs CPU per device; the ledger's share of the sync: "
+            f"{(synced - without['synced']) / synced:.0%} (of the time until durable: "
+            f"{(total - without['synced']) / total:.0%})"
+        )
+    return with_ledger, without
 
 
 def main() -> None:
@@ -182,23 +186,43 @@ def main() -> None:
     )
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per backend (min/median are printed)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the runs without the ledger")
     args = parser.parse_args()
     for backend in ["sqlite", "postgres"] if args.backend == "both" else [args.backend]:
-        print(f"{backend}: full fetch of {args.devices:,} devices from the simulator ({os.cpu_count()} CPUs)")
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices)
-            continue
-        schema = "bench_" + secrets.token_hex(4)
-        admin_engine = create_engine(PG_URL)
-        with admin_engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            measure(f"{PG_URL}?options=-csearch_path%3D{schema}", args.devices)
-        finally:
+        print(
+            f"{backend}: full fetch of {args.devices:,} devices from the simulator "
+            f"({os.cpu_count()} CPUs, load {load_average()})"
+        )
+        runs: list[dict[str, float]] = []
+        for _ in range(args.repeat):
+            if backend == "sqlite":
+                with tempfile.TemporaryDirectory() as tmp:
+                    runs.append(
+                        measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, not args.no_compare)[0]
+                    )
+                continue
+            schema = "bench_" + secrets.token_hex(4)
+            admin_engine = create_engine(PG_URL)
             with admin_engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin_engine.dispose()
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+            try:
+                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+                runs.append(measure(url, args.devices, not args.no_compare)[0])
+            finally:
+                with admin_engine.begin() as conn:
+                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                admin_engine.dispose()
+        if len(runs) > 1:
+            per = 1e6 / runs[0]["devices"]
+            print(
+                f"== {backend}, {len(runs)} runs: sync seconds {spread([r['synced'] for r in runs])}; "
+                f"until durable {spread([r['synced'] + r['drain'] for r in runs])}"
+            )
+            print(
+                f"   Russet CPU µs per device {spread([r['cpu'] * per for r in runs])}; rest of the machine "
+                f"busy {spread([100 * r['other'] for r in runs])} % of one core"
+            )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,27 +45,11 @@ from russet.storage.db import utcnow  # noqa: E402
 from russet.storage.schema import apns_push, enrollments  # noqa: E402
 from simulators.apns import FakeAppleCA  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import Timer, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
+
 TOPIC = "com.apple.mgmt.External.00000000-bench-4000-8000-000000000000"
 PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-class Timer:
-    """Wall time spent inside a wrapped callable, summed over calls (and threads)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.calls = 0
-
-    def wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-                self.calls += 1
-
-        return timed
 
 
 def start_simulator(tmp: Path, apple: FakeAppleCA) -> tuple[subprocess.Popen[str], str, Path]:
@@ -156,13 +141,13 @@ def run(database_url: str, devices: int, policy: PushPolicy, *, ledger: bool = T
 
             # Where the time goes: wrap the stages (the wrappers cost well under 1 µs per push).
             record, write_ledger, claim, outcomes = Timer(), Timer(), Timer(), Timer()
-            russet.gateway.record_many = record.wrap(russet.gateway.record_many)  # type: ignore[method-assign]
-            russet.ledger._write = write_ledger.wrap(russet.ledger._write)  # type: ignore[method-assign]
-            state = russet.pusher.state
-            state.claim = claim.wrap(state.claim)  # type: ignore[method-assign]
-            state.write = outcomes.wrap(state.write)  # type: ignore[method-assign]
+            recording = "record_alike" if hasattr(russet.gateway, "record_alike") else "record_many"
+            record.patch(russet.gateway, recording)  # (record_many: the code before record_alike)
+            write_ledger.patch(russet.ledger, "_write")
+            claim.patch(russet.pusher.state, "claim")
+            outcomes.patch(russet.pusher.state, "write")
             if not ledger:  # for comparison only: Russet itself always records
-                russet.gateway.record_many = lambda entries: None  # type: ignore[method-assign]
+                setattr(russet.gateway, recording, lambda *args: None)
 
             try:
                 import uvloop
@@ -170,14 +155,20 @@ def run(database_url: str, devices: int, policy: PushPolicy, *, ledger: bool = T
                 runner: Callable[[Any], Any] = uvloop.run
             except ImportError:  # pragma: no cover
                 runner = asyncio.run
+            busy0, sim0, db0 = machine_busy_cpu(), process_cpu(proc.pid), postgres_cpu()
             cpu0, wall0 = time.process_time(), time.perf_counter()
+            loop0 = time.thread_time()  # the event loop runs in this thread
             pushed = runner(drain(russet))
+            loop_cpu = time.thread_time() - loop0
             drained = time.perf_counter() - wall0
             flush0 = time.perf_counter()
             russet.ledger.flush()  # everything recorded is durable
             final_flush = time.perf_counter() - flush0
             wall = time.perf_counter() - wall0
             cpu = time.process_time() - cpu0
+            sim_cpu = process_cpu(proc.pid) - sim0
+            db_cpu = postgres_cpu() - db0 if "postgresql" in database_url else 0.0
+            other = max(0.0, machine_busy_cpu() - busy0 - cpu - sim_cpu - db_cpu)
 
             with russet.storage.engine.connect() as conn:
                 outcomes_by = dict(
@@ -193,39 +184,62 @@ def run(database_url: str, devices: int, policy: PushPolicy, *, ledger: bool = T
             stats = stop_simulator(proc)
 
     per = 1e6 / pushed if pushed else 0.0
-    ledger_s = record.seconds + write_ledger.seconds
+    ledger_cpu = record.cpu + write_ledger.cpu
     print(f"pushed: {pushed} (simulator saw {stats.get('requests')}, {stats.get('by_status')})")
     print(f"outcomes: {outcomes_by}; ledger rows: {ledger_rows}")
     print(
         f"pushes/s: {pushed / wall:,.0f} including the final ledger flush "
         f"({pushed / drained:,.0f} until drained)"
     )
-    print(f"wall {wall:.2f} s, pusher process CPU {cpu:.2f} s = {cpu * per:.0f} µs per push")
-    print(f"ledger {'ON' if ledger else 'OFF (comparison run)'}")
-    print("time per push inside each stage (wall, summed over threads; stages overlap):")
     print(
-        f"  claim requests (UPDATE … RETURNING + tokens)  {claim.seconds * per:6.1f} µs "
-        f"({claim.calls} batches)"
+        f"wall {wall:.2f} s; CPU: pusher process {cpu:.2f} s = {cpu * per:.0f} µs per push, "
+        f"simulator {sim_cpu:.2f} s = {sim_cpu * per:.0f} µs per push; "
+        + (f"PostgreSQL {db_cpu:.2f} s = {db_cpu * per:.0f} µs per push; " if db_cpu else "")
+        + f"rest of the machine {other:.2f} s = {other / wall:.0%} of one core (load {load_average()})"
     )
-    print(f"  write outcomes                                {outcomes.seconds * per:6.1f} µs")
-    print(f"  ledger: record (push path)                    {record.seconds * per:6.1f} µs")
-    print(f"  ledger: write rows (background + final flush) {write_ledger.seconds * per:6.1f} µs")
-    print(f"  ledger total                                  {ledger_s * per:6.1f} µs")
+    print(
+        f"ledger {'ON' if ledger else 'OFF (comparison run)'}; "
+        f"event loop thread {loop_cpu * per:.0f} µs per push"
+    )
+    print("per push inside each stage: CPU of the thread running it (wall, summed over threads)")
+    for label, timer in (
+        (f"claim requests (UPDATE … RETURNING + tokens, {claim.calls} batches)", claim),
+        ("write outcomes", outcomes),
+        ("ledger: record (push path)", record),
+        ("ledger: write rows (background + final flush)", write_ledger),
+    ):
+        print(f"  {label:<62} {timer.cpu * per:6.1f} µs ({timer.seconds * per:6.1f} µs wall)")
+    print(f"  {'ledger total':<62} {ledger_cpu * per:6.1f} µs")
     print(f"final flush after draining: {final_flush:.2f} s")
-    return {"rate": pushed / wall, "cpu_us": cpu * per}
+    return {
+        "rate": pushed / wall,
+        "cpu_us": cpu * per,
+        "loop_us": loop_cpu * per,
+        "sim_us": sim_cpu * per,
+        "db_us": db_cpu * per,
+        "other": other / wall,
+    }
 
 
-def _share(results: list[dict[str, float]]) -> None:
-    print(
-        f"\n== {results[0]['rate']:,.0f} pushes/s with the ledger, {results[0]['cpu_us']:.0f} µs CPU per push"
-    )
-    if len(results) == 2:
-        on, off = results
-        print(f"== {off['rate']:,.0f} pushes/s without recording, {off['cpu_us']:.0f} µs CPU per push")
+def _share(on: list[dict[str, float]], off: list[dict[str, float]]) -> None:
+    def line(results: list[dict[str, float]], what: str) -> None:
+        rates = [r["rate"] for r in results]
+        cpus = [r["cpu_us"] for r in results]
+        print(f"== {what}: pushes/s {spread(rates)}; pusher CPU µs per push {spread(cpus)}")
+        print(f"   of which the event loop thread {spread([r['loop_us'] for r in results])} µs per push")
         print(
-            f"== ledger's share of the cost: {1 - off['cpu_us'] / on['cpu_us']:.0%} of the pusher's CPU, "
-            f"{1 - on['rate'] / off['rate']:.0%} of the throughput"
+            f"   simulator CPU µs per push {spread([r['sim_us'] for r in results])}; "
+            f"PostgreSQL {spread([r['db_us'] for r in results])}; rest of the machine "
+            f"busy {spread([100 * r['other'] for r in results])} % of one core"
         )
+
+    print()
+    line(on, f"with the ledger ({len(on)} runs)")
+    if off:
+        line(off, f"without recording ({len(off)} runs)")
+        best_on = statistics.median(r["cpu_us"] for r in on)
+        best_off = statistics.median(r["cpu_us"] for r in off)
+        print(f"== ledger's share of the pusher's CPU (medians): {1 - best_off / best_on:.0%}")
 
 
 def main() -> None:
@@ -236,38 +250,36 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--batch", type=int, default=5000, help="requests claimed at once")
     parser.add_argument("--connections", type=int, default=2, help="HTTP/2 connections to the simulator")
-    parser.add_argument(
-        "--no-compare", action="store_true", help="skip the second run without ledger recording"
-    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each kind (min/median are printed)")
+    parser.add_argument("--no-compare", action="store_true", help="skip the runs without ledger recording")
     args = parser.parse_args()
     policy = PushPolicy(batch=args.batch, connections=args.connections)
-    print(f"APNs push benchmark: {args.devices} devices, backend {args.backend}, batch {args.batch}")
-    if args.backend == "sqlite":
-        results = []
-        for ledger in (True,) if args.no_compare else (True, False):
-            with tempfile.TemporaryDirectory() as tmp:
-                results.append(
-                    run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, policy, ledger=ledger)
-                )
-        _share(results)
-        return
-    schema = "bench_" + secrets.token_hex(4)
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        results = [run(f"{PG_URL}?options=-csearch_path%3D{schema}", args.devices, policy)]
-        if not args.no_compare:
+    print(
+        f"APNs push benchmark: {args.devices} devices, backend {args.backend}, batch {args.batch}, "
+        f"{os.cpu_count()} CPUs, load {load_average()}"
+    )
+    kinds = (True,) if args.no_compare else (True, False)
+    results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for _ in range(args.repeat):
+        for ledger in kinds:
+            print()
+            if args.backend == "sqlite":
+                with tempfile.TemporaryDirectory() as tmp:
+                    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                    results[ledger].append(run(url, args.devices, policy, ledger=ledger))
+                continue
+            schema = "bench_" + secrets.token_hex(4)
+            admin = create_engine(PG_URL)
             with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
                 conn.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-            results.append(run(url, args.devices, policy, ledger=False))
-        _share(results)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+            try:
+                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+                results[ledger].append(run(url, args.devices, policy, ledger=ledger))
+            finally:
+                with admin.begin() as conn:
+                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                admin.dispose()
+    _share(results[True], results[False])
 
 
 if __name__ == "__main__":

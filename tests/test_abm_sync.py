@@ -344,6 +344,25 @@ def test_ledger_records_every_field_with_the_serial_as_subject(dep: tuple[DepSim
     assert {r["field"] for r in russet.ledger.about(["SIM00000042"])} >= {"serial_number", "model"}
 
 
+def test_ledger_report_counts_for_a_full_listing(dep: tuple[DepSimulator, Russet]) -> None:
+    """Every device field Apple sent is one row about that device: 12 per device in three pages."""
+    _, russet = dep
+    sync(russet)
+    report = {(r["field"], r["direction"]): r for r in russet.ledger.report(service="abm")}
+    device_fields = [
+        "serial_number", "model", "description", "color", "asset_tag", "os", "device_family",
+        "profile_status", "profile_uuid", "profile_assign_time", "device_assigned_by", "device_assigned_date",
+    ]  # fmt: skip
+    for field in device_fields:
+        got = report[field, "received"]
+        assert (got["times"], got["distinct_subjects"], got["about"]) == (DEVICES, DEVICES, "device"), field
+    for field in ("cursor", "more_to_follow", "fetched_until"):  # once per page, about no device
+        assert (report[field, "received"]["times"], report[field, "received"]["distinct_subjects"]) == (3, 0)
+    assert report["limit", "sent"]["times"] == 3
+    received = ledger_rows(russet, endpoint="POST /server/devices", direction="received")
+    assert len(received) == DEVICES * len(device_fields) + 3 * 3
+
+
 def test_sync_holds_the_lease_and_purge_removes_everything(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sync(russet)

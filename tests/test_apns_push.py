@@ -164,6 +164,31 @@ def test_enqueue_pushes_once_per_device_with_apns_headers_and_body(
     assert len(topics) == 2 and {r.value_fp for r in topics} == {fp(TOPIC)}
 
 
+def test_ledger_report_counts_every_push_across_batches(server: Russet, sim: ApnsSimulator) -> None:
+    """Batches of 3 (claimed ahead, outcomes stored while the next batch goes out): the report
+    counts one row per field per push, whatever the answer, and each device's outcome is stored."""
+    server.pusher.policy = replace(FAST, batch=3)
+    devices = [enroll(server) for _ in range(7)]
+    dead, busy = devices[1], devices[5]
+    sim.inject(dead["token"], 410, "Unregistered")
+    sim.inject(busy["token"], 503, "ServiceUnavailable")
+    enqueue(server, *(d["udid"] for d in devices))
+    assert run(drain(server)) == 7
+    report = {(r["field"], r["direction"]): r for r in server.ledger.report(service="apns")}
+    counts = {key: (r["times"], r["distinct_subjects"]) for key, r in report.items() if r["times"]}
+    assert counts == {
+        ("Token", "sent"): (7, 7),
+        ("PushMagic", "sent"): (7, 7),
+        ("topic", "sent"): (7, 0),  # about the organisation, not a device
+        ("apns-id", "received"): (5, 5),  # with each 200
+        ("reason", "received"): (2, 2),  # with each refusal
+    }
+    outcomes = {d["udid"]: state(server, d["udid"])["outcome"] for d in devices}
+    assert outcomes.pop(dead["udid"]) == "token_dead" and outcomes.pop(busy["udid"]) == "retrying"
+    assert set(outcomes.values()) == {"delivered"}
+    assert state(server, busy["udid"])["requested"] and not state(server, dead["udid"])["requested"]
+
+
 def test_pushes_respect_the_servers_stream_limit(
     push_settings: Settings, apple: FakeAppleCA, tmp_path: Path
 ) -> None:

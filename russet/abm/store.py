@@ -16,13 +16,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, DateTime, Engine, delete, func, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.abm.errors import AbmError
-from russet.abm.records import ACCOUNT_FIELDS, DevicePage
+from russet.abm.records import ACCOUNT_FIELDS, DEVICE_COLUMNS, DevicePage
 from russet.abm.token import ServerToken
 from russet.apple.connections import ConnectionRegistry
+from russet.storage import bulk
 from russet.storage.db import as_utc, reading, upsert, utcnow
 from russet.storage.schema import (
     abm_accounts,
@@ -62,6 +63,33 @@ class Applied:
     modified: int = 0
     deleted: int = 0
     new_without_profile: tuple[str, ...] = ()  # candidates for the default profile
+
+
+def _upsert_devices(dialect: str) -> tuple[Any, list[tuple[str, bool]]]:
+    """INSERT … SELECT FROM the page's devices as one JSON parameter (russet.storage.bulk) …
+    ON CONFLICT DO UPDATE: one statement per page. Also the columns in order, and which are times."""
+    types = {c.name: c.type for c in abm_devices.columns}
+    rows = bulk.json_rows(dialect, [(c, types[c]) for c in DEVICE_COLUMNS])
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(abm_devices)
+    source = (
+        select(
+            bulk.param(dialect, "connection", types["connection"]),
+            bulk.param(dialect, "generation", types["generation"]),
+            bulk.param(dialect, "updated_at", types["updated_at"]),
+            *rows.c,
+        )
+        .select_from(rows)
+        .where(true())  # SQLite parses INSERT … SELECT … ON CONFLICT only with a WHERE
+    )
+    stmt = insert.from_select(["connection", "generation", "updated_at", *DEVICE_COLUMNS], source)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["connection", "serial_number"],
+        set_={c: stmt.excluded[c] for c in DEVICE_UPDATE_COLUMNS},
+    )
+    return stmt, [(c, isinstance(types[c], DateTime)) for c in DEVICE_COLUMNS]
+
+
+_UPSERT_DEVICES = {dialect: _upsert_devices(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _chunks(items: list[str], size: int = IN_CHUNK) -> Iterable[list[str]]:
@@ -279,8 +307,7 @@ class AbmStore:
         """
         now = utcnow()
         gone = [d["serial_number"] for d in page.devices if d["op_type"] == "deleted"]
-        extra = {"connection": name, "generation": generation, "updated_at": now}
-        kept = [{**d, **extra} for d in page.devices if d["op_type"] != "deleted"]
+        kept = [d for d in page.devices if d["op_type"] != "deleted"]
         with self._engine.begin() as conn:
             current = conn.execute(
                 select(abm_sync_state.c.generation, abm_sync_state.c.phase).where(
@@ -292,7 +319,12 @@ class AbmStore:
             # Which serials are new matters only for the default profile: asked only then.
             existing = self._existing(conn, name, [d["serial_number"] for d in kept]) if want_new else None
             if kept:
-                conn.execute(self._upsert_devices(conn), kept)
+                dialect = conn.dialect.name
+                upsert_devices, columns = _UPSERT_DEVICES[dialect]
+                when = bulk.time_text
+                rows = [[when(dialect, d[c]) if time else d[c] for c, time in columns] for d in kept]
+                params = {"connection": name, "generation": generation, "updated_at": now}
+                conn.execute(upsert_devices, {"rows": bulk.encode(rows), **params})
             for chunk in _chunks(gone):
                 self._forget(conn, name, chunk)
             pending = (
@@ -328,14 +360,6 @@ class AbmStore:
             ops = Counter(d["op_type"] for d in page.devices)
             return Applied(ops["added"], ops["modified"], ops["deleted"], tuple(pending))
         return Applied(deleted=stale, new_without_profile=tuple(pending))  # additions: see total()
-
-    def _upsert_devices(self, conn: Connection) -> Any:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(abm_devices)
-        return stmt.on_conflict_do_update(
-            index_elements=["connection", "serial_number"],
-            set_={c: stmt.excluded[c] for c in DEVICE_UPDATE_COLUMNS},
-        )
 
     def _existing(self, conn: Connection, name: str, serials: list[str]) -> set[str]:
         found: set[str] = set()

@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from russet import bulkgc
 from russet.abm import profiles
 from russet.abm.client import AbmClient, Reply
 from russet.abm.errors import AbmError, CursorError, Throttled
 from russet.abm.records import DevicePage, page_limit
 from russet.abm.store import AbmStore, Applied
 from russet.apple.connections import ConnectionRefused
+from russet.apple.ledger import Ledger
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 
@@ -32,6 +34,7 @@ log = logging.getLogger("russet.abm")
 PAGE_LIMIT = 1000
 LEASE = timedelta(hours=1)
 RESTART_CODES = frozenset({"INVALID_CURSOR", "EXPIRED_CURSOR", "CURSOR_REQUIRED"})
+LEDGER_ROWS_PER_WRITE = 30_000  # about three pages of devices (12 fields each)
 
 
 @dataclass
@@ -60,7 +63,8 @@ async def sync_connection(
     started = time.perf_counter()
     with russet.connections.lease("abm", name, "sync", ttl=LEASE):
         try:
-            report = await _run(store, client, full, russet.ledger.flush)
+            with bulkgc.relaxed():  # a full listing allocates a lot; see russet.bulkgc
+                report = await _run(store, client, full, russet.ledger)
         except Throttled as exc:
             store.note_attempt(name, error=str(exc), retry_at=exc.retry_at)
             raise
@@ -75,7 +79,7 @@ async def sync_connection(
     return report
 
 
-async def _run(store: AbmStore, client: AbmClient, full: bool, flush: Callable[[], object]) -> SyncReport:
+async def _run(store: AbmStore, client: AbmClient, full: bool, ledger: Ledger) -> SyncReport:
     name = client.name
     state = store.sync_state(name)
     if full or state is None or (state.phase == "sync" and not state.cursor):
@@ -120,11 +124,13 @@ async def _run(store: AbmStore, client: AbmClient, full: bool, flush: Callable[[
             page, applied = await asyncio.to_thread(
                 _take_page, store, client, reply, generation, sync, want_new
             )
-            # Back-pressure: the ledger rows of at most one page are written while the next page
-            # is processed, so a listing of 100,000 devices never piles a million rows up in memory.
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(asyncio.to_thread(_write_ledger, flush, name))
+            # Back-pressure: the ledger rows of a few pages at most are written while the next page
+            # is processed, so a listing of 100,000 devices never piles a million rows up in memory;
+            # a few pages per write, because bigger ledger transactions cost less per row.
+            if ledger.pending() >= LEDGER_ROWS_PER_WRITE or not page.more_to_follow:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(_write_ledger, ledger.flush, name))
             report.pages += 1
             report.devices += len(page.devices)
             report.added += applied.added

@@ -31,10 +31,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from russet import bulkgc
 from russet.apns.certificate import ApnsCertificateError, PushIdentity, push_identity, push_status
-from russet.apns.state import STOP_SETTING, PushStateStore, Target
+from russet.apns.state import CLEAR_DEAD, SET_DEAD, STOP_SETTING, Outcome, PushStateStore, Target
 from russet.apple.connections import Disconnected
-from russet.apple.gateway import AppleGateway, Call, Datum
+from russet.apple.gateway import AppleGateway, Attempt, Call, Datum
 from russet.apple.h2client import H2Client, HeaderTemplate, Request
 from russet.storage import Storage
 from russet.storage.db import utcnow
@@ -51,6 +52,12 @@ CERTIFICATE_REASONS = frozenset(
 DEAD_REASONS = frozenset({"Unregistered", "ExpiredToken", "BadDeviceToken", "DeviceTokenNotForTopic"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SAFE_MAGIC = re.compile(r"[A-Za-z0-9._-]+")
+# Sent with every push, about the device: their values differ per push (the topic is common).
+_PER_PUSH_FIELDS = ("Token", "PushMagic")
+_PER_PUSH_DATA = tuple(Datum(name, None) for name in _PER_PUSH_FIELDS)
+_NOT_ENROLLED = "the enrollment is not active (checked out or re-enrolling)"
+_NO_TOKEN = "no push token yet (TokenUpdate)"
+_DEAD = "APNs said the token is dead; waiting for a TokenUpdate"
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
 
@@ -188,135 +195,113 @@ class Pusher:
         step = min(self.policy.retry_cap, self.policy.retry_base * 2 ** min(attempt - 1, 30))
         return timedelta(seconds=step + random.uniform(0, step))  # exponential, plus jitter
 
-    async def _push(
-        self, targets: Sequence[Target], ready: Readiness
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Push `targets` (already claimed) and record every outcome; returns the written params."""
-        now = utcnow()
-        pushed: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
+    async def _push(self, targets: Sequence[Target], ready: Readiness) -> list[Outcome]:
+        """Push `targets` (already claimed) and store every outcome; returns them."""
+        now, outcomes = await self._send(targets, ready)
+        await asyncio.to_thread(self.state.write, outcomes, now)
+        return outcomes
 
-        def skip(target: Target, outcome: str, reason: str | None, request: bool = False) -> None:
-            skipped.append(
-                {
-                    "b_eid": target.enrollment_id,
-                    "b_now": now,
-                    "b_outcome": outcome,
-                    "b_reason": reason,
-                    "b_next_sweep": None,
-                    "b_request": now if request else None,
-                }
-            )
+    async def _send(self, targets: Sequence[Target], ready: Readiness) -> tuple[datetime, list[Outcome]]:
+        """Push `targets` (already claimed) and record them in the ledger; returns the outcomes
+        for the caller to store.
+
+        A batch is one shape of call (same endpoint, fields and topic), so the gateway checks it
+        once before anything is sent and records it in columns: per push only the values differ.
+        """
+        now = utcnow()
+        outcomes: list[Outcome] = []
+        skip = outcomes.append
 
         if ready.problem is not None or ready.identity is None:
-            for target in targets:  # kept requested, except for a deliberate disconnect
-                skip(target, ready.problem or "no_certificate", ready.detail, ready.problem != "disconnected")
-            await asyncio.to_thread(self.state.write, pushed, skipped)
-            return pushed, skipped
+            problem, detail = ready.problem or "no_certificate", ready.detail
+            again = ready.problem != "disconnected"  # kept requested, except for a deliberate disconnect
+            return now, [Outcome(t.enrollment_id, problem, detail, request=again) for t in targets]
 
         identity = ready.identity
         topic = identity.topic
+        call = Call(SERVICE, CONNECTION, ENDPOINT, PURPOSE, (Datum("topic", topic),))
+        try:
+            self.gateway.check(replace(call, sent=(*_PER_PUSH_DATA, *call.sent)))
+        except Disconnected as exc:
+            return now, [Outcome(t.enrollment_id, "disconnected", str(exc)) for t in targets]
         client = self._client(identity)
         template = self._headers(client, topic)
-        check = self.gateway.check
-        sending: list[tuple[Target, Call, Request]] = []
+        sending: list[tuple[Target, Request]] = []
         for target in targets:
             token, magic = target.token, target.magic
             if not target.enabled:
-                skip(target, "not_enrolled", "the enrollment is not active (checked out or re-enrolling)")
-                continue
-            if not token or not magic:
-                skip(target, "no_token", "no push token yet (TokenUpdate)")
-                continue
-            if target.token_dead:
-                skip(target, "token_dead", "APNs said the token is dead; waiting for a TokenUpdate")
-                continue
-            device = target.device_id
-            call = Call(
-                SERVICE,
-                CONNECTION,
-                ENDPOINT,
-                PURPOSE,
-                (Datum("Token", token, device), Datum("PushMagic", magic, device), Datum("topic", topic)),
-            )
-            try:
-                check(call)
-            except Disconnected as exc:
-                skip(target, "disconnected", str(exc))
-                continue
-            body = (
-                b'{"mdm":"' + magic.encode() + b'"}'
-                if _SAFE_MAGIC.fullmatch(magic)
-                else json.dumps({"mdm": magic}, separators=(",", ":")).encode()
-            )
-            sending.append((target, call, Request(template, b"/3/device/" + token.encode(), body)))
+                skip(Outcome(target.enrollment_id, "not_enrolled", _NOT_ENROLLED))
+            elif not token or not magic:
+                skip(Outcome(target.enrollment_id, "no_token", _NO_TOKEN))
+            elif target.token_dead:
+                skip(Outcome(target.enrollment_id, "token_dead", _DEAD))
+            else:
+                body = (
+                    b'{"mdm":"' + magic.encode() + b'"}'
+                    if _SAFE_MAGIC.fullmatch(magic)
+                    else json.dumps({"mdm": magic}, separators=(",", ":")).encode()
+                )
+                sending.append((target, Request(template, b"/3/device/" + token.encode(), body)))
 
         if sending:
-            await client.send([r for _, _, r in sending])
+            await client.send([r for _, r in sending])
             self.pushed += len(sending)
 
-        ledger: list[tuple[Call, int | None, str | None, Sequence[Datum]]] = []
+        ledger: list[Attempt] = []
+        record = ledger.append
+        add = outcomes.append
         stop: tuple[int | None, str | None] | None = None
         max_retries = self.policy.max_retries
-        for target, call, req in sending:
+        sweeps: dict[int, datetime] = {}
+        for target, req in sending:
             status: int | None = req.status or None
             apns_id_raw = req.headers.get(b"apns-id")
             apns_id = apns_id_raw.decode("latin-1")[:100] if apns_id_raw else None
             reason: str | None = None
+            device = target.device_id
+            values = (target.token, target.magic)
             if req.error is not None:
                 reason = str(req.error)[:200]
-                received: Sequence[Datum] = ()
+                record((device, values, status, apns_id, ()))
             elif status == 200:
-                received = (Datum("apns-id", apns_id, target.device_id),) if apns_id else ()
+                record((device, values, status, apns_id, (("apns-id", apns_id),) if apns_id else ()))
+                count = target.sweep_count
+                next_sweep = sweeps.get(count)
+                if next_sweep is None:
+                    next_sweep = sweeps[count] = now + self._sweep_delay(count)
+                eid = target.enrollment_id
+                add(Outcome(eid, "delivered", None, True, 200, apns_id, 0, None, CLEAR_DEAD, next_sweep))
+                continue
             else:
                 answer = req.json()
                 reason = answer.get("reason") if isinstance(answer, dict) else None
                 reason = str(reason)[:200] if reason is not None else None
-                received = (Datum("reason", reason, target.device_id),) if reason else ()
-            ledger.append((call, status, apns_id, received))
-
-            attempts, retry_at, dead_at, next_sweep, request = 0, None, target.dead_at, None, None
-            if status == 200:
-                outcome, dead_at = "delivered", None
-                next_sweep = now + self._sweep_delay(target.sweep_count)
-            elif status == 410 or reason in DEAD_REASONS:
-                outcome, dead_at = "token_dead", now
+                record((device, values, status, apns_id, (("reason", reason),) if reason else ()))
+            eid = target.enrollment_id
+            if status == 410 or reason in DEAD_REASONS:
+                add(Outcome(eid, "token_dead", reason, True, status, apns_id, dead=SET_DEAD))
             elif status == 403 or reason in CERTIFICATE_REASONS:
-                outcome, request, attempts = "stopped", now, target.attempts
+                add(Outcome(eid, "stopped", reason, True, status, apns_id, target.attempts, request=True))
                 stop = (status, reason)
             elif status is None or status in RETRY_STATUSES:
                 attempts = target.attempts + 1
                 if attempts > max_retries:
-                    outcome, attempts = "failed", 0
-                    next_sweep = now + self._sweep_delay(target.sweep_count)
+                    sweep = now + self._sweep_delay(target.sweep_count)
+                    add(Outcome(eid, "failed", reason, True, status, apns_id, next_sweep=sweep))
                 else:
-                    outcome, request = "retrying", now
-                    retry_at = now + self._retry_delay(attempts)
+                    retry = now + self._retry_delay(attempts)
+                    add(
+                        Outcome(eid, "retrying", reason, True, status, apns_id, attempts, retry, request=True)
+                    )
             else:
-                outcome = "failed"
-                next_sweep = now + self._sweep_delay(target.sweep_count)
-            pushed.append(
-                {
-                    "b_eid": target.enrollment_id,
-                    "b_now": now,
-                    "b_outcome": outcome,
-                    "b_status": status,
-                    "b_reason": reason,
-                    "b_apns_id": apns_id,
-                    "b_attempts": attempts,
-                    "b_retry_at": retry_at,
-                    "b_dead_at": dead_at,
-                    "b_next_sweep": next_sweep,
-                    "b_request": request,
-                }
-            )
+                sweep = now + self._sweep_delay(target.sweep_count)
+                add(Outcome(eid, "failed", reason, True, status, apns_id, next_sweep=sweep))
         if ledger:
-            self.gateway.record_many(ledger)
+            self.gateway.record_alike(call, _PER_PUSH_FIELDS, ledger)
         if stop is not None:
             self.stops += 1
             await asyncio.to_thread(self._stop, ready.fingerprint, *stop)
-        await asyncio.to_thread(self.state.write, pushed, skipped)
-        return pushed, skipped
+        return now, outcomes
 
     # -- on demand -----------------------------------------------------------------------------
 
@@ -325,18 +310,18 @@ class Pusher:
         ids = list(dict.fromkeys(enrollment_ids))
         targets = await asyncio.to_thread(self.state.targets, ids)
         ready = await asyncio.to_thread(self.readiness)
-        pushed, skipped = await self._push(targets, ready)
+        outcomes = await self._push(targets, ready)
         results = {
-            p["b_eid"]: {
-                "device": p["b_eid"],
-                "outcome": p["b_outcome"],
-                "pushed": "b_status" in p,
-                "status": p.get("b_status"),
-                "reason": p["b_reason"],
-                "apns_id": p.get("b_apns_id"),
-                "retry_at": _iso(p.get("b_retry_at")),
+            o.enrollment_id: {
+                "device": o.enrollment_id,
+                "outcome": o.outcome,
+                "pushed": o.pushed,
+                "status": o.status,
+                "reason": o.reason,
+                "apns_id": o.apns_id,
+                "retry_at": _iso(o.retry_at),
             }
-            for p in (*pushed, *skipped)
+            for o in outcomes
         }
         return [
             results.get(i)
@@ -367,7 +352,8 @@ class Pusher:
         return len(targets)
 
     async def drain_all(self) -> int:
-        """Drain every due request, claiming the next batch while the current one is in flight."""
+        """Drain every due request: the next batch is claimed while the current one is in flight,
+        and a batch's outcomes are stored while the next one is pushed (batches are disjoint)."""
         ready = await asyncio.to_thread(self.readiness)
         if ready.problem is not None:
             return 0
@@ -376,20 +362,29 @@ class Pusher:
         def claim() -> list[Target]:
             return self.state.claim(self.policy.batch, utcnow(), lease)
 
-        total = 0
-        upcoming = asyncio.ensure_future(asyncio.to_thread(claim))
-        while targets := await upcoming:
-            total += len(targets)
+        with bulkgc.relaxed():  # a backlog allocates a lot; see russet.bulkgc
+            total = 0
+            writing: asyncio.Future[None] | None = None
             upcoming = asyncio.ensure_future(asyncio.to_thread(claim))
-            stops = self.stops
-            await self._push(targets, ready)
-            if self.stops != stops:  # APNs refused the certificate: hand the prefetched batch back
-                held = await upcoming
-                if held:
-                    await self._push(
-                        held, replace(ready, problem="stopped", detail="APNs refused the certificate")
-                    )
-                break
+            try:
+                while targets := await upcoming:
+                    total += len(targets)
+                    upcoming = asyncio.ensure_future(asyncio.to_thread(claim))
+                    stops = self.stops
+                    now, outcomes = await self._send(targets, ready)
+                    if writing is not None:
+                        await writing  # one batch's outcomes at a time, in order
+                    writing = asyncio.ensure_future(asyncio.to_thread(self.state.write, outcomes, now))
+                    if self.stops != stops:  # APNs refused the certificate: hand the prefetched batch back
+                        held = await upcoming
+                        if held:
+                            await self._push(
+                                held, replace(ready, problem="stopped", detail="APNs refused the certificate")
+                            )
+                        break
+            finally:
+                if writing is not None:
+                    await writing
         return total
 
     async def sweep(self, now: datetime | None = None) -> int:

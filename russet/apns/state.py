@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
+    DateTime,
     Engine,
     and_,
     bindparam,
+    case,
     exists,
     func,
+    null,
     or_,
     select,
     update,
@@ -29,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.apns.certificate import PUSH_KIND
+from russet.storage import bulk
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import apns_push, certificates, command_queue, enrollments
 
@@ -47,14 +51,29 @@ class Target:
     token: str | None
     magic: str | None
     enabled: bool
-    token_updated_at: datetime | None
-    dead_at: datetime | None
+    token_dead: bool  # APNs called the token dead and no TokenUpdate came since
     sweep_count: int
     attempts: int
 
-    @property
-    def token_dead(self) -> bool:
-        return is_dead(self.dead_at, self.token_updated_at)
+
+# What a push did to `dead_at`: left it, cleared it (delivered), or set it to now (dead token).
+KEEP_DEAD, CLEAR_DEAD, SET_DEAD = 0, 1, 2
+
+
+class Outcome(NamedTuple):
+    """One enrollment's outcome, as `PushStateStore.write` stores it."""
+
+    enrollment_id: str
+    outcome: str  # delivered | token_dead | stopped | retrying | failed | no_token | ...
+    reason: str | None
+    pushed: bool = False  # a request went to APNs (status, apns-id, attempts... are then set)
+    status: int | None = None
+    apns_id: str | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
+    dead: int = KEEP_DEAD
+    next_sweep: datetime | None = None
+    request: bool = False  # ask for a push again (retry, certificate refused, no certificate)
 
 
 def is_dead(dead_at: datetime | None, token_updated_at: datetime | None) -> bool:
@@ -91,48 +110,82 @@ def _ensure_rows(conn: Connection, ids: Sequence[str]) -> None:
         conn.execute(stmt, [{"enrollment_id": i, "sweep_count": 0, "attempts": 0} for i in ids])
 
 
+# The dead-token test in SQL (both backends compare stored times right), so no time is parsed
+# per claimed row.
+_TOKEN_DEAD = and_(
+    _p.dead_at.is_not(None), or_(_e.token_updated_at.is_(None), _e.token_updated_at <= _p.dead_at)
+)
 _TARGET_COLUMNS = (
     _e.id,
     _e.device_id,
     _e.push_token,
     _e.push_magic,
     _e.enabled,
-    _e.token_updated_at,
-    _p.dead_at,
+    case((_TOKEN_DEAD, 1), else_=0).label("token_dead"),
     _p.sweep_count,
     _p.attempts,
 )
 
-# One statement per outcome kind, run as executemany; built once.
-_WRITE_PUSHED = (
-    update(apns_push)
-    .where(_p.enrollment_id == bindparam("b_eid"))
-    .values(
-        outcome=bindparam("b_outcome"),
-        outcome_at=bindparam("b_now"),
-        last_push_at=bindparam("b_now"),
-        last_status=bindparam("b_status"),
-        last_reason=bindparam("b_reason"),
-        last_apns_id=bindparam("b_apns_id"),
-        attempts=bindparam("b_attempts"),
-        retry_at=bindparam("b_retry_at"),
-        dead_at=bindparam("b_dead_at"),
-        next_sweep_at=bindparam("b_next_sweep"),
-        # A request made while this push was in flight stays; b_request re-asks (retry, stop).
-        requested_at=func.coalesce(_p.requested_at, bindparam("b_request")),
+
+def _write_statements(dialect: str) -> tuple[Any, Any]:
+    """UPDATE … FROM the batch's outcomes as one JSON parameter (see russet.storage.bulk): one
+    statement per batch whatever its size. `now` is bound once."""
+    pushed = bulk.json_rows(
+        dialect,
+        [
+            ("eid", bulk.TEXT),
+            ("outcome", bulk.TEXT),
+            ("status", bulk.INT),
+            ("reason", bulk.TEXT),
+            ("apns_id", bulk.TEXT),
+            ("attempts", bulk.INT),
+            ("retry_at", bulk.TIME),
+            ("dead", bulk.INT),
+            ("next_sweep", bulk.TIME),
+            ("request", bulk.TIME),
+        ],
     )
-)
-_WRITE_SKIPPED = (
-    update(apns_push)
-    .where(_p.enrollment_id == bindparam("b_eid"))
-    .values(
-        outcome=bindparam("b_outcome"),
-        outcome_at=bindparam("b_now"),
-        last_reason=bindparam("b_reason"),
-        next_sweep_at=bindparam("b_next_sweep"),
-        requested_at=func.coalesce(_p.requested_at, bindparam("b_request")),
+    now = bindparam("now", type_=DateTime(timezone=True))
+    c = pushed.c
+    write_pushed = (
+        update(apns_push)
+        .where(_p.enrollment_id == c.eid)
+        .values(
+            outcome=c.outcome,
+            outcome_at=now,
+            last_push_at=now,
+            last_status=c.status,
+            last_reason=c.reason,
+            last_apns_id=c.apns_id,
+            attempts=c.attempts,
+            retry_at=c.retry_at,
+            dead_at=case((c.dead == KEEP_DEAD, _p.dead_at), (c.dead == CLEAR_DEAD, null()), else_=now),
+            next_sweep_at=c.next_sweep,
+            # A request made while this push was in flight stays; `request` re-asks (retry, stop).
+            requested_at=func.coalesce(_p.requested_at, c.request),
+        )
     )
-)
+    skipped = bulk.json_rows(
+        dialect,
+        [("eid", bulk.TEXT), ("outcome", bulk.TEXT), ("reason", bulk.TEXT), ("request", bulk.TIME)],
+    )
+    k = skipped.c
+    write_skipped = (
+        update(apns_push)
+        .where(_p.enrollment_id == k.eid)
+        .values(
+            outcome=k.outcome,
+            outcome_at=now,
+            last_reason=k.reason,
+            next_sweep_at=None,
+            requested_at=func.coalesce(_p.requested_at, k.request),
+        )
+    )
+    return write_pushed, write_skipped
+
+
+_WRITES = {dialect: _write_statements(dialect) for dialect in ("sqlite", "postgresql")}
+_IDS = {dialect: bulk.json_rows(dialect, [("id", bulk.TEXT)], "ids") for dialect in ("sqlite", "postgresql")}
 
 
 class PushStateStore:
@@ -174,29 +227,16 @@ class PushStateStore:
 
     @staticmethod
     def _targets(conn: Connection, ids: Sequence[str]) -> list[Target]:
-        out: list[Target] = []
-        for start in range(0, len(ids), 5000):
-            chunk = ids[start : start + 5000]
-            rows = conn.execute(
-                select(*_TARGET_COLUMNS)
-                .select_from(enrollments.join(apns_push, _p.enrollment_id == _e.id))
-                .where(_e.id.in_(chunk))
-            )
-            out.extend(
-                Target(
-                    r.id,
-                    r.device_id,
-                    r.push_token,
-                    r.push_magic,
-                    bool(r.enabled),
-                    r.token_updated_at,
-                    r.dead_at,
-                    r.sweep_count or 0,
-                    r.attempts or 0,
-                )
-                for r in rows
-            )
-        return out
+        if not ids:
+            return []
+        listed = _IDS[conn.dialect.name]
+        rows = conn.execute(
+            select(*_TARGET_COLUMNS)
+            .select_from(enrollments.join(apns_push, _p.enrollment_id == _e.id))
+            .where(_e.id.in_(select(listed.c.id))),
+            {"ids": bulk.encode([(i,) for i in ids])},
+        )
+        return [Target(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6] or 0, r[7] or 0) for r in rows]
 
     def targets(self, ids: Sequence[str]) -> list[Target]:
         """The named enrollments as push targets (for pushes on demand); unknown ids are left out."""
@@ -205,15 +245,49 @@ class PushStateStore:
             _ensure_rows(conn, known)
             return self._targets(conn, known)
 
-    def write(self, pushed: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> None:
-        """Record outcomes (parameter dicts for the statements above), in one transaction."""
-        if not pushed and not skipped:
+    def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Record outcomes, in one transaction (one statement per kind: pushed, skipped)."""
+        if not outcomes:
             return
         with self._engine.begin() as conn:
+            dialect = conn.dialect.name
+            write_pushed, write_skipped = _WRITES[dialect]
+            stamp = bulk.time_text(dialect, now)
+            texts: dict[datetime, str | None] = {}
+
+            def text(value: datetime | None) -> str | None:
+                if value is None:
+                    return None
+                found = texts.get(value)
+                if found is None:
+                    found = texts[value] = bulk.time_text(dialect, value)
+                return found
+
+            pushed = [
+                (
+                    o.enrollment_id,
+                    o.outcome,
+                    o.status,
+                    o.reason,
+                    o.apns_id,
+                    o.attempts,
+                    text(o.retry_at),
+                    o.dead,
+                    text(o.next_sweep),
+                    stamp if o.request else None,
+                )
+                for o in outcomes
+                if o.pushed
+            ]
+            skipped = [
+                (o.enrollment_id, o.outcome, o.reason, stamp if o.request else None)
+                for o in outcomes
+                if not o.pushed
+            ]
             if pushed:
-                conn.execute(_WRITE_PUSHED, pushed)
+                conn.execute(write_pushed, {"rows": bulk.encode(pushed), "now": now})
             if skipped:
-                conn.execute(_WRITE_SKIPPED, skipped)
+                conn.execute(write_skipped, {"rows": bulk.encode(skipped), "now": now})
 
     def next_retry(self) -> datetime | None:
         """The soonest time a request waiting in backoff becomes due."""

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from russet.apple.catalogue import spec
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.h2client import H2Client
-from russet.apple.ledger import Ledger, LedgerRow
+from russet.apple.ledger import Ledger, LedgerCells, LedgerHead
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("apns-id", "x-request-id", "x-apple-request-uuid", "x-apple-jingle-correlation-key")
@@ -58,6 +58,17 @@ class Call:
 
 
 ClientIdentity = tuple[x509.Certificate, PrivateKeyTypes]
+# One attempt for `AppleGateway.record_alike`: subject, values, status, request id, received pairs.
+Attempt = tuple[
+    str | None, Sequence[str | bytes | int | None], int | None, str | None, Sequence[tuple[str, str | None]]
+]
+
+
+_UNSEEN: Any = object()
+
+
+def _head(call: Call, at: datetime) -> LedgerHead:
+    return (at, call.service, call.connection, call.endpoint, call.purpose)
 
 
 class AppleGateway:
@@ -122,39 +133,58 @@ class AppleGateway:
     def record(
         self, call: Call, status: int | None, request_id: str | None, received: Sequence[Datum] = ()
     ) -> None:
-        """Ledger rows for one attempt of `call` (what was sent, and what came back)."""
-        now = datetime.now(UTC)
+        """Ledger rows for one attempt of `call` (what was sent, and what came back).
+
+        An answer can carry thousands of data (a page of devices: a dozen fields each, all about
+        the device's serial, many with values shared by every device of a model), so catalogue
+        lookups and fingerprints of text are made once per distinct field and text here.
+        """
         fp = self.ledger.fingerprint
-        rows: list[LedgerRow] = []
+        seen: dict[str, str | None] = {}
+
+        def fingerprint(value: str | bytes | int | None) -> str | None:
+            if type(value) is not str:  # only text is remembered: True == 1, but "True" != "1"
+                return fp(value)
+            found = seen.get(value, _UNSEEN)
+            if found is _UNSEEN:
+                found = seen[value] = fp(value)
+            return found
+
+        cells: list[LedgerCells] = []
+        append = cells.append
+        service = call.service
         for direction, data in (("sent", call.sent), ("received", received)):
+            about: dict[str, str] = {}
             for datum in data:
-                field_spec = spec(call.service, direction, datum.field)
-                rows.append(
+                name = datum.field
+                subject_type = about.get(name)
+                if subject_type is None:
+                    subject_type = about[name] = spec(service, direction, name).subject
+                append(
                     (
-                        now,
-                        call.service,
-                        call.connection,
-                        call.endpoint,
                         direction,
-                        datum.field,
-                        field_spec.subject,
-                        fp(datum.subject),
-                        fp(datum.value),
-                        call.purpose,
+                        name,
+                        subject_type,
+                        fingerprint(datum.subject),
+                        fingerprint(datum.value),
                         status,
                         request_id,
                     )
                 )
-        self.ledger.add(rows)
+        self.ledger.add_group(_head(call, datetime.now(UTC)), cells)
 
     def record_many(self, entries: Iterable[tuple[Call, int | None, str | None, Sequence[Datum]]]) -> None:
-        """`record` for many attempts at once (one timestamp, one buffer append): the push path."""
+        """`record` for many attempts at once (one timestamp, one buffer append per call shape)."""
         now = datetime.now(UTC)
         fp = self.ledger.fingerprint
         subject_types: dict[tuple[str, str, str], str] = {}
-        rows: list[LedgerRow] = []
-        append = rows.append
+        groups: dict[tuple[str, str, str, str], list[LedgerCells]] = {}
         for call, status, request_id, received in entries:
+            shape = (call.service, call.connection, call.endpoint, call.purpose)
+            cells = groups.get(shape)
+            if cells is None:
+                cells = groups[shape] = []
+            append = cells.append
             for direction, data in (("sent", call.sent), ("received", received)):
                 for datum in data:
                     key = (call.service, direction, datum.field)
@@ -163,21 +193,55 @@ class AppleGateway:
                         subject_type = subject_types[key] = spec(*key).subject
                     append(
                         (
-                            now,
-                            call.service,
-                            call.connection,
-                            call.endpoint,
                             direction,
                             datum.field,
                             subject_type,
                             fp(datum.subject),
                             fp(datum.value),
-                            call.purpose,
                             status,
                             request_id,
                         )
                     )
-        self.ledger.add(rows)
+        for (service, connection, endpoint, purpose), cells in groups.items():
+            self.ledger.add_group((now, service, connection, endpoint, purpose), cells)
+
+    def record_alike(
+        self,
+        call: Call,
+        fields: Sequence[str],
+        attempts: Iterable[Attempt],
+    ) -> None:
+        """`record` for many attempts of one call that differ only in the values of `fields`, in
+        whom those are about, and in their answers: the push path, kept columnar.
+
+        `call.sent` holds the data common to every attempt (fingerprinted once). Each attempt is
+        (subject, values of `fields` in order, status, request id, received (field, value) pairs
+        about the same subject). Rows come out as `record` would write them, one per field per
+        attempt: the per-attempt fields, then the common ones, then what came back.
+        """
+        service = call.service
+        fp, remembered = self.ledger.fingerprint, self.ledger.fingerprint.cached
+        sent_types = [spec(service, "sent", name).subject for name in fields]
+        common = [
+            (d.field, spec(service, "sent", d.field).subject, remembered(d.subject), remembered(d.value))
+            for d in call.sent
+        ]
+        received_types: dict[str, str] = {}
+        cells: list[LedgerCells] = []
+        append = cells.append
+        per_attempt = list(zip(fields, sent_types, strict=True))
+        for subject, values, status, request_id, received in attempts:
+            subject_fp = remembered(subject)
+            for (name, subject_type), value in zip(per_attempt, values, strict=True):
+                append(("sent", name, subject_type, subject_fp, remembered(value), status, request_id))
+            for name, subject_type, common_subject, value_fp in common:
+                append(("sent", name, subject_type, common_subject, value_fp, status, request_id))
+            for name, value in received:
+                about = received_types.get(name)
+                if about is None:
+                    about = received_types[name] = spec(service, "received", name).subject
+                append(("received", name, about, subject_fp, fp(value), status, request_id))
+        self.ledger.add_group(_head(call, datetime.now(UTC)), cells)
 
     def http2_client(self, call: Call, url: str, identity: ClientIdentity, **options: Any) -> H2Client:
         """The lean HTTP/2 client for `call`'s connection to `url` presenting `identity` (kept
