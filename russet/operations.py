@@ -81,7 +81,46 @@ def show_device(russet: Russet, device_id: str) -> dict[str, Any]:
             "push": russet.pusher.state.device(device_id),
         }
     )
+    if row["channel"] == "user":
+        summary.update(
+            {
+                "device": row["device_id"],
+                "user_id": row["user_id"],
+                "user_short_name": row["user_short_name"],
+                "user_long_name": row["user_long_name"],
+            }
+        )
+    else:
+        escrowed = russet.storage.bootstrap.escrowed_at(device_id)  # present/absent, never the token
+        summary["bootstrap_token"] = {"escrowed": escrowed is not None, "escrowed_at": _iso(escrowed)}
+        summary["user_channels"] = [
+            {
+                "id": u["id"],
+                "user_short_name": u["user_short_name"],
+                "user_long_name": u["user_long_name"],
+                "enrollment_type": u["enrollment_type"],
+                "enrolled": bool(u["enabled"]),
+                "last_seen_at": _iso(u["last_seen_at"]),
+            }
+            for u in russet.storage.enrollments.user_channels(device_id)
+        ]
     return summary
+
+
+def resolve_targets(russet: Russet, targets: list[str]) -> list[str]:
+    """Enrollment ids for command targets: a device id, or a user channel written
+    `<device id>:<user id>`, where the user may also be named by short name (`<UDID>:alex`)."""
+    named_users = [t for t in targets if ":" in t]
+    if not named_users:
+        return targets
+    known = russet.storage.enrollments.existing(named_users)
+    resolved = []
+    for target in targets:
+        if ":" in target and target not in known:
+            device_id, _, user = target.rpartition(":")
+            target = russet.storage.enrollments.user_channel_named(device_id, user) or target
+        resolved.append(target)
+    return resolved
 
 
 def send_command(
@@ -101,7 +140,11 @@ def send_command(
     template = render_command_plist(UUID_PLACEHOLDER, built)
     try:
         uuids = russet.storage.queue.enqueue(
-            built["RequestType"], template, device_ids, created_by, in_transaction=request_pushes
+            built["RequestType"],
+            template,
+            resolve_targets(russet, device_ids),
+            created_by,
+            in_transaction=request_pushes,
         )
     except UnknownDevices as exc:
         raise OperationError(str(exc), 404) from None

@@ -3,7 +3,12 @@
 It installs a Russet enrollment profile (verifying its CMS signature, then either opening the
 PKCS#12 identity with the payload's password or obtaining one over SCEP with its own key), then
 signs every request body with that identity in an `Mdm-Signature` header, as a device does when
-the MDM payload sets SignMessage.
+the MDM payload sets SignMessage. Behind a TLS-terminating proxy the identity travels as the TLS
+client certificate instead: pass an httpx client holding it (see simulators/tls_proxy.py), or,
+for in-process tests, set `proxy_header` and the device adds the header the proxy would.
+
+It speaks for its user channels too (macOS users, Shared iPad users, User Enrollment users):
+pass a `SimUser`'s keys with any message.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import os
 import plistlib
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from russet.mdm.channels import SHARED_IPAD_USER_ID
 from russet.pki import sign_detached, verify_attached
 from simulators.scep_client import ScepClient, ScepHttp, subject_from_apple
 
@@ -40,6 +48,7 @@ class Enrollment:
     checkin_url: str
     topic: str
     scep_url: str | None = None  # where the identity came from, when it came over SCEP
+    sign_message: bool = True  # the MDM payload's SignMessage
 
     @classmethod
     def from_profile(cls, profile: bytes, http_client: ScepHttp | None = None) -> Enrollment:
@@ -53,15 +62,28 @@ class Enrollment:
         mdm = payloads["com.apple.mdm"]
         identity = next(p for p in payloads.values() if p["PayloadUUID"] == mdm["IdentityCertificateUUID"])
         urls = (mdm["ServerURL"], mdm.get("CheckInURL", mdm["ServerURL"]), mdm["Topic"])
+        sign = bool(mdm.get("SignMessage", False))
         if identity["PayloadType"] == "com.apple.security.scep":
             scep = identity["PayloadContent"]
             cert, key = _over_scep(http_client, scep)
-            return cls(cert, key, *urls, scep_url=scep["URL"])
+            return cls(cert, key, *urls, scep_url=scep["URL"], sign_message=sign)
         p12_key, p12_cert, _ = pkcs12.load_key_and_certificates(
             identity["PayloadContent"], identity["Password"].encode()
         )
         assert isinstance(p12_key, rsa.RSAPrivateKey) and p12_cert is not None
-        return cls(p12_cert, p12_key, *urls)
+        return cls(p12_cert, p12_key, *urls, sign_message=sign)
+
+    def write_identity(self, directory: Path) -> tuple[str, str]:
+        """The identity as PEM files (certificate, key), for a TLS client presenting it."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert_file, key_file = directory / "identity.pem", directory / "identity.key"
+        cert_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return str(cert_file), str(key_file)
 
     def renew(self, http_client: ScepHttp) -> None:
         """Replace the identity with a new key and certificate by SCEP RenewalReq."""
@@ -85,6 +107,35 @@ def _over_scep(
 
 
 @dataclass
+class SimUser:
+    """A user channel on a device: the identity keys it adds to every message (Apple §a.2)."""
+
+    keys: dict[str, str]
+    push_token: bytes = field(default_factory=lambda: os.urandom(32))
+    push_magic: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+
+    @classmethod
+    def mac_user(cls, short_name: str = "alex") -> SimUser:
+        user_id = str(uuid.uuid4()).upper()
+        return cls({"UserID": user_id, "UserShortName": short_name, "UserLongName": short_name.title()})
+
+    @classmethod
+    def shared_ipad_user(cls, managed_apple_id: str = "alex@example.org") -> SimUser:
+        return cls({"UserID": SHARED_IPAD_USER_ID, "UserShortName": managed_apple_id})
+
+    @classmethod
+    def user_enrollment_user(cls) -> SimUser:
+        return cls({"EnrollmentUserID": str(uuid.uuid4()).upper(), "UserShortName": "alex@example.org"})
+
+    @property
+    def user_id(self) -> str:
+        """The part after the colon in the user channel's enrollment id."""
+        if self.keys.get("UserID") == SHARED_IPAD_USER_ID:
+            return self.keys["UserShortName"]
+        return self.keys.get("UserID") or self.keys["EnrollmentUserID"]
+
+
+@dataclass
 class SimDevice:
     enrollment: Enrollment
     udid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
@@ -93,14 +144,33 @@ class SimDevice:
     push_magic: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
     os_version: str = "18.1"
     path_only: bool = False  # send only the URL path (for ASGI test clients with a base URL)
+    id_key: str = "UDID"  # "EnrollmentID" for a User Enrollment (BYOD) device
+    # Stand in for a TLS-terminating proxy: put the identity in this header (rfc9440 | nginx).
+    proxy_header: str | None = None
+    proxy_format: str = "rfc9440"
 
     # -- message bodies ------------------------------------------------------------------------
+
+    def user_channel(self, user: SimUser) -> str:
+        """The enrollment id Russet gives the user's channel (and takes as a command target)."""
+        return f"{self.udid}:{user.user_id}"
+
+    def user_token_update_message(self, user: SimUser, **extra: Any) -> dict[str, Any]:
+        return {
+            "MessageType": "TokenUpdate",
+            "Topic": self.enrollment.topic,
+            self.id_key: self.udid,
+            **user.keys,
+            "Token": user.push_token,
+            "PushMagic": user.push_magic,
+            **extra,
+        }
 
     def authenticate_message(self) -> dict[str, Any]:
         return {
             "MessageType": "Authenticate",
             "Topic": self.enrollment.topic,
-            "UDID": self.udid,
+            self.id_key: self.udid,
             "SerialNumber": self.serial,
             "ProductName": "iPhone15,2",
             "OSVersion": self.os_version,
@@ -111,7 +181,7 @@ class SimDevice:
         return {
             "MessageType": "TokenUpdate",
             "Topic": self.enrollment.topic,
-            "UDID": self.udid,
+            self.id_key: self.udid,
             "Token": self.push_token,
             "PushMagic": self.push_magic,
             "UnlockToken": os.urandom(64),
@@ -120,7 +190,7 @@ class SimDevice:
         }
 
     def report_message(self, status: str, command_uuid: str | None = None, **extra: Any) -> dict[str, Any]:
-        msg: dict[str, Any] = {"UDID": self.udid, "Status": status, **extra}
+        msg: dict[str, Any] = {self.id_key: self.udid, "Status": status, **extra}
         if command_uuid is not None:
             msg["CommandUUID"] = command_uuid
         return msg
@@ -128,8 +198,18 @@ class SimDevice:
     # -- transport -----------------------------------------------------------------------------
 
     def signed_headers(self, body: bytes, content_type: str) -> dict[str, str]:
-        signature = sign_detached(body, self.enrollment.certificate, self.enrollment.key)
-        return {"Content-Type": content_type, "Mdm-Signature": base64.b64encode(signature).decode()}
+        """The headers a device sends (Mdm-Signature if its profile says SignMessage), plus the
+        proxy's client-certificate header when standing in for one."""
+        headers = {"Content-Type": content_type}
+        if self.enrollment.sign_message:
+            signature = sign_detached(body, self.enrollment.certificate, self.enrollment.key)
+            headers["Mdm-Signature"] = base64.b64encode(signature).decode()
+        if self.proxy_header is not None:
+            from simulators.tls_proxy import header_value
+
+            fmt = "nginx" if self.proxy_format == "nginx" else "rfc9440"
+            headers[self.proxy_header] = header_value(self.enrollment.certificate, fmt)
+        return headers
 
     def _url(self, url: str) -> str:
         if not self.path_only:

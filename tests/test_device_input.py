@@ -217,22 +217,21 @@ def test_wrong_topic_is_refused(client: TestClient, russet: Russet, device: SimD
 
 
 @pytest.mark.parametrize(
-    ("message_type", "status"),
+    ("message", "status"),
     [
-        ("UserAuthenticate", 410),
-        ("GetBootstrapToken", 400),
-        ("SetBootstrapToken", 400),
-        ("GetToken", 400),
-        ("DeclarativeManagement", 400),
+        # Network/mobile users are declined by default (RUSSET_USER_AUTHENTICATE=decline).
+        ({"MessageType": "UserAuthenticate", "UserID": "2F3C1E0A-1111-4222-8333-444455556666"}, 410),
+        ({"MessageType": "UserAuthenticate"}, 400),  # no UserID: not a user channel
+        ({"MessageType": "GetToken", "TokenServiceType": "com.apple.maid"}, 400),  # no token service
+        ({"MessageType": "GetToken"}, 400),
+        ({"MessageType": "DeclarativeManagement"}, 400),  # no Endpoint
     ],
 )
 def test_messages_not_offered_get_apples_answer(
-    client: TestClient, device: SimDevice, message_type: str, status: int
+    client: TestClient, device: SimDevice, message: dict[str, str], status: int
 ) -> None:
     device.enroll(client)
-    response = device.check_in(
-        client, {"MessageType": message_type, "UDID": device.udid, "Topic": device.enrollment.topic}
-    )
+    response = device.check_in(client, {**message, "UDID": device.udid, "Topic": device.enrollment.topic})
     assert response.status_code == status
     assert response.text.strip()
 

@@ -26,8 +26,9 @@ from russet.storage.challenges import ChallengeStore
 ALL_ACCESS_RIGHTS = 8191
 SCEP_KEY_BITS = 2048
 SCEP_KEY_USAGE = 5  # 1 signing + 4 encryption: the identity signs requests and decrypts profiles
-# Advertised from the first enrollment because Apple does not let a profile update add it.
-SERVER_CAPABILITIES = ["com.apple.mdm.per-user-connections"]
+# Advertised from the first enrollment because Apple does not let a profile update add them:
+# user channels, and bootstrap token escrow (SetBootstrapToken / GetBootstrapToken on Macs).
+SERVER_CAPABILITIES = ["com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"]
 
 
 class ProfileError(ValueError):
@@ -41,6 +42,9 @@ class ProfileRequest:
     organization: str = "Russet"
     identity_days: int = 365  # PKCS#12 identities only; SCEP ones get the responder's validity
     identity: Literal["scep", "pkcs12"] = "scep"
+    # Mdm-Signature on every request. Off when a TLS-terminating proxy forwards the client
+    # certificate instead (RUSSET_CLIENT_CERT_HEADER): Russet then ignores signatures.
+    sign_message: bool = True
 
 
 def _identifier_base(public_url: str) -> str:
@@ -125,7 +129,7 @@ def build_profile(
         Topic=req.topic,
         ServerURL=f"{req.public_url}/mdm/connect",
         CheckInURL=f"{req.public_url}/mdm/checkin",
-        SignMessage=True,
+        SignMessage=req.sign_message,
         AccessRights=ALL_ACCESS_RIGHTS,
         CheckOutWhenRemoved=True,
         ServerCapabilities=SERVER_CAPABILITIES,

@@ -37,3 +37,15 @@ class UnknownEnrollment(DeviceRequestError):
     """A device Russet does not manage. Apple asks for 401 here, which makes the device unenroll."""
 
     status = 401
+
+
+class NotFound(DeviceRequestError):
+    """Something the device asked for that this server does not have (404)."""
+
+    status = 404
+
+
+class Gone(DeviceRequestError):
+    """410: for UserAuthenticate, "this server does not manage this user" (Apple §a.4.4)."""
+
+    status = 410

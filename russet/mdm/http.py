@@ -8,7 +8,7 @@ the same bytes serve signature verification, parsing and the stored result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import anyio
 import anyio.to_thread
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from russet.mdm.declarative import JsonBody
 from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
 from russet.mdm.messages import parse_plist
 from russet.runtime import Russet
@@ -52,7 +53,7 @@ def device_routes(russet: Russet) -> list[Route]:
     limit = russet.settings.max_body_bytes
     limiter: list[anyio.CapacityLimiter] = []  # made on first use: it needs the running loop
 
-    def handle(kind: str, headers: dict[str, str], body: bytes) -> bytes | None:
+    def handle(kind: str, headers: Mapping[str, str], body: bytes) -> bytes | None:
         identity = russet.identities.identify(headers, body, unique=kind == "checkin")
         msg = parse_plist(body)
         if kind == "checkin":
@@ -70,13 +71,15 @@ def device_routes(russet: Russet) -> list[Route]:
                 if not limiter:
                     limiter.append(anyio.CapacityLimiter(DEVICE_THREADS))
                 reply = await anyio.to_thread.run_sync(
-                    handle, effective, dict(request.headers), body, limiter=limiter[0]
+                    handle, effective, request.headers, body, limiter=limiter[0]
                 )
             except DeviceRequestError as exc:
                 log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)
                 return PlainTextResponse(exc.reason + "\n", status_code=exc.status)
             if reply is None:
                 return Response(status_code=200)  # zero bytes: "no more commands" (§b.1)
+            if isinstance(reply, JsonBody):  # DeclarativeManagement answers in JSON (§a.4.7)
+                return Response(reply, media_type="application/json")
             return Response(reply, media_type="application/xml; charset=UTF-8")
 
         return serve

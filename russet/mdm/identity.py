@@ -1,9 +1,10 @@
 """Who is asking: the device identity certificate behind a request.
 
-Identity comes from an `IdentitySource` (today the `Mdm-Signature` header; a TLS-terminating
-proxy's client-certificate header is another source of the same shape). Whatever the source,
-the certificate must be issued by Russet's CA and within its validity; the binding of that
-certificate to an enrollment is checked by the check-in and connect handlers.
+Identity comes from an `IdentitySource`: the `Mdm-Signature` header, or, behind a
+TLS-terminating proxy, the client-certificate header it forwards (russet.mdm.proxy_cert,
+RUSSET_CLIENT_CERT_HEADER). Whatever the source, the certificate must be issued by Russet's CA
+and within its validity; the binding of that certificate to an enrollment is checked by the
+check-in and connect handlers.
 """
 
 from __future__ import annotations

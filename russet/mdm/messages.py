@@ -16,6 +16,9 @@ _REQUIRED: dict[str, dict[str, type]] = {
     "Authenticate": {"Topic": str},
     "TokenUpdate": {"Topic": str, "Token": bytes, "PushMagic": str},
     "CheckOut": {},
+    "UserAuthenticate": {"UserID": str},
+    "GetToken": {"TokenServiceType": str},
+    "DeclarativeManagement": {"Endpoint": str},
 }
 _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "UnlockToken": bytes,
@@ -33,6 +36,10 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "CommandUUID": str,
     "Status": str,
     "ErrorChain": list,
+    "DigestResponse": str,
+    "BootstrapToken": bytes,
+    "TokenParameters": dict,
+    "Data": bytes,
 }
 REPORT_STATUSES = frozenset({"Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow"})
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import plistlib
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from russet.mdm.channels import resolve_channel
+from russet.mdm.channels import Channel, resolve_channel
+from russet.mdm.declarative import declarative_reply
 from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment
 from russet.mdm.identity import Identity
 from russet.mdm.messages import check_in_message, error_summary, report_message
+from russet.mdm.user_auth import user_authenticate_reply
 from russet.storage import Storage
 from russet.storage.db import utcnow
 from russet.storage.enrollments import DeviceFacts, EnrollmentConflict, NotEnrolled
@@ -23,27 +26,8 @@ from russet.storage.queue import Report
 
 log = logging.getLogger("russet.mdm")
 
-# Check-in messages this server does not take (yet), with the answer Apple's protocol gives them.
-_DECLINED: dict[str, tuple[int, str]] = {
-    # 410 tells the Mac not to create a managed user channel for this login (§a.4.4).
-    "UserAuthenticate": (410, "this server does not manage macOS network user channels"),
-    "SetBootstrapToken": (
-        400,
-        "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)",
-    ),
-    "GetBootstrapToken": (
-        400,
-        "bootstrap token escrow is not offered (no com.apple.mdm.bootstraptoken capability)",
-    ),
-    "GetToken": (400, "no token service is offered (no com.apple.mdm.token capability)"),
-    "DeclarativeManagement": (400, "declarative device management is not enabled on this server"),
-}
-
-
-class DeclinedMessage(BadRequest):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+# A bootstrap token is a few hundred bytes; refuse what cannot be one rather than seal it.
+MAX_BOOTSTRAP_TOKEN_BYTES = 64 * 1024
 
 
 class LastSeen:
@@ -65,64 +49,126 @@ class LastSeen:
 
 
 class MdmService:
-    def __init__(self, storage: Storage, push_topic: str | None, last_seen: LastSeen) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        push_topic: str | None,
+        last_seen: LastSeen,
+        user_authenticate: str = "decline",
+    ) -> None:
         self._storage = storage
         self._topic = push_topic
         self._last_seen = last_seen
+        self._user_authenticate = user_authenticate
+        self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
+            "Authenticate": self._authenticate,
+            "TokenUpdate": self._token_update,
+            "CheckOut": self._check_out,
+            "UserAuthenticate": self._user_authenticate_message,
+            "SetBootstrapToken": self._set_bootstrap_token,
+            "GetBootstrapToken": self._get_bootstrap_token,
+            "GetToken": self._get_token,
+            "DeclarativeManagement": self._declarative_management,
+            "ReturnToService": self._return_to_service,
+        }
 
     # -- check-in (CheckInURL) ------------------------------------------------------------------
 
     def check_in(self, identity: Identity, msg: dict[str, Any]) -> bytes | None:
         message_type = check_in_message(msg)
-        if message_type in _DECLINED:
-            raise DeclinedMessage(*_DECLINED[message_type])
+        handler = self._handlers.get(message_type)
+        if handler is None:
+            raise BadRequest(f"unknown MessageType {message_type[:100]!r}")
         channel = resolve_channel(msg)
         try:
-            if message_type == "Authenticate":
-                if channel.is_user:
-                    raise BadRequest("Authenticate is a device-channel message")
-                self._check_topic(msg["Topic"])
-                facts = DeviceFacts(
-                    serial_number=msg.get("SerialNumber"),
-                    model=msg.get("Model"),
-                    model_name=msg.get("ModelName"),
-                    product_name=msg.get("ProductName"),
-                    device_name=msg.get("DeviceName"),
-                    os_version=msg.get("OSVersion"),
-                    build_version=msg.get("BuildVersion"),
-                )
-                again = self._storage.enrollments.authenticate(
-                    channel, identity.fingerprint, msg["Topic"], facts
-                )
-                log.info(
-                    "Authenticate from %s (%s)", channel.enrollment_id, "re-enrollment" if again else "new"
-                )
-                return None
-            if message_type == "TokenUpdate":
-                self._check_topic(msg["Topic"])
-                self._storage.enrollments.token_update(
-                    channel,
-                    identity.fingerprint,
-                    msg["Topic"],
-                    msg["Token"],
-                    msg["PushMagic"],
-                    msg.get("UnlockToken"),
-                    bool(msg.get("AwaitingConfiguration", False)),
-                )
-                log.info("TokenUpdate from %s", channel.enrollment_id)
-                return None
-            if message_type == "CheckOut":
-                self._storage.enrollments.check_out(channel, identity.fingerprint)
-                log.info("CheckOut from %s", channel.enrollment_id)
-                return None
+            return handler(identity, channel, msg)
         except EnrollmentConflict as exc:
             raise Forbidden(str(exc)) from None
         except NotEnrolled as exc:
             raise UnknownEnrollment(str(exc)) from None
-        if message_type == "ReturnToService":
-            # Return to Service needs configured Wi-Fi/MDM profiles; say plainly it is off.
-            return plistlib.dumps({"ReturnToService": {"Enabled": False}})
-        raise BadRequest(f"unknown MessageType {message_type!r}")
+
+    def _authenticate(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
+        if channel.is_user:
+            raise BadRequest("Authenticate is a device-channel message")
+        self._check_topic(msg["Topic"])
+        facts = DeviceFacts(
+            serial_number=msg.get("SerialNumber"),
+            model=msg.get("Model"),
+            model_name=msg.get("ModelName"),
+            product_name=msg.get("ProductName"),
+            device_name=msg.get("DeviceName"),
+            os_version=msg.get("OSVersion"),
+            build_version=msg.get("BuildVersion"),
+        )
+        again = self._storage.enrollments.authenticate(channel, identity.fingerprint, msg["Topic"], facts)
+        log.info("Authenticate from %s (%s)", channel.enrollment_id, "re-enrollment" if again else "new")
+
+    def _token_update(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
+        self._check_topic(msg["Topic"])
+        self._storage.enrollments.token_update(
+            channel,
+            identity.fingerprint,
+            msg["Topic"],
+            msg["Token"],
+            msg["PushMagic"],
+            None if channel.is_user else msg.get("UnlockToken"),  # a device-channel secret only
+            bool(msg.get("AwaitingConfiguration", False)),
+        )
+        log.info("TokenUpdate from %s", channel.enrollment_id)
+
+    def _check_out(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
+        self._storage.enrollments.check_out(channel, identity.fingerprint)
+        log.info("CheckOut from %s", channel.enrollment_id)
+
+    def _user_authenticate_message(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
+        if not channel.is_user:
+            raise BadRequest("UserAuthenticate is a user-channel message (UDID with UserID)")
+        self._storage.enrollments.require_bound(channel.device_id, identity.fingerprint)
+        reply = user_authenticate_reply(self._user_authenticate, msg)  # 410 when declining
+        log.info("UserAuthenticate from %s: user allowed without a password", channel.enrollment_id)
+        return reply
+
+    def _set_bootstrap_token(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
+        device_id = self._device_channel(channel, "SetBootstrapToken")
+        token = msg.get("BootstrapToken")
+        if token is not None and len(token) > MAX_BOOTSTRAP_TOKEN_BYTES:
+            raise BadRequest(f"BootstrapToken is over {MAX_BOOTSTRAP_TOKEN_BYTES} bytes")
+        self._storage.enrollments.require_bound(device_id, identity.fingerprint)
+        if token:
+            self._storage.bootstrap.escrow(device_id, token)
+        else:  # missing or zero length: Apple's way of saying "remove it"
+            self._storage.bootstrap.forget(device_id)
+        log.info("SetBootstrapToken from %s: %s", device_id, "escrowed" if token else "removed")
+
+    def _get_bootstrap_token(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
+        device_id = self._device_channel(channel, "GetBootstrapToken")
+        self._storage.enrollments.require_bound(device_id, identity.fingerprint)
+        token = self._storage.bootstrap.token(device_id)
+        log.info("GetBootstrapToken from %s: %s", device_id, "returned" if token else "none held")
+        return plistlib.dumps({} if token is None else {"BootstrapToken": token})
+
+    def _get_token(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
+        # Apple answers 400 for a service type the server does not serve; Russet serves none.
+        raise BadRequest(
+            f"TokenServiceType {msg['TokenServiceType'][:100]!r} is not served: this server offers "
+            "no token service (no com.apple.mdm.token capability)"
+        )
+
+    def _declarative_management(
+        self, identity: Identity, channel: Channel, msg: dict[str, Any]
+    ) -> bytes | None:
+        self._storage.enrollments.require_bound(channel.device_id, identity.fingerprint)
+        return declarative_reply(msg)
+
+    def _return_to_service(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
+        # Return to Service needs configured Wi-Fi/MDM profiles; say plainly it is off.
+        return plistlib.dumps({"ReturnToService": {"Enabled": False}})
+
+    @staticmethod
+    def _device_channel(channel: Channel, message_type: str) -> str:
+        if channel.is_user:
+            raise BadRequest(f"{message_type} is a device-channel message")
+        return channel.device_id
 
     def _check_topic(self, topic: str) -> None:
         if self._topic is not None and topic != self._topic:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, s
 from sqlalchemy.engine import Row
 
 from russet.mdm.channels import Channel
+from russet.storage.bootstrap import forget_bootstrap_token
 from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
 from russet.storage.schema import command_queue, enrollments, inventory
@@ -158,15 +159,49 @@ class EnrollmentStore:
             )
 
     def check_out(self, ch: Channel, identity_fp: str) -> None:
-        """The MDM profile was removed: disable every channel and close its queue."""
+        """The MDM profile was removed: disable every channel, close its queue, and drop the
+        escrowed bootstrap token (a secret nobody may ask for any more)."""
         with self._engine.begin() as conn:
             self._bound_device(conn, ch.device_id, identity_fp)
             cancel_active(conn, ch.device_id, "the device removed its MDM profile (CheckOut)")
+            forget_bootstrap_token(conn, ch.device_id)
             conn.execute(
                 update(enrollments)
                 .where(enrollments.c.device_id == ch.device_id)
                 .values(enabled=False, checked_out_at=utcnow())
             )
+
+    def require_bound(self, device_id: str, identity_fp: str, *, enrolled: bool = True) -> None:
+        """Check that `identity_fp` is (or renews) the certificate bound to the device, and with
+        `enrolled` that the device completed enrollment; raises NotEnrolled or EnrollmentConflict."""
+        with self._engine.begin() as conn:
+            row = self._bound_device(conn, device_id, identity_fp)
+        if enrolled and not row.enabled:
+            raise NotEnrolled("the device is not enrolled (checked out, or no TokenUpdate yet)")
+
+    def user_channels(self, device_id: str) -> list[dict[str, Any]]:
+        """The user channels of a device (macOS users, Shared iPad users, User Enrollment users)."""
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(enrollments)
+                .where(enrollments.c.device_id == device_id, enrollments.c.channel == "user")
+                .order_by(enrollments.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def user_channel_named(self, device_id: str, user: str) -> str | None:
+        """The id of the device's user channel whose user id or short name is `user`, if exactly one."""
+        with reading(self._engine) as conn:
+            ids = list(
+                conn.execute(
+                    select(enrollments.c.id).where(
+                        enrollments.c.device_id == device_id,
+                        enrollments.c.channel == "user",
+                        or_(enrollments.c.user_id == user, enrollments.c.user_short_name == user),
+                    )
+                ).scalars()
+            )
+        return ids[0] if len(ids) == 1 else None
 
     def adopt_renewal(self, device_id: str, identity_fp: str) -> bool:
         """Rebind a device whose certificate was renewed over SCEP; False if it was not."""
