@@ -33,6 +33,11 @@ class SignatureError(Exception):
     """A CMS signature is malformed, unsupported or does not verify; ``str()`` says why."""
 
 
+class MalformedSignature(SignatureError):
+    """The bytes are not a readable CMS structure at all (truncated, garbage), as opposed to a
+    well-formed signature that does not verify; callers may answer the two differently."""
+
+
 def _hash_algorithm(algorithm: cms.DigestAlgorithm) -> hashes.HashAlgorithm:
     name = algorithm["algorithm"].native
     if name not in _HASHES:
@@ -201,7 +206,7 @@ def _guarded_verify(der: bytes, detached_content: bytes | None) -> Signed:
     except SignatureError:
         raise
     except Exception as exc:
-        raise SignatureError(f"malformed CMS signature: {type(exc).__name__}: {exc}") from exc
+        raise MalformedSignature(f"malformed CMS signature: {type(exc).__name__}: {exc}") from exc
 
 
 def verify_detached(signature_der: bytes, content: bytes) -> Signed:

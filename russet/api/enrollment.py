@@ -1,0 +1,47 @@
+"""Admin REST API for enrollment URLs, under /api/v1/enrollment: tokens and profiles handed out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from russet.api.routes import Caller, _russet
+from russet.enrollment import admin
+
+router = APIRouter(prefix="/api/v1/enrollment", tags=["enrollment"])
+
+
+class TokenRequest(BaseModel):
+    expires: str = Field(
+        admin.DEFAULT_LIFETIME, description="How long the token works: 30m, 12h, 7d (at most 365d)"
+    )
+    uses: int | None = Field(None, description="Profiles it may fetch; null: any number until it expires")
+    note: str | None = Field(None, description="What it is for, shown in listings")
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Create an enrollment token; the answer is the only time its value and URL are shown",
+)
+def create_token(request: Request, _: Caller, body: TokenRequest) -> dict[str, Any]:
+    return admin.create_token(_russet(request), expires=body.expires, uses=body.uses, note=body.note)
+
+
+@router.get("/tokens", summary="Enrollment tokens with status and uses (never the tokens themselves)")
+def list_tokens(request: Request, _: Caller) -> list[dict[str, Any]]:
+    return admin.list_tokens(_russet(request))
+
+
+@router.post("/tokens/{token_id}/revoke", summary="Revoke an enrollment token at once")
+def revoke_token(request: Request, _: Caller, token_id: int) -> dict[str, Any]:
+    return admin.revoke_token(_russet(request), token_id)
+
+
+@router.get("/requests", summary="Profiles handed out at /mdm/enroll (OTA and ADE), newest first")
+def requests(
+    request: Request, _: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    return admin.recent_requests(_russet(request), limit)

@@ -1,0 +1,111 @@
+"""`russet enrollment token create|list|revoke` and `russet enrollment requests`: enrollment URLs."""
+
+from __future__ import annotations
+
+import click
+
+from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.output import emit_json, fields, table
+from russet.enrollment import admin
+
+TOKEN_COLUMNS = [
+    ("id", "ID"),
+    ("prefix", "PREFIX"),
+    ("status", "STATUS"),
+    ("uses", "USES"),
+    ("max_uses", "MAX"),
+    ("expires_at", "EXPIRES"),
+    ("note", "NOTE"),
+]
+
+
+@click.group("token")
+def token() -> None:
+    """Tokens for OTA enrollment URLs (/mdm/enroll?token=...)."""
+
+
+@token.command("create")
+@click.option(
+    "--expires",
+    default=admin.DEFAULT_LIFETIME,
+    show_default=True,
+    help="How long the token works: 30m, 12h, 7d (at most 365d).",
+)
+@click.option(
+    "--uses", type=int, help="How many profiles it may fetch (default: any number till it expires)."
+)
+@click.option("--note", help="What it is for, shown in listings.")
+@json_option
+@handles_errors
+def token_create(expires: str, uses: int | None, note: str | None, as_json: bool) -> None:
+    """Create a token and print it and its URL; they are shown once and stored only as a hash."""
+    russet = open_russet()
+    data = admin.create_token(russet, expires=expires, uses=uses, note=note)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(data["token"])
+        click.echo(data["url"])
+        limit = "any number of" if data["max_uses"] is None else f"up to {data['max_uses']}"
+        click.echo(
+            f"(enrollment token {data['id']}: {limit} profiles until {data['expires_at']}; "
+            "shown once, keep it safe)",
+            err=True,
+        )
+    if not russet.settings.public_url.startswith("https://"):
+        click.echo(
+            f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True
+        )
+
+
+@token.command("list")
+@json_option
+@handles_errors
+def token_list(as_json: bool) -> None:
+    """Tokens with their status and uses (never the tokens themselves)."""
+    rows = admin.list_tokens(open_russet())
+    if as_json:
+        emit_json(rows)
+        return
+    table(rows, TOKEN_COLUMNS, "no enrollment tokens")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@json_option
+@handles_errors
+def token_revoke(token_id: int, as_json: bool) -> None:
+    """Revoke a token at once; its URL stops handing out profiles."""
+    data = admin.revoke_token(open_russet(), token_id)
+    if as_json:
+        emit_json(data)
+        return
+    fields(data, ["id", "prefix", "status", "uses", "revoked_at"])
+
+
+@click.command("requests")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@handles_errors
+def requests(limit: int, as_json: bool) -> None:
+    """Profiles handed out at /mdm/enroll (OTA by token, ADE by device), newest first."""
+    rows = admin.recent_requests(open_russet(), limit)
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        row["abm"] = ", ".join(row["abm_connections"]) or None
+    table(
+        rows,
+        [
+            ("id", "ID"),
+            ("at", "AT"),
+            ("method", "METHOD"),
+            ("token_id", "TOKEN"),
+            ("serial_number", "SERIAL"),
+            ("product", "PRODUCT"),
+            ("abm", "ABM"),
+            ("identity_issued_at", "IDENTITY ISSUED"),
+        ],
+        "no enrollment profiles handed out",
+    )

@@ -1,0 +1,114 @@
+"""Handing out enrollment profiles at /mdm/enroll: to a holder of an enrollment token (OTA), or to
+a device that proves with Apple's signature who it is (ADE).
+
+Both get exactly the profile `russet enrollment profile` writes: a SCEP identity with a fresh
+one-time challenge, signed by Russet. Every profile handed out is recorded (EnrollmentRequestLog).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from russet.enrollment.machineinfo import DeviceCA, MachineInfo, MachineInfoRejected
+from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
+from russet.runtime import Russet
+from russet.storage.enrollment_tokens import EnrollmentRequestLog, EnrollmentTokenStore, TokenRejected
+
+log = logging.getLogger("russet.enrollment")
+
+
+class EnrollmentRefused(Exception):
+    """No profile for this request; ``status`` and ``reason`` are what the requester is told."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class ProfileServer:
+    russet: Russet
+    device_ca: DeviceCA
+
+    def __post_init__(self) -> None:
+        self.tokens = EnrollmentTokenStore(self.russet.storage.engine)
+        self.requests = EnrollmentRequestLog(self.russet.storage.engine)
+
+    def for_token(self, token: str | None) -> bytes:
+        """The signed profile for an OTA enrollment URL; one use of the token is counted."""
+        if not token:
+            raise EnrollmentRefused(403, "an enrollment token is required: /mdm/enroll?token=...")
+        topic = self._topic()  # before the use is counted: a misconfigured server costs no uses
+        try:
+            token_id = self.tokens.consume(token)
+        except TokenRejected as exc:
+            raise EnrollmentRefused(403, str(exc)) from None
+        profile, challenge = self._profile(topic)
+        self.requests.record("ota", token_id=token_id, challenge=challenge)
+        log.info("enrollment profile handed out for enrollment token %d", token_id)
+        return profile
+
+    def for_machine_info(self, body: bytes) -> bytes:
+        """The signed profile for an ADE device whose MachineInfo carries Apple's signature."""
+        try:
+            info = self.device_ca.verify(body)
+        except MachineInfoRejected as exc:
+            raise EnrollmentRefused(exc.status, exc.reason) from None
+        topic = self._topic()
+        profile, challenge = self._profile(topic)
+        self.requests.record("ade", challenge=challenge, device=_device_columns(info))
+        accounts = self.requests.abm_connections(info.serial)
+        log.info(
+            "ADE enrollment profile handed out to serial %s (%s, OS %s), %s",
+            info.serial,
+            info.product,
+            info.os_version or info.version,
+            f"assigned in ABM/ASM {', '.join(accounts)}" if accounts else "not in any synced ABM/ASM account",
+        )
+        return profile
+
+    def _topic(self) -> str:
+        topic = self.russet.settings.push_topic
+        if not topic:
+            raise EnrollmentRefused(
+                503, "Russet has no APNs push topic yet (install a push certificate or set RUSSET_PUSH_TOPIC)"
+            )
+        return topic
+
+    def _profile(self, topic: str) -> tuple[bytes, str | None]:
+        """The signed profile and the SCEP challenge it carries."""
+        russet = self.russet
+        request = ProfileRequest(
+            public_url=russet.settings.public_url,
+            topic=topic,
+            # As `russet enrollment profile`: behind a proxy that forwards client certificates,
+            # devices need not sign their requests.
+            sign_message=russet.settings.client_cert_header is None,
+        )
+        profile = build_profile(
+            request,
+            russet.authority,
+            russet.storage.certificates,
+            russet.storage.challenges,
+        )
+        return signed_profile(profile, russet.authority), _challenge(profile)
+
+
+def _challenge(profile: dict[str, Any]) -> str | None:
+    for payload in profile["PayloadContent"]:
+        if payload["PayloadType"] == "com.apple.security.scep":
+            return str(payload["PayloadContent"]["Challenge"])
+    return None
+
+
+def _device_columns(info: MachineInfo) -> dict[str, str | None]:
+    return {
+        "udid": info.udid,
+        "serial_number": info.serial,
+        "product": info.product,
+        "build_version": info.version,
+        "os_version": info.os_version,
+    }

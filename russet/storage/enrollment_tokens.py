@@ -1,0 +1,211 @@
+"""OTA enrollment tokens, stored as SHA-256 hashes only, and the log of profiles handed out.
+
+A token is what an enrollment URL (`/mdm/enroll?token=...`) carries. Like API keys it is 256
+random bits, so a plain hash makes a stolen table useless and a fetch costs one indexed UPDATE.
+That UPDATE is also the use counter: it only matches a live token with uses left and adds one in
+the same statement, so two fetches racing for a token's last use get one profile between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, or_, select, update
+
+from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.schema import abm_devices, enrollment_requests, enrollment_tokens, scep_challenges
+
+TOKEN_PREFIX = "enr_"
+
+
+class TokenRejected(Exception):
+    """The token cannot buy a profile now; ``str()`` says why. Nothing was counted."""
+
+
+@dataclass(frozen=True)
+class EnrollmentToken:
+    id: int
+    prefix: str
+    note: str | None
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int | None
+    uses: int
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def status(self, now: datetime) -> str:
+        """active | revoked | expired | used up, in that order of precedence."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "used up"
+        return "active"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _token(row: Any) -> EnrollmentToken:
+    return EnrollmentToken(
+        id=row.id,
+        prefix=row.prefix,
+        note=row.note,
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        expires_at=as_utc(row.expires_at),  # type: ignore[arg-type]
+        max_uses=row.max_uses,
+        uses=row.uses,
+        last_used_at=as_utc(row.last_used_at),
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+class EnrollmentTokenStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(
+        self, lifetime: timedelta, max_uses: int | None = None, note: str | None = None
+    ) -> tuple[str, EnrollmentToken]:
+        """Store a new token and return it; this is the only time the clear token exists."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._engine.begin() as conn:
+            row_id = conn.execute(
+                insert(enrollment_tokens).values(
+                    token_hash=token_hash(token),
+                    prefix=token[:12],
+                    note=note,
+                    created_at=now,
+                    expires_at=now + lifetime,
+                    max_uses=max_uses,
+                    uses=0,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            row = conn.execute(select(enrollment_tokens).where(enrollment_tokens.c.id == row_id)).one()
+        return token, _token(row)
+
+    def consume(self, token: str) -> int:
+        """Count one use of ``token`` and return its id, or raise TokenRejected saying why not."""
+        digest = token_hash(token)
+        t = enrollment_tokens.c
+        now = utcnow()
+        with self._engine.begin() as conn:
+            counted = conn.execute(
+                update(enrollment_tokens)
+                .where(
+                    t.token_hash == digest,
+                    t.revoked_at.is_(None),
+                    t.expires_at > now,
+                    or_(t.max_uses.is_(None), t.uses < t.max_uses),
+                )
+                .values(uses=t.uses + 1, last_used_at=now)
+            )
+            if counted.rowcount == 1:
+                return int(conn.execute(select(t.id).where(t.token_hash == digest)).scalar_one())
+        with reading(self._engine) as conn:
+            row = conn.execute(select(enrollment_tokens).where(t.token_hash == digest)).first()
+        if row is None:
+            raise TokenRejected("unknown enrollment token")
+        found = _token(row)
+        status = found.status(utcnow())
+        if status == "revoked":
+            raise TokenRejected(f"the enrollment token was revoked at {found.revoked_at:%Y-%m-%d %H:%M} UTC")
+        if status == "expired":
+            raise TokenRejected(f"the enrollment token expired at {found.expires_at:%Y-%m-%d %H:%M} UTC")
+        raise TokenRejected(f"the enrollment token has been used {found.uses} of {found.max_uses} times")
+
+    def revoke(self, token_id: int) -> bool:
+        with self._engine.begin() as conn:
+            res = conn.execute(
+                update(enrollment_tokens)
+                .where(enrollment_tokens.c.id == token_id, enrollment_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return res.rowcount > 0
+
+    def get(self, token_id: int) -> EnrollmentToken | None:
+        with reading(self._engine) as conn:
+            row = conn.execute(select(enrollment_tokens).where(enrollment_tokens.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+    def list(self) -> list[EnrollmentToken]:
+        with reading(self._engine) as conn:
+            rows = conn.execute(select(enrollment_tokens).order_by(enrollment_tokens.c.id)).all()
+        return [_token(r) for r in rows]
+
+
+class EnrollmentRequestLog:
+    """Every profile /mdm/enroll handed out: which token or which device, and the challenge in it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(
+        self,
+        method: str,
+        *,
+        token_id: int | None = None,
+        challenge: str | None = None,
+        device: dict[str, str | None] | None = None,
+    ) -> None:
+        """``device``: udid, serial_number, product, build_version, os_version (ADE only)."""
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(enrollment_requests).values(
+                    at=utcnow(),
+                    method=method,
+                    token_id=token_id,
+                    challenge_hash=None if challenge is None else token_hash(challenge),
+                    **(device or {}),
+                )
+            )
+
+    def abm_connections(self, serial: str) -> list[str]:
+        """The ABM/ASM connections whose last sync lists this serial."""
+        with reading(self._engine) as conn:
+            return list(
+                conn.execute(
+                    select(abm_devices.c.connection)
+                    .where(abm_devices.c.serial_number == serial)
+                    .order_by(abm_devices.c.connection)
+                ).scalars()
+            )
+
+    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first, with whether the profile's SCEP challenge has bought an identity yet."""
+        r = enrollment_requests.c
+        query = (
+            select(
+                enrollment_requests,
+                scep_challenges.c.consumed_at.label("identity_issued_at"),
+                scep_challenges.c.issued_fp,
+            )
+            .outerjoin(scep_challenges, scep_challenges.c.challenge_hash == r.challenge_hash)
+            .order_by(r.id.desc())
+            .limit(limit)
+        )
+        with reading(self._engine) as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+            serials = sorted({row["serial_number"] for row in rows if row["serial_number"]})
+            in_abm: dict[str, list[str]] = {}
+            if serials:
+                for serial, connection in conn.execute(
+                    select(abm_devices.c.serial_number, abm_devices.c.connection).where(
+                        abm_devices.c.serial_number.in_(serials)
+                    )
+                ):
+                    in_abm.setdefault(serial, []).append(connection)
+        for row in rows:
+            row.pop("challenge_hash")
+            row["at"] = as_utc(row["at"])
+            row["identity_issued_at"] = as_utc(row["identity_issued_at"])
+            row["abm_connections"] = sorted(in_abm.get(row["serial_number"] or "", []))
+        return rows
