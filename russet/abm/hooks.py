@@ -5,9 +5,9 @@ Imports only the schema: the runtime imports this module while it is itself bein
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select, update
 
-from russet.apple.connections import ServiceHooks
+from russet.apple.connections import ServiceHooks, delete_owned
 from russet.storage.schema import (
     abm_accounts,
     abm_devices,
@@ -40,21 +40,18 @@ def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
 
 def purge(conn: Connection, name: str) -> dict[str, list[str]]:
     """Delete everything obtained from or tied to the connection, saying which rows."""
-    removed: dict[str, list[str]] = {}
-    keyed = (
-        (abm_devices, abm_devices.c.connection, abm_devices.c.serial_number),
-        (abm_profile_results, abm_profile_results.c.connection, abm_profile_results.c.serial_number),
-        (abm_profiles, abm_profiles.c.connection, abm_profiles.c.profile_uuid),
-        (abm_sync_state, abm_sync_state.c.connection, abm_sync_state.c.connection),
-        (abm_accounts, abm_accounts.c.connection, abm_accounts.c.connection),
-        (abm_servers, abm_servers.c.name, abm_servers.c.name),
+    return delete_owned(
+        conn,
+        name,
+        (
+            (abm_devices, abm_devices.c.connection, abm_devices.c.serial_number),
+            (abm_profile_results, abm_profile_results.c.connection, abm_profile_results.c.serial_number),
+            (abm_profiles, abm_profiles.c.connection, abm_profiles.c.profile_uuid),
+            (abm_sync_state, abm_sync_state.c.connection, abm_sync_state.c.connection),
+            (abm_accounts, abm_accounts.c.connection, abm_accounts.c.connection),
+            (abm_servers, abm_servers.c.name, abm_servers.c.name),
+        ),
     )
-    for table, owner, key in keyed:
-        ids = [str(i) for i in conn.execute(select(key).where(owner == name)).scalars()]
-        if ids:
-            conn.execute(delete(table).where(owner == name))
-            removed[table.name] = ids
-    return removed
 
 
 def apple_side(name: str) -> list[str]:

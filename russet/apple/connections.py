@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, or_, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.storage.db import as_utc, reading, upsert, utcnow
@@ -52,6 +52,20 @@ class ServiceHooks:
     purge: Callable[[Connection, str], dict[str, list[str]]]
     # What the admin still has to do on Apple's side.
     apple_side: Callable[[str], list[str]]
+
+
+def delete_owned(
+    conn: Connection, name: str, owned: tuple[tuple[Table, ColumnElement[Any], ColumnElement[Any]], ...]
+) -> dict[str, list[str]]:
+    """A purge step: delete each table's rows whose owner column is `name`, in the order given
+    (children first), returning the deleted rows' keys per table for the receipt."""
+    removed: dict[str, list[str]] = {}
+    for table, owner, key in owned:
+        ids = [str(i) for i in conn.execute(select(key).where(owner == name)).scalars()]
+        if ids:
+            conn.execute(delete(table).where(owner == name))
+            removed[table.name] = ids
+    return removed
 
 
 class ConnectionRegistry:
@@ -106,6 +120,18 @@ class ConnectionRegistry:
         )
         with self._lock:
             self._active.add((service, name))
+
+    def withdraw(self, conn: Connection, service: str, name: str, previous: str | None) -> None:
+        """Undo `connect` inside the caller's transaction when setting a connection up failed:
+        back to its `previous` status, or no row at all when there was none."""
+        where = (apple_connections.c.service == service, apple_connections.c.name == name)
+        if previous is None:
+            conn.execute(delete(apple_connections).where(*where))
+        else:
+            conn.execute(update(apple_connections).where(*where).values(status=previous))
+        if previous != "active":
+            with self._lock:
+                self._active.discard((service, name))
 
     def all(self) -> list[dict[str, Any]]:
         with reading(self._engine) as conn:

@@ -12,6 +12,8 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "DeviceInformation": ("QueryResponses", dict),
     "SecurityInfo": ("SecurityInfo", dict),
     "InstalledApplicationList": ("InstalledApplicationList", list),
+    # Bundle id -> {Status, ...}; Russet asks it without Identifiers, so it is the whole list.
+    "ManagedApplicationList": ("ManagedApplicationList", dict),
 }
 
 # Device-list column -> DeviceInformation query that fills it.

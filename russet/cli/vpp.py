@@ -1,0 +1,470 @@
+"""`russet vpp …` (Apps and Books locations, assets, people, licences, events) and
+`russet app …` (installing licensed apps on devices).
+
+All logic is in `russet.vpp.admin`, shared with the REST API; this module only parses options
+and prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.output import emit_json, fields, table
+from russet.vpp import admin
+from russet.vpp.errors import TakeoverNeeded
+
+PRICING = click.Choice(["STDQ", "PLUS"])
+
+
+@click.group("vpp")
+def vpp() -> None:
+    """Apps and Books: locations, assets, people, licences and Apple's events."""
+
+
+def _warn(data: dict[str, Any]) -> None:
+    if data.get("warning"):
+        click.echo(f"warning: {data['warning']}", err=True)
+
+
+@vpp.command("add")
+@click.argument("name")
+@click.argument(
+    "token_file", metavar="FILE.vpptoken", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--take-over", is_flag=True, help="Take the location over from another MDM without asking.")
+@json_option
+@handles_errors
+def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
+    """Load a location's content token and make Russet the location's MDM."""
+    russet = open_russet()
+    data = token_file.read_bytes()
+    try:
+        result = admin.run(russet, admin.add(russet, name, data, take_over=take_over))
+    except TakeoverNeeded as exc:
+        click.echo(f"warning: {exc}", err=True)
+        if not click.confirm(f"Take location {name!r} over from {exc.owner.get('name')!r}?", err=True):
+            raise click.ClickException(
+                "nothing was changed; the other MDM still manages the location"
+            ) from None
+        result = admin.run(russet, admin.add(russet, name, data, take_over=True))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"Apps and Books location {name!r} ({result['org_name']}, {result['location_name']}) is managed by "
+        f"Russet; its token expires {result['token_expires_at']}"
+    )
+    if result["took_over_from"]:
+        click.echo(f"took it over from {result['took_over_from'].get('name')!r}")
+    click.echo(f"notifications: {result['notification_url'] or result['notifications']}")
+    if result["sync"]:
+        click.echo(f"{result['sync']['assets']} assets read")
+    if result["sync_error"]:
+        click.echo(f"warning: reading the assets failed: {result['sync_error']}", err=True)
+    _warn(result)
+
+
+@vpp.command("list")
+@json_option
+@handles_errors
+def list_(as_json: bool) -> None:
+    """Locations: token expiry, assets, people, licences, pending events."""
+    rows = admin.list_locations(open_russet())
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        rows,
+        [
+            ("name", "NAME"),
+            ("status", "STATUS"),
+            ("org_name", "ORGANISATION"),
+            ("location_name", "LOCATION"),
+            ("assets", "ASSETS"),
+            ("users", "PEOPLE"),
+            ("licences", "LICENCES"),
+            ("pending_events", "PENDING"),
+            ("token_expires_at", "TOKEN EXPIRES"),
+            ("last_sync_at", "LAST SYNC"),
+        ],
+        "no Apps and Books locations; add one with `russet vpp add NAME FILE.vpptoken`",
+    )
+    for row in rows:
+        if row["warning"]:
+            click.echo(f"warning: {row['name']}: {row['warning']}", err=True)
+
+
+@vpp.command("show")
+@click.argument("name")
+@json_option
+@handles_errors
+def show(name: str, as_json: bool) -> None:
+    """One location: token, notifications, Apple's limits, counts."""
+    data = admin.show(open_russet(), name)
+    if as_json:
+        emit_json(data)
+        return
+    fields(data, [k for k in data if k not in ("limits", "warning")])
+    _warn(data)
+
+
+@vpp.command("sync")
+@click.argument("name")
+@json_option
+@handles_errors
+def sync(name: str, as_json: bool) -> None:
+    """Read the location's assets (apps, books, licence counts) from Apple now."""
+    russet = open_russet()
+    report = admin.run(russet, admin.sync_now(russet, name))
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(
+        f"assets of {name!r}: {report['assets']} in {report['pages']} pages ({report['added']} new, "
+        f"{report['removed']} gone) in {report['seconds']} s"
+    )
+    _warn(report)
+
+
+@vpp.command("assets")
+@click.argument("name")
+@json_option
+@handles_errors
+def assets(name: str, as_json: bool) -> None:
+    """Apps and books of the location with their licence counts."""
+    data = admin.assets(open_russet(), name)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [
+        {
+            **a,
+            "devices": "yes" if a["device_assignable"] else "no",
+            "revocable": "yes" if a["revocable"] else "no",
+        }
+        for a in data["assets"]
+    ]
+    table(
+        rows,
+        [
+            ("adam_id", "ADAMID"),
+            ("pricing_param", "PRICING"),
+            ("product_type", "TYPE"),
+            ("total_count", "TOTAL"),
+            ("assigned_count", "ASSIGNED"),
+            ("available_count", "AVAILABLE"),
+            ("reserved", "BEING ASSIGNED"),
+            ("devices", "TO DEVICES"),
+            ("revocable", "REVOCABLE"),
+        ],
+        f"no assets in {name!r} (run `russet vpp sync {name}`)",
+    )
+
+
+# -- people ------------------------------------------------------------------------------------------
+
+
+@vpp.command("users")
+@click.argument("name")
+@json_option
+@handles_errors
+def users(name: str, as_json: bool) -> None:
+    """People registered for user-based licences."""
+    data = admin.list_users(open_russet(), name)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [{**u, "pending": u["pending"]["action"] if u["pending"] else None} for u in data["users"]]
+    table(
+        rows,
+        [
+            ("client_user_id", "CLIENT USER ID"),
+            ("status", "STATUS"),
+            ("email", "EMAIL"),
+            ("managed_apple_id", "MANAGED APPLE ID"),
+            ("pending", "WAITING"),
+            ("invite_code", "INVITE CODE"),
+            ("error", "LAST ERROR"),
+        ],
+        f"no people registered in {name!r}",
+    )
+
+
+@vpp.group("user")
+def user() -> None:
+    """Register, update and retire people."""
+
+
+def _user_result(data: dict[str, Any], verb: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{verb} {data['client_user_id']}: Apple answers asynchronously (event {data['event_id']})")
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--email")
+@click.option("--managed-apple-id")
+@json_option
+@handles_errors
+def user_add(name: str, email: str | None, managed_apple_id: str | None, as_json: bool) -> None:
+    """Register a person; Russet generates the client user id."""
+    russet = open_russet()
+    data = admin.run(russet, admin.create_user(russet, name, email=email, managed_apple_id=managed_apple_id))
+    _user_result(data, "registering", as_json)
+
+
+@user.command("update")
+@click.argument("name")
+@click.argument("client_user_id")
+@click.option("--email")
+@click.option("--managed-apple-id")
+@json_option
+@handles_errors
+def user_update(
+    name: str, client_user_id: str, email: str | None, managed_apple_id: str | None, as_json: bool
+) -> None:
+    """Change a person's email or Managed Apple ID."""
+    russet = open_russet()
+    data = admin.run(
+        russet,
+        admin.update_user(russet, name, client_user_id, email=email, managed_apple_id=managed_apple_id),
+    )
+    _user_result(data, "updating", as_json)
+
+
+@user.command("retire")
+@click.argument("name")
+@click.argument("client_user_id")
+@json_option
+@handles_errors
+def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
+    """Retire a person; their revocable licences go back to the location."""
+    russet = open_russet()
+    data = admin.run(russet, admin.retire_user(russet, name, client_user_id))
+    _user_result(data, "retiring", as_json)
+    if not as_json:
+        click.echo(f"{data['licences_released']} licences are released with it")
+
+
+# -- licences and events ------------------------------------------------------------------------------
+
+
+@vpp.command("licences")
+@click.argument("name")
+@click.option("--adam-id")
+@click.option("--subject", help="A serial number or client user id.")
+@json_option
+@handles_errors
+def licences(name: str, adam_id: str | None, subject: str | None, as_json: bool) -> None:
+    """Licences held by devices and people, with their state."""
+    data = admin.list_licences(open_russet(), name, adam_id=adam_id, subject=subject)
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        data["licences"],
+        [
+            ("adam_id", "ADAMID"),
+            ("subject_type", "KIND"),
+            ("subject", "SERIAL / USER"),
+            ("status", "STATUS"),
+            ("event_id", "EVENT"),
+            ("error_message", "LAST ERROR"),
+            ("reason", "WHY"),
+        ],
+        f"no licences in {name!r}",
+    )
+
+
+def _subjects(from_file: Any) -> list[str]:
+    if from_file is None:
+        return []
+    return [line.strip() for line in from_file if line.strip() and not line.startswith("#")]
+
+
+def _licence_result(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(data)
+        return
+    for event in data["events"]:
+        click.echo(
+            f"event {event['event_id']}: {event['count']} {event['kind']}s; Apple answers asynchronously"
+        )
+    if not data["events"]:
+        click.echo("nothing to send")
+    for key in ("skipped", "not_assigned"):
+        if data.get(key):
+            shown = data[key] if isinstance(data[key], list) else [f"{k} ({v})" for k, v in data[key].items()]
+            click.echo(f"{key.replace('_', ' ')}: {', '.join(shown)}")
+    if data["error"]:
+        click.echo(f"stopped: {data['error']}", err=True)
+
+
+def _licence_options(func: Any) -> Any:
+    for option in reversed(
+        [
+            click.argument("name"),
+            click.argument("adam_id"),
+            click.option("--serial", "serials", multiple=True, help="A device's serial number (repeat)."),
+            click.option("--user", "users", multiple=True, help="A client user id (repeat)."),
+            click.option("--from", "from_file", type=click.File("r"), help="Serial numbers, one per line."),
+            click.option("--pricing", type=PRICING, help="Licence quality, when both exist."),
+            json_option,
+            handles_errors,
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@vpp.command("assign")
+@_licence_options
+def assign(
+    name: str,
+    adam_id: str,
+    serials: tuple[str, ...],
+    users: tuple[str, ...],
+    from_file: Any,
+    pricing: str | None,
+    as_json: bool,
+) -> None:
+    """Assign an asset's licences to devices and people (all or none are reserved)."""
+    russet = open_russet()
+    work = admin.assign(
+        russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
+    )
+    _licence_result(admin.run(russet, work), as_json)
+
+
+@vpp.command("unassign")
+@_licence_options
+def unassign(
+    name: str,
+    adam_id: str,
+    serials: tuple[str, ...],
+    users: tuple[str, ...],
+    from_file: Any,
+    pricing: str | None,
+    as_json: bool,
+) -> None:
+    """Take an asset's licences back from devices and people."""
+    russet = open_russet()
+    work = admin.unassign(
+        russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
+    )
+    _licence_result(admin.run(russet, work), as_json)
+
+
+@vpp.command("events")
+@click.argument("name")
+@click.option("--pending", is_flag=True, help="Only events Apple has not finished.")
+@click.option("--poll", is_flag=True, help="Ask Apple about pending events first.")
+@json_option
+@handles_errors
+def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
+    """Apple's asynchronous events (licences, people) and how they ended."""
+    russet = open_russet()
+    if poll:
+        admin.run(russet, admin.poll_now(russet, name))
+    data = admin.list_events(russet, name, pending_only=pending)
+    if as_json:
+        emit_json(data)
+        return
+    rows = [
+        {**e, "failed": "; ".join(f"{f.get('errorNumber')} {f.get('errorMessage')}" for f in e["failures"])}
+        for e in data["events"]
+    ]
+    table(
+        rows,
+        [
+            ("event_id", "EVENT"),
+            ("event_type", "TYPE"),
+            ("status", "STATUS"),
+            ("num_requested", "ITEMS"),
+            ("completed_by", "ANSWERED BY"),
+            ("reason", "WHY"),
+            ("failed", "FAILURES"),
+        ],
+        f"no events in {name!r}",
+    )
+
+
+# -- app installs -------------------------------------------------------------------------------------
+
+
+@click.group("app")
+def app() -> None:
+    """Install apps with Apps and Books licences."""
+
+
+@app.command("install")
+@click.argument("device")
+@click.argument("adam_id")
+@click.option("--location", help="The Apps and Books location, if several hold the app.")
+@click.option("--pricing", type=PRICING)
+@click.option(
+    "--keep-on-unenroll", is_flag=True, help="Leave the app on the device when it leaves management."
+)
+@json_option
+@handles_errors
+def install(
+    device: str,
+    adam_id: str,
+    location: str | None,
+    pricing: str | None,
+    keep_on_unenroll: bool,
+    as_json: bool,
+) -> None:
+    """License an app to a device (by serial number) if needed, then install it."""
+    russet = open_russet()
+    data = admin.run(
+        russet,
+        admin.install_app(
+            russet,
+            device,
+            adam_id,
+            location=location,
+            pricing=pricing,
+            management_flags=None if keep_on_unenroll else 1,
+            created_by="cli",
+        ),
+    )
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"install {data['id']} of app {data['adam_id']} on {data['enrollment_id']}: {data['status']}")
+    if data.get("note"):
+        click.echo(data["note"])
+
+
+@app.command("installs")
+@click.argument("device", required=False)
+@click.option("--status", type=click.Choice(["licensing", "queued", "installing", "installed", "failed"]))
+@json_option
+@handles_errors
+def installs(device: str | None, status: str | None, as_json: bool) -> None:
+    """App installs and their state."""
+    data = admin.list_installs(open_russet(), device=device, status=status)
+    if as_json:
+        emit_json(data)
+        return
+    table(
+        data["installs"],
+        [
+            ("id", "ID"),
+            ("enrollment_id", "DEVICE"),
+            ("adam_id", "ADAMID"),
+            ("status", "STATUS"),
+            ("state", "DEVICE STATE"),
+            ("bundle_id", "BUNDLE"),
+            ("reason", "REASON"),
+            ("updated_at", "UPDATED"),
+        ],
+        "no app installs",
+    )

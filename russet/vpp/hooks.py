@@ -1,0 +1,74 @@
+"""What disconnect and purge do to an Apps and Books location (registered in `russet.runtime`).
+
+Imports only the schema: the runtime imports this module while it is itself being imported.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select, update
+
+from russet.apple.connections import ServiceHooks, delete_owned
+from russet.storage.schema import (
+    vpp_assets,
+    vpp_events,
+    vpp_installs,
+    vpp_licences,
+    vpp_locations,
+    vpp_notifications,
+    vpp_users,
+)
+
+
+def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Wipe the content token and the notification secret (Apple's notifications are refused)."""
+    row = conn.execute(
+        select(vpp_locations.c.sealed_token, vpp_locations.c.notify_secret_hash).where(
+            vpp_locations.c.name == name
+        )
+    ).first()
+    if row is None:
+        return {}
+    conn.execute(
+        update(vpp_locations)
+        .where(vpp_locations.c.name == name)
+        .values(sealed_token=None, token_sha256=None, notify_secret_hash=None)
+    )
+    destroyed: dict[str, list[str]] = {}
+    if row.sealed_token is not None:
+        destroyed["vpp_content_token"] = [name]
+    if row.notify_secret_hash is not None:
+        destroyed["vpp_notification_secret"] = [name]
+    return destroyed
+
+
+def purge(conn: Connection, name: str) -> dict[str, list[str]]:
+    """Delete everything obtained from or tied to the location, saying which rows."""
+    return delete_owned(
+        conn,
+        name,
+        (
+            (vpp_installs, vpp_installs.c.location, vpp_installs.c.id),
+            (vpp_notifications, vpp_notifications.c.location, vpp_notifications.c.notification_id),
+            (vpp_events, vpp_events.c.location, vpp_events.c.event_id),
+            (vpp_licences, vpp_licences.c.location, vpp_licences.c.id),
+            (vpp_users, vpp_users.c.location, vpp_users.c.client_user_id),
+            (vpp_assets, vpp_assets.c.location, vpp_assets.c.adam_id + ":" + vpp_assets.c.pricing_param),
+            (vpp_locations, vpp_locations.c.name, vpp_locations.c.name),
+        ),
+    )
+
+
+def apple_side(name: str) -> list[str]:
+    return [
+        f"Licences assigned through Russet in location {name!r} stay assigned at Apple until they are "
+        "taken back: revoke them in Apple Business/School Manager or from the MDM that manages the "
+        "location next.",
+        "People registered through Russet stay registered at Apple until retired there.",
+        "Apple keeps posting notifications to Russet's URL until another MDM takes the location over; "
+        "Russet refuses them (401).",
+    ]
+
+
+HOOKS = ServiceHooks(
+    service="vpp", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+)
