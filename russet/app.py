@@ -16,9 +16,12 @@ from russet import __version__, operations
 from russet.abm import admin as abm_admin
 from russet.api import routes as api_routes
 from russet.config import Settings
+from russet.enrollment.http import enrollment_routes
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
+from russet.vpp import admin as vpp_admin
+from russet.vpp.notify import vpp_routes
 
 log = logging.getLogger("russet")
 LAST_SEEN_FLUSH_SECONDS = 1.0
@@ -58,7 +61,16 @@ def create_app(russet: Russet) -> DeviceFront:
                     log.exception("could not sync Apple Business Manager devices")
 
         tasks = [asyncio.create_task(flush_forever()), asyncio.create_task(prune_ledger_forever())]
+        async def vpp_forever() -> None:
+            while True:
+                await asyncio.sleep(russet.settings.vpp_poll_seconds)
+                try:  # events not answered by a notification, departed devices, asset sync, installs
+                    await vpp_admin.tick(russet)
+                except Exception:
+                    log.exception("could not do the Apps and Books periodic work")
+
         tasks.append(asyncio.create_task(sync_abm_forever()))
+        tasks.append(asyncio.create_task(vpp_forever()))
         tasks.append(asyncio.create_task(russet.pusher.run()))  # APNs: requested pushes, sweep
         try:
             yield
@@ -78,17 +90,18 @@ def create_app(russet: Russet) -> DeviceFront:
     )
     app.state.russet = russet
     api_routes.install(app)
-    return DeviceFront(Router(routes=[*device_routes(russet), *scep_routes(russet)]), app)
+    devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
+    return DeviceFront(Router(routes=devices), app)
 
 
 class DeviceFront:
-    """Sends device traffic (/mdm/, /scep) straight to its routes, everything else to FastAPI.
+    """Sends device traffic (/mdm/, /scep, /vpp/) straight to its routes, everything else to FastAPI.
 
     Device requests are the server's hot path; FastAPI's middleware stack and route table cost
     them 10-15% for nothing they use. Lifespan events go to FastAPI, which runs the background work.
     """
 
-    DEVICE_PREFIXES = ("/mdm/", "/scep")
+    DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/")
 
     def __init__(self, devices: Router, api: FastAPI) -> None:
         self.devices = devices

@@ -37,6 +37,23 @@ def _existing_file(env: dict[str, str], name: str) -> str | None:
     return raw
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _header_name(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not all(c.isalnum() or c in "-_" for c in raw):
+        raise ConfigError(f"{name} must be an HTTP header name such as X-SSL-Client-Cert, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """What Russet is configured with; see the README's configuration table."""
@@ -53,6 +70,15 @@ class Settings:
     abm_sync_minutes: int = 30
     apns_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
     master_key: str | None = field(default=None, repr=False)
+    vpp_url: str = "https://vpp.itunes.apple.com/mdm/v2"  # Apps and Books API v2
+    vpp_poll_seconds: int = 60  # pending Apps and Books events polled, installs checked (Apple: >= 30 s)
+    vpp_sync_minutes: int = 60  # each location's assets re-read while serving
+    ade_ca_file: str | None = None  # PEM: the CA that signs ADE MachineInfo, replacing Apple's shipped one
+    # Proxy mTLS: the header a TLS-terminating proxy puts the device's client certificate in
+    # (None: devices sign with Mdm-Signature instead), and how it is encoded.
+    client_cert_header: str | None = None
+    client_cert_format: str = "auto"  # auto | rfc9440 | nginx
+    user_authenticate: str = "decline"  # macOS network users: decline (410) | allow (no password asked)
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,4 +113,11 @@ class Settings:
             abm_sync_minutes=_int(env, "RUSSET_ABM_SYNC_MINUTES", 30),
             apns_url=(env.get("RUSSET_APNS_URL") or "https://api.push.apple.com").rstrip("/"),
             master_key=env.get("RUSSET_MASTER_KEY") or None,
+            vpp_url=(env.get("RUSSET_VPP_URL") or "https://vpp.itunes.apple.com/mdm/v2").rstrip("/"),
+            vpp_poll_seconds=_int(env, "RUSSET_VPP_POLL_SECONDS", 60),
+            vpp_sync_minutes=_int(env, "RUSSET_VPP_SYNC_MINUTES", 60),
+            ade_ca_file=_existing_file(env, "RUSSET_ADE_CA_FILE"),
+            client_cert_header=_header_name(env, "RUSSET_CLIENT_CERT_HEADER"),
+            client_cert_format=_choice(env, "RUSSET_CLIENT_CERT_FORMAT", ("auto", "rfc9440", "nginx")),
+            user_authenticate=_choice(env, "RUSSET_USER_AUTHENTICATE", ("decline", "allow")),
         )

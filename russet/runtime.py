@@ -7,7 +7,7 @@ fresh data directory becomes a working server without any setup step.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from russet.abm import hooks as abm_hooks
 from russet.apns import hooks as apns_hooks
@@ -19,11 +19,13 @@ from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
-from russet.mdm.identity import IdentityVerifier, MdmSignatureSource, ReplayGuard
+from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
+from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
 from russet.storage import Storage
 from russet.storage.db import make_engine, migrate
 from russet.storage.secretbox import SecretBox
+from russet.vpp import hooks as vpp_hooks
 
 
 def _inventory_hook(
@@ -35,10 +37,20 @@ def _inventory_hook(
     return sections, summary_fields(sections)
 
 
+def identity_sources(settings: Settings) -> list[IdentitySource]:
+    """Where device identities come from: the proxy's client-certificate header when one is
+    configured (and then only there), else the Mdm-Signature header."""
+    if settings.client_cert_header:
+        fmt = cast(CertFormat, settings.client_cert_format)
+        return [ProxyClientCertSource(settings.client_cert_header, fmt)]
+    return [MdmSignatureSource()]
+
+
 # Each Apple service's own knowledge of its credentials and data, for disconnect and purge.
 SERVICE_HOOKS: list[ServiceHooks] = []
 SERVICE_HOOKS.append(abm_hooks.HOOKS)
 SERVICE_HOOKS.append(apns_hooks.HOOKS)
+SERVICE_HOOKS.append(vpp_hooks.HOOKS)
 
 
 @dataclass
@@ -75,8 +87,8 @@ class Russet:
             settings=settings,
             storage=storage,
             authority=authority,
-            mdm=MdmService(storage, settings.push_topic, last_seen),
-            identities=IdentityVerifier(authority.ca_certificate, [MdmSignatureSource()], ReplayGuard()),
+            mdm=MdmService(storage, settings.push_topic, last_seen, settings.user_authenticate),
+            identities=IdentityVerifier(authority.ca_certificate, identity_sources(settings), ReplayGuard()),
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,

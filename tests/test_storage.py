@@ -45,3 +45,16 @@ def test_wrong_master_key_is_a_clear_error(settings: Settings) -> None:
     other = dataclasses.replace(settings, master_key=base64.b64encode(b"k" * 32).decode())
     with pytest.raises(SecretError, match="wrong master key"):
         Russet.open(other)
+
+
+def test_migrations_form_one_line_of_history() -> None:
+    """Branches from parallel work must be chained: one head, each revision revising the one before."""
+    from alembic.script import ScriptDirectory
+
+    from russet.storage.db import MIGRATIONS_DIR
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    assert script.get_heads() == [script.get_current_head()]
+    revisions = list(script.walk_revisions())
+    assert [r.down_revision for r in revisions[:-1]] == [r.revision for r in revisions[1:]]
+    assert revisions[-1].down_revision is None

@@ -20,7 +20,11 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `russet apike
 
 
 class CommandRequest(BaseModel):
-    devices: list[str] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
+    devices: list[str] = Field(
+        min_length=1,
+        description="Enrollment ids: UDID or EnrollmentID for a device channel, "
+        "`<device id>:<user id or short name>` for a user channel",
+    )
     command: dict[str, Any] = Field(description='The Command dict: {"RequestType": ..., parameters...}')
 
 
@@ -131,6 +135,14 @@ def install(app: FastAPI) -> None:
     from russet.api.push import router as push_router
 
     app.include_router(push_router)
+    from russet.api.vpp import apps as apps_router
+    from russet.api.vpp import router as vpp_router
+
+    app.include_router(vpp_router)
+    app.include_router(apps_router)
+    from russet.api.enrollment import router as enrollment_router
+
+    app.include_router(enrollment_router)
 
     @app.exception_handler(operations.OperationError)
     async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:

@@ -184,6 +184,46 @@ CATALOGUE: tuple[FieldSpec, ...] = tuple(
         "vpp", "received", "user", {"client user id": "user known to Apple", "user status": "user state"}
     )
     + _fields("vpp", "received", "device", {"serial number": "device holding a licence"})
+    # Apps and Books: what the client config, listings, event status and notifications carry.
+    + _fields(
+        "vpp",
+        "sent",
+        "organisation",
+        {
+            "mdmInfo": "Russet's identity as the MDM managing the location (id, name, metadata)",
+            "notification auth token": "secret Apple sends back with each notification",
+            "notification types": "which notifications Russet subscribes to",
+            "pageIndex": "which page of a listing is asked for",
+        },
+    )
+    + _fields(
+        "vpp",
+        "received",
+        "organisation",
+        {
+            "mdmInfo": "which MDM manages the location (another MDM's id means it was taken over)",
+            "location name": "the location's name in Apple Business/School Manager",
+            "countryISO2ACode": "the location's country (App Store storefront)",
+            "uId": "Apple's id of the location's licence library",
+            "defaultPlatform": "App Store platform of the location (volumestore, enterprisestore)",
+            "websiteURL": "Apple Business or School Manager",
+            "limits": "Apple's request limits (service config)",
+            "versionId": "version of the asset listing",
+            "notification type": "kind of notification Apple posted",
+            "countDelta": "change in an asset's licence count (purchase, transfer, refund)",
+            "error": "Apple's error number for a request or for failed items",
+        },
+    )
+    + _fields(
+        "vpp",
+        "received",
+        "user",
+        {
+            "email": "the person's email, as Apple holds it",
+            "invite code": "code of the invitation that links the person's Apple Account",
+            "idHash": "hash of the Apple Account linked to the person",
+        },
+    )
 )
 
 _INDEX: dict[tuple[str, str, str], FieldSpec] = {(f.service, f.direction, f.name): f for f in CATALOGUE}

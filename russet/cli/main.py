@@ -18,9 +18,12 @@ from russet import __version__, operations
 from russet.cli.abm import abm
 from russet.cli.apns import apns
 from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.enrollment import requests as enrollment_requests
+from russet.cli.enrollment import token as enrollment_token
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
 from russet.cli.push import push
+from russet.cli.vpp import app, vpp
 from russet.commands import COMMANDS
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 
@@ -123,7 +126,14 @@ def device_show(device_id: str, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
-    fields(data, [k for k in data if k != "inventory"])
+    fields(data, [k for k in data if k not in ("inventory", "user_channels")])
+    if data.get("user_channels"):
+        click.echo("\nuser channels:")
+        table(
+            data["user_channels"],
+            [("id", "ID"), ("user_short_name", "USER"), ("enrolled", "ENROLLED"), ("last_seen_at", "SEEN")],
+            "",
+        )
     for section, values in data["inventory"].items():
         click.echo(f"\n{section}:")
         click.echo(json.dumps(values, indent=2))
@@ -286,7 +296,7 @@ def apikey_revoke(name: str) -> None:
 
 @cli.group("enrollment")
 def enrollment() -> None:
-    """Enrollment profiles."""
+    """Enrollment profiles, and the URLs that hand them out (tokens, ADE requests)."""
 
 
 @enrollment.command("profile")
@@ -321,6 +331,7 @@ def enrollment_profile(
         topic=topic,
         organization=organization,
         identity="pkcs12" if identity == "pkcs12" else "scep",
+        sign_message=russet.settings.client_cert_header is None,  # proxy mTLS: no signatures needed
     )
     profile = build_profile(req, russet.authority, russet.storage.certificates, russet.storage.challenges)
     data = plistlib.dumps(profile) if unsigned else signed_profile(profile, russet.authority)
@@ -335,12 +346,16 @@ def enrollment_profile(
     click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
 
 
+enrollment.add_command(enrollment_token)
+enrollment.add_command(enrollment_requests)
 cli.add_command(ledger)
 cli.add_command(connections)
 cli.add_command(disconnect)
 cli.add_command(apns)
 cli.add_command(abm)
 cli.add_command(push)
+cli.add_command(vpp)
+cli.add_command(app)
 
 
 def main() -> None:

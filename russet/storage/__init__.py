@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from russet.storage.apikeys import ApiKeyStore
+from russet.storage.bootstrap import BootstrapTokenStore
 from russet.storage.certificates import CertificateStore
 from russet.storage.challenges import ChallengeStore
 from russet.storage.enrollments import EnrollmentStore
@@ -24,6 +25,7 @@ class Storage:
     enrollments: EnrollmentStore
     queue: CommandQueue
     api_keys: ApiKeyStore
+    bootstrap: BootstrapTokenStore
 
     @classmethod
     def open(
@@ -37,4 +39,5 @@ class Storage:
             enrollments=EnrollmentStore(engine, box),
             queue=CommandQueue(engine, max_attempts, inventory_hook),
             api_keys=ApiKeyStore(engine),
+            bootstrap=BootstrapTokenStore(engine, box),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -346,4 +347,200 @@ apns_push = Table(
     Column("last_apns_id", String(100), nullable=True),
     Index("ix_apns_push_requested_at", "requested_at"),
     Index("ix_apns_push_next_sweep_at", "next_sweep_at"),
+)
+
+
+# -- Bootstrap tokens escrowed by Macs (SetBootstrapToken) ----------------------------------------
+
+bootstrap_tokens = Table(
+    "bootstrap_tokens",
+    metadata,
+    # The device channel's enrollment id; gone with the enrollment.
+    Column("device_id", String(300), ForeignKey("enrollments.id", ondelete="CASCADE"), primary_key=True),
+    Column("sealed_token", LargeBinary, nullable=False),  # SecretBox ciphertext, never the token
+    Column("escrowed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# -- Enrollment URLs: OTA enrollment tokens and the profiles handed out (OTA and ADE) ------------
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256; never the token
+    Column("prefix", String(16), nullable=False),  # shown to people to tell tokens apart
+    Column("note", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("max_uses", Integer, nullable=True),  # NULL: any number until it expires
+    Column("uses", Integer, nullable=False, default=0),  # counted in the UPDATE that admits a fetch
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+enrollment_requests = Table(
+    "enrollment_requests",
+    metadata,
+    # One row per enrollment profile handed out by /mdm/enroll.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("method", String(10), nullable=False),  # ota (token) | ade (signed MachineInfo)
+    Column("token_id", BigInteger, ForeignKey("enrollment_tokens.id"), nullable=True),
+    # From a verified MachineInfo (ADE only); IMEI, MEID and language are not kept.
+    Column("udid", String(255), nullable=True),
+    Column("serial_number", String(64), nullable=True),
+    Column("product", String(100), nullable=True),
+    Column("build_version", String(50), nullable=True),
+    Column("os_version", String(50), nullable=True),
+    # The SCEP challenge in the profile: joins to scep_challenges.issued_fp, the identity it bought.
+    Column("challenge_hash", String(64), nullable=True),
+    Index("ix_enrollment_requests_serial_number", "serial_number"),
+    Index("ix_enrollment_requests_at", "at"),
+)
+
+
+# -- Apps and Books (VPP): locations, assets, users, licences, events, installs ------------------
+
+vpp_locations = Table(
+    "vpp_locations",
+    metadata,
+    Column("name", String(100), primary_key=True),  # the connection's name (apple_connections.name)
+    Column("sealed_token", LargeBinary, nullable=True),  # SecretBox: the .vpptoken; NULL once destroyed
+    Column("token_sha256", String(64), nullable=True, unique=True),  # the same token loaded twice
+    Column("token_expires_at", DateTime(timezone=True), nullable=True),
+    Column("token_stored_at", DateTime(timezone=True), nullable=True),
+    Column("org_name", Text, nullable=True),
+    Column("mdm_id", String(64), nullable=False),  # Russet's mdmInfo.id for this location
+    Column("notify_secret_hash", String(64), nullable=True),  # SHA-256 of the notification secret
+    Column("notification_url", Text, nullable=True),  # registered with Apple; NULL: events are polled
+    Column("location_name", Text, nullable=True),
+    Column("country", String(10), nullable=True),
+    Column("uid", String(100), nullable=True),  # Apple's library id
+    Column("default_platform", String(40), nullable=True),
+    Column("website_url", Text, nullable=True),
+    Column("limits", Text, nullable=True),  # JSON: service config limits
+    Column("assets_version", String(100), nullable=True),
+    Column("last_sync_at", DateTime(timezone=True), nullable=True),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    # JSON mdmInfo of another MDM seen managing the location: Russet stops using it until re-added.
+    Column("taken_over_by", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+vpp_assets = Table(
+    "vpp_assets",
+    metadata,
+    Column("location", String(100), primary_key=True),
+    Column("adam_id", String(40), primary_key=True),
+    Column("pricing_param", String(10), primary_key=True),  # STDQ | PLUS
+    Column("product_type", String(20), nullable=True),  # App | Book
+    Column("assigned_count", Integer, nullable=False),
+    Column("available_count", Integer, nullable=False),
+    Column("retired_count", Integer, nullable=False),
+    Column("total_count", Integer, nullable=False),
+    Column("device_assignable", Boolean, nullable=False),
+    Column("revocable", Boolean, nullable=False),
+    Column("supported_platforms", Text, nullable=True),  # JSON array
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "assigned_count >= 0 AND available_count >= 0 AND retired_count >= 0 AND total_count >= 0",
+        name="ck_vpp_assets_counts",
+    ),
+)
+
+vpp_users = Table(
+    "vpp_users",
+    metadata,
+    Column("location", String(100), primary_key=True),
+    Column("client_user_id", String(64), primary_key=True),  # a GUID Russet generated
+    Column("email", Text, nullable=True),
+    Column("managed_apple_id", Text, nullable=True),
+    # creating | Registered | Associated | Retired | failed (Apple refused to create it)
+    Column("status", String(20), nullable=False),
+    Column("pending", Text, nullable=True),  # JSON: the update or retire waiting for Apple's answer
+    Column("event_id", String(64), nullable=True),  # the event of the last request about the user
+    Column("invite_code", Text, nullable=True),
+    Column("id_hash", Text, nullable=True),
+    Column("error", Text, nullable=True),  # Apple's answer to the last failed request
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+vpp_licences = Table(
+    "vpp_licences",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("location", String(100), nullable=False),
+    Column("adam_id", String(40), nullable=False),
+    Column("pricing_param", String(10), nullable=False),
+    Column("subject_type", String(10), nullable=False),  # device (serial number) | user (client user id)
+    Column("subject", String(100), nullable=False),
+    # associating | assigned | failed | disassociating | revoking
+    Column("status", String(20), nullable=False),
+    Column("event_id", String(64), nullable=True),
+    Column("error_number", Integer, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("reason", Text, nullable=True),  # why it is being released (admin, unenrolled, erased, retired)
+    Column("assigned_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "location", "adam_id", "pricing_param", "subject_type", "subject", name="uq_vpp_licences_pair"
+    ),
+    Index("ix_vpp_licences_location_event_id", "location", "event_id"),
+    Index("ix_vpp_licences_subject", "subject"),
+)
+
+vpp_events = Table(
+    "vpp_events",
+    metadata,
+    Column("location", String(100), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("event_type", String(20), nullable=False),  # ASSOCIATE | DISASSOCIATE | REVOKE | CREATE | ...
+    Column("status", String(10), nullable=False),  # PENDING | COMPLETE | FAILED
+    Column("reason", Text, nullable=True),
+    Column("num_requested", Integer, nullable=True),
+    Column("num_completed", Integer, nullable=True),
+    Column("failures", Text, nullable=True),  # JSON: Apple's per-item failures
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("completed_by", String(20), nullable=True),  # notification | status
+    Column("last_polled_at", DateTime(timezone=True), nullable=True),
+    Index("ix_vpp_events_status", "status"),
+)
+
+vpp_notifications = Table(
+    "vpp_notifications",
+    metadata,
+    # Apple may deliver a notification more than once: its id is kept to apply it once.
+    Column("location", String(100), primary_key=True),
+    Column("notification_id", String(64), primary_key=True),
+    Column("notification_type", String(40), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+vpp_installs = Table(
+    "vpp_installs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("location", String(100), nullable=False),
+    Column("enrollment_id", String(300), nullable=False),
+    Column("serial_number", String(64), nullable=False),
+    Column("adam_id", String(40), nullable=False),
+    Column("pricing_param", String(10), nullable=False),
+    Column("status", String(20), nullable=False),  # licensing | queued | installing | installed | failed
+    Column("install_command_uuid", String(64), nullable=True),
+    Column("list_command_uuid", String(64), nullable=True),  # the last ManagedApplicationList asked
+    Column("list_asked_at", DateTime(timezone=True), nullable=True),
+    Column("bundle_id", Text, nullable=True),  # from the InstallApplication answer
+    Column("state", String(40), nullable=True),  # the device's last State / Status for the app
+    Column("reason", Text, nullable=True),
+    Column("management_flags", Integer, nullable=True),
+    Column("created_by", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_vpp_installs_status", "status"),
+    Index("ix_vpp_installs_enrollment_id", "enrollment_id"),
 )
