@@ -25,7 +25,7 @@ from russet.vpp.notify import vpp_routes
 
 log = logging.getLogger("russet")
 LAST_SEEN_FLUSH_SECONDS = 1.0
-LEDGER_PRUNE_SECONDS = 6 * 3600
+HOUSEKEEPING_SECONDS = 6 * 3600
 ABM_SYNC_CHECK_SECONDS = 60.0
 
 
@@ -40,17 +40,15 @@ def create_app(russet: Russet) -> DeviceFront:
                 except Exception:  # keep flushing; a lost batch is only a few stale last-seen times
                     log.exception("could not record last-seen times")
 
-        async def prune_ledger_forever() -> None:
+        async def housekeeping_forever() -> None:
             while True:
                 try:
-                    removed = await run_in_threadpool(
-                        operations.prune_ledger, russet, russet.settings.ledger_retention_days
-                    )
-                    if removed:
-                        log.info("pruned %d ledger rows past the retention period", removed)
+                    removed = await run_in_threadpool(operations.housekeeping, russet)
+                    if any(removed.values()):
+                        log.info("housekeeping removed %s", removed)
                 except Exception:
-                    log.exception("could not prune the ledger")
-                await asyncio.sleep(LEDGER_PRUNE_SECONDS)
+                    log.exception("could not do housekeeping (ledger retention, expired challenges)")
+                await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
         async def sync_abm_forever() -> None:
             while True:
@@ -60,7 +58,6 @@ def create_app(russet: Russet) -> DeviceFront:
                 except Exception:
                     log.exception("could not sync Apple Business Manager devices")
 
-        tasks = [asyncio.create_task(flush_forever()), asyncio.create_task(prune_ledger_forever())]
         async def vpp_forever() -> None:
             while True:
                 await asyncio.sleep(russet.settings.vpp_poll_seconds)
@@ -69,9 +66,16 @@ def create_app(russet: Russet) -> DeviceFront:
                 except Exception:
                     log.exception("could not do the Apps and Books periodic work")
 
-        tasks.append(asyncio.create_task(sync_abm_forever()))
-        tasks.append(asyncio.create_task(vpp_forever()))
-        tasks.append(asyncio.create_task(russet.pusher.run()))  # APNs: requested pushes, sweep
+        tasks = [
+            asyncio.create_task(work)
+            for work in (
+                flush_forever(),
+                housekeeping_forever(),
+                sync_abm_forever(),
+                vpp_forever(),
+                russet.pusher.run(),  # APNs: requested pushes, sweep
+            )
+        ]
         try:
             yield
         finally:

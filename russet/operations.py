@@ -254,3 +254,15 @@ def disconnect(russet: Russet, service: str, name: str, *, purge: bool) -> dict[
 
 def prune_ledger(russet: Russet, older_than_days: int) -> int:
     return russet.ledger.prune(utcnow() - timedelta(days=older_than_days))
+
+
+# Unused SCEP challenges are kept this long past expiry, so a late device's refusal can be explained.
+EXPIRED_CHALLENGE_GRACE = timedelta(days=7)
+
+
+def housekeeping(russet: Russet) -> dict[str, int]:
+    """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused."""
+    return {
+        "ledger_rows": prune_ledger(russet, russet.settings.ledger_retention_days),
+        "scep_challenges": russet.storage.challenges.prune_expired(utcnow() - EXPIRED_CHALLENGE_GRACE),
+    }

@@ -581,3 +581,27 @@ def test_cli_profile_identity_choice(
         p["PayloadType"] for p in plistlib.loads(verify_attached(out.read_bytes()).content)["PayloadContent"]
     ]
     assert types == [f"com.apple.security.{payload}", "com.apple.mdm"]
+
+
+def test_housekeeping_deletes_only_challenges_that_expired_unused(russet: Russet) -> None:
+    from sqlalchemy import func, select, update
+
+    from russet import operations
+    from russet.storage.challenges import _hash as _challenge_hash
+    from russet.storage.schema import scep_challenges
+
+    store = russet.storage.challenges
+    store.create(lifetime=timedelta(days=-8))  # expired unused, past the grace period: goes
+    store.create(lifetime=timedelta(days=-1))  # expired unused, within the grace period: stays
+    store.create()  # still valid: stays
+    used = store.create(lifetime=timedelta(days=-8))
+    with russet.storage.engine.begin() as conn:  # as if redeemed before it expired: kept as a record
+        conn.execute(
+            update(scep_challenges)
+            .where(scep_challenges.c.challenge_hash == _challenge_hash(used))
+            .values(consumed_at=scep_challenges.c.created_at)
+        )
+    assert operations.housekeeping(russet)["scep_challenges"] == 1
+    with russet.storage.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(scep_challenges)).scalar_one() == 3
+    assert operations.housekeeping(russet)["scep_challenges"] == 0

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import certificates, scep_challenges, scep_renewals
@@ -120,6 +120,19 @@ class ChallengeStore:
             if consumed.rowcount != 1:  # another request redeemed it since the check above
                 raise ChallengeRejected("the challenge was already used")
         return str(row["fingerprint"])
+
+    def prune_expired(self, expired_before: datetime) -> int:
+        """Delete challenges that expired unused before ``expired_before``; returns how many.
+
+        Redeemed ones stay: they record which challenge bought which certificate.
+        """
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(scep_challenges).where(
+                    scep_challenges.c.consumed_at.is_(None), scep_challenges.c.expires_at < expired_before
+                )
+            )
+        return int(result.rowcount or 0)
 
     def record_renewal(self, old_fp: str, cert: x509.Certificate, kind: str) -> str:
         """Record ``cert`` as the renewal of the device identity ``old_fp``; returns its fingerprint."""
