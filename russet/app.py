@@ -16,6 +16,7 @@ from russet import __version__, operations
 from russet.abm import admin as abm_admin
 from russet.api import routes as api_routes
 from russet.config import Settings
+from russet.console import views as console_views
 from russet.enrollment.http import enrollment_routes
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
@@ -94,6 +95,7 @@ def create_app(russet: Russet) -> DeviceFront:
     )
     app.state.russet = russet
     api_routes.install(app)
+    console_views.install(app)  # the web console under /console
     devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
     return DeviceFront(Router(routes=devices), app)
 

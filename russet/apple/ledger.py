@@ -28,6 +28,20 @@ from russet.storage.schema import ledger
 from russet.storage.settings import SettingsStore
 
 log = logging.getLogger("russet.ledger")
+
+# The report's columns as (key, title): the "Service | Data | Direction | Used for" table.
+REPORT_COLUMNS = [
+    ("service_name", "Service"),
+    ("field", "Data"),
+    ("direction", "Direction"),
+    ("used_for", "Used for"),
+    ("times", "Times"),
+    ("distinct_subjects", "Distinct subjects"),
+    ("first", "First"),
+    ("last", "Last"),
+]
+
+
 FINGERPRINT_KEY_SETTING = "ledger.fingerprint_key"
 
 

@@ -8,19 +8,9 @@ import io
 import click
 
 from russet import operations
+from russet.apple.ledger import REPORT_COLUMNS
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, table
-
-REPORT_COLUMNS = [
-    ("service_name", "Service"),
-    ("field", "Data"),
-    ("direction", "Direction"),
-    ("used_for", "Used for"),
-    ("times", "Times"),
-    ("distinct_subjects", "Distinct subjects"),
-    ("first", "First"),
-    ("last", "Last"),
-]
 
 
 @click.group("ledger")

@@ -37,6 +37,11 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_hash(key: str) -> str:
+    """What the table stores for `key`; the web console keeps this, not the key, in its session."""
+    return _hash(key)
+
+
 class ApiKeyStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -60,11 +65,13 @@ class ApiKeyStore:
 
     def authenticate(self, key: str) -> str | None:
         """The name of the live key matching `key`, or None."""
+        return self.authenticate_hash(_hash(key))
+
+    def authenticate_hash(self, hashed: str) -> str | None:
+        """The name of the live key whose hash is `hashed`, or None (so revoking ends sessions)."""
         with reading(self._engine) as conn:
             row = conn.execute(
-                select(api_keys.c.name).where(
-                    api_keys.c.key_hash == _hash(key), api_keys.c.revoked_at.is_(None)
-                )
+                select(api_keys.c.name).where(api_keys.c.key_hash == hashed, api_keys.c.revoked_at.is_(None))
             ).first()
         return None if row is None else row.name
 

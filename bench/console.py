@@ -1,0 +1,176 @@
+"""How fast the web console's device pages are with a large fleet.
+
+Seeds enrolled devices straight into storage (one bulk INSERT), logs in through the console's
+form, then times GET /console/devices through the ASGI app (no network): the first page, a deep
+page reached by its keyset cursor, a search that matches many devices and one that matches a
+single serial number (the worst case: a substring search reads every row). Prints milliseconds
+per page (min and median of the runs) and SQLite's query plan of each page's device query.
+
+    python bench/console.py [--backend sqlite|postgres|both] [--devices N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, event, insert, text
+
+from russet.app import create_app
+from russet.config import Settings
+from russet.runtime import Russet
+from russet.storage.schema import enrollments
+
+PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MODELS = ("iPhone15,2", "iPad13,1", "Mac14,2", "AppleTV11,1")
+
+
+def seed(russet: Russet, count: int) -> float:
+    """`count` enrolled devices in one executemany; returns the seconds it took."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": f"{i:08X}-0000-4000-8000-{i:012X}",
+            "device_id": f"{i:08X}-0000-4000-8000-{i:012X}",
+            "channel": "device",
+            "enrollment_type": "device",
+            "enabled": True,
+            "awaiting_configuration": False,
+            "serial_number": f"C02{i:07d}",
+            "device_name": f"{('Alex', 'Sam', 'Kim', 'Lee')[i % 4]}'s device {i}",
+            "model": MODELS[i % 4],
+            "os_version": "17.5",
+            "topic": "com.apple.mgmt.External.bench",
+            "created_at": now,
+            "last_seen_at": now,
+        }
+        for i in range(count)
+    ]
+    start = time.perf_counter()
+    with russet.storage.engine.begin() as conn:
+        conn.execute(insert(enrollments), rows)
+    if russet.storage.engine.dialect.name == "postgresql":
+        # What autovacuum does shortly after a bulk load; before it PostgreSQL has no statistics
+        # for the new rows and sorts a sequential scan instead of walking the primary key.
+        with russet.storage.engine.begin() as conn:
+            conn.execute(text("ANALYZE enrollments"))
+    return time.perf_counter() - start
+
+
+async def login(client: httpx.AsyncClient, key: str) -> None:
+    form = (await client.get("/console/login")).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    response = await client.post("/console/login", data={"csrf": csrf, "api_key": key})
+    assert response.status_code == 303, response.text
+
+
+async def time_pages(russet: Russet, pages: dict[str, str], runs: int) -> dict[str, tuple[float, float, int]]:
+    key = russet.storage.api_keys.create("bench-" + secrets.token_hex(3))
+    transport = httpx.ASGITransport(app=create_app(russet))  # no lifespan: no background work
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.bench") as client:
+        await login(client, key)
+        out = {}
+        for name, url in pages.items():
+            times, rows = [], 0
+            for _ in range(runs):
+                start = time.perf_counter()
+                response = await client.get(url)
+                times.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200, response.text[:300]
+                rows = response.text.count('<a href="/console/devices/')
+            out[name] = (min(times), statistics.median(times), rows)
+        return out
+
+
+def query_plans(russet: Russet, pages: dict[str, str], key: str) -> dict[str, list[str]]:
+    """SQLite's EXPLAIN QUERY PLAN of the enrollments SELECT each page runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM enrollments" in statement:
+            seen.append((statement, parameters))
+
+    engine = russet.storage.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        asyncio.run(_fetch_all(russet, pages, key))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    plans = {}
+    with engine.connect() as conn:
+        for name, (statement, parameters) in zip(pages, seen, strict=False):
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            plans[name] = [r[-1] for r in rows]
+    return plans
+
+
+async def _fetch_all(russet: Russet, pages: dict[str, str], key: str) -> None:
+    transport = httpx.ASGITransport(app=create_app(russet))
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.bench") as client:
+        await login(client, key)
+        for url in pages.values():
+            await client.get(url)
+
+
+def run(backend: str, url: str, devices: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.from_env({"RUSSET_DATA_DIR": tmp, "RUSSET_DATABASE_URL": url})
+        russet = Russet.open(settings)
+        try:
+            seeded = seed(russet, devices)
+            deep = f"{devices - 120:08X}-0000-4000-8000-{devices - 120:012X}"
+            pages = {
+                "first page": "/console/devices",
+                f"deep page (after device {devices - 120})": f"/console/devices?after={deep}",
+                "search 'alex' (many matches)": "/console/devices?q=alex",
+                f"search serial C02{devices - 7:07d} (one match)": f"/console/devices?q=C02{devices - 7:07d}",
+            }
+            figures = asyncio.run(time_pages(russet, pages, runs))
+            print(f"\n{backend}: {devices:,} devices seeded in {seeded:.1f} s; {runs} runs per page")
+            print(f"  {'page':45} {'min ms':>8} {'median ms':>10} {'rows':>5}")
+            for name, (low, mid, rows) in figures.items():
+                print(f"  {name:45} {low:8.1f} {mid:10.1f} {rows:5}")
+            if backend == "sqlite":
+                key = russet.storage.api_keys.create("bench-plan")
+                for name, plan in query_plans(russet, pages, key).items():
+                    print(f"  plan, {name}: {' / '.join(plan)}")
+        finally:
+            russet.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, args.runs)
+    if args.backend in ("postgres", "both"):
+        schema = "bench_" + secrets.token_hex(4)
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        try:
+            run("postgres", f"{PG_URL}?options=-csearch_path%3D{schema}", args.devices, args.runs)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

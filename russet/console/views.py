@@ -1,0 +1,293 @@
+"""The console's routes: login/logout, devices, a device, queueing a command, a command, the ledger
+report ("What we tell Apple") and connections.
+
+Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call
+`russet.operations`; only the form body is read asynchronously, by a dependency.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import jinja2
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from russet import operations
+from russet.apple.ledger import REPORT_COLUMNS
+from russet.commands import COMMANDS
+from russet.console import session as sessions
+from russet.runtime import Russet
+from russet.storage.apikeys import key_hash
+from russet.storage.secretbox import SecretBox
+
+PAGE_SIZE = 50
+RECENT_COMMANDS = 20
+MAX_FORM_BYTES = 64 * 1024
+HERE = Path(__file__).parent
+CSS = (HERE / "static" / "console.css").read_bytes()
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,  # every {{ }} is HTML-escaped; nothing in the templates is marked safe
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters["path"] = lambda value: quote(str(value), safe="")
+templates.filters["pretty"] = lambda value: (
+    value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True, default=str)
+)
+
+
+class NeedsLogin(Exception):
+    """No live session: the browser is sent to the login form."""
+
+
+class ConsoleError(Exception):
+    """Shown to the admin as an error page with this status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Admin:
+    name: str
+    session: sessions.Session
+
+
+def _russet(request: Request) -> Russet:
+    return request.app.state.russet
+
+
+def _box(request: Request) -> SecretBox:
+    box: SecretBox | None = getattr(request.app.state, "console_box", None)
+    if box is None:  # the same master key that seals every other secret, under its own purpose label
+        settings = _russet(request).settings
+        box = request.app.state.console_box = SecretBox.load(settings.data_dir, settings.master_key)
+    return box
+
+
+def _admin(request: Request) -> Admin:
+    session = sessions.load(_box(request), request)
+    if session is None or session.key_hash is None:
+        raise NeedsLogin
+    name = _russet(request).storage.api_keys.authenticate_hash(session.key_hash)
+    if name is None:  # revoked since login
+        raise NeedsLogin
+    return Admin(name, session)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise ConsoleError("the form is too large", 413)
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise ConsoleError("the form is not UTF-8") from None
+    return {k: v[0] for k, v in fields.items()}
+
+
+def _checked(admin: Admin, form: dict[str, str]) -> None:
+    if not admin.session.csrf_ok(form.get("csrf")):
+        raise ConsoleError("the form's CSRF token is missing or stale; reload the page and try again", 403)
+
+
+Signed = Annotated[Admin, Depends(_admin)]
+Form = Annotated[dict[str, str], Depends(_form)]
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def render(name: str, admin: Admin | None, status: int = 200, **context: Any) -> HTMLResponse:
+    html = templates.get_template(name).render(
+        admin=admin, csrf=admin.session.csrf if admin else "", **context
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """An operation, with its OperationError turned into the console's error page."""
+    try:
+        return fn(*args, **kwargs)
+    except operations.OperationError as exc:
+        raise ConsoleError(str(exc), exc.status) from None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only console paths after login: never an open redirect to another site."""
+    if target and target.startswith("/console/") and not target.startswith("/console//"):
+        return target
+    return "/console/devices"
+
+
+# -- login ---------------------------------------------------------------------------------------
+
+
+@router.get("")
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/console/devices", 303)
+
+
+@router.get("/static/console.css")
+def stylesheet() -> Response:
+    return Response(CSS, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    box = _box(request)
+    session = sessions.load(box, request) or sessions.Session.anonymous()
+    response = render("login.html", None, csrf_token=session.csrf, next=_safe_next(next), error=None)
+    sessions.store(box, request, response, session)
+    return response
+
+
+@router.post("/login")
+def login(request: Request, form: Form) -> Response:
+    box = _box(request)
+    session = sessions.load(box, request)
+    if session is None or not session.csrf_ok(form.get("csrf")):
+        raise ConsoleError("the login form has expired; open it again", 403)
+    key = form.get("api_key", "").strip()
+    name = _russet(request).storage.api_keys.authenticate(key) if key else None
+    if name is None:
+        return render(
+            "login.html",
+            None,
+            401,
+            csrf_token=session.csrf,
+            next=_safe_next(form.get("next")),
+            error="unknown or revoked API key (create one with `russet apikey create NAME`)",
+        )
+    response = RedirectResponse(_safe_next(form.get("next")), 303)
+    sessions.store(box, request, response, session.logged_in(key_hash(key), name))
+    return response
+
+
+@router.post("/logout")
+def logout(admin: Signed, form: Form) -> Response:
+    _checked(admin, form)
+    response = RedirectResponse("/console/login", 303)
+    sessions.clear(response)
+    return response
+
+
+# -- devices and commands ------------------------------------------------------------------------
+
+
+@router.get("/devices")
+def devices(request: Request, admin: Signed, q: str = "", after: str | None = None) -> HTMLResponse:
+    search = q.strip() or None
+    page = _call(operations.list_devices, _russet(request), limit=PAGE_SIZE, after=after, search=search)
+    next_url = None
+    if page["next"] is not None:
+        next_url = "/console/devices?" + urlencode(
+            {**({"q": search} if search else {}), "after": page["next"]}
+        )
+    return render(
+        "devices.html", admin, devices=page["devices"], q=search or "", after=after, next_url=next_url
+    )
+
+
+def _device_page(
+    russet: Russet, admin: Admin, device_id: str, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    device = _call(operations.show_device, russet, device_id)
+    commands = _call(operations.device_commands, russet, device_id, RECENT_COMMANDS)["commands"]
+    builders = {
+        name: [(key, p.type, p.required and p.default is None) for key, p in COMMANDS[name].params.items()]
+        for name in sorted(COMMANDS)
+    }
+    context = {"chosen": "DeviceInformation", "params": "", "error": None, **extra}
+    return render(
+        "device.html", admin, status, device=device, commands=commands, builders=builders, **context
+    )
+
+
+@router.get("/devices/{device_id}")
+def device(request: Request, admin: Signed, device_id: str) -> HTMLResponse:
+    return _device_page(_russet(request), admin, device_id)
+
+
+@router.post("/devices/{device_id}/commands")
+def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -> Response:
+    _checked(admin, form)
+    russet = _russet(request)
+    request_type = form.get("request_type", "")
+    text = form.get("params", "").strip()
+    try:
+        if request_type not in COMMANDS:
+            raise operations.OperationError(f"choose one of the supported commands, not {request_type!r}")
+        try:
+            params = json.loads(text) if text else {}
+        except ValueError as exc:
+            raise operations.OperationError(f"parameters must be a JSON object: {exc}") from None
+        if not isinstance(params, dict):
+            raise operations.OperationError("parameters must be a JSON object")
+        queued = operations.send_command(
+            russet, [device_id], {**params, "RequestType": request_type}, created_by=admin.name
+        )
+    except operations.OperationError as exc:
+        if exc.status == 404:
+            raise ConsoleError(str(exc), 404) from None
+        return _device_page(russet, admin, device_id, 400, chosen=request_type, params=text, error=str(exc))
+    return RedirectResponse(f"/console/commands/{quote(queued['commands'][0]['command_uuid'])}", 303)
+
+
+@router.get("/commands/{command_uuid}")
+def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
+    return render(
+        "command.html", admin, command=_call(operations.show_command, _russet(request), command_uuid)
+    )
+
+
+# -- what we tell Apple --------------------------------------------------------------------------
+
+
+@router.get("/ledger")
+def ledger(request: Request, admin: Signed, since: str = "", service: str = "") -> HTMLResponse:
+    rows = _call(
+        operations.ledger_report, _russet(request), since=since.strip() or None, service=service or None
+    )
+    return render("ledger.html", admin, rows=rows, columns=REPORT_COLUMNS, since=since, service=service)
+
+
+@router.get("/connections")
+def connections(request: Request, admin: Signed) -> HTMLResponse:
+    russet = _russet(request)
+    return render(
+        "connections.html",
+        admin,
+        connections=russet.connections.all(),
+        receipts=russet.connections.receipts(),
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+
+    @app.exception_handler(NeedsLogin)
+    async def _needs_login(request: Request, _: NeedsLogin) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/console/devices"
+        return RedirectResponse("/console/login?" + urlencode({"next": target}), 303)
+
+    @app.exception_handler(ConsoleError)
+    async def _console_error(request: Request, exc: ConsoleError) -> Response:
+        return render("error.html", None, exc.status, message=str(exc))
