@@ -24,14 +24,12 @@ import hashlib
 import hmac
 import json
 import secrets
-import ssl
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -41,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from simulators.https_peer import HttpsServer
 from simulators.tls import TlsFiles, make_server_tls
 
 MAX_PAGE = 1000
@@ -231,19 +230,17 @@ class DepSimulator:
         self.rotate_session = False  # hand out a new X-ADM-Auth-Session with the next answer
         self._cursor_key = secrets.token_bytes(32)
         self._lock = threading.RLock()
-        self._server = self._make_server(tls, port)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = HttpsServer(tls, self.handle, port=port, content_type=JSON_TYPE)
+        self.url = f"https://127.0.0.1:{self._http.port}"
 
     # -- control from tests -----------------------------------------------------------------------
 
     def __enter__(self) -> DepSimulator:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
@@ -347,37 +344,6 @@ class DepSimulator:
         return data
 
     # -- HTTP -------------------------------------------------------------------------------------
-
-    def _make_server(self, tls: TlsFiles, port: int) -> ThreadingHTTPServer:
-        sim = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, extra = sim.handle(self.command, self.path, headers, body)
-                self.send_response(status)
-                self.send_header("Content-Type", extra.pop("Content-Type", JSON_TYPE))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        return server
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
