@@ -6,8 +6,10 @@ fresh data directory becomes a working server without any setup step.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
 from russet.apns import hooks as apns_hooks
@@ -26,6 +28,8 @@ from russet.storage import Storage
 from russet.storage.db import make_engine, migrate
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
+
+T = TypeVar("T")
 
 
 def _inventory_hook(
@@ -98,6 +102,20 @@ class Russet:
 
     def flush_last_seen(self) -> None:
         self.storage.enrollments.touch(self.last_seen.drain())
+
+    def run(self, work: Awaitable[T]) -> T:
+        """Run work that talks to Apple from synchronous code (the CLI), in a loop of its own.
+
+        The gateway's connections belong to that loop, so they are closed before it ends.
+        """
+
+        async def main() -> T:
+            try:
+                return await work
+            finally:
+                await self.gateway.aclose()
+
+        return asyncio.run(main())
 
     def close(self) -> None:
         self.flush_last_seen()

@@ -43,7 +43,7 @@ def simulated(tmp_path: Path, settings: Settings, devices: int = 0) -> Iterator[
 
 
 def run(russet: Russet, work: Awaitable[T]) -> T:
-    return admin.run(russet, work)
+    return russet.run(work)
 
 
 def connect(russet: Russet, sim: DepSimulator, name: str = "main") -> dict[str, Any]:

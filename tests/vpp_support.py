@@ -56,7 +56,7 @@ def simulated(
 
 
 def run(russet: Russet, work: Awaitable[T]) -> T:
-    return admin.run(russet, work)
+    return russet.run(work)
 
 
 def add(russet: Russet, token: str, name: str = "main", **options: Any) -> dict[str, Any]:

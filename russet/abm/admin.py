@@ -1,19 +1,18 @@
 """ABM operations shared by the CLI and the REST API, so both behave the same.
 
 Calls that reach Apple are coroutines: the API awaits them on the server's event loop (where the
-gateway's connections live); the CLI runs them with `run()`, which closes those connections in
+gateway's connections live); the CLI runs them with `Russet.run()`, which closes those connections in
 the same loop. Results are JSON-ready dicts; errors are `AbmError`s with a message for people.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from russet.abm import profiles
 from russet.abm.client import AbmClient, forget_session
@@ -26,7 +25,6 @@ from russet.apple.gateway import AppleUnavailable
 from russet.runtime import Russet
 from russet.storage.secretbox import SecretBox
 
-T = TypeVar("T")
 log = logging.getLogger("russet.abm")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_TOKEN_BYTES = 64 * 1024
@@ -49,17 +47,6 @@ def client_for(russet: Russet, store: AbmStore, name: str) -> AbmClient:
         )
     return AbmClient(russet.gateway, name, token, russet.settings.abm_url)
 
-
-def run(russet: Russet, work: Awaitable[T]) -> T:
-    """Run a coroutine from synchronous code (the CLI), closing Apple connections in its loop."""
-
-    async def main() -> T:
-        try:
-            return await work
-        finally:
-            await russet.gateway.aclose()
-
-    return asyncio.run(main())
 
 
 @contextmanager

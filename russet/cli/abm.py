@@ -50,8 +50,8 @@ def create(name: str, out: Path) -> None:
 def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
     """Load the server token downloaded from ABM/ASM (decrypted with the connection's key)."""
     russet = open_russet()
-    result = admin.run(
-        russet, admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline)
+    result = russet.run(
+        admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline)
     )
     if as_json:
         emit_json(result)
@@ -145,7 +145,7 @@ def show(name: str, as_json: bool) -> None:
 def account(name: str, as_json: bool) -> None:
     """Read the account from Apple again (GET /account) and store it."""
     russet = open_russet()
-    data = admin.run(russet, admin.refresh_account(russet, name))
+    data = russet.run(admin.refresh_account(russet, name))
     if as_json:
         emit_json(data)
     else:
@@ -160,7 +160,7 @@ def account(name: str, as_json: bool) -> None:
 def sync(name: str, full: bool, as_json: bool) -> None:
     """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
     russet = open_russet()
-    report = admin.run(russet, admin.sync_now(russet, name, full=full))
+    report = russet.run(admin.sync_now(russet, name, full=full))
     if as_json:
         emit_json(report)
         return
@@ -261,7 +261,7 @@ def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bo
     except ValueError as exc:
         raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
     russet = open_russet()
-    result = admin.run(russet, admin.define_profile(russet, name, spec, default=make_default))
+    result = russet.run(admin.define_profile(russet, name, spec, default=make_default))
     if as_json:
         emit_json(result)
         return
@@ -335,7 +335,7 @@ def profile_assign(
     """Assign a profile to devices (in batches of 1000); shows Apple's result per device."""
     russet = open_russet()
     _results(
-        admin.run(russet, admin.assign_profile(russet, name, profile_uuid, _serials(serials, from_file))),
+        russet.run(admin.assign_profile(russet, name, profile_uuid, _serials(serials, from_file))),
         as_json,
     )
 
@@ -349,7 +349,7 @@ def profile_assign(
 def profile_remove(name: str, serials: tuple[str, ...], from_file: Any, as_json: bool) -> None:
     """Remove the profile assignment from devices; shows Apple's result per device."""
     russet = open_russet()
-    _results(admin.run(russet, admin.remove_profile(russet, name, _serials(serials, from_file))), as_json)
+    _results(russet.run(admin.remove_profile(russet, name, _serials(serials, from_file))), as_json)
 
 
 @profile.command("default")

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import click
 
 from russet.apns import admin
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
-from russet.runtime import Russet
-
-
-async def _push(russet: Russet, device_ids: list[str]) -> dict[str, Any]:
-    try:
-        return await admin.push_devices(russet, device_ids)
-    finally:
-        await russet.gateway.aclose()
 
 
 @click.command("push")
@@ -39,7 +28,7 @@ def push(device_ids: tuple[str, ...], show_status: bool, as_json: bool) -> None:
         if cert.get("warning"):
             click.echo(f"warning: {cert['warning']}", err=True)
         return
-    result = asyncio.run(_push(russet, list(device_ids)))
+    result = russet.run(admin.push_devices(russet, list(device_ids)))
     if as_json:
         emit_json(result)
         return

@@ -43,14 +43,14 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
     russet = open_russet()
     data = token_file.read_bytes()
     try:
-        result = admin.run(russet, admin.add(russet, name, data, take_over=take_over))
+        result = russet.run(admin.add(russet, name, data, take_over=take_over))
     except TakeoverNeeded as exc:
         click.echo(f"warning: {exc}", err=True)
         if not click.confirm(f"Take location {name!r} over from {exc.owner.get('name')!r}?", err=True):
             raise click.ClickException(
                 "nothing was changed; the other MDM still manages the location"
             ) from None
-        result = admin.run(russet, admin.add(russet, name, data, take_over=True))
+        result = russet.run(admin.add(russet, name, data, take_over=True))
     if as_json:
         emit_json(result)
         return
@@ -119,7 +119,7 @@ def show(name: str, as_json: bool) -> None:
 def sync(name: str, as_json: bool) -> None:
     """Read the location's assets (apps, books, licence counts) from Apple now."""
     russet = open_russet()
-    report = admin.run(russet, admin.sync_now(russet, name))
+    report = russet.run(admin.sync_now(russet, name))
     if as_json:
         emit_json(report)
         return
@@ -215,7 +215,7 @@ def _user_result(data: dict[str, Any], verb: str, as_json: bool) -> None:
 def user_add(name: str, email: str | None, managed_apple_id: str | None, as_json: bool) -> None:
     """Register a person; Russet generates the client user id."""
     russet = open_russet()
-    data = admin.run(russet, admin.create_user(russet, name, email=email, managed_apple_id=managed_apple_id))
+    data = russet.run(admin.create_user(russet, name, email=email, managed_apple_id=managed_apple_id))
     _user_result(data, "registering", as_json)
 
 
@@ -231,8 +231,7 @@ def user_update(
 ) -> None:
     """Change a person's email or Managed Apple ID."""
     russet = open_russet()
-    data = admin.run(
-        russet,
+    data = russet.run(
         admin.update_user(russet, name, client_user_id, email=email, managed_apple_id=managed_apple_id),
     )
     _user_result(data, "updating", as_json)
@@ -246,7 +245,7 @@ def user_update(
 def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
     """Retire a person; their revocable licences go back to the location."""
     russet = open_russet()
-    data = admin.run(russet, admin.retire_user(russet, name, client_user_id))
+    data = russet.run(admin.retire_user(russet, name, client_user_id))
     _user_result(data, "retiring", as_json)
     if not as_json:
         click.echo(f"{data['licences_released']} licences are released with it")
@@ -339,7 +338,7 @@ def assign(
     work = admin.assign(
         russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
     )
-    _licence_result(admin.run(russet, work), as_json)
+    _licence_result(russet.run(work), as_json)
 
 
 @vpp.command("unassign")
@@ -358,7 +357,7 @@ def unassign(
     work = admin.unassign(
         russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
     )
-    _licence_result(admin.run(russet, work), as_json)
+    _licence_result(russet.run(work), as_json)
 
 
 @vpp.command("events")
@@ -371,7 +370,7 @@ def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
     """Apple's asynchronous events (licences, people) and how they ended."""
     russet = open_russet()
     if poll:
-        admin.run(russet, admin.poll_now(russet, name))
+        russet.run(admin.poll_now(russet, name))
     data = admin.list_events(russet, name, pending_only=pending)
     if as_json:
         emit_json(data)
@@ -423,8 +422,7 @@ def install(
 ) -> None:
     """License an app to a device (by serial number) if needed, then install it."""
     russet = open_russet()
-    data = admin.run(
-        russet,
+    data = russet.run(
         admin.install_app(
             russet,
             device,

@@ -1,21 +1,20 @@
 """Apps and Books operations shared by the CLI and the REST API, so both behave the same.
 
 Calls that reach Apple are coroutines: the API awaits them on the server's event loop (where the
-gateway keeps its connections); the CLI runs them with `run()`. Results are JSON-ready dicts;
+gateway keeps its connections); the CLI runs them with `Russet.run()`. Results are JSON-ready dicts;
 errors are `VppError`s with a message for people.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from russet import __version__
 from russet.apple.connections import ConnectionRefused, Disconnected
@@ -30,7 +29,6 @@ from russet.vpp.store import VppStore, secret_hash
 from russet.vpp.sync import refresh_limits, sync_assets
 from russet.vpp.token import expiry_warning, parse_token
 
-T = TypeVar("T")
 log = logging.getLogger("russet.vpp")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 NOTIFICATION_TYPES = ["ASSET_MANAGEMENT", "USER_MANAGEMENT", "USER_ASSOCIATED", "ASSET_COUNT"]
@@ -77,17 +75,6 @@ def _taken_over(store: VppStore, name: str, owner: dict[str, Any]) -> None:
     )
     store.save_config(name, {"taken_over_by": owner})
 
-
-def run(russet: Russet, work: Awaitable[T]) -> T:
-    """Run a coroutine from synchronous code (the CLI), closing Apple connections in its loop."""
-
-    async def main() -> T:
-        try:
-            return await work
-        finally:
-            await russet.gateway.aclose()
-
-    return asyncio.run(main())
 
 
 @contextmanager
