@@ -90,9 +90,7 @@ def one_run(
     russet = Russet.open(settings)
     name = "bench-" + secrets.token_hex(3)
     cert = x509.load_pem_x509_certificate(admin.create(russet, name)["certificate_pem"].encode())
-    admin.run(
-        russet, admin.load_token(russet, name, make_server_token(cert, credentials), fetch_account=True)
-    )
+    russet.run(admin.load_token(russet, name, make_server_token(cert, credentials), fetch_account=True))
     russet.ledger.flush()
     received, writes = Timer(), Timer()
     restore = [received.patch(AppleGateway, "received"), writes.patch(Ledger, "_write")]
@@ -103,7 +101,7 @@ def one_run(
                 setattr(Ledger, method, lambda *args: None)
     busy0, sim0, cpu0, db0 = machine_busy_cpu(), process_cpu(sim_pid), time.process_time(), postgres_cpu()
     start = time.perf_counter()
-    report = admin.run(russet, admin.sync_now(russet, name, full=True))
+    report = russet.run(admin.sync_now(russet, name, full=True))
     synced = time.perf_counter() - start
     pending = russet.ledger.pending()
     start = time.perf_counter()
