@@ -1,26 +1,20 @@
-"""A validator for Apple's YAML schema format (shared/apple-device-management), so that what
+"""A validator for Apple's YAML schema format (russet/apple_schemas), so that what
 Russet builds is judged by Apple's text rather than by Russet's own declarations."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-# Apple's schemas and real device captures live in the project's shared/ folder beside the
-# repository (../shared), or wherever RUSSET_SHARED_DIR points.
-SHARED = Path(os.environ.get("RUSSET_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
-SCHEMAS = SHARED / "apple-device-management"
-CAPTURES = SHARED / "device-captures"
-requires_shared = pytest.mark.skipif(
-    not SCHEMAS.is_dir(),
-    reason=f"Apple's schemas and device captures not found at {SHARED} (set RUSSET_SHARED_DIR)",
-)
+# Apple's schemas ship inside the package (russet/apple_schemas, MIT, see its README), where the
+# product's own validation (profile library, declarations, command builders) can read them too;
+# real device captures are test data (tests/data/device-captures, MIT, see its README).
+SCHEMAS = Path(__file__).resolve().parents[1] / "russet" / "apple_schemas"
+CAPTURES = Path(__file__).resolve().parent / "data" / "device-captures"
 
 
 def load_schema(relative: str) -> dict[str, Any]:

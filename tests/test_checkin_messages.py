@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from russet.mdm.declarative import DECLARATIONS_TOKEN
 from russet.runtime import Russet
 from simulators.device import SimDevice, SimUser
-from tests.apple_schema import SCHEMAS, load_schema, requires_shared, schema_errors
+from tests.apple_schema import SCHEMAS, load_schema, schema_errors
 
 IDENTITY_KEYS = ("UDID", "EnrollmentID", "EnrollmentUserID", "UserID", "UserShortName", "UserLongName")
 SAMPLE: dict[str, Any] = {
@@ -95,7 +95,6 @@ def variants(schema: dict[str, Any], device: SimDevice) -> list[tuple[str, dict[
     return out
 
 
-@requires_shared
 @pytest.mark.parametrize("schema", checkin_schemas(), ids=lambda s: s["payload"]["requesttype"])
 def test_every_checkin_message_is_answered_without_a_server_error(
     client: TestClient, russet: Russet, make_device, schema: dict[str, Any]
@@ -121,7 +120,6 @@ def test_every_checkin_message_is_answered_without_a_server_error(
     assert fresh.command_of(fresh.connect(client, fresh.report_message("Idle"))) is None
 
 
-@requires_shared
 def test_the_schemas_cover_the_message_types_russet_answers() -> None:
     types = {s["payload"]["requesttype"] for s in checkin_schemas()}
     assert types == {
@@ -167,7 +165,6 @@ def test_each_message_gets_apples_answer(
         assert response.content == b""
 
 
-@requires_shared
 def test_declarative_management_answers_an_empty_set_by_apples_schemas(
     client: TestClient, device: SimDevice
 ) -> None:

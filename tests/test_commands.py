@@ -20,10 +20,9 @@ from russet.commands.information import DEFAULT_QUERIES, DeviceInformation
 from russet.commands.inventory import inventory_update, summary_fields
 from russet.commands.settings import SETTINGS_ITEMS, Settings
 from russet.commands.updates import ScheduleOSUpdate
-from tests.apple_schema import CAPTURES, SCHEMAS, free_form, requires_shared, schema_errors
+from tests.apple_schema import CAPTURES, SCHEMAS, free_form, schema_errors
 
 SCHEMA_DIR = SCHEMAS / "mdm/commands"
-pytestmark = requires_shared
 
 
 @functools.cache

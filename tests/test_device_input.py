@@ -14,7 +14,7 @@ from russet.pki import create_ca, issue_device_identity, sign_detached
 from russet.runtime import Russet
 from russet.storage.schema import command_queue, enrollments
 from simulators.device import CHECKIN_TYPE, Enrollment, SimDevice
-from tests.apple_schema import CAPTURES, requires_shared
+from tests.apple_schema import CAPTURES
 
 
 def stored_enrollments(russet: Russet) -> int:
@@ -28,7 +28,6 @@ def assert_still_serving(client: TestClient, make_device) -> None:  # type: igno
     assert fresh.command_of(fresh.connect(client, fresh.report_message("Idle"))) is None
 
 
-@requires_shared
 def test_real_device_captures_are_accepted(client: TestClient, russet: Russet, device: SimDevice) -> None:
     """Authenticate and TokenUpdate exactly as real devices sent them (topic and ids adjusted)."""
     auth = plistlib.loads((CAPTURES / "Authenticate.1.plist").read_bytes())

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from russet.runtime import Russet
 from simulators.device import SimDevice
-from tests.apple_schema import CAPTURES, requires_shared
+from tests.apple_schema import CAPTURES
 
 
 def queue(
@@ -31,7 +31,6 @@ def captured_device_information(device: SimDevice, command_uuid: str) -> dict[st
     return report
 
 
-@requires_shared
 def test_enroll_command_and_inventory(
     client: TestClient, device: SimDevice, api_headers: dict[str, str]
 ) -> None:

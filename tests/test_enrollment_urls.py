@@ -41,7 +41,7 @@ from russet.storage.enrollment_tokens import EnrollmentTokenStore, TokenRejected
 from russet.storage.schema import abm_devices, enrollment_requests, enrollment_tokens, scep_challenges
 from simulators.ade import AdeDevice, TestAppleCA, sign_machine_info
 from simulators.device import Enrollment, SimDevice
-from tests.apple_schema import load_schema, requires_shared, schema_errors
+from tests.apple_schema import load_schema, schema_errors
 from tests.conftest import PUBLIC_URL
 
 ENROLL_URL = f"{PUBLIC_URL}/mdm/enroll"
@@ -109,7 +109,6 @@ def test_token_fetch_serves_the_signed_scep_profile(russet: Russet, client: Test
     assert count(russet, scep_challenges) == 1  # the profile's challenge, live until the device uses it
 
 
-@requires_shared
 def test_token_profile_validates_against_apple_schemas(russet: Russet, client: TestClient) -> None:
     profile = plistlib.loads(verify_attached(fetch(client, token(russet)).content).content)
     assert schema_errors(load_schema("mdm/profiles/TopLevel.yaml")["payloadkeys"], profile) == []

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from russet.enrollment.authority import DEVICE_KIND
 from russet.pki import validate_issued, verify_attached
 from russet.runtime import Russet
-from tests.apple_schema import load_schema, requires_shared, schema_errors
+from tests.apple_schema import load_schema, schema_errors
 from tests.conftest import PUBLIC_URL, TOPIC, new_profile
 
 
@@ -18,7 +18,6 @@ def payloads(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["PayloadType"]: p for p in profile["PayloadContent"]}
 
 
-@requires_shared
 def test_profile_is_signed_by_russet_and_matches_apple_schemas(russet: Russet) -> None:
     signed = verify_attached(new_profile(russet))
     assert signed.certificate == russet.authority.signer_certificate

@@ -48,7 +48,7 @@ from simulators.scep_client import (
     self_signed,
     signed_message,
 )
-from tests.apple_schema import load_schema, requires_shared, schema_errors
+from tests.apple_schema import load_schema, schema_errors
 from tests.conftest import PUBLIC_URL, TOPIC
 
 SCEP_URL = f"{PUBLIC_URL}/scep"
@@ -260,7 +260,6 @@ def test_scep_profile_payload(russet: Russet, challenges: ChallengeStore) -> Non
     assert issued(russet) == 0  # nothing is issued until the device asks
 
 
-@requires_shared
 def test_scep_profile_matches_apple_schemas(russet: Russet, challenges: ChallengeStore) -> None:
     profile = plistlib.loads(verify_attached(scep_profile(russet, challenges)).content)
     common = load_schema("mdm/profiles/CommonPayloadKeys.yaml")["payloadkeys"]
