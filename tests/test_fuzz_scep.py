@@ -101,7 +101,9 @@ def signed_with_transaction_id(russet: Russet, transaction_id: core.Asn1Value) -
             cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(envelope).digest()]}),
             cms.CMSAttribute({"type": "2.16.840.1.113733.1.9.2", "values": [core.PrintableString(PKCS_REQ)]}),
             cms.CMSAttribute({"type": "2.16.840.1.113733.1.9.7", "values": [transaction_id]}),
-            cms.CMSAttribute({"type": "2.16.840.1.113733.1.9.5", "values": [core.OctetString(os.urandom(16))]}),
+            cms.CMSAttribute(
+                {"type": "2.16.840.1.113733.1.9.5", "values": [core.OctetString(os.urandom(16))]}
+            ),
         ]
     )
     signer = asn1_x509.Certificate.load(SIGNER.public_bytes(serialization.Encoding.DER))
@@ -145,5 +147,3 @@ def test_printable_transaction_id_still_gets_a_certrep(russet: Russet, client: T
     der = signed_with_transaction_id(russet, core.UTF8String("0123abcdef+/="))
     response = client.post("/scep", params={"operation": "PKIOperation"}, content=der)
     assert response.status_code == 200 and response.content[:1] == b"\x30"
-
-

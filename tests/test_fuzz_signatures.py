@@ -53,7 +53,9 @@ DEVICE_CERT, DEVICE_KEY = issue_device_identity(CA_CERT, CA_KEY, "fuzz-device")
 DEVICE_DER = DEVICE_CERT.public_bytes(serialization.Encoding.DER)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 EC_CERT = self_signed(EC_KEY, x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ec")]))  # type: ignore[arg-type]
-BODY = b'<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>'
+BODY = (
+    b'<?xml version="1.0"?><plist version="1.0"><dict><key>Status</key><string>Idle</string></dict></plist>'
+)
 SIGNATURE = sign_detached(BODY, DEVICE_CERT, DEVICE_KEY)
 EC_SIGNATURE = sign_detached(BODY, EC_CERT, EC_KEY)
 
@@ -192,5 +194,3 @@ def _duplicate_extension(cert_der: bytes) -> bytes:
     extensions = list(tbs["extensions"])
     tbs["extensions"] = asn1_x509.Extensions([*extensions, extensions[0]])
     return cert.dump(force=True)
-
-
