@@ -35,6 +35,7 @@ from russet.abm.records import (
     parse_device_results,
 )
 from russet.abm.token import ServerToken
+from russet.apple import bounded_json
 from russet.apple.gateway import RETRY_STATUSES, AppleGateway, Call, Datum
 
 PROTOCOL_VERSION = "10"  # §e.9: per-device THROTTLED (≥9) and retry_after_seconds (≥10) are handled
@@ -121,7 +122,7 @@ class AbmClient:
         if response.status_code != 200:
             raise _session_error(self.name, response.status_code, response.text)
         try:
-            session = json.loads(response.content)["auth_session_token"]
+            session = bounded_json.loads(response.content)["auth_session_token"]
         except (ValueError, KeyError, TypeError):
             raise ProtocolError("Apple's answer to GET /session has no auth_session_token") from None
         if not isinstance(session, str) or not session:
@@ -271,7 +272,7 @@ class AbmClient:
 
 def _json(content: bytes, endpoint: str) -> Any:
     try:
-        return json.loads(content)
+        return bounded_json.loads(content)
     except ValueError as exc:
         raise ProtocolError(f"Apple's answer to {endpoint} is not valid JSON ({exc})") from None
 

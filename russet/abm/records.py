@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from russet.abm.errors import ProtocolError
+from russet.apple import bounded_json
 from russet.apple.gateway import Datum
 
 DEVICE_TEXT_FIELDS = (
@@ -253,7 +254,7 @@ def error_code(text: str) -> str | None:
     if not text:
         return None
     try:
-        parsed = json.loads(text)
+        parsed = bounded_json.loads(text)
     except ValueError:
         parsed = text
     if isinstance(parsed, dict):

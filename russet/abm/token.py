@@ -31,6 +31,7 @@ from russet.abm.errors import TokenError
 
 CERTIFICATE_YEARS = 10  # renewed tokens are encrypted to the same certificate: keep it long-lived
 EXPIRY_WARNING_DAYS = 30
+MAX_TOKEN_BYTES = 64 * 1024  # a server token file is about 4 KB; far more is not one
 TOKEN_FIELDS = ("consumer_key", "consumer_secret", "access_token", "access_secret", "access_token_expiry")
 
 
@@ -133,6 +134,8 @@ def expiry_warning(expiry: datetime | None, now: datetime | None = None) -> str 
 
 def _envelope_der(data: bytes) -> bytes:
     """The DER of the CMS structure, from S/MIME (headers, blank line, base64), PEM or DER."""
+    if len(data) > MAX_TOKEN_BYTES:
+        raise TokenError(f"a server token file is a few KB; this one is {len(data)} bytes")
     text = data.strip()
     if not text:
         raise TokenError("the token file is empty")

@@ -41,6 +41,7 @@ PENDING_KEY = "apns.pending_key"
 TOPIC_PREFIX = "com.apple.mgmt."
 WARN_DAYS = 30
 KEY_BITS = 2048  # §d.2 step 1
+MAX_CERTIFICATE_BYTES = 64 * 1024  # a push certificate with Apple's chain is a few KB
 DEFAULT_CSR_NAME = "Russet APNs"
 PORTAL = "https://identity.apple.com/pushcert"
 _RENEW = (
@@ -375,6 +376,8 @@ def import_push_certificate(
     before the installed one.
     """
     moment = _utc(now)
+    if len(data) > MAX_CERTIFICATE_BYTES:
+        raise ApnsCertificateError(f"a push certificate file is a few KB; this one is {len(data)} bytes")
     cert = _pick_leaf(load_certificates(data))
     topic = push_topic(cert)
     if moment > cert.not_valid_after_utc:

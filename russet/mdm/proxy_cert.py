@@ -58,7 +58,10 @@ def parse_rfc9440(value: str) -> x509.Certificate:
 
 def parse_nginx(value: str) -> x509.Certificate:
     # unquote, not unquote_plus: a "+" in the base64 body is a plus, not a space.
-    pem = unquote(value, errors="strict").strip()
+    try:
+        pem = unquote(value, errors="strict").strip()
+    except UnicodeDecodeError:  # %-escapes of bytes that are not UTF-8: no PEM is
+        raise UnreadableCertificate("the value is not one URL-escaped PEM certificate") from None
     if not pem.startswith(_PEM_BEGIN) or pem.count(_PEM_BEGIN) != 1:
         raise UnreadableCertificate("the value is not one URL-escaped PEM certificate")
     try:

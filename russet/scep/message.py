@@ -131,6 +131,9 @@ def _read(der: bytes) -> PkiRequest:
     nonce = _octets(attrs[SENDER_NONCE])
     if not transaction_id or len(transaction_id) > _MAX_FIELD or not nonce or len(nonce) > _MAX_FIELD:
         raise Malformed("transactionID or senderNonce is empty or too long")
+    if not transaction_id.isascii() or not transaction_id.isprintable():
+        # The CertRep echoes it as a PrintableString, and logs quote it: printable ASCII only.
+        raise Malformed("the transactionID is not printable ASCII text")
     content = signed_data["encap_content_info"]["content"]
     return PkiRequest(
         raw=der,

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from russet.apple import bounded_json
 from russet.apple.gateway import AppleGateway, Call, Datum
 from russet.vpp.errors import AppleError, ProtocolError, TakenOver, Throttled, TokenRejected
 from russet.vpp.token import ContentToken
@@ -165,7 +166,7 @@ class VppClient:
             call, method, f"{self._base}/{path}", content=content, params=params, headers=headers
         )
         try:
-            parsed = json.loads(response.content) if response.content else None
+            parsed = bounded_json.loads(response.content) if response.content else None
         except ValueError:
             parsed = None
             if response.status_code < 400:

@@ -9,7 +9,6 @@ answered 400 and changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from russet.apple import bounded_json
 from russet.apple.gateway import Call
 from russet.mdm.errors import DeviceRequestError
 from russet.mdm.http import read_body
@@ -25,7 +25,7 @@ from russet.runtime import Russet
 from russet.storage.secretbox import SecretBox
 from russet.vpp import installs
 from russet.vpp.errors import ProtocolError
-from russet.vpp.records import notification
+from russet.vpp.records import Notification, notification
 from russet.vpp.store import NotYet, VppStore
 
 log = logging.getLogger("russet.vpp")
@@ -37,6 +37,15 @@ def notification_url(public_url: str, name: str) -> str:
     return f"{public_url.rstrip('/')}/vpp/notify/{name}"
 
 
+def parse_notification(body: bytes) -> Notification:
+    """The notification in a request body, checked; ProtocolError for anything else."""
+    try:
+        decoded = bounded_json.loads(body, max_bytes=MAX_BODY)
+    except ValueError as exc:
+        raise ProtocolError(f"not JSON ({exc})") from None
+    return notification(decoded)
+
+
 def receive(russet: Russet, name: str, secret: str, body: bytes) -> tuple[int, dict[str, Any]]:
     """Check, record and apply one notification; returns the HTTP status and answer."""
     store = VppStore(
@@ -45,8 +54,8 @@ def receive(russet: Russet, name: str, secret: str, body: bytes) -> tuple[int, d
     if not secret or not russet.connections.is_active("vpp", name) or not store.verify_secret(name, secret):
         return 401, {"detail": "unknown location or wrong notification secret"}
     try:
-        note = notification(json.loads(body))
-    except (ValueError, ProtocolError) as exc:
+        note = parse_notification(body)
+    except ProtocolError as exc:
         log.warning("Apps and Books %r: malformed notification refused: %s", name, exc)
         return 400, {"detail": f"malformed notification: {exc}"}
     russet.gateway.record(

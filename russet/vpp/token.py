@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from russet.apple import bounded_json
 from russet.vpp.errors import TokenError
 
 EXPIRY_WARNING_DAYS = 30
@@ -49,7 +49,7 @@ def parse_token(data: bytes, *, now: datetime | None = None) -> ContentToken:
             f"this is not an Apps and Books content token (expected base64 text, the .vpptoken file); {_HELP}"
         ) from None
     try:
-        fields = json.loads(decoded)
+        fields = bounded_json.loads(decoded)
     except (ValueError, UnicodeDecodeError):
         raise TokenError("the content token is corrupt: its decoded content is not JSON") from None
     if not isinstance(fields, dict):
@@ -75,9 +75,9 @@ def parse_time(value: object) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def expiry_warning(expires_at: datetime | None, now: datetime | None = None) -> str | None:
