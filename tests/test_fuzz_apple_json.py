@@ -187,3 +187,23 @@ def vpp_target_strict(operation: str, status: int, body: bytes) -> None:
         sleep=_no_sleep,
     )
     asyncio.run(client.client_config())
+
+
+NUL_ANSWER = b'{"server_name": "MDM\\u0000", "server_uuid": "u", "org_name": "O"}'
+
+
+def test_nul_in_an_abm_answer_is_a_protocol_error() -> None:
+    # PostgreSQL cannot store a NUL in text and SQLite can: refused before it reaches either.
+    with pytest.raises(AbmProtocolError, match="NUL"):
+        abm_target_strict("account", 200, NUL_ANSWER)
+
+
+def test_nul_in_an_apps_and_books_answer_is_a_protocol_error() -> None:
+    with pytest.raises(VppProtocolError, match="not valid JSON"):
+        vpp_target_strict("client_config", 200, NUL_ANSWER)
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    from russet.apple import bounded_json
+
+    assert bounded_json.loads(b'{"a": "x\\\\u0000"}') == {"a": "x\\u0000"}

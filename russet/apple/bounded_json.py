@@ -5,8 +5,8 @@
 nesting just under the interpreter's limit parses but makes the next ``json.dumps`` of it (the
 ledger records some fields as JSON) raise instead. Apple's JSON is a few levels deep, so
 anything deeper than ``MAX_DEPTH`` is refused before it is parsed, as is an answer larger than
-any Apple sends. Every refusal is an ``UnreadableJson``, a ``ValueError``, which is what callers
-already catch for malformed JSON.
+any Apple sends or a string holding a NUL. Every refusal is an ``UnreadableJson``, a
+``ValueError``, which is what callers already catch for malformed JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a 1000-device ABM page is under 1 MB
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+# A NUL can reach a JSON string only as the escape \u0000 (raw control characters are invalid
+# JSON); one preceded by an odd number of backslashes is text, not a NUL.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class UnreadableJson(ValueError):
@@ -42,6 +45,10 @@ def loads(content: bytes | str, *, max_bytes: int = MAX_ANSWER_BYTES, max_depth:
         raise UnreadableJson(f"{len(raw)} bytes of JSON, more than the {max_bytes} accepted")
     if nesting_depth(raw) > max_depth:
         raise UnreadableJson(f"JSON nested more than {max_depth} levels deep")
+    if _NUL_ESCAPE.search(raw):
+        # No Apple answer has one, and PostgreSQL cannot store it in text where SQLite would:
+        # refused here, the same input gets the same answer on both databases.
+        raise UnreadableJson("a JSON string holds a NUL character (\\u0000)")
     try:
         return json.loads(content)
     except RecursionError:  # pragma: no cover - the depth check above comes first
