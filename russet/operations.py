@@ -20,6 +20,9 @@ from russet.storage.db import utcnow
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
 
 MAX_DEVICES_PER_COMMAND = 100_000
+# The largest id storage holds (BIGINT): a larger one would make PostgreSQL (and SQLite from 2**63)
+# raise instead of finding nothing, so callers check ids against it first.
+MAX_DB_INT = 2**63 - 1
 
 
 class OperationError(ValueError):

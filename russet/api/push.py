@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from russet.api.models import ApiModel, EnrollmentId
 from russet.api.routes import Caller, _russet
 from russet.apns import admin
 
 router = APIRouter(prefix="/api/v1/push", tags=["apns"])
 
 
-class PushRequest(BaseModel):
-    devices: list[str] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
+class PushRequest(ApiModel):
+    devices: list[EnrollmentId] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
 
 
 @router.post("", summary="Push these devices now; returns each device's outcome")
