@@ -15,6 +15,7 @@ from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
+from russet.console.ratelimit import LoginLimiter
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
@@ -264,8 +265,10 @@ EXPIRED_CHALLENGE_GRACE = timedelta(days=7)
 
 
 def housekeeping(russet: Russet) -> dict[str, int]:
-    """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused."""
+    """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused, console
+    sign-in failure counts whose window has ended."""
     return {
         "ledger_rows": prune_ledger(russet, russet.settings.ledger_retention_days),
         "scep_challenges": russet.storage.challenges.prune_expired(utcnow() - EXPIRED_CHALLENGE_GRACE),
+        "login_failures": LoginLimiter(russet.storage.engine).prune(),
     }
