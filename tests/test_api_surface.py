@@ -120,7 +120,9 @@ def test_token_request_is_strict(
     assert enrollment_admin.list_tokens(russet) == []  # nothing stored
 
 
-def test_strict_booleans_and_unknown_fields_everywhere(client: TestClient, api_headers: dict[str, str]) -> None:
+def test_strict_booleans_and_unknown_fields_everywhere(
+    client: TestClient, api_headers: dict[str, str]
+) -> None:
     disconnect = "/api/v1/connections/apns/push/disconnect"
     assert client.post(disconnect, json={"purge": "yes"}, headers=api_headers).status_code == 422
     assert client.post(disconnect, json={"purge": 1}, headers=api_headers).status_code == 422

@@ -127,7 +127,7 @@ def _error_codes(route: APIRoute) -> list[int]:
         codes.add(404)
     if route.body_field is not None:
         codes.add(413)
-    if route.methods - {"GET", "HEAD"}:
+    if (route.methods or set()) - {"GET", "HEAD"}:
         codes.add(409)
     if inspect.iscoroutinefunction(route.endpoint):
         codes.add(502)
