@@ -95,4 +95,3 @@ def fuzz_api(
             if report is not None:
                 report(f"{operation.label} ({mode.value}): ok")
     return sent
-
