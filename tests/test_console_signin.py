@@ -120,3 +120,12 @@ def test_concurrent_failures_are_all_counted(russet: Russet) -> None:
         t.join()
     with russet.storage.engine.connect() as conn:
         assert conn.execute(select(login_failures.c.failures)).scalar_one() == 30
+
+
+@pytest.mark.parametrize(
+    "url", ["/console/devices?q=a%00b", "/console/devices?after=%00", "/console/devices/x%00"]
+)
+def test_console_refuses_nul_in_query_and_path(client: TestClient, key: str, url: str) -> None:
+    assert sign_in(client, key).status_code == 303  # type: ignore[attr-defined]
+    page = client.get(url)
+    assert page.status_code == 422 and "NUL characters are not allowed" in page.text

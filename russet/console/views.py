@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from russet import operations
+from russet.api.models import check_params
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
 from russet.console import ratelimit
@@ -94,6 +95,10 @@ def _admin(request: Request) -> Admin:
     name = _russet(request).storage.api_keys.authenticate_hash(session.key_hash)
     if name is None:  # revoked since login
         raise NeedsLogin
+    try:  # the API's checks of query and path values (NUL, length) before any reaches the database
+        check_params(request)
+    except HTTPException as exc:
+        raise ConsoleError(str(exc.detail), exc.status_code) from None
     return Admin(name, session)
 
 
