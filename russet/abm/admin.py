@@ -48,6 +48,7 @@ def client_for(russet: Russet, store: AbmStore, name: str) -> AbmClient:
     return AbmClient(russet.gateway, name, token, russet.settings.abm_url)
 
 
+
 @contextmanager
 def apple_errors(name: str) -> Iterator[None]:
     """The gateway's and the registry's refusals, as errors people can act on."""

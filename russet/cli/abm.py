@@ -50,7 +50,9 @@ def create(name: str, out: Path) -> None:
 def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
     """Load the server token downloaded from ABM/ASM (decrypted with the connection's key)."""
     russet = open_russet()
-    result = russet.run(admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline))
+    result = russet.run(
+        admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline)
+    )
     if as_json:
         emit_json(result)
         return

@@ -76,6 +76,7 @@ def _taken_over(store: VppStore, name: str, owner: dict[str, Any]) -> None:
     store.save_config(name, {"taken_over_by": owner})
 
 
+
 @contextmanager
 def apple_errors(name: str) -> Iterator[None]:
     """The gateway's and the registry's refusals, as errors people can act on."""
