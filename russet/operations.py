@@ -15,11 +15,15 @@ from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
+from russet.console.ratelimit import LoginLimiter
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
 
 MAX_DEVICES_PER_COMMAND = 100_000
+# The largest id storage holds (BIGINT): a larger one would make PostgreSQL (and SQLite from 2**63)
+# raise instead of finding nothing, so callers check ids against it first.
+MAX_DB_INT = 2**63 - 1
 
 
 class OperationError(ValueError):
@@ -261,8 +265,10 @@ EXPIRED_CHALLENGE_GRACE = timedelta(days=7)
 
 
 def housekeeping(russet: Russet) -> dict[str, int]:
-    """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused."""
+    """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused, console
+    sign-in failure counts whose window has ended."""
     return {
         "ledger_rows": prune_ledger(russet, russet.settings.ledger_retention_days),
         "scep_challenges": russet.storage.challenges.prune_expired(utcnow() - EXPIRED_CHALLENGE_GRACE),
+        "login_failures": LoginLimiter(russet.storage.engine).prune(),
     }

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
 from russet.apns import hooks as apns_hooks
-from russet.apns.certificate import effective_push_topic
 from russet.apns.pusher import Pusher
+from russet.apns.topic import PushTopic
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
@@ -69,6 +69,7 @@ class Russet:
     connections: ConnectionRegistry
     gateway: AppleGateway
     pusher: Pusher
+    push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
@@ -80,7 +81,8 @@ class Russet:
             engine, box, max_attempts=settings.max_delivery_attempts, inventory_hook=_inventory_hook
         )
         # The installed push certificate names the topic; RUSSET_PUSH_TOPIC is only the fallback.
-        settings = replace(settings, push_topic=effective_push_topic(storage, settings.push_topic))
+        # Looked up while serving, so a new certificate (imported anywhere) needs no restart.
+        push_topic = PushTopic(storage, settings.push_topic)
         authority = ensure_authority(storage.certificates)
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
@@ -91,13 +93,14 @@ class Russet:
             settings=settings,
             storage=storage,
             authority=authority,
-            mdm=MdmService(storage, settings.push_topic, last_seen, settings.user_authenticate),
+            mdm=MdmService(storage, push_topic, last_seen, settings.user_authenticate),
             identities=IdentityVerifier(authority.ca_certificate, identity_sources(settings), ReplayGuard()),
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,
             gateway=gateway,
             pusher=Pusher(storage, gateway, settings.apns_url),
+            push_topic=push_topic,
         )
 
     def flush_last_seen(self) -> None:

@@ -164,7 +164,7 @@ def test_csr_vendor_sign_import_status(
         assert found.key.public_key().public_numbers() == csr_key.public_numbers()
         assert russet.storage.settings.get_secret(PENDING_KEY) is None
         # The effective push topic is the certificate's, not RUSSET_PUSH_TOPIC.
-        assert settings.push_topic != CERT_TOPIC and russet.settings.push_topic == CERT_TOPIC
+        assert settings.push_topic != CERT_TOPIC and russet.push_topic() == CERT_TOPIC
     finally:
         russet.close()
     profile_file = tmp_path / "enroll.mobileconfig"

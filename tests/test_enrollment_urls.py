@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 
 from russet.abm.profiles import ade_url, validate_profile
+from russet.apns.topic import PushTopic
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import ConfigError, Settings
@@ -217,7 +218,11 @@ def test_tokens_are_stored_as_hashes_only(russet: Russet) -> None:
 
 def test_no_push_topic_is_503_and_costs_no_use(russet: Russet) -> None:
     value = token(russet, uses=1)
-    untopical = dataclasses.replace(russet, settings=dataclasses.replace(russet.settings, push_topic=None))
+    untopical = dataclasses.replace(
+        russet,
+        settings=dataclasses.replace(russet.settings, push_topic=None),
+        push_topic=PushTopic(russet.storage, None),  # no certificate installed and none configured
+    )
     with pytest.raises(EnrollmentRefused) as refused:
         ProfileServer(untopical, DeviceCA.load()).for_token(value)
     assert refused.value.status == 503 and "push" in refused.value.reason

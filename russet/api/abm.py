@@ -10,34 +10,35 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from russet.abm import admin
+from russet.api.models import ApiModel, Serial, Uuid
 from russet.api.routes import Caller, _russet
 
 router = APIRouter(prefix="/api/v1/abm", tags=["abm"])
 
 
-class TokenUpload(BaseModel):
+class TokenUpload(ApiModel):
     token: str = Field(description="The server token file (.p7m) downloaded from ABM/ASM, as text")
     fetch_account: bool = Field(True, description="Read GET /account from Apple once the token is stored")
 
 
-class SyncRequest(BaseModel):
+class SyncRequest(ApiModel):
     full: bool = Field(False, description="List every device again instead of fetching changes")
 
 
-class ProfileDefinition(BaseModel):
+class ProfileDefinition(ApiModel):
     profile: dict[str, Any] = Field(description="Apple's profile fields; url defaults to Russet's ADE URL")
     default: bool = Field(False, description="Assign it automatically to newly added devices")
 
 
-class Serials(BaseModel):
-    devices: list[str] = Field(min_length=1, description="Serial numbers (sent to Apple 1000 at a time)")
+class Serials(ApiModel):
+    devices: list[Serial] = Field(min_length=1, description="Serial numbers (sent to Apple 1000 at a time)")
 
 
-class DefaultProfile(BaseModel):
-    profile_uuid: str | None = Field(description="A profile defined through this connection, or null")
+class DefaultProfile(ApiModel):
+    profile_uuid: Uuid | None = Field(description="A profile defined through this connection, or null")
 
 
 @router.get("", summary="ABM/ASM connections: state, token expiry, devices, last sync")

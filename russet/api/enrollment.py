@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
 
+from russet.api.models import MAX_DB_INT, ApiModel
 from russet.api.routes import Caller, _russet
 from russet.enrollment import admin
 
 router = APIRouter(prefix="/api/v1/enrollment", tags=["enrollment"])
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(ApiModel):
     expires: str = Field(
         admin.DEFAULT_LIFETIME, description="How long the token works: 30m, 12h, 7d (at most 365d)"
     )
-    uses: int | None = Field(None, description="Profiles it may fetch; null: any number until it expires")
-    note: str | None = Field(None, description="What it is for, shown in listings")
+    uses: int | None = Field(
+        None, ge=1, le=admin.MAX_USES, description="Profiles it may fetch; null: any number until it expires"
+    )
+    note: str | None = Field(
+        None, max_length=admin.MAX_NOTE_CHARS, description="What it is for, shown in listings"
+    )
 
 
 @router.post(
@@ -36,7 +41,9 @@ def list_tokens(request: Request, _: Caller) -> list[dict[str, Any]]:
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke an enrollment token at once")
-def revoke_token(request: Request, _: Caller, token_id: int) -> dict[str, Any]:
+def revoke_token(
+    request: Request, _: Caller, token_id: Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+) -> dict[str, Any]:
     return admin.revoke_token(_russet(request), token_id)
 
 

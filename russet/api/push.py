@@ -9,21 +9,56 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from russet.api.models import ApiModel, EnrollmentId
 from russet.api.routes import Caller, _russet
 from russet.apns import admin
+from russet.apns.certificate import ApnsCertificateConflict, ApnsCertificateError
+from russet.operations import OperationError
 
 router = APIRouter(prefix="/api/v1/push", tags=["apns"])
+MAX_CERTIFICATE_CHARS = 64 * 1024  # a certificate and Apple's intermediates are a few kilobytes
 
 
-class PushRequest(BaseModel):
-    devices: list[str] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
+class PushRequest(ApiModel):
+    devices: list[EnrollmentId] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
 
 
 @router.post("", summary="Push these devices now; returns each device's outcome")
 async def push(request: Request, _: Caller, body: PushRequest) -> dict[str, Any]:
     return await admin.push_devices(_russet(request), body.devices)
+
+
+class CertificateUpload(ApiModel):
+    certificate: str = Field(
+        max_length=MAX_CERTIFICATE_CHARS,
+        description="The MDM push certificate Apple issued for Russet's CSR, as PEM (with intermediates)",
+    )
+    force: bool = Field(
+        False, description="Allow a topic change or a certificate that expires before the installed one"
+    )
+
+
+@router.put(
+    "/certificate",
+    summary="Install the push certificate Apple issued; its topic applies at once, without a restart",
+)
+def import_certificate(request: Request, _: Caller, body: CertificateUpload) -> dict[str, Any]:
+    try:
+        result = admin.import_certificate(_russet(request), body.certificate.encode(), force=body.force)
+    except ApnsCertificateConflict as exc:  # a topic change or an earlier expiry
+        raise OperationError(str(exc).replace("pass --force", 'send "force": true'), 409) from None
+    except ApnsCertificateError as exc:
+        raise OperationError(str(exc)) from None
+    return {
+        "topic": result.topic,
+        "not_after": result.not_after.isoformat(),
+        "fingerprint": result.fingerprint,
+        "previous_topic": result.previous_topic,
+        "unchanged": result.unchanged,
+        "warnings": result.warnings,
+    }
 
 
 @router.get("/status", summary="Push certificate, whether pushing runs (or why not), outcome counts")

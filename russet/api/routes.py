@@ -11,15 +11,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from russet import operations
+from russet.api.models import ApiModel, check_params, document_errors
 from russet.runtime import Russet
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `russet apikey create NAME`")
 
 
-class CommandRequest(BaseModel):
+class CommandRequest(ApiModel):
     devices: list[str] = Field(
         min_length=1,
         description="Enrollment ids: UDID or EnrollmentID for a device channel, "
@@ -42,6 +43,7 @@ def _caller(
     name = _russet(request).storage.api_keys.authenticate(credentials.credentials)
     if name is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    check_params(request)  # every route has a caller: its query and path values are checked here
     return name
 
 
@@ -103,7 +105,7 @@ def list_connections(request: Request, _: Caller) -> list[dict[str, Any]]:
     return _russet(request).connections.all()
 
 
-class DisconnectRequest(BaseModel):
+class DisconnectRequest(ApiModel):
     purge: bool = Field(False, description="Also delete every datum obtained from or tied to the connection")
 
 
@@ -128,21 +130,16 @@ def health() -> dict[str, str]:
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
-    from russet.api.abm import router as abm_router  # imported here: it uses this module's Caller
-
-    app.include_router(abm_router)
+    # imported here: they use this module's Caller
+    from russet.api.abm import router as abm_router
+    from russet.api.enrollment import router as enrollment_router
     from russet.api.push import router as push_router
-
-    app.include_router(push_router)
     from russet.api.vpp import apps as apps_router
     from russet.api.vpp import router as vpp_router
 
-    app.include_router(vpp_router)
-    app.include_router(apps_router)
-    from russet.api.enrollment import router as enrollment_router
-
-    app.include_router(enrollment_router)
+    for api_router in (router, abm_router, push_router, vpp_router, apps_router, enrollment_router):
+        document_errors(api_router)
+        app.include_router(api_router)
 
     @app.exception_handler(operations.OperationError)
     async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:

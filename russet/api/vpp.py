@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from russet.api.models import AdamId, ApiModel, ClientUserId, EnrollmentId, Name, Serial
 from russet.api.routes import Caller, _russet
 from russet.vpp import admin
 
@@ -19,29 +20,29 @@ router = APIRouter(prefix="/api/v1/vpp", tags=["vpp"])
 apps = APIRouter(prefix="/api/v1/apps", tags=["vpp"])
 
 
-class TokenUpload(BaseModel):
+class TokenUpload(ApiModel):
     token: str = Field(description="The content token file (.vpptoken) downloaded from ABM/ASM, as text")
     take_over: bool = Field(
         False, description="Confirm taking the location over when another MDM manages it (409 otherwise)"
     )
 
 
-class NewUser(BaseModel):
+class NewUser(ApiModel):
     email: str | None = Field(None, description="The person's email")
     managed_apple_id: str | None = Field(None, description="The person's Managed Apple Account")
 
 
-class Licences(BaseModel):
-    adam_id: str = Field(description="The App Store id of the app or book")
+class Licences(ApiModel):
+    adam_id: AdamId = Field(description="The App Store id of the app or book")
     pricing: Literal["STDQ", "PLUS"] | None = Field(None, description="Needed only when both qualities exist")
-    serial_numbers: list[str] = Field(default_factory=list, description="Devices to license")
-    client_user_ids: list[str] = Field(default_factory=list, description="People to license")
+    serial_numbers: list[Serial] = Field(default_factory=list, description="Devices to license")
+    client_user_ids: list[ClientUserId] = Field(default_factory=list, description="People to license")
 
 
-class Install(BaseModel):
-    device: str = Field(description="The device's enrollment id (UDID) or serial number")
-    adam_id: str = Field(description="The App Store id of the app")
-    location: str | None = Field(None, description="The Apps and Books location, if several hold the app")
+class Install(ApiModel):
+    device: EnrollmentId = Field(description="The device's enrollment id (UDID) or serial number")
+    adam_id: AdamId = Field(description="The App Store id of the app")
+    location: Name | None = Field(None, description="The Apps and Books location, if several hold the app")
     pricing: Literal["STDQ", "PLUS"] | None = None
     remove_with_mdm: bool = Field(True, description="Remove the app when the device leaves management")
 

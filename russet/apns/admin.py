@@ -40,6 +40,7 @@ def import_certificate(russet: Russet, data: bytes, *, force: bool = False) -> I
     caused by APNs refusing the previous one (the stop names that certificate's fingerprint).
     """
     result = import_push_certificate(russet.storage, data, force=force)
+    russet.push_topic.invalidate()  # this process at once; other workers and nodes within its max_age
     with russet.storage.engine.begin() as conn:
         russet.connections.connect(conn, SERVICE, CONNECTION)
     russet.pusher.wake()

@@ -55,6 +55,10 @@ class ApnsCertificateError(Exception):
     """A push-certificate operation that cannot be done; ``str()`` says why and what to do."""
 
 
+class ApnsCertificateConflict(ApnsCertificateError):
+    """The certificate is usable but would change the topic or shorten the expiry: needs force."""
+
+
 class PushIdentity(NamedTuple):
     """What the pusher presents to APNs (TLS client identity) and the topic it sends."""
 
@@ -415,7 +419,7 @@ def import_push_certificate(
         return ImportResult(topic, cert.not_valid_after_utc, fingerprint, previous_topic, True, warnings)
     if current is not None and topic != current.topic:
         if not force:
-            raise ApnsCertificateError(
+            raise ApnsCertificateConflict(
                 f"the certificate's topic {topic} differs from the installed {current.topic}: every "
                 "enrolled device listens on the old topic and would never be pushed again (each would "
                 "have to re-enroll). Renew with the same Apple Account to keep the topic, or pass "
@@ -427,7 +431,7 @@ def import_push_certificate(
         )
     if current is not None and cert.not_valid_after_utc < current.certificate.not_valid_after_utc:
         if not force:
-            raise ApnsCertificateError(
+            raise ApnsCertificateConflict(
                 f"the certificate expires on {_when(cert.not_valid_after_utc)}, before the installed one "
                 f"({_when(current.certificate.not_valid_after_utc)}); pass --force to install it anyway"
             )

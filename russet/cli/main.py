@@ -320,7 +320,7 @@ def enrollment_profile(
     import plistlib
 
     russet = open_russet()
-    topic = topic or russet.settings.push_topic
+    topic = topic or russet.push_topic()
     if not topic:
         raise click.ClickException(
             "no push topic: pass --topic com.apple.mgmt.… or set RUSSET_PUSH_TOPIC "

@@ -1,4 +1,5 @@
-"""The console's session cookie: sealed (AES-GCM under the master key), HttpOnly, SameSite=Strict.
+"""The console's session cookie: sealed (AES-GCM under the master key), HttpOnly, SameSite=Strict,
+and Secure whenever the console is served over https (see `secure`).
 
 It holds only the SHA-256 of the admin's API key (looked up on every request, so revoking the key
 ends the session at once), the key's name for display, a CSRF token, and an expiry. A visitor
@@ -60,7 +61,13 @@ def load(box: SecretBox, request: Request) -> Session | None:
     return session if session.expires > time.time() else None
 
 
-def store(box: SecretBox, request: Request, response: Response, session: Session) -> None:
+def secure(request: Request, public_url: str) -> bool:
+    """Whether the cookie must only travel over https: when RUSSET_PUBLIC_URL is https, even though
+    the request itself arrives over plain http from the TLS proxy the README sets up in front."""
+    return public_url.startswith("https://") or request.url.scheme == "https"
+
+
+def store(box: SecretBox, request: Request, response: Response, session: Session, public_url: str) -> None:
     data = {"c": session.csrf, "e": session.expires}
     if session.key_hash is not None:
         data.update(k=session.key_hash, n=session.name)
@@ -70,11 +77,13 @@ def store(box: SecretBox, request: Request, response: Response, session: Session
         base64.urlsafe_b64encode(sealed).decode(),
         max_age=max(0, session.expires - int(time.time())),
         path="/console",
-        secure=request.url.scheme == "https",
+        secure=secure(request, public_url),
         httponly=True,
         samesite="strict",
     )
 
 
-def clear(response: Response) -> None:
-    response.delete_cookie(COOKIE, path="/console", httponly=True, samesite="strict")
+def clear(request: Request, response: Response, public_url: str) -> None:
+    response.delete_cookie(
+        COOKIE, path="/console", secure=secure(request, public_url), httponly=True, samesite="strict"
+    )

@@ -14,13 +14,16 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from russet import operations
+from russet.api.models import check_params
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
+from russet.console import ratelimit
 from russet.console import session as sessions
+from russet.console.ratelimit import LoginLimiter
 from russet.runtime import Russet
 from russet.storage.apikeys import key_hash
 from russet.storage.secretbox import SecretBox
@@ -81,6 +84,10 @@ def _box(request: Request) -> SecretBox:
     return box
 
 
+def _public_url(request: Request) -> str:
+    return _russet(request).settings.public_url
+
+
 def _admin(request: Request) -> Admin:
     session = sessions.load(_box(request), request)
     if session is None or session.key_hash is None:
@@ -88,6 +95,10 @@ def _admin(request: Request) -> Admin:
     name = _russet(request).storage.api_keys.authenticate_hash(session.key_hash)
     if name is None:  # revoked since login
         raise NeedsLogin
+    try:  # the API's checks of query and path values (NUL, length) before any reaches the database
+        check_params(request)
+    except HTTPException as exc:
+        raise ConsoleError(str(exc.detail), exc.status_code) from None
     return Admin(name, session)
 
 
@@ -153,8 +164,12 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     box = _box(request)
     session = sessions.load(box, request) or sessions.Session.anonymous()
     response = render("login.html", None, csrf_token=session.csrf, next=_safe_next(next), error=None)
-    sessions.store(box, request, response, session)
+    sessions.store(box, request, response, session, _public_url(request))
     return response
+
+
+def _limiter(request: Request) -> LoginLimiter:
+    return LoginLimiter(_russet(request).storage.engine)
 
 
 @router.post("/login")
@@ -164,26 +179,40 @@ def login(request: Request, form: Form) -> Response:
     if session is None or not session.csrf_ok(form.get("csrf")):
         raise ConsoleError("the login form has expired; open it again", 403)
     key = form.get("api_key", "").strip()
+    limiter = _limiter(request)
+    # The client's address as the server sees it: behind the TLS proxy, run uvicorn with
+    # --proxy-headers --forwarded-allow-ips=<proxy> so it is the browser's, not the proxy's.
+    counted = ratelimit.buckets(request.client.host if request.client else None, key)
+
+    def again(status: int, error: str, headers: dict[str, str] | None = None) -> HTMLResponse:
+        target = _safe_next(form.get("next"))
+        page = render("login.html", None, status, csrf_token=session.csrf, next=target, error=error)
+        page.headers.update(headers or {})
+        return page
+
+    wait = limiter.retry_after(counted)
+    if wait is not None:  # refused before the key is even looked up
+        minutes = max(1, round(wait / 60))
+        return again(
+            429,
+            f"too many failed sign-ins; try again in about {minutes} minute{'s' if minutes != 1 else ''}",
+            {"Retry-After": str(wait)},
+        )
     name = _russet(request).storage.api_keys.authenticate(key) if key else None
     if name is None:
-        return render(
-            "login.html",
-            None,
-            401,
-            csrf_token=session.csrf,
-            next=_safe_next(form.get("next")),
-            error="unknown or revoked API key (create one with `russet apikey create NAME`)",
-        )
+        limiter.failed(counted)
+        return again(401, "unknown or revoked API key (create one with `russet apikey create NAME`)")
+    limiter.succeeded(counted)
     response = RedirectResponse(_safe_next(form.get("next")), 303)
-    sessions.store(box, request, response, session.logged_in(key_hash(key), name))
+    sessions.store(box, request, response, session.logged_in(key_hash(key), name), _public_url(request))
     return response
 
 
 @router.post("/logout")
-def logout(admin: Signed, form: Form) -> Response:
+def logout(request: Request, admin: Signed, form: Form) -> Response:
     _checked(admin, form)
     response = RedirectResponse("/console/login", 303)
-    sessions.clear(response)
+    sessions.clear(request, response, _public_url(request))
     return response
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
-from russet.operations import OperationError
+from russet.operations import MAX_DB_INT, OperationError
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.enrollment_tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
@@ -80,7 +80,7 @@ def list_tokens(russet: Russet) -> list[dict[str, Any]]:
 
 def revoke_token(russet: Russet, token_id: int) -> dict[str, Any]:
     store = EnrollmentTokenStore(russet.storage.engine)
-    if store.get(token_id) is None:
+    if not 1 <= token_id <= MAX_DB_INT or store.get(token_id) is None:  # no such id can exist
         raise OperationError(f"no enrollment token with id {token_id}", 404)
     if not store.revoke(token_id):
         raise OperationError(f"enrollment token {token_id} was already revoked", 409)

@@ -71,7 +71,7 @@ class ProfileServer:
         return profile
 
     def _topic(self) -> str:
-        topic = self.russet.settings.push_topic
+        topic = self.russet.push_topic()  # the installed certificate's, looked up (cached) each time
         if not topic:
             raise EnrollmentRefused(
                 503, "Russet has no APNs push topic yet (install a push certificate or set RUSSET_PUSH_TOPIC)"

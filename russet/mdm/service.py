@@ -52,12 +52,12 @@ class MdmService:
     def __init__(
         self,
         storage: Storage,
-        push_topic: str | None,
+        push_topic: Callable[[], str | None],
         last_seen: LastSeen,
         user_authenticate: str = "decline",
     ) -> None:
         self._storage = storage
-        self._topic = push_topic
+        self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
         self._last_seen = last_seen
         self._user_authenticate = user_authenticate
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
@@ -171,7 +171,8 @@ class MdmService:
         return channel.device_id
 
     def _check_topic(self, topic: str) -> None:
-        if self._topic is not None and topic != self._topic:
+        expected = self._topic()
+        if expected is not None and topic != expected:
             raise Forbidden(f"Topic {topic!r} is not this server's push topic")
 
     # -- command reports (ServerURL) -----------------------------------------------------------

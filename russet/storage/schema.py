@@ -544,3 +544,13 @@ vpp_installs = Table(
     Index("ix_vpp_installs_status", "status"),
     Index("ix_vpp_installs_enrollment_id", "enrollment_id"),
 )
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # Failed console sign-ins per bucket (`addr:<client address>` or `key:<API key prefix>`) in the
+    # current window, shared by every worker and node so the limit holds for all of them together.
+    Column("bucket", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+)
