@@ -222,7 +222,7 @@ class _XmlCheck:
 
     @staticmethod
     def entity(*_: object) -> None:
-        raise PlistRejected("XML entity declarations are not accepted")
+        raise PlistRejected("XML entities other than the predefined ones are not accepted")
 
 
 def _check_xml(data: bytes, limits: Limits) -> None:
@@ -233,6 +233,7 @@ def _check_xml(data: bytes, limits: Limits) -> None:
     parser.StartDoctypeDeclHandler = check.doctype
     parser.EntityDeclHandler = check.entity
     parser.UnparsedEntityDeclHandler = check.entity
+    parser.SkippedEntityHandler = check.entity  # a reference to an entity nobody declared
     # Never read an external DTD or entity: answering "not handled" makes expat refuse them.
     parser.ExternalEntityRefHandler = lambda *_: 0
     try:

@@ -1,0 +1,188 @@
+"""Hostile property lists for tests and bench/fuzz_plists.py: hand-built bombs, and hypothesis
+strategies for device messages, well-formed and mangled, XML and binary."""
+
+from __future__ import annotations
+
+import plistlib
+import struct
+from datetime import datetime
+from typing import Any
+
+from hypothesis import strategies as st
+
+# -- bombs -----------------------------------------------------------------------------------------
+
+
+def binary_plist(objects: list[bytes], top: int = 0) -> bytes:
+    """A binary plist of already encoded objects (one-byte references, two-byte offsets)."""
+    body = bytearray(b"bplist00")
+    offsets = []
+    for obj in objects:
+        offsets.append(len(body))
+        body += obj
+    table = len(body)
+    for offset in offsets:
+        body += struct.pack(">H", offset)
+    body += struct.pack(">6xBBQQQ", 2, 1, len(objects), top, table)
+    return bytes(body)
+
+
+def reference_bomb(levels: int, top_dict: bool = False) -> bytes:
+    """Each level an array holding the next level twice: a few hundred bytes, 2**levels leaves."""
+    objects = [bytes([0xA2, i + 1, i + 1]) for i in range(levels)] + [b"\x51A"]  # the leaf: "A"
+    if not top_dict:
+        return binary_plist(objects)
+    # {"MessageType": "Authenticate", "UDID": <bomb>} so it looks like a check-in message.
+    n = len(objects)
+    keys = [b"\x5bMessageType", b"\x54UDID", b"\x5cAuthenticate"]
+    top = bytes([0xD2, n, n + 1, n + 2, 0])
+    return binary_plist([*objects, *keys, top], top=n + 3)
+
+
+def cycle() -> bytes:
+    """An array that holds itself."""
+    return binary_plist([bytes([0xA1, 0])])
+
+
+def deep_xml(levels: int) -> bytes:
+    return b"<plist>" + b"<array>" * levels + b"<true/>" + b"</array>" * levels + b"</plist>"
+
+
+def deep_binary(levels: int) -> bytes:
+    return binary_plist([bytes([0xA1, i + 1]) for i in range(levels)] + [b"\x09"])
+
+
+def entity_bomb(levels: int = 10, encoding: str = "utf-8") -> bytes:
+    """The billion laughs: each entity ten of the previous one."""
+    entities = ['<!ENTITY e0 "lol">'] + [
+        f'<!ENTITY e{i} "{("&e" + str(i - 1) + ";") * 10}">' for i in range(1, levels)
+    ]
+    text = (
+        f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE plist [{"".join(entities)}]>'
+        f"<plist><dict><key>MessageType</key><string>&e{levels - 1};</string></dict></plist>"
+    )
+    return text.encode(encoding)
+
+
+# -- strategies ------------------------------------------------------------------------------------
+
+MESSAGE_TYPES = [
+    "Authenticate",
+    "TokenUpdate",
+    "CheckOut",
+    "UserAuthenticate",
+    "SetBootstrapToken",
+    "GetBootstrapToken",
+    "GetToken",
+    "DeclarativeManagement",
+    "ReturnToService",
+]
+STATUSES = ["Idle", "Acknowledged", "Error", "CommandFormatError", "NotNow"]
+KEYS = [
+    "UDID",
+    "EnrollmentID",
+    "UserID",
+    "UserShortName",
+    "UserLongName",
+    "EnrollmentUserID",
+    "Topic",
+    "Token",
+    "PushMagic",
+    "UnlockToken",
+    "SerialNumber",
+    "DeviceName",
+    "OSVersion",
+    "CommandUUID",
+    "ErrorChain",
+    "QueryResponses",
+    "BootstrapToken",
+    "Endpoint",
+    "Data",
+    "TokenServiceType",
+    "AwaitingConfiguration",
+]
+
+scalars = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
+    st.binary(max_size=64),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+
+
+def messages(udid: str, topic: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Check-in messages and reports near enough to real ones to get past the first checks."""
+    base = st.fixed_dictionaries(
+        {"UDID": st.one_of(st.just(udid), st.text(max_size=300))},
+        optional={
+            "MessageType": st.one_of(st.sampled_from(MESSAGE_TYPES), st.text(max_size=20)),
+            "Status": st.one_of(st.sampled_from(STATUSES), st.text(max_size=10)),
+            "Topic": st.one_of(st.just(topic), st.text(max_size=300)),
+            "CommandUUID": st.text(max_size=80),
+            "Token": st.binary(max_size=300),
+            "PushMagic": st.text(max_size=300),
+            "SerialNumber": st.text(max_size=100),
+            "DeviceName": st.text(max_size=300),
+            "UserID": st.text(max_size=300),
+            "UserShortName": st.text(max_size=300),
+            "QueryResponses": st.dictionaries(st.text(max_size=20), values, max_size=5),
+            "ErrorChain": st.lists(st.dictionaries(st.text(max_size=20), values, max_size=4), max_size=3),
+        },
+    )
+    return st.tuples(base, st.dictionaries(st.sampled_from(KEYS), values, max_size=4)).map(
+        lambda parts: {**parts[1], **parts[0]}
+    )
+
+
+def encode(value: Any, binary: bool) -> bytes | None:
+    """`value` as a plist, None if plistlib cannot write it (XML cannot hold control characters)."""
+    try:
+        return plistlib.dumps(value, fmt=plistlib.FMT_BINARY if binary else plistlib.FMT_XML)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+@st.composite
+def mangled(draw: st.DrawFn, data: bytes) -> bytes:
+    """`data` with a few bytes flipped, cut, inserted or duplicated."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(min_value=0, max_value=4))):
+        if not out:
+            break
+        at = draw(st.integers(min_value=0, max_value=len(out) - 1))
+        action = draw(st.sampled_from(["flip", "cut", "insert", "truncate", "duplicate"]))
+        if action == "flip":
+            out[at] = draw(st.integers(min_value=0, max_value=255))
+        elif action == "cut":
+            del out[at : at + draw(st.integers(min_value=1, max_value=16))]
+        elif action == "insert":
+            out[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif action == "truncate":
+            del out[at:]
+        else:
+            out[at:at] = out[at : at + draw(st.integers(min_value=1, max_value=64))]
+    return bytes(out)
+
+
+@st.composite
+def bodies(draw: st.DrawFn, udid: str, topic: str) -> bytes:
+    """A device body: a message encoded as XML or binary, often mangled, sometimes plain garbage."""
+    kind = draw(st.sampled_from(["xml", "binary", "garbage"]))
+    if kind == "garbage":
+        return draw(st.binary(max_size=200))
+    encoded = encode(draw(messages(udid, topic)), kind == "binary")
+    if encoded is None:
+        encoded = encode({"UDID": udid, "Status": "Idle"}, kind == "binary")
+        assert encoded is not None
+    return draw(st.one_of(st.just(encoded), mangled(encoded)))
