@@ -27,16 +27,35 @@ def binary_plist(objects: list[bytes], top: int = 0) -> bytes:
     return bytes(body)
 
 
-def reference_bomb(levels: int, top_dict: bool = False) -> bytes:
-    """Each level an array holding the next level twice: a few hundred bytes, 2**levels leaves."""
+def _ascii(text: str) -> bytes:
+    raw = text.encode("ascii")
+    if len(raw) < 15:
+        return bytes([0x50 | len(raw)]) + raw
+    assert len(raw) < 256
+    return bytes([0x5F, 0x10, len(raw)]) + raw
+
+
+def reference_bomb(levels: int, around: dict[str, str] | None = None, key: str = "QueryResponses") -> bytes:
+    """Each level an array holding the next level twice: a few hundred bytes, 2**levels leaves.
+
+    With `around`, the bomb is the value of `key` in a dictionary that also holds `around`'s
+    strings, so that it looks like a device message (a report, a check-in).
+    """
     objects = [bytes([0xA2, i + 1, i + 1]) for i in range(levels)] + [b"\x51A"]  # the leaf: "A"
-    if not top_dict:
+    if around is None:
         return binary_plist(objects)
-    # {"MessageType": "Authenticate", "UDID": <bomb>} so it looks like a check-in message.
-    n = len(objects)
-    keys = [b"\x5bMessageType", b"\x54UDID", b"\x5cAuthenticate"]
-    top = bytes([0xD2, n, n + 1, n + 2, 0])
-    return binary_plist([*objects, *keys, top], top=n + 3)
+    keys, vals = [], []
+    for name, text in {**around, key: None}.items():
+        keys.append(len(objects))
+        objects.append(_ascii(name))
+        if text is None:
+            vals.append(0)
+        else:
+            vals.append(len(objects))
+            objects.append(_ascii(text))
+    assert len(keys) < 15 and len(objects) < 255
+    objects.append(bytes([0xD0 | len(keys), *keys, *vals]))
+    return binary_plist(objects, top=len(objects) - 1)
 
 
 def cycle() -> bytes:
