@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from russet import plists
 from russet.plists import Limits, PlistRejected
-from tests.apple_schema import CAPTURES, requires_shared
+from tests.apple_schema import CAPTURES
 from tests.plist_fuzz import (
     binary_plist,
     cycle,
@@ -41,9 +41,11 @@ def test_reads_what_plistlib_writes(fmt: plistlib.PlistFormat) -> None:
     assert plists.loads(data) == plistlib.loads(data) == SAMPLE
 
 
-@requires_shared
 def test_reads_real_device_captures() -> None:
-    for path in sorted(CAPTURES.glob("*.plist")):
+    captures = sorted(CAPTURES.glob("*.plist"))
+    if not captures:
+        pytest.skip(f"no device captures in {CAPTURES}")
+    for path in captures:
         assert plists.loads(path.read_bytes()) == plistlib.loads(path.read_bytes())
 
 
