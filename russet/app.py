@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from russet import __version__, operations
 from russet.abm import admin as abm_admin
 from russet.api import routes as api_routes
+from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
 from russet.enrollment.http import enrollment_routes
@@ -97,7 +98,7 @@ def create_app(russet: Russet) -> DeviceFront:
     api_routes.install(app)
     console_views.install(app)  # the web console under /console
     devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
-    return DeviceFront(Router(routes=devices), app)
+    return DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
 
 
 class DeviceFront:
@@ -109,7 +110,7 @@ class DeviceFront:
 
     DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/")
 
-    def __init__(self, devices: Router, api: FastAPI) -> None:
+    def __init__(self, devices: Router, api: ASGIApp) -> None:
         self.devices = devices
         self.api = api
 

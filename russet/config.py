@@ -63,6 +63,8 @@ class Settings:
     public_url: str
     push_topic: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
+    max_result_bytes: int = 2 * 1024 * 1024  # one command result stored; the rest cut, and flagged
+    max_inventory_section_bytes: int = 1024 * 1024  # one inventory section (JSON); what fits, flagged
     max_delivery_attempts: int = 5
     apple_ca_file: str | None = None
     ledger_retention_days: int = 730
@@ -106,6 +108,8 @@ class Settings:
             public_url=public_url,
             push_topic=topic,
             max_body_bytes=_int(env, "RUSSET_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            max_result_bytes=_int(env, "RUSSET_MAX_RESULT_BYTES", 2 * 1024 * 1024),
+            max_inventory_section_bytes=_int(env, "RUSSET_MAX_INVENTORY_SECTION_BYTES", 1024 * 1024),
             max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
             apple_ca_file=_existing_file(env, "RUSSET_APPLE_CA_FILE"),
             ledger_retention_days=_int(env, "RUSSET_LEDGER_RETENTION_DAYS", 730),

@@ -6,10 +6,10 @@ input, and return plain JSON-ready dicts.
 
 from __future__ import annotations
 
-import plistlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from russet import plists
 from russet.apns.state import request_pushes
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused
@@ -174,7 +174,12 @@ def _delivery(row: dict[str, Any], with_result: bool) -> dict[str, Any]:
         "reported_at": _iso(row["reported_at"]),
     }
     if with_result:
-        out["result"] = None if row["result"] is None else jsonable(plistlib.loads(row["result"]))
+        out["result"] = None
+        if row["result"] is not None:
+            try:  # bounded: the device's bytes, and maybe cut at RUSSET_MAX_RESULT_BYTES
+                out["result"] = jsonable(plists.loads(row["result"]))
+            except plists.PlistRejected as exc:
+                out["result_error"] = f"the stored result cannot be shown: {exc}"
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
@@ -18,7 +19,7 @@ from russet.apns.topic import PushTopic
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
-from russet.commands.inventory import inventory_update, summary_fields
+from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -33,9 +34,9 @@ T = TypeVar("T")
 
 
 def _inventory_hook(
-    request_type: str, report: dict[str, Any]
+    request_type: str, report: dict[str, Any], max_section_bytes: int = DEFAULT_MAX_SECTION_BYTES
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    sections = inventory_update(request_type, report)
+    sections = inventory_update(request_type, report, max_section_bytes)
     if sections is None:
         return None
     return sections, summary_fields(sections)
@@ -78,7 +79,10 @@ class Russet:
         if migrate_db:
             migrate(engine)
         storage = Storage.open(
-            engine, box, max_attempts=settings.max_delivery_attempts, inventory_hook=_inventory_hook
+            engine,
+            box,
+            max_attempts=settings.max_delivery_attempts,
+            inventory_hook=partial(_inventory_hook, max_section_bytes=settings.max_inventory_section_bytes),
         )
         # The installed push certificate names the topic; RUSSET_PUSH_TOPIC is only the fallback.
         # Looked up while serving, so a new certificate (imported anywhere) needs no restart.
@@ -93,7 +97,9 @@ class Russet:
             settings=settings,
             storage=storage,
             authority=authority,
-            mdm=MdmService(storage, push_topic, last_seen, settings.user_authenticate),
+            mdm=MdmService(
+                storage, push_topic, last_seen, settings.user_authenticate, settings.max_result_bytes
+            ),
             identities=IdentityVerifier(authority.ca_certificate, identity_sources(settings), ReplayGuard()),
             last_seen=last_seen,
             ledger=ledger,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,10 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     # Bundle id -> {Status, ...}; Russet asks it without Identifiers, so it is the whole list.
     "ManagedApplicationList": ("ManagedApplicationList", dict),
 }
+
+# Largest inventory section stored, as JSON (RUSSET_MAX_INVENTORY_SECTION_BYTES).
+DEFAULT_MAX_SECTION_BYTES = 1024 * 1024
+TRUNCATED_KEY = "RussetTruncated"
 
 # Device-list column -> DeviceInformation query that fills it.
 _SUMMARY_QUERIES: dict[str, str] = {
@@ -42,7 +47,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def inventory_update(request_type: str, report: Mapping[str, Any]) -> dict[str, Any] | None:
+def inventory_update(
+    request_type: str, report: Mapping[str, Any], max_section_bytes: int = DEFAULT_MAX_SECTION_BYTES
+) -> dict[str, Any] | None:
     """The inventory section an Acknowledged report brings, as `{section: value}`, else None.
 
     A DeviceInformation answer holds only the queries that were asked (and the device knew), so the
@@ -56,7 +63,43 @@ def inventory_update(request_type: str, report: Mapping[str, Any]) -> dict[str, 
     value = report.get(key)
     if not isinstance(value, expected):
         return None
-    return {request_type: jsonable(value)}
+    return {request_type: fit_section(jsonable(value), max_section_bytes)}
+
+
+def fit_section(value: dict[str, Any] | list[Any], limit: int) -> dict[str, Any] | list[Any]:
+    """`value` if its JSON fits in `limit` bytes, else the entries that fit, flagged.
+
+    One device must not fill the database through its inventory, and its answer must not be
+    lost either (refusing it would make the device send it again forever): entries are kept in
+    order while they fit, larger ones skipped, and a `RussetTruncated` entry says what happened
+    (a key of a dictionary section, the last item of a list section). The command's stored
+    result keeps the answer as the device sent it.
+    """
+    size = len(json.dumps(value))
+    if size <= limit:
+        return value
+    note = {
+        TRUNCATED_KEY: f"the answer is {size} bytes as JSON, over the {limit}-byte limit "
+        "(RUSSET_MAX_INVENTORY_SECTION_BYTES): only the entries that fit are kept"
+    }
+    budget = limit - len(json.dumps(note)) - 2
+    used = 0
+    if isinstance(value, dict):
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            cost = len(json.dumps({key: item}))
+            if used + cost <= budget:
+                kept[key] = item
+                used += cost
+        return {**kept, **note}
+    items: list[Any] = []
+    for item in value:
+        cost = len(json.dumps(item)) + 2
+        if used + cost > budget:
+            break
+        items.append(item)
+        used += cost
+    return [*items, note]
 
 
 def summary_fields(inventory_update: Mapping[str, Any]) -> dict[str, str]:

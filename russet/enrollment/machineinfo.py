@@ -10,13 +10,13 @@ certificates, which must not be able to ask for an enrollment profile.
 
 from __future__ import annotations
 
-import plistlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
+from russet import plists
 from russet.config import ConfigError
 from russet.pki.chain import ChainError, check_chain, is_ca, issued_by
 from russet.pki.cms import MalformedSignature, SignatureError, verify_attached
@@ -108,9 +108,9 @@ class DeviceCA:
 
 def _parse(content: bytes, signer: x509.Certificate) -> MachineInfo:
     try:
-        info: Any = plistlib.loads(content)
-    except Exception:  # plistlib raises several types for malformed input
-        raise MachineInfoRejected(400, "the signed content is not a property list") from None
+        info: Any = plists.loads(content)  # bounded: signed by a device is still outside input
+    except plists.PlistRejected as exc:
+        raise MachineInfoRejected(400, f"the signed content is not a property list ({exc})") from None
     if not isinstance(info, dict):
         raise MachineInfoRejected(400, "the MachineInfo property list is not a dictionary")
     values: dict[str, str | None] = {}
@@ -124,6 +124,8 @@ def _parse(content: bytes, signer: x509.Certificate) -> MachineInfo:
             raise MachineInfoRejected(400, f"MachineInfo {key} is {what}")
         if len(value.strip()) > MAX_CHARS[key]:
             raise MachineInfoRejected(400, f"MachineInfo {key} is longer than {MAX_CHARS[key]} characters")
+        if "\x00" in value:  # PostgreSQL text refuses NUL: the same answer on every database
+            raise MachineInfoRejected(400, f"MachineInfo {key} contains a NUL character")
         values[key] = value.strip()
     return MachineInfo(
         udid=str(values["UDID"]),

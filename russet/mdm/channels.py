@@ -14,6 +14,7 @@ from russet.mdm.errors import BadRequest
 
 SHARED_IPAD_USER_ID = "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"
 _MAX_ID = 255
+MAX_CHANNEL_ID = 300  # enrollments.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ def _opt_str(msg: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > _MAX_ID:
         raise BadRequest(f"{key} must be a non-empty string of at most {_MAX_ID} characters")
+    if "\x00" in value:  # PostgreSQL text refuses NUL; the same input gets the same answer on both
+        raise BadRequest(f"{key} contains a NUL character")
     return value
 
 
@@ -58,4 +61,7 @@ def resolve_channel(msg: dict[str, Any]) -> Channel:
     else:
         assert enrollment_user_id is not None
         uid, kind = enrollment_user_id, "user_enrollment"
-    return Channel(f"{device_id}:{uid}", device_id, True, kind, uid, short, long_name)
+    channel_id = f"{device_id}:{uid}"
+    if len(channel_id) > MAX_CHANNEL_ID:
+        raise BadRequest(f"the user channel id (device:user) is over {MAX_CHANNEL_ID} characters")
+    return Channel(channel_id, device_id, True, kind, uid, short, long_name)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from russet.bodylimit import BadContentLength, BodyTooLarge, read_limited
 from russet.mdm.declarative import JsonBody
 from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
 from russet.mdm.messages import parse_plist
@@ -28,20 +29,12 @@ CHECKIN_CONTENT_TYPE = "application/x-apple-aspen-mdm-checkin"
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused (413) as soon as it is known to exceed `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise BadRequest("Content-Length is not a number")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request.stream(), limit, request.headers.get("content-length"))
+    except BodyTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except BadContentLength as exc:
+        raise BadRequest(str(exc)) from None
 
 
 # Device work is CPU-bound Python (signature checks, plists) plus short database calls: more

@@ -17,12 +17,11 @@ from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
 from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment
 from russet.mdm.identity import Identity
-from russet.mdm.messages import check_in_message, error_summary, report_message
+from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
 from russet.mdm.user_auth import user_authenticate_reply
 from russet.storage import Storage
 from russet.storage.db import utcnow
 from russet.storage.enrollments import DeviceFacts, EnrollmentConflict, NotEnrolled
-from russet.storage.queue import Report
 
 log = logging.getLogger("russet.mdm")
 
@@ -55,11 +54,13 @@ class MdmService:
         push_topic: Callable[[], str | None],
         last_seen: LastSeen,
         user_authenticate: str = "decline",
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
     ) -> None:
         self._storage = storage
         self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
         self._last_seen = last_seen
         self._user_authenticate = user_authenticate
+        self._max_result_bytes = max_result_bytes
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
             "Authenticate": self._authenticate,
             "TokenUpdate": self._token_update,
@@ -180,9 +181,7 @@ class MdmService:
     def report(self, identity: Identity, msg: dict[str, Any], raw: bytes) -> bytes | None:
         status, command_uuid = report_message(msg)
         channel = resolve_channel(msg)
-        report = Report(
-            status, command_uuid, raw, msg, error_summary(msg) if status != "Acknowledged" else None
-        )
+        report = stored_report(status, command_uuid, raw, msg, self._max_result_bytes)
         result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
         if not result.known:
             raise UnknownEnrollment(f"unknown enrollment {channel.enrollment_id}")

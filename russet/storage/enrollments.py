@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
 from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
+
+log = logging.getLogger("russet.storage")
 
 ACTIVE_STATUSES = ("queued", "sent", "notnow")
 SUMMARY_COLUMNS = (
@@ -37,9 +40,33 @@ class NotEnrolled(Exception):
     """No enrollment matches; nothing was stored."""
 
 
+def fit_summary(values: dict[str, Any]) -> dict[str, str]:
+    """The device-list columns in `values` as the database can hold them on every backend.
+
+    These are descriptions the device gives of itself (serial number, name, OS version), not
+    keys: a value longer than its column is cut to fit and logged, rather than failing the
+    whole check-in or result on PostgreSQL (a 500 the device would retry forever) while SQLite
+    stores it; NUL characters, which PostgreSQL text refuses, are dropped. Empty and non-text
+    values are left out, so they never blank a stored column.
+    """
+    fitted: dict[str, str] = {}
+    for column in SUMMARY_COLUMNS:
+        value = values.get(column)
+        if not isinstance(value, str):
+            continue
+        value = value.replace("\x00", "")
+        limit: int | None = getattr(enrollments.c[column].type, "length", None)
+        if limit is not None and len(value) > limit:
+            log.warning("device %s of %d characters cut to its column's %d", column, len(value), limit)
+            value = value[:limit]
+        if value:
+            fitted[column] = value
+    return fitted
+
+
 @dataclass(frozen=True)
 class DeviceFacts:
-    """What Authenticate tells about the device (all optional)."""
+    """What Authenticate tells about the device (all optional); `columns` fits them for storage."""
 
     serial_number: str | None = None
     model: str | None = None
@@ -48,6 +75,9 @@ class DeviceFacts:
     device_name: str | None = None
     os_version: str | None = None
     build_version: str | None = None
+
+    def columns(self) -> dict[str, str]:
+        return fit_summary(vars(self))
 
 
 def cancel_active(conn: Connection, device_id: str, reason: str) -> int:
@@ -87,7 +117,7 @@ class EnrollmentStore:
                 "topic": topic,
                 "authenticated_at": now,
                 "checked_out_at": None,
-                **{k: v for k, v in vars(facts).items() if v is not None},
+                **facts.columns(),
             }
             if known:
                 cancel_active(conn, ch.device_id, "the device enrolled again (Authenticate)")
@@ -344,6 +374,6 @@ def merge_inventory(
             ["enrollment_id", "section"],
             ["data", "updated_at"],
         )
-    columns = {k: v for k, v in summary.items() if k in SUMMARY_COLUMNS and isinstance(v, str) and v}
+    columns = fit_summary(summary)
     if columns:
         conn.execute(update(enrollments).where(enrollments.c.id == enrollment_id).values(**columns))

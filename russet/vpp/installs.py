@@ -11,14 +11,13 @@ advancing installs at once queue each command only once.
 from __future__ import annotations
 
 import logging
-import plistlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 
-from russet import operations
+from russet import operations, plists
 from russet.runtime import Russet
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import enrollments, vpp_installs, vpp_licences
@@ -314,8 +313,8 @@ def _plist(raw: bytes | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = plistlib.loads(raw)
-    except Exception:  # a stored report is the device's bytes; an unreadable one tells nothing
+        value = plists.loads(raw)  # bounded: a stored report is the device's bytes
+    except plists.PlistRejected:  # unreadable (or cut at RUSSET_MAX_RESULT_BYTES): it tells nothing
         return {}
     return value if isinstance(value, dict) else {}
 
