@@ -286,6 +286,9 @@ def test_topic_disallowed_stops_pushing(server: Russet, sim: ApnsSimulator) -> N
 def test_throttling_and_unavailability_are_retried_without_holding_up_others(
     server: Russet, sim: ApnsSimulator
 ) -> None:
+    # Retries due after 0.5-1 s: long enough that the "not due yet" pass below comes before them
+    # on a loaded machine (FAST's 50 ms did not), short enough to wait for.
+    server.pusher.policy = replace(FAST, retry_base=0.5, retry_cap=0.5)
     slow, down, fine = enroll(server), enroll(server), enroll(server)
     sim.inject(slow["token"], 429, times=2)
     sim.inject(down["token"], 503, "ServiceUnavailable")
