@@ -76,10 +76,16 @@ class SecretBox:
         path = data_dir / KEY_FILE
         if not path.exists():
             private_dir(data_dir)
+            # Written whole under a name of its own, then linked into place: a process starting
+            # at the same moment never reads a half-written key, and the first link wins.
+            draft = data_dir / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+            write_private(draft, base64.b64encode(new_key()))
             try:
-                write_private(path, base64.b64encode(new_key()))
-            except FileExistsError:  # another process starting at the same moment made it
+                os.link(draft, path)
+            except FileExistsError:
                 pass
+            finally:
+                draft.unlink()
         if path.stat().st_mode & 0o077:
             path.chmod(0o600)  # a copy restored with a loose mode
         return cls(decode_key(path.read_bytes(), str(path)))
