@@ -5,8 +5,8 @@ commands are sealed (raw rows and database bytes hold none of them), data files 
 from __future__ import annotations
 
 import base64
-import html
 import dataclasses
+import html
 import os
 import plistlib
 import stat

@@ -143,7 +143,7 @@ class EnrollmentStore:
         values: dict[str, Any] = {
             "enabled": True,
             "topic": topic,
-            "sealed_push": self._box.seal(pack_push(token, push_magic), push_purpose(ch.enrollment_id)),
+            "sealed_push": self.seal_push(ch.enrollment_id, token, push_magic),
             "awaiting_configuration": awaiting_configuration,
             "token_updated_at": now,
             "last_seen_at": now,
@@ -321,6 +321,10 @@ class EnrollmentStore:
                 )
             ).all()
         return {value for row in rows for value in (row.device_id, row.serial_number) if value}
+
+    def seal_push(self, enrollment_id: str, token: bytes, push_magic: str) -> bytes:
+        """The `sealed_push` value for a push token and PushMagic."""
+        return self._box.seal(pack_push(token, push_magic), push_purpose(enrollment_id))
 
     def open_push(self, enrollment_id: str, sealed: bytes) -> tuple[str, str]:
         """A `sealed_push` value as (token in hex, PushMagic), as APNs wants them."""

@@ -13,7 +13,7 @@ a check value written in the same transaction, and finishes or discards the rota
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ class Rotation:
     key_file: Path | None
 
 
-def _rows(conn: Connection, col: SealedColumn) -> Iterator[list[Any]]:
+def _rows(conn: Connection, col: SealedColumn) -> Iterator[Sequence[Any]]:
     (pk,) = col.table.primary_key.columns
     value = col.table.c[col.column]
     last: Any = None
