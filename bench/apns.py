@@ -80,6 +80,7 @@ def stop_simulator(proc: subprocess.Popen[str]) -> dict[str, Any]:
 def add_devices(russet: Russet, count: int) -> list[str]:
     now = utcnow()
     ids = [f"BENCH-{i:08d}-{uuid.uuid4().hex[:8].upper()}" for i in range(count)]
+    seal = russet.storage.enrollments.seal_push  # stored as TokenUpdate stores them: sealed
     rows = [
         {
             "id": eid,
@@ -89,8 +90,7 @@ def add_devices(russet: Russet, count: int) -> list[str]:
             "enabled": True,
             "identity_fp": secrets.token_hex(32),
             "topic": TOPIC,
-            "push_token": secrets.token_hex(32),
-            "push_magic": str(uuid.uuid4()).upper(),
+            "sealed_push": seal(eid, secrets.token_bytes(32), str(uuid.uuid4()).upper()),
             "awaiting_configuration": False,
             "token_updated_at": now,
             "created_at": now,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -122,5 +123,10 @@ class DeviceFront:
 
 
 def app_from_env() -> DeviceFront:
-    """Factory for `uvicorn --factory russet.app:app_from_env` (each server worker opens its own)."""
-    return create_app(Russet.open(Settings.from_env(), migrate_db=False))
+    """Factory for `uvicorn --factory russet.app:app_from_env` (each server worker opens its own).
+
+    Each worker sets the database up under the first-start lock (a no-op once done), so workers
+    started together, also without `russet serve`, neither race the migrations nor make two CAs.
+    """
+    os.umask(0o077)
+    return create_app(Russet.open(Settings.from_env()))

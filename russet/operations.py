@@ -15,6 +15,7 @@ from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
+from russet.commands.secrets import redact, secret_keys
 from russet.console.ratelimit import LoginLimiter
 from russet.runtime import Russet
 from russet.storage.db import utcnow
@@ -75,7 +76,7 @@ def show_device(russet: Russet, device_id: str) -> dict[str, Any]:
             "product_name": row["product_name"],
             "build_version": row["build_version"],
             "topic": row["topic"],
-            "push_token_present": row["push_token"] is not None,
+            "push_token_present": row["sealed_push"] is not None,
             "awaiting_configuration": bool(row["awaiting_configuration"]),
             "authenticated_at": _iso(row["authenticated_at"]),
             "token_updated_at": _iso(row["token_updated_at"]),
@@ -159,7 +160,7 @@ def send_command(
     }
 
 
-def _delivery(row: dict[str, Any], with_result: bool) -> dict[str, Any]:
+def _delivery(row: dict[str, Any], with_result: bool, reveal: bool = False) -> dict[str, Any]:
     out = {
         "command_uuid": row["command_uuid"],
         "device": row["enrollment_id"],
@@ -180,14 +181,17 @@ def _delivery(row: dict[str, Any], with_result: bool) -> dict[str, Any]:
                 out["result"] = jsonable(plists.loads(row["result"]))
             except plists.PlistRejected as exc:
                 out["result_error"] = f"the stored result cannot be shown: {exc}"
+        if not reveal:  # secrets in the answer (an UnlockToken...) only when asked for
+            out["result"] = redact(out["result"], secret_keys(row["request_type"]))
     return out
 
 
-def show_command(russet: Russet, command_uuid: str) -> dict[str, Any]:
+def show_command(russet: Russet, command_uuid: str, *, reveal: bool = False) -> dict[str, Any]:
+    """A command's status and result; the result's secret keys are redacted unless `reveal`."""
     row = russet.storage.queue.by_uuid(command_uuid)
     if row is None:
         raise OperationError(f"no command with uuid {command_uuid!r}", 404)
-    out = _delivery(row, with_result=True)
+    out = _delivery(row, with_result=True, reveal=reveal)
     out["deliveries"] = [_delivery(r, with_result=False) for r in russet.storage.queue.siblings(command_uuid)]
     return out
 

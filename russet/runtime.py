@@ -1,14 +1,18 @@
 """The assembled server: configuration, storage, the CA and the MDM service, opened once.
 
-The CLI and the ASGI app both start from `Russet.open()`, which also runs migrations, so a
-fresh data directory becomes a working server without any setup step.
+The server (`russet serve`, each ASGI worker) starts from `Russet.open()`, which first sets the
+database up under a lock shared by every process (migrations, the CA, the ledger's key), so a
+fresh data directory becomes a working server without any setup step and two servers starting
+at once make one CA. Other CLI commands open it with `migrate_db=False`: they only check that the
+database is set up, and say `run russet migrate first` if not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -26,11 +30,13 @@ from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSo
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
 from russet.storage import Storage
-from russet.storage.db import make_engine, migrate
+from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
+from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
 
 T = TypeVar("T")
+log = logging.getLogger("russet")
 
 
 def _inventory_hook(
@@ -58,6 +64,16 @@ SERVICE_HOOKS.append(apns_hooks.HOOKS)
 SERVICE_HOOKS.append(vpp_hooks.HOOKS)
 
 
+def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
+    """First-start work, once for all processes starting together: migrations, the CA and the
+    profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
+    with first_start_lock(storage.engine):
+        done = migrate(storage.engine, box)
+        authority = ensure_authority(storage.certificates)
+        Fingerprinter.load(storage.settings)
+    return done, authority
+
+
 @dataclass
 class Russet:
     settings: Settings
@@ -71,23 +87,38 @@ class Russet:
     gateway: AppleGateway
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
+    migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
-        box = SecretBox.load(settings.data_dir, settings.master_key)
+        """Open storage and everything on it. `migrate_db`: set the database up first (under the
+        first-start lock); without it an un-migrated database raises NotMigrated."""
         engine = make_engine(settings.database_url)
-        if migrate_db:
-            migrate(engine)
-        storage = Storage.open(
-            engine,
-            box,
-            max_attempts=settings.max_delivery_attempts,
-            inventory_hook=partial(_inventory_hook, max_section_bytes=settings.max_inventory_section_bytes),
-        )
+        try:
+            finished = finish_interrupted_rotation(settings, engine)
+            if finished:
+                log.warning("%s", finished)
+            box = SecretBox.load(settings.data_dir, settings.master_key)
+            storage = Storage.open(
+                engine,
+                box,
+                max_attempts=settings.max_delivery_attempts,
+                inventory_hook=partial(
+                    _inventory_hook, max_section_bytes=settings.max_inventory_section_bytes
+                ),
+            )
+            migration: Migration | None = None
+            if migrate_db:
+                migration, authority = set_up(storage, box)
+            else:
+                require_migrated(engine)
+                authority = ensure_authority(storage.certificates, create=False)
+        except BaseException:
+            engine.dispose()
+            raise
         # The installed push certificate names the topic; RUSSET_PUSH_TOPIC is only the fallback.
         # Looked up while serving, so a new certificate (imported anywhere) needs no restart.
         push_topic = PushTopic(storage, settings.push_topic)
-        authority = ensure_authority(storage.certificates)
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
@@ -107,6 +138,7 @@ class Russet:
             gateway=gateway,
             pusher=Pusher(storage, gateway, settings.apns_url),
             push_topic=push_topic,
+            migration=migration,
         )
 
     def flush_last_seen(self) -> None:

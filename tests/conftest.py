@@ -60,6 +60,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
+def migrated(settings: Settings) -> None:
+    """The database set up as `russet migrate` (or a first `russet serve`) leaves it: CLI commands
+    other than those two refuse an un-migrated database."""
+    Russet.open(settings).close()
+
+
+@pytest.fixture
 def russet(settings: Settings) -> Iterator[Russet]:
     server = Russet.open(settings)
     yield server

@@ -60,7 +60,7 @@ def vendor(apple: FakeAppleCA) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
 
 
 @pytest.fixture
-def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     for name, value in {
         "RUSSET_DATA_DIR": str(settings.data_dir),
         "RUSSET_DATABASE_URL": settings.database_url,

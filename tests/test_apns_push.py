@@ -535,8 +535,10 @@ def test_disconnect_with_purge_destroys_credentials_and_push_data(
             )
         ).scalar_one()
         push_rows = conn.execute(select(func.count()).select_from(apns_push)).scalar_one()
-        tokens = conn.execute(select(func.count()).where(enrollments.c.push_token.is_not(None))).scalar_one()
-        magics = conn.execute(select(func.count()).where(enrollments.c.push_magic.is_not(None))).scalar_one()
+        # Token and PushMagic are sealed together: one column holds both.
+        tokens = magics = conn.execute(
+            select(func.count()).where(enrollments.c.sealed_push.is_not(None))
+        ).scalar_one()
     assert (keys, push_rows, tokens, magics) == (1, 2, 3, 3)
 
     result = cli_env("disconnect", "apns", "--purge", "--yes", "--json")
@@ -560,10 +562,7 @@ def test_disconnect_with_purge_destroys_credentials_and_push_data(
         )
         assert conn.execute(select(func.count()).select_from(apns_push)).scalar_one() == 0
         assert (
-            conn.execute(select(func.count()).where(enrollments.c.push_token.is_not(None))).scalar_one() == 0
-        )
-        assert (
-            conn.execute(select(func.count()).where(enrollments.c.push_magic.is_not(None))).scalar_one() == 0
+            conn.execute(select(func.count()).where(enrollments.c.sealed_push.is_not(None))).scalar_one() == 0
         )
     assert push_identity(server.storage) is None
 

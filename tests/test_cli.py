@@ -18,7 +18,7 @@ from simulators.device import SimDevice
 
 
 @pytest.fixture
-def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     for name, value in {
         "RUSSET_DATA_DIR": str(settings.data_dir),
         "RUSSET_DATABASE_URL": settings.database_url,

@@ -38,7 +38,10 @@ def test_real_device_captures_are_accepted(client: TestClient, russet: Russet, d
         assert device.check_in(client, msg).status_code == 200
     row = russet.storage.enrollments.get(device.udid)
     assert row is not None and row["enabled"] and row["serial_number"] == "F5JM992LF193"
-    assert row["push_magic"] == "CEFDF0BD-E342-4A27-8742-E930EA116B0A"
+    assert russet.storage.enrollments.push_credentials(device.udid) == (
+        token["Token"].hex(),
+        "CEFDF0BD-E342-4A27-8742-E930EA116B0A",
+    )
     assert russet.storage.enrollments.unlock_token(device.udid) == token["UnlockToken"]
 
 
@@ -180,7 +183,10 @@ def test_another_devices_certificate_is_refused(client: TestClient, russet: Russ
     stolen = SimDevice(victim.enrollment, path_only=True)
     assert stolen.check_in(client, stolen.authenticate_message()).status_code == 403
     assert stored_enrollments(russet) == 2
-    assert russet.storage.enrollments.get(victim.udid)["push_magic"] == victim.push_magic  # type: ignore[index]
+    assert russet.storage.enrollments.push_credentials(victim.udid) == (
+        victim.push_token.hex(),
+        victim.push_magic,
+    )
 
 
 def test_replayed_request_is_refused_and_changes_nothing(

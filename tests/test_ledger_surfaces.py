@@ -44,7 +44,7 @@ def script_exchanges(russet: Russet, device: SimDevice) -> None:
 
 
 @pytest.fixture
-def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
 

@@ -197,7 +197,7 @@ def test_another_enrolled_devices_certificate_cannot_speak_for_it(proxied: tuple
 
 
 def test_cli_profile_has_no_signmessage_in_proxy_mode(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name, value in {
         "RUSSET_DATA_DIR": str(settings.data_dir),

@@ -59,10 +59,14 @@ def test_each_channel_gets_only_its_own_commands(
     # The user channel's own push credentials; the device channel's are untouched.
     row = russet.storage.enrollments.get(channel)
     assert row is not None and row["channel"] == "user" and row["device_id"] == device.udid
-    assert row["push_token"] == user.push_token.hex() and row["push_magic"] == user.push_magic
+    assert russet.storage.enrollments.push_credentials(channel) == (user.push_token.hex(), user.push_magic)
     assert row["sealed_unlock_token"] is None  # UnlockToken belongs to the device channel only
     device_row = russet.storage.enrollments.get(device.udid)
-    assert device_row is not None and device_row["push_magic"] == device.push_magic
+    assert device_row is not None
+    assert russet.storage.enrollments.push_credentials(device.udid) == (
+        device.push_token.hex(),
+        device.push_magic,
+    )
 
     for_device = queue(client, api_headers, device.udid, "DeviceInformation")
     for_user = queue(client, api_headers, channel, "ProfileList")

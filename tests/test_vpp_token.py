@@ -91,7 +91,7 @@ def test_same_token_under_two_names_is_refused(tmp_path: Path, settings: Setting
 
 
 def test_cli_refuses_a_corrupt_or_expired_token_and_stores_nothing(
-    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for variable, value in {
         "RUSSET_DATA_DIR": str(settings.data_dir),

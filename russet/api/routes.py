@@ -80,8 +80,9 @@ def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict
 
 
 @router.get("/commands/{command_uuid}", summary="A command's status and result, with its sibling deliveries")
-def show_command(request: Request, _: Caller, command_uuid: str) -> dict[str, Any]:
-    return operations.show_command(_russet(request), command_uuid)
+def show_command(request: Request, _: Caller, command_uuid: str, reveal: bool = False) -> dict[str, Any]:
+    # Secrets in the result (UnlockToken...) are redacted unless ?reveal=true (no roles yet: any key may).
+    return operations.show_command(_russet(request), command_uuid, reveal=reveal)
 
 
 @router.get(

@@ -39,6 +39,9 @@ def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
     return destroyed
 
 
+_sealed_push = enrollments.c.sealed_push
+
+
 def purge(conn: Connection, name: str) -> dict[str, list[str]]:
     """Delete push state, and every enrollment's push token and PushMagic: they came from the
     devices but exist only to talk to APNs."""
@@ -47,14 +50,12 @@ def purge(conn: Connection, name: str) -> dict[str, list[str]]:
     if ids:
         conn.execute(delete(apns_push))
         removed["apns_push"] = ids
-    for column, label in (
-        (enrollments.c.push_token, "enrollments.push_token"),
-        (enrollments.c.push_magic, "enrollments.push_magic"),
-    ):
-        held = [str(i) for i in conn.execute(select(enrollments.c.id).where(column.is_not(None))).scalars()]
-        if held:
-            conn.execute(update(enrollments).where(column.is_not(None)).values({column.name: None}))
-            removed[label] = held
+    # Token and PushMagic are sealed together in one column; the receipt names both.
+    held = [str(i) for i in conn.execute(select(enrollments.c.id).where(_sealed_push.is_not(None))).scalars()]
+    if held:
+        conn.execute(update(enrollments).where(_sealed_push.is_not(None)).values(sealed_push=None))
+        removed["enrollments.push_token"] = held
+        removed["enrollments.push_magic"] = held
     if conn.execute(delete(settings).where(settings.c.key == STOP_SETTING)).rowcount:
         removed["settings"] = [STOP_SETTING]
     return removed

@@ -99,7 +99,7 @@ class Pusher:
         self.gateway = gateway
         self.url = url.rstrip("/")
         self.policy = policy or PushPolicy()
-        self.state = PushStateStore(storage.engine)
+        self.state = PushStateStore(storage.engine, storage.enrollments.open_push)
         self._identity: PushIdentity | None = None
         self._fingerprint: str | None = None
         self._template: tuple[int, str, HeaderTemplate] | None = None

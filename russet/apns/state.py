@@ -10,7 +10,8 @@ times needs no hook in the check-in path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -35,6 +36,9 @@ from russet.apns.certificate import PUSH_KIND
 from russet.storage import bulk
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import apns_push, certificates, command_queue, enrollments
+from russet.storage.secretbox import SecretError
+
+log = logging.getLogger("russet.apns")
 
 STOP_SETTING = "apns.stopped"  # set when APNs refuses the certificate: {"fingerprint", "status", ...}
 ACTIVE = ("queued", "sent", "notnow")
@@ -118,8 +122,7 @@ _TOKEN_DEAD = and_(
 _TARGET_COLUMNS = (
     _e.id,
     _e.device_id,
-    _e.push_token,
-    _e.push_magic,
+    _e.sealed_push,
     _e.enabled,
     case((_TOKEN_DEAD, 1), else_=0).label("token_dead"),
     _p.sweep_count,
@@ -188,9 +191,14 @@ _WRITES = {dialect: _write_statements(dialect) for dialect in ("sqlite", "postgr
 _IDS = {dialect: bulk.json_rows(dialect, [("id", bulk.TEXT)], "ids") for dialect in ("sqlite", "postgresql")}
 
 
+# Opens an enrollment's sealed push credentials: (enrollment id, sealed) -> (token hex, PushMagic).
+OpenPush = Callable[[str, bytes], tuple[str, str]]
+
+
 class PushStateStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, open_push: OpenPush) -> None:
         self._engine = engine
+        self._open_push = open_push
 
     # -- requests and claims --------------------------------------------------------------------
 
@@ -223,27 +231,46 @@ class PushStateStore:
             )
             if not ids:
                 return []
-            return self._targets(conn, ids)
+            rows = self._target_rows(conn, ids)
+        return self._targets(rows)  # decrypted after the transaction, which holds the write lock
 
     @staticmethod
-    def _targets(conn: Connection, ids: Sequence[str]) -> list[Target]:
+    def _target_rows(conn: Connection, ids: Sequence[str]) -> Sequence[Any]:
         if not ids:
             return []
         listed = _IDS[conn.dialect.name]
-        rows = conn.execute(
+        return conn.execute(
             select(*_TARGET_COLUMNS)
             .select_from(enrollments.join(apns_push, _p.enrollment_id == _e.id))
             .where(_e.id.in_(select(listed.c.id))),
             {"ids": bulk.encode([(i,) for i in ids])},
-        )
-        return [Target(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6] or 0, r[7] or 0) for r in rows]
+        ).all()
+
+    def _targets(self, rows: Sequence[Any]) -> list[Target]:
+        """Targets with their push credentials opened; one that cannot be opened (tampered, or
+        sealed under another master key) is left without, so its push is skipped, not the batch."""
+        open_push = self._open_push
+        targets = []
+        unreadable = 0
+        for r in rows:
+            token = magic = None
+            if r[2] is not None:
+                try:
+                    token, magic = open_push(r[0], r[2])
+                except SecretError:
+                    unreadable += 1
+            targets.append(Target(r[0], r[1], token, magic, bool(r[3]), bool(r[4]), r[5] or 0, r[6] or 0))
+        if unreadable:
+            log.error("%d push tokens could not be decrypted (wrong master key or tampered rows)", unreadable)
+        return targets
 
     def targets(self, ids: Sequence[str]) -> list[Target]:
         """The named enrollments as push targets (for pushes on demand); unknown ids are left out."""
         with self._engine.begin() as conn:
             known = list(conn.execute(select(_e.id).where(_e.id.in_(ids))).scalars())
             _ensure_rows(conn, known)
-            return self._targets(conn, known)
+            rows = self._target_rows(conn, known)
+        return self._targets(rows)
 
     def write(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Record outcomes, in one transaction (one statement per kind: pushed, skipped)."""
@@ -315,7 +342,7 @@ class PushStateStore:
             .select_from(enrollments.outerjoin(apns_push, _p.enrollment_id == _e.id))
             .where(
                 _e.enabled,
-                _e.push_token.is_not(None),
+                _e.sealed_push.is_not(None),
                 pending,
                 or_(
                     _p.enrollment_id.is_(None),

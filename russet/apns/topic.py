@@ -32,7 +32,7 @@ class PushTopic:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._storage = storage
-        self._state = PushStateStore(storage.engine)
+        self._state = PushStateStore(storage.engine, storage.enrollments.open_push)
         self.configured = configured
         self.max_age = max_age
         self._clock = clock

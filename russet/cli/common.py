@@ -16,6 +16,7 @@ from russet.config import ConfigError, Settings
 from russet.enrollment.profile import ProfileError
 from russet.runtime import Russet
 from russet.storage.apikeys import ApiKeyError
+from russet.storage.db import NotMigrated
 from russet.storage.secretbox import SecretError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,12 +28,17 @@ KNOWN_ERRORS: tuple[type[Exception], ...] = (
     ApiKeyError,
     CommandError,
     ConnectionRefused,
+    NotMigrated,
 )
 
 
-def open_russet() -> Russet:
-    """Open Russet for this command; it is closed (ledger flushed) when the command ends."""
-    russet = Russet.open(Settings.from_env())
+def open_russet(*, migrate: bool = False) -> Russet:
+    """Open Russet for this command; it is closed (ledger flushed) when the command ends.
+
+    Only `serve` (and `migrate`) set the database up; every other command works on a database
+    already set up, and says `run russet migrate first` otherwise.
+    """
+    russet = Russet.open(Settings.from_env(), migrate_db=migrate)
     click.get_current_context().call_on_close(russet.close)
     return russet
 

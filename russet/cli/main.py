@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from russet.cli.enrollment import token as enrollment_token
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
 from russet.cli.push import push
+from russet.cli.setup import migrate, secrets
 from russet.cli.vpp import app, vpp
 from russet.commands import COMMANDS
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
@@ -49,11 +51,16 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     from russet.app import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    russet = open_russet()  # migrations and the CA are set up once here, before any worker starts
+    # Migrations and the CA are set up here, under the first-start lock, before any worker starts.
+    russet = open_russet(migrate=True)
     settings = russet.settings
     click.echo(
         f"Russet {__version__}: data in {settings.data_dir}, database {_safe_url(settings.database_url)}"
     )
+    if russet.migration is not None and russet.migration.applied:
+        click.echo(
+            f"Database migrated to {russet.migration.after}: applied {', '.join(russet.migration.applied)}"
+        )
     click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
     if workers == 1:
         uvicorn.run(create_app(russet), host=host, port=port, log_level=log_level, access_log=False)
@@ -223,11 +230,14 @@ def _command_from_cli(request_type: str, params: tuple[str, ...], raw_file: Any)
 
 @command.command("show")
 @click.argument("command_uuid")
+@click.option(
+    "--reveal", is_flag=True, help="Show secrets in the result (an UnlockToken...) instead of redacting them."
+)
 @json_option
 @handles_errors
-def command_show(command_uuid: str, as_json: bool) -> None:
+def command_show(command_uuid: str, reveal: bool, as_json: bool) -> None:
     """A command's status, result and its deliveries to other devices."""
-    data = operations.show_command(open_russet(), command_uuid)
+    data = operations.show_command(open_russet(), command_uuid, reveal=reveal)
     if as_json:
         emit_json(data)
         return
@@ -356,9 +366,12 @@ cli.add_command(abm)
 cli.add_command(push)
 cli.add_command(vpp)
 cli.add_command(app)
+cli.add_command(migrate)
+cli.add_command(secrets)
 
 
 def main() -> None:
+    os.umask(0o077)  # whatever Russet writes (database, keys, exports) is its owner's only
     try:
         cli(prog_name="russet")
     except KeyboardInterrupt:

@@ -308,10 +308,15 @@ class Command:
 
     Subclasses set `request_type` and `params`, and may override `cross_check` for rules that
     span keys. Defining a subclass registers it in `COMMANDS`.
+
+    `secret_keys` names the keys, in the command or in the device's answer, whose values are
+    secrets (an UnlockToken, a PIN, a profile that may hold passwords): such a command's body
+    and results are sealed at rest and those keys are redacted in output (russet.commands.secrets).
     """
 
     request_type: ClassVar[str]
     params: ClassVar[Mapping[str, Param]] = {}
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -15,12 +15,15 @@ class DeviceLock(Command):
 
     request_type = "DeviceLock"
     params = {"Message": Param("string"), "PhoneNumber": Param("string"), "PIN": PIN}
+    secret_keys = frozenset({"PIN"})
 
 
 class EraseDevice(Command):
     """Erase the device; on iOS 17+ `ReturnToService` brings it back to enrollment unattended."""
 
     request_type = "EraseDevice"
+    # The Wi-Fi profile of Return to Service carries the network's password.
+    secret_keys = frozenset({"PIN", "WiFiProfileData", "MDMProfileData"})
     params = {
         "PreserveDataPlan": Param("boolean"),
         "DisallowProximitySetup": Param("boolean"),
@@ -61,12 +64,14 @@ class ClearPasscode(Command):
 
     request_type = "ClearPasscode"
     params = {"UnlockToken": Param("data", required=True)}
+    secret_keys = frozenset({"UnlockToken"})
 
 
 class RequestUnlockToken(Command):
     """Ask a supervised device for its UnlockToken, needed later by ClearPasscode."""
 
     request_type = "RequestUnlockToken"
+    secret_keys = frozenset({"UnlockToken"})  # in the device's answer
 
 
 class DeviceConfigured(Command):

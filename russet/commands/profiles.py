@@ -17,6 +17,7 @@ class InstallProfile(Command):
 
     request_type = "InstallProfile"
     params = {"Payload": Param("data", required=True)}
+    secret_keys = frozenset({"Payload"})  # profiles carry Wi-Fi and VPN passwords, PKCS#12 identities
 
 
 class RemoveProfile(Command):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from russet.pki import create_ca, issue_server_signing
 from russet.storage.certificates import CertificateStore
+from russet.storage.db import NotMigrated
 
 CA_KIND = "ca"
 SIGNER_KIND = "server_signing"
@@ -28,15 +29,25 @@ class Authority:
     signer_key: rsa.RSAPrivateKey
 
 
-def ensure_authority(certificates: CertificateStore, organization: str = "Russet") -> Authority:
-    """Load the CA and signing identity, creating them if this is the first start."""
+def ensure_authority(
+    certificates: CertificateStore, organization: str = "Russet", *, create: bool = True
+) -> Authority:
+    """Load the CA and signing identity, creating them if this is the first start.
+
+    Creating them is first-start work (`russet.runtime.set_up`, under the first-start lock, so
+    two servers starting together make one CA); with `create=False` their absence is an error.
+    """
     ca = certificates.identity(CA_KIND)
+    if ca is None and not create:
+        raise NotMigrated("Russet's CA has not been created yet: run `russet migrate` first")
     if ca is None:
         ca_cert, ca_key = create_ca(f"{organization} Device CA", organization)
         certificates.add(CA_KIND, ca_cert, ca_key)
     else:
         ca_cert, ca_key = ca  # type: ignore[assignment]
     signer = certificates.identity(SIGNER_KIND)
+    if signer is None and not create:
+        raise NotMigrated("Russet's profile signing identity is missing: run `russet migrate` first")
     if signer is None:
         signer_cert, signer_key = issue_server_signing(ca_cert, ca_key, f"{organization} Profile Signing")
         certificates.add(SIGNER_KIND, signer_cert, signer_key)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from russet.commands.secrets import is_secret
 from russet.storage.apikeys import ApiKeyStore
 from russet.storage.bootstrap import BootstrapTokenStore
 from russet.storage.certificates import CertificateStore
@@ -37,7 +38,7 @@ class Storage:
             certificates=CertificateStore(engine, box),
             challenges=ChallengeStore(engine),
             enrollments=EnrollmentStore(engine, box),
-            queue=CommandQueue(engine, max_attempts, inventory_hook),
+            queue=CommandQueue(engine, max_attempts, inventory_hook, box=box, is_secret=is_secret),
             api_keys=ApiKeyStore(engine),
             bootstrap=BootstrapTokenStore(engine, box),
         )

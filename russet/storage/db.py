@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import os
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from russet.storage.secretbox import SecretBox, private_dir
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# pg_advisory_lock(class, object) key for the first start: a fixed class, and the schema's hash as
+# the object, so Russet installations in separate schemas of one database do not wait for each other.
+_PG_LOCK_CLASS = 0x52555354  # "RUST"
 
 
 def utcnow() -> datetime:
@@ -89,7 +102,7 @@ def make_engine(url: str, *, pool_size: int = 24) -> Engine:
             raise ValueError(
                 "Russet needs a SQLite file (its server threads share it), not an in-memory database"
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(path))
         # Pooled connections are handed between the server's threads, hence check_same_thread.
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, pool_size=pool_size, max_overflow=pool_size
@@ -105,13 +118,112 @@ def make_engine(url: str, *, pool_size: int = 24) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_recycle=1800)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema; safe to run on every start."""
+class NotMigrated(Exception):
+    """The database is not at the schema this Russet needs; `russet migrate` brings it there."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What `migrate` found and did."""
+
+    before: str | None  # the revision the database was at (None: empty database)
+    after: str
+    applied: tuple[str, ...]  # revisions applied, oldest first (empty: already at head)
+
+
+def _alembic_config(box: SecretBox | None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["box"] = box  # for data migrations that seal secrets (0009b)
+    return cfg
+
+
+@functools.cache
+def head_revision() -> str:
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine, box: SecretBox | None = None) -> Migration:
+    """Bring the database to the newest schema, in one transaction; a no-op at head.
+
+    `box` seals clear secrets found by data migrations; without it they refuse to run on a
+    database that holds any. Run it under `first_start_lock` when other processes may start too.
+    """
+    cfg = _alembic_config(box)
+    script = ScriptDirectory.from_config(cfg)
+    head = head_revision()
     with engine.begin() as conn:
+        before = current_revision(conn)
+        if before == head:
+            return Migration(before, head, ())
         cfg.attributes["connection"] = conn
         alembic_command.upgrade(cfg, "heads")
+    pending = [r.revision for r in script.iterate_revisions(head, before)]
+    return Migration(before, head, tuple(reversed(pending)))
+
+
+def require_migrated(engine: Engine) -> None:
+    """Raise NotMigrated unless the database is at the newest schema (one small SELECT)."""
+    with reading(engine) as conn:
+        current = current_revision(conn)
+    if current != head_revision():
+        state = "empty" if current is None else f"at revision {current}"
+        raise NotMigrated(f"the database is {state}, not {head_revision()}: run `russet migrate` first")
+
+
+@contextlib.contextmanager
+def first_start_lock(engine: Engine) -> Iterator[None]:
+    """Serialise setup work (migrations, creating the CA and other one-time keys) between
+    processes that start at once, so two servers on a new database make one CA, not two.
+
+    PostgreSQL: a session advisory lock, held by a connection of its own for the whole block.
+    SQLite: flock on a file beside the database (SQLite's own locks last one transaction, and
+    setup is several); the database file is what the processes share, so that is where it lives.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(
+                text("SELECT pg_advisory_lock(:c, hashtext(current_schema()))"), {"c": _PG_LOCK_CLASS}
+            )
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:c, hashtext(current_schema()))"),
+                    {"c": _PG_LOCK_CLASS},
+                )
+                conn.commit()
+        return
+    database = engine.url.database
+    assert database
+    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed, also on a crash
+        yield
+    finally:
+        os.close(fd)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 directory before SQLite opens it: SQLite gives
+    its -wal and -shm files the database file's mode, so they are private too."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for suffix in ("", "-wal", "-shm"):
+        candidate = Path(f"{path}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            if candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)  # a database copied in with a loose mode
 
 
 def upsert(

@@ -4,6 +4,10 @@
 checks the enrollment's bound identity and finds the next command at once, then at most one
 transaction of writes. Command bodies are rendered once at enqueue time with a placeholder
 UUID, so delivery is a byte substitution.
+
+Commands that carry secrets (russet.commands.secrets: ClearPasscode's UnlockToken, a PIN, a
+profile) have their body and the devices' answers sealed with the master key, bound to the
+command and the delivery; other commands stay in the clear, so the hot path pays nothing for them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import aliased
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.enrollments import ACTIVE_STATUSES, merge_inventory
 from russet.storage.schema import command_queue, commands, enrollments
+from russet.storage.secretbox import SecretBox, is_sealed
 
 UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"
 TERMINAL_STATUSES = ("acknowledged", "error", "format_error", "cancelled", "undeliverable")
@@ -70,14 +75,47 @@ def _new_uuid() -> str:
     return str(uuidlib.uuid4()).upper()
 
 
+def body_purpose(command_id: int) -> str:
+    return f"command-body:{command_id}"
+
+
+def result_purpose(command_uuid: str) -> str:
+    return f"command-result:{command_uuid}"
+
+
 class CommandQueue:
     def __init__(
-        self, engine: Engine, max_attempts: int, inventory_hook: InventoryHook | None = None
+        self,
+        engine: Engine,
+        max_attempts: int,
+        inventory_hook: InventoryHook | None = None,
+        *,
+        box: SecretBox,
+        is_secret: Callable[[str], bool],
     ) -> None:
         self._engine = engine
         self._max_attempts = max_attempts
         self._inventory_hook = inventory_hook
+        self._box = box
+        self._is_secret = is_secret
         self._next_queries = {flag: self._build_next_query(flag) for flag in (True, False)}
+
+    # -- sealing (only commands that carry secrets) ---------------------------------------------
+
+    def _deliverable(self, command_id: int, template: bytes, command_uuid: str) -> bytes:
+        if is_sealed(template):
+            template = self._box.open(template, body_purpose(command_id))
+        return template.replace(UUID_PLACEHOLDER.encode(), command_uuid.encode())
+
+    def _result_to_store(self, request_type: str | None, command_uuid: str, raw: bytes) -> bytes:
+        if request_type is not None and self._is_secret(request_type):
+            return self._box.seal(raw, result_purpose(command_uuid))
+        return raw
+
+    def _stored_result(self, command_uuid: str, stored: bytes | None) -> bytes | None:
+        if stored is not None and is_sealed(stored):
+            return self._box.open(stored, result_purpose(command_uuid))
+        return stored
 
     # -- enqueue ----------------------------------------------------------------------------
 
@@ -95,6 +133,7 @@ class CommandQueue:
         """
         ids = list(dict.fromkeys(enrollment_ids))
         now = utcnow()
+        secret = self._is_secret(request_type)
         with self._engine.begin() as conn:
             found = set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
             missing = [i for i in ids if i not in found]
@@ -104,12 +143,15 @@ class CommandQueue:
                 insert(commands)
                 .values(
                     request_type=request_type,
-                    body_template=body_template,
+                    body_template=b"" if secret else body_template,
                     created_by=created_by,
                     created_at=now,
                 )
                 .returning(commands.c.id)
             ).scalar_one()
+            if secret:  # sealed bound to the command's id, known only now
+                sealed = self._box.seal(body_template, body_purpose(command_id))
+                conn.execute(update(commands).where(commands.c.id == command_id).values(body_template=sealed))
             uuids = {eid: _new_uuid() for eid in ids}
             conn.execute(
                 insert(command_queue),
@@ -160,6 +202,7 @@ class CommandQueue:
                 enrollments.c.identity_fp,
                 command_queue.c.id.label("next_id"),
                 command_queue.c.command_uuid.label("next_uuid"),
+                command_queue.c.command_id.label("next_command_id"),
                 command_queue.c.attempts.label("next_attempts"),
                 commands.c.body_template,
                 reported.with_only_columns(rq.c.status).scalar_subquery().label("reported_status"),
@@ -204,7 +247,7 @@ class CommandQueue:
                         "b_uuid": reported_uuid,
                         "b_eid": enrollment_id,
                         "b_status": REPORT_STATUS[report.status],
-                        "b_result": report.raw,
+                        "b_result": self._result_to_store(row.reported_type, reported_uuid, report.raw),
                         "b_now": now,
                         "b_reason": report.error_summary,
                     },
@@ -218,22 +261,29 @@ class CommandQueue:
                     row = conn.execute(next_query, params).first()
                     continue
                 conn.execute(_MARK_SENT, {"b_id": row.next_id, "b_now": now})
-                body = row.body_template.replace(UUID_PLACEHOLDER.encode(), row.next_uuid.encode())
+                body = self._deliverable(row.next_command_id, row.body_template, row.next_uuid)
                 break
         return Exchange(known=True, identity_fp=identity_fp, body=body, stored=store)
 
     # -- reads --------------------------------------------------------------------------------
 
+    def _status_dict(self, row: Any) -> dict[str, Any]:
+        data = dict(row._mapping)
+        for key in ("created_at", "sent_at", "reported_at"):
+            data[key] = as_utc(data[key])
+        data["result"] = self._stored_result(data["command_uuid"], data["result"])
+        return data
+
     def by_uuid(self, command_uuid: str) -> dict[str, Any] | None:
         with reading(self._engine) as conn:
             row = conn.execute(_status_query().where(command_queue.c.command_uuid == command_uuid)).first()
-        return None if row is None else _status_dict(row)
+        return None if row is None else self._status_dict(row)
 
     def for_enrollment(self, enrollment_id: str, limit: int = 100) -> list[dict[str, Any]]:
         query = _status_query().where(command_queue.c.enrollment_id == enrollment_id)
         with reading(self._engine) as conn:
             rows = conn.execute(query.order_by(command_queue.c.id.desc()).limit(limit)).all()
-        return [_status_dict(r) for r in rows]
+        return [self._status_dict(r) for r in rows]
 
     def siblings(self, command_uuid: str) -> list[dict[str, Any]]:
         """Every delivery of the same command (one per device it was sent to)."""
@@ -244,7 +294,7 @@ class CommandQueue:
                 .where(command_queue.c.command_id == parent.scalar_subquery())
                 .order_by(command_queue.c.id)
             ).all()
-        return [_status_dict(r) for r in rows]
+        return [self._status_dict(r) for r in rows]
 
 
 # The exchange's writes, built once (SQLAlchemy otherwise rebuilds and re-keys them per request).
@@ -294,10 +344,3 @@ def _status_query() -> Any:
         commands.c.request_type,
         commands.c.created_by,
     ).join(commands, commands.c.id == command_queue.c.command_id)
-
-
-def _status_dict(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    for key in ("created_at", "sent_at", "reported_at"):
-        data[key] = as_utc(data[key])
-    return data

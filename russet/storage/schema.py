@@ -75,8 +75,8 @@ enrollments = Table(
     Column("enabled", Boolean, nullable=False, default=False),
     Column("identity_fp", String(64), nullable=True),  # bound certificate (SHA-256 of the DER)
     Column("topic", String(255), nullable=True),
-    Column("push_token", String(512), nullable=True),  # hex
-    Column("push_magic", String(255), nullable=True),
+    # SecretBox: push token and PushMagic together (storage.enrollments.pack_push)
+    Column("sealed_push", LargeBinary, nullable=True),
     Column("sealed_unlock_token", LargeBinary, nullable=True),
     Column("awaiting_configuration", Boolean, nullable=False, default=False),
     Column("serial_number", String(64), nullable=True),

@@ -1,4 +1,4 @@
-"""Encryption at rest for secrets (CA keys, unlock tokens, later Apple tokens).
+"""Encryption at rest for secrets (CA keys, unlock tokens, push tokens, Apple credentials...).
 
 AES-256-GCM under a master key that lives outside the database: `RUSSET_MASTER_KEY`
 (base64, 32 bytes) or, by default, `<data dir>/master.key` created with mode 0600 on first
@@ -17,10 +17,49 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"\x01"
+KEY_FILE = "master.key"
+# Written by `russet secrets rotate` before its transaction; it replaces KEY_FILE once committed.
+NEW_KEY_FILE = "master.key.new"
 
 
 class SecretError(Exception):
     """A secret could not be decrypted: wrong master key or tampered data."""
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and parents) for Russet's data, readable by its owner only (0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = True) -> None:
+    """Write a file that only its owner can read (0600), durably: created with that mode, so it
+    is never readable by others even for an instant, whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file (exclusive=False) keeps its old mode otherwise
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def new_key() -> bytes:
+    return os.urandom(32)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def is_sealed(blob: bytes) -> bool:
+    """Whether a column that may hold either form holds a sealed value.
+
+    Only for columns whose clear form is a property list (command bodies and results): XML
+    plists start with `<` or whitespace, binary ones with `bplist`, never with the version byte.
+    """
+    return blob[:1] == _VERSION
 
 
 class SecretBox:
@@ -33,20 +72,23 @@ class SecretBox:
     def load(cls, data_dir: Path, env_key: str | None) -> SecretBox:
         """Use the configured key, else the data directory's key file (created if absent)."""
         if env_key:
-            try:
-                return cls(base64.b64decode(env_key, validate=True))
-            except (binascii.Error, ValueError):
-                raise SecretError("RUSSET_MASTER_KEY must be 32 bytes in base64") from None
-        path = data_dir / "master.key"
+            return cls(decode_key(env_key, "RUSSET_MASTER_KEY"))
+        path = data_dir / KEY_FILE
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(base64.b64encode(os.urandom(32)))
-        try:
-            return cls(base64.b64decode(path.read_bytes().strip(), validate=True))
-        except (binascii.Error, ValueError):
-            raise SecretError(f"{path} does not hold a base64 32-byte key") from None
+            private_dir(data_dir)
+            # Written whole under a name of its own, then linked into place: a process starting
+            # at the same moment never reads a half-written key, and the first link wins.
+            draft = data_dir / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+            write_private(draft, base64.b64encode(new_key()))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # a copy restored with a loose mode
+        return cls(decode_key(path.read_bytes(), str(path)))
 
     def seal(self, plaintext: bytes, purpose: str) -> bytes:
         nonce = os.urandom(12)
@@ -61,3 +103,14 @@ class SecretBox:
             raise SecretError(
                 f"cannot decrypt the secret for {purpose}: wrong master key or tampered data"
             ) from None
+
+
+def decode_key(raw: str | bytes, source: str) -> bytes:
+    """A base64 32-byte key, or a SecretError naming where it came from."""
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise SecretError(f"{source} must hold a 32-byte key in base64")
+    return key
