@@ -165,6 +165,7 @@ class Measured:
     database_cpu: float = 0.0  # PostgreSQL backends serving it
     other_cpu: float = 0.0  # the rest of the machine, client included
     peak_rss_kib: int = 0
+    backends_opened: int = 0  # PostgreSQL connections the server opened during the phase
     errors: list[str] = field(default_factory=list)
 
     def rate(self) -> float:
@@ -183,33 +184,64 @@ class Measured:
 
 class Meter:
     """CPU of the server processes (with descendants) and of the PostgreSQL backends whose
-    application_name marks them as this server's, read from /proc, plus peak RSS (VmHWM)."""
+    application_name marks them as this server's, read from /proc, plus peak RSS (VmHWM).
+
+    A backend that disconnects takes its CPU time with it, and a pool that closes idle connections
+    (Go's database/sql keeps two by default, and NanoMDM does not change that) opens and closes
+    backends all through a phase. So the backends are sampled every 20 ms while a phase runs, and a
+    backend that is gone counts with its last sample: at most 20 ms of its life is missed. The
+    number of backends seen is kept too: connection churn is itself a cost.
+    """
+
+    INTERVAL = 0.02
 
     def __init__(self, pids: Sequence[int], admin_url: str | None, application_name: str | None) -> None:
         self.pids, self.admin_url, self.application_name = list(pids), admin_url, application_name
 
-    def _backends(self) -> dict[int, float]:
-        if self.admin_url is None:
-            return {}
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.application_name,)
-            ).fetchall()
+    def _backends(self, conn: psycopg.Connection[tuple[int]]) -> dict[int, float]:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.application_name,)
+        ).fetchall()
         return {pid: rt.process_tree_cpu(pid) for (pid,) in rows}
 
-    def _snapshot(self) -> tuple[float, dict[int, float], float]:
-        return sum(rt.process_tree_cpu(p) for p in self.pids), self._backends(), machine_busy_cpu()
+    def _server(self) -> float:
+        return sum(rt.process_tree_cpu(p) for p in self.pids)
 
     @contextlib.contextmanager
     def measuring(self, into: Measured) -> Iterator[None]:
         reset_peak_rss(self.pids)
-        server, backends, machine = self._snapshot()
-        yield
-        server2, backends2, machine2 = self._snapshot()
+        with contextlib.ExitStack() as stack:
+            conn = None
+            if self.admin_url is not None:
+                conn = stack.enter_context(psycopg.connect(self.admin_url, autocommit=True))
+            baseline = self._backends(conn) if conn is not None else {}
+            latest = dict(baseline)
+            stop = threading.Event()
+
+            def sample() -> None:
+                assert conn is not None
+                while not stop.wait(self.INTERVAL):
+                    latest.update(self._backends(conn))
+
+            sampler = threading.Thread(target=sample, daemon=True) if conn is not None else None
+            server, machine = self._server(), machine_busy_cpu()
+            if sampler is not None:
+                sampler.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                if sampler is not None:
+                    sampler.join()
+                server2, machine2 = self._server(), machine_busy_cpu()
+                if conn is not None:
+                    latest.update(self._backends(conn))
+        # A backend that connected during the phase started from zero.
+        database = sum(cpu - baseline.get(pid, 0.0) for pid, cpu in latest.items())
         into.server_cpu += server2 - server
-        into.database_cpu += sum(cpu - backends.get(pid, 0.0) for pid, cpu in backends2.items())
-        spent = machine2 - machine
-        into.other_cpu += max(0.0, spent - (server2 - server) - into.database_cpu)
+        into.database_cpu += database
+        into.other_cpu += max(0.0, machine2 - machine - (server2 - server) - database)
+        into.backends_opened += len(set(latest) - set(baseline))
         into.peak_rss_kib = max(into.peak_rss_kib, peak_rss_kib(self.pids))
 
 
@@ -820,6 +852,12 @@ def print_store(backend: str, opts: Options, results: dict[str, dict[str, Measur
     for workload in WORKLOADS:
         for name, per in results.items():
             print(f"    {workload} / {name}: {per[workload].latency_of}")
+    if backend == "postgres":
+        opened = "; ".join(
+            f"{name} " + ", ".join(f"{per[w].backends_opened}" for w in WORKLOADS)
+            for name, per in results.items()
+        )
+        print(f"  PostgreSQL connections opened during enrollment, idle, commands: {opened}")
     print("  CPU s/1k req: the server's processes (NanoMDM: nanomdm + scepserver) and their PostgreSQL")
     print("  backends; other CPU s: the rest of the machine meanwhile (mdmb, this script, other users)")
     print_targets(results)
