@@ -690,12 +690,10 @@ def run_mdmb(opts: Options, server: Server, fleet: Fleet, tmp: Path) -> dict[str
         fleet.connect(opts.idle_rounds, 1, idle)
     commands = results["command round trips"]
     api = Measured()
-    expected = 0
     for _ in range(opts.commands_per_device):
         with server.meter.measuring(commands):
             asyncio.run(enqueue_all(server, fleet.udids, opts.concurrency, api))
             handled = fleet.connect(1, 2, commands)
-        expected += len(fleet.udids)
         if handled != len(fleet.udids):
             commands.errors.append(
                 f"devices handled {handled} DeviceInformation commands, {len(fleet.udids)} queued"
