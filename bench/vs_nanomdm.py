@@ -680,11 +680,11 @@ def run_mdmb(opts: Options, server: Server, fleet: Fleet, tmp: Path) -> dict[str
     profiles = server.profiles(fleet.udids, tmp)
     with server.meter.measuring(results["enrollment"]):
         fleet.enroll(profiles, results["enrollment"])
-    if results["enrollment"].errors:
-        raise BenchError(
-            f"{server.name}: {len(results['enrollment'].errors)} devices failed to enroll, "
-            f"first: {results['enrollment'].errors[0]}"
-        )
+    if errors := results["enrollment"].errors:
+        hint = ""
+        if any("badAlg" in e for e in errors):
+            hint = " (mdmb encrypts SCEP with DES unless built with the AES change: see bench/README.md)"
+        raise BenchError(f"{server.name}: {len(errors)} devices failed to enroll, first: {errors[0]}{hint}")
     idle = results["idle check-ins"]
     with server.meter.measuring(idle):
         fleet.connect(opts.idle_rounds, 1, idle)
