@@ -46,6 +46,51 @@ def machine_busy_cpu() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (uvicorn serves from child processes when --workers > 1)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = [
+                int(c)
+                for task in Path(f"/proc/{current}/task").iterdir()
+                for c in (task / "children").read_text().split()
+            ]
+        except OSError:
+            continue
+        found.append(current)
+        stack.extend(children)
+    return found
+
+
+def peak_rss_kib(pids: Sequence[int]) -> int:
+    """Sum of the peak resident set sizes (VmHWM) of `pids` and their descendants, in KiB: what the
+    server needed at its fullest, each process counted at its own peak (an upper bound of the sum)."""
+    total = 0
+    for pid in {p for root in pids for p in process_tree(root)}:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def reset_peak_rss(pids: Sequence[int]) -> bool:
+    """Start the peak RSS of `pids` and descendants afresh (`5` to /proc/PID/clear_refs, Linux 4.0+),
+    so a phase's peak is its own. False if the kernel or permissions refused: peaks then run from
+    the process's start."""
+    done = True
+    for pid in {p for root in pids for p in process_tree(root)}:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            done = False
+    return done
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
