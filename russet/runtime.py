@@ -27,6 +27,7 @@ from russet.mdm.service import LastSeen, MdmService
 from russet.storage import Storage
 from russet.storage.db import make_engine, migrate
 from russet.storage.secretbox import SecretBox
+from russet.storage.signatures import SeenSignatures
 from russet.vpp import hooks as vpp_hooks
 
 T = TypeVar("T")
@@ -91,8 +92,14 @@ class Russet:
             settings=settings,
             storage=storage,
             authority=authority,
-            mdm=MdmService(storage, settings.push_topic, last_seen, settings.user_authenticate),
-            identities=IdentityVerifier(authority.ca_certificate, identity_sources(settings), ReplayGuard()),
+            mdm=MdmService(
+                storage, settings.push_topic, last_seen, settings.user_authenticate, settings.reenroll_policy
+            ),
+            identities=IdentityVerifier(
+                authority.ca_certificate,
+                identity_sources(settings),
+                ReplayGuard(SeenSignatures(engine), settings.signing_window_seconds),
+            ),
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,
