@@ -143,6 +143,9 @@ def install(app: FastAPI) -> None:
     from russet.api.enrollment import router as enrollment_router
 
     app.include_router(enrollment_router)
+    from russet.api.devices import router as devices_router
+
+    app.include_router(devices_router)
 
     @app.exception_handler(operations.OperationError)
     async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:
