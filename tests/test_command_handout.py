@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,8 +82,12 @@ def test_two_connects_that_read_the_same_command_get_it_once(
     russet: Russet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     udid, fp = enrolled(russet)
-    [first] = russet.storage.queue.enqueue("ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t").values()
-    [second] = russet.storage.queue.enqueue("CertificateList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t").values()
+    [first] = russet.storage.queue.enqueue(
+        "ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t"
+    ).values()
+    [second] = russet.storage.queue.enqueue(
+        "CertificateList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t"
+    ).values()
     racing_reads(monkeypatch, 2)
     got = sorted(str(uuid_of(b)) for b in exchange_at_once(russet, udid, fp, 2))
     assert got == sorted([first, second])  # one each, not the first one twice
@@ -97,7 +100,9 @@ def test_two_connects_that_read_the_same_command_get_it_once(
 
 def test_an_unanswered_command_is_handed_out_again_later(russet: Russet) -> None:
     udid, fp = enrolled(russet)
-    [uuid] = russet.storage.queue.enqueue("ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t").values()
+    [uuid] = russet.storage.queue.enqueue(
+        "ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t"
+    ).values()
     assert uuid_of(russet.storage.queue.exchange(udid, fp, IDLE).body) == uuid
     assert russet.storage.queue.exchange(udid, fp, IDLE).body is None  # at once: a concurrent connect
     later = utcnow() - queue_module.RESEND_AFTER - timedelta(seconds=1)
@@ -119,12 +124,18 @@ def pushed_and_seen_since(russet: Russet, udid: str) -> None:
             .where(apns_push.c.enrollment_id == udid)
             .values(last_push_at=now - timedelta(hours=1), next_sweep_at=now - timedelta(minutes=1))
         )
-        conn.execute(update(enrollments).where(enrollments.c.id == udid).values(last_seen_at=now - timedelta(minutes=30)))
+        conn.execute(
+            update(enrollments)
+            .where(enrollments.c.id == udid)
+            .values(last_seen_at=now - timedelta(minutes=30))
+        )
 
 
 def test_a_notnow_left_at_the_end_of_a_session_is_pushed_again(russet: Russet) -> None:
     udid, fp = enrolled(russet)
-    [uuid] = russet.storage.queue.enqueue("InstallProfile", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t").values()
+    [uuid] = russet.storage.queue.enqueue(
+        "InstallProfile", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t"
+    ).values()
     assert uuid_of(russet.storage.queue.exchange(udid, fp, IDLE).body) == uuid
     russet.storage.queue.exchange(udid, fp, Report("NotNow", uuid, b"<plist/>", {}))
     pushed_and_seen_since(russet, udid)
@@ -136,7 +147,9 @@ def test_a_notnow_left_at_the_end_of_a_session_is_pushed_again(russet: Russet) -
 
 def test_a_device_seen_with_nothing_waiting_is_not_pushed(russet: Russet) -> None:
     udid, fp = enrolled(russet)
-    [uuid] = russet.storage.queue.enqueue("ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t").values()
+    [uuid] = russet.storage.queue.enqueue(
+        "ProfileList", plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER}), [udid], "t"
+    ).values()
     russet.storage.queue.exchange(udid, fp, IDLE)
     pushed_and_seen_since(russet, udid)
     assert russet.pusher.state.sweep(utcnow()) == 0  # handed out just now: being worked on
@@ -168,7 +181,18 @@ def served(russet: Russet, settings: Any) -> Iterator[str]:
         "RUSSET_PUSH_TOPIC": TOPIC,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "russet", "serve", "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "russet",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -180,7 +204,9 @@ def served(russet: Russet, settings: Any) -> Iterator[str]:
                 if httpx.get(f"{url}/api/v1/health").status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"russet serve did not come up: {proc.stdout.read().decode() if proc.stdout else ''}")
+                raise RuntimeError(
+                    f"russet serve did not come up: {proc.stdout.read().decode() if proc.stdout else ''}"
+                )
             time.sleep(0.1)
         yield url
     finally:
@@ -188,26 +214,35 @@ def served(russet: Russet, settings: Any) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def test_concurrent_connects_to_several_processes_deliver_each_command_once(russet: Russet, served: str) -> None:
+def test_concurrent_connects_to_several_processes_deliver_each_command_once(
+    russet: Russet, served: str
+) -> None:
     devices_n, per_device = 50, 2
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # one key, 50 certificates
     authority = russet.authority
     devices = []
     for i in range(devices_n):
         cert = issue_from_public_key(
-            authority.ca_certificate, authority.ca_key, key.public_key(),
-            Name([NameAttribute(NameOID.COMMON_NAME, f"device {i}")]), 30,
+            authority.ca_certificate,
+            authority.ca_key,
+            key.public_key(),
+            Name([NameAttribute(NameOID.COMMON_NAME, f"device {i}")]),
+            30,
         )
         enrollment = Enrollment(cert, key, f"{served}/mdm/connect", f"{served}/mdm/checkin", TOPIC)
         devices.append(SimDevice(enrollment))
     with httpx.Client(timeout=60) as http:
         for device in devices:
             device.enroll(http)
-    placeholder = plistlib.dumps({"CommandUUID": queue_module.UUID_PLACEHOLDER, "Command": {"RequestType": "ProfileList"}})
+    placeholder = plistlib.dumps(
+        {"CommandUUID": queue_module.UUID_PLACEHOLDER, "Command": {"RequestType": "ProfileList"}}
+    )
     queued = [
         uuid
         for _ in range(per_device)
-        for uuid in russet.storage.queue.enqueue("ProfileList", placeholder, [d.udid for d in devices], "t").values()
+        for uuid in russet.storage.queue.enqueue(
+            "ProfileList", placeholder, [d.udid for d in devices], "t"
+        ).values()
     ]
     handed: Counter[str] = Counter()
     lock = threading.Lock()

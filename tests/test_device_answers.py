@@ -29,7 +29,7 @@ from russet.mdm.identity import Presented, ReplayGuard
 from russet.runtime import Russet
 from russet.storage.schema import seen_signatures
 from russet.storage.signatures import SeenSignatures
-from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, Enrollment, SimDevice
+from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, SimDevice
 from tests.conftest import PUBLIC_URL
 
 
@@ -74,11 +74,24 @@ def test_no_device_endpoint_answers_401(client: TestClient, russet: Russet, make
         put(f"{path} not CMS", path, body, {**plain, "Mdm-Signature": base64.b64encode(b"x" * 64).decode()})
         put(f"{path} over another body", path, body, enrolled.signed_headers(other, content_type))
         put(f"{path} foreign certificate", path, body, forged.signed_headers(body, content_type))
-        put(f"{path} unknown device", path, plistlib.dumps({**msg, "UDID": stranger.udid}),
-            stranger.signed_headers(plistlib.dumps({**msg, "UDID": stranger.udid}), content_type))
-        put(f"{path} another device's UDID", path, plistlib.dumps({**msg, "UDID": stranger.udid}),
-            enrolled.signed_headers(plistlib.dumps({**msg, "UDID": stranger.udid}), content_type))
-        put(f"{path} garbage body", path, b"\x00garbage", enrolled.signed_headers(b"\x00garbage", content_type))
+        put(
+            f"{path} unknown device",
+            path,
+            plistlib.dumps({**msg, "UDID": stranger.udid}),
+            stranger.signed_headers(plistlib.dumps({**msg, "UDID": stranger.udid}), content_type),
+        )
+        put(
+            f"{path} another device's UDID",
+            path,
+            plistlib.dumps({**msg, "UDID": stranger.udid}),
+            enrolled.signed_headers(plistlib.dumps({**msg, "UDID": stranger.udid}), content_type),
+        )
+        put(
+            f"{path} garbage body",
+            path,
+            b"\x00garbage",
+            enrolled.signed_headers(b"\x00garbage", content_type),
+        )
     answers["enroll no token"] = client.get("/mdm/enroll").status_code
     answers["enroll bad token"] = client.get("/mdm/enroll?token=enr_nope").status_code
     answers["enroll garbage MachineInfo"] = client.post(
@@ -105,7 +118,8 @@ def test_a_forgotten_device_is_told_to_unenroll(
     device.enroll(client)
     other.enroll(client)
     queued = client.post(
-        "/api/v1/commands", json={"devices": [device.udid], "command": {"RequestType": "ProfileList"}},
+        "/api/v1/commands",
+        json={"devices": [device.udid], "command": {"RequestType": "ProfileList"}},
         headers=api_headers,
     ).json()["commands"][0]["command_uuid"]
     assert client.post(f"/api/v1/devices/{device.udid}/forget", headers=api_headers).json()["forgotten"]
@@ -130,14 +144,18 @@ def test_a_forgotten_device_is_told_to_unenroll(
     assert client.post("/api/v1/devices/NOPE/forget", headers=api_headers).status_code == 404
 
 
-def test_forget_from_the_cli(client: TestClient, russet: Russet, device: SimDevice, settings: Settings,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forget_from_the_cli(
+    client: TestClient, russet: Russet, device: SimDevice, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     device.enroll(client)
     monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
     result = CliRunner().invoke(cli, ["device", "forget", device.udid])
     assert result.exit_code == 0 and "forgotten" in result.output, result.output
-    assert device.connect(client, device.report_message("Idle")).json()["code"] == "com.apple.unrecognized.device"
+    assert (
+        device.connect(client, device.report_message("Idle")).json()["code"]
+        == "com.apple.unrecognized.device"
+    )
 
 
 # -- signing time window ------------------------------------------------------------------------------
@@ -166,7 +184,10 @@ def test_the_signing_window_is_a_setting_and_refusals_log_the_skew(
         Settings.from_env({"RUSSET_SIGNING_WINDOW_SECONDS": "0"})
     late = presented(device, timedelta(minutes=20))  # a device whose clock is 20 minutes behind
     ReplayGuard(Log(), window_seconds=3600).check(late, unique=True)
-    with caplog.at_level(logging.WARNING, logger="russet.mdm"), pytest.raises(Forbidden, match="1200 s behind"):
+    with (
+        caplog.at_level(logging.WARNING, logger="russet.mdm"),
+        pytest.raises(Forbidden, match="1200 s behind"),
+    ):
         ReplayGuard(Log(), window_seconds=600).check(late, unique=True)
     assert "+1200 s" in caplog.text and "window 600 s" in caplog.text
     with pytest.raises(Forbidden, match="ahead of"):
@@ -179,9 +200,10 @@ def test_the_signing_window_is_a_setting_and_refusals_log_the_skew(
 def test_a_replay_is_refused_by_another_worker(settings: Settings, russet: Russet, device: SimDevice) -> None:
     second = Russet.open(settings)  # another worker (or node) on the same database
     try:
-        with TestClient(create_app(russet), base_url=PUBLIC_URL) as one, TestClient(
-            create_app(second), base_url=PUBLIC_URL
-        ) as two:
+        with (
+            TestClient(create_app(russet), base_url=PUBLIC_URL) as one,
+            TestClient(create_app(second), base_url=PUBLIC_URL) as two,
+        ):
             device.enroll(one)
             body = plistlib.dumps({**device.token_update_message(), "PushMagic": "ANOTHER"})
             headers = device.signed_headers(body, CHECKIN_TYPE)

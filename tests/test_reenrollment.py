@@ -31,7 +31,9 @@ from tests.conftest import PUBLIC_URL
 
 def queue(client: TestClient, headers: dict[str, str], device_id: str) -> str:
     response = client.post(
-        "/api/v1/commands", json={"devices": [device_id], "command": {"RequestType": "ProfileList"}}, headers=headers
+        "/api/v1/commands",
+        json={"devices": [device_id], "command": {"RequestType": "ProfileList"}},
+        headers=headers,
     )
     assert response.status_code == 201, response.text
     return str(response.json()["commands"][0]["command_uuid"])
@@ -98,7 +100,9 @@ def test_the_same_identity_re_authenticating_is_a_re_enrollment(
     assert russet.storage.queue.by_uuid(uuid)["status"] == "cancelled"  # type: ignore[index]
 
 
-def test_an_expired_old_identity_may_be_replaced(client: TestClient, russet: Russet, make_device: Any) -> None:
+def test_an_expired_old_identity_may_be_replaced(
+    client: TestClient, russet: Russet, make_device: Any
+) -> None:
     victim = make_device()
     victim.enroll(client)
     from russet.pki import fingerprint
@@ -129,7 +133,9 @@ def test_an_admin_opening_admits_one_identity_until_it_expires(
 ) -> None:
     victim = make_device()
     victim.enroll(client)
-    opened = client.post(f"/api/v1/devices/{victim.udid}/allow-reenroll", json={"for": "2h"}, headers=api_headers)
+    opened = client.post(
+        f"/api/v1/devices/{victim.udid}/allow-reenroll", json={"for": "2h"}, headers=api_headers
+    )
     assert opened.status_code == 200 and opened.json()["uses"] == 1
     impostor(make_device, victim).enroll(client)  # the wiped device, with its new identity
     # One use: the next new identity is refused again.
@@ -172,9 +178,14 @@ def test_a_renewed_identity_re_authenticates(client: TestClient, russet: Russet)
     from tests.conftest import TOPIC
 
     profile = build_profile(
-        ProfileRequest(PUBLIC_URL, TOPIC), russet.authority, russet.storage.certificates, russet.storage.challenges
+        ProfileRequest(PUBLIC_URL, TOPIC),
+        russet.authority,
+        russet.storage.certificates,
+        russet.storage.challenges,
     )
-    device = SimDevice(Enrollment.from_profile(signed_profile(profile, russet.authority), client), path_only=True)
+    device = SimDevice(
+        Enrollment.from_profile(signed_profile(profile, russet.authority), client), path_only=True
+    )
     device.enroll(client)
     device.enrollment.renew(client)
     assert device.connect(client, device.report_message("Idle")).status_code == 200

@@ -21,7 +21,13 @@ from russet.mdm.messages import check_in_message, error_summary, report_message
 from russet.mdm.user_auth import user_authenticate_reply
 from russet.storage import Storage
 from russet.storage.db import utcnow
-from russet.storage.enrollments import DeviceFacts, EnrollmentConflict, Forgotten, NotEnrolled, TakeoverRefused
+from russet.storage.enrollments import (
+    DeviceFacts,
+    EnrollmentConflict,
+    Forgotten,
+    NotEnrolled,
+    TakeoverRefused,
+)
 from russet.storage.queue import Report
 
 log = logging.getLogger("russet.mdm")

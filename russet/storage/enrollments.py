@@ -14,8 +14,8 @@ from russet.mdm.channels import Channel
 from russet.storage.bootstrap import forget_bootstrap_token
 from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
-from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.reenroll import Bound, ReenrollmentStore, takeover_allowed
+from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
 
 ACTIVE_STATUSES = ("queued", "sent", "notnow")
@@ -101,8 +101,9 @@ class EnrollmentStore:
                 self._refuse_foreign_identity(conn, identity_fp, ch.device_id)
                 e = enrollments.c
                 row = conn.execute(
-                    select(e.identity_fp, e.serial_number, e.checked_out_at, e.forgotten_at, e.reenroll_until)
-                    .where(e.id == ch.enrollment_id)
+                    select(
+                        e.identity_fp, e.serial_number, e.checked_out_at, e.forgotten_at, e.reenroll_until
+                    ).where(e.id == ch.enrollment_id)
                 ).first()
                 why = None
                 if row is not None:
@@ -122,7 +123,9 @@ class EnrollmentStore:
                         .where(enrollments.c.device_id == ch.device_id)
                         .values(enabled=False, forgotten_at=None)
                     )
-                    conn.execute(update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values))
+                    conn.execute(
+                        update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values)
+                    )
                 else:
                     conn.execute(
                         insert(enrollments).values(
@@ -281,7 +284,7 @@ class EnrollmentStore:
         if other is not None:
             raise EnrollmentConflict("this identity certificate belongs to another enrolled device")
 
-    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any, Any]:
+    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any, Any, Any]:
         row = conn.execute(
             select(enrollments.c.identity_fp, enrollments.c.enabled, enrollments.c.forgotten_at).where(
                 enrollments.c.id == device_id

@@ -221,7 +221,7 @@ class CommandQueue:
         body = None
         with self._engine.begin() as conn:
             if store:
-                store = 1 == conn.execute(
+                written = conn.execute(
                     _STORE_NOTNOW if report.status == "NotNow" else _STORE_REPORT,
                     {
                         "b_uuid": reported_uuid,
@@ -231,7 +231,8 @@ class CommandQueue:
                         "b_now": now,
                         "b_reason": report.error_summary,
                     },
-                ).rowcount
+                )
+                store = written.rowcount == 1  # not if a racing report of the same command got there first
                 if store and inventory is not None:
                     merge_inventory(conn, enrollment_id, *inventory)
             while row is not None and row.next_id is not None:

@@ -47,7 +47,9 @@ class Bound:
     reenroll_until: datetime | None
 
 
-def takeover_allowed(conn: Connection, device_id: str, bound: Bound, new_fp: str, now: datetime) -> str | None:
+def takeover_allowed(
+    conn: Connection, device_id: str, bound: Bound, new_fp: str, now: datetime
+) -> str | None:
     """Why `new_fp` may replace the device's bound identity, or None when it may not.
 
     An admin's opening is consumed here (in the caller's transaction), so it admits one identity.
@@ -59,7 +61,9 @@ def takeover_allowed(conn: Connection, device_id: str, bound: Bound, new_fp: str
         return "an admin forgot the device"
     if bound.checked_out_at is not None:
         return "the device checked out with its old identity"
-    old_after = conn.execute(select(certificates.c.not_after).where(certificates.c.fingerprint == old_fp)).scalar()
+    old_after = conn.execute(
+        select(certificates.c.not_after).where(certificates.c.fingerprint == old_fp)
+    ).scalar()
     if old_after is not None and as_utc(old_after) <= now:  # type: ignore[operator]
         return "the old identity certificate expired"
     if renews(conn, new_fp, old_fp):

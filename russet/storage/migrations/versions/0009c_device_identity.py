@@ -23,7 +23,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "enrollment_refusals",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("device_id", sa.String(300), nullable=False),
         sa.Column("serial_number", sa.String(64), nullable=True),
