@@ -221,3 +221,42 @@ def test_an_ade_device_re_enrolls_with_the_identity_issued_for_it(
     stolen = other.enroll(client, f"{PUBLIC_URL}/mdm/enroll")
     stolen.udid, stolen.serial = box.udid, box.serial
     assert authenticate(client, stolen).status_code == 403
+
+
+def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> None:
+    from russet.mdm.channels import Channel
+    from russet.storage.enrollments import DeviceFacts
+    from tests.conftest import TOPIC
+
+    udid, fp = "DEVICE-1", "ab" * 32
+    russet.storage.enrollments.authenticate(Channel(udid, udid, False, "device"), fp, TOPIC, DeviceFacts())
+    russet.storage.enrollments.token_update(
+        Channel(udid, udid, False, "device"), fp, TOPIC, b"t", "m", None, False
+    )
+    user = Channel(f"{udid}:alex", udid, True, "user", "alex", "alex")
+    russet.storage.enrollments.token_update(user, fp, TOPIC, b"u", "m", None, False)
+    for operation in (admin.forget, admin.allow_reenroll):
+        with pytest.raises(OperationError, match="no device") as refused:
+            operation(russet, f"{udid}:alex")
+        assert refused.value.status == 404
+    assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is None  # type: ignore[index]
+    admin.forget(russet, udid)  # the device and its user channels
+    assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is not None  # type: ignore[index]
+
+
+def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
+    from russet import operations
+    from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
+    from russet.storage.schema import enrollment_refusals
+
+    store = ReenrollmentStore(russet.storage.engine)
+    store.record_refusal("OLD", None, "a" * 64, "b" * 64, "refused")
+    store.record_refusal("NEW", None, "c" * 64, "d" * 64, "refused")
+    with russet.storage.engine.begin() as conn:
+        conn.execute(
+            update(enrollment_refusals)
+            .where(enrollment_refusals.c.device_id == "OLD")
+            .values(at=utcnow() - REFUSALS_KEPT - timedelta(days=1))
+        )
+    assert operations.housekeeping(russet)["enrollment_refusals"] == 1
+    assert [r["device_id"] for r in admin.refusals(russet)] == ["NEW"]

@@ -18,10 +18,10 @@ restores the permissive behaviour (every re-enrollment accepted, still logged).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from russet.storage.challenges import renews
 from russet.storage.db import as_utc, reading, utcnow
@@ -34,6 +34,7 @@ from russet.storage.schema import (
 )
 
 POLICIES = ("strict", "open")
+REFUSALS_KEPT = timedelta(days=90)  # housekeeping deletes older refusals
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,15 @@ class ReenrollmentStore:
 
         now = utcnow()
         with self._engine.begin() as conn:
-            res = conn.execute(
+            e = enrollments.c
+            known = conn.execute(select(e.id).where(e.id == device_id, e.channel == "device")).first()
+            if known is None:
+                return False
+            conn.execute(
                 update(enrollments)
                 .where(enrollments.c.device_id == device_id, enrollments.c.forgotten_at.is_(None))
                 .values(forgotten_at=now)
             )
-            if res.rowcount == 0:
-                known = conn.execute(select(enrollments.c.id).where(enrollments.c.id == device_id)).first()
-                return known is not None
             cancel_active(conn, device_id, "an admin forgot the device")
         return True
 
@@ -142,6 +144,12 @@ class ReenrollmentStore:
                     reason=reason,
                 )
             )
+
+    def prune_refusals(self, before: datetime) -> int:
+        """Delete refusals recorded before `before` (an attacker's attempts must not pile up)."""
+        with self._engine.begin() as conn:
+            res = conn.execute(delete(enrollment_refusals).where(enrollment_refusals.c.at < before))
+        return int(res.rowcount or 0)
 
     def refusals(self, limit: int = 100, device_id: str | None = None) -> list[dict[str, Any]]:
         """Newest first."""
