@@ -28,8 +28,9 @@ class SeenSignatures:
                 dialect.insert(seen_signatures)
                 .values(digest=digest.hex(), expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["digest"])
+                .returning(seen_signatures.c.digest)  # rowcount is not reliable here on psycopg
             )
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
 
     def prune(self, now: datetime) -> int:
         """Delete digests whose signatures are now outside the window anyway; returns how many."""
