@@ -81,6 +81,10 @@ class Settings:
     client_cert_header: str | None = None
     client_cert_format: str = "auto"  # auto | rfc9440 | nginx
     user_authenticate: str = "decline"  # macOS network users: decline (410) | allow (no password asked)
+    # How far a check-in's signing time may be from the server's clock (devices with skewed clocks).
+    signing_window_seconds: int = 600
+    # Another identity for an enrolled device: strict (only when bound, opened or released) | open.
+    reenroll_policy: str = "strict"
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,4 +128,6 @@ class Settings:
             client_cert_header=_header_name(env, "RUSSET_CLIENT_CERT_HEADER"),
             client_cert_format=_choice(env, "RUSSET_CLIENT_CERT_FORMAT", ("auto", "rfc9440", "nginx")),
             user_authenticate=_choice(env, "RUSSET_USER_AUTHENTICATE", ("decline", "allow")),
+            signing_window_seconds=_int(env, "RUSSET_SIGNING_WINDOW_SECONDS", 600),
+            reenroll_policy=_choice(env, "RUSSET_REENROLL_POLICY", ("strict", "open")),
         )

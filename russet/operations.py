@@ -20,6 +20,8 @@ from russet.console.ratelimit import LoginLimiter
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
+from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
+from russet.storage.signatures import SeenSignatures
 
 MAX_DEVICES_PER_COMMAND = 100_000
 # The largest id storage holds (BIGINT): a larger one would make PostgreSQL (and SQLite from 2**63)
@@ -275,9 +277,14 @@ EXPIRED_CHALLENGE_GRACE = timedelta(days=7)
 
 def housekeeping(russet: Russet) -> dict[str, int]:
     """Periodic deletions: ledger rows past retention, SCEP challenges that expired unused, console
-    sign-in failure counts whose window has ended."""
+    sign-in failure counts whose window has ended, check-in signatures whose signing time left the
+    replay window, refused re-enrollments after 90 days."""
     return {
         "ledger_rows": prune_ledger(russet, russet.settings.ledger_retention_days),
         "scep_challenges": russet.storage.challenges.prune_expired(utcnow() - EXPIRED_CHALLENGE_GRACE),
         "login_failures": LoginLimiter(russet.storage.engine).prune(),
+        "seen_signatures": SeenSignatures(russet.storage.engine).prune(utcnow()),
+        "enrollment_refusals": ReenrollmentStore(russet.storage.engine).prune_refusals(
+            utcnow() - REFUSALS_KEPT
+        ),
     }

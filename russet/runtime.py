@@ -33,6 +33,7 @@ from russet.storage import Storage
 from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
+from russet.storage.signatures import SeenSignatures
 from russet.vpp import hooks as vpp_hooks
 
 T = TypeVar("T")
@@ -129,9 +130,18 @@ class Russet:
             storage=storage,
             authority=authority,
             mdm=MdmService(
-                storage, push_topic, last_seen, settings.user_authenticate, settings.max_result_bytes
+                storage,
+                push_topic,
+                last_seen,
+                settings.user_authenticate,
+                settings.max_result_bytes,
+                settings.reenroll_policy,
             ),
-            identities=IdentityVerifier(authority.ca_certificate, identity_sources(settings), ReplayGuard()),
+            identities=IdentityVerifier(
+                authority.ca_certificate,
+                identity_sources(settings),
+                ReplayGuard(SeenSignatures(engine), settings.signing_window_seconds),
+            ),
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,

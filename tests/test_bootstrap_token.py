@@ -112,9 +112,9 @@ def test_only_the_device_itself_gets_its_token(client: TestClient, russet: Russe
     # A user channel does not carry bootstrap tokens.
     reply = owner.check_in(client, get_token(owner, **SimUser.mac_user().keys))
     assert reply.status_code == 400 and "device-channel" in reply.text
-    # A device that is not enrolled is told so (Apple's 401).
+    # A device that is not enrolled is refused (403, never a 401 that would unenroll it).
     stranger = make_device()
-    assert stranger.check_in(client, get_token(stranger)).status_code == 401
+    assert stranger.check_in(client, get_token(stranger)).status_code == 403
     assert russet.storage.bootstrap.token(owner.udid) == token
 
 
@@ -124,8 +124,8 @@ def test_checkout_forgets_the_token(client: TestClient, russet: Russet, device: 
     checkout = {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid}
     assert device.check_in(client, checkout).status_code == 200
     assert russet.storage.bootstrap.escrowed_at(device.udid) is None
-    # Checked out, it is no longer ours to answer: Apple's 401.
-    assert device.check_in(client, get_token(device)).status_code == 401
+    # Checked out, it is no longer ours to answer: refused (403).
+    assert device.check_in(client, get_token(device)).status_code == 403
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def test_malformed_reports_are_refused(
 def test_unsigned_request_is_refused(client: TestClient, russet: Russet, device: SimDevice) -> None:
     body = plistlib.dumps(device.authenticate_message())
     response = device.send_raw(client, "checkin", body, headers={"Content-Type": CHECKIN_TYPE})
-    assert response.status_code == 401
+    assert response.status_code == 400  # never 401: that unenrolls a device
     assert "Mdm-Signature" in response.text
     assert stored_enrollments(russet) == 0
 
@@ -207,11 +207,12 @@ def test_replayed_request_is_refused_and_changes_nothing(
     assert russet.storage.queue.by_uuid(uuid)["status"] == "cancelled"  # type: ignore[index]
 
 
-def test_unknown_device_is_told_to_unenroll(client: TestClient, device: SimDevice) -> None:
+def test_unknown_device_is_refused_without_unenrolling_it(client: TestClient, device: SimDevice) -> None:
+    # 403 without ErrorUnrecognizedDevice: a lost or restored database must not unenroll a fleet.
     response = device.check_in(client, device.token_update_message())
-    assert response.status_code == 401
-    assert "unknown device" in response.text
-    assert device.connect(client, device.report_message("Idle")).status_code == 401
+    assert response.status_code == 403
+    assert "unknown device" in response.text and "com.apple.unrecognized.device" not in response.text
+    assert device.connect(client, device.report_message("Idle")).status_code == 403
 
 
 def test_wrong_topic_is_refused(client: TestClient, russet: Russet, device: SimDevice) -> None:

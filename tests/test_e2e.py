@@ -20,6 +20,22 @@ def queue(
     return [c["command_uuid"] for c in response.json()["commands"]]
 
 
+def handed_out_long_ago(russet: Russet) -> None:
+    """Move every command handed out back past RESEND_AFTER, as if the device came back later."""
+    from sqlalchemy import update
+
+    from russet.storage.db import utcnow
+    from russet.storage.queue import RESEND_AFTER
+    from russet.storage.schema import command_queue
+
+    with russet.storage.engine.begin() as conn:
+        conn.execute(
+            update(command_queue)
+            .where(command_queue.c.status == "sent")
+            .values(sent_at=utcnow() - RESEND_AFTER - RESEND_AFTER)
+        )
+
+
 def captured_device_information(device: SimDevice, command_uuid: str) -> dict[str, Any]:
     """The real DeviceInformation report from the captures, as this device would send it."""
     report = plistlib.loads((CAPTURES / "DeviceInformation.1.plist").read_bytes())
@@ -102,6 +118,7 @@ def test_unanswered_command_is_reported_undeliverable_not_blocking(
     for _ in range(attempts):  # the device never answers it (e.g. the agent crashes on it)
         cmd = device.command_of(device.connect(client, device.report_message("Idle")))
         assert cmd and cmd["CommandUUID"] == stuck
+        handed_out_long_ago(russet)  # the device comes back later, not concurrently
     cmd = device.command_of(device.connect(client, device.report_message("Idle")))
     assert cmd and cmd["CommandUUID"] == after
     shown = client.get(f"/api/v1/commands/{stuck}", headers=api_headers).json()

@@ -144,8 +144,8 @@ def test_user_channel_needs_an_enrolled_device_and_its_certificate(
 ) -> None:  # type: ignore[no-untyped-def]
     device, other = make_device(), make_device()
     user = SimUser.mac_user()
-    # Before the device channel completed enrollment: Apple's "not managed here" (401).
-    assert device.check_in(client, device.user_token_update_message(user)).status_code == 401
+    # Before the device channel completed enrollment: refused (403, never 401).
+    assert device.check_in(client, device.user_token_update_message(user)).status_code == 403
     device.enroll(client)
     other.enroll(client)
     # Another device's certificate cannot create or update this device's user channel.

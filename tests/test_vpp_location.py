@@ -162,15 +162,15 @@ def test_notify_route_checks_the_secret_and_applies_once(tmp_path: Path, setting
             assert post(f"Bearer {secret}").status_code == 200
             again = post(f"Bearer {secret}")
             assert again.status_code == 200 and again.json()["duplicate"] is True
-            assert post("Bearer wrong").status_code == 401
-            assert post(f"Basic {secret}").status_code == 401
-            assert post(f"Bearer {secret}", name="nope").status_code == 401
+            assert post("Bearer wrong").status_code == 403
+            assert post(f"Basic {secret}").status_code == 403
+            assert post(f"Bearer {secret}", name="nope").status_code == 403
             bad = post(f"Bearer {secret}", body=b'{"notificationId": 5}')
             assert bad.status_code == 400 and "notificationId" in bad.json()["detail"]
             assert post(f"Bearer {secret}", body=b"{not json").status_code == 400
         with reading(russet.storage.engine) as conn:
             assert len(conn.execute(select(vpp_notifications)).all()) == 1
-        assert notify.receive(russet, "main", "", note.body)[0] == 401
+        assert notify.receive(russet, "main", "", note.body)[0] == 403
 
 
 def test_a_notification_for_an_event_not_yet_stored_is_asked_again(
@@ -203,7 +203,7 @@ def test_disconnect_stops_traffic_and_the_token_can_be_loaded_again(
         note = sim.outbox[0]
         receipt = operations.disconnect(russet, "vpp", "main", purge=False)
         assert receipt["credentials_destroyed"] == {"vpp_content_token": 1, "vpp_notification_secret": 1}
-        assert notify.receive(russet, "main", note.auth_token, note.body)[0] == 401
+        assert notify.receive(russet, "main", note.auth_token, note.body)[0] == 403
         sent = sum(sim.calls.values())
         with pytest.raises(admin.VppError, match="no content token"):
             run(russet, admin.sync_now(russet, "main"))

@@ -133,12 +133,15 @@ def health() -> dict[str, str]:
 def install(app: FastAPI) -> None:
     # imported here: they use this module's Caller
     from russet.api.abm import router as abm_router
+    from russet.api.devices import router as devices_router
     from russet.api.enrollment import router as enrollment_router
     from russet.api.push import router as push_router
     from russet.api.vpp import apps as apps_router
     from russet.api.vpp import router as vpp_router
 
-    for api_router in (router, abm_router, push_router, vpp_router, apps_router, enrollment_router):
+    for api_router in (
+        router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+    ):
         document_errors(api_router)
         app.include_router(api_router)
 

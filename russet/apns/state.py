@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from russet.apns.certificate import PUSH_KIND
 from russet.storage import bulk
 from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.queue import RESEND_AFTER
 from russet.storage.schema import apns_push, certificates, command_queue, enrollments
 from russet.storage.secretbox import SecretError
 
@@ -337,6 +338,17 @@ class PushStateStore:
             _p.dead_at.is_(None), and_(_e.token_updated_at.is_not(None), _e.token_updated_at > _p.dead_at)
         )
         unseen = or_(_e.last_seen_at.is_(None), _p.last_push_at.is_(None), _e.last_seen_at < _p.last_push_at)
+        # A device that connected but left a command waiting will not come back by itself: it
+        # answered NotNow (the device polls again only if NotNow was its session's last word),
+        # or a command it was handed was never answered. Those are re-pushed on the sweep's
+        # backoff even though the device was seen since the last push.
+        stalled = exists().where(
+            command_queue.c.enrollment_id == _e.id,
+            or_(
+                command_queue.c.status == "notnow",
+                and_(command_queue.c.status == "sent", command_queue.c.sent_at < now - RESEND_AFTER),
+            ),
+        )
         query = (
             select(_e.id, _p.enrollment_id.label("has_row"))
             .select_from(enrollments.outerjoin(apns_push, _p.enrollment_id == _e.id))
@@ -346,7 +358,7 @@ class PushStateStore:
                 pending,
                 or_(
                     _p.enrollment_id.is_(None),
-                    and_(_p.requested_at.is_(None), _p.next_sweep_at <= now, not_dead, unseen),
+                    and_(_p.requested_at.is_(None), _p.next_sweep_at <= now, not_dead, or_(unseen, stalled)),
                 ),
             )
             .limit(limit)

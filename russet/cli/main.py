@@ -19,6 +19,7 @@ from russet import __version__, operations
 from russet.cli.abm import abm
 from russet.cli.apns import apns
 from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
 from russet.cli.ledger import connections, disconnect, ledger
@@ -356,6 +357,8 @@ def enrollment_profile(
     click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
 
 
+for _device_command in DEVICE_COMMANDS:
+    device.add_command(_device_command)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
 cli.add_command(ledger)

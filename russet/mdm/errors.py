@@ -22,9 +22,9 @@ class PayloadTooLarge(DeviceRequestError):
 
 
 class Unauthenticated(DeviceRequestError):
-    """No usable device identity at all (401)."""
+    """No device identity at all (400, as NanoMDM answers): never 401, which unenrolls a device."""
 
-    status = 401
+    status = 400
 
 
 class Forbidden(DeviceRequestError):
@@ -34,9 +34,28 @@ class Forbidden(DeviceRequestError):
 
 
 class UnknownEnrollment(DeviceRequestError):
-    """A device Russet does not manage. Apple asks for 401 here, which makes the device unenroll."""
+    """A device Russet has no enrollment for (403). Apple suggests 401 here, but a 401 makes the
+    device remove its MDM profile, so a lost or restored database would unenroll a whole fleet;
+    unenrolling is only ever asked for on purpose (`UnrecognizedDevice`)."""
 
-    status = 401
+    status = 403
+
+
+UNRECOGNIZED_DEVICE_CODE = "com.apple.unrecognized.device"
+
+
+class UnrecognizedDevice(DeviceRequestError):
+    """Apple's ErrorUnrecognizedDevice (iOS 17+, macOS 14+): a 403 with this JSON body makes the
+    device unenroll. Sent only to a device an admin chose to forget (`russet device forget`)."""
+
+    status = 403
+
+    def json_body(self) -> dict[str, str]:
+        return {
+            "code": UNRECOGNIZED_DEVICE_CODE,
+            "description": self.reason,
+            "message": "This device is no longer managed by this server.",
+        }
 
 
 class NotFound(DeviceRequestError):

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from russet.bodylimit import BadContentLength, BodyTooLarge, read_limited
 from russet.mdm.declarative import JsonBody
-from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
+from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge, UnrecognizedDevice
 from russet.mdm.messages import parse_plist
 from russet.runtime import Russet
 
@@ -68,6 +68,8 @@ def device_routes(russet: Russet) -> list[Route]:
                 )
             except DeviceRequestError as exc:
                 log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)
+                if isinstance(exc, UnrecognizedDevice):  # the one answer that unenrolls (on purpose)
+                    return JSONResponse(exc.json_body(), status_code=exc.status)
                 return PlainTextResponse(exc.reason + "\n", status_code=exc.status)
             if reply is None:
                 return Response(status_code=200)  # zero bytes: "no more commands" (§b.1)

@@ -12,18 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import threading
+import logging
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
 
 from russet.mdm.errors import Forbidden, Unauthenticated
 from russet.pki import CertificateRejected, SignatureError, fingerprint, validate_issued, verify_detached
+
+log = logging.getLogger("russet.mdm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,11 @@ class IdentitySource(Protocol):
         """
 
 
+class SignatureLog(Protocol):
+    def first_use(self, digest: bytes, expires_at: datetime) -> bool:
+        """Record the digest; False if it was recorded before (by any worker or node)."""
+
+
 class ReplayGuard:
     """Refuses signatures made outside the window and, for state-changing messages, repeats.
 
@@ -57,34 +63,39 @@ class ReplayGuard:
     therefore refused only for check-in messages (Authenticate, TokenUpdate, CheckOut), which a
     device never legitimately sends twice in the same second. Command reports are idempotent in
     the queue instead. Signatures without a signing time are not checked.
+
+    Seen signatures live in the database (`SignatureLog`), so a replay sent to another worker or
+    node is refused too; a digest is kept only as long as its signing time is inside the window.
     """
 
-    def __init__(self, window_seconds: int = 600, max_entries: int = 200_000) -> None:
+    def __init__(self, seen: SignatureLog, window_seconds: int = 600) -> None:
+        self._seen = seen
         self._window = window_seconds
-        self._max = max_entries
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
-        self._lock = threading.Lock()
 
     def check(self, presented: Presented, unique: bool) -> None:
         signed_at = presented.signed_at
         if signed_at is None or presented.signature is None:
             return
-        now = time.time()
-        if abs(now - signed_at.timestamp()) > self._window:
+        skew = time.time() - signed_at.timestamp()
+        if abs(skew) > self._window:
+            # Logged with the skew: a device whose clock is off shows up here, not as a mystery.
+            log.warning(
+                "signature refused: signing time %s is %+.0f s from the server's clock (window %d s, "
+                "RUSSET_SIGNING_WINDOW_SECONDS)",
+                signed_at.isoformat(),
+                skew,
+                self._window,
+            )
             raise Forbidden(
-                f"the signature's signing time {signed_at.isoformat()} is outside the accepted window"
+                f"the signature's signing time {signed_at.isoformat()} is {abs(skew):.0f} s "
+                f"{'behind' if skew > 0 else 'ahead of'} the server's clock, outside the accepted "
+                f"{self._window} s window"
             )
         if not unique:
             return
         digest = hashlib.sha256(presented.signature).digest()
-        with self._lock:
-            while self._seen and (
-                next(iter(self._seen.values())) < now - self._window or len(self._seen) > self._max
-            ):
-                self._seen.popitem(last=False)
-            if digest in self._seen:
-                raise Forbidden("replayed request: this signature was already used")
-            self._seen[digest] = now
+        if not self._seen.first_use(digest, signed_at + timedelta(seconds=self._window)):
+            raise Forbidden("replayed request: this signature was already used")
 
 
 class MdmSignatureSource:

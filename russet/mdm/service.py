@@ -15,13 +15,19 @@ from typing import Any
 
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
-from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment
+from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment, UnrecognizedDevice
 from russet.mdm.identity import Identity
 from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
 from russet.mdm.user_auth import user_authenticate_reply
 from russet.storage import Storage
 from russet.storage.db import utcnow
-from russet.storage.enrollments import DeviceFacts, EnrollmentConflict, NotEnrolled
+from russet.storage.enrollments import (
+    DeviceFacts,
+    EnrollmentConflict,
+    Forgotten,
+    NotEnrolled,
+    TakeoverRefused,
+)
 
 log = logging.getLogger("russet.mdm")
 
@@ -55,12 +61,14 @@ class MdmService:
         last_seen: LastSeen,
         user_authenticate: str = "decline",
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        reenroll_policy: str = "strict",
     ) -> None:
         self._storage = storage
         self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
         self._last_seen = last_seen
         self._user_authenticate = user_authenticate
         self._max_result_bytes = max_result_bytes
+        self._reenroll_policy = reenroll_policy
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
             "Authenticate": self._authenticate,
             "TokenUpdate": self._token_update,
@@ -83,10 +91,22 @@ class MdmService:
         channel = resolve_channel(msg)
         try:
             return handler(identity, channel, msg)
+        except TakeoverRefused as exc:
+            log.warning(
+                "%s from %s refused: identity %s is not the bound %s: %s",
+                message_type,
+                channel.enrollment_id,
+                identity.fingerprint[:16],
+                (exc.bound_fp or "?")[:16],
+                exc,
+            )
+            raise Forbidden(str(exc)) from None
         except EnrollmentConflict as exc:
             raise Forbidden(str(exc)) from None
         except NotEnrolled as exc:
             raise UnknownEnrollment(str(exc)) from None
+        except Forgotten as exc:
+            raise UnrecognizedDevice(str(exc)) from None
 
     def _authenticate(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
         if channel.is_user:
@@ -101,8 +121,12 @@ class MdmService:
             os_version=msg.get("OSVersion"),
             build_version=msg.get("BuildVersion"),
         )
-        again = self._storage.enrollments.authenticate(channel, identity.fingerprint, msg["Topic"], facts)
-        log.info("Authenticate from %s (%s)", channel.enrollment_id, "re-enrollment" if again else "new")
+        again = self._storage.enrollments.authenticate(
+            channel, identity.fingerprint, msg["Topic"], facts, self._reenroll_policy
+        )
+        log.info(
+            "Authenticate from %s (%s)", channel.enrollment_id, f"re-enrollment: {again}" if again else "new"
+        )
 
     def _token_update(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
         self._check_topic(msg["Topic"])
@@ -187,9 +211,15 @@ class MdmService:
             raise UnknownEnrollment(f"unknown enrollment {channel.enrollment_id}")
         if result.identity_fp != identity.fingerprint:
             # Either someone else's certificate, or this device's renewed one (then rebind, once).
-            if not self._storage.enrollments.adopt_renewal(channel.device_id, identity.fingerprint):
+            try:
+                adopted = self._storage.enrollments.adopt_renewal(channel.device_id, identity.fingerprint)
+            except Forgotten as exc:
+                raise UnrecognizedDevice(str(exc)) from None
+            if not adopted:
                 raise Forbidden("the identity certificate is not the one bound to this enrollment")
             result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
+        if result.forgotten:
+            raise UnrecognizedDevice("an admin forgot this device")
         self._last_seen.mark(channel.enrollment_id)
         if command_uuid and status != "Idle" and not result.stored:
             log.info(

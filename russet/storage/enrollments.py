@@ -20,6 +20,7 @@ from russet.mdm.channels import Channel
 from russet.storage.bootstrap import forget_bootstrap_token
 from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
+from russet.storage.reenroll import Bound, ReenrollmentStore, takeover_allowed
 from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
 
@@ -83,6 +84,18 @@ def fit_summary(values: dict[str, Any]) -> dict[str, str]:
     return fitted
 
 
+class TakeoverRefused(EnrollmentConflict):
+    """Another identity for an enrolled device, without a reason to accept it (see reenroll)."""
+
+    def __init__(self, reason: str, bound_fp: str | None) -> None:
+        super().__init__(reason)
+        self.bound_fp = bound_fp
+
+
+class Forgotten(Exception):
+    """An admin forgot the device: it is to be told ErrorUnrecognizedDevice (and unenroll)."""
+
+
 @dataclass(frozen=True)
 class DeviceFacts:
     """What Authenticate tells about the device (all optional); `columns` fits them for storage."""
@@ -120,43 +133,97 @@ class EnrollmentStore:
 
     # -- check-in messages -------------------------------------------------------------------
 
-    def authenticate(self, ch: Channel, identity_fp: str, topic: str, facts: DeviceFacts) -> bool:
-        """Record a (re-)enrollment; returns True when the device was already known.
+    def authenticate(
+        self, ch: Channel, identity_fp: str, topic: str, facts: DeviceFacts, policy: str = "strict"
+    ) -> str | None:
+        """Record a (re-)enrollment; returns None for a new device, else why it was accepted again.
 
         A known device re-enrolling has its undelivered commands cancelled and stays disabled
-        until its TokenUpdate, so nothing queued for its previous life reaches it.
+        until its TokenUpdate, so nothing queued for its previous life reaches it. Another
+        identity than the bound one is accepted only as `russet.storage.reenroll` allows (with
+        policy "strict"); otherwise TakeoverRefused is raised, nothing changes and the attempt
+        is recorded.
         """
         now = utcnow()
-        with self._engine.begin() as conn:
-            self._refuse_foreign_identity(conn, identity_fp, ch.device_id)
-            known = conn.execute(select(enrollments.c.id).where(enrollments.c.id == ch.enrollment_id)).first()
-            values: dict[str, Any] = {
-                "enabled": False,
-                "identity_fp": identity_fp,
-                "topic": topic,
-                "authenticated_at": now,
-                "checked_out_at": None,
-                **facts.columns(),
-            }
-            if known:
-                cancel_active(conn, ch.device_id, "the device enrolled again (Authenticate)")
-                conn.execute(
-                    update(enrollments).where(enrollments.c.device_id == ch.device_id).values(enabled=False)
-                )
-                conn.execute(update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values))
-            else:
-                conn.execute(
-                    insert(enrollments).values(
-                        id=ch.enrollment_id,
-                        device_id=ch.device_id,
-                        channel="device",
-                        enrollment_type=ch.enrollment_type,
-                        awaiting_configuration=False,
-                        created_at=now,
-                        **values,
+        try:
+            with self._engine.begin() as conn:
+                self._refuse_foreign_identity(conn, identity_fp, ch.device_id)
+                e = enrollments.c
+                row = conn.execute(
+                    select(
+                        e.identity_fp, e.serial_number, e.checked_out_at, e.forgotten_at, e.reenroll_until
+                    ).where(e.id == ch.enrollment_id)
+                ).first()
+                why = None
+                if row is not None:
+                    why = self._admit(conn, ch.device_id, Bound(*row), identity_fp, facts, policy, now)
+                values: dict[str, Any] = {
+                    "enabled": False,
+                    "identity_fp": identity_fp,
+                    "topic": topic,
+                    "authenticated_at": now,
+                    "checked_out_at": None,
+                    **facts.columns(),
+                }
+                if row is not None:
+                    cancel_active(conn, ch.device_id, "the device enrolled again (Authenticate)")
+                    conn.execute(
+                        update(enrollments)
+                        .where(enrollments.c.device_id == ch.device_id)
+                        .values(enabled=False, forgotten_at=None)
                     )
-                )
-        return known is not None
+                    conn.execute(
+                        update(enrollments).where(enrollments.c.id == ch.enrollment_id).values(**values)
+                    )
+                else:
+                    conn.execute(
+                        insert(enrollments).values(
+                            id=ch.enrollment_id,
+                            device_id=ch.device_id,
+                            channel="device",
+                            enrollment_type=ch.enrollment_type,
+                            awaiting_configuration=False,
+                            created_at=now,
+                            **values,
+                        )
+                    )
+        except TakeoverRefused as refused:
+            ReenrollmentStore(self._engine).record_refusal(
+                ch.device_id,
+                facts.columns().get("serial_number"),  # cut and NUL-free, as stored everywhere
+                identity_fp,
+                refused.bound_fp,
+                str(refused),
+            )
+            raise
+        return why
+
+    @staticmethod
+    def _admit(
+        conn: Connection,
+        device_id: str,
+        bound: Bound,
+        identity_fp: str,
+        facts: DeviceFacts,
+        policy: str,
+        now: datetime,
+    ) -> str:
+        """Why this Authenticate of a known device is accepted; raises Forgotten or TakeoverRefused."""
+        if bound.identity_fp == identity_fp:
+            if bound.forgotten_at is not None:
+                raise Forgotten("an admin forgot this device; it must enroll again with a new identity")
+            return "same identity"
+        why = takeover_allowed(conn, device_id, bound, identity_fp, now)
+        if why is not None:
+            return why
+        if policy == "open":
+            return "RUSSET_REENROLL_POLICY=open"
+        raise TakeoverRefused(
+            "another identity certificate for an enrolled device: refused unless its old identity "
+            "was given up or expired, the new one is bound to it (ADE), or an admin opened "
+            "re-enrollment (russet device allow-reenroll)",
+            bound.identity_fp,
+        )
 
     def token_update(
         self,
@@ -269,12 +336,16 @@ class EnrollmentStore:
         if other is not None:
             raise EnrollmentConflict("this identity certificate belongs to another enrolled device")
 
-    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any, Any]:
+    def _bound_device(self, conn: Connection, device_id: str, identity_fp: str) -> Row[Any, Any, Any]:
         row = conn.execute(
-            select(enrollments.c.identity_fp, enrollments.c.enabled).where(enrollments.c.id == device_id)
+            select(enrollments.c.identity_fp, enrollments.c.enabled, enrollments.c.forgotten_at).where(
+                enrollments.c.id == device_id
+            )
         ).first()
         if row is None:
             raise NotEnrolled("unknown device: it has not sent Authenticate")
+        if row.forgotten_at is not None:
+            raise Forgotten("an admin forgot this device")
         if row.identity_fp != identity_fp:
             if row.identity_fp is None or not renews(conn, identity_fp, row.identity_fp):
                 raise EnrollmentConflict("the identity certificate is not the one bound to this device")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, literal_column, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
 from russet.storage.db import as_utc, reading, utcnow
@@ -33,6 +34,11 @@ REPORT_STATUS = {
     "CommandFormatError": "format_error",
     "NotNow": "notnow",
 }
+
+# A command handed out and not answered is handed out again on a later connect (the device lost
+# it), but not within this time: a second connect then is a concurrent one, and must not get the
+# same command. The APNs sweep re-pushes devices holding such a command (russet.apns.state).
+RESEND_AFTER = timedelta(seconds=60)
 
 # Turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) | None.
 InventoryHook = Callable[[str, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]] | None]
@@ -69,6 +75,7 @@ class Exchange:
     identity_fp: str | None = None
     body: bytes | None = None  # next command plist, or None for an empty 200
     stored: bool = False  # whether the report changed a command's state
+    forgotten: bool = False  # an admin forgot the device: tell it so (ErrorUnrecognizedDevice)
 
 
 def _new_uuid() -> str:
@@ -89,12 +96,14 @@ class CommandQueue:
         engine: Engine,
         max_attempts: int,
         inventory_hook: InventoryHook | None = None,
+        resend_after: timedelta = RESEND_AFTER,
         *,
         box: SecretBox,
         is_secret: Callable[[str], bool],
     ) -> None:
         self._engine = engine
         self._max_attempts = max_attempts
+        self._resend_after = resend_after
         self._inventory_hook = inventory_hook
         self._box = box
         self._is_secret = is_secret
@@ -187,6 +196,9 @@ class CommandQueue:
                 # report opens a session, so that is when they are offered again.
                 _status_in(q2.c.status, ACTIVE_STATUSES if include_notnow else ("queued", "sent")),
                 q2.c.command_uuid != bindparam("reported_uuid"),
+                # A command handed out moments ago is not handed out again: that is a concurrent
+                # connect (or a racing worker), not a device that lost it (see RESEND_AFTER).
+                or_(q2.c.status != literal_column("'sent'"), q2.c.sent_at < bindparam("resend_before")),
             )
             .order_by(q2.c.id)
             .limit(1)
@@ -200,7 +212,9 @@ class CommandQueue:
         return (
             select(
                 enrollments.c.identity_fp,
+                enrollments.c.forgotten_at,
                 command_queue.c.id.label("next_id"),
+                command_queue.c.status.label("next_status"),
                 command_queue.c.command_uuid.label("next_uuid"),
                 command_queue.c.command_id.label("next_command_id"),
                 command_queue.c.attempts.label("next_attempts"),
@@ -221,7 +235,12 @@ class CommandQueue:
         nothing is written in those cases.
         """
         reported_uuid = report.command_uuid if report.status != "Idle" and report.command_uuid else ""
-        params = {"eid": enrollment_id, "reported_uuid": reported_uuid}
+        now = utcnow()
+        params = {
+            "eid": enrollment_id,
+            "reported_uuid": reported_uuid,
+            "resend_before": now - self._resend_after,
+        }
         next_query = self._next_queries[report.status == "Idle"]
         # Read without the write lock: an Idle with nothing queued (the commonest request) ends here.
         with reading(self._engine) as conn:
@@ -230,6 +249,8 @@ class CommandQueue:
             return Exchange(known=False)
         if row.identity_fp != identity_fp:
             return Exchange(known=True, identity_fp=row.identity_fp)
+        if row.forgotten_at is not None:
+            return Exchange(known=True, identity_fp=identity_fp, forgotten=True)
         store = bool(reported_uuid) and row.reported_status in ACTIVE_STATUSES
         if not store and row.next_id is None:
             return Exchange(known=True, identity_fp=identity_fp)
@@ -238,10 +259,9 @@ class CommandQueue:
         if store and report.status == "Acknowledged" and self._inventory_hook is not None:
             inventory = self._inventory_hook(row.reported_type, report.parsed)
         body = None
-        now = utcnow()
         with self._engine.begin() as conn:
             if store:
-                conn.execute(
+                written = conn.execute(
                     _STORE_NOTNOW if report.status == "NotNow" else _STORE_REPORT,
                     {
                         "b_uuid": reported_uuid,
@@ -252,17 +272,22 @@ class CommandQueue:
                         "b_reason": report.error_summary,
                     },
                 )
-                if inventory is not None:
+                store = written.rowcount == 1  # not if a racing report of the same command got there first
+                if store and inventory is not None:
                     merge_inventory(conn, enrollment_id, *inventory)
             while row is not None and row.next_id is not None:
+                # Each write only matches the command as it was read (status and attempts): of
+                # two connects racing for it, one wins and the other reads the next command. On
+                # PostgreSQL the loser's UPDATE waits for the winner and re-checks its WHERE.
+                seen = {"b_id": row.next_id, "b_now": now, "b_status": row.next_status}
+                seen["b_attempts"] = row.next_attempts
                 if row.next_attempts >= self._max_attempts:
                     reason = f"handed to the device {self._max_attempts} times without an answer"
-                    conn.execute(_GIVE_UP, {"b_id": row.next_id, "b_now": now, "b_reason": reason})
-                    row = conn.execute(next_query, params).first()
-                    continue
-                conn.execute(_MARK_SENT, {"b_id": row.next_id, "b_now": now})
-                body = self._deliverable(row.next_command_id, row.body_template, row.next_uuid)
-                break
+                    conn.execute(_GIVE_UP, {**seen, "b_reason": reason})
+                elif conn.execute(_MARK_SENT, seen).rowcount == 1:
+                    body = self._deliverable(row.next_command_id, row.body_template, row.next_uuid)
+                    break
+                row = conn.execute(next_query, params).first()
         return Exchange(known=True, identity_fp=identity_fp, body=body, stored=store)
 
     # -- reads --------------------------------------------------------------------------------
@@ -317,14 +342,17 @@ _STORE_REPORT = (
 )
 # A NotNow is an answer, not a lost delivery: it does not count towards giving up.
 _STORE_NOTNOW = _STORE_REPORT.values(notnow_count=_q.notnow_count + 1, attempts=0)
+_AS_READ = and_(
+    _q.id == bindparam("b_id"), _q.status == bindparam("b_status"), _q.attempts == bindparam("b_attempts")
+)
 _MARK_SENT = (
     update(command_queue)
-    .where(_q.id == bindparam("b_id"), _status_in(_q.status, ACTIVE_STATUSES))
+    .where(_AS_READ)
     .values(status="sent", attempts=_q.attempts + 1, sent_at=bindparam("b_now"))
 )
 _GIVE_UP = (
     update(command_queue)
-    .where(_q.id == bindparam("b_id"))
+    .where(_AS_READ)
     .values(status="undeliverable", reported_at=bindparam("b_now"), status_reason=bindparam("b_reason"))
 )
 

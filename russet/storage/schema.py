@@ -91,6 +91,10 @@ enrollments = Table(
     Column("checked_out_at", DateTime(timezone=True), nullable=True),
     Column("last_seen_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # An admin opened re-enrollment with another identity until then (one use; russet.mdm.reenroll).
+    Column("reenroll_until", DateTime(timezone=True), nullable=True),
+    # An admin chose to forget the device: its next request is told ErrorUnrecognizedDevice.
+    Column("forgotten_at", DateTime(timezone=True), nullable=True),
     Index("ix_enrollments_device_id", "device_id"),
     Index("ix_enrollments_serial_number", "serial_number"),
     Index("ix_enrollments_identity_fp", "identity_fp"),
@@ -553,4 +557,30 @@ login_failures = Table(
     Column("bucket", String(200), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("window_start", DateTime(timezone=True), nullable=False),
+)
+
+# -- Device identity: refused re-enrollments, check-in signatures already seen ------------------
+
+enrollment_refusals = Table(
+    "enrollment_refusals",
+    metadata,
+    # An Authenticate that presented another identity for an enrolled device and was refused.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("device_id", String(300), nullable=False),
+    Column("serial_number", String(64), nullable=True),  # as the request claimed it
+    Column("presented_fp", String(64), nullable=False),  # the identity that was refused
+    Column("bound_fp", String(64), nullable=True),  # the identity the device is bound to
+    Column("reason", Text, nullable=False),
+    Index("ix_enrollment_refusals_device_id", "device_id"),
+    Index("ix_enrollment_refusals_at", "at"),
+)
+
+seen_signatures = Table(
+    "seen_signatures",
+    metadata,
+    # SHA-256 of a check-in's Mdm-Signature: the first insert wins, a repeat is a replay.
+    Column("digest", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # outside the signing window then
+    Index("ix_seen_signatures_expires_at", "expires_at"),
 )

@@ -65,7 +65,7 @@ def apple_side(name: str) -> list[str]:
         "location next.",
         "People registered through Russet stay registered at Apple until retired there.",
         "Apple keeps posting notifications to Russet's URL until another MDM takes the location over; "
-        "Russet refuses them (401).",
+        "Russet refuses them (403).",
     ]
 
 

@@ -52,7 +52,8 @@ def receive(russet: Russet, name: str, secret: str, body: bytes) -> tuple[int, d
         russet.storage.engine, SecretBox.load(russet.settings.data_dir, russet.settings.master_key)
     )
     if not secret or not russet.connections.is_active("vpp", name) or not store.verify_secret(name, secret):
-        return 401, {"detail": "unknown location or wrong notification secret"}
+        # 403, not 401: nothing under the device prefixes answers 401 (on /mdm it unenrolls devices).
+        return 403, {"detail": "unknown location or wrong notification secret"}
     try:
         note = parse_notification(body)
     except ProtocolError as exc:
