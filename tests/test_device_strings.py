@@ -104,7 +104,7 @@ def test_token_update_values_too_long_or_with_nul_are_refused(
     response = check_in(client, device, device.token_update_message(**change))
     assert response.status_code == 400 and reason in response.text
     row = russet.storage.enrollments.get(device.udid)
-    assert row is not None and not row["enabled"] and row["push_magic"] is None
+    assert row is not None and not row["enabled"] and row["sealed_push"] is None
 
 
 @pytest.mark.parametrize(

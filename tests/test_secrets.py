@@ -30,7 +30,7 @@ from russet.config import Settings
 from russet.pki import create_ca
 from russet.runtime import Russet
 from russet.storage import rotation
-from russet.storage.db import _alembic_config, make_engine, migrate
+from russet.storage.db import _alembic_config, head_revision, make_engine, migrate
 from russet.storage.enrollments import unpack_push
 from russet.storage.rotation import SEALED_COLUMNS
 from russet.storage.schema import enrollments, metadata, vpp_locations
@@ -472,7 +472,7 @@ def test_migration_0009b_seals_clear_push_credentials_and_secret_commands(settin
     with pytest.raises(RuntimeError, match="needs the master key"):
         migrate(engine)  # clear secrets and no key: refused, nothing changed
     done = migrate(engine, box)
-    assert done.applied[-1] == "0009b"
+    assert "0009b" in done.applied and done.applied[-1] == head_revision()
     with engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("enrollments")}
         sealed_push = conn.execute(select(enrollments.c.sealed_push)).scalar_one()
