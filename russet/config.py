@@ -10,8 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from russet.kernel.errors import Invalid
 
-class ConfigError(ValueError):
+
+class ConfigError(Invalid):
     """A setting has a value Russet cannot use; the message names the variable."""
 
 
