@@ -43,8 +43,11 @@ _CLI_TRUE = frozenset({"true", "yes", "1"})
 _CLI_FALSE = frozenset({"false", "no", "0"})
 
 
-class CommandError(Invalid):
-    """A command Russet refuses to queue; the message names the command and the offending key."""
+class CommandError(Invalid, ValueError):
+    """A command Russet refuses to queue; the message names the command and the offending key.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 class _Problem(Exception):

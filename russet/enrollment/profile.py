@@ -32,8 +32,11 @@ SCEP_KEY_USAGE = 5  # 1 signing + 4 encryption: the identity signs requests and 
 SERVER_CAPABILITIES = ["com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"]
 
 
-class ProfileError(Invalid):
-    """The profile cannot be built as asked; the message says what to fix."""
+class ProfileError(Invalid, ValueError):
+    """The profile cannot be built as asked; the message says what to fix.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 @dataclass(frozen=True)

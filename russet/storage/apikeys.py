@@ -21,8 +21,11 @@ from russet.storage.schema import api_keys
 KEY_PREFIX = "rus_"
 
 
-class ApiKeyError(Invalid):
-    """The key name is unusable."""
+class ApiKeyError(Invalid, ValueError):
+    """The key name is unusable.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 @dataclass(frozen=True)
