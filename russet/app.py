@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from russet import __version__, operations
 from russet.abm import admin as abm_admin
-from russet.api import routes as api_routes
+from russet.api import router as api_router
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
@@ -96,7 +96,7 @@ def create_app(russet: Russet) -> DeviceFront:
         redoc_url=None,
     )
     app.state.russet = russet
-    api_routes.install(app)
+    api_router.install(app)
     console_views.install(app)  # the web console under /console
     devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
     return DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS

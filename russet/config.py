@@ -10,9 +10,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from russet.kernel.errors import Invalid
 
-class ConfigError(ValueError):
-    """A setting has a value Russet cannot use; the message names the variable."""
+
+class ConfigError(Invalid, ValueError):
+    """A setting has a value Russet cannot use; the message names the variable.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -1,7 +1,7 @@
 """Admin operations shared by the REST API and the CLI, so both behave the same.
 
-They take already-typed input, raise `OperationError` (with a message for people) on bad
-input, and return plain JSON-ready dicts.
+They take already-typed input, raise `russet.kernel.errors` kinds (with a message for people)
+on bad input, and return plain JSON-ready dicts; each surface maps the kinds in one place.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from russet.apple.connections import ConnectionRefused
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
 from russet.commands.secrets import redact, secret_keys
-from russet.console.ratelimit import LoginLimiter
+from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.runtime import Russet
 from russet.storage.db import utcnow
+from russet.storage.login_failures import LoginLimiter
 from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
 from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
 from russet.storage.signatures import SeenSignatures
@@ -27,14 +28,6 @@ MAX_DEVICES_PER_COMMAND = 100_000
 # The largest id storage holds (BIGINT): a larger one would make PostgreSQL (and SQLite from 2**63)
 # raise instead of finding nothing, so callers check ids against it first.
 MAX_DB_INT = 2**63 - 1
-
-
-class OperationError(ValueError):
-    """Bad admin input; `status` is the HTTP status the API answers with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -58,7 +51,7 @@ def list_devices(
     russet: Russet, *, limit: int = 100, after: str | None = None, search: str | None = None
 ) -> dict[str, Any]:
     if not 1 <= limit <= 1000:
-        raise OperationError("limit must be between 1 and 1000")
+        raise Invalid("limit must be between 1 and 1000")
     rows = russet.storage.enrollments.page(limit=limit, after=after, search=search)
     return {
         "devices": [device_summary(r) for r in rows],
@@ -69,7 +62,7 @@ def list_devices(
 def show_device(russet: Russet, device_id: str) -> dict[str, Any]:
     row = russet.storage.enrollments.get(device_id)
     if row is None:
-        raise OperationError(f"no device with id {device_id!r}", 404)
+        raise NotFound(f"no device with id {device_id!r}")
     summary = device_summary(row)
     summary.update(
         {
@@ -135,15 +128,15 @@ def send_command(
 ) -> dict[str, Any]:
     """Validate a command and queue it once per device; returns the CommandUUID per device."""
     if not device_ids:
-        raise OperationError("name at least one device")
+        raise Invalid("name at least one device")
     if len(device_ids) > MAX_DEVICES_PER_COMMAND:
-        raise OperationError(f"at most {MAX_DEVICES_PER_COMMAND} devices per command")
+        raise Invalid(f"at most {MAX_DEVICES_PER_COMMAND} devices per command")
     if not all(isinstance(d, str) and d for d in device_ids):
-        raise OperationError("device ids must be non-empty strings")
+        raise Invalid("device ids must be non-empty strings")
     try:
         built = build_command(command)
     except CommandError as exc:
-        raise OperationError(str(exc)) from None
+        raise Invalid(str(exc)) from None
     template = render_command_plist(UUID_PLACEHOLDER, built)
     try:
         uuids = russet.storage.queue.enqueue(
@@ -154,7 +147,7 @@ def send_command(
             in_transaction=request_pushes,
         )
     except UnknownDevices as exc:
-        raise OperationError(str(exc), 404) from None
+        raise NotFound(str(exc)) from None
     russet.pusher.wake()  # this process's pusher at once; others find the requests when they poll
     return {
         "request_type": built["RequestType"],
@@ -192,7 +185,7 @@ def show_command(russet: Russet, command_uuid: str, *, reveal: bool = False) -> 
     """A command's status and result; the result's secret keys are redacted unless `reveal`."""
     row = russet.storage.queue.by_uuid(command_uuid)
     if row is None:
-        raise OperationError(f"no command with uuid {command_uuid!r}", 404)
+        raise NotFound(f"no command with uuid {command_uuid!r}")
     out = _delivery(row, with_result=True, reveal=reveal)
     out["deliveries"] = [_delivery(r, with_result=False) for r in russet.storage.queue.siblings(command_uuid)]
     return out
@@ -200,7 +193,7 @@ def show_command(russet: Russet, command_uuid: str, *, reveal: bool = False) -> 
 
 def device_commands(russet: Russet, device_id: str, limit: int = 100) -> dict[str, Any]:
     if not russet.storage.enrollments.existing([device_id]):
-        raise OperationError(f"no device with id {device_id!r}", 404)
+        raise NotFound(f"no device with id {device_id!r}")
     rows = russet.storage.queue.for_enrollment(device_id, limit)
     return {"device": device_id, "commands": [_delivery(r, with_result=False) for r in rows]}
 
@@ -218,7 +211,7 @@ def parse_since(text: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise OperationError(f"--since {text!r}: expected e.g. 30d, 12h or 2026-01-31") from None
+        raise Invalid(f"--since {text!r}: expected e.g. 30d, 12h or 2026-01-31") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -226,7 +219,7 @@ def ledger_report(
     russet: Russet, *, since: str | None = None, service: str | None = None
 ) -> list[dict[str, Any]]:
     if service is not None and service not in SERVICE_NAMES:
-        raise OperationError(f"unknown service {service!r}; expected one of {', '.join(SERVICE_NAMES)}")
+        raise Invalid(f"unknown service {service!r}; expected one of {', '.join(SERVICE_NAMES)}")
     return [
         {**row, "first": _iso(row["first"]), "last": _iso(row["last"])}
         for row in russet.ledger.report(since=parse_since(since), service=service)
@@ -237,7 +230,7 @@ def ledger_subject(russet: Russet, identifier: str) -> dict[str, Any]:
     """What Apple has been told about a device (serial or UDID) or a person, when and why."""
     identifier = identifier.strip()
     if not identifier:
-        raise OperationError("name a serial number, UDID or user")
+        raise Invalid("name a serial number, UDID or user")
     aliases = {identifier} | russet.storage.enrollments.aliases(identifier)
     rows = russet.ledger.about(sorted(aliases))
     return {
@@ -264,7 +257,7 @@ def disconnect(russet: Russet, service: str, name: str, *, purge: bool) -> dict[
     try:
         return russet.connections.disconnect(service, name, purge=purge)
     except ConnectionRefused as exc:
-        raise OperationError(str(exc), 409) from None
+        raise Conflict(str(exc)) from None
 
 
 def prune_ledger(russet: Russet, older_than_days: int) -> int:

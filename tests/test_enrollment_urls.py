@@ -34,6 +34,7 @@ from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
 from russet.enrollment.machineinfo import APPLE_DEVICE_CA_CHAIN, DeviceCA
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
+from russet.kernel.errors import Invalid
 from russet.pki import fingerprint, validate_issued, verify_attached
 from russet.pki.chain import ChainError, check_chain, issued_by
 from russet.runtime import Russet
@@ -240,7 +241,7 @@ def test_no_push_topic_is_503_and_costs_no_use(russet: Russet) -> None:
     ],
 )
 def test_bad_token_requests_are_named(russet: Russet, kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(admin.OperationError, match=message):
+    with pytest.raises(Invalid, match=message):
         admin.create_token(russet, **kwargs)
     assert admin.list_tokens(russet) == []
 

@@ -19,11 +19,12 @@ from sqlalchemy import update
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import Settings
+from russet.kernel.errors import NotFound
 from russet.mdm import admin
-from russet.operations import OperationError
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.schema import certificates, enrollments
+from russet.web.errors import status_for
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.device import SimDevice
 from tests.conftest import PUBLIC_URL
@@ -145,7 +146,7 @@ def test_an_admin_opening_admits_one_identity_until_it_expires(
     with russet.storage.engine.begin() as conn:
         conn.execute(update(enrollments).values(reenroll_until=utcnow() - timedelta(seconds=1)))
     assert authenticate(client, impostor(make_device, victim)).status_code == 403
-    with pytest.raises(OperationError, match="no device"):
+    with pytest.raises(NotFound, match="no device"):
         admin.allow_reenroll(russet, "NO-SUCH-DEVICE")
     missing = client.post("/api/v1/devices/NOPE/allow-reenroll", headers=api_headers)
     assert missing.status_code == 404
@@ -236,9 +237,9 @@ def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> Non
     user = Channel(f"{udid}:alex", udid, True, "user", "alex", "alex")
     russet.storage.enrollments.token_update(user, fp, TOPIC, b"u", "m", None, False)
     for operation in (admin.forget, admin.allow_reenroll):
-        with pytest.raises(OperationError, match="no device") as refused:
+        with pytest.raises(NotFound, match="no device") as refused:
             operation(russet, f"{udid}:alex")
-        assert refused.value.status == 404
+        assert status_for(refused.value) == 404
     assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is None  # type: ignore[index]
     admin.forget(russet, udid)  # the device and its user channels
     assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is not None  # type: ignore[index]

@@ -16,6 +16,7 @@ from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.schema import vpp_assets
 from russet.vpp import admin
+from russet.web.errors import status_for
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import PUBLIC_URL, new_profile
 from tests.vpp_support import (
@@ -144,7 +145,7 @@ def test_more_assignments_than_licences_are_refused_whole(tmp_path: Path, settin
             admin.VppError, match="3 needed, 2 available of 2; nothing was assigned"
         ) as refused:
             _assign(russet, KEYNOTE, ["C02N000001", "C02N000002", "C02N000003"])
-        assert refused.value.status == 409
+        assert status_for(refused.value) == 409
         assert sim.calls["POST assets/associate"] == 0 and licences(russet) == []
         _assign(russet, KEYNOTE, ["C02N000001", "C02N000002"])
         with pytest.raises(admin.VppError, match="0 available \\(2 more already being assigned\\)"):
@@ -186,7 +187,7 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path, settings: 
         add(russet, token)
         with pytest.raises(admin.VppError, match="no licences for adamId 999999") as unknown:
             _assign(russet, "999999", ["C02X000001"])
-        assert unknown.value.status == 404
+        assert status_for(unknown.value) == 404
         with pytest.raises(admin.VppError, match="not an App Store id"):
             _assign(russet, "pages", ["C02X000001"])
         with pytest.raises(admin.VppError, match="cannot be assigned to devices"):

@@ -18,6 +18,7 @@ from russet.storage.db import reading
 from russet.storage.schema import apple_connections, vpp_locations, vpp_notifications
 from russet.vpp import admin, notify
 from russet.vpp.errors import TakenOver, TakeoverNeeded, TokenRejected
+from russet.web.errors import status_for
 from tests.conftest import PUBLIC_URL
 from tests.vpp_support import PAGES, add, deliver, run, simulated
 
@@ -72,7 +73,7 @@ def test_another_mdm_needs_confirmation_and_nothing_is_kept_without_it(
         sim.location(token).mdm_info = dict(OTHER)
         with pytest.raises(TakeoverNeeded, match="managed by another MDM \\('Other MDM'") as refused:
             add(russet, token)
-        assert refused.value.status == 409
+        assert status_for(refused.value) == 409
         assert sim.location(token).mdm_info == OTHER and not _posted(sim, "POST client/config")
         with reading(russet.storage.engine) as conn:
             assert conn.execute(select(vpp_locations)).first() is None

@@ -16,7 +16,7 @@ from typing import Any
 
 from russet.abm import profiles
 from russet.abm.client import AbmClient, forget_session
-from russet.abm.errors import AbmError, TokenError
+from russet.abm.errors import AbmConflict, AbmError, AbmNotFound, AbmUpstreamFailed, TokenExpired
 from russet.abm.store import AbmStore
 from russet.abm.sync import LEASE, sync_connection, sync_due
 from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
@@ -39,11 +39,10 @@ def open_store(russet: Russet) -> AbmStore:
 def client_for(russet: Russet, store: AbmStore, name: str) -> AbmClient:
     token = store.token(name)
     if token.access_token_expiry <= datetime.now(UTC):  # Apple would only answer 401
-        raise TokenError(
+        raise TokenExpired(
             f"the server token of ABM connection {name!r} expired on "
             f"{token.access_token_expiry.isoformat()}; download a renewed token from ABM/ASM and load it "
             f"with `russet abm token {name} FILE.p7m`",
-            409,
         )
     return AbmClient(russet.gateway, name, token, russet.settings.abm_url)
 
@@ -55,13 +54,13 @@ def apple_errors(name: str) -> Iterator[None]:
     try:
         yield
     except Disconnected:
-        raise AbmError(
-            f"ABM connection {name!r} is not connected; load its server token with `russet abm token`", 409
+        raise AbmConflict(
+            f"ABM connection {name!r} is not connected; load its server token with `russet abm token`"
         ) from None
     except ConnectionRefused as exc:
-        raise AbmError(str(exc), 409) from None
+        raise AbmConflict(str(exc)) from None
     except AppleUnavailable as exc:
-        raise AbmError(f"Apple could not be reached: {exc}", 502) from None
+        raise AbmUpstreamFailed(f"Apple could not be reached: {exc}") from None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -255,7 +254,7 @@ def device(russet: Russet, name: str, serial: str) -> dict[str, Any]:
     store.require(name)
     row = store.device(name, serial)
     if row is None:
-        raise AbmError(f"no device with serial number {serial!r} in ABM connection {name!r}", 404)
+        raise AbmNotFound(f"no device with serial number {serial!r} in ABM connection {name!r}")
     return _device(row)
 
 
@@ -300,7 +299,7 @@ def set_default_profile(russet: Russet, name: str, profile_uuid: str | None) -> 
     store = open_store(russet)
     store.require(name)
     if profile_uuid is not None and profile_uuid not in {p["profile_uuid"] for p in store.profiles(name)}:
-        raise AbmError(f"no profile {profile_uuid!r} was defined through ABM connection {name!r}", 404)
+        raise AbmNotFound(f"no profile {profile_uuid!r} was defined through ABM connection {name!r}")
     store.set_default_profile(name, profile_uuid)
     return {"connection": name, "default_profile_uuid": profile_uuid}
 

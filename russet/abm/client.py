@@ -25,7 +25,7 @@ from typing import Any
 
 from oauthlib import oauth1
 
-from russet.abm.errors import AppleError, CursorError, ProtocolError, Throttled
+from russet.abm.errors import AppleError, AppleFailed, AppleRejected, CursorError, ProtocolError, Throttled
 from russet.abm.records import (
     DevicePage,
     DeviceResults,
@@ -291,7 +291,7 @@ def _session_error(name: str, status: int, text: str) -> AppleError:
     else:
         why = "Apple could not open a session"
     shown = f" {code}" if code else ""
-    return AppleError(
+    return AppleFailed(
         f"ABM {name!r}: GET /session answered {status}{shown}: {why}", http_status=status, code=code
     )
 
@@ -309,5 +309,5 @@ def _api_error(name: str, endpoint: str, status: int, code: str | None, renewed:
         message += ": the server token lacks permission for this"
     elif status == 404:
         message += ": not found"
-    http = 400 if status == 400 else 502
-    return AppleError(message, http_status=status, code=code, status=http)
+    kind = AppleRejected if status == 400 else AppleFailed
+    return kind(message, http_status=status, code=code)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection, DateTime, Engine, delete, func, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from russet.abm.errors import AbmError
+from russet.abm.errors import AbmConflict, AbmNotFound
 from russet.abm.records import ACCOUNT_FIELDS, DEVICE_COLUMNS, DevicePage
 from russet.abm.token import ServerToken
 from russet.apple.connections import ConnectionRegistry
@@ -122,10 +122,9 @@ class AbmStore:
                 select(abm_servers.c.sealed_key).where(abm_servers.c.name == name)
             ).first()
             if existing is not None and existing.sealed_key is not None:
-                raise AbmError(
+                raise AbmConflict(
                     f"an ABM connection named {name!r} already exists; its certificate is shown by "
                     f"`russet abm show {name}`",
-                    409,
                 )
             if existing is None:
                 conn.execute(insert(abm_servers).values(name=name, **values))
@@ -151,8 +150,8 @@ class AbmStore:
     def require(self, name: str) -> dict[str, Any]:
         server = self.server(name)
         if server is None:
-            raise AbmError(
-                f"no ABM connection named {name!r}; create it with `russet abm create {name}`", 404
+            raise AbmNotFound(
+                f"no ABM connection named {name!r}; create it with `russet abm create {name}`"
             )
         return server
 
@@ -182,14 +181,13 @@ class AbmStore:
                 )
             ).first()
         if row is None:
-            raise AbmError(
-                f"no ABM connection named {name!r}; create it with `russet abm create {name}`", 404
+            raise AbmNotFound(
+                f"no ABM connection named {name!r}; create it with `russet abm create {name}`"
             )
         if row.sealed_key is None:
-            raise AbmError(
+            raise AbmConflict(
                 f"the key of ABM connection {name!r} was destroyed when it was disconnected; "
                 f"run `russet abm create {name}` and upload the new certificate to ABM/ASM",
-                409,
             )
         key = serialization.load_der_private_key(self._box.open(row.sealed_key, f"abm-key:{name}"), None)
         assert isinstance(key, rsa.RSAPrivateKey)
@@ -215,10 +213,9 @@ class AbmStore:
                 select(abm_servers.c.sealed_token).where(abm_servers.c.name == name)
             ).scalar()
         if sealed is None:
-            raise AbmError(
+            raise AbmConflict(
                 f"ABM connection {name!r} has no server token; "
                 f"load one with `russet abm token {name} FILE.p7m`",
-                409,
             )
         return ServerToken.from_json(self._box.open(sealed, f"abm-token:{name}"))
 
@@ -315,7 +312,7 @@ class AbmStore:
                 )
             ).first()
             if current is None or current.generation != generation:
-                raise AbmError(f"the device listing of {name!r} was restarted meanwhile; try again", 409)
+                raise AbmConflict(f"the device listing of {name!r} was restarted meanwhile; try again")
             # Which serials are new matters only for the default profile: asked only then.
             existing = self._existing(conn, name, [d["serial_number"] for d in kept]) if want_new else None
             if kept:

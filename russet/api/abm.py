@@ -14,7 +14,8 @@ from pydantic import Field
 
 from russet.abm import admin
 from russet.api.models import ApiModel, Serial, Uuid
-from russet.api.routes import Caller, _russet
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/abm", tags=["abm"])
 

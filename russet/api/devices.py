@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from russet.api.models import ApiModel
-from russet.api.routes import Caller, _russet
 from russet.mdm import admin
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 

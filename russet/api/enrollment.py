@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from russet.api.models import MAX_DB_INT, ApiModel
-from russet.api.routes import Caller, _russet
 from russet.enrollment import admin
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/enrollment", tags=["enrollment"])
 

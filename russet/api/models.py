@@ -119,7 +119,7 @@ def _error_codes(route: APIRoute) -> list[int]:
     """The error answers a route can give, from its shape: authentication, path ids, a body,
     writes, and (for the `async` handlers, which are those that reach Apple) Apple's failures."""
     params = route.dependant
-    authenticated = any(getattr(dep.call, "__name__", "") == "_caller" for dep in params.dependencies)
+    authenticated = any(getattr(dep.call, "__name__", "") == "api_caller" for dep in params.dependencies)
     codes = {400, 422} if authenticated or params.query_params or params.path_params else set()
     if authenticated:
         codes.add(401)

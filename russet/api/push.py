@@ -12,10 +12,11 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from russet.api.models import ApiModel, EnrollmentId
-from russet.api.routes import Caller, _russet
 from russet.apns import admin
-from russet.apns.certificate import ApnsCertificateConflict, ApnsCertificateError
-from russet.operations import OperationError
+from russet.apns.certificate import ApnsCertificateConflict
+from russet.kernel.errors import Conflict
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/push", tags=["apns"])
 MAX_CERTIFICATE_CHARS = 64 * 1024  # a certificate and Apple's intermediates are a few kilobytes
@@ -48,9 +49,7 @@ def import_certificate(request: Request, _: Caller, body: CertificateUpload) -> 
     try:
         result = admin.import_certificate(_russet(request), body.certificate.encode(), force=body.force)
     except ApnsCertificateConflict as exc:  # a topic change or an earlier expiry
-        raise OperationError(str(exc).replace("pass --force", 'send "force": true'), 409) from None
-    except ApnsCertificateError as exc:
-        raise OperationError(str(exc)) from None
+        raise Conflict(str(exc).replace("pass --force", 'send "force": true')) from None
     return {
         "topic": result.topic,
         "not_after": result.not_after.isoformat(),

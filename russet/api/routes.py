@@ -1,4 +1,5 @@
-"""Admin REST API: devices, commands. Bearer API keys; the OpenAPI document is served.
+"""Admin REST API routes for devices, commands, the ledger and connections (`russet.api.router`
+includes them with the others).
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, where the synchronous
 storage belongs) and delegate to `russet.operations`, which the CLI shares.
@@ -8,16 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from russet import operations
-from russet.api.models import ApiModel, check_params, document_errors
-from russet.runtime import Russet
-
-bearer = HTTPBearer(auto_error=False, description="An API key from `russet apikey create NAME`")
+from russet.api.models import ApiModel
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 
 class CommandRequest(ApiModel):
@@ -29,25 +27,6 @@ class CommandRequest(ApiModel):
     command: dict[str, Any] = Field(description='The Command dict: {"RequestType": ..., parameters...}')
 
 
-def _russet(request: Request) -> Russet:
-    return request.app.state.russet
-
-
-def _caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    name = _russet(request).storage.api_keys.authenticate(credentials.credentials)
-    if name is None:
-        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    check_params(request)  # every route has a caller: its query and path values are checked here
-    return name
-
-
-Caller = Annotated[str, Depends(_caller)]
 router = APIRouter(prefix="/api/v1")
 
 
@@ -128,23 +107,3 @@ def receipts(request: Request, _: Caller) -> list[dict[str, Any]]:
 @router.get("/health", summary="Liveness (no authentication)")
 def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-def install(app: FastAPI) -> None:
-    # imported here: they use this module's Caller
-    from russet.api.abm import router as abm_router
-    from russet.api.devices import router as devices_router
-    from russet.api.enrollment import router as enrollment_router
-    from russet.api.push import router as push_router
-    from russet.api.vpp import apps as apps_router
-    from russet.api.vpp import router as vpp_router
-
-    for api_router in (
-        router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
-    ):
-        document_errors(api_router)
-        app.include_router(api_router)
-
-    @app.exception_handler(operations.OperationError)
-    async def _operation_error(_: Request, exc: operations.OperationError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)

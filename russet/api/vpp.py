@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from russet.api.models import AdamId, ApiModel, ClientUserId, EnrollmentId, Name, Serial
-from russet.api.routes import Caller, _russet
 from russet.vpp import admin
+from russet.web.deps import Caller
+from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/vpp", tags=["vpp"])
 apps = APIRouter(prefix="/api/v1/apps", tags=["vpp"])

@@ -7,22 +7,23 @@ from typing import Any
 
 from russet.apns.certificate import ImportResult, import_push_certificate
 from russet.apns.pusher import CONNECTION, SERVICE
-from russet.operations import MAX_DEVICES_PER_COMMAND, OperationError
+from russet.kernel.errors import Invalid, NotFound
+from russet.operations import MAX_DEVICES_PER_COMMAND
 from russet.runtime import Russet
 
 
 async def push_devices(russet: Russet, device_ids: list[str]) -> dict[str, Any]:
     """Push these enrollments now; every device's outcome (delivered, token_dead, retrying...)."""
     if not device_ids:
-        raise OperationError("name at least one device")
+        raise Invalid("name at least one device")
     if len(device_ids) > MAX_DEVICES_PER_COMMAND:
-        raise OperationError(f"at most {MAX_DEVICES_PER_COMMAND} devices at once")
+        raise Invalid(f"at most {MAX_DEVICES_PER_COMMAND} devices at once")
     if not all(isinstance(d, str) and d for d in device_ids):
-        raise OperationError("device ids must be non-empty strings")
+        raise Invalid("device ids must be non-empty strings")
     known = russet.storage.enrollments.existing(device_ids)
     missing = sorted(set(device_ids) - known)
     if missing:
-        raise OperationError("no enrollment with id " + ", ".join(missing), 404)
+        raise NotFound("no enrollment with id " + ", ".join(missing))
     results = await russet.pusher.push_devices(device_ids)
     return {"results": results, "delivered": sum(1 for r in results if r["outcome"] == "delivered")}
 

@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from russet.kernel.errors import Conflict, RussetError
 from russet.storage import Storage
 from russet.storage.schema import settings as settings_table
 
@@ -51,11 +52,13 @@ _RENEW = (
 log = logging.getLogger("russet.apns")
 
 
-class ApnsCertificateError(Exception):
-    """A push-certificate operation that cannot be done; ``str()`` says why and what to do."""
+class ApnsCertificateError(RussetError):
+    """A push-certificate operation that cannot be done; ``str()`` says why and what to do.
+
+    Bad input (`Invalid`, the kindless fallback) unless a subclass says otherwise."""
 
 
-class ApnsCertificateConflict(ApnsCertificateError):
+class ApnsCertificateConflict(ApnsCertificateError, Conflict):
     """The certificate is usable but would change the topic or shorten the expiry: needs force."""
 
 

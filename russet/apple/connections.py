@@ -22,12 +22,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, or_, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
+from russet.kernel.errors import Conflict
 from russet.storage.db import as_utc, reading, upsert, utcnow
 from russet.storage.schema import apple_connections, purge_receipts
 
 
-class ConnectionRefused(Exception):
-    """A connection operation that cannot be done; the message says why."""
+class ConnectionRefused(Conflict):
+    """A connection operation the connection's state forbids; the message says why."""
 
 
 class Disconnected(ConnectionRefused):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +13,6 @@ from russet.apns.certificate import (
     DEFAULT_CSR_NAME,
     KEY_BITS,
     PORTAL,
-    ApnsCertificateError,
     create_push_csr,
     push_status,
     vendor_sign,
@@ -25,19 +23,6 @@ from russet.cli.output import emit_json, fields
 F = TypeVar("F", bound=Callable[..., Any])
 _IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _OUT_FILE = click.Path(dir_okay=False, path_type=Path)
-
-
-def _apns_errors(func: F) -> F:
-    """Push-certificate errors are one line, like every other Russet error."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ApnsCertificateError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _read(path: Path) -> bytes:
@@ -62,7 +47,6 @@ def apns() -> None:
 @click.option("--force", is_flag=True, help="Replace a push key still waiting for its certificate.")
 @click.option("--common-name", default=DEFAULT_CSR_NAME, show_default=True, help="The CSR's subject CN.")
 @handles_errors
-@_apns_errors
 def csr(out: Path, force: bool, common_name: str) -> None:
     """Create the push key (kept sealed in Russet) and write its certificate signing request."""
     create_push_csr(open_russet().storage, out, force=force, common_name=common_name)
@@ -92,7 +76,6 @@ def csr(out: Path, force: bool, common_name: str) -> None:
 )
 @click.option("--out", type=_OUT_FILE, help="Write the request here instead of standard output.")
 @handles_errors
-@_apns_errors
 def vendor_sign_command(
     csr_file: Path,
     vendor_cert: Path,
@@ -126,7 +109,6 @@ def vendor_sign_command(
     "--force", is_flag=True, help="Accept a new topic (orphans enrolled devices) or an earlier expiry."
 )
 @handles_errors
-@_apns_errors
 def import_command(cert_file: Path, force: bool) -> None:
     """Install the push certificate Apple issued (PEM or DER) with its key; renewals too."""
     result = import_certificate(open_russet(), _read(cert_file), force=force)
@@ -143,7 +125,6 @@ def import_command(cert_file: Path, force: bool) -> None:
 @apns.command("status")
 @json_option
 @handles_errors
-@_apns_errors
 def status(as_json: bool) -> None:
     """The installed push certificate: topic, expiry, days left (warns from 30 days out)."""
     data = push_status(open_russet().storage)

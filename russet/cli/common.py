@@ -9,27 +9,12 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError
 
-from russet import operations
-from russet.apple.connections import ConnectionRefused
-from russet.commands import CommandError
-from russet.config import ConfigError, Settings
-from russet.enrollment.profile import ProfileError
+from russet.cli.errors import as_click
+from russet.config import Settings
+from russet.kernel.errors import RussetError
 from russet.runtime import Russet
-from russet.storage.apikeys import ApiKeyError
-from russet.storage.db import NotMigrated
-from russet.storage.secretbox import SecretError
 
 F = TypeVar("F", bound=Callable[..., Any])
-KNOWN_ERRORS: tuple[type[Exception], ...] = (
-    operations.OperationError,
-    ConfigError,
-    SecretError,
-    ProfileError,
-    ApiKeyError,
-    CommandError,
-    ConnectionRefused,
-    NotMigrated,
-)
 
 
 def open_russet(*, migrate: bool = False) -> Russet:
@@ -44,14 +29,14 @@ def open_russet(*, migrate: bool = False) -> Russet:
 
 
 def handles_errors(func: F) -> F:
-    """Turn Russet's own errors into a one-line CLI error instead of a traceback."""
+    """Turn Russet's own errors into a one-line CLI error (exit code by kind) instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except KNOWN_ERRORS as exc:
-            raise click.ClickException(str(exc)) from None
+        except RussetError as exc:  # every domain error, mapped by kind in russet.cli.errors
+            raise as_click(exc) from None
         except OperationalError as exc:
             raise click.ClickException(f"cannot use the database: {exc.orig}") from None
 

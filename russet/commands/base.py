@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+from russet.kernel.errors import Invalid
+
 #: Apple's schema type names, without the angle brackets.
 Kind = Literal["string", "integer", "boolean", "real", "data", "date", "array", "dictionary", "any"]
 
@@ -41,8 +43,11 @@ _CLI_TRUE = frozenset({"true", "yes", "1"})
 _CLI_FALSE = frozenset({"false", "no", "0"})
 
 
-class CommandError(ValueError):
-    """A command Russet refuses to queue; the message names the command and the offending key."""
+class CommandError(Invalid, ValueError):
+    """A command Russet refuses to queue; the message names the command and the offending key.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 class _Problem(Exception):

@@ -21,12 +21,15 @@ from russet import operations
 from russet.api.models import check_params
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import ratelimit
 from russet.console import session as sessions
-from russet.console.ratelimit import LoginLimiter
+from russet.kernel.errors import Invalid, NotFound, RussetError
 from russet.runtime import Russet
+from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
+from russet.storage.login_failures import LoginLimiter
 from russet.storage.secretbox import SecretBox
+from russet.web.deps import russet_of as _russet
+from russet.web.errors import status_for
 
 PAGE_SIZE = 50
 RECENT_COMMANDS = 20
@@ -70,10 +73,6 @@ class ConsoleError(Exception):
 class Admin:
     name: str
     session: sessions.Session
-
-
-def _russet(request: Request) -> Russet:
-    return request.app.state.russet
 
 
 def _box(request: Request) -> SecretBox:
@@ -131,11 +130,11 @@ def render(name: str, admin: Admin | None, status: int = 200, **context: Any) ->
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """An operation, with its OperationError turned into the console's error page."""
+    """An operation, with its error turned into the console's error page (the API's status)."""
     try:
         return fn(*args, **kwargs)
-    except operations.OperationError as exc:
-        raise ConsoleError(str(exc), exc.status) from None
+    except RussetError as exc:
+        raise ConsoleError(str(exc), status_for(exc)) from None
 
 
 def _safe_next(target: str | None) -> str:
@@ -261,18 +260,18 @@ def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -
     text = form.get("params", "").strip()
     try:
         if request_type not in COMMANDS:
-            raise operations.OperationError(f"choose one of the supported commands, not {request_type!r}")
+            raise Invalid(f"choose one of the supported commands, not {request_type!r}")
         try:
             params = json.loads(text) if text else {}
         except ValueError as exc:
-            raise operations.OperationError(f"parameters must be a JSON object: {exc}") from None
+            raise Invalid(f"parameters must be a JSON object: {exc}") from None
         if not isinstance(params, dict):
-            raise operations.OperationError("parameters must be a JSON object")
+            raise Invalid("parameters must be a JSON object")
         queued = operations.send_command(
             russet, [device_id], {**params, "RequestType": request_type}, created_by=admin.name
         )
-    except operations.OperationError as exc:
-        if exc.status == 404:
+    except RussetError as exc:
+        if isinstance(exc, NotFound):
             raise ConsoleError(str(exc), 404) from None
         return _device_page(russet, admin, device_id, 400, chosen=request_type, params=text, error=str(exc))
     return RedirectResponse(f"/console/commands/{quote(queued['commands'][0]['command_uuid'])}", 303)

@@ -1,6 +1,6 @@
 """Enrollment tokens and the log of profiles handed out, for the CLI and the API alike.
 
-Like `russet.operations`, these take typed input, raise OperationError with a message for people,
+Like `russet.operations`, these take typed input, raise error kinds with a message for people,
 and return JSON-ready dicts.
 """
 
@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
-from russet.operations import MAX_DB_INT, OperationError
+from russet.kernel.errors import Conflict, Invalid, NotFound
+from russet.operations import MAX_DB_INT
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.enrollment_tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
@@ -28,10 +29,10 @@ def parse_lifetime(text: str) -> timedelta:
     """`90m`, `12h`, `7d`: how long a token stays valid (at most a year)."""
     match = _DURATION.match(text.strip())
     if not match:
-        raise OperationError(f"expires {text!r}: expected a duration such as 30m, 12h or 7d")
+        raise Invalid(f"expires {text!r}: expected a duration such as 30m, 12h or 7d")
     lifetime = timedelta(**{_UNITS[match[2]]: int(match[1])})
     if not timedelta(minutes=1) <= lifetime <= MAX_LIFETIME:
-        raise OperationError(f"expires {text!r}: a token lives from 1 minute to 365 days")
+        raise Invalid(f"expires {text!r}: a token lives from 1 minute to 365 days")
     return lifetime
 
 
@@ -64,11 +65,11 @@ def create_token(
     """A new token; the answer is the only place its clear value and URL ever appear."""
     lifetime = parse_lifetime(expires or DEFAULT_LIFETIME)
     if uses is not None and not 1 <= uses <= MAX_USES:
-        raise OperationError(f"uses must be between 1 and {MAX_USES}, got {uses}")
+        raise Invalid(f"uses must be between 1 and {MAX_USES}, got {uses}")
     if note is not None:
         note = note.strip() or None
         if note is not None and len(note) > MAX_NOTE_CHARS:
-            raise OperationError(f"a note is at most {MAX_NOTE_CHARS} characters")
+            raise Invalid(f"a note is at most {MAX_NOTE_CHARS} characters")
     token, stored = EnrollmentTokenStore(russet.storage.engine).create(lifetime, uses, note)
     return {**_describe(stored, utcnow()), "token": token, "url": enrollment_url(russet, token)}
 
@@ -81,9 +82,9 @@ def list_tokens(russet: Russet) -> list[dict[str, Any]]:
 def revoke_token(russet: Russet, token_id: int) -> dict[str, Any]:
     store = EnrollmentTokenStore(russet.storage.engine)
     if not 1 <= token_id <= MAX_DB_INT or store.get(token_id) is None:  # no such id can exist
-        raise OperationError(f"no enrollment token with id {token_id}", 404)
+        raise NotFound(f"no enrollment token with id {token_id}")
     if not store.revoke(token_id):
-        raise OperationError(f"enrollment token {token_id} was already revoked", 409)
+        raise Conflict(f"enrollment token {token_id} was already revoked")
     found = store.get(token_id)
     assert found is not None  # revoked, not deleted
     return _describe(found, utcnow())
@@ -92,7 +93,7 @@ def revoke_token(russet: Russet, token_id: int) -> dict[str, Any]:
 def recent_requests(russet: Russet, limit: int = 100) -> list[dict[str, Any]]:
     """Profiles handed out at /mdm/enroll, newest first."""
     if not 1 <= limit <= 1000:
-        raise OperationError("limit must be between 1 and 1000")
+        raise Invalid("limit must be between 1 and 1000")
     rows = EnrollmentRequestLog(russet.storage.engine).recent(limit)
     return [
         {

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from russet.enrollment.authority import DEVICE_KIND, Authority
+from russet.kernel.errors import Invalid
 from russet.pki import issue_device_identity, pkcs12_identity, sign_attached
 from russet.storage.certificates import CertificateStore
 from russet.storage.challenges import ChallengeStore
@@ -31,8 +32,11 @@ SCEP_KEY_USAGE = 5  # 1 signing + 4 encryption: the identity signs requests and 
 SERVER_CAPABILITIES = ["com.apple.mdm.per-user-connections", "com.apple.mdm.bootstraptoken"]
 
 
-class ProfileError(ValueError):
-    """The profile cannot be built as asked; the message says what to fix."""
+class ProfileError(Invalid, ValueError):
+    """The profile cannot be built as asked; the message says what to fix.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 @dataclass(frozen=True)

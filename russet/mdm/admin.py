@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from russet.enrollment.admin import parse_lifetime
-from russet.operations import OperationError
+from russet.kernel.errors import Invalid, NotFound
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.reenroll import ReenrollmentStore
@@ -24,11 +24,11 @@ def allow_reenroll(russet: Russet, device_id: str, duration: str | None = None) 
     """Let the next Authenticate with another identity for this device through, until it expires."""
     try:
         length: timedelta = parse_lifetime(duration or DEFAULT_OPENING)
-    except OperationError as exc:
-        raise OperationError(str(exc).replace("expires", "--for", 1)) from None
+    except Invalid as exc:
+        raise Invalid(str(exc).replace("expires", "--for", 1)) from None
     until = utcnow() + length
     if not ReenrollmentStore(russet.storage.engine).allow(device_id, until):
-        raise OperationError(f"no device with id {device_id!r}", 404)
+        raise NotFound(f"no device with id {device_id!r}")
     return {"device": device_id, "reenroll_until": _iso(until), "uses": 1}
 
 
@@ -36,7 +36,7 @@ def forget(russet: Russet, device_id: str) -> dict[str, Any]:
     """Mark the device forgotten: its undelivered commands are cancelled, a push asks it to
     connect, and its next request is answered ErrorUnrecognizedDevice, on which it unenrolls."""
     if not ReenrollmentStore(russet.storage.engine).forget(device_id):
-        raise OperationError(f"no device with id {device_id!r}", 404)
+        raise NotFound(f"no device with id {device_id!r}")
     russet.pusher.state.request([device_id])
     return {"device": device_id, "forgotten": True}
 
@@ -44,6 +44,6 @@ def forget(russet: Russet, device_id: str) -> dict[str, Any]:
 def refusals(russet: Russet, limit: int = 100, device_id: str | None = None) -> list[dict[str, Any]]:
     """Refused re-enrollments (another identity for an enrolled device), newest first."""
     if not 1 <= limit <= 1000:
-        raise OperationError("limit must be between 1 and 1000")
+        raise Invalid("limit must be between 1 and 1000")
     rows = ReenrollmentStore(russet.storage.engine).refusals(limit, device_id)
     return [{**row, "at": _iso(row["at"])} for row in rows]

@@ -14,14 +14,18 @@ from datetime import datetime
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from russet.kernel.errors import Conflict, Invalid
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import api_keys
 
 KEY_PREFIX = "rus_"
 
 
-class ApiKeyError(ValueError):
-    """The key name is unusable or taken."""
+class ApiKeyError(Invalid, ValueError):
+    """The key name is unusable.
+
+    Still a ValueError too, for callers that catch one.
+    """
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class ApiKeyStore:
                     )
                 )
         except IntegrityError:
-            raise ApiKeyError(f"an API key named {name!r} already exists") from None
+            raise Conflict(f"an API key named {name!r} already exists") from None
         return key
 
     def authenticate(self, key: str) -> str | None:

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from russet.kernel.errors import Conflict
 from russet.storage.secretbox import SecretBox, private_dir
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -118,7 +119,7 @@ def make_engine(url: str, *, pool_size: int = 24) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_recycle=1800)
 
 
-class NotMigrated(Exception):
+class NotMigrated(Conflict):
     """The database is not at the schema this Russet needs; `russet migrate` brings it there."""
 
 

@@ -16,14 +16,16 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from russet.kernel.errors import Conflict
+
 _VERSION = b"\x01"
 KEY_FILE = "master.key"
 # Written by `russet secrets rotate` before its transaction; it replaces KEY_FILE once committed.
 NEW_KEY_FILE = "master.key.new"
 
 
-class SecretError(Exception):
-    """A secret could not be decrypted: wrong master key or tampered data."""
+class SecretError(Conflict):
+    """A secret could not be decrypted: wrong master key or tampered data (a state no input fixes)."""
 
 
 def private_dir(path: Path) -> None:

@@ -23,7 +23,7 @@ from russet.runtime import Russet
 from russet.storage.secretbox import SecretBox
 from russet.vpp import installs, licences, users
 from russet.vpp.client import DEFAULT_PER_SECOND, VppClient
-from russet.vpp.errors import TakeoverNeeded, TokenError, VppError
+from russet.vpp.errors import TakeoverNeeded, TokenExpired, VppConflict, VppError, VppUpstreamFailed
 from russet.vpp.notify import notification_url
 from russet.vpp.store import VppStore, secret_hash
 from russet.vpp.sync import refresh_limits, sync_assets
@@ -44,18 +44,16 @@ def open_store(russet: Russet) -> VppStore:
 def client_for(russet: Russet, store: VppStore, name: str) -> VppClient:
     location = store.require(name)
     if location["taken_over_by"]:
-        raise VppError(
+        raise VppConflict(
             f"Apps and Books location {name!r} is managed by another MDM "
             f"({location['taken_over_by'].get('name')!r}); Russet stopped using it. Run "
             f"`russet vpp add {name} FILE.vpptoken --take-over` to manage it from Russet again",
-            409,
         )
     token = store.token(name)
     if token.expires_at <= datetime.now(UTC):  # Apple would only answer 401 (9621)
-        raise TokenError(
+        raise TokenExpired(
             f"the content token of location {name!r} expired on {token.expires_at.isoformat()}; download a "
             f"new one from Apple Business/School Manager and load it with `russet vpp add {name} FILE`",
-            409,
         )
     per_second = location["limits"].get("maxRequestPerSecond") or DEFAULT_PER_SECOND
     return VppClient(
@@ -83,13 +81,13 @@ def apple_errors(name: str) -> Iterator[None]:
     try:
         yield
     except Disconnected:
-        raise VppError(
-            f"Apps and Books location {name!r} is not connected; load its token with `russet vpp add`", 409
+        raise VppConflict(
+            f"Apps and Books location {name!r} is not connected; load its token with `russet vpp add`"
         ) from None
     except ConnectionRefused as exc:
-        raise VppError(str(exc), 409) from None
+        raise VppConflict(str(exc)) from None
     except AppleUnavailable as exc:
-        raise VppError(f"Apple could not be reached: {exc}", 502) from None
+        raise VppUpstreamFailed(f"Apple could not be reached: {exc}") from None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -21,7 +21,15 @@ from typing import Any
 
 from russet.apple import bounded_json
 from russet.apple.gateway import AppleGateway, Call, Datum
-from russet.vpp.errors import AppleError, ProtocolError, TakenOver, Throttled, TokenRejected
+from russet.vpp.errors import (
+    AppleError,
+    AppleFailed,
+    AppleRejected,
+    ProtocolError,
+    TakenOver,
+    Throttled,
+    TokenRejected,
+)
 from russet.vpp.token import ContentToken
 
 JSON_TYPE = "application/json"
@@ -198,7 +206,6 @@ class VppClient:
             "from Russet again",
             http_status=http_status,
             number=None,
-            status=409,
         )
 
     def record(self, reply: Reply, data: Sequence[Datum]) -> None:
@@ -356,13 +363,12 @@ def _error(name: str, endpoint: str, status: int, number: int | None, message: s
             text + f"; download a new content token and load it with `russet vpp add {name} FILE.vpptoken`",
             http_status=status,
             number=number,
-            status=409,
         )
     if status == 429 or number == 9646:
         return Throttled(
             text + "; Russet backed off and retried; try again in a minute",
             http_status=status,
             number=number,
-            status=503,
         )
-    return AppleError(text, http_status=status, number=number, status=400 if status == 400 else 502)
+    kind = AppleRejected if status == 400 else AppleFailed
+    return kind(text, http_status=status, number=number)

@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select, update
 
 from russet import operations, plists
+from russet.kernel.errors import RussetError
 from russet.runtime import Russet
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.schema import enrollments, vpp_installs, vpp_licences
 from russet.vpp import licences
 from russet.vpp.client import VppClient
-from russet.vpp.errors import VppError
+from russet.vpp.errors import VppConflict, VppError, VppNotFound
 from russet.vpp.store import RELEASING, VppStore
 
 log = logging.getLogger("russet.vpp")
@@ -40,6 +41,7 @@ FAILED_STATES = frozenset(
         "UserInstalledApp",
     }
 )
+
 GIVE_UP_AFTER = timedelta(hours=24)
 CREATED_BY = "russet app install"
 
@@ -57,12 +59,12 @@ def resolve_device(russet: Russet, device: str) -> dict[str, Any]:
             .order_by(e.enabled.desc(), e.last_seen_at.desc())
         ).all()
     if not rows:
-        raise VppError(f"no device with id or serial number {device!r}", 404)
+        raise VppNotFound(f"no device with id or serial number {device!r}")
     row = rows[0]
     if not row.enabled:
-        raise VppError(f"device {row.id} is not enrolled (it checked out or has not finished enrolling)", 409)
+        raise VppConflict(f"device {row.id} is not enrolled (it checked out or has not finished enrolling)")
     if not row.serial_number:
-        raise VppError(f"device {row.id} has not told its serial number; a device licence needs it", 409)
+        raise VppConflict(f"device {row.id} has not told its serial number; a device licence needs it")
     return {"id": row.id, "serial_number": row.serial_number}
 
 
@@ -74,10 +76,9 @@ def locate_asset(
         return location, licences.find_asset(store, location, adam_id, pricing)
     holders = [name for name in active if store.assets(name, str(adam_id))]
     if not holders:
-        raise VppError(
+        raise VppNotFound(
             f"no connected Apps and Books location has licences for adamId {adam_id}; "
             "buy them in Apple Business/School Manager and run `russet vpp sync NAME`",
-            404,
         )
     if len(holders) > 1:
         raise VppError(
@@ -129,8 +130,8 @@ async def install(
             reason=f"app install on {target['id']}",
         )
     elif held[0]["status"] in RELEASING:
-        raise VppError(
-            f"the device's licence for {asset['adam_id']} is being taken back; try again once it is", 409
+        raise VppConflict(
+            f"the device's licence for {asset['adam_id']} is being taken back; try again once it is"
         )
     now = utcnow()
     with russet.storage.engine.begin() as conn:
@@ -255,7 +256,7 @@ def _after_licence(russet: Russet, row: dict[str, Any]) -> str | None:
         command["ManagementFlags"] = row["management_flags"]
     try:
         sent = operations.send_command(russet, [row["enrollment_id"]], command, created_by=CREATED_BY)
-    except operations.OperationError as exc:
+    except RussetError as exc:
         return _finish(russet, row, "failed", reason=f"could not queue InstallApplication: {exc}")
     _set(russet, row["id"], install_command_uuid=sent["commands"][0]["command_uuid"])
     return "queued"
@@ -294,7 +295,7 @@ def _ask_list(russet: Russet, row: dict[str, Any], now: Any, every: timedelta, f
         sent = operations.send_command(
             russet, [row["enrollment_id"]], {"RequestType": "ManagedApplicationList"}, created_by=CREATED_BY
         )
-    except operations.OperationError as exc:
+    except RussetError as exc:
         return _finish(russet, row, "failed", reason=f"could not queue ManagedApplicationList: {exc}")
     _set(russet, row["id"], list_command_uuid=sent["commands"][0]["command_uuid"])
     return "asked"
@@ -355,7 +356,7 @@ def show(russet: Russet, install_id: int) -> dict[str, Any]:
     with reading(russet.storage.engine) as conn:
         row = conn.execute(select(vpp_installs).where(vpp_installs.c.id == install_id)).first()
     if row is None:
-        raise VppError(f"no app install {install_id}", 404)
+        raise VppNotFound(f"no app install {install_id}")
     return _out(dict(row._mapping))
 
 

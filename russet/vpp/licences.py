@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from russet.storage.db import as_utc, reading
 from russet.storage.schema import command_queue, commands, enrollments, vpp_licences
 from russet.vpp.client import VppClient
-from russet.vpp.errors import AppleError, VppError
+from russet.vpp.errors import AppleError, VppConflict, VppError, VppNotFound
 from russet.vpp.records import Failure, Outcome, status_outcome, user_list
 from russet.vpp.store import VppStore
 
@@ -44,11 +44,10 @@ def find_asset(store: VppStore, name: str, adam_id: Any, pricing: str | None = N
         raise VppError(f"adamId {adam_id!r} is not an App Store id (digits)")
     found = [a for a in store.assets(name, str(adam_id)) if pricing in (None, a["pricing_param"])]
     if not found:
-        raise VppError(
+        raise VppNotFound(
             f"location {name!r} has no licences for adamId {adam_id}"
             + (f" ({pricing})" if pricing else "")
             + f"; buy them in Apple Business/School Manager, then run `russet vpp sync {name}`",
-            404,
         )
     if len(found) > 1:
         raise VppError(
@@ -193,9 +192,9 @@ def _check_users(store: VppStore, name: str, users: list[str]) -> None:
     for cuid in users:
         user = known.get(cuid)
         if user is None:
-            raise VppError(f"no user {cuid!r} in location {name!r} (see `russet vpp users {name}`)", 404)
+            raise VppNotFound(f"no user {cuid!r} in location {name!r} (see `russet vpp users {name}`)")
         if user["status"] not in ("Registered", "Associated"):
-            raise VppError(f"user {cuid!r} is {user['status']}; licences go to registered users only", 409)
+            raise VppConflict(f"user {cuid!r} is {user['status']}; licences go to registered users only")
 
 
 # -- following events -----------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from russet.storage.schema import (
     vpp_users,
 )
 from russet.storage.secretbox import SecretBox
-from russet.vpp.errors import VppError
+from russet.vpp.errors import VppConflict, VppNotFound
 from russet.vpp.records import MAX_COUNT, Failure, Notification, Outcome
 from russet.vpp.token import ContentToken
 
@@ -123,10 +123,9 @@ class VppStore:
     def require(self, name: str) -> dict[str, Any]:
         location = self.location(name)
         if location is None:
-            raise VppError(
+            raise VppNotFound(
                 f"no Apps and Books location named {name!r}; "
                 f"add it with `russet vpp add {name} FILE.vpptoken`",
-                404,
             )
         return location
 
@@ -157,10 +156,9 @@ class VppStore:
                 ).where(vpp_locations.c.name == name)
             ).first()
         if row is None or row.sealed_token is None:
-            raise VppError(
+            raise VppConflict(
                 f"Apps and Books location {name!r} has no content token (it was disconnected); "
                 f"load one with `russet vpp add {name} FILE.vpptoken`",
-                409,
             )
         bearer = self._box.open(row.sealed_token, f"vpp-token:{name}").decode()
         expires = as_utc(row.token_expires_at)
@@ -180,8 +178,8 @@ class VppStore:
                 )
             ).scalar()
             if other is not None:
-                raise VppError(
-                    f"this content token is already loaded as Apps and Books location {other!r}", 409
+                raise VppConflict(
+                    f"this content token is already loaded as Apps and Books location {other!r}"
                 )
             row = conn.execute(select(vpp_locations).where(vpp_locations.c.name == name)).first()
             status = conn.execute(
@@ -443,7 +441,7 @@ class VppStore:
                 .with_for_update()
             ).first()
             if asset is None:
-                raise VppError(f"no asset {adam_id} ({pricing}) in location {name!r}", 404)
+                raise VppNotFound(f"no asset {adam_id} ({pricing}) in location {name!r}")
             mine = (lc.location == name, lc.adam_id == adam_id, lc.pricing_param == pricing)
             held: dict[tuple[str, str], str] = {}
             for kind in ("device", "user"):
@@ -462,12 +460,11 @@ class VppStore:
             ).scalar_one()
             available = max(asset.available_count - reserved, 0)
             if len(wanted) > available:
-                raise VppError(
+                raise VppConflict(
                     f"not enough licences for asset {adam_id} ({pricing}) in location {name!r}: "
                     f"{len(wanted)} needed, {available} available"
                     + (f" ({reserved} more already being assigned)" if reserved else "")
                     + f" of {asset.total_count}; nothing was assigned",
-                    409,
                 )
             if not wanted:
                 return {}, skipped

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from russet.vpp.client import VppClient
-from russet.vpp.errors import VppError
+from russet.vpp.errors import VppConflict, VppError, VppNotFound
 from russet.vpp.store import VppStore
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -32,7 +32,7 @@ def _address(value: Any, what: str) -> str | None:
 def _user(store: VppStore, name: str, client_user_id: str) -> dict[str, Any]:
     found = store.users(name, client_user_id)
     if not found:
-        raise VppError(f"no user {client_user_id!r} in Apps and Books location {name!r}", 404)
+        raise VppNotFound(f"no user {client_user_id!r} in Apps and Books location {name!r}")
     return found[0]
 
 
@@ -51,7 +51,7 @@ async def create(
             (managed, other["managed_apple_id"], "Managed Apple ID"),
         ):
             if mine and theirs and mine.casefold() == theirs.casefold():
-                raise VppError(f"user {other['client_user_id']} already has this {what} in {name!r}", 409)
+                raise VppConflict(f"user {other['client_user_id']} already has this {what} in {name!r}")
     client_user_id = str(uuid.uuid4())
     store.add_user(name, client_user_id, email, managed)
     entry = {"clientUserId": client_user_id}
@@ -120,9 +120,8 @@ def _claim(store: VppStore, name: str, client_user_id: str, pending: dict[str, A
     if not store.claim_user(name, client_user_id, pending):
         user = _user(store, name, client_user_id)
         if user["pending"]:
-            raise VppError(
+            raise VppConflict(
                 f"user {client_user_id!r} has a {user['pending']['action']} waiting for Apple "
                 f"(event {user['event_id']}); try again once it ends",
-                409,
             )
-        raise VppError(f"user {client_user_id!r} is {user['status']}; only registered users can change", 409)
+        raise VppConflict(f"user {client_user_id!r} is {user['status']}; only registered users can change")

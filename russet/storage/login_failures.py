@@ -1,4 +1,5 @@
-"""The console's sign-in rate limit: failed sign-ins counted per client address and per API key
+"""The console's sign-in rate limit (its store, kept below the surfaces so housekeeping can prune it
+without importing the console): failed sign-ins counted per client address and per API key
 prefix, in the database so that every worker and node counts together.
 
 An API key is 256 random bits, so guessing one is hopeless anyway; the limit is there so the sign-in

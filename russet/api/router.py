@@ -1,0 +1,31 @@
+"""The admin REST API under /api/v1: the one module that includes every router.
+
+Routers import their shared dependencies from `russet.web.deps` and never each other, so this
+module can import them all at the top and the app only calls `install`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from russet.api.abm import router as abm_router
+from russet.api.devices import router as devices_router
+from russet.api.enrollment import router as enrollment_router
+from russet.api.models import document_errors
+from russet.api.push import router as push_router
+from russet.api.routes import router as core_router
+from russet.api.vpp import apps as apps_router
+from russet.api.vpp import router as vpp_router
+from russet.web import errors as web_errors
+
+ROUTERS: tuple[APIRouter, ...] = (
+    core_router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+)
+
+
+def install(app: FastAPI) -> None:
+    """Include every API router (with its error answers documented) and the error-kind handler."""
+    for api_router in ROUTERS:
+        document_errors(api_router)
+        app.include_router(api_router)
+    web_errors.install(app)
