@@ -14,9 +14,9 @@ from sqlalchemy import select
 from russet.app import create_app
 from russet.config import Settings
 from russet.console.ratelimit import MAX_FAILURES, WINDOW, LoginLimiter, buckets
+from russet.console.tables import login_failures
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.schema import login_failures
 from tests.test_console import csrf_of
 
 

@@ -20,10 +20,11 @@ from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm import admin
+from russet.mdm.tables import enrollments
 from russet.operations import OperationError
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.schema import certificates, enrollments
+from russet.storage.tables import certificates
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.device import SimDevice
 from tests.conftest import PUBLIC_URL
@@ -246,8 +247,8 @@ def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> Non
 
 def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
     from russet import operations
+    from russet.mdm.tables import enrollment_refusals
     from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
-    from russet.storage.schema import enrollment_refusals
 
     store = ReenrollmentStore(russet.storage.engine)
     store.record_refusal("OLD", None, "a" * 64, "b" * 64, "refused")

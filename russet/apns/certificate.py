@@ -34,7 +34,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from russet.storage import Storage
-from russet.storage.schema import settings as settings_table
+from russet.storage.tables import settings as settings_table
 
 PUSH_KIND = "apns_push"
 PENDING_KEY = "apns.pending_key"

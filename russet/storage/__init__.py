@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from russet.commands.secrets import is_secret
+from russet.scep.challenges import ChallengeStore
 from russet.storage.apikeys import ApiKeyStore
 from russet.storage.bootstrap import BootstrapTokenStore
 from russet.storage.certificates import CertificateStore
-from russet.storage.challenges import ChallengeStore
 from russet.storage.enrollments import EnrollmentStore
 from russet.storage.queue import CommandQueue, InventoryHook
 from russet.storage.secretbox import SecretBox

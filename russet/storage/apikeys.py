@@ -15,7 +15,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import api_keys
+from russet.storage.tables import api_keys
 
 KEY_PREFIX = "rus_"
 

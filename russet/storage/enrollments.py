@@ -17,11 +17,11 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, s
 from sqlalchemy.engine import Row
 
 from russet.mdm.channels import Channel
+from russet.mdm.tables import command_queue, enrollments, inventory
+from russet.scep.challenges import renews
 from russet.storage.bootstrap import forget_bootstrap_token
-from russet.storage.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
 from russet.storage.reenroll import Bound, ReenrollmentStore, takeover_allowed
-from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
 
 log = logging.getLogger("russet.storage")
