@@ -34,10 +34,10 @@ from russet.apple.tables import ledger
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.channels import Channel
+from russet.mdm.enrollments import DeviceFacts
 from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.enrollments import DeviceFacts
 from russet.storage.tables import certificates
 from simulators.apns import ApnsSimulator, FakeAppleCA
 

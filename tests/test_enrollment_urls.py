@@ -36,12 +36,12 @@ from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
 from russet.enrollment.machineinfo import APPLE_DEVICE_CA_CHAIN, DeviceCA
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
+from russet.enrollment.tokens import EnrollmentTokenStore, TokenRejected
 from russet.pki import fingerprint, validate_issued, verify_attached
 from russet.pki.chain import ChainError, check_chain, issued_by
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges
 from russet.storage.db import utcnow
-from russet.storage.enrollment_tokens import EnrollmentTokenStore, TokenRejected
 from simulators.ade import AdeDevice, TestAppleCA, sign_machine_info
 from simulators.device import Enrollment, SimDevice
 from tests.apple_schema import load_schema, schema_errors

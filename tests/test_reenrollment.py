@@ -226,7 +226,7 @@ def test_an_ade_device_re_enrolls_with_the_identity_issued_for_it(
 
 def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> None:
     from russet.mdm.channels import Channel
-    from russet.storage.enrollments import DeviceFacts
+    from russet.mdm.enrollments import DeviceFacts
     from tests.conftest import TOPIC
 
     udid, fp = "DEVICE-1", "ab" * 32
@@ -247,8 +247,8 @@ def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> Non
 
 def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
     from russet import operations
+    from russet.mdm.reenroll import REFUSALS_KEPT, ReenrollmentStore
     from russet.mdm.tables import enrollment_refusals
-    from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
 
     store = ReenrollmentStore(russet.storage.engine)
     store.record_refusal("OLD", None, "a" * 64, "b" * 64, "refused")

@@ -27,12 +27,12 @@ from russet.app import create_app
 from russet.cli.main import cli
 from russet.commands.secrets import REDACTED
 from russet.config import Settings
+from russet.mdm.enrollments import unpack_push
 from russet.mdm.tables import enrollments
 from russet.pki import create_ca
 from russet.runtime import Russet
 from russet.storage import rotation
 from russet.storage.db import _alembic_config, make_engine, migrate
-from russet.storage.enrollments import unpack_push
 from russet.storage.rotation import SEALED_COLUMNS
 from russet.storage.secretbox import SecretBox, SecretError, is_sealed
 from russet.tables import metadata

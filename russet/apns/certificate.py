@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from russet.storage import Storage
+from russet.storage.bundle import Storage
 from russet.storage.tables import settings as settings_table
 
 PUSH_KIND = "apns_push"

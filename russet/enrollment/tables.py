@@ -1,5 +1,5 @@
 """Enrollment URLs: OTA enrollment tokens and a record of each profile handed out (OTA and ADE),
-owned by `storage.enrollment_tokens`, which `/mdm/enroll` uses.
+owned by `enrollment.tokens`, which `/mdm/enroll` uses.
 """
 
 from __future__ import annotations

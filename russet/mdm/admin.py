@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from russet.enrollment.admin import parse_lifetime
+from russet.mdm.reenroll import ReenrollmentStore
 from russet.operations import OperationError
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.reenroll import ReenrollmentStore
 
 DEFAULT_OPENING = "24h"
 

@@ -2,9 +2,9 @@
 refused re-enrollments and check-in signatures already seen.
 
 All of them are written by the device protocol (`/mdm/checkin`, `/mdm/connect`) through the core's
-stores (`storage.enrollments`, `storage.queue`, `storage.bootstrap`, `storage.reenroll`,
-`storage.signatures`). `enrollment_refusals` lives here rather than in `russet.enrollment`: the
-refusal is decided at the MDM Authenticate check-in (`storage.reenroll`), not when an enrollment
+stores (`mdm.enrollments`, `mdm.queue`, `mdm.bootstrap`, `mdm.reenroll`,
+`mdm.signatures`). `enrollment_refusals` lives here rather than in `russet.enrollment`: the
+refusal is decided at the MDM Authenticate check-in (`mdm.reenroll`), not when an enrollment
 profile is handed out.
 """
 
@@ -40,7 +40,7 @@ enrollments = Table(
     Column("enabled", Boolean, nullable=False, default=False),
     Column("identity_fp", String(64), nullable=True),  # bound certificate (SHA-256 of the DER)
     Column("topic", String(255), nullable=True),
-    # SecretBox: push token and PushMagic together (storage.enrollments.pack_push)
+    # SecretBox: push token and PushMagic together (mdm.enrollments.pack_push)
     Column("sealed_push", LargeBinary, nullable=True),
     Column("sealed_unlock_token", LargeBinary, nullable=True),
     Column("awaiting_configuration", Boolean, nullable=False, default=False),
@@ -82,7 +82,7 @@ commands = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("request_type", String(100), nullable=False),
     # The command plist with a placeholder CommandUUID, rendered once at enqueue time so
-    # delivering it is a byte substitution (see storage.queue.UUID_PLACEHOLDER).
+    # delivering it is a byte substitution (see mdm.queue.UUID_PLACEHOLDER).
     Column("body_template", LargeBinary, nullable=False),
     Column("created_by", String(100), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

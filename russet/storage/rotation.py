@@ -22,10 +22,10 @@ from sqlalchemy import Connection, Engine, Table, bindparam, inspect, select, up
 
 from russet.abm.tables import abm_servers
 from russet.config import Settings
+from russet.mdm.enrollments import push_purpose
+from russet.mdm.queue import body_purpose, result_purpose
 from russet.mdm.tables import bootstrap_tokens, command_queue, commands, enrollments
 from russet.storage.db import first_start_lock, make_engine, reading, require_migrated, upsert, utcnow
-from russet.storage.enrollments import push_purpose
-from russet.storage.queue import body_purpose, result_purpose
 from russet.storage.secretbox import (
     KEY_FILE,
     NEW_KEY_FILE,

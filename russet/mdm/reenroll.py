@@ -111,7 +111,7 @@ class ReenrollmentStore:
 
     def forget(self, device_id: str) -> bool:
         """Mark the device (and its user channels) forgotten; False for an unknown device."""
-        from russet.storage.enrollments import cancel_active  # enrollments imports this module
+        from russet.mdm.enrollments import cancel_active  # enrollments imports this module
 
         now = utcnow()
         with self._engine.begin() as conn:
