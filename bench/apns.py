@@ -39,10 +39,11 @@ from russet.apns.admin import import_certificate  # noqa: E402
 from russet.apns.certificate import create_push_csr  # noqa: E402
 from russet.apns.pusher import PushPolicy  # noqa: E402
 from russet.apns.state import request_pushes  # noqa: E402
+from russet.apns.tables import apns_push  # noqa: E402
 from russet.config import Settings  # noqa: E402
+from russet.mdm.tables import enrollments  # noqa: E402
 from russet.runtime import Russet  # noqa: E402
 from russet.storage.db import utcnow  # noqa: E402
-from russet.storage.schema import apns_push, enrollments  # noqa: E402
 from simulators.apns import FakeAppleCA  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -28,8 +28,8 @@ from sqlalchemy import create_engine, event, insert, text
 
 from russet.app import create_app
 from russet.config import Settings
+from russet.mdm.tables import enrollments
 from russet.runtime import Russet
-from russet.storage.schema import enrollments
 
 PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MODELS = ("iPhone15,2", "iPad13,1", "Mac14,2", "AppleTV11,1")

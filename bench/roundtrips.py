@@ -58,9 +58,9 @@ if str(ROOT) not in sys.path:  # the simulator lives next to the package, not in
 
 from russet.config import Settings  # noqa: E402
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile  # noqa: E402
+from russet.mdm.tables import command_queue  # noqa: E402
 from russet.pki import sign_detached  # noqa: E402
 from russet.runtime import Russet  # noqa: E402
-from russet.storage.schema import command_queue  # noqa: E402
 from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, Enrollment, SimDevice  # noqa: E402
 
 TOPIC = "com.apple.mgmt.External.00000000-bench-4000-8000-000000000000"

@@ -17,12 +17,12 @@ from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
 from russet.commands.secrets import redact, secret_keys
 from russet.kernel.errors import Conflict, Invalid, NotFound
+from russet.mdm.queue import UUID_PLACEHOLDER, UnknownDevices
+from russet.mdm.reenroll import REFUSALS_KEPT, ReenrollmentStore
+from russet.mdm.signatures import SeenSignatures
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.login_failures import LoginLimiter
-from russet.storage.queue import UUID_PLACEHOLDER, UnknownDevices
-from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
-from russet.storage.signatures import SeenSignatures
 
 MAX_DEVICES_PER_COMMAND = 100_000
 # The largest id storage holds (BIGINT): a larger one would make PostgreSQL (and SQLite from 2**63)

@@ -29,11 +29,11 @@ from russet.enrollment.authority import Authority, ensure_authority
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
-from russet.storage import Storage
+from russet.mdm.signatures import SeenSignatures
+from russet.storage.bundle import Storage
 from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
-from russet.storage.signatures import SeenSignatures
 from russet.vpp import hooks as vpp_hooks
 
 T = TypeVar("T")

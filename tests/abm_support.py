@@ -12,11 +12,12 @@ from cryptography import x509
 from sqlalchemy import func, select
 
 from russet.abm import admin
+from russet.abm.tables import abm_devices
 from russet.apple.gateway import AppleGateway
+from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import reading
-from russet.storage.schema import abm_devices, ledger
 from simulators.dep import DepSimulator
 from simulators.tls import make_server_tls
 

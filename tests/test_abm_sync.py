@@ -15,10 +15,10 @@ from sqlalchemy import select, update
 from russet.abm import admin
 from russet.abm.errors import AbmError, ProtocolError, Throttled
 from russet.abm.store import AbmStore
+from russet.abm.tables import abm_devices, abm_sync_state
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import reading
-from russet.storage.schema import abm_devices, abm_sync_state
 from simulators.dep import DepSimulator, parse_oauth_header
 from tests.abm_support import bodies, connect, device_count, ledger_rows, run, simulated
 

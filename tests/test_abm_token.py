@@ -22,10 +22,11 @@ from sqlalchemy import select
 
 from russet.abm import admin
 from russet.abm.errors import AbmError, TokenError
+from russet.abm.tables import abm_servers
 from russet.abm.token import decrypt_server_token, expiry_warning, make_key_pair
+from russet.apple.tables import apple_connections
 from russet.cli.main import cli
 from russet.config import Settings
-from russet.storage.schema import abm_servers, apple_connections
 from simulators.dep import Credentials, make_server_token
 from tests.abm_support import connect, run, simulated
 

@@ -40,7 +40,7 @@ def test_revoked_key_is_refused_at_once(client: TestClient, russet: Russet) -> N
 def test_keys_are_stored_hashed(russet: Russet) -> None:
     from sqlalchemy import select
 
-    from russet.storage.schema import api_keys
+    from russet.storage.tables import api_keys
 
     key = russet.storage.api_keys.create("hashed")
     with russet.storage.engine.connect() as conn:

@@ -28,14 +28,17 @@ from russet import operations
 from russet.apns.admin import import_certificate
 from russet.apns.certificate import create_push_csr, push_identity
 from russet.apns.pusher import PushPolicy
+from russet.apns.tables import apns_push
 from russet.app import create_app
+from russet.apple.tables import ledger
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.channels import Channel
+from russet.mdm.enrollments import DeviceFacts
+from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.enrollments import DeviceFacts
-from russet.storage.schema import apns_push, certificates, enrollments, ledger
+from russet.storage.tables import certificates
 from simulators.apns import ApnsSimulator, FakeAppleCA
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"  # as conftest's

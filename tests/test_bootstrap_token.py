@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from russet.mdm.tables import bootstrap_tokens, enrollments
 from russet.pki import verify_attached
 from russet.runtime import Russet
-from russet.storage.schema import bootstrap_tokens, enrollments
 from simulators.device import SimDevice, SimUser
 from tests.conftest import new_profile
 

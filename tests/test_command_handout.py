@@ -22,14 +22,15 @@ from cryptography.x509 import Name, NameAttribute
 from cryptography.x509.oid import NameOID
 from sqlalchemy import update
 
+from russet.apns.tables import apns_push
+from russet.mdm import queue as queue_module
 from russet.mdm.channels import Channel
+from russet.mdm.enrollments import DeviceFacts
+from russet.mdm.queue import Report
+from russet.mdm.tables import enrollments
 from russet.pki import issue_from_public_key
 from russet.runtime import Russet
-from russet.storage import queue as queue_module
 from russet.storage.db import utcnow
-from russet.storage.enrollments import DeviceFacts
-from russet.storage.queue import Report
-from russet.storage.schema import apns_push, enrollments
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import TOPIC
 

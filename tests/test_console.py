@@ -17,8 +17,8 @@ from sqlalchemy import insert
 
 from russet.app import create_app
 from russet.console.session import COOKIE
+from russet.mdm.tables import enrollments
 from russet.runtime import Russet
-from russet.storage.schema import enrollments
 from simulators.device import SimDevice
 from tests.test_ledger_surfaces import script_exchanges
 

@@ -16,7 +16,7 @@ from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.login_failures import MAX_FAILURES, WINDOW, LoginLimiter, buckets
-from russet.storage.schema import login_failures
+from russet.storage.tables import login_failures
 from tests.test_console import csrf_of
 
 

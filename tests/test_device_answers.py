@@ -26,9 +26,9 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.errors import Forbidden
 from russet.mdm.identity import Presented, ReplayGuard
+from russet.mdm.signatures import SeenSignatures
+from russet.mdm.tables import seen_signatures
 from russet.runtime import Russet
-from russet.storage.schema import seen_signatures
-from russet.storage.signatures import SeenSignatures
 from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, SimDevice
 from tests.conftest import PUBLIC_URL
 

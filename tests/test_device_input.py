@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from russet.mdm.tables import command_queue, enrollments
 from russet.pki import create_ca, issue_device_identity, sign_detached
 from russet.runtime import Russet
-from russet.storage.schema import command_queue, enrollments
 from simulators.device import CHECKIN_TYPE, Enrollment, SimDevice
 from tests.apple_schema import CAPTURES
 

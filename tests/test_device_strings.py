@@ -23,8 +23,8 @@ from russet.app import create_app
 from russet.commands.inventory import TRUNCATED_KEY
 from russet.config import Settings
 from russet.enrollment.machineinfo import MachineInfoRejected, _parse
+from russet.mdm.tables import command_queue
 from russet.runtime import Russet
-from russet.storage.schema import command_queue
 from simulators.device import SimDevice, SimUser
 from tests.conftest import PUBLIC_URL
 

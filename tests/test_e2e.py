@@ -24,9 +24,9 @@ def handed_out_long_ago(russet: Russet) -> None:
     """Move every command handed out back past RESEND_AFTER, as if the device came back later."""
     from sqlalchemy import update
 
+    from russet.mdm.queue import RESEND_AFTER
+    from russet.mdm.tables import command_queue
     from russet.storage.db import utcnow
-    from russet.storage.queue import RESEND_AFTER
-    from russet.storage.schema import command_queue
 
     with russet.storage.engine.begin() as conn:
         conn.execute(

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 
 from russet.abm.profiles import ade_url, validate_profile
+from russet.abm.tables import abm_devices
 from russet.apns.topic import PushTopic
 from russet.app import create_app
 from russet.cli.main import cli
@@ -34,13 +35,14 @@ from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
 from russet.enrollment.machineinfo import APPLE_DEVICE_CA_CHAIN, DeviceCA
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
+from russet.enrollment.tables import enrollment_requests, enrollment_tokens
+from russet.enrollment.tokens import EnrollmentTokenStore, TokenRejected
 from russet.kernel.errors import Invalid
 from russet.pki import fingerprint, validate_issued, verify_attached
 from russet.pki.chain import ChainError, check_chain, issued_by
 from russet.runtime import Russet
+from russet.scep.tables import scep_challenges
 from russet.storage.db import utcnow
-from russet.storage.enrollment_tokens import EnrollmentTokenStore, TokenRejected
-from russet.storage.schema import abm_devices, enrollment_requests, enrollment_tokens, scep_challenges
 from simulators.ade import AdeDevice, TestAppleCA, sign_machine_info
 from simulators.device import Enrollment, SimDevice
 from tests.apple_schema import load_schema, schema_errors

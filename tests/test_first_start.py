@@ -17,7 +17,7 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import current_revision, head_revision, make_engine
-from russet.storage.schema import certificates
+from russet.storage.tables import certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 

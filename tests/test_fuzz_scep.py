@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from russet.runtime import Russet
 from russet.scep import Malformed, ScepResponder
+from russet.scep.challenges import ChallengeStore
 from russet.scep.envelope import open_envelope
 from russet.scep.message import FailInfo, Refused, read_request
-from russet.storage.challenges import ChallengeStore
 from simulators.scep_client import PKCS_REQ, envelope_for, make_csr, pki_message, self_signed
 from tests.fuzz_support import FUZZ, damaged
 

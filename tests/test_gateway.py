@@ -15,9 +15,9 @@ from sqlalchemy import select
 from russet.apple.catalogue import CATALOGUE, UndeclaredField
 from russet.apple.connections import ConnectionRegistry, Disconnected
 from russet.apple.gateway import AppleGateway, AppleUnavailable, Call, Datum
+from russet.apple.tables import ledger
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.schema import ledger
 from simulators.https_peer import Answer, HttpsPeer
 from simulators.tls import TlsFiles, make_server_tls
 
@@ -195,7 +195,7 @@ def test_disconnect_blocks_traffic_at_once(russet: Russet, peer: HttpsPeer, tls:
     with russet.storage.engine.begin() as conn:
         from sqlalchemy import update
 
-        from russet.storage.schema import apple_connections
+        from russet.apple.tables import apple_connections
 
         conn.execute(update(apple_connections).values(status="disconnected"))
     registry._loaded_at = 0  # the refresh interval elapsed

@@ -16,8 +16,8 @@ from russet import bulkgc
 from russet.apple import ledger as ledger_module
 from russet.apple.gateway import Attempt, Call, Datum
 from russet.apple.ledger import Ledger, LedgerCells
+from russet.apple.tables import ledger
 from russet.runtime import Russet
-from russet.storage.schema import ledger
 
 PUSH = ("apns", "default", "POST /3/device/{token}", "wake the device")
 TOPIC = "com.apple.mgmt.External.bulk"

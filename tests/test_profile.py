@@ -72,7 +72,7 @@ def test_ca_key_is_sealed_at_rest(russet: Russet) -> None:
     from cryptography.hazmat.primitives import serialization
     from sqlalchemy import select
 
-    from russet.storage.schema import certificates
+    from russet.storage.tables import certificates
 
     ca_key_der = russet.authority.ca_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

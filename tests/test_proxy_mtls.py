@@ -26,9 +26,9 @@ from russet.cli.main import cli
 from russet.config import ConfigError, Settings
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.mdm.proxy_cert import UnreadableCertificate, parse_client_cert
+from russet.mdm.tables import enrollments
 from russet.pki import create_ca, issue_device_identity, verify_attached
 from russet.runtime import Russet
-from russet.storage.schema import enrollments
 from simulators.device import CHECKIN_TYPE, Enrollment, SimDevice
 from simulators.tls import make_server_tls
 from simulators.tls_proxy import TlsTerminatingProxy, nginx_value, rfc9440_value

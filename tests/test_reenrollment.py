@@ -21,9 +21,10 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.kernel.errors import NotFound
 from russet.mdm import admin
+from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.schema import certificates, enrollments
+from russet.storage.tables import certificates
 from russet.web.errors import status_for
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.device import SimDevice
@@ -226,7 +227,7 @@ def test_an_ade_device_re_enrolls_with_the_identity_issued_for_it(
 
 def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> None:
     from russet.mdm.channels import Channel
-    from russet.storage.enrollments import DeviceFacts
+    from russet.mdm.enrollments import DeviceFacts
     from tests.conftest import TOPIC
 
     udid, fp = "DEVICE-1", "ab" * 32
@@ -247,8 +248,8 @@ def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> Non
 
 def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
     from russet import operations
-    from russet.storage.reenroll import REFUSALS_KEPT, ReenrollmentStore
-    from russet.storage.schema import enrollment_refusals
+    from russet.mdm.reenroll import REFUSALS_KEPT, ReenrollmentStore
+    from russet.mdm.tables import enrollment_refusals
 
     store = ReenrollmentStore(russet.storage.engine)
     store.record_refusal("OLD", None, "a" * 64, "b" * 64, "refused")

@@ -32,9 +32,9 @@ from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.pki import fingerprint, validate_issued, verify_attached
 from russet.runtime import Russet
+from russet.scep.challenges import ChallengeRejected, ChallengeStore
 from russet.scep.http import MAX_MESSAGE_BYTES
-from russet.storage.challenges import ChallengeRejected, ChallengeStore
-from russet.storage.schema import scep_challenges
+from russet.scep.tables import scep_challenges
 from simulators.device import Enrollment, SimDevice
 from simulators.scep_client import (
     PKCS_REQ,
@@ -586,8 +586,8 @@ def test_housekeeping_deletes_only_challenges_that_expired_unused(russet: Russet
     from sqlalchemy import func, select, update
 
     from russet import operations
-    from russet.storage.challenges import _hash as _challenge_hash
-    from russet.storage.schema import scep_challenges
+    from russet.scep.challenges import _hash as _challenge_hash
+    from russet.scep.tables import scep_challenges
 
     store = russet.storage.challenges
     store.create(lifetime=timedelta(days=-8))  # expired unused, past the grace period: goes

@@ -27,15 +27,17 @@ from russet.app import create_app
 from russet.cli.main import cli
 from russet.commands.secrets import REDACTED
 from russet.config import Settings
+from russet.mdm.enrollments import unpack_push
+from russet.mdm.tables import enrollments
 from russet.pki import create_ca
 from russet.runtime import Russet
 from russet.storage import rotation
 from russet.storage.db import _alembic_config, head_revision, make_engine, migrate
-from russet.storage.enrollments import unpack_push
 from russet.storage.rotation import SEALED_COLUMNS
-from russet.storage.schema import enrollments, metadata, vpp_locations
 from russet.storage.secretbox import SecretBox, SecretError, is_sealed
+from russet.tables import metadata
 from russet.vpp.store import VppStore
+from russet.vpp.tables import vpp_locations
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import PUBLIC_URL, new_profile
 from tests.test_console import log_in

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import make_engine, migrate
-from russet.storage.schema import metadata
+from russet.tables import metadata
 
 
 def test_migrations_create_exactly_the_declared_schema(settings: Settings) -> None:

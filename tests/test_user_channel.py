@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from russet.apns.tables import apns_push
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
-from russet.storage.schema import apns_push
 from simulators.device import SimDevice, SimUser
 from tests.conftest import PUBLIC_URL
 

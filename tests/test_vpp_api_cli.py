@@ -17,7 +17,7 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import reading
-from russet.storage.schema import (
+from russet.vpp.tables import (
     vpp_assets,
     vpp_events,
     vpp_licences,

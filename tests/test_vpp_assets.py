@@ -87,7 +87,7 @@ def test_a_token_russet_knows_has_expired_is_not_sent(tmp_path: Path, settings: 
         from sqlalchemy import update
 
         from russet.storage.db import utcnow
-        from russet.storage.schema import vpp_locations
+        from russet.vpp.tables import vpp_locations
 
         with russet.storage.engine.begin() as conn:
             conn.execute(update(vpp_locations).values(token_expires_at=utcnow() - timedelta(hours=1)))

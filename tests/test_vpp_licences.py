@@ -14,8 +14,8 @@ from russet import operations
 from russet.app import create_app
 from russet.config import Settings
 from russet.runtime import Russet
-from russet.storage.schema import vpp_assets
 from russet.vpp import admin
+from russet.vpp.tables import vpp_assets
 from russet.web.errors import status_for
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import PUBLIC_URL, new_profile

@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from russet.app import create_app
+from russet.apple.tables import apple_connections
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.storage.db import reading
-from russet.storage.schema import apple_connections, vpp_locations, vpp_notifications
 from russet.vpp import admin, notify
 from russet.vpp.errors import TakenOver, TakeoverNeeded, TokenRejected
+from russet.vpp.tables import vpp_locations, vpp_notifications
 from russet.web.errors import status_for
 from tests.conftest import PUBLIC_URL
 from tests.vpp_support import PAGES, add, deliver, run, simulated

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from russet.apple.tables import apple_connections, ledger
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.storage.db import reading
-from russet.storage.schema import apple_connections, ledger, vpp_locations
 from russet.vpp.errors import TokenError, VppError
+from russet.vpp.tables import vpp_locations
 from russet.vpp.token import expiry_warning, parse_token
 from simulators.vpp import make_token
 from tests.vpp_support import add, simulated

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from russet.apple.gateway import AppleGateway
+from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import reading
-from russet.storage.schema import ledger
 from russet.vpp import admin, notify
 from simulators.tls import make_server_tls
 from simulators.vpp import Asset, VppSimulator

@@ -1,14 +1,13 @@
 """What disconnect and purge do to an ABM connection (registered in `russet.runtime`).
 
-Imports only the schema: the runtime imports this module while it is itself being imported.
+Imports only its own tables: the runtime imports this module while it is itself being imported.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, select, update
 
-from russet.apple.connections import ServiceHooks, delete_owned
-from russet.storage.schema import (
+from russet.abm.tables import (
     abm_accounts,
     abm_devices,
     abm_profile_results,
@@ -16,6 +15,7 @@ from russet.storage.schema import (
     abm_servers,
     abm_sync_state,
 )
+from russet.apple.connections import ServiceHooks, delete_owned
 
 
 def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:

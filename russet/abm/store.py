@@ -21,20 +21,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.abm.errors import AbmConflict, AbmNotFound
 from russet.abm.records import ACCOUNT_FIELDS, DEVICE_COLUMNS, DevicePage
-from russet.abm.token import ServerToken
-from russet.apple.connections import ConnectionRegistry
-from russet.storage import bulk
-from russet.storage.db import as_utc, reading, upsert, utcnow
-from russet.storage.schema import (
+from russet.abm.tables import (
     abm_accounts,
     abm_devices,
     abm_profile_results,
     abm_profiles,
     abm_servers,
     abm_sync_state,
-    apple_connections,
-    enrollments,
 )
+from russet.abm.token import ServerToken
+from russet.apple.connections import ConnectionRegistry
+from russet.apple.tables import apple_connections
+from russet.mdm.tables import enrollments
+from russet.storage import bulk
+from russet.storage.db import as_utc, reading, upsert, utcnow
 from russet.storage.secretbox import SecretBox
 
 DEVICE_UPDATE_COLUMNS = [c.name for c in abm_devices.columns if c.name not in ("connection", "serial_number")]

@@ -34,8 +34,8 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from russet.kernel.errors import Conflict, RussetError
-from russet.storage import Storage
-from russet.storage.schema import settings as settings_table
+from russet.storage.bundle import Storage
+from russet.storage.tables import settings as settings_table
 
 PUSH_KIND = "apns_push"
 PENDING_KEY = "apns.pending_key"

@@ -10,8 +10,10 @@ from sqlalchemy import Connection, delete, select, update
 
 from russet.apns.certificate import PENDING_KEY, PUSH_KIND
 from russet.apns.state import STOP_SETTING
+from russet.apns.tables import apns_push
 from russet.apple.connections import ServiceHooks
-from russet.storage.schema import apns_push, certificates, enrollments, settings
+from russet.mdm.tables import enrollments
+from russet.storage.tables import certificates, settings
 
 
 def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ from russet.apns.state import CLEAR_DEAD, SET_DEAD, STOP_SETTING, Outcome, PushS
 from russet.apple.connections import Disconnected
 from russet.apple.gateway import AppleGateway, Attempt, Call, Datum
 from russet.apple.h2client import H2Client, HeaderTemplate, Request
-from russet.storage import Storage
+from russet.storage.bundle import Storage
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.apns")

@@ -33,11 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.apns.certificate import PUSH_KIND
+from russet.apns.tables import apns_push
+from russet.mdm.queue import RESEND_AFTER
+from russet.mdm.tables import command_queue, enrollments
 from russet.storage import bulk
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.queue import RESEND_AFTER
-from russet.storage.schema import apns_push, certificates, command_queue, enrollments
 from russet.storage.secretbox import SecretError
+from russet.storage.tables import certificates
 
 log = logging.getLogger("russet.apns")
 

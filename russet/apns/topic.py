@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from russet.apns.certificate import effective_push_topic
 from russet.apns.state import PushStateStore
-from russet.storage import Storage
+from russet.storage.bundle import Storage
 
 DEFAULT_MAX_AGE_SECONDS = 30.0
 

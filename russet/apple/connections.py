@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, or_, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
+from russet.apple.tables import apple_connections, purge_receipts
 from russet.kernel.errors import Conflict
 from russet.storage.db import as_utc, reading, upsert, utcnow
-from russet.storage.schema import apple_connections, purge_receipts
 
 
 class ConnectionRefused(Conflict):

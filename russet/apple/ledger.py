@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 
 from russet.apple.catalogue import CATALOGUE, SERVICE_NAMES
+from russet.apple.tables import ledger
 from russet.storage.db import as_utc, reading
-from russet.storage.schema import ledger
 from russet.storage.settings import SettingsStore
 
 log = logging.getLogger("russet.ledger")

@@ -7,7 +7,7 @@ import click
 from russet.cli.common import handles_errors
 from russet.config import Settings
 from russet.runtime import set_up
-from russet.storage import Storage
+from russet.storage.bundle import Storage
 from russet.storage.db import make_engine
 from russet.storage.rotation import rotate
 from russet.storage.secretbox import SecretBox

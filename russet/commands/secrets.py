@@ -2,7 +2,7 @@
 
 A command carries secrets when its builder lists `secret_keys`, or, for request types Russet
 has no builder for but admins may send raw, when `RAW_SECRET_KEYS` lists it. The queue seals such
-commands' bodies and the devices' answers at rest (storage.queue); the API, console and CLI show
+commands' bodies and the devices' answers at rest (mdm.queue); the API, console and CLI show
 those keys as REDACTED unless asked to reveal them.
 """
 

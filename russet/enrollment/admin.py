@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
+from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.operations import MAX_DB_INT
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.enrollment_tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
 
 DEFAULT_LIFETIME = "7d"
 MAX_LIFETIME = timedelta(days=365)

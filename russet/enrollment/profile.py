@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from russet.enrollment.authority import DEVICE_KIND, Authority
 from russet.kernel.errors import Invalid
 from russet.pki import issue_device_identity, pkcs12_identity, sign_attached
+from russet.scep.challenges import ChallengeStore
 from russet.storage.certificates import CertificateStore
-from russet.storage.challenges import ChallengeStore
 
 ALL_ACCESS_RIGHTS = 8191
 SCEP_KEY_BITS = 2048

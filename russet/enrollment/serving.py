@@ -13,8 +13,8 @@ from typing import Any
 
 from russet.enrollment.machineinfo import DeviceCA, MachineInfo, MachineInfoRejected
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
+from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore, TokenRejected
 from russet.runtime import Russet
-from russet.storage.enrollment_tokens import EnrollmentRequestLog, EnrollmentTokenStore, TokenRejected
 
 log = logging.getLogger("russet.enrollment")
 

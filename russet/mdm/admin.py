@@ -9,9 +9,9 @@ from typing import Any
 
 from russet.enrollment.admin import parse_lifetime
 from russet.kernel.errors import Invalid, NotFound
+from russet.mdm.reenroll import ReenrollmentStore
 from russet.runtime import Russet
 from russet.storage.db import utcnow
-from russet.storage.reenroll import ReenrollmentStore
 
 DEFAULT_OPENING = "24h"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from russet import plists
 from russet.mdm.errors import BadRequest
-from russet.storage.queue import Report
+from russet.mdm.queue import Report
 
 _REQUIRED: dict[str, dict[str, type]] = {
     "Authenticate": {"Topic": str},

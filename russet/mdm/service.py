@@ -15,19 +15,19 @@ from typing import Any
 
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
-from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment, UnrecognizedDevice
-from russet.mdm.identity import Identity
-from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
-from russet.mdm.user_auth import user_authenticate_reply
-from russet.storage import Storage
-from russet.storage.db import utcnow
-from russet.storage.enrollments import (
+from russet.mdm.enrollments import (
     DeviceFacts,
     EnrollmentConflict,
     Forgotten,
     NotEnrolled,
     TakeoverRefused,
 )
+from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment, UnrecognizedDevice
+from russet.mdm.identity import Identity
+from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
+from russet.mdm.user_auth import user_authenticate_reply
+from russet.storage.bundle import Storage
+from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.mdm")
 

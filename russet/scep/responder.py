@@ -35,6 +35,7 @@ from russet.pki import (
     validate_issued,
     verify_attached,
 )
+from russet.scep.challenges import ChallengeRejected, ChallengeStore, RenewalRejected
 from russet.scep.envelope import open_envelope, seal_envelope
 from russet.scep.message import (
     FailInfo,
@@ -45,7 +46,6 @@ from russet.scep.message import (
     cert_rep,
     read_request,
 )
-from russet.storage.challenges import ChallengeRejected, ChallengeStore, RenewalRejected
 
 log = logging.getLogger("russet.scep")
 

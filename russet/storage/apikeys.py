@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from russet.kernel.errors import Conflict, Invalid
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import api_keys
+from russet.storage.tables import api_keys
 
 KEY_PREFIX = "rus_"
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy import Engine, func, insert, select
 
 from russet.storage.db import reading, utcnow
-from russet.storage.schema import certificates
 from russet.storage.secretbox import SecretBox
+from russet.storage.tables import certificates
 
 
 class CertificateStore:

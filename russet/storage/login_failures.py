@@ -20,7 +20,7 @@ from sqlalchemy import Engine, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import login_failures
+from russet.storage.tables import login_failures
 
 MAX_FAILURES = 10
 WINDOW = timedelta(minutes=5)

@@ -20,20 +20,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, inspect, select, update
 
+from russet.abm.tables import abm_servers
 from russet.config import Settings
+from russet.mdm.enrollments import push_purpose
+from russet.mdm.queue import body_purpose, result_purpose
+from russet.mdm.tables import bootstrap_tokens, command_queue, commands, enrollments
 from russet.storage.db import first_start_lock, make_engine, reading, require_migrated, upsert, utcnow
-from russet.storage.enrollments import push_purpose
-from russet.storage.queue import body_purpose, result_purpose
-from russet.storage.schema import (
-    abm_servers,
-    bootstrap_tokens,
-    certificates,
-    command_queue,
-    commands,
-    enrollments,
-    vpp_locations,
-)
-from russet.storage.schema import settings as settings_table
 from russet.storage.secretbox import (
     KEY_FILE,
     NEW_KEY_FILE,
@@ -45,6 +37,9 @@ from russet.storage.secretbox import (
     new_key,
     write_private,
 )
+from russet.storage.tables import certificates
+from russet.storage.tables import settings as settings_table
+from russet.vpp.tables import vpp_locations
 
 CHECK_SETTING = "secrets.key_check"  # sealed with the current key by each rotation
 _CHECK_PLAIN = b"russet master key"

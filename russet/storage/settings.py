@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from russet.storage.db import reading, upsert, utcnow
-from russet.storage.schema import settings
 from russet.storage.secretbox import SecretBox
+from russet.storage.tables import settings
 
 
 class SettingsStore:

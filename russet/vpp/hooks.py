@@ -1,6 +1,6 @@
 """What disconnect and purge do to an Apps and Books location (registered in `russet.runtime`).
 
-Imports only the schema: the runtime imports this module while it is itself being imported.
+Imports only its own tables: the runtime imports this module while it is itself being imported.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, select, update
 
 from russet.apple.connections import ServiceHooks, delete_owned
-from russet.storage.schema import (
+from russet.vpp.tables import (
     vpp_assets,
     vpp_events,
     vpp_installs,

@@ -19,13 +19,14 @@ from sqlalchemy import func, insert, or_, select, update
 
 from russet import operations, plists
 from russet.kernel.errors import RussetError
+from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import enrollments, vpp_installs, vpp_licences
 from russet.vpp import licences
 from russet.vpp.client import VppClient
 from russet.vpp.errors import VppConflict, VppError, VppNotFound
 from russet.vpp.store import RELEASING, VppStore
+from russet.vpp.tables import vpp_installs, vpp_licences
 
 log = logging.getLogger("russet.vpp")
 ACTIVE = ("licensing", "queued", "installing")

@@ -17,12 +17,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from russet.mdm.tables import command_queue, commands, enrollments
 from russet.storage.db import as_utc, reading
-from russet.storage.schema import command_queue, commands, enrollments, vpp_licences
 from russet.vpp.client import VppClient
 from russet.vpp.errors import AppleError, VppConflict, VppError, VppNotFound
 from russet.vpp.records import Failure, Outcome, status_outcome, user_list
 from russet.vpp.store import VppStore
+from russet.vpp.tables import vpp_licences
 
 log = logging.getLogger("russet.vpp")
 SERIAL = re.compile(r"^[A-Za-z0-9-]{1,64}$")

@@ -34,9 +34,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.apple.connections import ConnectionRegistry
+from russet.apple.tables import apple_connections
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import (
-    apple_connections,
+from russet.storage.secretbox import SecretBox
+from russet.vpp.errors import VppConflict, VppNotFound
+from russet.vpp.records import MAX_COUNT, Failure, Notification, Outcome
+from russet.vpp.tables import (
     vpp_assets,
     vpp_events,
     vpp_licences,
@@ -44,9 +47,6 @@ from russet.storage.schema import (
     vpp_notifications,
     vpp_users,
 )
-from russet.storage.secretbox import SecretBox
-from russet.vpp.errors import VppConflict, VppNotFound
-from russet.vpp.records import MAX_COUNT, Failure, Notification, Outcome
 from russet.vpp.token import ContentToken
 
 RELEASING = ("disassociating", "revoking")

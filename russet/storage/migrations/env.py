@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from russet.storage.schema import metadata
+from russet.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - Russet always passes its connection

@@ -23,15 +23,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from russet.storage.challenges import renews
+from russet.enrollment.tables import enrollment_requests
+from russet.mdm.tables import enrollment_refusals, enrollments
+from russet.scep.challenges import renews
+from russet.scep.tables import scep_challenges
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import (
-    certificates,
-    enrollment_refusals,
-    enrollment_requests,
-    enrollments,
-    scep_challenges,
-)
+from russet.storage.tables import certificates
 
 POLICIES = ("strict", "open")
 REFUSALS_KEPT = timedelta(days=90)  # housekeeping deletes older refusals
@@ -114,7 +111,7 @@ class ReenrollmentStore:
 
     def forget(self, device_id: str) -> bool:
         """Mark the device (and its user channels) forgotten; False for an unknown device."""
-        from russet.storage.enrollments import cancel_active  # enrollments imports this module
+        from russet.mdm.enrollments import cancel_active  # enrollments imports this module
 
         now = utcnow()
         with self._engine.begin() as conn:

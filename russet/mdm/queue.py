@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, insert, literal_column, or_, select, update
 from sqlalchemy.orm import aliased
 
+from russet.mdm.enrollments import ACTIVE_STATUSES, merge_inventory
+from russet.mdm.tables import command_queue, commands, enrollments
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.enrollments import ACTIVE_STATUSES, merge_inventory
-from russet.storage.schema import command_queue, commands, enrollments
 from russet.storage.secretbox import SecretBox, is_sealed
 
 UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 
+from russet.mdm.bootstrap import forget_bootstrap_token
 from russet.mdm.channels import Channel
-from russet.storage.bootstrap import forget_bootstrap_token
-from russet.storage.challenges import renews
+from russet.mdm.reenroll import Bound, ReenrollmentStore, takeover_allowed
+from russet.mdm.tables import command_queue, enrollments, inventory
+from russet.scep.challenges import renews
 from russet.storage.db import reading, upsert, utcnow
-from russet.storage.reenroll import Bound, ReenrollmentStore, takeover_allowed
-from russet.storage.schema import command_queue, enrollments, inventory
 from russet.storage.secretbox import SecretBox
 
 log = logging.getLogger("russet.storage")
@@ -140,7 +140,7 @@ class EnrollmentStore:
 
         A known device re-enrolling has its undelivered commands cancelled and stays disabled
         until its TokenUpdate, so nothing queued for its previous life reaches it. Another
-        identity than the bound one is accepted only as `russet.storage.reenroll` allows (with
+        identity than the bound one is accepted only as `russet.mdm.reenroll` allows (with
         policy "strict"); otherwise TakeoverRefused is raised, nothing changes and the attempt
         is recorded.
         """

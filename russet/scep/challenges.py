@@ -19,8 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from russet.scep.tables import scep_challenges, scep_renewals
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import certificates, scep_challenges, scep_renewals
+from russet.storage.tables import certificates
 
 DEFAULT_LIFETIME = timedelta(hours=1)
 # Renewals a device may have made without checking in between (each one is a RenewalReq signed by

@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, or_, select, update
 
+from russet.abm.tables import abm_devices
+from russet.enrollment.tables import enrollment_requests, enrollment_tokens
+from russet.scep.tables import scep_challenges
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.schema import abm_devices, enrollment_requests, enrollment_tokens, scep_challenges
 
 TOKEN_PREFIX = "enr_"
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from russet.storage.schema import seen_signatures
+from russet.mdm.tables import seen_signatures
 
 
 class SeenSignatures:

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, select
 
+from russet.mdm.tables import bootstrap_tokens
 from russet.storage.db import as_utc, reading, upsert, utcnow
-from russet.storage.schema import bootstrap_tokens
 from russet.storage.secretbox import SecretBox
 
 

@@ -1,0 +1,54 @@
+"""Enrollment URLs: OTA enrollment tokens and a record of each profile handed out (OTA and ADE),
+owned by `enrollment.tokens`, which `/mdm/enroll` uses.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+)
+
+from russet.infra.metadata import BigId, metadata
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256; never the token
+    Column("prefix", String(16), nullable=False),  # shown to people to tell tokens apart
+    Column("note", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("max_uses", Integer, nullable=True),  # NULL: any number until it expires
+    Column("uses", Integer, nullable=False, default=0),  # counted in the UPDATE that admits a fetch
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+
+enrollment_requests = Table(
+    "enrollment_requests",
+    metadata,
+    # One row per enrollment profile handed out by /mdm/enroll.
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("method", String(10), nullable=False),  # ota (token) | ade (signed MachineInfo)
+    Column("token_id", BigInteger, ForeignKey("enrollment_tokens.id"), nullable=True),
+    # From a verified MachineInfo (ADE only); IMEI, MEID and language are not kept.
+    Column("udid", String(255), nullable=True),
+    Column("serial_number", String(64), nullable=True),
+    Column("product", String(100), nullable=True),
+    Column("build_version", String(50), nullable=True),
+    Column("os_version", String(50), nullable=True),
+    # The SCEP challenge in the profile: joins to scep_challenges.issued_fp, the identity it bought.
+    Column("challenge_hash", String(64), nullable=True),
+    Index("ix_enrollment_requests_serial_number", "serial_number"),
+    Index("ix_enrollment_requests_at", "at"),
+)

@@ -1,0 +1,189 @@
+"""Each feature owns its tables (issue #12): where tables are declared and who may reach them.
+
+The database itself is compared with the migrations in `test_storage.py`; these tests read the
+source. A table is declared once, in its owner's `tables.py`; a feature's `tables`/`store`
+modules are imported by that feature, by `russet.tables` and the migrations, by tests and
+benchmarks, and otherwise only through the cross-feature uses listed in `CROSS_FEATURE`, each with
+why. That list is what the next refactor step removes: an entry no longer used fails the test, so
+it cannot outlive its reason, and a new cross-feature import fails until it is listed here.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from russet.tables import TABLE_MODULES, metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Stores not named store.py, with the feature that owns them.
+EXTRA_STORES = {
+    "russet.enrollment.tokens",
+    "russet.mdm.bootstrap",
+    "russet.mdm.enrollments",
+    "russet.mdm.queue",
+    "russet.mdm.reenroll",
+    "russet.mdm.signatures",
+    "russet.scep.challenges",
+}
+
+# (importer, imported module), without "russet.", -> why it reaches into another feature's tables or store.
+CROSS_FEATURE = {
+    # read-only joins
+    ("abm.store", "apple.tables"): "reads: active ABM servers join apple_connections.status",
+    ("vpp.store", "apple.tables"): "reads: active VPP locations join apple_connections.status",
+    ("abm.store", "mdm.tables"): "reads: ABM devices listed with their enrollment (serial number)",
+    ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
+    ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
+    ("vpp.installs", "mdm.tables"): "reads: an install's enrollment (serial number, channel)",
+    ("vpp.licences", "mdm.tables"): "reads: enrolled/erased state of licensed devices (queue results)",
+    ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
+    ("enrollment.tokens", "scep.tables"): "reads: the identity a handed-out challenge bought",
+    ("mdm.reenroll", "enrollment.tables"): "reads: the ADE profile request behind a new identity",
+    ("mdm.reenroll", "scep.tables"): "reads: the challenge that issued the new identity",
+    ("mdm.reenroll", "scep.challenges"): "reads: renews() follows scep_renewals",
+    ("mdm.enrollments", "scep.challenges"): "reads: renews() follows scep_renewals",
+    ("mdm.reenroll", "storage.tables"): "reads: the expiry of the certificate being replaced",
+    ("apns.state", "mdm.queue"): "reads: RESEND_AFTER, so the push sweep matches the queue's resend",
+    ("storage.rotation", "mdm.enrollments"): "reads: the purpose label push credentials are sealed under",
+    (
+        "storage.rotation",
+        "mdm.queue",
+    ): "reads: the purpose labels command bodies and results are sealed under",
+    # writes across features (not read-only: the next step puts them behind the owner's service)
+    ("apns.certificate", "storage.tables"): "writes: deletes APNs's pending-key row from settings",
+    ("apns.hooks", "storage.tables"): "writes: purge wipes push keys (certificates) and APNs settings",
+    ("apns.hooks", "mdm.tables"): "writes: purge clears enrollments.sealed_push (Apple's tokens)",
+    ("scep.challenges", "storage.tables"): "writes: the issued certificate, in the challenge's transaction",
+    ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
+    ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
+    ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
+    # the device half of operations.py (a devices service later)
+    ("operations", "mdm.queue"): "commands: the queue's UUID placeholder and UnknownDevices",
+    ("operations", "mdm.reenroll"): "open a re-enrollment window; prune old refusals",
+    ("operations", "mdm.signatures"): "housekeeping prunes expired check-in signatures",
+    # composition
+    ("runtime", "mdm.signatures"): "the composition root builds the replay guard",
+    ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
+    ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
+    ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",
+    ("storage.bundle", "scep.challenges"): "the Storage bundle hands the challenge store around",
+    ("enrollment.profile", "scep.challenges"): "a profile carries a fresh SCEP challenge it issues",
+}
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def _owner(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 else module  # russet.<feature>.x, or a top-level module
+
+
+def _table_declarations() -> dict[str, list[str]]:
+    """Table name -> modules that call `Table("name", ...)`."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for path in _sources("russet"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Table"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found[node.args[0].value].append(_module_name(path))
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules `path` imports, counting `from pkg import mod` as an import of `pkg.mod`."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+    return out
+
+
+def _guarded() -> set[str]:
+    """Every feature's tables and store modules."""
+    names = {_module_name(p) for p in _sources("russet") if p.name in ("tables.py", "store.py")}
+    return (names - {"russet.tables"}) | EXTRA_STORES
+
+
+def test_each_table_is_declared_in_exactly_one_tables_module() -> None:
+    declared = _table_declarations()
+    owners = {m.__name__ for m in TABLE_MODULES}
+    assert set(declared) == set(metadata.tables)
+    for name, modules in declared.items():
+        assert len(modules) == 1, f"{name} declared in {modules}"
+        assert modules[0] in owners, f"{name} declared outside a tables module: {modules[0]}"
+    # Each aggregated module holds what it declares, so russet.tables loses nothing.
+    for module in TABLE_MODULES:
+        mine = {n for n, ms in declared.items() if ms == [module.__name__]}
+        assert mine, f"{module.__name__} declares nothing"
+
+
+def test_tables_modules_import_only_sqlalchemy_and_the_metadata() -> None:
+    """A tables module importing a store (or a feature package that does) is an import cycle waiting."""
+    for module in TABLE_MODULES:
+        path = ROOT / (module.__name__.replace(".", "/") + ".py")
+        strays = {
+            m
+            for m in _imports(path)
+            if m.split(".")[0] not in ("__future__", "sqlalchemy")
+            and not m.startswith("russet.infra.metadata")
+        }
+        assert not strays, f"{module.__name__} imports {sorted(strays)}"
+
+
+def test_every_tables_and_store_module_imports_first() -> None:
+    """Each module imports as the first of a fresh run: the order the runtime happens to use hides cycles."""
+    modules = sorted(_guarded() | {"russet.tables"})
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m == 'russet' or m.startswith('russet.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    importlib.import_module(name)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, *modules], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_feature_tables_and_stores_are_imported_only_by_their_owner_or_a_listed_use() -> None:
+    guarded = _guarded()
+    found: set[tuple[str, str]] = set()
+    for path in _sources("russet", "simulators"):
+        importer = _module_name(path)
+        if importer == "russet.tables" or importer.startswith("russet.storage.migrations."):
+            continue
+        for target in _imports(path) & guarded:
+            if _owner(importer) != _owner(target):
+                found.add((importer.removeprefix("russet."), target.removeprefix("russet.")))
+    unlisted = sorted(found - set(CROSS_FEATURE))
+    stale = sorted(set(CROSS_FEATURE) - found)
+    assert not unlisted, f"cross-feature use of tables/store not listed in CROSS_FEATURE: {unlisted}"
+    assert not stale, f"CROSS_FEATURE lists uses that are gone (remove them): {stale}"
+
+
+def test_the_rule_sees_a_cross_feature_import(tmp_path: Path) -> None:
+    """The scanner finds both import spellings, so the test above cannot pass by seeing nothing."""
+    source = tmp_path / "x.py"
+    source.write_text("from russet.mdm.tables import enrollments\nfrom russet.abm import store\n")
+    assert {"russet.mdm.tables", "russet.abm.store"} <= _imports(source) & _guarded()
+    assert _owner("russet.vpp.installs") != _owner("russet.mdm.tables")
+    assert _owner("russet.mdm.queue") == _owner("russet.mdm.tables")
+    assert "russet.mdm.queue" in _guarded()
