@@ -1,4 +1,5 @@
-"""What the benchmarks share: CPU time from /proc, timers around stages, and min/median of runs.
+"""What the benchmarks share: a fresh database per run, CPU time from /proc, timers around
+stages, and min/median of runs.
 
 On a shared 2-core machine wall-clock figures move with whatever else runs; the CPU a process
 spent per push or per device moves far less, so every benchmark prints both, and how busy the
@@ -7,12 +8,39 @@ rest of the machine was meanwhile ("other").
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
+
+PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """The URL of an empty database for one run: a SQLite file in a temporary directory, or a
+    throwaway schema in PostgreSQL (`RUSSET_BENCH_POSTGRES_URL`), removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    schema = "bench_" + secrets.token_hex(4)
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def process_cpu(pid: int) -> float:

@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cryptography import x509
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this tree's package and simulators, whatever is installed
@@ -41,9 +41,7 @@ from russet.runtime import Russet  # noqa: E402
 from simulators.dep import Credentials, make_server_token  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Timer, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
-
-PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from _measure import Timer, fresh_database, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
 
 
 def start_simulator(
@@ -194,23 +192,8 @@ def main() -> None:
         )
         runs: list[dict[str, float]] = []
         for _ in range(args.repeat):
-            if backend == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    runs.append(
-                        measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, not args.no_compare)[0]
-                    )
-                continue
-            schema = "bench_" + secrets.token_hex(4)
-            admin_engine = create_engine(PG_URL)
-            with admin_engine.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            try:
-                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            with fresh_database(backend) as url:
                 runs.append(measure(url, args.devices, not args.no_compare)[0])
-            finally:
-                with admin_engine.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin_engine.dispose()
         if len(runs) > 1:
             per = 1e6 / runs[0]["devices"]
             print(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,10 +47,9 @@ from russet.storage.db import utcnow  # noqa: E402
 from simulators.apns import FakeAppleCA  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import Timer, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
+from _measure import Timer, fresh_database, load_average, machine_busy_cpu, postgres_cpu, process_cpu, spread  # noqa: E402
 
 TOPIC = "com.apple.mgmt.External.00000000-bench-4000-8000-000000000000"
-PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def start_simulator(tmp: Path, apple: FakeAppleCA) -> tuple[subprocess.Popen[str], str, Path]:
@@ -264,22 +263,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for ledger in kinds:
             print()
-            if args.backend == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                    results[ledger].append(run(url, args.devices, policy, ledger=ledger))
-                continue
-            schema = "bench_" + secrets.token_hex(4)
-            admin = create_engine(PG_URL)
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            try:
-                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            with fresh_database(args.backend) as url:
                 results[ledger].append(run(url, args.devices, policy, ledger=ledger))
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
     _share(results[True], results[False])
 
 

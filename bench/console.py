@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, event, insert, text
+from _measure import fresh_database
+from sqlalchemy import event, insert, text
 
 from russet.app import create_app
 from russet.config import Settings
 from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 
-PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MODELS = ("iPhone15,2", "iPad13,1", "Mac14,2", "AppleTV11,1")
 
 
@@ -156,20 +154,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    if args.backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.devices, args.runs)
-    if args.backend in ("postgres", "both"):
-        schema = "bench_" + secrets.token_hex(4)
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            run("postgres", f"{PG_URL}?options=-csearch_path%3D{schema}", args.devices, args.runs)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+    for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+        with fresh_database(backend) as url:
+            run(backend, url, args.devices, args.runs)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,22 @@ curl line; otherwise prints how many requests went out and how long it took.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package, run from anywhere
+
+from _measure import fresh_database  # noqa: E402
 
 from russet.app import create_app  # noqa: E402
 from russet.config import Settings  # noqa: E402
 from russet.runtime import Russet  # noqa: E402
 from tests.api_fuzz import fuzz_api  # noqa: E402
 
-PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PUBLIC_URL = "https://mdm.example.test"
 
 
@@ -57,20 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.examples < 1:
         parser.error("--examples must be at least 1")
-    if args.backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            run("sqlite", f"sqlite:///{tmp}/russet.db", args.examples, args.verbose)
-    if args.backend in ("postgres", "both"):
-        schema = "bench_" + secrets.token_hex(4)
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            run("postgres", f"{PG_URL}?options=-csearch_path%3D{schema}", args.examples, args.verbose)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            admin.dispose()
+    for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+        with fresh_database(backend) as url:
+            run(backend, url, args.examples, args.verbose)
 
 
 if __name__ == "__main__":

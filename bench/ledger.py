@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import tempfile
 import time
-from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from _measure import fresh_database
 
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway, Call, Datum
 from russet.apple.ledger import Fingerprinter, Ledger
 from russet.storage.db import make_engine, migrate
-
-PG_URL = os.environ.get("RUSSET_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def measure(url: str, exchanges: int) -> dict[str, float]:
@@ -72,20 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            if backend == "sqlite":
-                figures = measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.exchanges)
-            else:
-                schema = "bench_" + secrets.token_hex(4)
-                admin = create_engine(PG_URL)
-                with admin.begin() as conn:
-                    conn.execute(text(f"CREATE SCHEMA {schema}"))
-                try:
-                    figures = measure(f"{PG_URL}?options=-csearch_path%3D{schema}", args.exchanges)
-                finally:
-                    with admin.begin() as conn:
-                        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                    admin.dispose()
+        with fresh_database(backend) as url:
+            figures = measure(url, args.exchanges)
         total = figures["record_us"] + figures["write_us"]
         print(
             f"{backend:8s} {args.exchanges} exchanges ({figures['rows']:.0f} rows): "
