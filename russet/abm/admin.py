@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from russet.abm import profiles
@@ -20,51 +18,31 @@ from russet.abm.errors import AbmConflict, AbmError, AbmNotFound, AbmUpstreamFai
 from russet.abm.store import AbmStore
 from russet.abm.sync import LEASE, sync_connection, sync_due
 from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
-from russet.apple.connections import ConnectionRefused, Disconnected
-from russet.apple.gateway import AppleUnavailable
+from russet.apple import connection as kit
 from russet.runtime import Russet
-from russet.storage.secretbox import SecretBox
 
 log = logging.getLogger("russet.abm")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME = kit.NAME
 MAX_TOKEN_BYTES = 64 * 1024
 
 
+NOT_CONNECTED = "ABM connection {name} is not connected; load its server token with `russet abm token`"
+apple_errors = kit.AppleErrors(AbmConflict, AbmUpstreamFailed, NOT_CONNECTED).translate
+
+
 def open_store(russet: Russet) -> AbmStore:
-    return AbmStore(
-        russet.storage.engine, SecretBox.load(russet.settings.data_dir, russet.settings.master_key)
-    )
+    return kit.open_sealed(russet, AbmStore)
 
 
 def client_for(russet: Russet, store: AbmStore, name: str) -> AbmClient:
     token = store.token(name)
-    if token.access_token_expiry <= datetime.now(UTC):  # Apple would only answer 401
-        raise TokenExpired(
-            f"the server token of ABM connection {name!r} expired on "
-            f"{token.access_token_expiry.isoformat()}; download a renewed token from ABM/ASM and load it "
-            f"with `russet abm token {name} FILE.p7m`",
-        )
+    kit.refuse_expired(
+        token.access_token_expiry,
+        TokenExpired,
+        f"the server token of ABM connection {name!r} expired on {{expiry}}; download a renewed token "
+        f"from ABM/ASM and load it with `russet abm token {name} FILE.p7m`",
+    )
     return AbmClient(russet.gateway, name, token, russet.settings.abm_url)
-
-
-
-@contextmanager
-def apple_errors(name: str) -> Iterator[None]:
-    """The gateway's and the registry's refusals, as errors people can act on."""
-    try:
-        yield
-    except Disconnected:
-        raise AbmConflict(
-            f"ABM connection {name!r} is not connected; load its server token with `russet abm token`"
-        ) from None
-    except ConnectionRefused as exc:
-        raise AbmConflict(str(exc)) from None
-    except AppleUnavailable as exc:
-        raise AbmUpstreamFailed(f"Apple could not be reached: {exc}") from None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 # -- connections ---------------------------------------------------------------------------------
@@ -100,7 +78,7 @@ async def load_token(russet: Russet, name: str, data: bytes, *, fetch_account: b
     forget_session(russet.gateway, name)  # a session opened with the previous token must not be reused
     out: dict[str, Any] = {
         "name": name,
-        "access_token_expiry": _iso(token.access_token_expiry),
+        "access_token_expiry": kit.iso(token.access_token_expiry),
         "warning": expiry_warning(token.access_token_expiry),
         "account": None,
         "account_error": None,
@@ -129,7 +107,7 @@ async def refresh_account(russet: Russet, name: str) -> dict[str, Any]:
     store.save_account(name, account)
     shown = store.account(name)
     assert shown is not None
-    return {**shown, "fetched_at": _iso(shown["fetched_at"])}
+    return {**shown, "fetched_at": kit.iso(shown["fetched_at"])}
 
 
 def _summary(
@@ -138,56 +116,51 @@ def _summary(
     server = store.require(name)
     account = store.account(name)
     state = store.sync_state(name)
-    registry = connections.get(("abm", name))
     return {
         "name": name,
-        "status": registry["status"] if registry else "awaiting token",
-        "busy_with": registry["busy_with"] if registry else None,
+        **kit.registry_state(connections, "abm", name, absent="awaiting token"),
         "server_name": account["server_name"] if account else None,
         "org_name": account["org_name"] if account else None,
-        "access_token_expiry": _iso(server["access_token_expiry"]),
+        "access_token_expiry": kit.iso(server["access_token_expiry"]),
         "warning": expiry_warning(server["access_token_expiry"]),
         "default_profile_uuid": server["default_profile_uuid"],
         "devices": sum(store.counts(name).values()),
-        "last_sync_at": _iso(state.last_sync_at) if state else None,
+        "last_sync_at": kit.iso(state.last_sync_at) if state else None,
         "last_error": state.last_error if state else None,
     }
 
 
 def list_connections(russet: Russet) -> list[dict[str, Any]]:
-    store = open_store(russet)
-    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
-    return [_summary(store, name, connections) for name in store.names()]
+    return kit.summaries(russet, open_store(russet), AbmStore.names, _summary)
 
 
 def show(russet: Russet, name: str) -> dict[str, Any]:
     store = open_store(russet)
-    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
-    out = _summary(store, name, connections)
+    out = _summary(store, name, kit.registry_index(russet))
     server = store.require(name)
     account = store.account(name)
     state = store.sync_state(name)
     out.update(
         {
             "certificate_pem": certificate_pem(server["certificate"]).decode(),
-            "certificate_expiry": _iso(server["certificate"].not_valid_after_utc),
+            "certificate_expiry": kit.iso(server["certificate"].not_valid_after_utc),
             "has_key": server["has_key"],
             "has_token": server["has_token"],
-            "token_stored_at": _iso(server["token_stored_at"]),
-            "account": None if account is None else {**account, "fetched_at": _iso(account["fetched_at"])},
+            "token_stored_at": kit.iso(server["token_stored_at"]),
+            "account": None if account is None else {**account, "fetched_at": kit.iso(account["fetched_at"])},
             "profile_statuses": store.counts(name),
             "sync": None
             if state is None
             else {
                 "phase": state.phase,
                 "cursor_saved": state.cursor is not None,
-                "fetched_until": _iso(state.fetched_until),
-                "fetch_started_at": _iso(state.fetch_started_at),
-                "fetch_completed_at": _iso(state.fetch_completed_at),
-                "last_sync_at": _iso(state.last_sync_at),
-                "last_attempt_at": _iso(state.last_attempt_at),
+                "fetched_until": kit.iso(state.fetched_until),
+                "fetch_started_at": kit.iso(state.fetch_started_at),
+                "fetch_completed_at": kit.iso(state.fetch_completed_at),
+                "last_sync_at": kit.iso(state.last_sync_at),
+                "last_attempt_at": kit.iso(state.last_attempt_at),
                 "last_error": state.last_error,
-                "retry_at": _iso(state.retry_at),
+                "retry_at": kit.iso(state.retry_at),
                 "every_minutes": russet.settings.abm_sync_minutes,
             },
         }
@@ -223,13 +196,13 @@ async def sync_scheduled(russet: Russet) -> dict[str, Any]:
 
 
 def _device(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    out = kit.jsonable(row)
     if out["enrollment"]:
-        out["enrollment"] = {**out["enrollment"], "last_seen_at": _iso(out["enrollment"]["last_seen_at"])}
+        out["enrollment"] = {**out["enrollment"], "last_seen_at": kit.iso(out["enrollment"]["last_seen_at"])}
     if out["last_profile_result"]:
         out["last_profile_result"] = {
             **out["last_profile_result"],
-            "at": _iso(out["last_profile_result"]["at"]),
+            "at": kit.iso(out["last_profile_result"]["at"]),
         }
     return out
 
@@ -270,7 +243,7 @@ def list_profiles(russet: Russet, name: str) -> dict[str, Any]:
         "profiles": [
             {
                 **p,
-                "created_at": _iso(p["created_at"]),
+                "created_at": kit.iso(p["created_at"]),
                 "default": p["profile_uuid"] == server["default_profile_uuid"],
             }
             for p in store.profiles(name)

@@ -5,7 +5,7 @@ Imports only its own tables: the runtime imports this module while it is itself 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from russet.abm.tables import (
     abm_accounts,
@@ -15,27 +15,18 @@ from russet.abm.tables import (
     abm_servers,
     abm_sync_state,
 )
-from russet.apple.connections import ServiceHooks, delete_owned
+from russet.apple.connections import ServiceHooks, delete_owned, destroy_sealed
 
 
 def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
     """Wipe the private key and the server token; the public certificate has no secret."""
-    row = conn.execute(
-        select(abm_servers.c.sealed_key, abm_servers.c.sealed_token).where(abm_servers.c.name == name)
-    ).first()
-    if row is None:
-        return {}
-    conn.execute(
-        update(abm_servers)
-        .where(abm_servers.c.name == name)
-        .values(sealed_key=None, sealed_token=None, access_token_expiry=None)
+    return destroy_sealed(
+        conn,
+        abm_servers,
+        name,
+        {"sealed_key": "abm_private_key", "sealed_token": "abm_server_token"},
+        also_clear=("access_token_expiry",),
     )
-    destroyed: dict[str, list[str]] = {}
-    if row.sealed_key is not None:
-        destroyed["abm_private_key"] = [name]
-    if row.sealed_token is not None:
-        destroyed["abm_server_token"] = [name]
-    return destroyed
 
 
 def purge(conn: Connection, name: str) -> dict[str, list[str]]:

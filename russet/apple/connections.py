@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -251,3 +251,17 @@ def _receipt(
         "remaining_on_apple_side": apple_side,
         "ledger": "ledger rows are kept: they hold fingerprints only and record what was exchanged",
     }
+
+
+def destroy_sealed(
+    conn: Connection, table: Table, name: str, kinds: Mapping[str, str], *, also_clear: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Wipe a connection's sealed columns (`kinds`: column -> what the receipt calls it), and the
+    columns derived from them (`also_clear`); say which secrets there were to destroy."""
+    row = conn.execute(select(*(table.c[col] for col in kinds)).where(table.c.name == name)).first()
+    if row is None:
+        return {}
+    conn.execute(
+        update(table).where(table.c.name == name).values({col: None for col in (*kinds, *also_clear)})
+    )
+    return {kind: [name] for col, kind in kinds.items() if row._mapping[col] is not None}

@@ -8,19 +8,14 @@ errors are `VppError`s with a message for people.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from russet import __version__
-from russet.apple.connections import ConnectionRefused, Disconnected
-from russet.apple.gateway import AppleUnavailable
+from russet.apple import connection as kit
 from russet.runtime import Russet
-from russet.storage.secretbox import SecretBox
 from russet.vpp import installs, licences, users
 from russet.vpp.client import DEFAULT_PER_SECOND, VppClient
 from russet.vpp.errors import TakeoverNeeded, TokenExpired, VppConflict, VppError, VppUpstreamFailed
@@ -30,15 +25,17 @@ from russet.vpp.sync import refresh_limits, sync_assets
 from russet.vpp.token import expiry_warning, parse_token
 
 log = logging.getLogger("russet.vpp")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME = kit.NAME
 NOTIFICATION_TYPES = ["ASSET_MANAGEMENT", "USER_MANAGEMENT", "USER_ASSOCIATED", "ASSET_COUNT"]
 MDM_NAME = "Russet"
 
 
+NOT_CONNECTED = "Apps and Books location {name} is not connected; load its token with `russet vpp add`"
+apple_errors = kit.AppleErrors(VppConflict, VppUpstreamFailed, NOT_CONNECTED).translate
+
+
 def open_store(russet: Russet) -> VppStore:
-    return VppStore(
-        russet.storage.engine, SecretBox.load(russet.settings.data_dir, russet.settings.master_key)
-    )
+    return kit.open_sealed(russet, VppStore)
 
 
 def client_for(russet: Russet, store: VppStore, name: str) -> VppClient:
@@ -50,11 +47,12 @@ def client_for(russet: Russet, store: VppStore, name: str) -> VppClient:
             f"`russet vpp add {name} FILE.vpptoken --take-over` to manage it from Russet again",
         )
     token = store.token(name)
-    if token.expires_at <= datetime.now(UTC):  # Apple would only answer 401 (9621)
-        raise TokenExpired(
-            f"the content token of location {name!r} expired on {token.expires_at.isoformat()}; download a "
-            f"new one from Apple Business/School Manager and load it with `russet vpp add {name} FILE`",
-        )
+    kit.refuse_expired(  # Apple would only answer 401 (9621)
+        token.expires_at,
+        TokenExpired,
+        f"the content token of location {name!r} expired on {{expiry}}; download a new one from "
+        f"Apple Business/School Manager and load it with `russet vpp add {name} FILE`",
+    )
     per_second = location["limits"].get("maxRequestPerSecond") or DEFAULT_PER_SECOND
     return VppClient(
         russet.gateway,
@@ -72,30 +70,6 @@ def _taken_over(store: VppStore, name: str, owner: dict[str, Any]) -> None:
         "Apps and Books %r is now managed by another MDM (%r): Russet stops using it", name, owner.get("name")
     )
     store.save_config(name, {"taken_over_by": owner})
-
-
-
-@contextmanager
-def apple_errors(name: str) -> Iterator[None]:
-    """The gateway's and the registry's refusals, as errors people can act on."""
-    try:
-        yield
-    except Disconnected:
-        raise VppConflict(
-            f"Apps and Books location {name!r} is not connected; load its token with `russet vpp add`"
-        ) from None
-    except ConnectionRefused as exc:
-        raise VppConflict(str(exc)) from None
-    except AppleUnavailable as exc:
-        raise VppUpstreamFailed(f"Apple could not be reached: {exc}") from None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 # -- locations ---------------------------------------------------------------------------------------
@@ -153,7 +127,7 @@ async def add(russet: Russet, name: str, data: bytes, *, take_over: bool = False
         "name": name,
         "org_name": token.org_name,
         "location_name": config.get("locationName"),
-        "token_expires_at": _iso(token.expires_at),
+        "token_expires_at": kit.iso(token.expires_at),
         "warning": expiry_warning(token.expires_at),
         "took_over_from": owner if owner and owner.get("id") != mdm_id else None,
         "notification_url": url,
@@ -176,37 +150,32 @@ def _summary(
     store: VppStore, name: str, connections: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
     location = store.require(name)
-    registry = connections.get(("vpp", name))
     return {
         "name": name,
-        "status": registry["status"] if registry else "disconnected",
-        "busy_with": registry["busy_with"] if registry else None,
+        **kit.registry_state(connections, "vpp", name, absent="disconnected"),
         "org_name": location["org_name"],
         "location_name": location["location_name"],
-        "token_expires_at": _iso(location["token_expires_at"]),
+        "token_expires_at": kit.iso(location["token_expires_at"]),
         "warning": expiry_warning(location["token_expires_at"]) if location["has_token"] else None,
         "notifications": bool(location["notification_url"]),
         **store.counts(name),
-        "last_sync_at": _iso(location["last_sync_at"]),
+        "last_sync_at": kit.iso(location["last_sync_at"]),
         "last_error": location["last_error"],
     }
 
 
 def list_locations(russet: Russet) -> list[dict[str, Any]]:
-    store = open_store(russet)
-    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
-    return [_summary(store, name, connections) for name in store.names()]
+    return kit.summaries(russet, open_store(russet), VppStore.names, _summary)
 
 
 def show(russet: Russet, name: str) -> dict[str, Any]:
     store = open_store(russet)
-    connections = {(c["service"], c["name"]): c for c in russet.connections.all()}
-    out = _summary(store, name, connections)
+    out = _summary(store, name, kit.registry_index(russet))
     location = store.require(name)
     out.update(
         {
             "has_token": location["has_token"],
-            "token_stored_at": _iso(location["token_stored_at"]),
+            "token_stored_at": kit.iso(location["token_stored_at"]),
             "mdm_id": location["mdm_id"],
             "notification_url": location["notification_url"],
             "country": location["country"],
@@ -216,7 +185,7 @@ def show(russet: Russet, name: str) -> dict[str, Any]:
             "limits": location["limits"],
             "assets_version": location["assets_version"],
             "taken_over_by": location["taken_over_by"],
-            "last_attempt_at": _iso(location["last_attempt_at"]),
+            "last_attempt_at": kit.iso(location["last_attempt_at"]),
         }
     )
     return out
@@ -233,7 +202,7 @@ async def sync_now(russet: Russet, name: str) -> dict[str, Any]:
 def assets(russet: Russet, name: str) -> dict[str, Any]:
     store = open_store(russet)
     store.require(name)
-    return {"location": name, "assets": [_jsonable(a) for a in store.assets(name)]}
+    return {"location": name, "assets": [kit.jsonable(a) for a in store.assets(name)]}
 
 
 # -- users -------------------------------------------------------------------------------------------
@@ -242,7 +211,7 @@ def assets(russet: Russet, name: str) -> dict[str, Any]:
 def list_users(russet: Russet, name: str) -> dict[str, Any]:
     store = open_store(russet)
     store.require(name)
-    return {"location": name, "users": [_jsonable(u) for u in store.users(name)]}
+    return {"location": name, "users": [kit.jsonable(u) for u in store.users(name)]}
 
 
 async def create_user(
@@ -250,7 +219,7 @@ async def create_user(
 ) -> dict[str, Any]:
     store = open_store(russet)
     with apple_errors(name):
-        return _jsonable(
+        return kit.jsonable(
             await users.create(
                 store, client_for(russet, store, name), email=email, managed_apple_id=managed_apple_id
             )
@@ -262,7 +231,7 @@ async def update_user(
 ) -> dict[str, Any]:
     store = open_store(russet)
     with apple_errors(name):
-        return _jsonable(
+        return kit.jsonable(
             await users.update(
                 store,
                 client_for(russet, store, name),
@@ -276,7 +245,7 @@ async def update_user(
 async def retire_user(russet: Russet, name: str, client_user_id: str) -> dict[str, Any]:
     store = open_store(russet)
     with apple_errors(name):
-        return _jsonable(await users.retire(store, client_for(russet, store, name), client_user_id))
+        return kit.jsonable(await users.retire(store, client_for(russet, store, name), client_user_id))
 
 
 # -- licences and events -----------------------------------------------------------------------------
@@ -288,7 +257,7 @@ def list_licences(
     store = open_store(russet)
     store.require(name)
     rows = store.licences(name, adam_id=adam_id, subject=subject)
-    return {"location": name, "licences": [_jsonable(r) for r in rows]}
+    return {"location": name, "licences": [kit.jsonable(r) for r in rows]}
 
 
 async def assign(
@@ -331,7 +300,8 @@ def _user_ids(values: Any) -> list[str]:
 def list_events(russet: Russet, name: str, *, pending_only: bool = False) -> dict[str, Any]:
     store = open_store(russet)
     store.require(name)
-    return {"location": name, "events": [_jsonable(e) for e in store.events(name, pending_only=pending_only)]}
+    events = store.events(name, pending_only=pending_only)
+    return {"location": name, "events": [kit.jsonable(e) for e in events]}
 
 
 async def poll_now(russet: Russet, name: str) -> dict[str, Any]:

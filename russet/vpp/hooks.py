@@ -5,9 +5,9 @@ Imports only its own tables: the runtime imports this module while it is itself 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
-from russet.apple.connections import ServiceHooks, delete_owned
+from russet.apple.connections import ServiceHooks, delete_owned, destroy_sealed
 from russet.vpp.tables import (
     vpp_assets,
     vpp_events,
@@ -21,24 +21,13 @@ from russet.vpp.tables import (
 
 def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
     """Wipe the content token and the notification secret (Apple's notifications are refused)."""
-    row = conn.execute(
-        select(vpp_locations.c.sealed_token, vpp_locations.c.notify_secret_hash).where(
-            vpp_locations.c.name == name
-        )
-    ).first()
-    if row is None:
-        return {}
-    conn.execute(
-        update(vpp_locations)
-        .where(vpp_locations.c.name == name)
-        .values(sealed_token=None, token_sha256=None, notify_secret_hash=None)
+    return destroy_sealed(
+        conn,
+        vpp_locations,
+        name,
+        {"sealed_token": "vpp_content_token", "notify_secret_hash": "vpp_notification_secret"},
+        also_clear=("token_sha256",),
     )
-    destroyed: dict[str, list[str]] = {}
-    if row.sealed_token is not None:
-        destroyed["vpp_content_token"] = [name]
-    if row.notify_secret_hash is not None:
-        destroyed["vpp_notification_secret"] = [name]
-    return destroyed
 
 
 def purge(conn: Connection, name: str) -> dict[str, list[str]]:
