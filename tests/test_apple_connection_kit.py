@@ -121,3 +121,22 @@ def test_destroy_sealed_wipes_and_names_only_what_was_there():
         assert destroy_sealed(conn, table, "a", kinds, also_clear=("d",)) == {"private_key": ["a"]}
         assert conn.execute(select(table.c.k, table.c.s, table.c.d)).one() == (None, None, None)
         assert destroy_sealed(conn, table, "missing", kinds) == {}
+
+
+def test_cli_columns_spec_keeps_titles_with_spaces():
+    from russet.cli.connection import columns
+
+    assert columns("name=NAME, access_token_expiry=TOKEN EXPIRES") == [
+        ("name", "NAME"),
+        ("access_token_expiry", "TOKEN EXPIRES"),
+    ]
+
+
+def test_cli_listing_warns_per_connection_on_stderr(capsys):
+    from russet.cli.connection import listing
+
+    rows = [{"name": "a", "warning": None}, {"name": "b", "warning": "expires in 3 days"}]
+    listing(rows, False, [("name", "NAME")], "none")
+    out, err = capsys.readouterr()
+    assert "a" in out and "b" in out
+    assert err == "warning: b: expires in 3 days\n"

@@ -13,8 +13,11 @@ from typing import Any
 import click
 
 from russet.abm import admin
-from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli import connection
+from russet.cli.common import handles_errors, open_russet
 from russet.cli.output import emit_json, fields, table
+
+OFFLINE = "Store the token without asking Apple for the account."
 
 
 @click.group("abm")
@@ -39,22 +42,12 @@ def create(name: str, out: Path) -> None:
     click.echo(result["next"])
 
 
-@abm.command("token")
-@click.argument("name")
-@click.argument(
-    "token_file", metavar="FILE.p7m", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option("--offline", is_flag=True, help="Store the token without asking Apple for the account.")
-@json_option
-@handles_errors
+@connection.command(abm, "token", connection.token_file("FILE.p7m"), connection.flag("--offline", OFFLINE))
 def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
     """Load the server token downloaded from ABM/ASM (decrypted with the connection's key)."""
     russet = open_russet()
-    result = russet.run(
-        admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline)
-    )
-    if as_json:
-        emit_json(result)
+    result = russet.run(admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline))
+    if connection.json_or(result, as_json):
         return
     click.echo(
         f"stored the server token of ABM connection {name!r}; it expires {result['access_token_expiry']}"
@@ -71,44 +64,17 @@ def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
         )
 
 
-@abm.command("list")
-@json_option
-@handles_errors
-def list_(as_json: bool) -> None:
-    """ABM/ASM connections: state, token expiry, devices, last sync."""
-    rows = admin.list_connections(open_russet())
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        rows,
-        [
-            ("name", "NAME"),
-            ("status", "STATUS"),
-            ("server_name", "ABM SERVER"),
-            ("org_name", "ORGANISATION"),
-            ("devices", "DEVICES"),
-            ("access_token_expiry", "TOKEN EXPIRES"),
-            ("last_sync_at", "LAST SYNC"),
-            ("last_error", "LAST ERROR"),
-        ],
-        "no ABM connections; create one with `russet abm create NAME --out CERT.pem`",
-    )
-    for row in rows:
-        if row["warning"]:
-            click.echo(f"warning: {row['name']}: {row['warning']}", err=True)
+list_ = connection.list_command(
+    abm,
+    admin.list_connections,
+    "ABM/ASM connections: state, token expiry, devices, last sync.",
+    "name=NAME, status=STATUS, server_name=ABM SERVER, org_name=ORGANISATION, devices=DEVICES, "
+    "access_token_expiry=TOKEN EXPIRES, last_sync_at=LAST SYNC, last_error=LAST ERROR",
+    "no ABM connections; create one with `russet abm create NAME --out CERT.pem`",
+)
 
 
-@abm.command("show")
-@click.argument("name")
-@json_option
-@handles_errors
-def show(name: str, as_json: bool) -> None:
-    """One connection: the account Apple reports, the token, the sync state, the certificate."""
-    data = admin.show(open_russet(), name)
-    if as_json:
-        emit_json(data)
-        return
+def _show(data: dict[str, Any]) -> None:
     fields(
         data,
         [
@@ -138,10 +104,15 @@ def show(name: str, as_json: bool) -> None:
     click.echo("\ncertificate to upload in ABM/ASM:\n" + data["certificate_pem"])
 
 
-@abm.command("account")
-@click.argument("name")
-@json_option
-@handles_errors
+show = connection.show_command(
+    abm,
+    admin.show,
+    "One connection: the account Apple reports, the token, the sync state, the certificate.",
+    _show,
+)
+
+
+@connection.command(abm, "account")
 def account(name: str, as_json: bool) -> None:
     """Read the account from Apple again (GET /account) and store it."""
     russet = open_russet()
@@ -152,17 +123,16 @@ def account(name: str, as_json: bool) -> None:
         fields(data, [k for k in data if k != "urls"])
 
 
-@abm.command("sync")
-@click.argument("name")
-@click.option("--full", is_flag=True, help="List every device again instead of fetching changes.")
-@json_option
-@handles_errors
+@connection.command(
+    abm,
+    "sync",
+    click.option("--full", is_flag=True, help="List every device again instead of fetching changes."),
+)
 def sync(name: str, full: bool, as_json: bool) -> None:
     """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
     russet = open_russet()
     report = russet.run(admin.sync_now(russet, name, full=full))
-    if as_json:
-        emit_json(report)
+    if connection.json_or(report, as_json):
         return
     click.echo(
         f"{report['mode']} sync of {name!r}: {report['pages']} pages, {report['devices']} devices "
@@ -179,18 +149,17 @@ def sync(name: str, full: bool, as_json: bool) -> None:
         click.echo(f"warning: {report['warning']}", err=True)
 
 
-@abm.command("devices")
-@click.argument("name")
-@click.option("--search", help="Filter by serial number, model, description or asset tag.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--after", help="Continue after this serial number (from the previous page).")
-@json_option
-@handles_errors
+@connection.command(
+    abm,
+    "devices",
+    click.option("--search", help="Filter by serial number, model, description or asset tag."),
+    click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000)),
+    click.option("--after", help="Continue after this serial number (from the previous page)."),
+)
 def devices(name: str, search: str | None, limit: int, after: str | None, as_json: bool) -> None:
     """Devices ABM/ASM assigns to this MDM server, with their enrollment in Russet."""
     data = admin.devices(open_russet(), name, limit=limit, after=after, search=search)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     rows = [_device_row(d) for d in data["devices"]]
     table(
@@ -223,11 +192,7 @@ def _device_row(device: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@abm.command("device")
-@click.argument("name")
-@click.argument("serial")
-@json_option
-@handles_errors
+@connection.command(abm, "device", click.argument("serial"))
 def device(name: str, serial: str, as_json: bool) -> None:
     """One device as ABM/ASM reports it, with its enrollment in Russet."""
     data = admin.device(open_russet(), name, serial)
@@ -248,12 +213,14 @@ def profile() -> None:
     """ADE enrollment profiles: define, assign, remove, default."""
 
 
-@profile.command("define")
-@click.argument("name")
-@click.argument("profile_file", metavar="PROFILE.json", type=click.File("r"))
-@click.option("--default", "make_default", is_flag=True, help="Assign it to newly added devices from now on.")
-@json_option
-@handles_errors
+@connection.command(
+    profile,
+    "define",
+    click.argument("profile_file", metavar="PROFILE.json", type=click.File("r")),
+    click.option(
+        "--default", "make_default", is_flag=True, help="Assign it to newly added devices from now on."
+    ),
+)
 def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bool) -> None:
     """Define a profile from a JSON file of Apple's profile fields (url defaults to Russet's)."""
     try:
@@ -262,23 +229,18 @@ def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bo
         raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
     russet = open_russet()
     result = russet.run(admin.define_profile(russet, name, spec, default=make_default))
-    if as_json:
-        emit_json(result)
+    if connection.json_or(result, as_json):
         return
     click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
     if make_default:
         click.echo("it is now the default profile for newly added devices")
 
 
-@profile.command("list")
-@click.argument("name")
-@json_option
-@handles_errors
+@connection.command(profile, "list")
 def profile_list(name: str, as_json: bool) -> None:
     """Profiles defined through this connection."""
     data = admin.list_profiles(open_russet(), name)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     rows = [
         {**p, "name": p["profile_name"], "url": p["profile"]["url"], "default": "yes" if p["default"] else ""}
@@ -307,8 +269,7 @@ def _serials(serials: tuple[str, ...], from_file: Any) -> list[str]:
 
 
 def _results(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json(result)
+    if connection.json_or(result, as_json):
         return
     table(
         [{"serial": s, "status": st} for s, st in result["results"].items()],
@@ -322,13 +283,13 @@ def _results(result: dict[str, Any], as_json: bool) -> None:
         click.echo(f"stopped: {result['error']}", err=True)
 
 
-@profile.command("assign")
-@click.argument("name")
-@click.argument("profile_uuid")
-@click.argument("serials", nargs=-1)
-@click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line.")
-@json_option
-@handles_errors
+@connection.command(
+    profile,
+    "assign",
+    click.argument("profile_uuid"),
+    click.argument("serials", nargs=-1),
+    click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line."),
+)
 def profile_assign(
     name: str, profile_uuid: str, serials: tuple[str, ...], from_file: Any, as_json: bool
 ) -> None:
@@ -340,12 +301,12 @@ def profile_assign(
     )
 
 
-@profile.command("remove")
-@click.argument("name")
-@click.argument("serials", nargs=-1)
-@click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line.")
-@json_option
-@handles_errors
+@connection.command(
+    profile,
+    "remove",
+    click.argument("serials", nargs=-1),
+    click.option("--from", "from_file", type=click.File("r"), help="A file with one serial number per line."),
+)
 def profile_remove(name: str, serials: tuple[str, ...], from_file: Any, as_json: bool) -> None:
     """Remove the profile assignment from devices; shows Apple's result per device."""
     russet = open_russet()

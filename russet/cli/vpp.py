@@ -12,12 +12,14 @@ from typing import Any
 
 import click
 
+from russet.cli import connection
 from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import emit_json, fields, table
+from russet.cli.output import fields, table
 from russet.vpp import admin
 from russet.vpp.errors import TakeoverNeeded
 
 PRICING = click.Choice(["STDQ", "PLUS"])
+TAKE_OVER = "Take the location over from another MDM without asking."
 
 
 @click.group("vpp")
@@ -25,19 +27,9 @@ def vpp() -> None:
     """Apps and Books: locations, assets, people, licences and Apple's events."""
 
 
-def _warn(data: dict[str, Any]) -> None:
-    if data.get("warning"):
-        click.echo(f"warning: {data['warning']}", err=True)
-
-
-@vpp.command("add")
-@click.argument("name")
-@click.argument(
-    "token_file", metavar="FILE.vpptoken", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+@connection.command(
+    vpp, "add", connection.token_file("FILE.vpptoken"), connection.flag("--take-over", TAKE_OVER)
 )
-@click.option("--take-over", is_flag=True, help="Take the location over from another MDM without asking.")
-@json_option
-@handles_errors
 def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
     """Load a location's content token and make Russet the location's MDM."""
     russet = open_russet()
@@ -51,8 +43,7 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
                 "nothing was changed; the other MDM still manages the location"
             ) from None
         result = russet.run(admin.add(russet, name, data, take_over=True))
-    if as_json:
-        emit_json(result)
+    if connection.json_or(result, as_json):
         return
     click.echo(
         f"Apps and Books location {name!r} ({result['org_name']}, {result['location_name']}) is managed by "
@@ -65,80 +56,49 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
         click.echo(f"{result['sync']['assets']} assets read")
     if result["sync_error"]:
         click.echo(f"warning: reading the assets failed: {result['sync_error']}", err=True)
-    _warn(result)
+    connection.warn(result)
 
 
-@vpp.command("list")
-@json_option
-@handles_errors
-def list_(as_json: bool) -> None:
-    """Locations: token expiry, assets, people, licences, pending events."""
-    rows = admin.list_locations(open_russet())
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        rows,
-        [
-            ("name", "NAME"),
-            ("status", "STATUS"),
-            ("org_name", "ORGANISATION"),
-            ("location_name", "LOCATION"),
-            ("assets", "ASSETS"),
-            ("users", "PEOPLE"),
-            ("licences", "LICENCES"),
-            ("pending_events", "PENDING"),
-            ("token_expires_at", "TOKEN EXPIRES"),
-            ("last_sync_at", "LAST SYNC"),
-        ],
-        "no Apps and Books locations; add one with `russet vpp add NAME FILE.vpptoken`",
-    )
-    for row in rows:
-        if row["warning"]:
-            click.echo(f"warning: {row['name']}: {row['warning']}", err=True)
+list_ = connection.list_command(
+    vpp,
+    admin.list_locations,
+    "Locations: token expiry, assets, people, licences, pending events.",
+    "name=NAME, status=STATUS, org_name=ORGANISATION, location_name=LOCATION, assets=ASSETS, "
+    "users=PEOPLE, licences=LICENCES, pending_events=PENDING, token_expires_at=TOKEN EXPIRES, "
+    "last_sync_at=LAST SYNC",
+    "no Apps and Books locations; add one with `russet vpp add NAME FILE.vpptoken`",
+)
 
 
-@vpp.command("show")
-@click.argument("name")
-@json_option
-@handles_errors
-def show(name: str, as_json: bool) -> None:
-    """One location: token, notifications, Apple's limits, counts."""
-    data = admin.show(open_russet(), name)
-    if as_json:
-        emit_json(data)
-        return
+def _show(data: dict[str, Any]) -> None:
     fields(data, [k for k in data if k not in ("limits", "warning")])
-    _warn(data)
+    connection.warn(data)
 
 
-@vpp.command("sync")
-@click.argument("name")
-@json_option
-@handles_errors
+show = connection.show_command(
+    vpp, admin.show, "One location: token, notifications, Apple's limits, counts.", _show
+)
+
+
+@connection.command(vpp, "sync")
 def sync(name: str, as_json: bool) -> None:
     """Read the location's assets (apps, books, licence counts) from Apple now."""
     russet = open_russet()
     report = russet.run(admin.sync_now(russet, name))
-    if as_json:
-        emit_json(report)
+    if connection.json_or(report, as_json):
         return
     click.echo(
         f"assets of {name!r}: {report['assets']} in {report['pages']} pages ({report['added']} new, "
         f"{report['removed']} gone) in {report['seconds']} s"
     )
-    _warn(report)
+    connection.warn(report)
 
 
-@vpp.command("assets")
-@click.argument("name")
-@json_option
-@handles_errors
+@connection.command(vpp, "assets")
 def assets(name: str, as_json: bool) -> None:
     """Apps and books of the location with their licence counts."""
     data = admin.assets(open_russet(), name)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     rows = [
         {
@@ -168,15 +128,11 @@ def assets(name: str, as_json: bool) -> None:
 # -- people ------------------------------------------------------------------------------------------
 
 
-@vpp.command("users")
-@click.argument("name")
-@json_option
-@handles_errors
+@connection.command(vpp, "users")
 def users(name: str, as_json: bool) -> None:
     """People registered for user-based licences."""
     data = admin.list_users(open_russet(), name)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     rows = [{**u, "pending": u["pending"]["action"] if u["pending"] else None} for u in data["users"]]
     table(
@@ -200,18 +156,12 @@ def user() -> None:
 
 
 def _user_result(data: dict[str, Any], verb: str, as_json: bool) -> None:
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     click.echo(f"{verb} {data['client_user_id']}: Apple answers asynchronously (event {data['event_id']})")
 
 
-@user.command("add")
-@click.argument("name")
-@click.option("--email")
-@click.option("--managed-apple-id")
-@json_option
-@handles_errors
+@connection.command(user, "add", click.option("--email"), click.option("--managed-apple-id"))
 def user_add(name: str, email: str | None, managed_apple_id: str | None, as_json: bool) -> None:
     """Register a person; Russet generates the client user id."""
     russet = open_russet()
@@ -219,13 +169,13 @@ def user_add(name: str, email: str | None, managed_apple_id: str | None, as_json
     _user_result(data, "registering", as_json)
 
 
-@user.command("update")
-@click.argument("name")
-@click.argument("client_user_id")
-@click.option("--email")
-@click.option("--managed-apple-id")
-@json_option
-@handles_errors
+@connection.command(
+    user,
+    "update",
+    click.argument("client_user_id"),
+    click.option("--email"),
+    click.option("--managed-apple-id"),
+)
 def user_update(
     name: str, client_user_id: str, email: str | None, managed_apple_id: str | None, as_json: bool
 ) -> None:
@@ -237,11 +187,7 @@ def user_update(
     _user_result(data, "updating", as_json)
 
 
-@user.command("retire")
-@click.argument("name")
-@click.argument("client_user_id")
-@json_option
-@handles_errors
+@connection.command(user, "retire", click.argument("client_user_id"))
 def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
     """Retire a person; their revocable licences go back to the location."""
     russet = open_russet()
@@ -254,17 +200,16 @@ def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
 # -- licences and events ------------------------------------------------------------------------------
 
 
-@vpp.command("licences")
-@click.argument("name")
-@click.option("--adam-id")
-@click.option("--subject", help="A serial number or client user id.")
-@json_option
-@handles_errors
+@connection.command(
+    vpp,
+    "licences",
+    click.option("--adam-id"),
+    click.option("--subject", help="A serial number or client user id."),
+)
 def licences(name: str, adam_id: str | None, subject: str | None, as_json: bool) -> None:
     """Licences held by devices and people, with their state."""
     data = admin.list_licences(open_russet(), name, adam_id=adam_id, subject=subject)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     table(
         data["licences"],
@@ -288,8 +233,7 @@ def _subjects(from_file: Any) -> list[str]:
 
 
 def _licence_result(data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     for event in data["events"]:
         click.echo(
@@ -360,20 +304,19 @@ def unassign(
     _licence_result(russet.run(work), as_json)
 
 
-@vpp.command("events")
-@click.argument("name")
-@click.option("--pending", is_flag=True, help="Only events Apple has not finished.")
-@click.option("--poll", is_flag=True, help="Ask Apple about pending events first.")
-@json_option
-@handles_errors
+@connection.command(
+    vpp,
+    "events",
+    click.option("--pending", is_flag=True, help="Only events Apple has not finished."),
+    click.option("--poll", is_flag=True, help="Ask Apple about pending events first."),
+)
 def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
     """Apple's asynchronous events (licences, people) and how they ended."""
     russet = open_russet()
     if poll:
         russet.run(admin.poll_now(russet, name))
     data = admin.list_events(russet, name, pending_only=pending)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     rows = [
         {**e, "failed": "; ".join(f"{f.get('errorNumber')} {f.get('errorMessage')}" for f in e["failures"])}
@@ -402,16 +345,18 @@ def app() -> None:
     """Install apps with Apps and Books licences."""
 
 
-@app.command("install")
-@click.argument("device")
-@click.argument("adam_id")
-@click.option("--location", help="The Apps and Books location, if several hold the app.")
-@click.option("--pricing", type=PRICING)
-@click.option(
-    "--keep-on-unenroll", is_flag=True, help="Leave the app on the device when it leaves management."
+@connection.command(
+    app,
+    "install",
+    click.argument("device"),
+    click.argument("adam_id"),
+    click.option("--location", help="The Apps and Books location, if several hold the app."),
+    click.option("--pricing", type=PRICING),
+    click.option(
+        "--keep-on-unenroll", is_flag=True, help="Leave the app on the device when it leaves management."
+    ),
+    named=False,
 )
-@json_option
-@handles_errors
 def install(
     device: str,
     adam_id: str,
@@ -433,24 +378,24 @@ def install(
             created_by="cli",
         ),
     )
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     click.echo(f"install {data['id']} of app {data['adam_id']} on {data['enrollment_id']}: {data['status']}")
     if data.get("note"):
         click.echo(data["note"])
 
 
-@app.command("installs")
-@click.argument("device", required=False)
-@click.option("--status", type=click.Choice(["licensing", "queued", "installing", "installed", "failed"]))
-@json_option
-@handles_errors
+@connection.command(
+    app,
+    "installs",
+    click.argument("device", required=False),
+    click.option("--status", type=click.Choice(["licensing", "queued", "installing", "installed", "failed"])),
+    named=False,
+)
 def installs(device: str | None, status: str | None, as_json: bool) -> None:
     """App installs and their state."""
     data = admin.list_installs(open_russet(), device=device, status=status)
-    if as_json:
-        emit_json(data)
+    if connection.json_or(data, as_json):
         return
     table(
         data["installs"],
