@@ -20,7 +20,7 @@ from russet.commands.information import DEFAULT_QUERIES, DeviceInformation
 from russet.commands.inventory import inventory_update, summary_fields
 from russet.commands.settings import SETTINGS_ITEMS, Settings
 from russet.commands.updates import ScheduleOSUpdate
-from tests.apple_schema import CAPTURES, SCHEMAS, free_form, schema_errors
+from tests.apple_schema import CAPTURES, SCHEMAS, example, free_form, schema_errors
 
 SCHEMA_DIR = SCHEMAS / "mdm/commands"
 
@@ -112,8 +112,6 @@ SETTINGS_EXAMPLE: list[dict[str, Any]] = [
     {"Item": "VoiceRoaming", "Enabled": True},
     {"Item": "PersonalHotspot", "Enabled": False},
     {"Item": "Bluetooth", "Enabled": True},
-    {"Item": "DiagnosticSubmission", "Enabled": False},
-    {"Item": "AppAnalytics", "Enabled": False},
     {
         "Item": "ApplicationConfiguration",
         "Identifier": "com.example.app",
@@ -139,6 +137,8 @@ SETTINGS_EXAMPLE: list[dict[str, Any]] = [
         "AwaitUserConfiguration": {"Enabled": True},
         "PasscodePolicy": {"PasscodeLockGracePeriod": 300, "AutoLockTime": 120},
     },
+    {"Item": "DiagnosticSubmission", "Enabled": False},
+    {"Item": "AppAnalytics", "Enabled": False},
     {"Item": "PasscodeLockGracePeriod", "PasscodeLockGracePeriod": 900},
     {"Item": "TimeZone", "TimeZone": "Europe/Paris"},
     {"Item": "SoftwareUpdateSettings", "RecommendationCadence": 2},
@@ -212,6 +212,12 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "AvailableOSUpdates": [{}],
     "OSUpdateStatus": [{}],
 }
+
+# Every other command: its required keys and all its keys, with values taken from Apple's schema.
+for _name, _doc in schemas().items():
+    if _name not in EXAMPLES:
+        _keys = _doc.get("payloadkeys")
+        EXAMPLES[_name] = [example(_keys, full=False), example(_keys, full=True)]
 
 CASES = [(name, params) for name in sorted(EXAMPLES) for params in EXAMPLES[name]]
 
@@ -397,6 +403,10 @@ def test_bad_input_is_refused_by_name(cls: type[Command], params: dict[str, Any]
         build_command({"RequestType": cls.request_type, **params})
 
 
+def _free(configuration: dict[Any, Any]) -> dict[str, Any]:
+    return {"RequestType": "InstallApplication", "iTunesStoreID": 1, "Configuration": configuration}
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -404,12 +414,15 @@ def test_bad_input_is_refused_by_name(cls: type[Command], params: dict[str, Any]
         ({"RequestType": ""}, "RequestType must be a non-empty string"),
         ({"RequestType": "  "}, "RequestType must be a non-empty string"),
         ({"RequestType": 5}, "RequestType must be a non-empty string, not 5"),
-        ({"RequestType": "FutureThing", "Level": None}, "FutureThing: Level is None"),
-        ({"RequestType": "FutureThing", "A": {"B": [1, None]}}, "FutureThing: A.B[1] is None"),
-        ({"RequestType": "FutureThing", "A": {1: "x"}}, "FutureThing: A has a non-string key 1"),
-        ({"RequestType": "FutureThing", "A": {1, 2}}, "FutureThing: A is a set"),
-        ({"RequestType": "FutureThing", "A": 2**64}, "FutureThing: A is out of the 64-bit"),
-        ({"RequestType": "FutureThing", "A": [float("nan")]}, "FutureThing: A[0] must be a finite number"),
+        ({"RequestType": "FutureThing"}, "unknown RequestType 'FutureThing'"),
+        ({"RequestType": "DeviceLok"}, "unknown RequestType 'DeviceLok' (did you mean DeviceLock"),
+        # Free-form values (an app's managed configuration) must still fit in a plist.
+        (_free({"Level": None}), "InstallApplication: Configuration.Level is None"),
+        (_free({"A": {"B": [1, None]}}), "InstallApplication: Configuration.A.B[1] is None"),
+        (_free({"A": {1: "x"}}), "InstallApplication: Configuration.A has a non-string key 1"),
+        (_free({"A": {1, 2}}), "InstallApplication: Configuration.A is a set"),
+        (_free({"A": 2**64}), "InstallApplication: Configuration.A is out of the 64-bit"),
+        (_free({"A": [float("nan")]}), "InstallApplication: Configuration.A[0] must be a finite number"),
         ({"RequestType": "DeviceLock", "PIN": "1"}, "DeviceLock: PIN must be a string of 6 digits"),
     ],
 )
@@ -424,14 +437,23 @@ def test_build_command_refuses_non_dict() -> None:
         build_command([("RequestType", "DeviceLock")])  # type: ignore[arg-type]
 
 
-def test_build_command_passes_unknown_request_types_through() -> None:
+def test_build_command_refuses_unknown_request_types() -> None:
+    """Issue #15: a RequestType no Apple schema defines used to be queued as it came."""
+    with pytest.raises(CommandError, match="unknown RequestType 'TriggerEnhancedLogCollection'"):
+        build_command({"RequestType": "TriggerEnhancedLogCollection", "Ids": ["a"]})
+
+
+def test_build_command_makes_free_form_values_plist_ready() -> None:
     when = datetime(2025, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
-    raw = {"RequestType": "TriggerEnhancedLogCollection", "Ids": ("a", "b"), "At": when, "Blob": b"\x00"}
+    raw = _free({"Ids": ("a", "b"), "At": when, "Blob": b"\x00"})
     assert build_command(raw) == {
-        "RequestType": "TriggerEnhancedLogCollection",
-        "Ids": ["a", "b"],
-        "At": datetime(2025, 3, 1, 10, 0),  # moved to UTC, since plistlib ignores the zone
-        "Blob": b"\x00",
+        "RequestType": "InstallApplication",
+        "iTunesStoreID": 1,
+        "Configuration": {
+            "Ids": ["a", "b"],
+            "At": datetime(2025, 3, 1, 10, 0),  # moved to UTC, since plistlib ignores the zone
+            "Blob": b"\x00",
+        },
     }
 
 

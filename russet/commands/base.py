@@ -1,24 +1,29 @@
 """The machinery shared by all MDM command builders.
 
-Each builder declares its parameters with `Param`, mirroring the payload keys of Apple's YAML schema
-for that RequestType, so a command is checked before it is queued rather than refused by the device
-with a terse `CommandFormatError` hours later when it finally checks in.
+Every RequestType of Apple's YAML schemas has a builder in `russet.commands.generated`, written by
+`russet.commands.codegen` from the schema: its `Param` tree (keys, types, required, allowed values,
+nested dictionaries and arrays) and its `Support` per platform. Hand-written builders subclass a
+generated one to add what the schema cannot say (secrets, cross-key rules, stricter patterns via
+`refine`, defaults), never to declare keys again. A command is thus checked before it is queued
+rather than refused by the device with a terse `CommandFormatError` hours later.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
 import math
 import plistlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
+from russet.commands.support import Platform, Support
 from russet.kernel.errors import Invalid
 
 #: Apple's schema type names, without the angle brackets.
@@ -63,6 +68,8 @@ class Param:
     dictionaries that are a tagged union, such as Settings items: the value of the `tag` key picks
     which `subkeys` apply (the tag itself is not listed in them). `pattern`/`hint` constrain a
     string further, and `hint` then words the error. A `default` fills a missing key.
+    `support` is where Apple says this key works, per platform, when that differs from its command
+    (`variant_support` the same for each variant); `russet.commands.targets` checks it.
     """
 
     type: Kind
@@ -75,6 +82,8 @@ class Param:
     pattern: re.Pattern[str] | None = None
     hint: str | None = None
     default: Any = None
+    support: Mapping[Platform, Support] | None = None
+    variant_support: Mapping[str, Mapping[Platform, Support]] | None = None
 
 
 def _kind_of(value: Any) -> str:
@@ -307,26 +316,42 @@ def _parse_json(text: str, want: type, what: str, path: str) -> Any:
 #: Every builder, by RequestType; filled in by `Command.__init_subclass__`.
 COMMANDS: dict[str, type[Command]] = {}
 
+#: What `refine` may change: constraints a schema cannot state, never a key's type or presence.
+_REFINABLE = frozenset({"pattern", "hint", "default", "choices"})
+
 
 class Command:
     """One MDM command, validated on construction against the parameters its subclass declares.
 
     Subclasses set `request_type` and `params`, and may override `cross_check` for rules that
-    span keys. Defining a subclass registers it in `COMMANDS`.
+    span keys. Defining a subclass registers it in `COMMANDS`; a subclass of a registered builder
+    takes its place (how hand-written extras augment a generated builder), any other second
+    builder for a RequestType is an error. A builder generated from Apple's schema has
+    `from_schema` set, and its subclasses keep exactly its keys.
 
     `secret_keys` names the keys, in the command or in the device's answer, whose values are
     secrets (an UnlockToken, a PIN, a profile that may hold passwords): such a command's body
     and results are sealed at rest and those keys are redacted in output (russet.commands.secrets).
+    `support` says per platform where Apple runs the command (russet.commands.targets checks it).
     """
 
     request_type: ClassVar[str]
+    title: ClassVar[str] = ""
     params: ClassVar[Mapping[str, Param]] = {}
+    support: ClassVar[Mapping[Platform, Support]] = {}
     secret_keys: ClassVar[frozenset[str]] = frozenset()
+    from_schema: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.request_type in COMMANDS:
+        registered = COMMANDS.get(cls.request_type)
+        if registered is not None and not issubclass(cls, registered):
             raise TypeError(f"two builders for RequestType {cls.request_type}")
+        if registered is not None and registered.from_schema and set(cls.params) != set(registered.params):
+            raise TypeError(
+                f"{cls.__name__} changes the keys of {cls.request_type}, which Apple's schema defines; "
+                "refine them instead"
+            )
         COMMANDS[cls.request_type] = cls
 
     def __init__(self, **params: Any) -> None:
@@ -378,11 +403,62 @@ class Command:
         return out
 
 
+def refine(params: Mapping[str, Param], path: str, **changes: Any) -> dict[str, Param]:
+    """`params` with the key at `path` made stricter (or given a default), the rest unchanged.
+
+    `path` names a key as errors do: `PIN`, `ReturnToService.Enabled`, `Updates[].InstallAction`
+    (an array's items), `Settings[TimeZone].TimeZone` (one variant of a tagged union). Only
+    `pattern`, `hint`, `default` and narrower `choices` may change: a key's type and presence are
+    Apple's schema's to say, so a refinement cannot drift from it unnoticed.
+    """
+    unknown = set(changes) - _REFINABLE
+    if unknown:
+        raise TypeError(f"refine cannot change {', '.join(sorted(unknown))}")
+    return _refine_in(params, _path_parts(path), path, changes)
+
+
+def _path_parts(path: str) -> list[str]:
+    """`a[].b[V].c` as `["a", "[]", "b", "[V]", "c"]`."""
+    return [part for part in re.split(r"\.|(\[[^\]]*\])", path) if part]
+
+
+def _refine_in(
+    params: Mapping[str, Param], parts: list[str], path: str, changes: dict[str, Any]
+) -> dict[str, Param]:
+    key, rest = parts[0], parts[1:]
+    if key not in params:
+        raise KeyError(f"refine: no key {key!r} at {path!r}")
+    out = dict(params)
+    out[key] = _refine_param(params[key], rest, path, changes)
+    return out
+
+
+def _refine_param(param: Param, parts: list[str], path: str, changes: dict[str, Any]) -> Param:
+    if not parts:
+        choices = changes.get("choices")
+        if choices is not None and (param.choices is None or not set(choices) <= set(param.choices)):
+            raise ValueError(f"refine: choices at {path!r} must narrow the schema's {param.choices}")
+        return replace(param, **changes)
+    head, rest = parts[0], parts[1:]
+    if head == "[]" and param.item is not None:
+        return replace(param, item=_refine_param(param.item, rest, path, changes))
+    if head.startswith("[") and param.item is not None and param.item.variants is not None:
+        tag = head[1:-1]
+        if tag not in param.item.variants:
+            raise KeyError(f"refine: no variant {tag!r} at {path!r}")
+        variants = dict(param.item.variants)
+        variants[tag] = _refine_in(variants[tag], rest, path, changes)
+        return replace(param, item=replace(param.item, variants=variants))
+    if param.subkeys is not None and not head.startswith("["):
+        return replace(param, subkeys=_refine_in(param.subkeys, parts, path, changes))
+    raise KeyError(f"refine: {path!r} does not lead to a key")
+
+
 def build_command(d: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a raw command dictionary (as an admin posts it) and return it plist-ready.
 
-    RequestTypes with a builder are fully checked. Others are passed through, so that admins can
-    use commands Russet does not know yet, after checking that the value tree fits in a plist.
+    Every RequestType of Apple's schemas has a builder; any other RequestType is refused, since a
+    device would only answer it with an error once it finally checks in.
     """
     if not isinstance(d, Mapping):
         raise CommandError(f"a command must be a dictionary, not {_kind_of(d)}")
@@ -390,13 +466,19 @@ def build_command(d: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(request_type, str) or not request_type.strip():
         raise CommandError(f"RequestType must be a non-empty string, not {request_type!r}")
     builder = COMMANDS.get(request_type)
-    if builder is not None:
-        return builder.from_dict(d).to_dict()
-    try:
-        command: dict[str, Any] = _plist_value(d, "")
-    except _Problem as p:
-        raise CommandError(f"{request_type}: {p}") from None
-    return command
+    if builder is None:
+        raise CommandError(unknown_request_type(request_type))
+    return builder.from_dict(d).to_dict()
+
+
+def unknown_request_type(request_type: str) -> str:
+    """The refusal of a RequestType no schema defines, naming the closest known ones."""
+    close = difflib.get_close_matches(request_type, list(COMMANDS), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (
+        f"unknown RequestType {request_type[:80]!r}{hint}: Russet sends only the commands Apple's "
+        "schemas define (russet command types lists them)"
+    )
 
 
 def render_command_plist(command_uuid: str, command: Mapping[str, Any]) -> bytes:

@@ -1,10 +1,11 @@
-"""Inventory queries: what the device is, how it is secured, what it trusts."""
+"""Inventory queries: the default query list and the attestation rules of DeviceInformation."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from russet.commands.base import Command, Param
+from russet.commands import generated
+from russet.commands.base import refine
 
 #: What Russet asks for when no Queries are given: enough to fill the device list and tell
 #: devices apart. Network queries (MACs, IMEI...) need access right 32; without it the device
@@ -45,18 +46,14 @@ DEFAULT_QUERIES: tuple[str, ...] = (
 _MAX_NONCE_BYTES = 32
 
 
-class DeviceInformation(Command):
+class DeviceInformation(generated.DeviceInformation):
     """Ask for device attributes (`Queries`); the inventory is built from the `QueryResponses`.
 
-    Query names are not restricted to Apple's 18.1 list: the device silently skips names it does
-    not know, and newer OS releases keep adding some.
+    Query names are not restricted to the list in Apple's schema: the device silently skips names
+    it does not know, and newer OS releases keep adding some.
     """
 
-    request_type = "DeviceInformation"
-    params = {
-        "Queries": Param("array", required=True, item=Param("string"), default=DEFAULT_QUERIES),
-        "DeviceAttestationNonce": Param("data"),
-    }
+    params = refine(generated.DeviceInformation.params, "Queries", default=DEFAULT_QUERIES)
 
     @classmethod
     def cross_check(cls, values: dict[str, Any]) -> str | None:
@@ -68,23 +65,3 @@ class DeviceInformation(Command):
         if "DevicePropertiesAttestation" not in values["Queries"]:
             return "DeviceAttestationNonce needs 'DevicePropertiesAttestation' in Queries"
         return None
-
-
-class SecurityInfo(Command):
-    """Ask for the security state: passcode, FileVault, SIP, firewall, management status."""
-
-    request_type = "SecurityInfo"
-
-
-class CertificateList(Command):
-    """List the certificates installed on the device (or only the MDM-installed ones)."""
-
-    request_type = "CertificateList"
-    params = {"ManagedOnly": Param("boolean")}
-
-
-class Restrictions(Command):
-    """Ask for the restrictions in force, globally and optionally per profile."""
-
-    request_type = "Restrictions"
-    params = {"ProfileRestrictions": Param("boolean")}

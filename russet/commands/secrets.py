@@ -1,9 +1,8 @@
 """Which commands carry secrets, and redacting them from what admins see.
 
-A command carries secrets when its builder lists `secret_keys`, or, for request types Russet
-has no builder for but admins may send raw, when `RAW_SECRET_KEYS` lists it. The queue seals such
-commands' bodies and the devices' answers at rest (mdm.queue); the API, console and CLI show
-those keys as REDACTED unless asked to reveal them.
+A command carries secrets when its builder lists `secret_keys` (russet.commands.device, .profiles,
+.security...). The queue seals such commands' bodies and the devices' answers at rest (mdm.queue);
+the API, console and CLI show those keys as REDACTED unless asked to reveal them.
 """
 
 from __future__ import annotations
@@ -15,23 +14,11 @@ from russet.commands.base import COMMANDS
 
 REDACTED = "<redacted>"
 
-#: Request types without a builder whose command or answer holds secrets (Apple's MDM schema).
-RAW_SECRET_KEYS: Mapping[str, frozenset[str]] = {
-    "ActivationLockBypassCode": frozenset({"ActivationLockBypassCode"}),
-    "SetRecoveryLock": frozenset({"CurrentPassword", "NewPassword"}),
-    "VerifyRecoveryLock": frozenset({"Password"}),
-    "SetFirmwarePassword": frozenset({"CurrentPassword", "NewPassword"}),
-    "VerifyFirmwarePassword": frozenset({"Password"}),
-    "SetAutoAdminPassword": frozenset({"passwordHash"}),
-    "RotateFileVaultKey": frozenset({"Password", "EncryptedNewRecoveryKey"}),
-}
-
 
 def secret_keys(request_type: str) -> frozenset[str]:
+    """The keys of this request type's command or answer whose values are secrets."""
     builder = COMMANDS.get(request_type)
-    if builder is not None:
-        return builder.secret_keys
-    return RAW_SECRET_KEYS.get(request_type, frozenset())
+    return builder.secret_keys if builder is not None else frozenset()
 
 
 def is_secret(request_type: str) -> bool:
