@@ -100,9 +100,7 @@ def example(keys: list[dict[str, Any]] | None, *, full: bool) -> dict[str, Any]:
     if keys and free_form(keys):  # Apple's `ANY`: a free-form dictionary
         return {"Free": "form"} if full else {}
     return {
-        k["key"]: example_value(k, full=full)
-        for k in keys or []
-        if full or k.get("presence") == "required"
+        k["key"]: example_value(k, full=full) for k in keys or [] if full or k.get("presence") == "required"
     }
 
 

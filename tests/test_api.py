@@ -88,11 +88,22 @@ def test_unknown_device_is_404_and_nothing_is_queued(
     assert client.get("/api/v1/commands/NO-SUCH-UUID", headers=api_headers).status_code == 404
 
 
-def test_raw_command_of_a_type_without_builder_is_delivered(
-    client: TestClient, device: SimDevice, api_headers: dict[str, str]
+def test_commands_come_from_apples_schemas(
+    client: TestClient, russet: Russet, device: SimDevice, api_headers: dict[str, str]
 ) -> None:
+    """Issue #15: every schema's command is delivered as built; what no schema defines is refused."""
     device.enroll(client)
-    command = {"RequestType": "ContentCachingInformation", "Extra": [1, "two", {"three": True}]}
+    for refused, reason in [
+        ({"RequestType": "Bogus"}, "unknown RequestType 'Bogus'"),
+        ({"RequestType": "ContentCachingInformation", "Extra": [1]}, "unknown key 'Extra'"),
+    ]:
+        response = client.post(
+            "/api/v1/commands", json={"devices": [device.udid], "command": refused}, headers=api_headers
+        )
+        assert response.status_code == 400
+        assert reason in response.json()["detail"]
+    assert russet.storage.queue.for_enrollment(device.udid) == []
+    command = {"RequestType": "ManagedMediaList"}  # a builder generated from Apple's YAML alone
     response = client.post(
         "/api/v1/commands", json={"devices": [device.udid], "command": command}, headers=api_headers
     )

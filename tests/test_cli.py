@@ -93,6 +93,7 @@ def test_raw_command_file(run, client: TestClient, device: SimDevice, tmp_path: 
         (["command", "send", "X", "--type", "DeviceLock", "--param", "PIN"], "expected KEY=VALUE"),
         (["command", "send", "X", "--type", "DeviceLock", "--param", "PIN=12"], "PIN"),
         (["command", "send", "X", "--type", "Mystery", "--param", "a=b"], "use --raw"),
+        (["command", "send", "X", "--type", "Bogus"], "unknown RequestType 'Bogus'"),
         (["command", "show", "NOPE"], "no command with uuid"),
         (["device", "show", "NOPE"], "no device with id"),
         (["apikey", "revoke", "ghost"], "no live API key"),

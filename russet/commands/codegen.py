@@ -295,8 +295,9 @@ def _docstring(doc: Mapping[str, Any]) -> list[str]:
     description = " ".join(str(doc.get("description", "")).split())
     text = f"{title}: {description}" if description else title
     text = text.replace("\\", "/").replace('"""', "'''")
-    wrapped = textwrap.wrap(text, WIDTH - len(INDENT) - 3)
-    if len(wrapped) == 1 and len(wrapped[0]) <= WIDTH - len(INDENT) - 6:
+    # One line when it fits with both quotes (as ruff format writes it), else wrapped.
+    wrapped = textwrap.wrap(text, WIDTH - len(INDENT) - 6)
+    if len(wrapped) == 1:
         return [f'{INDENT}"""{wrapped[0]}"""']
     return [f'{INDENT}"""{wrapped[0]}', *(f"{INDENT}{line}" for line in wrapped[1:]), f'{INDENT}"""']
 

@@ -82,7 +82,8 @@ class ActivationLockBypassCode(Command):
 
 
 class ActiveNSExtensions(Command):
-    """Active NSExtensions Command: Returns information about the active NSExtensions for a particular user.
+    """Active NSExtensions Command: Returns information about the active NSExtensions for a particular
+    user.
     """
 
     # commands/application.extensions.listactive.yaml
@@ -106,8 +107,8 @@ class ActiveNSExtensions(Command):
 
 
 class ApplyRedemptionCode(Command):
-    """Apply Redemption Code Command: If a redemption code is needed during app installation, the server can
-    use this command to complete the app installation.
+    """Apply Redemption Code Command: If a redemption code is needed during app installation, the server
+    can use this command to complete the app installation.
     """
 
     # commands/application.redemptioncode.yaml
@@ -161,12 +162,13 @@ class AvailableOSUpdates(Command):
 
 
 class CertificateList(Command):
-    """Certificate List Command: This command allows the server to retrieve the list of installed certificates
-    on the device. The command requires that the server has the Inspect Profile Manifest privilege. For
-    userenrollment, this request will limit to certificates pushed via MDM. Starting with iOS 15.4, the
-    CertificateList command will return a Not Now response prior to the first time a passcode-protected
-    device is unlocked after boot. Between iOS 15.0 and iOS 15.4, devices in that state did not respond
-    with Not Now, but some identity certificates may not have been reported in the response.
+    """Certificate List Command: This command allows the server to retrieve the list of installed
+    certificates on the device. The command requires that the server has the Inspect Profile Manifest
+    privilege. For userenrollment, this request will limit to certificates pushed via MDM. Starting with
+    iOS 15.4, the CertificateList command will return a Not Now response prior to the first time a
+    passcode-protected device is unlocked after boot. Between iOS 15.0 and iOS 15.4, devices in that
+    state did not respond with Not Now, but some identity certificates may not have been reported in the
+    response.
     """
 
     # commands/certificate.list.yaml
@@ -324,8 +326,8 @@ class DeclarativeManagement(Command):
 
 
 class DeleteUser(Command):
-    """Delete User Command: This command allows the server to delete a user that has an active account on the
-    device.
+    """Delete User Command: This command allows the server to delete a user that has an active account on
+    the device.
     """
 
     # commands/user.delete.yaml
@@ -362,8 +364,8 @@ class DeleteUser(Command):
 
 
 class DeviceConfigured(Command):
-    """Device Configured Command: Informs the device that it can continue past DEP enrollment. Only works on
-    devices in DEP that have their cloud configuration set to await configuration.
+    """Device Configured Command: Informs the device that it can continue past DEP enrollment. Only works
+    on devices in DEP that have their cloud configuration set to await configuration.
     """
 
     # commands/device.configured.yaml
@@ -705,13 +707,13 @@ class EraseDevice(Command):
 
 
 class InstallApplication(Command):
-    """Install Application Command: This command allows the server to install an application on a device. If
-    the app is already being managed, this command will update the app. Prior to iOS 16.0 and tvOS 16.0,
-    this command would return NotNow when Setup Assistant was running. Starting in iOS 16.0 and tvOS 16.0,
-    the command may be sent to supervised devices during Setup Assistant. However, you should only attempt
-    to install device-based VPP apps or enterprise apps while in the awaiting configuration state, as the
-    device will likely not yet have an App Store account configured, and thus commands that depend on one
-    will fail.
+    """Install Application Command: This command allows the server to install an application on a device.
+    If the app is already being managed, this command will update the app. Prior to iOS 16.0 and tvOS
+    16.0, this command would return NotNow when Setup Assistant was running. Starting in iOS 16.0 and
+    tvOS 16.0, the command may be sent to supervised devices during Setup Assistant. However, you should
+    only attempt to install device-based VPP apps or enterprise apps while in the awaiting configuration
+    state, as the device will likely not yet have an App Store account configured, and thus commands
+    that depend on one will fail.
     """
 
     # commands/application.install.yaml
@@ -968,9 +970,10 @@ class InstallMedia(Command):
 
 
 class InstallProfile(Command):
-    """Install Profile Command: This command allows the host to install a configuration profile. The profile
-    may be encrypted using any installed identity certificate. The profile may also be signed. This command
-    requires the Profile Installation and Removal right. It's supported in the user channel.
+    """Install Profile Command: This command allows the host to install a configuration profile. The
+    profile may be encrypted using any installed identity certificate. The profile may also be signed.
+    This command requires the Profile Installation and Removal right. It's supported in the user
+    channel.
     """
 
     # commands/profile.install.yaml
@@ -1001,10 +1004,10 @@ class InstallProfile(Command):
 
 
 class InstallProvisioningProfile(Command):
-    """Install Provisioning Profile Command: This command allows the server to install a provisioning profile.
-    No error occurs if the provisioning profile is already installed. This command requires the
-    Provisioning Profile Installation and Removal right. On macOS, this command is for iOS and iPadOS style
-    provisioning profiles only.
+    """Install Provisioning Profile Command: This command allows the server to install a provisioning
+    profile. No error occurs if the provisioning profile is already installed. This command requires the
+    Provisioning Profile Installation and Removal right. On macOS, this command is for iOS and iPadOS
+    style provisioning profiles only.
     """
 
     # commands/profile.provisioning.install.yaml
@@ -1174,8 +1177,8 @@ class LOMDeviceRequest(Command):
 
 
 class LOMSetupRequest(Command):
-    """LOM Setup Request Command: Queries the device for LOM setup information such as IP addresses, protocol
-    version, etc.
+    """LOM Setup Request Command: Queries the device for LOM setup information such as IP addresses,
+    protocol version, etc.
     """
 
     # commands/lom.setuprequest.yaml
@@ -1220,8 +1223,8 @@ class LogOutUser(Command):
 
 
 class ManagedApplicationAttributes(Command):
-    """Managed Application Attributes Command: Queries managed application attributes. Attributes can be set
-    on managed apps. These attributes can be changed over time.
+    """Managed Application Attributes Command: Queries managed application attributes. Attributes can be
+    set on managed apps. These attributes can be changed over time.
     """
 
     # commands/managed.application.attributes.yaml
@@ -1247,8 +1250,8 @@ class ManagedApplicationAttributes(Command):
 
 class ManagedApplicationConfiguration(Command):
     """Managed Application Configuration Command: This command queries the device for the current
-    configuration of managed applications. This command requires the App Management right. macOS supports
-    this command as of 10.15, on the device channel and for User Enrollments only, because
+    configuration of managed applications. This command requires the App Management right. macOS
+    supports this command as of 10.15, on the device channel and for User Enrollments only, because
     Settings->ApplicationConfiguration is supported. Since macOS does not support Managed Applications,
     this command can be used for any bundle identifier.
     """
@@ -1316,9 +1319,10 @@ class ManagedApplicationFeedback(Command):
 
 
 class ManagedApplicationList(Command):
-    """Managed Application List Command: This command allows the server to query the status of managed apps.
-    Certain statuses are transient. Once they are reported to the server, the entries for the apps are
-    removed from the next query. macOS supports this command on the user channel starting with macOS 11.3.
+    """Managed Application List Command: This command allows the server to query the status of managed
+    apps. Certain statuses are transient. Once they are reported to the server, the entries for the apps
+    are removed from the next query. macOS supports this command on the user channel starting with macOS
+    11.3.
     """
 
     # commands/application.managed.list.yaml
@@ -1374,7 +1378,8 @@ class ManagedMediaList(Command):
 
 
 class NSExtensionMappings(Command):
-    """NSExtension Mappings Command: This command returns information about installed extensions for a user.
+    """NSExtension Mappings Command: This command returns information about installed extensions for a
+    user.
     """
 
     # commands/application.extensions.mappings.yaml
@@ -1432,9 +1437,9 @@ class OSUpdateStatus(Command):
 
 
 class PlayLostModeSound(Command):
-    """Play Lost Mode Sound Command: This command allows the server to tell the device to play a sound if it
-    is in MDM Lost Mode. The sound will play until the device is either removed from Lost Mode or a user
-    disables the sound from the device.
+    """Play Lost Mode Sound Command: This command allows the server to tell the device to play a sound if
+    it is in MDM Lost Mode. The sound will play until the device is either removed from Lost Mode or a
+    user disables the sound from the device.
     """
 
     # commands/device.lostmode.playsound.yaml
@@ -1459,7 +1464,8 @@ class PlayLostModeSound(Command):
 
 class ProfileList(Command):
     """Profile List Command: This command allows the MDM server to query for the profiles installed on the
-    device. This command requires the Inspect Profile Manifest right. It's supported on the user channel.
+    device. This command requires the Inspect Profile Manifest right. It's supported on the user
+    channel.
     """
 
     # commands/profile.list.yaml
@@ -1500,8 +1506,8 @@ class ProfileList(Command):
 
 class ProvisioningProfileList(Command):
     """Provisioning Profile List Command: This command allows the server to retrieve the list of installed
-    provisioning profiles on the device. This command requires the Inspect Provisioning Profiles right. On
-    macOS, this command is for iOS and iPadOS style provisioning profiles only.
+    provisioning profiles on the device. This command requires the Inspect Provisioning Profiles right.
+    On macOS, this command is for iOS and iPadOS style provisioning profiles only.
     """
 
     # commands/profile.provisioning.list.yaml
@@ -1535,8 +1541,8 @@ class ProvisioningProfileList(Command):
 
 
 class RefreshCellularPlans(Command):
-    """Refresh Cellular Plans Command: Instructs the device to query for active cellular plan eSIM "profiles"
-    at the designated carrier eSIM server URL.
+    """Refresh Cellular Plans Command: Instructs the device to query for active cellular plan eSIM
+    "profiles" at the designated carrier eSIM server URL.
     """
 
     # commands/device.esim.yaml
@@ -1590,8 +1596,8 @@ class RemoveApplication(Command):
 
 
 class RemoveMedia(Command):
-    """Remove Media Command: This command allows an MDM server to remove managed media. This command returns
-    Acknowledged even if the item is not found.
+    """Remove Media Command: This command allows an MDM server to remove managed media. This command
+    returns Acknowledged even if the item is not found.
     """
 
     # commands/media.remove.yaml
@@ -1620,8 +1626,8 @@ class RemoveMedia(Command):
 
 
 class RemoveProfile(Command):
-    """Remove Profile Command: This command allows the server to remove a profile. This command requires the
-    Profile Installation and Removal Right. It's supported in the user channel.
+    """Remove Profile Command: This command allows the server to remove a profile. This command requires
+    the Profile Installation and Removal Right. It's supported in the user channel.
     """
 
     # commands/profile.remove.yaml
@@ -1652,9 +1658,9 @@ class RemoveProfile(Command):
 
 
 class RemoveProvisioningProfile(Command):
-    """Remove Provisioning Profile Command: This command allows the server to remove a provisioning profile.
-    This command requires the Provisioning Profile Installation and Removal right. On macOS, this command
-    is for iOS and iPadOS style provisioning profiles only.
+    """Remove Provisioning Profile Command: This command allows the server to remove a provisioning
+    profile. This command requires the Provisioning Profile Installation and Removal right. On macOS,
+    this command is for iOS and iPadOS style provisioning profiles only.
     """
 
     # commands/profile.provisioning.remove.yaml
@@ -1683,7 +1689,8 @@ class RemoveProvisioningProfile(Command):
 
 
 class RequestMirroring(Command):
-    """Request Mirroring Command: This command prompts the user to share their screen using AirPlay mirroring.
+    """Request Mirroring Command: This command prompts the user to share their screen using AirPlay
+    mirroring.
     """
 
     # commands/mirroring.request.yaml
@@ -1793,9 +1800,9 @@ class RestartDevice(Command):
 
 
 class Restrictions(Command):
-    """Restrictions Command: This command allows the server to determine what restrictions are being enforced
-    on the device, and the total sum of all restrictions. This command requires the Restrictions Query
-    access right.
+    """Restrictions Command: This command allows the server to determine what restrictions are being
+    enforced on the device, and the total sum of all restrictions. This command requires the
+    Restrictions Query access right.
     """
 
     # commands/device.restrictions.list.yaml
@@ -1994,8 +2001,8 @@ class SecurityInfo(Command):
 
 
 class SetAutoAdminPassword(Command):
-    """Set Auto Admin Password Command: Allows changing the password of a local admin account that was created
-    by Setup Assistant during DEP enrollment via the AccountConfiguration command.
+    """Set Auto Admin Password Command: Allows changing the password of a local admin account that was
+    created by Setup Assistant during DEP enrollment via the AccountConfiguration command.
     """
 
     # commands/set.auto.admin.password.yaml
@@ -2582,8 +2589,8 @@ class Settings(Command):
 
 
 class ShutDownDevice(Command):
-    """Shut Down Device Command: This command requires the Device Lock access right. The device will shut down
-    immediately.
+    """Shut Down Device Command: This command requires the Device Lock access right. The device will shut
+    down immediately.
     """
 
     # commands/device.shutdown.yaml
@@ -2660,8 +2667,8 @@ class UnlockUserAccount(Command):
 
 
 class UserConfigured(Command):
-    """User Configured Command: Informs the device that it can continue past Setup Assistant and finish login.
-    Only works on Shared iPads that have the AwaitUserConfiguration feature enabled.
+    """User Configured Command: Informs the device that it can continue past Setup Assistant and finish
+    login. Only works on Shared iPads that have the AwaitUserConfiguration feature enabled.
     """
 
     # commands/user.configured.yaml
@@ -2759,7 +2766,8 @@ class VerifyFirmwarePassword(Command):
 
 
 class VerifyRecoveryLock(Command):
-    """Verify Recovery Lock Command: Verifies the device's recovery lock password. (AppleSilicon devices only)
+    """Verify Recovery Lock Command: Verifies the device's recovery lock password. (AppleSilicon devices
+    only)
     """
 
     # commands/passcode.recovery.verify.yaml
