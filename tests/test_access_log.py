@@ -78,7 +78,9 @@ def test_one_text_line_per_request_naming_the_device_or_the_key(russet: Russet, 
     assert key not in text and "rus_not-a-key" not in text and "Bearer" not in text
 
 
-def test_query_strings_never_reach_the_log(russet: Russet, tmp_path: Path, api_headers: dict[str, str]) -> None:
+def test_query_strings_never_reach_the_log(
+    russet: Russet, tmp_path: Path, api_headers: dict[str, str]
+) -> None:
     log = tmp_path / "access.log"
     with serve(russet, log) as client:
         created = client.post("/api/v1/enrollment/tokens", json={"uses": 1}, headers=api_headers)
