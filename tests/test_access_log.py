@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -196,3 +197,15 @@ def test_clean_leaves_ordinary_text_alone() -> None:
     path = "/api/v1/devices/0000-ABC:alex"
     assert clean(path) is path
     assert clean("a b\tc\n") == "a%20b%09c%0A"
+
+
+def test_a_rotated_file_is_reopened(tmp_path: Path) -> None:
+    """logrotate moves the file away: the next lines (within a second) go to a new file."""
+    log = tmp_path / "access.log"
+    logger = configure(str(log))
+    assert logger is not None
+    logger.info("first")
+    log.rename(tmp_path / "access.log.1")
+    time.sleep(1.05)  # the file is looked at once a second
+    logger.info("second")
+    assert lines(tmp_path / "access.log.1") == ["first"] and lines(log) == ["second"]
