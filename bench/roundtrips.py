@@ -10,6 +10,11 @@ signed before the phase that sends it; the timed phases only send bytes. Setup (
 signatures) is not timed.
 
     python bench/roundtrips.py --backend both --devices 200 --commands-per-device 10
+
+The access log's cost: by default each backend runs twice, with `RUSSET_ACCESS_LOG` off and then
+on (text lines to a file, every worker appending), and the two are printed side by side with
+the difference; the "on" run also checks that the file holds exactly one line per request.
+`--access-log off|on` runs one of them; `--repeat N` alternates N pairs and compares medians.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +94,8 @@ class Options:
     postgres_url: str
     log_level: str
     profile: Path | None = None  # py-spy output for the round-trip phase
+    access_logs: tuple[str, ...] = ("off", "on")  # RUSSET_ACCESS_LOG off, or on (to a file)
+    repeat: int = 1
 
 
 @dataclass
@@ -128,6 +136,8 @@ class Result:
     exchange: Phase
     problems: list[str]
     server_log_tail: str = ""
+    access_log: str = "off"
+    access_lines: int = 0  # lines the access log received ("on" runs)
 
 
 # -- simulated devices with pre-signed requests ----------------------------------------------------
@@ -672,7 +682,7 @@ def verify(database_url: str, devices: list[BenchDevice]) -> list[str]:
 # -- one backend, start to finish -------------------------------------------------------------------
 
 
-def run_backend(opts: Options, backend: str) -> Result:
+def run_backend(opts: Options, backend: str, access_log: str = "off") -> Result:
     port = opts.port or free_port()
     with (
         tempfile.TemporaryDirectory(prefix=f"russet-bench-{backend}-") as tmp,
@@ -683,6 +693,7 @@ def run_backend(opts: Options, backend: str) -> Result:
             "RUSSET_DATABASE_URL": db.url,
             "RUSSET_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "RUSSET_PUSH_TOPIC": TOPIC,
+            "RUSSET_ACCESS_LOG": str(Path(tmp) / "access.log") if access_log == "on" else "off",
         }
         settings = Settings.from_env(env)
         api_key, devices = prepare(opts, env, settings)
@@ -693,10 +704,41 @@ def run_backend(opts: Options, backend: str) -> Result:
                 exercise(opts, backend, CpuMeter(pid, db), f"http://127.0.0.1:{port}", api_key, devices)
             )
             problems = enrollment.failures + exchange.failures + verify(settings.database_url, devices)
+        lines = 0
+        if access_log == "on":
+            lines, mismatch = check_access_log(Path(tmp) / "access.log", enrollment, exchange)
+            problems += mismatch
         # The log goes away with the temporary directory: keep its end as evidence of a failure.
         log_tail = tail(log, 40) if problems else ""
     commands = sum(len(d.expected) for d in devices)
-    return Result(backend, len(devices), commands, enrollment, exchange, problems, log_tail)
+    return Result(
+        backend, len(devices), commands, enrollment, exchange, problems, log_tail, access_log, lines
+    )
+
+
+def check_access_log(path: Path, enrollment: Phase, exchange: Phase) -> tuple[int, list[str]]:
+    """One line per device request, naming its device: check-ins and connects counted apart."""
+    counts = {"/mdm/checkin": 0, "/mdm/connect": 0}
+    unnamed = 0
+    with path.open() as log:
+        lines = 0
+        for line in log:
+            lines += 1
+            fields = line.split()
+            if len(fields) >= 7 and fields[2] in counts:
+                counts[fields[2]] += 1
+                unnamed += not fields[6].startswith("device=")
+    problems = [
+        f"access log: {found} lines for PUT {route}, {sent} requests sent"
+        for route, found, sent in (
+            ("/mdm/checkin", counts["/mdm/checkin"], enrollment.requests),
+            ("/mdm/connect", counts["/mdm/connect"], exchange.requests),
+        )
+        if found != sent
+    ]
+    if unnamed:
+        problems.append(f"access log: {unnamed} device lines without their device")
+    return lines, problems
 
 
 def prepare(opts: Options, env: dict[str, str], settings: Settings) -> tuple[str, list[BenchDevice]]:
@@ -768,7 +810,10 @@ def print_phase(name: str, phase: Phase, unit: str) -> None:
 
 def print_result(result: Result, opts: Options) -> None:
     ex, en = result.exchange, result.enrollment
-    print(f"\n== {result.backend}: {opts.workers} worker(s), concurrency {opts.concurrency} ==")
+    print(
+        f"\n== {result.backend}: {opts.workers} worker(s), concurrency {opts.concurrency}, "
+        f"access log {result.access_log} =="
+    )
     rows = [
         ("devices", f"{result.devices}"),
         ("commands", f"{result.commands}"),
@@ -798,6 +843,44 @@ def print_result(result: Result, opts: Options) -> None:
         print(f"!!! server log, last lines:\n{result.server_log_tail}", file=sys.stderr)
     else:
         print(f"  verified: all {result.commands} commands acknowledged, each handed once and in queue order")
+        if result.access_log == "on":
+            print(f"  verified: the access log has one line per device request ({result.access_lines} lines)")
+
+
+def print_access_log_cost(backend: str, results: list[Result]) -> None:
+    """Off and on side by side (medians over the repeats), with the difference in per cent."""
+    off = [r for r in results if r.access_log == "off"]
+    on = [r for r in results if r.access_log == "on"]
+    if not off or not on:
+        return
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    rows = [
+        (
+            "round trips/s",
+            median([r.exchange.rate() for r in off]),
+            median([r.exchange.rate() for r in on]),
+            1,
+        ),
+        (
+            "server CPU per round trip (ms)",
+            median([r.exchange.cpu_ms_per_request() for r in off]),
+            median([r.exchange.cpu_ms_per_request() for r in on]),
+            -1,
+        ),
+        (
+            "enrollment check-ins/s",
+            median([r.enrollment.rate() for r in off]),
+            median([r.enrollment.rate() for r in on]),
+            1,
+        ),
+    ]
+    print(f"\n== {backend}: access log cost ({len(off)} run(s) each, medians) ==")
+    for label, a, b, better in rows:
+        cost = (a - b) / a * 100 if better > 0 else (b - a) / a * 100
+        print(f"  {label:<32} off {a:9.2f}   on {b:9.2f}   cost {cost:+.1f}%")
 
 
 def report_problems(backend: str, problems: Iterable[str]) -> None:
@@ -832,13 +915,20 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="russet serve --log-level (info is its default)",
     )
     parser.add_argument(
+        "--access-log",
+        choices=["both", "off", "on"],
+        default="both",
+        help="RUSSET_ACCESS_LOG off, on (a file), or both in turn and compared (default)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="off/on pairs run (medians compared)")
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="FILE",
         help="record the server with py-spy during the round-trip phase (.svg, .json or collapsed .txt)",
     )
     args = parser.parse_args(argv)
-    for name in ("devices", "commands_per_device", "concurrency", "workers"):
+    for name in ("devices", "commands_per_device", "concurrency", "workers", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
@@ -852,6 +942,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         args.postgres_url,
         args.log_level,
         args.profile,
+        ("off", "on") if args.access_log == "both" else (args.access_log,),
+        args.repeat,
     )
 
 
@@ -859,18 +951,24 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     failed = False
     for backend in opts.backends:
-        print(
-            f"-- {backend}: {opts.devices} devices x {opts.commands_per_device} commands, "
-            f"concurrency {opts.concurrency}, workers {opts.workers}"
-        )
-        try:
-            result = run_backend(opts, backend)
-        except BenchError as exc:
-            report_problems(backend, [str(exc)])
-            failed = True
-            continue
-        print_result(result, opts)
-        failed = failed or bool(result.problems)
+        results: list[Result] = []
+        for run in range(opts.repeat):
+            # Pairs alternate which goes first, so a drift in the machine's load favours neither.
+            for access_log in opts.access_logs if run % 2 == 0 else opts.access_logs[::-1]:
+                print(
+                    f"-- {backend}: {opts.devices} devices x {opts.commands_per_device} commands, "
+                    f"concurrency {opts.concurrency}, workers {opts.workers}, access log {access_log}"
+                )
+                try:
+                    result = run_backend(opts, backend, access_log)
+                except BenchError as exc:
+                    report_problems(backend, [str(exc)])
+                    failed = True
+                    continue
+                print_result(result, opts)
+                results.append(result)
+                failed = failed or bool(result.problems)
+        print_access_log_cost(backend, results)
     return 1 if failed else 0
 
 

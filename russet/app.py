@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from russet import __version__, operations
 from russet.abm import admin as abm_admin
+from russet.accesslog import access_logged
 from russet.api import router as api_router
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
@@ -32,7 +33,7 @@ HOUSEKEEPING_SECONDS = 6 * 3600
 ABM_SYNC_CHECK_SECONDS = 60.0
 
 
-def create_app(russet: Russet) -> DeviceFront:
+def create_app(russet: Russet) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async def flush_forever() -> None:
@@ -99,7 +100,8 @@ def create_app(russet: Russet) -> DeviceFront:
     api_router.install(app)
     console_views.install(app)  # the web console under /console
     devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
-    return DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
+    front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
+    return access_logged(front, russet.settings.access_log, russet.settings.access_log_format)
 
 
 class DeviceFront:
@@ -122,7 +124,7 @@ class DeviceFront:
             await self.api(scope, receive, send)
 
 
-def app_from_env() -> DeviceFront:
+def app_from_env() -> ASGIApp:
     """Factory for `uvicorn --factory russet.app:app_from_env` (each server worker opens its own).
 
     Each worker sets the database up under the first-start lock (a no-op once done), so workers

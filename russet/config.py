@@ -59,6 +59,17 @@ def _header_name(env: dict[str, str], name: str) -> str | None:
     return raw
 
 
+def _access_log(env: dict[str, str], name: str) -> str:
+    """`off`, `stderr` (the default) or the path of a file to append to, whose folder must exist."""
+    raw = (env.get(name) or "stderr").strip()
+    if raw.lower() in ("off", "stderr"):
+        return raw.lower()
+    path = Path(raw).expanduser().resolve()
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(f"{name} must be off, stderr or a file in an existing folder, got {raw!r}")
+    return str(path)
+
+
 @dataclass(frozen=True)
 class Settings:
     """What Russet is configured with; see the README's configuration table."""
@@ -90,6 +101,9 @@ class Settings:
     signing_window_seconds: int = 600
     # Another identity for an enrolled device: strict (only when bound, opened or released) | open.
     reenroll_policy: str = "strict"
+    # One line per HTTP request (russet.accesslog): off | stderr | a file path; text | json.
+    access_log: str = "stderr"
+    access_log_format: str = "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -135,4 +149,6 @@ class Settings:
             user_authenticate=_choice(env, "RUSSET_USER_AUTHENTICATE", ("decline", "allow")),
             signing_window_seconds=_int(env, "RUSSET_SIGNING_WINDOW_SECONDS", 600),
             reenroll_policy=_choice(env, "RUSSET_REENROLL_POLICY", ("strict", "open")),
+            access_log=_access_log(env, "RUSSET_ACCESS_LOG"),
+            access_log_format=_choice(env, "RUSSET_ACCESS_LOG_FORMAT", ("text", "json")),
         )

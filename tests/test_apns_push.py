@@ -8,8 +8,10 @@ normal way: `russet apns csr`'s key, a certificate from the fake Apple CA, `impo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,11 +37,13 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.channels import Channel
 from russet.mdm.enrollments import DeviceFacts
-from russet.mdm.tables import enrollments
+from russet.mdm.tables import command_queue, enrollments
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from russet.storage.tables import certificates
 from simulators.apns import ApnsSimulator, FakeAppleCA
+from simulators.device import Enrollment, SimDevice
+from tests.conftest import PUBLIC_URL, new_profile
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"  # as conftest's
 FAST = PushPolicy(retry_base=0.05, retry_cap=0.2, poll_seconds=0.05, sweep_seconds=3600, connections=1)
@@ -119,6 +123,13 @@ def state(russet: Russet, udid: str) -> dict[str, Any]:
 
 def pushes_to(sim: ApnsSimulator, token: str) -> int:
     return sum(1 for r in sim.received if r.token == token)
+
+
+def connected(russet: Russet, *devices: dict[str, str]) -> None:
+    """The devices answered their push (connected now): a command queued later is pushed again."""
+    time.sleep(0.002)  # strictly after the push on a coarse clock
+    russet.storage.enrollments.touch({d["udid"]: utcnow() for d in devices})
+    time.sleep(0.002)
 
 
 # -- the push itself ---------------------------------------------------------------------------
@@ -225,6 +236,7 @@ def test_dead_token_is_not_pushed_until_the_next_token_update(
     assert got["outcome"] == "token_dead" and got["token_dead"] and got["last_reason"] == reason
     assert state(server, alive["udid"])["outcome"] == "delivered"
 
+    connected(server, alive)
     enqueue(server, dead["udid"], alive["udid"])
     run(drain(server))
     assert pushes_to(sim, dead["token"]) == 1 and pushes_to(sim, alive["token"]) == 2
@@ -351,6 +363,7 @@ def test_goaway_and_connection_loss_reconnect(server: Russet, sim: ApnsSimulator
             assert await server.pusher.drain_all() == 1
             sim.goaway("Shutdown")
             await asyncio.sleep(0.05)
+            connected(server, a)
             enqueue(server, a["udid"])
             assert await server.pusher.drain_all() == 1
             assert state(server, a["udid"])["outcome"] == "delivered"
@@ -359,6 +372,7 @@ def test_goaway_and_connection_loss_reconnect(server: Russet, sim: ApnsSimulator
             assert loop is not None
             loop.call_soon_threadsafe(lambda: [c.abort() for c in list(sim._open)])
             await asyncio.sleep(0.05)
+            connected(server, a)
             enqueue(server, a["udid"])
             assert await server.pusher.drain_all() == 1
         finally:
@@ -454,6 +468,155 @@ def test_two_workers_never_push_the_same_request(server: Russet, push_settings: 
         other.close()
 
 
+# -- push economy: one push per device until it connects -----------------------------------------
+
+
+def held(russet: Russet, udid: str) -> dict[str, Any]:
+    got = state(russet, udid)
+    assert got["requested"], "a request queued while the push is outstanding is kept, not lost"
+    return got
+
+
+def test_commands_queued_before_the_device_connects_make_one_push_end_to_end(
+    server: Russet, sim: ApnsSimulator
+) -> None:
+    """A real (simulated) device: five commands queued one after another, the pusher running
+    between them, make one push; the device connects and fetches all five; the requests they made
+    meanwhile are then dropped, and the next command makes one new push."""
+    device = SimDevice(Enrollment.from_profile(new_profile(server)), path_only=True)
+    headers = {"Authorization": f"Bearer {server.storage.api_keys.create('economy')}"}
+    # Outside `with`, the app's lifespan does not run: the test drains and flushes itself.
+    with contextlib.closing(TestClient(create_app(server), base_url=PUBLIC_URL)) as client:
+        device.enroll(client)
+        token = device.push_token.hex()
+        queued = []
+        kinds = ("DeviceInformation", "SecurityInfo", "ProfileList", "CertificateList", "ProfileList")
+        for request_type in kinds:
+            answer = client.post(
+                "/api/v1/commands",
+                json={"devices": [device.udid], "command": {"RequestType": request_type}},
+                headers=headers,
+            )
+            assert answer.status_code == 201, answer.text
+            queued.append(answer.json()["commands"][0]["command_uuid"])
+            run(drain(server))  # as the running pusher would, between two commands
+        assert pushes_to(sim, token) == 1
+        assert held(server, device.udid)["outcome"] == "delivered"
+
+        # The push brings the device: it fetches every command queued meanwhile.
+        fetched = []
+        response = device.connect(client, device.report_message("Idle"))
+        while (command := SimDevice.command_of(response)) is not None:
+            fetched.append(command["CommandUUID"])
+            response = device.connect(client, device.report_message("Acknowledged", command["CommandUUID"]))
+        assert fetched == queued
+        server.flush_last_seen()  # what the lifespan's flusher does every second
+        assert run(drain(server)) == 0 and pushes_to(sim, token) == 1
+        assert not state(server, device.udid)["requested"]  # answered by the connection: dropped
+
+        answer = client.post(
+            "/api/v1/commands",
+            json={"devices": [device.udid], "command": {"RequestType": "DeviceInformation"}},
+            headers=headers,
+        )
+        assert answer.status_code == 201
+        assert run(drain(server)) == 1 and pushes_to(sim, token) == 2
+
+
+def test_a_push_in_flight_holds_new_requests_until_its_outcome(server: Russet, sim: ApnsSimulator) -> None:
+    """Between the claim and the stored outcome (the push on its way to APNs), a new request for
+    the device is not claimed by this or another worker."""
+    a = enroll(server)
+    enqueue(server, a["udid"])
+    now, lease = utcnow(), timedelta(minutes=5)
+    claimed = server.pusher.state.claim(10, now, lease)
+    assert [t.enrollment_id for t in claimed] == [a["udid"]]
+    assert state(server, a["udid"])["outcome"] == "pushing"
+    enqueue(server, a["udid"])
+    assert server.pusher.state.claim(10, utcnow(), lease) == []
+    assert held(server, a["udid"])["outcome"] == "pushing"
+    # A worker that died mid-push: its lease runs out and the request is pushed.
+    assert [t.enrollment_id for t in server.pusher.state.claim(10, now + lease, lease)] == [a["udid"]]
+
+
+def test_an_unanswered_push_is_repeated_only_when_the_sweep_would(server: Russet, sim: ApnsSimulator) -> None:
+    server.pusher.policy = replace(FAST, sweep_base=300)
+    a = enroll(server)
+    enqueue(server, a["udid"])
+    assert run(drain(server)) == 1
+    enqueue(server, a["udid"])
+    assert run(drain(server)) == 0 and pushes_to(sim, a["token"]) == 1
+    got = held(server, a["udid"])
+    store = server.pusher.state
+    assert store.claim(10, utcnow() + timedelta(minutes=4), timedelta(minutes=5)) == []
+    # The re-push is due (APNs may have dropped the push): the held request goes out.
+    with server.storage.engine.begin() as conn:
+        conn.execute(update(apns_push).values(next_sweep_at=utcnow() - timedelta(seconds=1)))
+    assert run(drain(server)) == 1 and pushes_to(sim, a["token"]) == 2
+    again = state(server, a["udid"])
+    assert again["outcome"] == "delivered" and again["next_sweep_at"] != got["next_sweep_at"]
+    assert not again["requested"]
+
+
+def test_a_device_that_connected_but_missed_a_command_is_pushed(server: Russet, sim: ApnsSimulator) -> None:
+    """The device connected after the request (its last-seen time says so) yet a command is still
+    queued: it fetched the queue before the command was committed. That request is pushed."""
+    a = enroll(server)
+    enqueue(server, a["udid"])
+    assert run(drain(server)) == 1
+    enqueue(server, a["udid"])
+    held(server, a["udid"])
+    connected(server, a)  # after the request, but nothing was fetched: both commands still queued
+    assert run(drain(server)) == 1 and pushes_to(sim, a["token"]) == 2
+    # A request made before a connection that fetched everything is dropped instead.
+    enqueue(server, a["udid"])
+    with server.storage.engine.begin() as conn:
+        conn.execute(update(command_queue).values(status="acknowledged"))
+    connected(server, a)
+    assert run(drain(server)) == 0 and pushes_to(sim, a["token"]) == 2
+    assert not state(server, a["udid"])["requested"]
+
+
+def test_concurrent_queueing_by_two_processes_makes_one_push(
+    server: Russet, sim: ApnsSimulator, push_settings: Settings
+) -> None:
+    """Two server processes (two Russet instances on one database), each queueing a command for
+    the same devices at the same moment and each running its pusher: one push per device."""
+    other = Russet.open(push_settings)
+    other.pusher.policy = FAST
+    try:
+        devices = [enroll(server) for _ in range(8)]
+        udids = [d["udid"] for d in devices]
+
+        def queue_and_push(russet: Russet, start: threading.Barrier, errors: list[BaseException]) -> None:
+            try:
+                start.wait()
+                for udid in udids:
+                    enqueue(russet, udid)
+                    run(drain(russet))
+            except BaseException as exc:  # reported below, on the test's thread
+                errors.append(exc)
+
+        for round_ in range(3):
+            start = threading.Barrier(2)
+            errors: list[BaseException] = []
+            threads = [
+                threading.Thread(target=queue_and_push, args=(r, start, errors)) for r in (server, other)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            assert run(drain(server)) == 0 and run(drain(other)) == 0
+            assert [pushes_to(sim, d["token"]) for d in devices] == [round_ + 1] * len(devices)
+            connected(server, *devices)
+            with server.storage.engine.begin() as conn:  # the devices fetched everything
+                conn.execute(update(command_queue).values(status="acknowledged"))
+    finally:
+        other.close()
+
+
 # -- API and CLI ---------------------------------------------------------------------------------
 
 
@@ -493,7 +656,9 @@ def test_api_push_status_and_device(server: Russet, sim: ApnsSimulator) -> None:
         assert status["by_outcome"] == {"delivered": 1, "token_dead": 1} and status["dead_tokens"] == 1
         device = client.get(f"/api/v1/devices/{b['udid']}", headers=headers).json()
         assert device["push"]["outcome"] == "token_dead" and device["push"]["token_dead"]
-        # A command queued through the API is pushed by the server's background task.
+        # A command queued through the API, after the device answered that push, is pushed by
+        # the server's background task.
+        connected(server, a)
         sent = client.post(
             "/api/v1/commands",
             json={"devices": [a["udid"]], "command": {"RequestType": "ProfileList"}},
@@ -517,7 +682,9 @@ def test_cli_push_and_a_cli_enqueue_reaches_the_running_pusher(
     assert "no enrollment" in cli_env("push", "unknown-device").stderr
     status = json.loads(cli_env("push", "--status", "--json").stdout)
     assert status["by_outcome"] == {"delivered": 1}
-    # A command queued by another process (the CLI) is a request the server's pusher drains.
+    # A command queued by another process (the CLI), after the device answered that push, is a
+    # request the server's pusher drains.
+    connected(server, a)
     assert cli_env("command", "send", a["udid"], "--type", "DeviceInformation").exit_code == 0
     assert state(server, a["udid"])["requested"]
     run(drain(server))

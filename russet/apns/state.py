@@ -6,6 +6,17 @@ one UPDATE … RETURNING that clears the flag, so several server workers never p
 request twice. A token APNs called dead (410, BadDeviceToken) is skipped until the device sends
 a TokenUpdate after that moment (`enrollments.token_updated_at > dead_at`): comparing the two
 times needs no hook in the check-in path.
+
+Push economy: one push per device until it connects. While a push is outstanding (claimed and
+in flight, `outcome = 'pushing'`; or accepted by APNs, `delivered`, and the device has not
+connected since, `last_seen_at < last_push_at`), a new request is kept but not claimed: the
+device will fetch every queued command when the outstanding push brings it. It becomes
+claimable when the device connects (its last-seen time passes the push) or when the sweep's
+re-push is due (`next_sweep_at`; APNs keeps an undelivered push 24 h, longer than the sweep's
+12 h cap, so a second push before then would only replace the first). Once the device has
+connected, a request older than that connection is dropped unclaimed if no command is still
+`queued` for the enrollment (the connection fetched them); any other is pushed. The decision is
+taken in the claim's one UPDATE, so concurrent requests and workers make one push between them.
 """
 
 from __future__ import annotations
@@ -45,8 +56,34 @@ log = logging.getLogger("russet.apns")
 
 STOP_SETTING = "apns.stopped"  # set when APNs refuses the certificate: {"fingerprint", "status", ...}
 ACTIVE = ("queued", "sent", "notnow")
+PUSHING = "pushing"  # the outcome of a claimed request until its push's outcome is written
 _p = apns_push.c
 _e = enrollments.c
+
+# The device connected after its last push (last-seen times are the device's request times,
+# written by the MDM core's batched flusher, so this turns true within a flush of the connect).
+_SEEN_SINCE_PUSH = exists().where(_e.id == _p.enrollment_id, _e.last_seen_at >= _p.last_push_at)
+# A held request that the device's connection already answered: the device connected after the
+# request, and nothing is left `queued` for it (a command it missed would still be).
+_ANSWERED = and_(
+    _p.outcome == "delivered",
+    exists().where(
+        _e.id == _p.enrollment_id, _e.last_seen_at >= _p.last_push_at, _e.last_seen_at > _p.requested_at
+    ),
+    ~exists().where(command_queue.c.enrollment_id == _p.enrollment_id, command_queue.c.status == "queued"),
+)
+
+
+def _not_outstanding(now: Any) -> Any:
+    """No push outstanding for the row at `now`: none in flight, or its re-push is due, or the
+    device connected since it was delivered (see the module's docstring)."""
+    return or_(
+        _p.outcome.is_(None),
+        _p.outcome.not_in((PUSHING, "delivered")),
+        _p.next_sweep_at.is_(None),
+        _p.next_sweep_at <= now,
+        and_(_p.outcome == "delivered", _SEEN_SINCE_PUSH),
+    )
 
 
 @dataclass(slots=True)
@@ -212,26 +249,34 @@ class PushStateStore:
     def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Target]:
         """Take up to `limit` due requests for this worker (atomically: no other worker gets them).
 
-        The sweep's next time is set a lease ahead, so a worker that dies mid-push leaves its
-        devices to the sweep rather than forgotten.
+        A request waits while a push is outstanding for its device, and one the device's
+        connection already answered is cleared without a push (push economy, see the module's
+        docstring). A claimed row is `pushing` until its outcome is written, its sweep time a
+        lease ahead, so a worker that dies mid-push leaves its devices to the sweep rather than
+        forgotten; the conditions are repeated in the UPDATE so that PostgreSQL re-checks them
+        on a row another transaction changed meanwhile.
         """
+        claimable = and_(
+            _p.requested_at.is_not(None),
+            or_(_p.retry_at.is_(None), _p.retry_at <= now),
+            _not_outstanding(now),
+        )
         with self._engine.begin() as conn:
-            due = (
-                select(_p.enrollment_id)
-                .where(_p.requested_at.is_not(None), or_(_p.retry_at.is_(None), _p.retry_at <= now))
-                .order_by(_p.requested_at)
-                .limit(limit)
-            )
+            due = select(_p.enrollment_id).where(claimable).order_by(_p.requested_at).limit(limit)
             if conn.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
-            ids = list(
-                conn.execute(
-                    update(apns_push)
-                    .where(_p.enrollment_id.in_(due.scalar_subquery()), _p.requested_at.is_not(None))
-                    .values(requested_at=None, next_sweep_at=now + lease)
-                    .returning(_p.enrollment_id)
-                ).scalars()
-            )
+            answered = _ANSWERED
+            rows = conn.execute(
+                update(apns_push)
+                .where(_p.enrollment_id.in_(due.scalar_subquery()), claimable)
+                .values(
+                    requested_at=None,
+                    outcome=case((answered, _p.outcome), else_=PUSHING),
+                    next_sweep_at=case((answered, _p.next_sweep_at), else_=now + lease),
+                )
+                .returning(_p.enrollment_id, _p.outcome)
+            ).all()
+            ids = [r[0] for r in rows if r[1] == PUSHING]
             if not ids:
                 return []
             rows = self._target_rows(conn, ids)

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from russet.accesslog import DEVICE, Scope, note
 from russet.bodylimit import BadContentLength, BodyTooLarge, read_limited
+from russet.mdm.channels import resolve_channel
 from russet.mdm.declarative import JsonBody
 from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge, UnrecognizedDevice
 from russet.mdm.messages import parse_plist
@@ -46,12 +48,16 @@ def device_routes(russet: Russet) -> list[Route]:
     limit = russet.settings.max_body_bytes
     limiter: list[anyio.CapacityLimiter] = []  # made on first use: it needs the running loop
 
-    def handle(kind: str, headers: Mapping[str, str], body: bytes) -> bytes | None:
+    def handle(kind: str, headers: Mapping[str, str], body: bytes, scope: Scope) -> bytes | None:
         identity = russet.identities.identify(headers, body, unique=kind == "checkin")
         msg = parse_plist(body)
         if kind == "checkin":
-            return russet.mdm.check_in(identity, msg)
-        return russet.mdm.report(identity, msg, body)
+            reply = russet.mdm.check_in(identity, msg)
+        else:
+            reply = russet.mdm.report(identity, msg, body)
+        # Answered: the service accepted the identity for this device, so the log may name it.
+        note(scope, DEVICE, lambda: resolve_channel(msg).device_id)
+        return reply
 
     def endpoint(kind: str) -> Callable[[Request], object]:
         async def serve(request: Request) -> Response:
@@ -64,7 +70,7 @@ def device_routes(russet: Russet) -> list[Route]:
                 if not limiter:
                     limiter.append(anyio.CapacityLimiter(DEVICE_THREADS))
                 reply = await anyio.to_thread.run_sync(
-                    handle, effective, request.headers, body, limiter=limiter[0]
+                    handle, effective, request.headers, body, request.scope, limiter=limiter[0]
                 )
             except DeviceRequestError as exc:
                 log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)

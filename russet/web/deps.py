@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from russet.accesslog import API_KEY, note
 from russet.api.models import check_params
 from russet.runtime import Russet
 
@@ -35,6 +36,7 @@ def api_caller(
     if name is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     check_params(request)  # every route has a caller: its query and path values are checked here
+    note(request.scope, API_KEY, name)  # the access log names the key (never the key itself)
     return name
 
 
