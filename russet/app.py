@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from russet import __version__, operations
+from russet import __version__
 from russet.abm import admin as abm_admin
 from russet.api import router as api_router
 from russet.bodylimit import BodyLimit
@@ -46,7 +46,7 @@ def create_app(russet: Russet) -> DeviceFront:
         async def housekeeping_forever() -> None:
             while True:
                 try:
-                    removed = await run_in_threadpool(operations.housekeeping, russet)
+                    removed = await run_in_threadpool(russet.housekeeping)
                     if any(removed.values()):
                         log.info("housekeeping removed %s", removed)
                 except Exception:
@@ -98,7 +98,13 @@ def create_app(russet: Russet) -> DeviceFront:
     app.state.russet = russet
     api_router.install(app)
     console_views.install(app)  # the web console under /console
-    devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
+    settings = russet.settings
+    devices = [
+        *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
+        *enrollment_routes(russet.enrollment.profile_server(settings.ade_ca_file), settings.max_body_bytes),
+        *scep_routes(russet.authority, russet.storage.challenges),
+        *vpp_routes(russet),
+    ]
     return DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
 
 
