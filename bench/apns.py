@@ -35,7 +35,6 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from russet.apns.admin import import_certificate  # noqa: E402
 from russet.apns.certificate import create_push_csr  # noqa: E402
 from russet.apns.pusher import PushPolicy  # noqa: E402
 from russet.apns.state import request_pushes  # noqa: E402
@@ -128,7 +127,7 @@ def run(database_url: str, devices: int, policy: PushPolicy, *, ledger: bool = T
             russet.pusher.policy = policy
             csr = create_push_csr(russet.storage, tmp / "push.csr")
             cert = apple.issue_push_certificate(csr.public_key(), TOPIC)
-            import_certificate(russet, cert.public_bytes(serialization.Encoding.PEM))
+            russet.push.import_certificate(cert.public_bytes(serialization.Encoding.PEM))
 
             started = time.perf_counter()
             ids = add_devices(russet, devices)

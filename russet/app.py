@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from russet import __version__, operations
+from russet import __version__
 from russet.abm import admin as abm_admin
 from russet.accesslog import access_logged
 from russet.api import router as api_router
@@ -47,7 +47,7 @@ def create_app(russet: Russet) -> ASGIApp:
         async def housekeeping_forever() -> None:
             while True:
                 try:
-                    removed = await run_in_threadpool(operations.housekeeping, russet)
+                    removed = await run_in_threadpool(russet.housekeeping)
                     if any(removed.values()):
                         log.info("housekeeping removed %s", removed)
                 except Exception:
@@ -99,9 +99,15 @@ def create_app(russet: Russet) -> ASGIApp:
     app.state.russet = russet
     api_router.install(app)
     console_views.install(app)  # the web console under /console
-    devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
+    settings = russet.settings
+    devices = [
+        *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
+        *enrollment_routes(russet.enrollment.profile_server(settings.ade_ca_file), settings.max_body_bytes),
+        *scep_routes(russet.authority, russet.storage.challenges),
+        *vpp_routes(russet),
+    ]
     front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
-    return access_logged(front, russet.settings.access_log, russet.settings.access_log_format)
+    return access_logged(front, settings.access_log, settings.access_log_format)
 
 
 class DeviceFront:

@@ -1,10 +1,14 @@
-"""The assembled server: configuration, storage, the CA and the MDM service, opened once.
+"""The assembled server, and the composition root: configuration, storage, the CA, and every
+feature's service built with exactly what it needs, opened once.
 
 The server (`russet serve`, each ASGI worker) starts from `Russet.open()`, which first sets the
 database up under a lock shared by every process (migrations, the CA, the ledger's key), so a
 fresh data directory becomes a working server without any setup step and two servers starting
 at once make one CA. Other CLI commands open it with `migrate_db=False`: they only check that the
 database is set up, and say `run russet migrate first` if not.
+
+Surfaces (API, CLI, console) call the services kept here (`russet.devices`, `russet.push`,
+`russet.enrollment`, `russet.ledger_admin`, ...); features never import this module.
 """
 
 from __future__ import annotations
@@ -19,19 +23,27 @@ from typing import Any, TypeVar, cast
 from russet.abm import hooks as abm_hooks
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
+from russet.apns.service import PushService
 from russet.apns.topic import PushTopic
+from russet.apple.admin import LedgerAdmin
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
+from russet.enrollment.profile import ProfileIssuer
+from russet.enrollment.service import EnrollmentService
+from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
+from russet.mdm.devices import DeviceService
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
+from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.service import LastSeen, MdmService
 from russet.mdm.signatures import SeenSignatures
 from russet.storage.bundle import Storage
 from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
+from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
@@ -88,6 +100,10 @@ class Russet:
     gateway: AppleGateway
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
+    devices: DeviceService
+    push: PushService
+    enrollment: EnrollmentService
+    ledger_admin: LedgerAdmin
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -125,6 +141,25 @@ class Russet:
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
+        pusher = Pusher(storage, gateway, settings.apns_url)
+        signatures = SeenSignatures(engine)
+        push = PushService(storage, pusher, push_topic, connections, known=storage.enrollments)
+        devices = DeviceService(
+            storage.enrollments,
+            storage.queue,
+            storage.bootstrap,
+            ReenrollmentStore(engine),
+            signatures,
+            pushes=push,
+        )
+        issuer = ProfileIssuer(
+            authority,
+            storage.certificates,
+            storage.challenges,
+            settings.public_url,
+            # Behind a proxy that forwards client certificates, devices need not sign requests.
+            sign_message=settings.client_cert_header is None,
+        )
         return cls(
             settings=settings,
             storage=storage,
@@ -140,16 +175,37 @@ class Russet:
             identities=IdentityVerifier(
                 authority.ca_certificate,
                 identity_sources(settings),
-                ReplayGuard(SeenSignatures(engine), settings.signing_window_seconds),
+                ReplayGuard(signatures, settings.signing_window_seconds),
             ),
             last_seen=last_seen,
             ledger=ledger,
             connections=connections,
             gateway=gateway,
-            pusher=Pusher(storage, gateway, settings.apns_url),
+            pusher=pusher,
             push_topic=push_topic,
+            devices=devices,
+            push=push,
+            enrollment=EnrollmentService(
+                EnrollmentTokenStore(engine), EnrollmentRequestLog(engine), issuer, push_topic
+            ),
+            ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             migration=migration,
         )
+
+    def housekeeping(self) -> dict[str, int]:
+        """Periodic deletions, each its owner's: ledger rows past retention, SCEP challenges that
+        expired unused, console sign-in failure counts whose window has ended, check-in signatures
+        whose signing time left the replay window, refused re-enrollments after 90 days.
+
+        Called every 6 hours while serving (until it becomes declared periodic tasks).
+        """
+        return {
+            "ledger_rows": self.ledger_admin.prune_ledger(),
+            "scep_challenges": self.enrollment.prune_challenges(),
+            "login_failures": LoginLimiter(self.storage.engine).prune(),
+            "seen_signatures": self.devices.prune_seen_signatures(),
+            "enrollment_refusals": self.devices.prune_refusals(),
+        }
 
     def flush_last_seen(self) -> None:
         self.storage.enrollments.touch(self.last_seen.drain())

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from russet.enrollment import admin as enrollment_admin
 from russet.kernel.errors import NotFound
-from russet.operations import MAX_DB_INT
 from russet.runtime import Russet
+from russet.storage.db import MAX_DB_INT
 from russet.web.errors import status_for
 
 
@@ -33,7 +32,7 @@ def test_largest_id_is_a_plain_404(client: TestClient, api_headers: dict[str, st
 def test_cli_and_api_share_the_id_bound(russet: Russet) -> None:
     """`russet enrollment revoke 9223372036854775808` reaches the same operation: a 404, no crash."""
     with pytest.raises(NotFound) as refused:
-        enrollment_admin.revoke_token(russet, 2**63)
+        russet.enrollment.revoke_token(2**63)
     assert status_for(refused.value) == 404
 
 
@@ -119,7 +118,7 @@ def test_token_request_is_strict(
 ) -> None:
     response = client.post("/api/v1/enrollment/tokens", json=body, headers=api_headers)
     assert response.status_code == 422, response.text
-    assert enrollment_admin.list_tokens(russet) == []  # nothing stored
+    assert russet.enrollment.list_tokens() == []  # nothing stored
 
 
 def test_strict_booleans_and_unknown_fields_everywhere(

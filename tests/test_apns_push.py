@@ -26,8 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from russet import operations
-from russet.apns.admin import import_certificate
 from russet.apns.certificate import create_push_csr, push_identity
 from russet.apns.pusher import PushPolicy
 from russet.apns.tables import apns_push
@@ -71,7 +69,7 @@ def push_settings(settings: Settings, sim: ApnsSimulator, tmp_path: Path) -> Set
 def install_certificate(russet: Russet, apple: FakeAppleCA, tmp_path: Path, name: str = "push") -> str:
     csr = create_push_csr(russet.storage, tmp_path / f"{name}.csr", force=True)
     cert = apple.issue_push_certificate(csr.public_key(), TOPIC)
-    import_certificate(russet, cert.public_bytes(serialization.Encoding.PEM))
+    russet.push.import_certificate(cert.public_bytes(serialization.Encoding.PEM))
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
@@ -101,7 +99,7 @@ def token_update(russet: Russet, udid: str, fp: str, magic: str | None = None) -
 
 
 def enqueue(russet: Russet, *udids: str, request_type: str = "DeviceInformation") -> None:
-    operations.send_command(russet, list(udids), {"RequestType": request_type}, created_by="tests")
+    russet.devices.send_command(list(udids), {"RequestType": request_type}, created_by="tests")
 
 
 def run(coro: Any) -> Any:
@@ -412,7 +410,7 @@ def test_no_certificate_means_no_push(push_settings: Settings, sim: ApnsSimulato
 
 def test_disconnected_apns_sends_nothing(server: Russet, sim: ApnsSimulator) -> None:
     a = enroll(server)
-    operations.disconnect(server, "apns", "default", purge=False)
+    server.ledger_admin.disconnect("apns", "default", purge=False)
     enqueue(server, a["udid"])
     assert run(drain(server)) == 0
     results = run(_push_now(server, [a["udid"]]))

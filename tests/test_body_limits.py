@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from russet import operations
 from russet.app import create_app
 from russet.bodylimit import ADMIN_LIMITS, OTHER_LIMIT, BodyLimit
 from russet.config import Settings
@@ -239,9 +238,9 @@ def test_a_reference_bomb_in_a_result_is_refused_and_the_command_stays_open(
 ) -> None:
     """Before the bounded parser this result was stored and expanded into the inventory (2**30 items)."""
     device.enroll(client)
-    [sent] = operations.send_command(russet, [device.udid], {"RequestType": "InstalledApplicationList"}, "t")[
-        "commands"
-    ]
+    [sent] = russet.devices.send_command(
+        [device.udid], {"RequestType": "InstalledApplicationList"}, created_by="t"
+    )["commands"]
     uuid = sent["command_uuid"]
     assert device.command_of(device.connect(client, device.report_message("Idle")))["CommandUUID"] == uuid  # type: ignore[index]
     around = {"UDID": device.udid, "Status": "Acknowledged", "CommandUUID": uuid}
@@ -249,7 +248,7 @@ def test_a_reference_bomb_in_a_result_is_refused_and_the_command_stays_open(
     assert len(body) < 600
     response = device.send_raw(client, "connect", body)
     assert response.status_code == 400 and "expands to over" in response.text
-    assert operations.show_command(russet, uuid)["status"] == "sent"
+    assert russet.devices.show_command(uuid)["status"] == "sent"
     # The same shape, small, is an ordinary answer.
     small = reference_bomb(3, around, key="InstalledApplicationList")
     assert device.send_raw(client, "connect", small).status_code == 200

@@ -20,7 +20,6 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from russet import operations
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import Settings
@@ -220,7 +219,7 @@ def test_housekeeping_prunes_signatures_outside_the_window(russet: Russet) -> No
     assert seen.first_use(b"old", now - timedelta(seconds=1))
     assert seen.first_use(b"new", now + timedelta(minutes=10))
     assert not seen.first_use(b"new", now + timedelta(minutes=10))
-    assert operations.housekeeping(russet)["seen_signatures"] == 1
+    assert russet.housekeeping()["seen_signatures"] == 1
     with russet.storage.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(seen_signatures)).scalar_one() == 1
-    assert json.dumps(operations.housekeeping(russet))
+    assert json.dumps(russet.housekeeping())

@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from russet import operations
 from russet.app import create_app
 from russet.commands.inventory import TRUNCATED_KEY
 from russet.config import Settings
@@ -43,7 +42,9 @@ def connect(client: TestClient, device: SimDevice, msg: dict[str, Any]) -> Any:
 
 
 def queue(russet: Russet, device: SimDevice, request_type: str = "DeviceInformation") -> str:
-    [sent] = operations.send_command(russet, [device.udid], {"RequestType": request_type}, "test")["commands"]
+    [sent] = russet.devices.send_command([device.udid], {"RequestType": request_type}, created_by="test")[
+        "commands"
+    ]
     return str(sent["command_uuid"])
 
 
@@ -150,7 +151,7 @@ def test_long_device_information_values_fill_the_columns_cut(
     assert row["os_version"] == "9" * 50 and row["serial_number"] == "S" * 64
     # The inventory keeps the answer as sent (JSON escapes the NUL), and so does the command.
     assert row["inventory"]["DeviceInformation"]["DeviceName"] == answers["DeviceName"]
-    shown = operations.show_command(russet, uuid)
+    shown = russet.devices.show_command(uuid)
     assert shown["status"] == "acknowledged" and shown["result"]["QueryResponses"] == answers
 
 
@@ -162,7 +163,7 @@ def test_error_chain_with_nul_and_a_long_text_is_recorded(
     deliver(client, device)
     chain = [{"ErrorDomain": "MCProfile\x00Error", "ErrorCode": 1, "USEnglishDescription": "x\x00" * 5000}]
     assert connect(client, device, device.report_message("Error", uuid, ErrorChain=chain)).status_code == 200
-    shown = operations.show_command(russet, uuid)
+    shown = russet.devices.show_command(uuid)
     assert shown["status"] == "error"
     assert shown["status_reason"].startswith("MCProfileError 1: xxx") and "\x00" not in shown["status_reason"]
     assert len(shown["status_reason"]) == 1000
@@ -189,7 +190,7 @@ def test_a_result_over_the_cap_is_recorded_cut_and_flagged(
     report = device.report_message("Acknowledged", uuid, ProfileList=[{"PayloadUUID": "p" * 100}] * 100)
     assert len(plistlib.dumps(report)) > 4096
     assert device.connect(client, report).status_code == 200
-    shown = operations.show_command(russet, uuid)
+    shown = russet.devices.show_command(uuid)
     assert shown["status"] == "acknowledged"  # recorded: the device does not send it again
     assert "result truncated: the first 4096 of" in shown["status_reason"]
     assert shown["result"] is None and "cannot be shown" in shown["result_error"]
@@ -215,7 +216,7 @@ def test_an_inventory_section_over_the_cap_keeps_what_fits_flagged(
     assert "Huge" not in section and "RUSSET_MAX_INVENTORY_SECTION_BYTES" in section[TRUNCATED_KEY]
     assert row["device_name"] == "Robin's iPhone"
     # The command keeps the whole answer (it is under the result cap).
-    assert operations.show_command(russet, uuid)["result"]["QueryResponses"] == answers
+    assert russet.devices.show_command(uuid)["result"]["QueryResponses"] == answers
 
 
 def test_a_list_section_over_the_cap_keeps_its_first_items_flagged(
@@ -251,7 +252,7 @@ def test_a_deeply_nested_result_is_refused_at_the_door(
     deliver(client, device)
     response = device.connect(client, device.report_message("Acknowledged", uuid, ProfileList=nested(200)))
     assert response.status_code == 400 and "nested deeper than" in response.text
-    assert operations.show_command(russet, uuid)["status"] == "sent"
+    assert russet.devices.show_command(uuid)["status"] == "sent"
 
 
 def test_a_stored_result_too_deep_to_read_is_shown_as_unreadable(

@@ -30,11 +30,10 @@ from russet.apns.topic import PushTopic
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import ConfigError, Settings
-from russet.enrollment import admin
 from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
 from russet.enrollment.machineinfo import APPLE_DEVICE_CA_CHAIN, DeviceCA
-from russet.enrollment.serving import EnrollmentRefused, ProfileServer
+from russet.enrollment.serving import EnrollmentRefused
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
 from russet.enrollment.tokens import EnrollmentTokenStore, TokenRejected
 from russet.kernel.errors import Invalid
@@ -86,7 +85,7 @@ def command_round_trip(client: TestClient, headers: dict[str, str], device: SimD
 
 
 def token(russet: Russet, **kwargs: Any) -> str:
-    return str(admin.create_token(russet, **kwargs)["token"])
+    return str(russet.enrollment.create_token(**kwargs)["token"])
 
 
 def fetch(client: TestClient, value: str | None) -> Any:
@@ -130,7 +129,7 @@ def test_device_enrolls_with_a_token_profile(
     validate_issued(device.enrollment.certificate, russet.authority.ca_certificate)
     device.enroll(client)  # Authenticate, TokenUpdate
     command_round_trip(client, api_headers, device)
-    [request] = admin.recent_requests(russet)
+    [request] = russet.enrollment.recent_requests()
     assert request["method"] == "ota" and request["token_id"] is not None
     assert request["issued_fp"] == fingerprint(device.enrollment.certificate)  # the token's device
     assert request["identity_issued_at"] is not None
@@ -143,8 +142,8 @@ def test_unknown_missing_expired_used_up_and_revoked_tokens_are_403(
     with russet.storage.engine.begin() as conn:
         conn.execute(update(enrollment_tokens).values(expires_at=utcnow() - timedelta(seconds=1)))
     used_up = token(russet, uses=1)
-    revoked = admin.create_token(russet)
-    admin.revoke_token(russet, revoked["id"])
+    revoked = russet.enrollment.create_token()
+    russet.enrollment.revoke_token(revoked["id"])
     assert fetch(client, used_up).status_code == 200  # its only use
     with russet.storage.engine.begin() as conn:  # forget that one, so the refusals below are seen alone
         conn.execute(enrollment_requests.delete())
@@ -161,7 +160,7 @@ def test_unknown_missing_expired_used_up_and_revoked_tokens_are_403(
         response = fetch(client, value)
         assert response.status_code == 403 and reason in response.text, (value, response.text)
     nothing_issued(russet)
-    by_id = {t["id"]: t for t in admin.list_tokens(russet)}
+    by_id = {t["id"]: t for t in russet.enrollment.list_tokens()}
     assert [t["status"] for t in by_id.values()] == ["expired", "used up", "revoked"]
     assert by_id[revoked["id"]]["uses"] == 0  # refused fetches count nothing
 
@@ -184,7 +183,7 @@ def test_two_concurrent_fetches_of_a_one_use_token_get_one_profile(
         t.join()
     assert sorted(statuses) == [200, 403]
     assert count(russet, enrollment_requests) == 1 and count(russet, scep_challenges) == 1
-    assert admin.list_tokens(russet)[0]["uses"] == 1
+    assert russet.enrollment.list_tokens()[0]["uses"] == 1
 
 
 def test_racing_consumers_never_exceed_the_uses(russet: Russet) -> None:
@@ -211,25 +210,24 @@ def test_racing_consumers_never_exceed_the_uses(russet: Russet) -> None:
 
 
 def test_tokens_are_stored_as_hashes_only(russet: Russet) -> None:
-    created = admin.create_token(russet, note="lab iPads")
+    created = russet.enrollment.create_token(note="lab iPads")
     with russet.storage.engine.connect() as conn:
         row = conn.execute(select(enrollment_tokens)).one()
     assert created["token"] not in str(tuple(row))
     assert created["url"] == f"{ENROLL_URL}?token={created['token']}"
-    assert all("token" not in t and "url" not in t for t in admin.list_tokens(russet))
+    assert all("token" not in t and "url" not in t for t in russet.enrollment.list_tokens())
 
 
 def test_no_push_topic_is_503_and_costs_no_use(russet: Russet) -> None:
     value = token(russet, uses=1)
     untopical = dataclasses.replace(
-        russet,
-        settings=dataclasses.replace(russet.settings, push_topic=None),
-        push_topic=PushTopic(russet.storage, None),  # no certificate installed and none configured
+        russet.enrollment.profile_server(),
+        topic=PushTopic(russet.storage, None),  # no certificate installed and none configured
     )
     with pytest.raises(EnrollmentRefused) as refused:
-        ProfileServer(untopical, DeviceCA.load()).for_token(value)
+        untopical.for_token(value)
     assert refused.value.status == 503 and "push" in refused.value.reason
-    assert admin.list_tokens(russet)[0]["uses"] == 0
+    assert russet.enrollment.list_tokens()[0]["uses"] == 0
 
 
 @pytest.mark.parametrize(
@@ -244,8 +242,8 @@ def test_no_push_topic_is_503_and_costs_no_use(russet: Russet) -> None:
 )
 def test_bad_token_requests_are_named(russet: Russet, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(Invalid, match=message):
-        admin.create_token(russet, **kwargs)
-    assert admin.list_tokens(russet) == []
+        russet.enrollment.create_token(**kwargs)
+    assert russet.enrollment.list_tokens() == []
 
 
 def test_token_api(russet: Russet, client: TestClient, api_headers: dict[str, str]) -> None:
@@ -354,7 +352,7 @@ def test_ade_device_gets_its_profile_and_enrolls(
     command_round_trip(client, ade_headers, device)
     enrolled = russet.storage.enrollments.get(ade_device.udid)
     assert enrolled is not None and enrolled["serial_number"] == ade_device.serial
-    [request] = admin.recent_requests(russet)
+    [request] = russet.enrollment.recent_requests()
     assert request["method"] == "ade" and request["token_id"] is None
     assert (request["udid"], request["serial_number"], request["product"]) == (
         ade_device.udid,

@@ -255,3 +255,40 @@ def test_api_routers_import_shared_dependencies_not_each_other() -> None:
                 assert at_top, (rel, module, node.lineno)
             if module in routers:
                 assert rel == "api/router.py", (rel, module)
+
+
+# Features turned into services (issue #12): they receive what they need from the composition root
+# and never import it (nor, then, take the whole `Russet`, which they could not name).
+SERVICE_FEATURES = ("mdm", "apns", "enrollment", "scep", "apple", "commands", "storage", "kernel", "infra")
+# Modules of those features that still import the root, each until its own conversion lands. An
+# entry that no longer imports it fails the test below, so it cannot outlive its reason.
+STILL_IMPORTING_RUNTIME = {
+    "apple/connection.py": "the ABM and Apps and Books admin kit (h/abmvpp converts it)",
+}
+
+
+def _imports_runtime(path: Path) -> bool:
+    return any(module == "russet.runtime" for module, _, _ in _imports(path))
+
+
+def test_service_features_do_not_import_the_composition_root() -> None:
+    importing = {
+        rel for rel, path in _modules() if rel.split("/")[0] in SERVICE_FEATURES and _imports_runtime(path)
+    }
+    assert importing - set(STILL_IMPORTING_RUNTIME) == set()
+    assert set(STILL_IMPORTING_RUNTIME) - importing == set(), "no longer imports russet.runtime: unlist it"
+
+
+def test_operations_module_is_gone() -> None:
+    """Its use cases live in the features' services now (russet.mdm.devices, russet.apple.admin)."""
+    assert not (PACKAGE / "operations.py").exists()
+
+
+def test_the_runtime_rule_sees_both_import_spellings(tmp_path: Path) -> None:
+    """The scan finds `from russet.runtime import Russet` and `from russet import runtime`, so the
+    rule above cannot pass by seeing nothing; and surfaces, which may, are found importing it."""
+    for source in ("from russet.runtime import Russet\n", "from russet import runtime\n"):
+        path = tmp_path / "x.py"
+        path.write_text(source)
+        assert _imports_runtime(path), source
+    assert _imports_runtime(PACKAGE / "cli" / "common.py")

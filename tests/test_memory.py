@@ -20,7 +20,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from russet import operations
 from russet.app import create_app
 from russet.runtime import Russet
 from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, SimDevice
@@ -59,9 +58,9 @@ def test_bombs_and_huge_bodies_leave_the_rss_within_50_mb(
     client: TestClient, russet: Russet, device: SimDevice
 ) -> None:
     device.enroll(client)
-    [sent] = operations.send_command(russet, [device.udid], {"RequestType": "InstalledApplicationList"}, "t")[
-        "commands"
-    ]
+    [sent] = russet.devices.send_command(
+        [device.udid], {"RequestType": "InstalledApplicationList"}, created_by="t"
+    )["commands"]
     uuid = sent["command_uuid"]
     assert device.command_of(device.connect(client, device.report_message("Idle")))["CommandUUID"] == uuid  # type: ignore[index]
     around = {"UDID": device.udid, "Status": "Acknowledged", "CommandUUID": uuid}
@@ -109,4 +108,4 @@ def test_bombs_and_huge_bodies_leave_the_rss_within_50_mb(
     print(f"peak RSS growth: {(after - before) / 1024:.1f} MB (exact peak: {exact})")
     assert after - before < 50 * 1024, f"RSS grew by {(after - before) // 1024} MB"
     assert statuses == [400, 400, 400, 400, 413, 413, 413]
-    assert operations.show_command(russet, uuid)["status"] == "sent"
+    assert russet.devices.show_command(uuid)["status"] == "sent"

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from russet import operations
 from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import ConfigError, Settings
@@ -38,7 +37,9 @@ NGINX_HEADER = "X-SSL-Client-Cert"
 
 
 def queue_profile_list(russet: Russet, target: str) -> str:
-    [queued] = operations.send_command(russet, [target], {"RequestType": "ProfileList"}, "test")["commands"]
+    [queued] = russet.devices.send_command([target], {"RequestType": "ProfileList"}, created_by="test")[
+        "commands"
+    ]
     return str(queued["command_uuid"])
 
 

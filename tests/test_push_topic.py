@@ -9,11 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
-from russet.apns.admin import import_certificate
 from russet.apns.certificate import create_push_csr
 from russet.apns.topic import PushTopic
 from russet.config import Settings
-from russet.enrollment import admin as enrollment_admin
 from russet.runtime import Russet
 from simulators.apns import FakeAppleCA
 from simulators.device import Enrollment, SimDevice
@@ -51,7 +49,7 @@ def test_certificate_imported_through_the_api_applies_without_a_restart(
 
     # An enrollment profile handed out now names the new topic, and its device's Authenticate is
     # accepted by the same running server.
-    token = enrollment_admin.create_token(russet, uses=1)["token"]
+    token = russet.enrollment.create_token(uses=1)["token"]
     profile = client.get("/mdm/enroll", params={"token": token})
     assert profile.status_code == 200, profile.text
     device = SimDevice(Enrollment.from_profile(profile.content, client), path_only=True)
@@ -90,7 +88,7 @@ def test_another_node_picks_the_new_topic_up_within_max_age(
     assert topic() == TOPIC
     other = Russet.open(settings)  # another node on the same database imports the certificate
     try:
-        import_certificate(other, certificate_pem(other, apple, tmp_path, NEW_TOPIC).encode())
+        other.push.import_certificate(certificate_pem(other, apple, tmp_path, NEW_TOPIC).encode())
         assert other.push_topic() == NEW_TOPIC  # the importing process at once
     finally:
         other.close()

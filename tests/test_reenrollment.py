@@ -20,7 +20,6 @@ from russet.app import create_app
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.kernel.errors import NotFound
-from russet.mdm import admin
 from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 from russet.storage.db import utcnow
@@ -143,12 +142,12 @@ def test_an_admin_opening_admits_one_identity_until_it_expires(
     # One use: the next new identity is refused again.
     assert authenticate(client, impostor(make_device, victim)).status_code == 403
     # An expired opening admits nobody.
-    admin.allow_reenroll(russet, victim.udid, "1m")
+    russet.devices.allow_reenroll(victim.udid, "1m")
     with russet.storage.engine.begin() as conn:
         conn.execute(update(enrollments).values(reenroll_until=utcnow() - timedelta(seconds=1)))
     assert authenticate(client, impostor(make_device, victim)).status_code == 403
     with pytest.raises(NotFound, match="no device"):
-        admin.allow_reenroll(russet, "NO-SUCH-DEVICE")
+        russet.devices.allow_reenroll("NO-SUCH-DEVICE")
     missing = client.post("/api/v1/devices/NOPE/allow-reenroll", headers=api_headers)
     assert missing.status_code == 404
 
@@ -237,17 +236,16 @@ def test_only_a_device_channel_can_be_forgotten_or_opened(russet: Russet) -> Non
     )
     user = Channel(f"{udid}:alex", udid, True, "user", "alex", "alex")
     russet.storage.enrollments.token_update(user, fp, TOPIC, b"u", "m", None, False)
-    for operation in (admin.forget, admin.allow_reenroll):
+    for operation in (russet.devices.forget, russet.devices.allow_reenroll):
         with pytest.raises(NotFound, match="no device") as refused:
-            operation(russet, f"{udid}:alex")
+            operation(f"{udid}:alex")
         assert status_for(refused.value) == 404
     assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is None  # type: ignore[index]
-    admin.forget(russet, udid)  # the device and its user channels
+    russet.devices.forget(udid)  # the device and its user channels
     assert russet.storage.enrollments.get(f"{udid}:alex")["forgotten_at"] is not None  # type: ignore[index]
 
 
 def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
-    from russet import operations
     from russet.mdm.reenroll import REFUSALS_KEPT, ReenrollmentStore
     from russet.mdm.tables import enrollment_refusals
 
@@ -260,5 +258,5 @@ def test_housekeeping_prunes_old_refusals(russet: Russet) -> None:
             .where(enrollment_refusals.c.device_id == "OLD")
             .values(at=utcnow() - REFUSALS_KEPT - timedelta(days=1))
         )
-    assert operations.housekeeping(russet)["enrollment_refusals"] == 1
-    assert [r["device_id"] for r in admin.refusals(russet)] == ["NEW"]
+    assert russet.housekeeping()["enrollment_refusals"] == 1
+    assert [r["device_id"] for r in russet.devices.refusals()] == ["NEW"]

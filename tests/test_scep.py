@@ -585,7 +585,6 @@ def test_cli_profile_identity_choice(
 def test_housekeeping_deletes_only_challenges_that_expired_unused(russet: Russet) -> None:
     from sqlalchemy import func, select, update
 
-    from russet import operations
     from russet.scep.challenges import _hash as _challenge_hash
     from russet.scep.tables import scep_challenges
 
@@ -600,7 +599,7 @@ def test_housekeeping_deletes_only_challenges_that_expired_unused(russet: Russet
             .where(scep_challenges.c.challenge_hash == _challenge_hash(used))
             .values(consumed_at=scep_challenges.c.created_at)
         )
-    assert operations.housekeeping(russet)["scep_challenges"] == 1
+    assert russet.housekeeping()["scep_challenges"] == 1
     with russet.storage.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(scep_challenges)).scalar_one() == 3
-    assert operations.housekeeping(russet)["scep_challenges"] == 0
+    assert russet.housekeeping()["scep_challenges"] == 0

@@ -62,12 +62,10 @@ CROSS_FEATURE = {
     ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
     ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
     ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
-    # the device half of operations.py (a devices service later)
-    ("operations", "mdm.queue"): "commands: the queue's UUID placeholder and UnknownDevices",
-    ("operations", "mdm.reenroll"): "open a re-enrollment window; prune old refusals",
-    ("operations", "mdm.signatures"): "housekeeping prunes expired check-in signatures",
     # composition
-    ("runtime", "mdm.signatures"): "the composition root builds the replay guard",
+    ("runtime", "mdm.signatures"): "the composition root builds the replay guard and the device service",
+    ("runtime", "mdm.reenroll"): "the composition root builds the device service over its stores",
+    ("runtime", "enrollment.tokens"): "the composition root builds the enrollment service over its stores",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from russet import operations
 from russet.app import create_app
 from russet.config import Settings
 from russet.runtime import Russet
@@ -99,7 +98,7 @@ def test_install_licenses_then_installs_and_follows_the_app(setup: Setup) -> Non
     final = _state(russet, started["id"])
     assert (final["status"], final["state"]) == ("installed", "Managed")
     # The managed app list is part of the device's inventory.
-    shown = operations.show_device(russet, device.udid)
+    shown = russet.devices.show_device(device.udid)
     assert shown["inventory"]["ManagedApplicationList"]["com.apple.Pages"]["Status"] == "Managed"
 
 

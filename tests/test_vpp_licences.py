@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from russet import operations
 from russet.app import create_app
 from russet.config import Settings
 from russet.runtime import Russet
@@ -73,7 +72,7 @@ def test_assignment_completed_by_notification(tmp_path: Path, settings: Settings
         again = _assign(russet, PAGES, ["C02AAA0001"])
         assert again["events"] == [] and again["skipped"] == {"device:C02AAA0001": "assigned"}
         # What Apple was told about the device, in the ledger.
-        about = operations.ledger_subject(russet, "C02AAA0001")
+        about = russet.ledger_admin.ledger_subject("C02AAA0001")
         fields = {(e["endpoint"], e["field"], e["direction"]) for e in about["exchanges"]}
         assert ("POST assets/associate", "serial number", "sent") in fields
         assert ("POST /vpp/notify (from Apple)", "serial number", "received") in fields
@@ -274,7 +273,7 @@ def test_licences_are_revoked_when_a_device_unenrolls_or_is_erased(
 
         checkout = {"MessageType": "CheckOut", "Topic": leaving.enrollment.topic, "UDID": leaving.udid}
         assert leaving.check_in(client, checkout).status_code == 200
-        sent = operations.send_command(russet, [erased.udid], {"RequestType": "EraseDevice"}, "tests")
+        sent = russet.devices.send_command([erased.udid], {"RequestType": "EraseDevice"}, created_by="tests")
         command = SimDevice.command_of(erased.connect(client, erased.report_message("Idle")))
         assert command is not None and command["Command"]["RequestType"] == "EraseDevice"
         erased.connect(client, erased.report_message("Acknowledged", sent["commands"][0]["command_uuid"]))

@@ -198,12 +198,11 @@ def test_a_notification_for_an_event_not_yet_stored_is_asked_again(
 def test_disconnect_stops_traffic_and_the_token_can_be_loaded_again(
     tmp_path: Path, settings: Settings
 ) -> None:
-    from russet import operations
 
     with simulated(tmp_path, settings) as (sim, russet, token):
         add(russet, token)
         note = sim.outbox[0]
-        receipt = operations.disconnect(russet, "vpp", "main", purge=False)
+        receipt = russet.ledger_admin.disconnect("vpp", "main", purge=False)
         assert receipt["credentials_destroyed"] == {"vpp_content_token": 1, "vpp_notification_secret": 1}
         assert notify.receive(russet, "main", note.auth_token, note.body)[0] == 403
         sent = sum(sim.calls.values())

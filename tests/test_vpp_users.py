@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from russet import operations
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.vpp import admin
@@ -37,7 +36,7 @@ def test_register_by_email_then_the_invitation_is_accepted(tmp_path: Path, setti
         user = _user(russet, cuid)
         assert user["status"] == "Associated" and user["id_hash"]
         # The person's data sent to Apple is in the ledger, under their client user id.
-        about = operations.ledger_subject(russet, cuid)
+        about = russet.ledger_admin.ledger_subject(cuid)
         assert {("POST users/create", "email")} <= {(e["endpoint"], e["field"]) for e in about["exchanges"]}
 
 
@@ -56,7 +55,7 @@ def test_register_with_a_managed_apple_id_by_polling(tmp_path: Path, settings: S
             and user["managed_apple_id"].startswith("grace")
         )
         assert any("clientUserId=" in r.path for r in sim.requests if r.path.split("?")[0].endswith("/users"))
-        about = operations.ledger_subject(russet, "grace@school.appleid.com")
+        about = russet.ledger_admin.ledger_subject("grace@school.appleid.com")
         assert any(e["field"] == "Managed Apple ID" for e in about["exchanges"])
 
 
@@ -150,7 +149,7 @@ def test_ledger_records_every_datum_about_people_and_devices(tmp_path: Path, set
             russet,
             admin.assign(russet, "main", PAGES, users=[made["client_user_id"]], serials=["C02LED0001"]),
         )
-        report = {(r["field"], r["direction"]): r for r in operations.ledger_report(russet, service="vpp")}
+        report = {(r["field"], r["direction"]): r for r in russet.ledger_admin.ledger_report(service="vpp")}
         for field in (
             "location token",
             "client user id",

@@ -1,4 +1,10 @@
-"""Admin REST API for device identities: open re-enrollment, forget a device, refused takeovers."""
+"""Admin REST API for devices and their commands (`russet.devices`): listing and showing devices,
+queueing commands and reading their results, and a device's identity (open re-enrollment, forget,
+refused takeovers).
+
+Handlers are plain `def`s (FastAPI runs them in its threadpool, where the synchronous storage
+belongs): they parse, call the service the CLI and the console share, and return its answer.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,66 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from russet.api.models import ApiModel
-from russet.mdm import admin
+from russet.mdm.admin import DEFAULT_OPENING
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
 
+class CommandRequest(ApiModel):
+    devices: list[str] = Field(
+        min_length=1,
+        description="Enrollment ids: UDID or EnrollmentID for a device channel, "
+        "`<device id>:<user id or short name>` for a user channel",
+    )
+    command: dict[str, Any] = Field(description='The Command dict: {"RequestType": ..., parameters...}')
+
+
 class ReenrollRequest(ApiModel):
     for_: str = Field(
-        admin.DEFAULT_OPENING, alias="for", max_length=20, description="How long it stays open: 30m, 24h, 7d"
+        DEFAULT_OPENING, alias="for", max_length=20, description="How long it stays open: 30m, 24h, 7d"
     )
+
+
+# -- devices and commands ---------------------------------------------------------------------------
+
+
+@router.get("/devices", summary="List enrolled devices (keyset pagination)")
+def list_devices(
+    request: Request,
+    _: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+    search: str | None = None,
+) -> dict[str, Any]:
+    return _russet(request).devices.list_devices(limit=limit, after=after, search=search)
+
+
+@router.get("/devices/{device_id}", summary="One device: enrollment state, inventory, last seen")
+def show_device(request: Request, _: Caller, device_id: str) -> dict[str, Any]:
+    return _russet(request).devices.show_device(device_id)
+
+
+@router.get("/devices/{device_id}/commands", summary="Commands queued for a device, newest first")
+def device_commands(
+    request: Request, _: Caller, device_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    return _russet(request).devices.device_commands(device_id, limit)
+
+
+@router.post("/commands", status_code=201, summary="Queue a command for one or more devices")
+def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict[str, Any]:
+    return _russet(request).devices.send_command(body.devices, body.command, created_by=caller)
+
+
+@router.get("/commands/{command_uuid}", summary="A command's status and result, with its sibling deliveries")
+def show_command(request: Request, _: Caller, command_uuid: str, reveal: bool = False) -> dict[str, Any]:
+    # Secrets in the result (UnlockToken...) are redacted unless ?reveal=true (no roles yet: any key may).
+    return _russet(request).devices.show_command(command_uuid, reveal=reveal)
+
+
+# -- a device's identity ----------------------------------------------------------------------------
 
 
 @router.post(
@@ -28,7 +83,7 @@ class ReenrollRequest(ApiModel):
 def allow_reenroll(
     request: Request, _: Caller, device_id: str, body: ReenrollRequest | None = None
 ) -> dict[str, Any]:
-    return admin.allow_reenroll(_russet(request), device_id, body.for_ if body else None)
+    return _russet(request).devices.allow_reenroll(device_id, body.for_ if body else None)
 
 
 @router.post(
@@ -36,7 +91,7 @@ def allow_reenroll(
     summary="Forget a device: its next request is told ErrorUnrecognizedDevice, and it unenrolls",
 )
 def forget(request: Request, _: Caller, device_id: str) -> dict[str, Any]:
-    return admin.forget(_russet(request), device_id)
+    return _russet(request).devices.forget(device_id)
 
 
 @router.get("/refusals", summary="Refused re-enrollments (another identity for an enrolled device)")
@@ -46,4 +101,4 @@ def refusals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     device: str | None = None,
 ) -> list[dict[str, Any]]:
-    return admin.refusals(_russet(request), limit, device)
+    return _russet(request).devices.refusals(limit, device)

@@ -3,8 +3,9 @@ text input, and the documented error answers.
 
 They live in one place so that a new route is safe by default: its body model inherits the
 refusal of unknown fields, coerced types and NUL characters; its query and path values are checked
-by the authentication dependency every route already has; and its 4xx answers are written into the
-OpenAPI document from the route's shape (`document_errors`), not by hand on each route.
+by the authentication dependency every route already has (`russet.web.deps.check_params`, shared
+with the console); and its 4xx answers are written into the OpenAPI document from the route's
+shape (`document_errors`), not by hand on each route.
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.requests import Request
 
-from russet.operations import MAX_DB_INT  # noqa: F401  (re-exported for the routers)
+from russet.storage.db import MAX_DB_INT  # noqa: F401  (re-exported for the routers)
 
-# Longest query or path value the API reads: the longest key it looks up is an enrollment id
-# (300 characters); anything much longer is not an id of Russet's.
-MAX_PARAM_CHARS = 1024
 # Nesting of a JSON body (a command's or ABM profile's dict) before it is refused.
 MAX_BODY_DEPTH = 32
 
@@ -75,25 +72,6 @@ class ApiModel(BaseModel):
     def _no_nul(cls, data: Any) -> Any:
         nul_free(data)
         return data
-
-
-def check_params(request: Request) -> None:
-    """The query and path values of an API request: no NUL, at most MAX_PARAM_CHARS characters.
-
-    Called by the authentication dependency every API route has, so it covers all of them, after
-    the caller is known and before any value reaches the database.
-    """
-    sources = (("query", request.query_params.multi_items()), ("path", request.path_params.items()))
-    for source, items in sources:
-        for name, value in items:
-            if not isinstance(value, str):
-                continue
-            if "\x00" in value or "\x00" in name:
-                raise HTTPException(422, f"{source} parameter {name!r}: NUL characters are not allowed")
-            if len(value) > MAX_PARAM_CHARS:
-                raise HTTPException(
-                    422, f"{source} parameter {name!r} is longer than {MAX_PARAM_CHARS} characters"
-                )
 
 
 class ApiError(BaseModel):

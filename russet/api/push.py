@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from russet.api.models import ApiModel, EnrollmentId
-from russet.apns import admin
 from russet.apns.certificate import ApnsCertificateConflict
 from russet.kernel.errors import Conflict
 from russet.web.deps import Caller
@@ -28,7 +27,7 @@ class PushRequest(ApiModel):
 
 @router.post("", summary="Push these devices now; returns each device's outcome")
 async def push(request: Request, _: Caller, body: PushRequest) -> dict[str, Any]:
-    return await admin.push_devices(_russet(request), body.devices)
+    return await _russet(request).push.push_devices(body.devices)
 
 
 class CertificateUpload(ApiModel):
@@ -47,7 +46,7 @@ class CertificateUpload(ApiModel):
 )
 def import_certificate(request: Request, _: Caller, body: CertificateUpload) -> dict[str, Any]:
     try:
-        result = admin.import_certificate(_russet(request), body.certificate.encode(), force=body.force)
+        result = _russet(request).push.import_certificate(body.certificate.encode(), force=body.force)
     except ApnsCertificateConflict as exc:  # a topic change or an earlier expiry
         raise Conflict(str(exc).replace("pass --force", 'send "force": true')) from None
     return {
@@ -62,4 +61,4 @@ def import_certificate(request: Request, _: Caller, body: CertificateUpload) -> 
 
 @router.get("/status", summary="Push certificate, whether pushing runs (or why not), outcome counts")
 def status(request: Request, _: Caller) -> dict[str, Any]:
-    return admin.push_status(_russet(request))
+    return _russet(request).push.push_status()

@@ -11,15 +11,30 @@ from fastapi import APIRouter, FastAPI
 from russet.api.abm import router as abm_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
+from russet.api.ledger import router as ledger_router
 from russet.api.models import document_errors
 from russet.api.push import router as push_router
-from russet.api.routes import router as core_router
 from russet.api.vpp import apps as apps_router
 from russet.api.vpp import router as vpp_router
 from russet.web import errors as web_errors
 
+health_router = APIRouter(prefix="/api/v1")
+
+
+@health_router.get("/health", summary="Liveness (no authentication)")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
 ROUTERS: tuple[APIRouter, ...] = (
-    core_router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+    health_router,
+    devices_router,
+    ledger_router,
+    abm_router,
+    push_router,
+    vpp_router,
+    apps_router,
+    enrollment_router,
 )
 
 

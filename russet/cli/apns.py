@@ -8,15 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from russet.apns.admin import import_certificate
-from russet.apns.certificate import (
-    DEFAULT_CSR_NAME,
-    KEY_BITS,
-    PORTAL,
-    create_push_csr,
-    push_status,
-    vendor_sign,
-)
+from russet.apns.certificate import DEFAULT_CSR_NAME, KEY_BITS, PORTAL, vendor_sign
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields
 
@@ -49,7 +41,7 @@ def apns() -> None:
 @handles_errors
 def csr(out: Path, force: bool, common_name: str) -> None:
     """Create the push key (kept sealed in Russet) and write its certificate signing request."""
-    create_push_csr(open_russet().storage, out, force=force, common_name=common_name)
+    open_russet().push.create_csr(out, force=force, common_name=common_name)
     click.echo(
         f"wrote {out}: the CSR for a new RSA {KEY_BITS} push key, which stays sealed in Russet's database"
     )
@@ -111,7 +103,7 @@ def vendor_sign_command(
 @handles_errors
 def import_command(cert_file: Path, force: bool) -> None:
     """Install the push certificate Apple issued (PEM or DER) with its key; renewals too."""
-    result = import_certificate(open_russet(), _read(cert_file), force=force)
+    result = open_russet().push.import_certificate(_read(cert_file), force=force)
     _warn(result.warnings)
     expires = result.not_after.strftime("%Y-%m-%d")
     if result.unchanged:
@@ -127,7 +119,7 @@ def import_command(cert_file: Path, force: bool) -> None:
 @handles_errors
 def status(as_json: bool) -> None:
     """The installed push certificate: topic, expiry, days left (warns from 30 days out)."""
-    data = push_status(open_russet().storage)
+    data = open_russet().push.certificate_status()
     if as_json:
         emit_json(data)
         return

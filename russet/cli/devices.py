@@ -6,18 +6,16 @@ import click
 
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, table
-from russet.mdm import admin
+from russet.mdm.admin import DEFAULT_OPENING
 
 
 @click.command("allow-reenroll")
 @click.argument("device_id")
-@click.option(
-    "--for", "duration", default=admin.DEFAULT_OPENING, show_default=True, help="How long: 30m, 24h, 7d"
-)
+@click.option("--for", "duration", default=DEFAULT_OPENING, show_default=True, help="How long: 30m, 24h, 7d")
 @handles_errors
 def allow_reenroll(device_id: str, duration: str) -> None:
     """Accept ONE enrollment of DEVICE_ID with another identity certificate (e.g. after a wipe)."""
-    result = admin.allow_reenroll(open_russet(), device_id, duration)
+    result = open_russet().devices.allow_reenroll(device_id, duration)
     click.echo(f"{device_id} may enroll again with a new identity once, until {result['reenroll_until']}")
 
 
@@ -26,7 +24,7 @@ def allow_reenroll(device_id: str, duration: str) -> None:
 @handles_errors
 def forget(device_id: str) -> None:
     """Forget DEVICE_ID: its next request is told ErrorUnrecognizedDevice, and it unenrolls."""
-    admin.forget(open_russet(), device_id)
+    open_russet().devices.forget(device_id)
     click.echo(f"{device_id} is forgotten: its queue is cancelled; it unenrolls at its next request")
 
 
@@ -37,7 +35,7 @@ def forget(device_id: str) -> None:
 @handles_errors
 def refusals(device_id: str | None, limit: int, as_json: bool) -> None:
     """Refused re-enrollments: another identity presented for an enrolled device."""
-    rows = admin.refusals(open_russet(), limit, device_id)
+    rows = open_russet().devices.refusals(limit, device_id)
     if as_json:
         emit_json(rows)
         return

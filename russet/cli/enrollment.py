@@ -6,7 +6,7 @@ import click
 
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
-from russet.enrollment import admin
+from russet.enrollment.service import DEFAULT_LIFETIME
 
 TOKEN_COLUMNS = [
     ("id", "ID"),
@@ -27,7 +27,7 @@ def token() -> None:
 @token.command("create")
 @click.option(
     "--expires",
-    default=admin.DEFAULT_LIFETIME,
+    default=DEFAULT_LIFETIME,
     show_default=True,
     help="How long the token works: 30m, 12h, 7d (at most 365d).",
 )
@@ -40,7 +40,7 @@ def token() -> None:
 def token_create(expires: str, uses: int | None, note: str | None, as_json: bool) -> None:
     """Create a token and print it and its URL; they are shown once and stored only as a hash."""
     russet = open_russet()
-    data = admin.create_token(russet, expires=expires, uses=uses, note=note)
+    data = russet.enrollment.create_token(expires=expires, uses=uses, note=note)
     if as_json:
         emit_json(data)
     else:
@@ -63,7 +63,7 @@ def token_create(expires: str, uses: int | None, note: str | None, as_json: bool
 @handles_errors
 def token_list(as_json: bool) -> None:
     """Tokens with their status and uses (never the tokens themselves)."""
-    rows = admin.list_tokens(open_russet())
+    rows = open_russet().enrollment.list_tokens()
     if as_json:
         emit_json(rows)
         return
@@ -76,7 +76,7 @@ def token_list(as_json: bool) -> None:
 @handles_errors
 def token_revoke(token_id: int, as_json: bool) -> None:
     """Revoke a token at once; its URL stops handing out profiles."""
-    data = admin.revoke_token(open_russet(), token_id)
+    data = open_russet().enrollment.revoke_token(token_id)
     if as_json:
         emit_json(data)
         return
@@ -89,7 +89,7 @@ def token_revoke(token_id: int, as_json: bool) -> None:
 @handles_errors
 def requests(limit: int, as_json: bool) -> None:
     """Profiles handed out at /mdm/enroll (OTA by token, ADE by device), newest first."""
-    rows = admin.recent_requests(open_russet(), limit)
+    rows = open_russet().enrollment.recent_requests(limit)
     if as_json:
         emit_json(rows)
         return

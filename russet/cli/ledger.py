@@ -7,7 +7,6 @@ import io
 
 import click
 
-from russet import operations
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, table
@@ -27,7 +26,7 @@ def ledger() -> None:
 @handles_errors
 def report(since: str | None, service: str | None, fmt: str) -> None:
     """Every field Russet may exchange with Apple: how often, about how many subjects, when."""
-    rows = operations.ledger_report(open_russet(), since=since, service=service)
+    rows = open_russet().ledger_admin.ledger_report(since=since, service=service)
     if fmt == "json":
         emit_json(rows)
     elif fmt == "csv":
@@ -48,7 +47,7 @@ def report(since: str | None, service: str | None, fmt: str) -> None:
 @handles_errors
 def subject(identifier: str, as_json: bool) -> None:
     """What Apple has been told about this device or person, when, and why."""
-    data = operations.ledger_subject(open_russet(), identifier)
+    data = open_russet().ledger_admin.ledger_subject(identifier)
     if as_json:
         emit_json(data)
         return
@@ -76,9 +75,9 @@ def subject(identifier: str, as_json: bool) -> None:
 @handles_errors
 def prune(older_than_days: int | None) -> None:
     """Delete ledger rows older than the retention period."""
-    russet = open_russet()
-    days = russet.settings.ledger_retention_days if older_than_days is None else older_than_days
-    removed = operations.prune_ledger(russet, days)
+    ledger_admin = open_russet().ledger_admin
+    days = ledger_admin.retention_days if older_than_days is None else older_than_days
+    removed = ledger_admin.prune_ledger(days)
     click.echo(f"removed {removed} ledger rows older than {days} days")
 
 
@@ -87,7 +86,7 @@ def prune(older_than_days: int | None) -> None:
 @handles_errors
 def connections(as_json: bool) -> None:
     """Connections to Apple's services and their state."""
-    rows = open_russet().connections.all()
+    rows = open_russet().ledger_admin.connections()
     if as_json:
         emit_json(rows)
         return
@@ -127,7 +126,7 @@ def disconnect(service: str, name: str | None, purge: bool, yes: bool, as_json: 
             "destroy its credentials and delete all data tied to it" if purge else "destroy its credentials"
         )
         click.confirm(f"Disconnect {service} {name!r}: stop all traffic, {what}?", abort=True)
-    receipt = operations.disconnect(open_russet(), service, name, purge=purge)
+    receipt = open_russet().ledger_admin.disconnect(service, name, purge=purge)
     if as_json:
         emit_json(receipt)
         return

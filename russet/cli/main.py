@@ -1,7 +1,7 @@
 """`russet`: run the server and administer it (devices, commands, API keys, enrollment).
 
-Administration commands work on the database directly (through `russet.operations`, as the
-API does), so they need no running server; errors are one line naming the problem.
+Administration commands work on the database directly (through the services `russet.runtime`
+builds, as the API does), so they need no running server; errors are one line naming the problem.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from russet import __version__, operations
+from russet import __version__
 from russet.cli.abm import abm
 from russet.cli.apns import apns
 from russet.cli.common import handles_errors, json_option, open_russet
@@ -28,7 +28,6 @@ from russet.cli.push import push
 from russet.cli.setup import migrate, secrets
 from russet.cli.vpp import app, vpp
 from russet.commands import COMMANDS
-from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 
 
 @click.group()
@@ -98,7 +97,7 @@ def _safe_url(url: str) -> str:
 @handles_errors
 def devices(search: str | None, limit: int, after: str | None, as_json: bool) -> None:
     """List enrolled devices."""
-    page = operations.list_devices(open_russet(), limit=limit, after=after, search=search)
+    page = open_russet().devices.list_devices(limit=limit, after=after, search=search)
     if as_json:
         emit_json(page)
         return
@@ -130,7 +129,7 @@ def device() -> None:
 @handles_errors
 def device_show(device_id: str, as_json: bool) -> None:
     """Enrollment state, inventory and last seen of a device."""
-    data = operations.show_device(open_russet(), device_id)
+    data = open_russet().devices.show_device(device_id)
     if as_json:
         emit_json(data)
         return
@@ -154,7 +153,7 @@ def device_show(device_id: str, as_json: bool) -> None:
 @handles_errors
 def device_commands(device_id: str, limit: int, as_json: bool) -> None:
     """Commands queued for a device, newest first."""
-    data = operations.device_commands(open_russet(), device_id, limit)
+    data = open_russet().devices.device_commands(device_id, limit)
     if as_json:
         emit_json(data)
         return
@@ -194,7 +193,7 @@ def command_send(
 ) -> None:
     """Queue a command for one or more devices."""
     cmd = _command_from_cli(request_type, params, raw_file)
-    result = operations.send_command(open_russet(), list(device_ids), cmd, created_by="cli")
+    result = open_russet().devices.send_command(list(device_ids), cmd, created_by="cli")
     if as_json:
         emit_json(result)
         return
@@ -238,7 +237,7 @@ def _command_from_cli(request_type: str, params: tuple[str, ...], raw_file: Any)
 @handles_errors
 def command_show(command_uuid: str, reveal: bool, as_json: bool) -> None:
     """A command's status, result and its deliveries to other devices."""
-    data = operations.show_command(open_russet(), command_uuid, reveal=reveal)
+    data = open_russet().devices.show_command(command_uuid, reveal=reveal)
     if as_json:
         emit_json(data)
         return
@@ -328,24 +327,13 @@ def enrollment_profile(
     out: Path, topic: str | None, organization: str, unsigned: bool, identity: str
 ) -> None:
     """Write a .mobileconfig that enrolls a device (identity issued by Russet's CA)."""
-    import plistlib
-
     russet = open_russet()
-    topic = topic or russet.push_topic()
-    if not topic:
-        raise click.ClickException(
-            "no push topic: pass --topic com.apple.mgmt.… or set RUSSET_PUSH_TOPIC "
-            "(the UID of your APNs MDM push certificate)"
-        )
-    req = ProfileRequest(
-        public_url=russet.settings.public_url,
+    data = russet.enrollment.profile(
         topic=topic,
         organization=organization,
         identity="pkcs12" if identity == "pkcs12" else "scep",
-        sign_message=russet.settings.client_cert_header is None,  # proxy mTLS: no signatures needed
+        signed=not unsigned,
     )
-    profile = build_profile(req, russet.authority, russet.storage.certificates, russet.storage.challenges)
-    data = plistlib.dumps(profile) if unsigned else signed_profile(profile, russet.authority)
     try:
         out.write_bytes(data)
     except OSError as exc:

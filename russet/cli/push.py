@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from russet.apns import admin
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
 
@@ -18,7 +17,7 @@ def push(device_ids: tuple[str, ...], show_status: bool, as_json: bool) -> None:
     """Push devices through APNs now (each device's outcome is shown and kept)."""
     russet = open_russet()
     if show_status or not device_ids:
-        data = admin.push_status(russet)
+        data = russet.push.push_status()
         if as_json:
             emit_json(data)
             return
@@ -28,7 +27,7 @@ def push(device_ids: tuple[str, ...], show_status: bool, as_json: bool) -> None:
         if cert.get("warning"):
             click.echo(f"warning: {cert['warning']}", err=True)
         return
-    result = russet.run(admin.push_devices(russet, list(device_ids)))
+    result = russet.run(russet.push.push_devices(list(device_ids)))
     if as_json:
         emit_json(result)
         return

@@ -1,8 +1,9 @@
 """The console's routes: login/logout, devices, a device, queueing a command, a command, the ledger
 report ("What we tell Apple") and connections.
 
-Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call
-`russet.operations`; only the form body is read asynchronously, by a dependency.
+Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call the same
+services as the API (`russet.devices`, `russet.ledger_admin`); only the form body is read
+asynchronously, by a dependency.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from russet import operations
-from russet.api.models import check_params
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
 from russet.console import session as sessions
@@ -28,6 +27,7 @@ from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.secretbox import SecretBox
+from russet.web.deps import check_params
 from russet.web.deps import russet_of as _russet
 from russet.web.errors import status_for
 
@@ -221,7 +221,7 @@ def logout(request: Request, admin: Signed, form: Form) -> Response:
 @router.get("/devices")
 def devices(request: Request, admin: Signed, q: str = "", after: str | None = None) -> HTMLResponse:
     search = q.strip() or None
-    page = _call(operations.list_devices, _russet(request), limit=PAGE_SIZE, after=after, search=search)
+    page = _call(_russet(request).devices.list_devices, limit=PAGE_SIZE, after=after, search=search)
     next_url = None
     if page["next"] is not None:
         next_url = "/console/devices?" + urlencode(
@@ -235,8 +235,8 @@ def devices(request: Request, admin: Signed, q: str = "", after: str | None = No
 def _device_page(
     russet: Russet, admin: Admin, device_id: str, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    device = _call(operations.show_device, russet, device_id)
-    commands = _call(operations.device_commands, russet, device_id, RECENT_COMMANDS)["commands"]
+    device = _call(russet.devices.show_device, device_id)
+    commands = _call(russet.devices.device_commands, device_id, RECENT_COMMANDS)["commands"]
     builders = {
         name: [(key, p.type, p.required and p.default is None) for key, p in COMMANDS[name].params.items()]
         for name in sorted(COMMANDS)
@@ -267,8 +267,8 @@ def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -
             raise Invalid(f"parameters must be a JSON object: {exc}") from None
         if not isinstance(params, dict):
             raise Invalid("parameters must be a JSON object")
-        queued = operations.send_command(
-            russet, [device_id], {**params, "RequestType": request_type}, created_by=admin.name
+        queued = russet.devices.send_command(
+            [device_id], {**params, "RequestType": request_type}, created_by=admin.name
         )
     except RussetError as exc:
         if isinstance(exc, NotFound):
@@ -279,9 +279,7 @@ def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -
 
 @router.get("/commands/{command_uuid}")
 def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
-    return render(
-        "command.html", admin, command=_call(operations.show_command, _russet(request), command_uuid)
-    )
+    return render("command.html", admin, command=_call(_russet(request).devices.show_command, command_uuid))
 
 
 # -- what we tell Apple --------------------------------------------------------------------------
@@ -290,19 +288,16 @@ def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
 @router.get("/ledger")
 def ledger(request: Request, admin: Signed, since: str = "", service: str = "") -> HTMLResponse:
     rows = _call(
-        operations.ledger_report, _russet(request), since=since.strip() or None, service=service or None
+        _russet(request).ledger_admin.ledger_report, since=since.strip() or None, service=service or None
     )
     return render("ledger.html", admin, rows=rows, columns=REPORT_COLUMNS, since=since, service=service)
 
 
 @router.get("/connections")
 def connections(request: Request, admin: Signed) -> HTMLResponse:
-    russet = _russet(request)
+    ledger_admin = _russet(request).ledger_admin
     return render(
-        "connections.html",
-        admin,
-        connections=russet.connections.all(),
-        receipts=russet.connections.receipts(),
+        "connections.html", admin, connections=ledger_admin.connections(), receipts=ledger_admin.receipts()
     )
 
 

@@ -16,11 +16,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from russet.abm.profiles import ADE_ENROLLMENT_PATH
-from russet.enrollment.machineinfo import DeviceCA
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
 from russet.mdm.errors import DeviceRequestError
 from russet.mdm.http import read_body
-from russet.runtime import Russet
 
 log = logging.getLogger("russet.enrollment")
 
@@ -33,11 +31,10 @@ _HEADERS = {
 }
 
 
-def enrollment_routes(russet: Russet) -> list[Route]:
-    """Routes for the device router; loading the device CA here makes a bad RUSSET_ADE_CA_FILE
-    stop the server at start rather than refuse every ADE device later."""
-    server = ProfileServer(russet, DeviceCA.load(russet.settings.ade_ca_file))
-    limit = min(MAX_MACHINE_INFO_BYTES, russet.settings.max_body_bytes)
+def enrollment_routes(server: ProfileServer, max_body_bytes: int) -> list[Route]:
+    """Routes for the device router, answering through `server` (`EnrollmentService.profile_server`,
+    which loads the device CA, so a bad RUSSET_ADE_CA_FILE stops the server at start)."""
+    limit = min(MAX_MACHINE_INFO_BYTES, max_body_bytes)
 
     async def fetch_with_token(request: Request) -> Response:
         if request.method == "HEAD":  # Starlette routes HEAD with GET; a probe must not spend a use

@@ -158,3 +158,37 @@ def signed_profile(profile: dict[str, Any], authority: Authority) -> bytes:
         authority.signer_key,
         [authority.ca_certificate],
     )
+
+
+@dataclass(frozen=True)
+class ProfileIssuer:
+    """What making a profile needs beyond what one request asks: the CA and signer, where issued
+    identities and challenges are kept, the address devices use, and whether they sign requests
+    (not behind a proxy that forwards client certificates, RUSSET_CLIENT_CERT_HEADER).
+
+    The CLI's `enrollment profile` and the /mdm/enroll server make their profiles through it, so
+    both hand out the same profile.
+    """
+
+    authority: Authority
+    certificates: CertificateStore
+    challenges: ChallengeStore
+    public_url: str
+    sign_message: bool = True
+
+    def build(
+        self, topic: str, *, organization: str = "Russet", identity: Literal["scep", "pkcs12"] = "scep"
+    ) -> dict[str, Any]:
+        """The unsigned profile dict (a SCEP identity carries a fresh one-time challenge)."""
+        request = ProfileRequest(
+            public_url=self.public_url,
+            topic=topic,
+            organization=organization,
+            identity=identity,
+            sign_message=self.sign_message,
+        )
+        return build_profile(request, self.authority, self.certificates, self.challenges)
+
+    def sign(self, profile: dict[str, Any]) -> bytes:
+        """The profile signed by Russet's signing identity, as devices install it."""
+        return signed_profile(profile, self.authority)

@@ -8,13 +8,13 @@ one-time challenge, signed by Russet. Every profile handed out is recorded (Enro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from russet.enrollment.machineinfo import DeviceCA, MachineInfo, MachineInfoRejected
-from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
+from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore, TokenRejected
-from russet.runtime import Russet
 
 log = logging.getLogger("russet.enrollment")
 
@@ -30,12 +30,15 @@ class EnrollmentRefused(Exception):
 
 @dataclass
 class ProfileServer:
-    russet: Russet
-    device_ca: DeviceCA
+    """The answers of /mdm/enroll, over explicit parts: the token store and the request log, the
+    profile issuer, the current push topic (a callable: a new certificate needs no restart) and
+    the CA that signs ADE devices' MachineInfo."""
 
-    def __post_init__(self) -> None:
-        self.tokens = EnrollmentTokenStore(self.russet.storage.engine)
-        self.requests = EnrollmentRequestLog(self.russet.storage.engine)
+    tokens: EnrollmentTokenStore
+    requests: EnrollmentRequestLog
+    issuer: ProfileIssuer
+    topic: Callable[[], str | None]
+    device_ca: DeviceCA
 
     def for_token(self, token: str | None) -> bytes:
         """The signed profile for an OTA enrollment URL; one use of the token is counted."""
@@ -71,7 +74,7 @@ class ProfileServer:
         return profile
 
     def _topic(self) -> str:
-        topic = self.russet.push_topic()  # the installed certificate's, looked up (cached) each time
+        topic = self.topic()  # the installed certificate's, looked up (cached) each time
         if not topic:
             raise EnrollmentRefused(
                 503, "Russet has no APNs push topic yet (install a push certificate or set RUSSET_PUSH_TOPIC)"
@@ -79,22 +82,10 @@ class ProfileServer:
         return topic
 
     def _profile(self, topic: str) -> tuple[bytes, str | None]:
-        """The signed profile and the SCEP challenge it carries."""
-        russet = self.russet
-        request = ProfileRequest(
-            public_url=russet.settings.public_url,
-            topic=topic,
-            # As `russet enrollment profile`: behind a proxy that forwards client certificates,
-            # devices need not sign their requests.
-            sign_message=russet.settings.client_cert_header is None,
-        )
-        profile = build_profile(
-            request,
-            russet.authority,
-            russet.storage.certificates,
-            russet.storage.challenges,
-        )
-        return signed_profile(profile, russet.authority), _challenge(profile)
+        """The signed profile and the SCEP challenge it carries (the same profile as
+        `russet enrollment profile`: SignMessage off behind a proxy that forwards certificates)."""
+        profile = self.issuer.build(topic)
+        return self.issuer.sign(profile), _challenge(profile)
 
 
 def _challenge(profile: dict[str, Any]) -> str | None:

@@ -21,8 +21,9 @@ from russet.bodylimit import BadContentLength, BodyTooLarge, read_limited
 from russet.mdm.channels import resolve_channel
 from russet.mdm.declarative import JsonBody
 from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge, UnrecognizedDevice
+from russet.mdm.identity import IdentityVerifier
 from russet.mdm.messages import parse_plist
-from russet.runtime import Russet
+from russet.mdm.service import MdmService
 
 log = logging.getLogger("russet.mdm")
 
@@ -44,17 +45,19 @@ async def read_body(request: Request, limit: int) -> bytes:
 DEVICE_THREADS = 16
 
 
-def device_routes(russet: Russet) -> list[Route]:
-    limit = russet.settings.max_body_bytes
+def device_routes(mdm: MdmService, identities: IdentityVerifier, max_body_bytes: int) -> list[Route]:
+    """/mdm/checkin and /mdm/connect: each request's identity is checked by `identities`, then its
+    message handled by `mdm`; bodies over `max_body_bytes` are refused (413) while reading."""
+    limit = max_body_bytes
     limiter: list[anyio.CapacityLimiter] = []  # made on first use: it needs the running loop
 
     def handle(kind: str, headers: Mapping[str, str], body: bytes, scope: Scope) -> bytes | None:
-        identity = russet.identities.identify(headers, body, unique=kind == "checkin")
+        identity = identities.identify(headers, body, unique=kind == "checkin")
         msg = parse_plist(body)
         if kind == "checkin":
-            reply = russet.mdm.check_in(identity, msg)
+            reply = mdm.check_in(identity, msg)
         else:
-            reply = russet.mdm.report(identity, msg, body)
+            reply = mdm.report(identity, msg, body)
         # Answered: the service accepted the identity for this device, so the log may name it.
         note(scope, DEVICE, lambda: resolve_channel(msg).device_id)
         return reply

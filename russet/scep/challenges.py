@@ -24,6 +24,8 @@ from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.tables import certificates
 
 DEFAULT_LIFETIME = timedelta(hours=1)
+# Unused challenges are kept this long past expiry, so a late device's refusal can be explained.
+EXPIRED_CHALLENGE_GRACE = timedelta(days=7)
 # Renewals a device may have made without checking in between (each one is a RenewalReq signed by
 # the certificate before it); more is not a real device.
 MAX_RENEWAL_HOPS = 8
@@ -122,11 +124,14 @@ class ChallengeStore:
                 raise ChallengeRejected("the challenge was already used")
         return str(row["fingerprint"])
 
-    def prune_expired(self, expired_before: datetime) -> int:
-        """Delete challenges that expired unused before ``expired_before``; returns how many.
+    def prune_expired(self, expired_before: datetime | None = None) -> int:
+        """Delete challenges that expired unused before ``expired_before`` (by default, more than
+        EXPIRED_CHALLENGE_GRACE ago); returns how many.
 
         Redeemed ones stay: they record which challenge bought which certificate.
         """
+        if expired_before is None:
+            expired_before = utcnow() - EXPIRED_CHALLENGE_GRACE
         with self._engine.begin() as conn:
             result = conn.execute(
                 delete(scep_challenges).where(

@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from russet.enrollment.authority import Authority
 from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
 from russet.mdm.http import read_body
-from russet.runtime import Russet
+from russet.scep.challenges import ChallengeStore
 from russet.scep.message import Malformed
 from russet.scep.responder import ScepResponder
 
@@ -44,8 +45,9 @@ def _message_param(request: Request) -> bytes:
         raise BadRequest("message is not base64") from None
 
 
-def scep_routes(russet: Russet) -> list[Route]:
-    responder = ScepResponder(russet.authority, russet.storage.challenges)
+def scep_routes(authority: Authority, challenges: ChallengeStore) -> list[Route]:
+    """/scep, issuing with Russet's CA (`authority`) against the one-time `challenges`."""
+    responder = ScepResponder(authority, challenges)
 
     async def serve(request: Request) -> Response:
         operation = request.query_params.get("operation", "")

@@ -27,6 +27,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_lock(class, object) key for the first start: a fixed class, and the schema's hash as
 # the object, so Russet installations in separate schemas of one database do not wait for each other.
 _PG_LOCK_CLASS = 0x52555354  # "RUST"
+# The largest id a BIGINT column holds: a larger one makes PostgreSQL (and SQLite from 2**63) raise
+# instead of finding nothing, so services and request models check ids against it first.
+MAX_DB_INT = 2**63 - 1
 
 
 def utcnow() -> datetime:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 
-from russet import operations, plists
+from russet import plists
 from russet.kernel.errors import RussetError
 from russet.mdm.tables import enrollments
 from russet.runtime import Russet
@@ -256,7 +256,7 @@ def _after_licence(russet: Russet, row: dict[str, Any]) -> str | None:
     if row["management_flags"]:
         command["ManagementFlags"] = row["management_flags"]
     try:
-        sent = operations.send_command(russet, [row["enrollment_id"]], command, created_by=CREATED_BY)
+        sent = russet.devices.send_command([row["enrollment_id"]], command, created_by=CREATED_BY)
     except RussetError as exc:
         return _finish(russet, row, "failed", reason=f"could not queue InstallApplication: {exc}")
     _set(russet, row["id"], install_command_uuid=sent["commands"][0]["command_uuid"])
@@ -293,8 +293,8 @@ def _ask_list(russet: Russet, row: dict[str, Any], now: Any, every: timedelta, f
     if not claimed:
         return None
     try:
-        sent = operations.send_command(
-            russet, [row["enrollment_id"]], {"RequestType": "ManagedApplicationList"}, created_by=CREATED_BY
+        sent = russet.devices.send_command(
+            [row["enrollment_id"]], {"RequestType": "ManagedApplicationList"}, created_by=CREATED_BY
         )
     except RussetError as exc:
         return _finish(russet, row, "failed", reason=f"could not queue ManagedApplicationList: {exc}")

@@ -1,0 +1,159 @@
+"""Enrollment as a service (`russet.enrollment`): tokens for enrollment URLs, the log of profiles
+handed out, profiles written for the CLI, the /mdm/enroll server, and the expiry of unused SCEP
+challenges.
+
+Like every service, it takes typed input, raises error kinds with a message for people, and
+returns JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
+from russet.enrollment.machineinfo import DeviceCA
+from russet.enrollment.profile import ProfileIssuer
+from russet.enrollment.serving import ProfileServer
+from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
+from russet.kernel.errors import Conflict, Invalid, NotFound
+from russet.storage.db import MAX_DB_INT, utcnow
+
+DEFAULT_LIFETIME = "7d"
+MAX_LIFETIME = timedelta(days=365)
+MAX_USES = 1_000_000
+MAX_NOTE_CHARS = 200
+_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """`90m`, `12h`, `7d`: how long a token stays valid (at most a year)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise Invalid(f"expires {text!r}: expected a duration such as 30m, 12h or 7d")
+    lifetime = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    if not timedelta(minutes=1) <= lifetime <= MAX_LIFETIME:
+        raise Invalid(f"expires {text!r}: a token lives from 1 minute to 365 days")
+    return lifetime
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _describe(token: EnrollmentToken, now: datetime) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "prefix": token.prefix,
+        "note": token.note,
+        "status": token.status(now),
+        "uses": token.uses,
+        "max_uses": token.max_uses,
+        "created_at": _iso(token.created_at),
+        "expires_at": _iso(token.expires_at),
+        "last_used_at": _iso(token.last_used_at),
+        "revoked_at": _iso(token.revoked_at),
+    }
+
+
+class EnrollmentService:
+    """Enrollment tokens, handed-out profiles and the profiles themselves."""
+
+    def __init__(
+        self,
+        tokens: EnrollmentTokenStore,
+        requests: EnrollmentRequestLog,
+        issuer: ProfileIssuer,
+        topic: Callable[[], str | None],
+    ) -> None:
+        self._tokens = tokens
+        self._requests = requests
+        self._issuer = issuer
+        self._topic = topic
+
+    # -- enrollment URLs -------------------------------------------------------------------------
+
+    def enrollment_url(self, token: str) -> str:
+        return f"{ade_url(self._issuer.public_url)}?token={token}"
+
+    def create_token(
+        self, *, expires: str | None = None, uses: int | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """A new token; the answer is the only place its clear value and URL ever appear."""
+        lifetime = parse_lifetime(expires or DEFAULT_LIFETIME)
+        if uses is not None and not 1 <= uses <= MAX_USES:
+            raise Invalid(f"uses must be between 1 and {MAX_USES}, got {uses}")
+        if note is not None:
+            note = note.strip() or None
+            if note is not None and len(note) > MAX_NOTE_CHARS:
+                raise Invalid(f"a note is at most {MAX_NOTE_CHARS} characters")
+        token, stored = self._tokens.create(lifetime, uses, note)
+        return {**_describe(stored, utcnow()), "token": token, "url": self.enrollment_url(token)}
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        now = utcnow()
+        return [_describe(t, now) for t in self._tokens.list()]
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        if not 1 <= token_id <= MAX_DB_INT or self._tokens.get(token_id) is None:  # no such id can exist
+            raise NotFound(f"no enrollment token with id {token_id}")
+        if not self._tokens.revoke(token_id):
+            raise Conflict(f"enrollment token {token_id} was already revoked")
+        found = self._tokens.get(token_id)
+        assert found is not None  # revoked, not deleted
+        return _describe(found, utcnow())
+
+    def recent_requests(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Profiles handed out at /mdm/enroll, newest first."""
+        if not 1 <= limit <= 1000:
+            raise Invalid("limit must be between 1 and 1000")
+        rows = self._requests.recent(limit)
+        return [
+            {
+                **row,
+                "at": _iso(row["at"]),
+                "identity_issued_at": _iso(row["identity_issued_at"]),
+            }
+            for row in rows
+        ]
+
+    # -- profiles --------------------------------------------------------------------------------
+
+    def profile(
+        self,
+        *,
+        topic: str | None = None,
+        organization: str = "Russet",
+        identity: Literal["scep", "pkcs12"] = "scep",
+        signed: bool = True,
+    ) -> bytes:
+        """An enrollment profile for `russet enrollment profile`: signed, or the plain plist.
+
+        `topic` defaults to the current push topic (the installed certificate's, else
+        RUSSET_PUSH_TOPIC).
+        """
+        topic = topic or self._topic()
+        if not topic:
+            raise Invalid(
+                "no push topic: pass --topic com.apple.mgmt.… or set RUSSET_PUSH_TOPIC "
+                "(the UID of your APNs MDM push certificate)"
+            )
+        profile = self._issuer.build(topic, organization=organization, identity=identity)
+        return self._issuer.sign(profile) if signed else plistlib.dumps(profile)
+
+    def profile_server(self, ade_ca_file: str | None = None) -> ProfileServer:
+        """The /mdm/enroll answers; loading the device CA now makes a bad RUSSET_ADE_CA_FILE fail
+        here (at start) rather than refuse every ADE device later."""
+        return ProfileServer(
+            self._tokens, self._requests, self._issuer, self._topic, DeviceCA.load(ade_ca_file)
+        )
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def prune_challenges(self) -> int:
+        """SCEP challenges that expired unused more than a week ago (redeemed ones stay)."""
+        return self._issuer.challenges.prune_expired()  # the grace period is SCEP's

@@ -1,0 +1,30 @@
+"""What the MDM core needs from other features, as Protocols the composition root wires.
+
+The core queues commands and shows devices; waking devices is APNs's job. The core never imports
+`russet.apns` (APNs reads the core's tables, so the dependency runs the other way): it asks for
+this port, which `russet.apns.service.PushService` implements and `russet.runtime` hands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+
+class DevicePushes(Protocol):
+    """Pushes for devices that have something to fetch."""
+
+    def request_in(self, conn: Connection, enrollment_ids: list[str]) -> None:
+        """Ask for a push to these enrollments inside the caller's transaction (an enqueue's), so
+        a command and its push request are written together or not at all."""
+
+    def request(self, enrollment_ids: Sequence[str]) -> None:
+        """Ask for a push to these enrollments, in a transaction of its own."""
+
+    def wake(self) -> None:
+        """Tell this process's pusher to look for requests now (others find them when they poll)."""
+
+    def device_state(self, enrollment_id: str) -> dict[str, Any] | None:
+        """The enrollment's push state (last outcome, dead token...), for `show_device`."""
