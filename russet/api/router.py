@@ -14,12 +14,20 @@ from russet.api.enrollment import router as enrollment_router
 from russet.api.models import document_errors
 from russet.api.push import router as push_router
 from russet.api.routes import router as core_router
+from russet.api.tasks import router as tasks_router
 from russet.api.vpp import apps as apps_router
 from russet.api.vpp import router as vpp_router
 from russet.web import errors as web_errors
 
 ROUTERS: tuple[APIRouter, ...] = (
-    core_router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+    core_router,
+    abm_router,
+    push_router,
+    vpp_router,
+    apps_router,
+    enrollment_router,
+    devices_router,
+    tasks_router,
 )
 
 
