@@ -24,13 +24,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from russet.kernel.tasks import PeriodicTask
-from russet.storage.db import utcnow
-from russet.storage.leases import MAX_HOLDER, TaskLeases
 
 log = logging.getLogger("russet.tasks")
 
@@ -39,10 +37,30 @@ RETRY_FLOOR = 0.05  # never poll a lease row faster than this
 STOPPED = "interrupted: the server stopped during the run"
 
 
+class Leases(Protocol):
+    """Where once-across-nodes tasks are claimed and their runs recorded: the `task_leases` table
+    (`russet.storage.leases.TaskLeases`, which the composition root hands in; see there for why
+    one conditional statement makes each claim exclusive on SQLite and PostgreSQL)."""
+
+    def claim(self, name: str, holder: str, now: datetime, every: timedelta, ttl: timedelta) -> bool: ...
+
+    def renew(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool: ...
+
+    def release(self, name: str, holder: str, now: datetime, error: str | None) -> bool: ...
+
+    def get(self, name: str) -> Mapping[str, Any] | None: ...
+
+    def rows(self, names: Sequence[str] | None = None) -> Mapping[str, Mapping[str, Any]]: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def process_holder() -> str:
     """A name for this process in lease rows, telling people which node and process ran a task:
     host, pid, and a random tag (pids repeat across containers and restarts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-MAX_HOLDER:]
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def describe(exc: BaseException) -> str:
@@ -67,7 +85,7 @@ class TaskRunner:
     def __init__(
         self,
         tasks: Sequence[PeriodicTask],
-        leases: TaskLeases,
+        leases: Leases,
         holder: str | None = None,
         *,
         lease_seconds: float = LEASE_SECONDS,
@@ -81,7 +99,7 @@ class TaskRunner:
             raise ValueError("lease_seconds must be positive")
         self.tasks = list(tasks)
         self.leases = leases
-        self.holder = (holder or process_holder())[:MAX_HOLDER]
+        self.holder = holder or process_holder()
         self.lease = timedelta(seconds=lease_seconds)
         self.clock = clock
         self._running: list[asyncio.Task[None]] = []
@@ -200,7 +218,7 @@ class Schedule:
 
     def __init__(
         self,
-        leases: TaskLeases,
+        leases: Leases,
         declared: Callable[[], Sequence[PeriodicTask]],
         *,
         lease_seconds: float = LEASE_SECONDS,
