@@ -22,8 +22,8 @@ import contextlib
 import inspect
 import logging
 import os
+import platform
 import secrets
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -60,7 +60,7 @@ def utcnow() -> datetime:
 def process_holder() -> str:
     """A name for this process in lease rows, telling people which node and process ran a task:
     host, pid, and a random tag (pids repeat across containers and restarts)."""
-    return f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{platform.node()[:100]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def describe(exc: BaseException) -> str:
