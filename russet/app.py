@@ -1,4 +1,4 @@
-"""The ASGI application: device endpoints, the admin API, and background work."""
+"""The ASGI application: device endpoints, the admin API, and the background work's runner."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from russet import __version__
-from russet.abm import admin as abm_admin
 from russet.accesslog import access_logged
 from russet.api import router as api_router
 from russet.bodylimit import BodyLimit
@@ -24,67 +23,28 @@ from russet.enrollment.http import enrollment_routes
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
-from russet.vpp import admin as vpp_admin
 from russet.vpp.notify import vpp_routes
 
 log = logging.getLogger("russet")
-LAST_SEEN_FLUSH_SECONDS = 1.0
-HOUSEKEEPING_SECONDS = 6 * 3600
-ABM_SYNC_CHECK_SECONDS = 60.0
 
 
 def create_app(russet: Russet) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async def flush_forever() -> None:
-            while True:
-                await asyncio.sleep(LAST_SEEN_FLUSH_SECONDS)
-                try:
-                    await run_in_threadpool(russet.flush_last_seen)
-                except Exception:  # keep flushing; a lost batch is only a few stale last-seen times
-                    log.exception("could not record last-seen times")
-
-        async def housekeeping_forever() -> None:
-            while True:
-                try:
-                    removed = await run_in_threadpool(russet.housekeeping)
-                    if any(removed.values()):
-                        log.info("housekeeping removed %s", removed)
-                except Exception:
-                    log.exception("could not do housekeeping (ledger retention, expired challenges)")
-                await asyncio.sleep(HOUSEKEEPING_SECONDS)
-
-        async def sync_abm_forever() -> None:
-            while True:
-                await asyncio.sleep(ABM_SYNC_CHECK_SECONDS)
-                try:  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed, under its lease
-                    await abm_admin.sync_scheduled(russet)
-                except Exception:
-                    log.exception("could not sync Apple Business Manager devices")
-
-        async def vpp_forever() -> None:
-            while True:
-                await asyncio.sleep(russet.settings.vpp_poll_seconds)
-                try:  # events not answered by a notification, departed devices, asset sync, installs
-                    await vpp_admin.tick(russet)
-                except Exception:
-                    log.exception("could not do the Apps and Books periodic work")
-
-        tasks = [
-            asyncio.create_task(work)
-            for work in (
-                flush_forever(),
-                housekeeping_forever(),
-                sync_abm_forever(),
-                vpp_forever(),
-                russet.pusher.run(),  # APNs: requested pushes, sweep
-            )
-        ]
+        # Periodic work is declared as data (Russet.tasks()); the runner runs each task on its
+        # interval, the once-across-nodes ones under a lease shared by every process on the database.
+        runner = russet.schedule.runner()
+        runner.start()
+        # The pusher's drain loop stays a long-running coroutine in every process: it wakes on each
+        # enqueue (no interval would be prompt enough) and claims request rows one winner at a time.
+        pusher = asyncio.create_task(russet.pusher.run(sweep=False))
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
+            pusher.cancel()
+            await runner.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
             await russet.gateway.aclose()
             await run_in_threadpool(russet.close)
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
@@ -35,6 +35,8 @@ from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
+from russet.infra.tasks import Schedule
+from russet.kernel.tasks import PeriodicTask
 from russet.mdm.devices import DeviceService
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
@@ -43,6 +45,7 @@ from russet.mdm.service import LastSeen, MdmService
 from russet.mdm.signatures import SeenSignatures
 from russet.storage.bundle import Storage
 from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
+from russet.storage.leases import TaskLeases
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
@@ -50,6 +53,9 @@ from russet.vpp import hooks as vpp_hooks
 
 T = TypeVar("T")
 log = logging.getLogger("russet")
+LAST_SEEN_FLUSH_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 6 * 3600
+ABM_SYNC_CHECK_SECONDS = 60.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
 
 
 def _inventory_hook(
@@ -197,7 +203,7 @@ class Russet:
         expired unused, console sign-in failure counts whose window has ended, check-in signatures
         whose signing time left the replay window, refused re-enrollments after 90 days.
 
-        Called every 6 hours while serving (until it becomes declared periodic tasks).
+        Run every 6 hours, once across nodes, as the `housekeeping` task of `tasks()`.
         """
         return {
             "ledger_rows": self.ledger_admin.prune_ledger(),
@@ -209,6 +215,78 @@ class Russet:
 
     def flush_last_seen(self) -> None:
         self.storage.enrollments.touch(self.last_seen.drain())
+
+    # -- background work ---------------------------------------------------------------------------
+
+    def tasks(self) -> list[PeriodicTask]:
+        """Every periodic task of the server, gathered in this one place for the lifespan's runner
+        (`russet.infra.tasks`) and for `russet tasks`. Each feature's service will declare its own
+        (`tasks()`); until then they are today's functions."""
+        # Imported here, not at the top: these modules still import russet.runtime themselves.
+        from russet.abm import admin as abm_admin
+        from russet.vpp import admin as vpp_admin
+
+        def housekeeping() -> dict[str, int]:
+            removed = self.housekeeping()
+            if any(removed.values()):
+                log.info("housekeeping removed %s", removed)
+            return removed
+
+        async def push_sweep() -> int:
+            count = await self.pusher.sweep()
+            if count:
+                self.pusher.wake()  # this process drains the requests at once; others within a second
+            return count
+
+        poll = self.settings.vpp_poll_seconds
+        return [
+            PeriodicTask(
+                "last_seen.flush",
+                LAST_SEEN_FLUSH_SECONDS,
+                self.flush_last_seen,
+                once_across_nodes=False,  # each process holds its own buffer
+                first_delay=LAST_SEEN_FLUSH_SECONDS,
+                description="record the last-seen times of devices this process served",
+            ),
+            PeriodicTask(
+                "housekeeping",
+                HOUSEKEEPING_SECONDS,
+                housekeeping,
+                once_across_nodes=True,
+                description="prune the ledger past retention, expired SCEP challenges, sign-in "
+                "failures, check-in signatures and old re-enrollment refusals",
+            ),
+            PeriodicTask(
+                "abm.sync",
+                ABM_SYNC_CHECK_SECONDS,
+                partial(abm_admin.sync_scheduled, self),
+                once_across_nodes=True,
+                first_delay=ABM_SYNC_CHECK_SECONDS,
+                description="sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
+            ),
+            PeriodicTask(
+                "vpp.tick",
+                poll,
+                partial(vpp_admin.tick, self),
+                once_across_nodes=True,
+                first_delay=poll,
+                description="Apps and Books: poll unanswered events, revoke licences of departed "
+                "devices, re-read assets when due, move app installs on",
+            ),
+            PeriodicTask(
+                "apns.sweep",
+                self.pusher.policy.sweep_seconds,
+                push_sweep,
+                once_across_nodes=True,
+                description="re-push devices with pending commands that have not connected (with backoff)",
+            ),
+        ]
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        """The periodic tasks and their shared state (leases, last runs): the lifespan runs
+        `schedule.runner()`, `russet tasks` and `GET /api/v1/tasks` show `schedule.overview()`."""
+        return Schedule(TaskLeases(self.storage.engine), self.tasks)
 
     def run(self, work: Awaitable[T]) -> T:
         """Run work that talks to Apple from synchronous code (the CLI), in a loop of its own.

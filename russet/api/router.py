@@ -14,6 +14,7 @@ from russet.api.enrollment import router as enrollment_router
 from russet.api.ledger import router as ledger_router
 from russet.api.models import document_errors
 from russet.api.push import router as push_router
+from russet.api.tasks import router as tasks_router
 from russet.api.vpp import apps as apps_router
 from russet.api.vpp import router as vpp_router
 from russet.web import errors as web_errors
@@ -35,6 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     vpp_router,
     apps_router,
     enrollment_router,
+    tasks_router,
 )
 
 

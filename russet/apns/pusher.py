@@ -399,8 +399,13 @@ class Pusher:
             return self.policy.poll_seconds
         return max(0.01, min(self.policy.poll_seconds, (due - utcnow()).total_seconds()))
 
-    async def run(self) -> None:
-        """Drain requests promptly and sweep periodically, until cancelled."""
+    async def run(self, *, sweep: bool = True) -> None:
+        """Drain requests promptly and sweep periodically, until cancelled.
+
+        `sweep=False` leaves the sweep to someone else: the server runs it as a periodic task
+        once across all its processes (`Russet.tasks()`), while every process drains (claims
+        are per request row, so two processes never push the same one).
+        """
         self._loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
         last_sweep = 0.0
@@ -410,7 +415,7 @@ class Pusher:
             wait = self.policy.poll_seconds
             try:
                 busy = await self.drain_all() > 0
-                if time.monotonic() - last_sweep >= self.policy.sweep_seconds:
+                if sweep and time.monotonic() - last_sweep >= self.policy.sweep_seconds:
                     last_sweep = time.monotonic()
                     busy = await self.sweep() > 0 or busy
                 if not busy:

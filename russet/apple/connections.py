@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.tables import apple_connections, purge_receipts
 from russet.kernel.errors import Conflict
 from russet.storage.db import as_utc, reading, upsert, utcnow
+from russet.storage.leases import take
 
 
 class ConnectionRefused(Conflict):
@@ -158,15 +159,14 @@ class ConnectionRegistry:
         """Hold the connection for a long operation; purge is refused meanwhile (and vice versa)."""
         now = utcnow()
         with self._engine.begin() as conn:
-            taken = conn.execute(
-                update(apple_connections)
-                .where(
-                    apple_connections.c.service == service,
-                    apple_connections.c.name == name,
-                    or_(apple_connections.c.busy_until.is_(None), apple_connections.c.busy_until < now),
-                )
-                .values(busy_with=operation, busy_until=now + ttl)
-            ).rowcount
+            taken = take(
+                conn,
+                apple_connections,
+                {"service": service, "name": name},
+                apple_connections.c.busy_until,
+                now,
+                {"busy_with": operation, "busy_until": now + ttl},
+            )
             if not taken:
                 row = conn.execute(
                     select(apple_connections.c.busy_with, apple_connections.c.busy_until).where(

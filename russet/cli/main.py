@@ -26,6 +26,7 @@ from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
 from russet.cli.push import push
 from russet.cli.setup import migrate, secrets
+from russet.cli.tasks import tasks
 from russet.cli.vpp import app, vpp
 from russet.commands import COMMANDS
 
@@ -359,6 +360,7 @@ cli.add_command(vpp)
 cli.add_command(app)
 cli.add_command(migrate)
 cli.add_command(secrets)
+cli.add_command(tasks)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ returns JSON-ready dicts.
 from __future__ import annotations
 
 import plistlib
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from russet.enrollment.machineinfo import DeviceCA
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.serving import ProfileServer
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
+from russet.kernel.durations import parse_duration
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.storage.db import MAX_DB_INT, utcnow
 
@@ -26,19 +26,11 @@ DEFAULT_LIFETIME = "7d"
 MAX_LIFETIME = timedelta(days=365)
 MAX_USES = 1_000_000
 MAX_NOTE_CHARS = 200
-_DURATION = re.compile(r"^(\d{1,6})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_lifetime(text: str) -> timedelta:
     """`90m`, `12h`, `7d`: how long a token stays valid (at most a year)."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise Invalid(f"expires {text!r}: expected a duration such as 30m, 12h or 7d")
-    lifetime = timedelta(**{_UNITS[match[2]]: int(match[1])})
-    if not timedelta(minutes=1) <= lifetime <= MAX_LIFETIME:
-        raise Invalid(f"expires {text!r}: a token lives from 1 minute to 365 days")
-    return lifetime
+    return parse_duration(text, option="expires", what="a token lives", most=MAX_LIFETIME)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from russet.enrollment.service import parse_lifetime
+from russet.kernel.durations import parse_duration
 from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.ports import DevicePushes
 from russet.mdm.reenroll import REFUSALS_KEPT, ReenrollmentStore
 from russet.storage.db import utcnow
 
 DEFAULT_OPENING = "24h"
+MAX_OPENING = timedelta(days=365)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -32,10 +33,9 @@ class IdentityAdmin:
 
     def allow_reenroll(self, device_id: str, duration: str | None = None) -> dict[str, Any]:
         """Let the next Authenticate with another identity for this device through, until it expires."""
-        try:
-            length: timedelta = parse_lifetime(duration or DEFAULT_OPENING)
-        except Invalid as exc:
-            raise Invalid(str(exc).replace("expires", "--for", 1)) from None
+        length: timedelta = parse_duration(
+            duration or DEFAULT_OPENING, option="--for", what="a re-enrollment window lasts", most=MAX_OPENING
+        )
         until = utcnow() + length
         if not self._store.allow(device_id, until):
             raise NotFound(f"no device with id {device_id!r}")

@@ -1,10 +1,11 @@
-"""Infrastructure tables: settings, certificates, API keys and console sign-in failures.
+"""Infrastructure tables: settings, certificates, API keys, console sign-in failures, task leases.
 
 They sit with their stores in `russet.storage` (`settings.py`, `certificates.py`, `apikeys.py`)
 because no single feature owns them: settings hold every feature's switches and the sealed
 secrets of first start, certificates hold Russet's own identities and every certificate it
 issued (the PKI writes them, SCEP and the MDM core look them up), and API keys gate the admin
 API, the CLI's remote use and the console alike; sign-in failures are counted beside the keys they guard.
+Task leases belong to the server's background-task runner, which every feature's periodic work uses.
 """
 
 from __future__ import annotations
@@ -71,4 +72,19 @@ login_failures = Table(
     Column("bucket", String(200), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("window_start", DateTime(timezone=True), nullable=False),
+)
+
+
+task_leases = Table(
+    "task_leases",
+    metadata,
+    # One row per periodic task that runs once across the nodes sharing this database
+    # (russet.storage.leases, russet.infra.tasks): who holds it and until when, and the last run.
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=True),  # the process that last took it (host:pid:random)
+    Column("until", DateTime(timezone=True), nullable=True),  # held until then; NULL once released
+    Column("last_started", DateTime(timezone=True), nullable=True),
+    Column("last_finished", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),  # the last finished run's error; NULL when it succeeded
+    Column("runs", Integer, nullable=False),  # runs started, all nodes together
 )
