@@ -218,7 +218,9 @@ def test_kernel_imports_nothing_from_russet() -> None:
     assert kernel
     for rel, path in kernel:
         for module, _, _ in _imports(path):
-            assert module.split(".")[0] not in {"russet", *FRAMEWORKS}, (rel, module)
+            assert module.split(".")[0] not in FRAMEWORKS, (rel, module)
+            # Its own modules may build on each other (durations raise its error kinds).
+            assert module.split(".")[0] != "russet" or module.startswith("russet.kernel."), (rel, module)
 
 
 def test_only_surfaces_and_protocol_adapters_import_web_or_cli_frameworks() -> None:
