@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
+from russet.abm.store import AbmSerials
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
 from russet.apns.topic import PushTopic
@@ -26,6 +27,10 @@ from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
+from russet.enrollment.tokens import EnrollmentRequestLog
+from russet.groups.service import GroupService
+from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
@@ -88,6 +93,8 @@ class Russet:
     gateway: AppleGateway
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
+    events: EventBus  # in-process events between features (DeviceFactsChanged -> groups)
+    groups: GroupService
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -125,6 +132,11 @@ class Russet:
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
+        events = EventBus()
+        groups = GroupService(
+            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=EnrollmentRequestLog(engine))
+        )
+        events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,
@@ -136,6 +148,7 @@ class Russet:
                 settings.user_authenticate,
                 settings.max_result_bytes,
                 settings.reenroll_policy,
+                events=events,
             ),
             identities=IdentityVerifier(
                 authority.ca_certificate,
@@ -148,6 +161,8 @@ class Russet:
             gateway=gateway,
             pusher=Pusher(storage, gateway, settings.apns_url),
             push_topic=push_topic,
+            events=events,
+            groups=groups,
             migration=migration,
         )
 

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stores not named store.py, with the feature that owns them.
 EXTRA_STORES = {
     "russet.enrollment.tokens",
+    "russet.mdm.facts",
     "russet.mdm.bootstrap",
     "russet.mdm.enrollments",
     "russet.mdm.queue",
@@ -68,6 +69,9 @@ CROSS_FEATURE = {
     ("operations", "mdm.signatures"): "housekeeping prunes expired check-in signatures",
     # composition
     ("runtime", "mdm.signatures"): "the composition root builds the replay guard",
+    ("runtime", "mdm.facts"): "the composition root gives groups the MDM core's device facts",
+    ("runtime", "abm.store"): "the composition root gives device facts ABM's serial listing (AbmSerials)",
+    ("runtime", "enrollment.tokens"): "the composition root gives device facts the ADE profile log",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",
