@@ -129,7 +129,8 @@ class _Graph:
 
 
 def _in_use(name: str, users: list[str]) -> Conflict:
-    return Conflict(f"group {name!r} is used through in_group by {', '.join(users)}: change their queries first")
+    used_by = ", ".join(users)
+    return Conflict(f"group {name!r} is used through in_group by {used_by}: change their queries first")
 
 
 def _check_name(name: str) -> str:
