@@ -29,7 +29,7 @@ class GroupCreate(ApiModel):
     name: GroupName
     kind: Literal["static", "smart"] | None = Field(
         None,
-        description="static (members added by UDID or serial) or smart (a query); default: smart with a query",
+        description="static (members added by UDID or serial) or smart (a query); default: smart if a query",
     )
     query: GroupQuery | None = Field(
         None, description='Smart groups: e.g. os_version >= "17.4" and model ~ "iPad" and supervised = true'
