@@ -11,7 +11,7 @@ smart). Operators: `=` `!=` (text compares ignoring case), `~` `!~` (text contai
 case), `<` `<=` `>` `>=` (OS versions, compared part by part so 17.10 > 17.9; and last check-in
 ages). Values: "double-quoted text" (`\\"` and `\\\\` escape), `true`, `false`, `null` (the fact
 is unknown), and ages `30m` `12h` `7d` for `last_checkin` (`last_checkin < 7d`: seen within the
-last seven days). Keywords are lowercase.
+last seven days). A version may be written unquoted (`os_version >= 17.4`). Keywords are lowercase.
 
 The parser is our own, bounded so that a query cannot cost much to parse or evaluate: at most
 MAX_QUERY_CHARS characters, MAX_CONDITIONS conditions, MAX_DEPTH levels of nesting; everything
@@ -147,6 +147,7 @@ _TOKEN = re.compile(
   | (?P<op>!=|<=|>=|!~|=|<|>|~)
   | (?P<paren>[(),])
   | (?P<age>\d+[mhd](?![A-Za-z0-9_]))
+  | (?P<number>\d+(\.\d+)*(?![A-Za-z0-9_]))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     """,
     re.VERBOSE,
@@ -155,7 +156,7 @@ _TOKEN = re.compile(
 
 @dataclass(frozen=True)
 class Token:
-    kind: str  # string | op | paren | age | word | end
+    kind: str  # string | op | paren | age | number | word | end
     text: str
     at: int  # 1-based character position, for messages
 
@@ -327,6 +328,8 @@ def _condition(field: str, ftype: FieldType, op: str, token: Token) -> Condition
         if age > MAX_AGE:
             raise Invalid(f"query: {token.text} is longer than {MAX_AGE.days}d {where}")
         return Condition(field, op, age)
+    if token.kind == "number" and ftype == "version":
+        token = Token("string", token.text, token.at)  # os_version >= 17.4 reads as "17.4"
     if token.kind != "string":
         raise Invalid(f'query: {field} compares with text in "double quotes", not {_shown(token)} {where}')
     text = token.text

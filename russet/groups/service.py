@@ -78,25 +78,23 @@ class _Graph:
         return sorted(g for g, refs in self.refs.items() if name in refs)
 
     def cycle(self, start: str) -> list[str] | None:
-        """A path start -> ... -> start through in_group, if there is one."""
-        path: list[str] = [start]
-        seen: set[str] = set()
-
-        def walk(name: str) -> bool:
-            for ref in sorted(self.refs.get(name, ())):
-                if ref == start:
-                    path.append(ref)
-                    return True
-                if ref in seen:
-                    continue
-                seen.add(ref)
-                path.append(ref)
-                if walk(ref):
-                    return True
-                path.pop()
-            return False
-
-        return path if walk(start) else None
+        """The shortest path start -> ... -> start through in_group, if there is one."""
+        parents: dict[str, str] = {}
+        frontier = [start]
+        while frontier:
+            following: list[str] = []
+            for name in frontier:
+                for ref in sorted(self.refs.get(name, ())):
+                    if ref == start:
+                        path = [name]
+                        while path[-1] != start:
+                            path.append(parents[path[-1]])
+                        return [start, *reversed(path[:-1]), start] if name != start else [start, start]
+                    if ref not in parents:
+                        parents[ref] = name
+                        following.append(ref)
+            frontier = following
+        return None
 
     def downstream(self, names: Collection[str]) -> list[str]:
         """The smart groups among `names` and those using them (transitively), dependencies first."""
