@@ -82,7 +82,9 @@ def test_queries_are_bounded() -> None:
 
 
 def test_smart_group_fields(russet: Russet) -> None:
-    ipad = add_device(russet, "IPAD-1", serial="S-IPAD", product="iPad13,1", os_version="17.10", supervised=True)
+    ipad = add_device(
+        russet, "IPAD-1", serial="S-IPAD", product="iPad13,1", os_version="17.10", supervised=True
+    )
     phone = add_device(russet, "PHONE-1", serial="S-PHONE", os_version="17.9", supervised=False)
     mac = add_device(
         russet, "MAC-1", serial="S-MAC", product="Mac14,2", os_version="14.6.1", seen_ago=timedelta(days=40)
@@ -164,7 +166,11 @@ def test_static_members_by_udid_or_serial(russet: Russet) -> None:
     b = add_device(russet, "BBBB-2", serial="C02BBB")
     add_device(russet, "CCCC-3", serial="C02CCC")
     russet.groups.create("Lab")
-    assert russet.groups.add_members("Lab", ["aaaa-1", "c02bbb"]) == {"group": "Lab", "added": 2, "members": 2}
+    assert russet.groups.add_members("Lab", ["aaaa-1", "c02bbb"]) == {
+        "group": "Lab",
+        "added": 2,
+        "members": 2,
+    }
     assert russet.groups.add_members("Lab", ["AAAA-1"])["added"] == 0  # already in
     assert members(russet, "Lab") == [a, b]
 
@@ -191,7 +197,7 @@ def test_csv_import_good(russet: Russet) -> None:
     b = add_device(russet, "BBBB-2", serial="C02BBB")
     c = add_device(russet, "CCCC-3", serial="C02CCC")
     russet.groups.create("Carts")
-    data = "\ufeffSerial Number,Note\n# cart 1\nC02AAA,first\n\n\"BBBB-2\",\"second, with a comma\"\n".encode()
+    data = '\ufeffSerial Number,Note\n# cart 1\nC02AAA,first\n\n"BBBB-2","second, with a comma"\n'.encode()
     result = russet.groups.import_csv("Carts", data)
     assert result == {"group": "Carts", "rows": 2, "added": 2, "removed": 0, "members": 2}
     assert members(russet, "Carts") == [a, b]
@@ -276,7 +282,12 @@ def test_scope_include_exclude(russet: Russet) -> None:
 
     scope = Scope(include=["Supervised", "Lab"], exclude=["Broken"])
     assert russet.groups.scope_devices(scope) == [ids[0], ids[2]]
-    assert russet.groups.scope_devices(Scope(include=["Lab", "Supervised"])) == [ids[0], ids[1], ids[2], ids[4]]
+    assert russet.groups.scope_devices(Scope(include=["Lab", "Supervised"])) == [
+        ids[0],
+        ids[1],
+        ids[2],
+        ids[4],
+    ]
     assert russet.groups.scope_devices(scope, limit=1) == [ids[0]]
     assert russet.groups.scope_devices(scope, limit=1, after=ids[0]) == [ids[2]]
     lab_id = russet.groups.show("Lab")["id"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Engine, and_, cast, distinct, func, or_, select
+from sqlalchemy import JSON, Engine, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from russet.mdm.tables import enrollments, inventory
@@ -138,7 +138,7 @@ class MdmDeviceFacts:
                 rows = list(conn.execute(self._query).all())
                 with_users = set(
                     conn.execute(
-                        select(distinct(enrollments.c.device_id)).where(enrollments.c.channel == "user")
+                        select(enrollments.c.device_id).where(enrollments.c.channel == "user").distinct()
                     ).scalars()
                 )
             else:
@@ -147,9 +147,9 @@ class MdmDeviceFacts:
                     rows.extend(conn.execute(self._query.where(enrollments.c.id.in_(chunk))).all())
                     with_users.update(
                         conn.execute(
-                            select(distinct(enrollments.c.device_id)).where(
-                                enrollments.c.channel == "user", enrollments.c.device_id.in_(chunk)
-                            )
+                            select(enrollments.c.device_id)
+                            .where(enrollments.c.channel == "user", enrollments.c.device_id.in_(chunk))
+                            .distinct()
                         ).scalars()
                     )
         serials = {r.serial_number for r in rows if r.serial_number}
