@@ -339,7 +339,7 @@ class GroupService:
         graph = _Graph(self._store.all())
         node = self._check_query(graph, "\x00preview", query)
         facts = self._facts.facts(None)
-        picked = self._pick(node, facts, {}, None)
+        picked = self._pick(node, facts)
         ids = sorted(picked)
         return {"query": query, "count": len(ids), "devices": ids[: max(0, min(limit, MAX_PAGE))]}
 
@@ -374,36 +374,34 @@ class GroupService:
         if not order:
             return
         facts = self._facts.facts(device_ids)
+        # For a few devices, every group's stored membership of them in one read; for all
+        # devices, each group's members as it comes.
+        stored = None if device_ids is None else self._store.memberships(device_ids)
+
+        def members(name: str) -> set[str]:
+            group_id = graph.by_name[name]["id"]
+            return self._store.members(group_id) if stored is None else stored.get(group_id, set())
+
         computed: dict[str, set[str]] = {}
+        now = self._clock()
         for name in order:
-            group = graph.by_name[name]
-            wanted = self._pick(graph.nodes[name], facts, computed, device_ids)
-            if device_ids is None:
-                current = self._store.members(group["id"])
-            else:
-                current = self._store.members(group["id"], device_ids)
+            node = graph.nodes[name]
+            refs = {ref: computed[ref] if ref in computed else members(ref) for ref in group_refs(node)}
+            predicate = compile_query(node, now, refs)
+            wanted = {f["device_id"] for f in facts if predicate(f)}
+            current = members(name)
             add, remove = wanted - current, current - wanted
             if add or remove or device_ids is None:
-                self._store.apply(group["id"], add, remove, evaluated=device_ids is None)
+                self._store.apply(graph.by_name[name]["id"], add, remove, evaluated=device_ids is None)
             if add or remove:
                 log.info("group %s: %d devices joined, %d left", name, len(add), len(remove))
             computed[name] = wanted
 
-    def _pick(
-        self,
-        node: Node,
-        facts: list[dict[str, Any]],
-        computed: dict[str, set[str]],
-        device_ids: set[str] | None,
-    ) -> set[str]:
-        groups: dict[str, set[str]] = {}
-        for ref in group_refs(node):
-            if ref in computed:
-                groups[ref] = computed[ref]
-            else:
-                ref_group = self._store.by_name(ref)
-                groups[ref] = set() if ref_group is None else self._store.members(ref_group["id"], device_ids)
-        predicate = compile_query(node, self._clock(), groups)
+    def _pick(self, node: Node, facts: list[dict[str, Any]]) -> set[str]:
+        """The devices a query (of a group not stored) picks; the groups it uses as stored."""
+        graph = _Graph(self._store.all())
+        refs = {ref: self._store.members(graph.by_name[ref]["id"]) for ref in group_refs(node)}
+        predicate = compile_query(node, self._clock(), refs)
         return {f["device_id"] for f in facts if predicate(f)}
 
     def _propagate(self, name: str, device_ids: Collection[str]) -> None:

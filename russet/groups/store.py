@@ -135,6 +135,20 @@ class GroupStore:
         with reading(self._engine) as conn:
             return self._members(conn, group_id, device_ids)
 
+    def memberships(self, device_ids: Collection[str]) -> dict[int, set[str]]:
+        """Group id -> which of these devices are in it, for every group, in one query per chunk
+        (re-evaluating a device after a check-in reads this once, not once per group)."""
+        found: dict[int, set[str]] = {}
+        with reading(self._engine) as conn:
+            for chunk in _chunks(sorted(set(device_ids))):
+                for group_id, device_id in conn.execute(
+                    select(group_members.c.group_id, group_members.c.device_id).where(
+                        group_members.c.device_id.in_(chunk)
+                    )
+                ):
+                    found.setdefault(group_id, set()).add(device_id)
+        return found
+
     @staticmethod
     def _members(conn: Connection, group_id: int, device_ids: Collection[str] | None) -> set[str]:
         base = select(group_members.c.device_id).where(group_members.c.group_id == group_id)
@@ -211,22 +225,32 @@ class GroupStore:
         limit: int | None = None,
         after: str | None = None,
     ) -> list[str]:
-        """Device ids in any `include` group and in no `exclude` group, in id order; one SQL query
-        over the membership index (a page of it with `limit`/`after`)."""
+        """Device ids in any `include` group and in no `exclude` group, in id order (a page of
+        them with `limit`/`after`).
+
+        A page walks each included group's members in order on the primary key, from `after`,
+        skipping excluded devices by a primary-key lookup, and stops at `limit` per group; the
+        pages are merged. It reads about `limit` rows per included group however large the
+        groups are. Without a limit it is one query over the membership.
+        """
         if not include:
             return []
-        query = (
-            select(group_members.c.device_id)
-            .where(group_members.c.group_id.in_(list(include)))
-            .group_by(group_members.c.device_id)
-            .order_by(group_members.c.device_id)
-        )
+        gm = group_members.c
+        excluded = group_members.alias("excluded")
+        query = select(gm.device_id).order_by(gm.device_id)
         if exclude:
-            excluded = select(group_members.c.device_id).where(group_members.c.group_id.in_(list(exclude)))
-            query = query.where(group_members.c.device_id.not_in(excluded))
+            query = query.where(
+                ~select(excluded.c.device_id)
+                .where(excluded.c.group_id.in_(list(exclude)), excluded.c.device_id == gm.device_id)
+                .exists()
+            )
         if after is not None:
-            query = query.where(group_members.c.device_id > after)
-        if limit is not None:
-            query = query.limit(limit)
+            query = query.where(gm.device_id > after)
         with reading(self._engine) as conn:
-            return list(conn.execute(query).scalars())
+            if limit is None:
+                whole = query.where(gm.group_id.in_(list(include))).group_by(gm.device_id)
+                return list(conn.execute(whole).scalars())
+            found: set[str] = set()
+            for group_id in sorted(set(include)):
+                found.update(conn.execute(query.where(gm.group_id == group_id).limit(limit)).scalars())
+        return sorted(found)[:limit]
