@@ -20,6 +20,7 @@ refused raises `Invalid` naming the problem and where it is.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,6 +106,7 @@ class Or:
 Node = Condition | InGroup | Not | And | Or
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet runs few OS versions; evaluation asks for each device
 def version_key(text: str) -> tuple[int, ...] | None:
     """`17.4.1` as (17, 4, 1); None for anything that is not a dotted version (then no order)."""
     text = text.strip()

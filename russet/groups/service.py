@@ -418,13 +418,19 @@ class GroupService:
     def scope_devices(self, scope: Scope, *, limit: int | None = None, after: str | None = None) -> list[str]:
         """Device ids in the scope (any include group, no exclude group), in id order; one query
         over the stored membership, paged with `limit`/`after` when given."""
-        include = [self._group_id(g) for g in scope.include]
-        exclude = [self._group_id(g) for g in scope.exclude]
-        return self._store.scope(include, exclude, limit=limit, after=after)
+        refs = [*scope.include, *scope.exclude]
+        by_name, ids = self._store.ids(
+            [r for r in refs if isinstance(r, str)], [r for r in refs if isinstance(r, int)]
+        )
+        for ref in refs:
+            if ref not in (ids if isinstance(ref, int) else by_name):
+                raise NotFound(
+                    f"no group with id {ref}" if isinstance(ref, int) else f"no group named {ref!r}"
+                )
 
-    def _group_id(self, ref: str | int) -> int:
-        if isinstance(ref, int):
-            if not any(g["id"] == ref for g in self._store.all()):
-                raise NotFound(f"no group with id {ref}")
-            return ref
-        return int(self._require(ref)["id"])
+        def group_id(ref: str | int) -> int:
+            return ref if isinstance(ref, int) else by_name[ref]
+
+        include = [group_id(r) for r in scope.include]
+        exclude = [group_id(r) for r in scope.exclude]
+        return self._store.scope(include, exclude, limit=limit, after=after)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -88,6 +88,18 @@ class GroupStore:
         with reading(self._engine) as conn:
             row = conn.execute(select(groups).where(groups.c.name == name)).first()
         return None if row is None else _group(row)
+
+    def ids(self, names: Collection[str], ids: Collection[int]) -> tuple[dict[str, int], set[int]]:
+        """Of these names and ids, the groups that exist: name -> id, and the ids (one query)."""
+        if not names and not ids:
+            return {}, set()
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(groups.c.id, groups.c.name).where(
+                    or_(groups.c.name.in_(list(names)), groups.c.id.in_(list(ids)))
+                )
+            ).all()
+        return {name: group_id for group_id, name in rows}, {group_id for group_id, _ in rows}
 
     def all(self) -> list[dict[str, Any]]:
         """Every group (id, name, kind, query): the dependency graph of smart groups is built from it."""

@@ -34,5 +34,6 @@ group_members = Table(
     Column("group_id", BigInteger, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
     Column("device_id", String(300), primary_key=True),
     Column("added_at", DateTime(timezone=True), nullable=False),
-    Index("ix_group_members_device_id", "device_id"),
+    # Which groups a device is in, and "is it in an excluded group" for scopes: index-only lookups.
+    Index("ix_group_members_device_id_group_id", "device_id", "group_id"),
 )

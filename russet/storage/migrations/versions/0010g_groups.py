@@ -43,10 +43,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("group_id", "device_id", name="pk_group_members"),
     )
-    op.create_index("ix_group_members_device_id", "group_members", ["device_id"])
+    op.create_index("ix_group_members_device_id_group_id", "group_members", ["device_id", "group_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_group_members_device_id", table_name="group_members")
+    op.drop_index("ix_group_members_device_id_group_id", table_name="group_members")
     op.drop_table("group_members")
     op.drop_table("groups")
