@@ -339,7 +339,7 @@ class GroupService:
         graph = _Graph(self._store.all())
         node = self._check_query(graph, "\x00preview", query)
         facts = self._facts.facts(None)
-        picked = self._pick(node, facts)
+        picked = self._pick(graph, node, facts)
         ids = sorted(picked)
         return {"query": query, "count": len(ids), "devices": ids[: max(0, min(limit, MAX_PAGE))]}
 
@@ -397,9 +397,8 @@ class GroupService:
                 log.info("group %s: %d devices joined, %d left", name, len(add), len(remove))
             computed[name] = wanted
 
-    def _pick(self, node: Node, facts: list[dict[str, Any]]) -> set[str]:
+    def _pick(self, graph: _Graph, node: Node, facts: list[dict[str, Any]]) -> set[str]:
         """The devices a query (of a group not stored) picks; the groups it uses as stored."""
-        graph = _Graph(self._store.all())
         refs = {ref: self._store.members(graph.by_name[ref]["id"]) for ref in group_refs(node)}
         predicate = compile_query(node, self._clock(), refs)
         return {f["device_id"] for f in facts if predicate(f)}
