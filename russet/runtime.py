@@ -21,6 +21,7 @@ from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
+from russet.abm.store import AbmSerials
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
@@ -35,9 +36,12 @@ from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
+from russet.groups.service import GroupService
 from russet.infra.tasks import Schedule
+from russet.kernel.events import DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.mdm.devices import DeviceService
+from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.reenroll import ReenrollmentStore
@@ -110,6 +114,8 @@ class Russet:
     push: PushService
     enrollment: EnrollmentService
     ledger_admin: LedgerAdmin
+    events: EventBus  # in-process events between features (DeviceFactsChanged -> groups)
+    groups: GroupService
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -166,6 +172,12 @@ class Russet:
             # Behind a proxy that forwards client certificates, devices need not sign requests.
             sign_message=settings.client_cert_header is None,
         )
+        ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
+        events = EventBus()
+        groups = GroupService(
+            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
+        )
+        events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,
@@ -177,6 +189,7 @@ class Russet:
                 settings.user_authenticate,
                 settings.max_result_bytes,
                 settings.reenroll_policy,
+                events=events,
             ),
             identities=IdentityVerifier(
                 authority.ca_certificate,
@@ -192,9 +205,11 @@ class Russet:
             devices=devices,
             push=push,
             enrollment=EnrollmentService(
-                EnrollmentTokenStore(engine), EnrollmentRequestLog(engine), issuer, push_topic
+                EnrollmentTokenStore(engine), ade_log, issuer, push_topic
             ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
+            events=events,
+            groups=groups,
             migration=migration,
         )
 
@@ -280,6 +295,7 @@ class Russet:
                 once_across_nodes=True,
                 description="re-push devices with pending commands that have not connected (with backoff)",
             ),
+            *self.groups.tasks(),
         ]
 
     @cached_property

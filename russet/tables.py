@@ -14,6 +14,7 @@ from russet.abm import tables as abm_tables
 from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.enrollment import tables as enrollment_tables
+from russet.groups import tables as groups_tables
 from russet.infra.metadata import metadata
 from russet.mdm import tables as mdm_tables
 from russet.scep import tables as scep_tables
@@ -30,6 +31,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     apns_tables,
     abm_tables,
     vpp_tables,
+    groups_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stores not named store.py, with the feature that owns them.
 EXTRA_STORES = {
     "russet.enrollment.tokens",
+    "russet.mdm.facts",
     "russet.mdm.bootstrap",
     "russet.mdm.enrollments",
     "russet.mdm.queue",
@@ -65,7 +66,12 @@ CROSS_FEATURE = {
     # composition
     ("runtime", "mdm.signatures"): "the composition root builds the replay guard and the device service",
     ("runtime", "mdm.reenroll"): "the composition root builds the device service over its stores",
-    ("runtime", "enrollment.tokens"): "the composition root builds the enrollment service over its stores",
+    ("runtime", "enrollment.tokens"): (
+        "the composition root builds the enrollment service over its stores, and gives device facts"
+        " the ADE profile log"
+    ),
+    ("runtime", "mdm.facts"): "the composition root gives groups the MDM core's device facts",
+    ("runtime", "abm.store"): "the composition root gives device facts ABM's serial listing (AbmSerials)",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +95,29 @@ _UPSERT_DEVICES = {dialect: _upsert_devices(dialect) for dialect in ("sqlite", "
 def _chunks(items: list[str], size: int = IN_CHUNK) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+class AbmSerials:
+    """Which ABM/ASM connections list each serial number, for every connection at once (the
+    device facts' `abm_account`; `russet.mdm.facts.AbmAccounts`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def connections_by_serial(self, serials: Collection[str] | None) -> dict[str, tuple[str, ...]]:
+        d = abm_devices.c
+        query = select(d.serial_number, d.connection).order_by(d.serial_number, d.connection)
+        found: dict[str, list[str]] = {}
+        queries = (
+            [query]
+            if serials is None
+            else [query.where(d.serial_number.in_(chunk)) for chunk in _chunks(sorted(set(serials)))]
+        )
+        with reading(self._engine) as conn:
+            for each in queries:
+                for serial, connection in conn.execute(each).all():
+                    found.setdefault(serial, []).append(connection)
+        return {serial: tuple(names) for serial, names in found.items()}
 
 
 class AbmStore:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from russet.api.abm import router as abm_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
+from russet.api.groups import router as groups_router
 from russet.api.ledger import router as ledger_router
 from russet.api.models import document_errors
 from russet.api.push import router as push_router
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     apps_router,
     enrollment_router,
     tasks_router,
+    groups_router,
 )
 
 

@@ -22,6 +22,7 @@ from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
+from russet.cli.groups import group
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
 from russet.cli.push import push
@@ -361,6 +362,7 @@ cli.add_command(app)
 cli.add_command(migrate)
 cli.add_command(secrets)
 cli.add_command(tasks)
+cli.add_command(group)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,6 +170,28 @@ class EnrollmentRequestLog:
                     **(device or {}),
                 )
             )
+
+    def ade_identifiers(self, identifiers: Collection[str] | None) -> set[str]:
+        """The UDIDs and serial numbers (among `identifiers`, or all when None) that were handed a
+        profile for their Apple-signed ADE MachineInfo: the device facts' `enrollment_type`."""
+        r = enrollment_requests.c
+        query = select(r.udid, r.serial_number).where(r.method == "ade")
+        found: set[str] = set()
+        if identifiers is None:
+            queries = [query]
+        else:
+            items = sorted(set(identifiers))
+            queries = [
+                query.where(or_(r.udid.in_(chunk), r.serial_number.in_(chunk)))
+                for chunk in (items[i : i + 500] for i in range(0, len(items), 500))
+            ]
+        with reading(self._engine) as conn:
+            for each in queries:
+                for udid, serial in conn.execute(each).all():
+                    found.update(v for v in (udid, serial) if v)
+        if identifiers is not None:
+            found &= set(identifiers)
+        return found
 
     def abm_connections(self, serial: str) -> list[str]:
         """The ABM/ASM connections whose last sync lists this serial."""

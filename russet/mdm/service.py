@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from russet.kernel.events import DeviceFactsChanged, EventBus
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
 from russet.mdm.enrollments import (
@@ -62,6 +63,7 @@ class MdmService:
         user_authenticate: str = "decline",
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         reenroll_policy: str = "strict",
+        events: EventBus | None = None,
     ) -> None:
         self._storage = storage
         self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
@@ -69,6 +71,7 @@ class MdmService:
         self._user_authenticate = user_authenticate
         self._max_result_bytes = max_result_bytes
         self._reenroll_policy = reenroll_policy
+        self._events = events or EventBus()  # DeviceFactsChanged after enrollment and inventory changes
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
             "Authenticate": self._authenticate,
             "TokenUpdate": self._token_update,
@@ -90,7 +93,7 @@ class MdmService:
             raise BadRequest(f"unknown MessageType {message_type[:100]!r}")
         channel = resolve_channel(msg)
         try:
-            return handler(identity, channel, msg)
+            reply = handler(identity, channel, msg)
         except TakeoverRefused as exc:
             log.warning(
                 "%s from %s refused: identity %s is not the bound %s: %s",
@@ -107,6 +110,9 @@ class MdmService:
             raise UnknownEnrollment(str(exc)) from None
         except Forgotten as exc:
             raise UnrecognizedDevice(str(exc)) from None
+        if message_type in ("Authenticate", "TokenUpdate", "CheckOut"):
+            self._events.publish(DeviceFactsChanged((channel.device_id,)))
+        return reply
 
     def _authenticate(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
         if channel.is_user:
@@ -221,6 +227,8 @@ class MdmService:
         if result.forgotten:
             raise UnrecognizedDevice("an admin forgot this device")
         self._last_seen.mark(channel.enrollment_id)
+        if result.stored and status == "Acknowledged":  # an answer may bring inventory
+            self._events.publish(DeviceFactsChanged((channel.device_id,)))
         if command_uuid and status != "Idle" and not result.stored:
             log.info(
                 "report %s for command %s of %s changed nothing (duplicate or unknown)",

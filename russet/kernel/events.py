@@ -1,0 +1,57 @@
+"""A tiny in-process publish/subscribe of typed events, so a feature can react to another's
+changes without either importing the other: the publisher knows only the event, and the
+composition root (`russet.runtime`) subscribes the handlers.
+
+Handlers run synchronously in the publisher's thread, after the publisher's change is committed.
+A handler that fails is logged and does not fail the publisher: a device's check-in must not be
+refused because, say, a group could not be re-evaluated (the periodic reconcile catches up).
+
+This module imports nothing from `russet`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger("russet.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+
+@dataclass(frozen=True)
+class DeviceFactsChanged(Event):
+    """What is known of these devices (inventory, enrollment state) changed; device channel ids."""
+
+    device_ids: tuple[str, ...]
+
+
+E = TypeVar("E", bound=Event)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Callable[[Any], None]]] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+        """Call `handler` with every event of `event_type` (or of a subclass) published from now on."""
+        with self._lock:
+            self._handlers.setdefault(event_type, []).append(handler)
+
+    def publish(self, event: Event) -> None:
+        """Hand `event` to its subscribers, in subscription order; their failures are logged only."""
+        with self._lock:
+            handlers = [h for t in type(event).__mro__ for h in self._handlers.get(t, ())]
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception:
+                name = getattr(handler, "__qualname__", repr(handler))
+                log.exception("%s: a handler of %s failed", name, type(event).__name__)
