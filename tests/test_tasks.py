@@ -390,7 +390,15 @@ def test_a_long_run_keeps_its_lease_against_another_node(engine: Engine, databas
 
 # -- the server, the API and the CLI ---------------------------------------------------------------
 
-SERVER_TASKS = {"last_seen.flush", "housekeeping", "abm.sync", "vpp.tick", "apns.sweep"}
+SERVER_TASKS = {
+    "last_seen.flush",
+    "housekeeping",
+    "abm.sync",
+    "vpp.tick",
+    "apns.sweep",
+    "groups.clock",
+    "groups.reconcile",
+}
 
 
 def test_the_server_declares_its_background_work(russet: Russet) -> None:
