@@ -14,7 +14,6 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from russet import __version__, operations
-from russet.abm import admin as abm_admin
 from russet.api import router as api_router
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
@@ -23,7 +22,6 @@ from russet.enrollment.http import enrollment_routes
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
-from russet.vpp import admin as vpp_admin
 from russet.vpp.notify import vpp_routes
 
 log = logging.getLogger("russet")
@@ -57,7 +55,7 @@ def create_app(russet: Russet) -> DeviceFront:
             while True:
                 await asyncio.sleep(ABM_SYNC_CHECK_SECONDS)
                 try:  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed, under its lease
-                    await abm_admin.sync_scheduled(russet)
+                    await russet.abm.sync_scheduled()
                 except Exception:
                     log.exception("could not sync Apple Business Manager devices")
 
@@ -65,7 +63,7 @@ def create_app(russet: Russet) -> DeviceFront:
             while True:
                 await asyncio.sleep(russet.settings.vpp_poll_seconds)
                 try:  # events not answered by a notification, departed devices, asset sync, installs
-                    await vpp_admin.tick(russet)
+                    await russet.vpp.tick()
                 except Exception:
                     log.exception("could not do the Apps and Books periodic work")
 
@@ -98,7 +96,12 @@ def create_app(russet: Russet) -> DeviceFront:
     app.state.russet = russet
     api_router.install(app)
     console_views.install(app)  # the web console under /console
-    devices = [*device_routes(russet), *enrollment_routes(russet), *scep_routes(russet), *vpp_routes(russet)]
+    devices = [
+        *device_routes(russet),
+        *enrollment_routes(russet),
+        *scep_routes(russet),
+        *vpp_routes(russet.vpp),
+    ]
     return DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
 
 

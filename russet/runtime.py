@@ -17,6 +17,8 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
+from russet.abm.service import AbmService
+from russet.abm.store import AbmStore
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
 from russet.apns.topic import PushTopic
@@ -35,6 +37,9 @@ from russet.storage.db import Migration, first_start_lock, make_engine, migrate,
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
+from russet.vpp.ports import DeviceRef
+from russet.vpp.service import VppService
+from russet.vpp.store import VppStore
 
 T = TypeVar("T")
 log = logging.getLogger("russet")
@@ -89,11 +94,14 @@ class Russet:
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
+    abm: AbmService = field(init=False)  # Apple Business/School Manager
+    vpp: VppService = field(init=False)  # Apps and Books
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
+    def open(cls, settings: Settings, *, migrate_db: bool = True, apple_backoff: float = 0.5) -> Russet:
         """Open storage and everything on it. `migrate_db`: set the database up first (under the
-        first-start lock); without it an un-migrated database raises NotMigrated."""
+        first-start lock); without it an un-migrated database raises NotMigrated. `apple_backoff`:
+        the gateway's first wait before retrying Apple (tests against simulators shorten it)."""
         engine = make_engine(settings.database_url)
         try:
             finished = finish_interrupted_rotation(settings, engine)
@@ -124,8 +132,8 @@ class Russet:
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
-        gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
-        return cls(
+        gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
+        russet = cls(
             settings=settings,
             storage=storage,
             authority=authority,
@@ -150,6 +158,29 @@ class Russet:
             push_topic=push_topic,
             migration=migration,
         )
+        russet.abm = AbmService(
+            AbmStore(engine, box),
+            gateway,
+            connections,
+            ledger,
+            abm_url=settings.abm_url,
+            public_url=settings.public_url,
+            sync_minutes=settings.abm_sync_minutes,
+        )
+        mdm = _MdmForAppsAndBooks(russet)
+        russet.vpp = VppService(
+            VppStore(engine, box),
+            gateway,
+            connections,
+            mdm,
+            mdm,
+            engine=engine,
+            vpp_url=settings.vpp_url,
+            public_url=settings.public_url,
+            poll_seconds=settings.vpp_poll_seconds,
+            sync_minutes=settings.vpp_sync_minutes,
+        )
+        return russet
 
     def flush_last_seen(self) -> None:
         self.storage.enrollments.touch(self.last_seen.drain())
@@ -172,3 +203,32 @@ class Russet:
         self.flush_last_seen()
         self.ledger.stop()
         self.storage.engine.dispose()
+
+
+class _MdmForAppsAndBooks:
+    """TEMPORARY (issue #12): Apps and Books' ports (`russet.vpp.ports`) over today's
+    `russet.operations` and the MDM core's stores, until the core's DeviceService (h/core)
+    implements them and this class goes."""
+
+    def __init__(self, russet: Russet) -> None:
+        self._russet = russet
+
+    def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+        from russet import operations  # operations imports this module: import it when first used
+
+        return operations.send_command(self._russet, targets, command, created_by)
+
+    def command_status(self, command_uuid: str) -> dict[str, Any] | None:
+        return self._russet.storage.queue.by_uuid(command_uuid)
+
+    def find_device(self, device: str) -> DeviceRef | None:
+        enrollments = self._russet.storage.enrollments
+        rows = [enrollments.get(i) for i in enrollments.aliases(device.strip())]
+        found = sorted(
+            (r for r in rows if r is not None and r["channel"] == "device"),
+            key=lambda r: (bool(r["enabled"]), r["last_seen_at"] is not None, r["last_seen_at"] or 0),
+            reverse=True,
+        )
+        if not found:
+            return None
+        return DeviceRef(found[0]["id"], found[0]["serial_number"], bool(found[0]["enabled"]))
