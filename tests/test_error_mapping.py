@@ -255,3 +255,24 @@ def test_api_routers_import_shared_dependencies_not_each_other() -> None:
                 assert at_top, (rel, module, node.lineno)
             if module in routers:
                 assert rel == "api/router.py", (rel, module)
+
+
+def test_abm_and_apps_and_books_do_not_import_the_runtime() -> None:
+    """ABM, Apps and Books and their shared kit get what they need from the composition root
+    (`russet.runtime` builds `AbmService` and `VppService`); none of them imports it, or names
+    the whole `Russet`, even only for type checking."""
+    feature = [(rel, p) for rel, p in _modules() if rel.startswith(("abm/", "vpp/", "apple/connection/"))]
+    assert len(feature) > 20
+    offenders = [
+        (rel, module)
+        for rel, path in feature
+        for module, _, _ in _imports(path)
+        if module == "russet.runtime" or module.startswith("russet.runtime.")
+    ]
+    assert offenders == []
+    named = [
+        rel
+        for rel, path in feature
+        if "Russet" in {n.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Name)}
+    ]
+    assert named == []
