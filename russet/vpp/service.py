@@ -66,12 +66,9 @@ class VppService(kit.ConnectionService[VppStore]):
         poll_seconds: int,
         sync_minutes: int,
     ) -> None:
-        self.store = store
-        self._gateway = gateway
-        self._connections = connections
-        self._engine = (
-            engine  # licences.departed_devices reads the MDM core's results (listed in test_tables)
-        )
+        super().__init__(store, gateway, connections, base_url=vpp_url, public_url=public_url)
+        # licences.departed_devices reads the MDM core's results (listed in tests/test_tables.py).
+        self._engine = engine
         self._every = timedelta(seconds=poll_seconds)
         self._sync_every = timedelta(minutes=sync_minutes)
         self.installs = Installs(engine, store, self.client_for, devices, commands, poll_every=self._every)
