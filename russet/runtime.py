@@ -93,9 +93,9 @@ class Russet:
     gateway: AppleGateway
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
+    abm: AbmService  # Apple Business/School Manager
+    vpp: VppService  # Apps and Books
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
-    abm: AbmService = field(init=False)  # Apple Business/School Manager
-    vpp: VppService = field(init=False)  # Apps and Books
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True, apple_backoff: float = 0.5) -> Russet:
@@ -133,6 +133,7 @@ class Russet:
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
+        mdm = _MdmForAppsAndBooks()
         russet = cls(
             settings=settings,
             storage=storage,
@@ -157,29 +158,29 @@ class Russet:
             pusher=Pusher(storage, gateway, settings.apns_url),
             push_topic=push_topic,
             migration=migration,
+            abm=AbmService(
+                AbmStore(engine, box),
+                gateway,
+                connections,
+                ledger,
+                abm_url=settings.abm_url,
+                public_url=settings.public_url,
+                sync_minutes=settings.abm_sync_minutes,
+            ),
+            vpp=VppService(
+                VppStore(engine, box),
+                gateway,
+                connections,
+                mdm,
+                mdm,
+                engine=engine,
+                vpp_url=settings.vpp_url,
+                public_url=settings.public_url,
+                poll_seconds=settings.vpp_poll_seconds,
+                sync_minutes=settings.vpp_sync_minutes,
+            ),
         )
-        russet.abm = AbmService(
-            AbmStore(engine, box),
-            gateway,
-            connections,
-            ledger,
-            abm_url=settings.abm_url,
-            public_url=settings.public_url,
-            sync_minutes=settings.abm_sync_minutes,
-        )
-        mdm = _MdmForAppsAndBooks(russet)
-        russet.vpp = VppService(
-            VppStore(engine, box),
-            gateway,
-            connections,
-            mdm,
-            mdm,
-            engine=engine,
-            vpp_url=settings.vpp_url,
-            public_url=settings.public_url,
-            poll_seconds=settings.vpp_poll_seconds,
-            sync_minutes=settings.vpp_sync_minutes,
-        )
+        mdm.russet = russet
         return russet
 
     def flush_last_seen(self) -> None:
@@ -210,19 +211,18 @@ class _MdmForAppsAndBooks:
     `russet.operations` and the MDM core's stores, until the core's DeviceService (h/core)
     implements them and this class goes."""
 
-    def __init__(self, russet: Russet) -> None:
-        self._russet = russet
+    russet: Russet  # set once the Russet holding the Apps and Books service is built
 
     def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
         from russet import operations  # operations imports this module: import it when first used
 
-        return operations.send_command(self._russet, targets, command, created_by)
+        return operations.send_command(self.russet, targets, command, created_by)
 
     def command_status(self, command_uuid: str) -> dict[str, Any] | None:
-        return self._russet.storage.queue.by_uuid(command_uuid)
+        return self.russet.storage.queue.by_uuid(command_uuid)
 
     def find_device(self, device: str) -> DeviceRef | None:
-        enrollments = self._russet.storage.enrollments
+        enrollments = self.russet.storage.enrollments
         rows = [enrollments.get(i) for i in enrollments.aliases(device.strip())]
         found = sorted(
             (r for r in rows if r is not None and r["channel"] == "device"),
