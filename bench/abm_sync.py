@@ -33,7 +33,6 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this tree's package and simulators, whatever is installed
 
-from russet.abm import admin  # noqa: E402
 from russet.apple.gateway import AppleGateway  # noqa: E402
 from russet.apple.ledger import Ledger  # noqa: E402
 from russet.config import Settings  # noqa: E402
@@ -87,8 +86,8 @@ def one_run(
     )
     russet = Russet.open(settings)
     name = "bench-" + secrets.token_hex(3)
-    cert = x509.load_pem_x509_certificate(admin.create(russet, name)["certificate_pem"].encode())
-    russet.run(admin.load_token(russet, name, make_server_token(cert, credentials), fetch_account=True))
+    cert = x509.load_pem_x509_certificate(russet.abm.create(name)["certificate_pem"].encode())
+    russet.run(russet.abm.load_token(name, make_server_token(cert, credentials), fetch_account=True))
     russet.ledger.flush()
     received, writes = Timer(), Timer()
     restore = [received.patch(AppleGateway, "received"), writes.patch(Ledger, "_write")]
@@ -99,7 +98,7 @@ def one_run(
                 setattr(Ledger, method, lambda *args: None)
     busy0, sim0, cpu0, db0 = machine_busy_cpu(), process_cpu(sim_pid), time.process_time(), postgres_cpu()
     start = time.perf_counter()
-    report = russet.run(admin.sync_now(russet, name, full=True))
+    report = russet.run(russet.abm.sync_now(name, full=True))
     synced = time.perf_counter() - start
     pending = russet.ledger.pending()
     start = time.perf_counter()

@@ -64,7 +64,7 @@ def create_app(russet: Russet) -> ASGIApp:
         *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
         *enrollment_routes(russet.enrollment.profile_server(settings.ade_ca_file), settings.max_body_bytes),
         *scep_routes(russet.authority, russet.storage.challenges),
-        *vpp_routes(russet),
+        *vpp_routes(russet.vpp),
     ]
     front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
     return access_logged(front, settings.access_log, settings.access_log_format)

@@ -21,7 +21,8 @@ from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
 from russet.abm import hooks as abm_hooks
-from russet.abm.store import AbmSerials
+from russet.abm.service import AbmService
+from russet.abm.store import AbmSerials, AbmStore
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
@@ -54,6 +55,9 @@ from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
+from russet.vpp.ports import DeviceRef
+from russet.vpp.service import VppService
+from russet.vpp.store import VppStore
 
 T = TypeVar("T")
 log = logging.getLogger("russet")
@@ -116,12 +120,15 @@ class Russet:
     ledger_admin: LedgerAdmin
     events: EventBus  # in-process events between features (DeviceFactsChanged -> groups)
     groups: GroupService
+    abm: AbmService  # Apple Business/School Manager
+    vpp: VppService  # Apps and Books
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
+    def open(cls, settings: Settings, *, migrate_db: bool = True, apple_backoff: float = 0.5) -> Russet:
         """Open storage and everything on it. `migrate_db`: set the database up first (under the
-        first-start lock); without it an un-migrated database raises NotMigrated."""
+        first-start lock); without it an un-migrated database raises NotMigrated. `apple_backoff`:
+        the gateway's first wait before retrying Apple (tests against simulators shorten it)."""
         engine = make_engine(settings.database_url)
         try:
             finished = finish_interrupted_rotation(settings, engine)
@@ -152,7 +159,7 @@ class Russet:
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
-        gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
+        gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
         pusher = Pusher(storage, gateway, settings.apns_url)
         signatures = SeenSignatures(engine)
         push = PushService(storage, pusher, push_topic, connections, known=storage.enrollments)
@@ -211,6 +218,27 @@ class Russet:
             events=events,
             groups=groups,
             migration=migration,
+            abm=AbmService(
+                AbmStore(engine, box),
+                gateway,
+                connections,
+                ledger,
+                abm_url=settings.abm_url,
+                public_url=settings.public_url,
+                sync_minutes=settings.abm_sync_minutes,
+            ),
+            vpp=VppService(
+                VppStore(engine, box),
+                gateway,
+                connections,
+                _DevicesForAppsAndBooks(devices),
+                devices,
+                engine=engine,
+                vpp_url=settings.vpp_url,
+                public_url=settings.public_url,
+                poll_seconds=settings.vpp_poll_seconds,
+                sync_minutes=settings.vpp_sync_minutes,
+            ),
         )
 
     def housekeeping(self) -> dict[str, int]:
@@ -237,10 +265,6 @@ class Russet:
         """Every periodic task of the server, gathered in this one place for the lifespan's runner
         (`russet.infra.tasks`) and for `russet tasks`. Each feature's service will declare its own
         (`tasks()`); until then they are today's functions."""
-        # Imported here, not at the top: these modules still import russet.runtime themselves.
-        from russet.abm import admin as abm_admin
-        from russet.vpp import admin as vpp_admin
-
         def housekeeping() -> dict[str, int]:
             removed = self.housekeeping()
             if any(removed.values()):
@@ -274,7 +298,7 @@ class Russet:
             PeriodicTask(
                 "abm.sync",
                 ABM_SYNC_CHECK_SECONDS,
-                partial(abm_admin.sync_scheduled, self),
+                self.abm.sync_scheduled,
                 once_across_nodes=True,
                 first_delay=ABM_SYNC_CHECK_SECONDS,
                 description="sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
@@ -282,7 +306,7 @@ class Russet:
             PeriodicTask(
                 "vpp.tick",
                 poll,
-                partial(vpp_admin.tick, self),
+                self.vpp.tick,
                 once_across_nodes=True,
                 first_delay=poll,
                 description="Apps and Books: poll unanswered events, revoke licences of departed "
@@ -322,3 +346,17 @@ class Russet:
         self.flush_last_seen()
         self.ledger.stop()
         self.storage.engine.dispose()
+
+
+class _DevicesForAppsAndBooks:
+    """Apps and Books' device lookup (`russet.vpp.ports.DeviceLookup`) over the MDM core's
+    DeviceService: the enrollment row it finds, in the shape an install keeps."""
+
+    def __init__(self, devices: DeviceService) -> None:
+        self._devices = devices
+
+    def find_device(self, device: str) -> DeviceRef | None:
+        row = self._devices.find_device(device)
+        if row is None:
+            return None
+        return DeviceRef(row["id"], row["serial_number"], bool(row["enabled"]))

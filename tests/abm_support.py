@@ -11,9 +11,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from sqlalchemy import func, select
 
-from russet.abm import admin
 from russet.abm.tables import abm_devices
-from russet.apple.gateway import AppleGateway
 from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.runtime import Russet
@@ -32,11 +30,8 @@ def simulated(tmp_path: Path, settings: Settings, devices: int = 0) -> Iterator[
         if devices:
             sim.add_devices(devices)
         configured = dataclasses.replace(settings, abm_url=sim.url, apple_ca_file=str(tls.ca_file))
-        russet = Russet.open(configured)
         # The gateway as Russet.open makes it, only with short backoff so retried 5xx are quick.
-        russet.gateway = AppleGateway(
-            russet.ledger, russet.connections, ca_file=str(tls.ca_file), backoff=0.01
-        )
+        russet = Russet.open(configured, apple_backoff=0.01)
         try:
             yield sim, russet
         finally:
@@ -49,9 +44,9 @@ def run(russet: Russet, work: Awaitable[T]) -> T:
 
 def connect(russet: Russet, sim: DepSimulator, name: str = "main") -> dict[str, Any]:
     """`russet abm create` then `russet abm token` with a token the simulator issued for the key."""
-    created = admin.create(russet, name)
+    created = russet.abm.create(name)
     cert = x509.load_pem_x509_certificate(created["certificate_pem"].encode())
-    return run(russet, admin.load_token(russet, name, sim.token_for(cert)))
+    return run(russet, russet.abm.load_token(name, sim.token_for(cert)))
 
 
 def device_count(russet: Russet, name: str = "main") -> int:

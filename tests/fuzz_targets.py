@@ -260,8 +260,8 @@ NOTIFICATION_SEEDS: list[dict[str, Any]] = [
 
 
 def notification_target(body: bytes) -> None:
-    """What notify.receive does with a body before touching storage: decode and check it."""
-    from russet.vpp.notify import parse_notification
+    """What a notification goes through before touching storage: decode and check it."""
+    from russet.vpp.records import parse_notification
 
     try:
         parse_notification(body)

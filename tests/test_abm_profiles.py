@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from russet.abm import admin
 from russet.abm.errors import AbmError
 from russet.abm.profiles import ade_url, validate_profile
 from russet.abm.token import make_key_pair
@@ -25,12 +24,12 @@ URL = "https://mdm.example.test/mdm/enroll"
 def dep(tmp_path: Path, settings: Settings) -> Iterator[tuple[DepSimulator, Russet]]:
     with simulated(tmp_path, settings, devices=2100) as (sim, russet):
         connect(russet, sim)
-        run(russet, admin.sync_now(russet, "main"))
+        run(russet, russet.abm.sync_now("main"))
         yield sim, russet
 
 
 def define(russet: Russet, spec: dict, default: bool = False) -> dict:  # type: ignore[type-arg]
-    return run(russet, admin.define_profile(russet, "main", spec, default=default))
+    return run(russet, russet.abm.define_profile("main", spec, default=default))
 
 
 def test_a_good_profile_gets_russets_ade_url_and_apples_field_names() -> None:
@@ -93,7 +92,7 @@ def test_every_problem_with_a_profile_is_reported_before_anything_is_sent(
         "url: devices only use https URLs",
     ):
         assert expected in message
-    assert sim.calls["POST /profile"] == 0 and admin.list_profiles(russet, "main")["profiles"] == []
+    assert sim.calls["POST /profile"] == 0 and russet.abm.list_profiles("main")["profiles"] == []
     with pytest.raises(AbmError, match="should be a JSON object|a profile is a JSON object"):
         define(russet, ["profile_name"])  # type: ignore[arg-type]
 
@@ -112,7 +111,7 @@ def test_define_sends_the_profile_and_records_its_fields(dep: tuple[DepSimulator
     )
     uuid = result["profile_uuid"]
     assert sim.profiles[uuid]["url"] == URL and sim.profiles[uuid]["department"] == "IT"
-    listed = admin.list_profiles(russet, "main")
+    listed = russet.abm.list_profiles("main")
     assert listed["default_profile_uuid"] == uuid and listed["profiles"][0]["default"] is True
     sent = {r["field"] for r in ledger_rows(russet, endpoint="POST /profile", direction="sent")}
     assert {"profile_name", "url", "org_magic", "is_supervised", "department", "session"} <= sent
@@ -126,7 +125,7 @@ def test_apples_refusal_of_a_profile_is_shown_and_nothing_kept(dep: tuple[DepSim
     sim.inject("POST /profile", 400, '"CONFIG_NAME_INVALID"')
     with pytest.raises(AbmError, match="POST /profile answered 400 CONFIG_NAME_INVALID"):
         define(russet, {"profile_name": "Staff"})
-    assert admin.list_profiles(russet, "main")["profiles"] == []
+    assert russet.abm.list_profiles("main")["profiles"] == []
 
 
 def test_assign_in_batches_of_1000_with_per_device_results(dep: tuple[DepSimulator, Russet]) -> None:
@@ -135,15 +134,15 @@ def test_assign_in_batches_of_1000_with_per_device_results(dep: tuple[DepSimulat
     serials = [f"SIM{i:08d}" for i in range(2100)] + ["UNKNOWN001", "unknown002"]
     sim.fail_serials.add("SIM00000010")
     sim.throttle_serials.add("SIM00000011")
-    result = run(russet, admin.assign_profile(russet, "main", uuid, serials))
+    result = run(russet, russet.abm.assign_profile("main", uuid, serials))
     assert sim.largest_batch == 1000 and len(bodies(sim, "POST /profile/devices")) == 3
     assert result["counts"] == {"SUCCESS": 2098, "FAILED": 1, "THROTTLED": 1, "NOT_ACCESSIBLE": 2}
     assert result["results"]["UNKNOWN002"] == "NOT_ACCESSIBLE"  # serials are upper-cased
     assert result["retry_after_seconds"] == 60
-    shown = admin.device(russet, "main", "SIM00000001")
+    shown = russet.abm.device("main", "SIM00000001")
     assert shown["profile_uuid"] == uuid and shown["profile_status"] == "assigned"
     assert shown["last_profile_result"]["status"] == "SUCCESS"
-    assert admin.device(russet, "main", "sim00000010")["last_profile_result"]["status"] == "FAILED"
+    assert russet.abm.device("main", "sim00000010")["last_profile_result"]["status"] == "FAILED"
     received = ledger_rows(russet, endpoint="POST /profile/devices", field="response_status")
     assert len(received) == 2100 + 2
     assert {r["field"] for r in ledger_rows(russet, endpoint="POST /profile/devices", direction="sent")} == {
@@ -156,11 +155,11 @@ def test_assign_in_batches_of_1000_with_per_device_results(dep: tuple[DepSimulat
 def test_remove_assignment_with_results(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     uuid = define(russet, {"profile_name": "Staff"})["profile_uuid"]
-    run(russet, admin.assign_profile(russet, "main", uuid, ["SIM00000001", "SIM00000002"]))
-    result = run(russet, admin.remove_profile(russet, "main", ["SIM00000001", "GONE0001"]))
+    run(russet, russet.abm.assign_profile("main", uuid, ["SIM00000001", "SIM00000002"]))
+    result = run(russet, russet.abm.remove_profile("main", ["SIM00000001", "GONE0001"]))
     assert result["results"] == {"SIM00000001": "SUCCESS", "GONE0001": "NOT_ACCESSIBLE"}
     assert bodies(sim, "DELETE /profile/devices") == [{"devices": ["SIM00000001", "GONE0001"]}]
-    device = admin.device(russet, "main", "SIM00000001")
+    device = russet.abm.device("main", "SIM00000001")
     assert device["profile_uuid"] is None and device["last_profile_result"]["action"] == "remove"
 
 
@@ -173,7 +172,7 @@ def test_bad_serial_lists_are_refused(
 ) -> None:
     _, russet = dep
     with pytest.raises(AbmError, match=message):
-        run(russet, admin.remove_profile(russet, "main", serials))
+        run(russet, russet.abm.remove_profile("main", serials))
 
 
 def test_default_profile_goes_to_newly_added_devices(dep: tuple[DepSimulator, Russet]) -> None:
@@ -184,23 +183,23 @@ def test_default_profile_goes_to_newly_added_devices(dep: tuple[DepSimulator, Ru
     sim.add_device("NEWSERIAL02")
     sim.add_device("NEWSERIAL03", profile_uuid="OTHER", profile_status="assigned")  # already has one
     sim.throttle_serials.add("NEWSERIAL02")
-    report = run(russet, admin.sync_now(russet, "main"))
+    report = run(russet, russet.abm.sync_now("main"))
     assert report["default_profile"] == {"SUCCESS": 1, "THROTTLED": 1}
     assert bodies(sim, "POST /profile/devices")[-1] == {
         "profile_uuid": uuid,
         "devices": ["NEWSERIAL01", "NEWSERIAL02"],
     }
-    assert admin.device(russet, "main", "SIM00000001")["profile_uuid"] == ""
+    assert russet.abm.device("main", "SIM00000001")["profile_uuid"] == ""
     # Apple stops throttling: the next sync retries the throttled device.
     sim.throttle_serials.clear()
-    report = run(russet, admin.sync_now(russet, "main"))
+    report = run(russet, russet.abm.sync_now("main"))
     assert report["default_profile"] == {"SUCCESS": 1}
-    assert admin.device(russet, "main", "NEWSERIAL02")["profile_uuid"] == uuid
-    assert run(russet, admin.sync_now(russet, "main"))["default_profile"] == {}
+    assert russet.abm.device("main", "NEWSERIAL02")["profile_uuid"] == uuid
+    assert run(russet, russet.abm.sync_now("main"))["default_profile"] == {}
 
 
 def test_default_profile_must_be_known(dep: tuple[DepSimulator, Russet]) -> None:
     _, russet = dep
     with pytest.raises(AbmError, match="no profile 'ABC'"):
-        admin.set_default_profile(russet, "main", "ABC")
-    assert admin.set_default_profile(russet, "main", None)["default_profile_uuid"] is None
+        russet.abm.set_default_profile("main", "ABC")
+    assert russet.abm.set_default_profile("main", None)["default_profile_uuid"] is None

@@ -12,7 +12,6 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 
-from russet.abm import admin
 from russet.abm.errors import AbmError, ProtocolError, Throttled
 from russet.abm.store import AbmStore
 from russet.abm.tables import abm_devices, abm_sync_state
@@ -33,7 +32,7 @@ def dep(tmp_path: Path, settings: Settings) -> Iterator[tuple[DepSimulator, Russ
 
 
 def sync(russet: Russet, full: bool = False) -> dict:  # type: ignore[type-arg]
-    return run(russet, admin.sync_now(russet, "main", full=full))
+    return run(russet, russet.abm.sync_now("main", full=full))
 
 
 def state(russet: Russet) -> dict:  # type: ignore[type-arg]
@@ -121,7 +120,7 @@ def test_a_session_apple_replaces_is_used_from_then_on(dep: tuple[DepSimulator, 
 
 def test_an_expired_token_is_refused_before_calling_apple(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
-    store = admin.open_store(russet)
+    store = russet.abm.store
     token = store.token("main")
     store.store_token(
         "main",
@@ -153,7 +152,7 @@ def test_incremental_sync_applies_added_modified_deleted(dep: tuple[DepSimulator
     assert stored(russet, "SIM00000001")["op_type"] == "modified"
     assert device_count(russet) == DEVICES
     with pytest.raises(AbmError, match="no device"):
-        admin.device(russet, "main", "SIM00000002")
+        russet.abm.device("main", "SIM00000002")
     [request] = bodies(sim, "POST /devices/sync")
     assert request["cursor"] and request["limit"] == 1000
 
@@ -177,7 +176,7 @@ def test_refused_cursor_starts_a_fresh_full_fetch_that_drops_stale_devices(
     assert report["restarted_because"] == code and report["mode"] == "full"
     assert device_count(russet) == DEVICES - 1
     with pytest.raises(AbmError, match="no device"):
-        admin.device(russet, "main", "SIM00000003")
+        russet.abm.device("main", "SIM00000003")
     assert state(russet)["generation"] == 2
 
 
@@ -274,7 +273,7 @@ def test_bad_answers_to_the_full_fetch_apply_nothing(
         sync(russet)
     assert device_count(russet) == 1000  # the first page only; nothing of the bad one
     first_cursor = state(russet)["cursor"]
-    assert message.split(" ")[0] in (admin.show(russet, "main")["sync"]["last_error"] or "")
+    assert message.split(" ")[0] in (russet.abm.show("main")["sync"]["last_error"] or "")
     report = sync(russet)  # Apple behaves again: resumes after the first page
     assert (
         report["mode"] == "full (resumed)"
@@ -366,7 +365,7 @@ def test_ledger_report_counts_for_a_full_listing(dep: tuple[DepSimulator, Russet
 def test_sync_holds_the_lease_and_purge_removes_everything(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sync(russet)
-    store = admin.open_store(russet)
+    store = russet.abm.store
     with russet.connections.lease("abm", "main", "sync"):
         with pytest.raises(AbmError, match="busy with sync"):
             sync(russet)
@@ -379,41 +378,41 @@ def test_sync_holds_the_lease_and_purge_removes_everything(dep: tuple[DepSimulat
     assert device_count(russet) == 0 and store.account("main") is None and store.names() == []
     with pytest.raises(AbmError):
         sync(russet)
-    admin.create(russet, "main")  # the name can be used again
+    russet.abm.create("main")  # the name can be used again
 
 
 def test_disconnect_without_purge_destroys_the_key_and_token(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sync(russet)
-    old_certificate = x509.load_pem_x509_certificate(admin.show(russet, "main")["certificate_pem"].encode())
+    old_certificate = x509.load_pem_x509_certificate(russet.abm.show("main")["certificate_pem"].encode())
     russet.connections.disconnect("abm", "main", purge=False)
     with pytest.raises(AbmError, match="no server token"):
         sync(russet)
     assert device_count(russet) == DEVICES  # data kept without purge
     with pytest.raises(AbmError, match="key of ABM connection 'main' was destroyed"):
-        run(russet, admin.load_token(russet, "main", sim.token_for(old_certificate)))
+        run(russet, russet.abm.load_token("main", sim.token_for(old_certificate)))
     connect(russet, sim, "main")  # a new key pair, a new token: connected again
     assert sync(russet)["mode"] == "incremental"
 
 
 def test_scheduled_sync_runs_when_due_and_only_then(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
-    first = run(russet, admin.sync_scheduled(russet))
+    first = run(russet, russet.abm.sync_scheduled())
     assert first["main"]["mode"] == "full"
-    assert run(russet, admin.sync_scheduled(russet)) == {}  # RUSSET_ABM_SYNC_MINUTES have not passed
+    assert run(russet, russet.abm.sync_scheduled()) == {}  # RUSSET_ABM_SYNC_MINUTES have not passed
     an_hour_earlier = state(russet)["last_attempt_at"] - timedelta(hours=1)
     with russet.storage.engine.begin() as conn:
         conn.execute(update(abm_sync_state).values(last_attempt_at=an_hour_earlier))
     sim.add_device("NEWSERIAL01")
-    assert run(russet, admin.sync_scheduled(russet))["main"]["added"] == 1
+    assert run(russet, russet.abm.sync_scheduled())["main"]["added"] == 1
 
 
 def test_a_token_for_another_abm_server_starts_a_fresh_listing(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sync(russet)
     sim.account = {**sim.account, "server_uuid": "ANOTHER-SERVER", "server_name": "Other"}
-    cert = x509.load_pem_x509_certificate(admin.show(russet, "main")["certificate_pem"].encode())
-    loaded = run(russet, admin.load_token(russet, "main", sim.token_for(cert)))
+    cert = x509.load_pem_x509_certificate(russet.abm.show("main")["certificate_pem"].encode())
+    loaded = run(russet, russet.abm.load_token("main", sim.token_for(cert)))
     assert "another MDM server ('Other')" in loaded["warning"]
     assert sync(russet)["mode"] == "full"
 
@@ -421,9 +420,9 @@ def test_a_token_for_another_abm_server_starts_a_fresh_listing(dep: tuple[DepSim
 def test_scheduled_sync_resumes_when_apples_wait_is_over(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sim.inject("POST /server/devices", 400, '"THROTTLED"', {"Retry-After": "3600"}, after=1)
-    assert run(russet, admin.sync_scheduled(russet))["main"].startswith("failed: Apple is throttling")
-    assert run(russet, admin.sync_scheduled(russet)) == {}  # Apple's hour has not passed
+    assert run(russet, russet.abm.sync_scheduled())["main"].startswith("failed: Apple is throttling")
+    assert run(russet, russet.abm.sync_scheduled()) == {}  # Apple's hour has not passed
     two_hours_earlier = state(russet)["retry_at"] - timedelta(hours=2)
     with russet.storage.engine.begin() as conn:
         conn.execute(update(abm_sync_state).values(retry_at=two_hours_earlier))
-    assert run(russet, admin.sync_scheduled(russet))["main"]["mode"] == "full (resumed)"
+    assert run(russet, russet.abm.sync_scheduled())["main"]["mode"] == "full (resumed)"

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import select
 
-from russet.abm import admin
 from russet.abm.errors import AbmError, TokenError
 from russet.abm.tables import abm_servers
 from russet.abm.token import decrypt_server_token, expiry_warning, make_key_pair
@@ -178,16 +177,16 @@ def test_token_is_stored_sealed_and_connects(tmp_path: Path, settings: Settings)
         assert b"PRIVATE KEY" not in row.sealed_key
         # A second `create` with the same name is refused; the key stays.
         with pytest.raises(AbmError, match="already exists"):
-            admin.create(russet, "main")
+            russet.abm.create("main")
 
 
 def test_token_for_unknown_connection_or_before_create(tmp_path: Path, settings: Settings) -> None:
     with simulated(tmp_path, settings) as (sim, russet):
         _, cert = make_key_pair("x")
         with pytest.raises(AbmError, match="no ABM connection named 'nope'"):
-            run(russet, admin.load_token(russet, "nope", sim.token_for(cert)))
+            run(russet, russet.abm.load_token("nope", sim.token_for(cert)))
         with pytest.raises(AbmError, match="letters, digits"):
-            admin.create(russet, "bad name/..")
+            russet.abm.create("bad name/..")
 
 
 def test_cli_create_and_token_show_expiry_and_warn(

@@ -1,6 +1,6 @@
 """The Apple-connection kit that ABM and Apps and Books configure (`russet.apple.connection`).
 
-Each feature's admin module must answer the gateway's refusals with its own error kinds and
+Each feature's service must answer the gateway's refusals with its own error kinds and
 messages, and refuse an expired token before Apple is asked (Apple would only answer 401).
 """
 
@@ -11,25 +11,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, create_engine, insert, select
 
-from russet.abm import admin as abm_admin
+from russet.abm import service as abm_service
 from russet.abm.errors import AbmConflict, AbmUpstreamFailed, TokenExpired
-from russet.apple import connection as kit
+from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRefused, Disconnected, destroy_sealed
 from russet.apple.gateway import AppleUnavailable
 from russet.kernel.errors import Conflict, UpstreamFailed
-from russet.vpp import admin as vpp_admin
+from russet.vpp import service as vpp_service
 from russet.vpp.errors import VppConflict, VppUpstreamFailed
 
 FEATURES = [
     pytest.param(
-        abm_admin.apple_errors,
+        abm_service.apple_errors,
         AbmConflict,
         AbmUpstreamFailed,
         "ABM connection 'north' is not connected; load its server token with `russet abm token`",
         id="abm",
     ),
     pytest.param(
-        vpp_admin.apple_errors,
+        vpp_service.apple_errors,
         VppConflict,
         VppUpstreamFailed,
         "Apps and Books location 'north' is not connected; load its token with `russet vpp add`",

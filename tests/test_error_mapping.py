@@ -261,12 +261,13 @@ def test_api_routers_import_shared_dependencies_not_each_other() -> None:
 
 # Features turned into services (issue #12): they receive what they need from the composition root
 # and never import it (nor, then, take the whole `Russet`, which they could not name).
-SERVICE_FEATURES = ("mdm", "apns", "enrollment", "scep", "apple", "commands", "storage", "kernel", "infra")
-# Modules of those features that still import the root, each until its own conversion lands. An
+SERVICE_FEATURES = (
+    "mdm", "apns", "enrollment", "scep", "apple", "commands", "storage", "kernel", "infra",
+    "abm", "vpp", "groups",
+)
+# Modules of those features that may still import the root, each with its reason (none today). An
 # entry that no longer imports it fails the test below, so it cannot outlive its reason.
-STILL_IMPORTING_RUNTIME = {
-    "apple/connection.py": "the ABM and Apps and Books admin kit (h/abmvpp converts it)",
-}
+STILL_IMPORTING_RUNTIME: dict[str, str] = {}
 
 
 def _imports_runtime(path: Path) -> bool:
@@ -294,3 +295,24 @@ def test_the_runtime_rule_sees_both_import_spellings(tmp_path: Path) -> None:
         path.write_text(source)
         assert _imports_runtime(path), source
     assert _imports_runtime(PACKAGE / "cli" / "common.py")
+
+
+def test_abm_and_apps_and_books_do_not_import_the_runtime() -> None:
+    """ABM, Apps and Books and their shared kit get what they need from the composition root
+    (`russet.runtime` builds `AbmService` and `VppService`); none of them imports it, or names
+    the whole `Russet`, even only for type checking."""
+    feature = [(rel, p) for rel, p in _modules() if rel.startswith(("abm/", "vpp/", "apple/connection/"))]
+    assert len(feature) > 20
+    offenders = [
+        (rel, module)
+        for rel, path in feature
+        for module, _, _ in _imports(path)
+        if module == "russet.runtime" or module.startswith("russet.runtime.")
+    ]
+    assert offenders == []
+    named = [
+        rel
+        for rel, path in feature
+        if "Russet" in {n.id for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Name)}
+    ]
+    assert named == []

@@ -134,7 +134,7 @@ def test_deeply_nested_vpp_answer_is_a_protocol_error() -> None:
 
 
 def test_deeply_nested_notification_is_a_protocol_error() -> None:
-    from russet.vpp.notify import parse_notification
+    from russet.vpp.records import parse_notification
 
     with pytest.raises(VppProtocolError, match="nested"):
         parse_notification(DEEP)

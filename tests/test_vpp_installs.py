@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from russet.app import create_app
 from russet.config import Settings
 from russet.runtime import Russet
-from russet.vpp import admin, installs
+from russet.vpp.errors import VppError
 from simulators.device import Enrollment, SimDevice
 from simulators.vpp import VppSimulator
 from tests.conftest import PUBLIC_URL, new_profile
@@ -45,11 +45,11 @@ def _next(
 
 
 def _install(russet: Russet, device: str, adam: str, **options: Any) -> dict[str, Any]:
-    return run(russet, admin.install_app(russet, device, adam, created_by="tests", **options))
+    return run(russet, russet.vpp.installs.install(device, adam, created_by="tests", **options))
 
 
 def _state(russet: Russet, install_id: int) -> dict[str, Any]:
-    return installs.show(russet, install_id)
+    return russet.vpp.installs.show(install_id)
 
 
 def test_install_licenses_then_installs_and_follows_the_app(setup: Setup) -> None:
@@ -75,26 +75,26 @@ def test_install_licenses_then_installs_and_follows_the_app(setup: Setup) -> Non
     )
     assert _next(device, client, ack) is None
 
-    listing = admin.list_installs(russet, device=device.udid)["installs"]
+    listing = russet.vpp.list_installs(device=device.udid)["installs"]
     assert listing[0]["status"] == "installing" and listing[0]["bundle_id"] == "com.apple.Pages"
     assert _next(device, client) is None  # the app is asked about one poll interval later
-    assert installs.advance(russet, force=True) == {"asked": 1}
+    assert russet.vpp.installs.advance(force=True) == {"asked": 1}
     ask = _next(device, client)
     assert ask is not None and ask["Command"]["RequestType"] == "ManagedApplicationList"
     busy = {"com.apple.Pages": {"Status": "Installing"}, "com.example.Other": {"Status": "Managed"}}
     _next(
         device, client, device.report_message("Acknowledged", ask["CommandUUID"], ManagedApplicationList=busy)
     )
-    assert installs.advance(russet) == {}  # asked less than the poll interval ago: waits
+    assert russet.vpp.installs.advance() == {}  # asked less than the poll interval ago: waits
     assert _state(russet, started["id"])["state"] == "Installing"
-    assert installs.advance(russet, force=True) == {"asked": 1}
+    assert russet.vpp.installs.advance(force=True) == {"asked": 1}
     ask = _next(device, client)
     assert ask is not None
     done = {"com.apple.Pages": {"Status": "Managed"}}
     _next(
         device, client, device.report_message("Acknowledged", ask["CommandUUID"], ManagedApplicationList=done)
     )
-    assert installs.advance(russet) == {"installed": 1}
+    assert russet.vpp.installs.advance() == {"installed": 1}
     final = _state(russet, started["id"])
     assert (final["status"], final["state"]) == ("installed", "Managed")
     # The managed app list is part of the device's inventory.
@@ -106,7 +106,7 @@ def test_install_with_a_licence_already_held_goes_straight_to_the_device(setup: 
     sim, russet, token, client = setup
     device = _device(russet, client, "C02INST002")
     sim.auto_process = True
-    run(russet, admin.assign(russet, "main", KEYNOTE, serials=[device.serial]))
+    run(russet, russet.vpp.assign("main", KEYNOTE, serials=[device.serial]))
     deliver(russet, sim)
     associated = sim.calls["POST assets/associate"]
     started = _install(russet, device.udid, KEYNOTE, management_flags=None)
@@ -123,7 +123,7 @@ def test_install_with_a_licence_already_held_goes_straight_to_the_device(setup: 
         ErrorChain=[{"ErrorCode": 1, "ErrorDomain": "MCMDMErrorDomain", "LocalizedDescription": "no"}],
     )
     _next(device, client, refused)
-    installs.advance(russet)
+    russet.vpp.installs.advance()
     failed = _state(russet, started["id"])
     assert failed["status"] == "failed" and "CouldNotVerifyAppID" in failed["reason"]
 
@@ -144,28 +144,28 @@ def test_install_refuses_what_cannot_work(setup: Setup) -> None:
     sim, russet, token, client = setup
     device = _device(russet, client, "C02INST004")
     with pytest.raises(
-        admin.VppError, match="no connected Apps and Books location has licences for adamId 42"
+        VppError, match="no connected Apps and Books location has licences for adamId 42"
     ):
         _install(russet, device.udid, "42")
-    with pytest.raises(admin.VppError, match="is a book"):
+    with pytest.raises(VppError, match="is a book"):
         _install(russet, device.udid, BOOK)
-    with pytest.raises(admin.VppError, match="no device with id or serial number 'NOPE'"):
+    with pytest.raises(VppError, match="no device with id or serial number 'NOPE'"):
         _install(russet, "NOPE", PAGES)
-    with pytest.raises(admin.VppError, match="not an App Store id"):
+    with pytest.raises(VppError, match="not an App Store id"):
         _install(russet, device.udid, "abc", location="main")
     device.check_in(
         client, {"MessageType": "CheckOut", "Topic": device.enrollment.topic, "UDID": device.udid}
     )
-    with pytest.raises(admin.VppError, match="is not enrolled"):
+    with pytest.raises(VppError, match="is not enrolled"):
         _install(russet, device.udid, PAGES)
     # Not enough licences: nothing is stored, nothing queued.
     other = [_device(russet, client, f"C02FULL00{i}") for i in range(3)]
     sim.auto_process = True
     _install(russet, other[0].udid, KEYNOTE)
     _install(russet, other[1].udid, KEYNOTE)
-    with pytest.raises(admin.VppError, match="not enough licences"):
+    with pytest.raises(VppError, match="not enough licences"):
         _install(russet, other[2].udid, KEYNOTE)
-    assert [i["enrollment_id"] for i in installs.listing(russet) if i["adam_id"] == KEYNOTE] == [
+    assert [i["enrollment_id"] for i in russet.vpp.installs.listing() if i["adam_id"] == KEYNOTE] == [
         other[1].udid,
         other[0].udid,
     ]

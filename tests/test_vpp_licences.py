@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from russet.app import create_app
 from russet.config import Settings
 from russet.runtime import Russet
-from russet.vpp import admin
+from russet.vpp.errors import VppError
 from russet.vpp.tables import vpp_assets
 from russet.web.errors import status_for
 from simulators.device import Enrollment, SimDevice
@@ -33,11 +33,11 @@ from tests.vpp_support import (
 
 
 def _assign(russet: Russet, adam: str, serials: list[str] = (), users: list[str] = ()) -> dict:  # type: ignore[assignment]
-    return run(russet, admin.assign(russet, "main", adam, serials=serials, users=users))
+    return run(russet, russet.vpp.assign("main", adam, serials=serials, users=users))
 
 
 def _events(russet: Russet) -> list[dict]:
-    return admin.list_events(russet, "main")["events"]
+    return russet.vpp.list_events("main")["events"]
 
 
 def _statuses(russet: Russet) -> dict[str, str]:
@@ -83,13 +83,13 @@ def test_assignment_completed_by_status_polling(tmp_path: Path, settings: Settin
         add(russet, token)
         sim.notify = False
         _assign(russet, KEYNOTE, ["C02POLL001"])
-        first = run(russet, admin.poll_now(russet, "main"))
+        first = run(russet, russet.vpp.poll_now("main"))
         assert first["events"][0]["status"] == "PENDING" and _statuses(russet) == {
             "C02POLL001": "associating"
         }
         assert _events(russet)[0]["last_polled_at"] is not None
         sim.process()
-        second = run(russet, admin.poll_now(russet, "main"))
+        second = run(russet, russet.vpp.poll_now("main"))
         assert second["events"][0]["status"] == "COMPLETE"
         event = _events(russet)[0]
         assert (event["completed_by"], event["num_requested"], event["num_completed"]) == ("status", 1, 1)
@@ -97,13 +97,13 @@ def test_assignment_completed_by_status_polling(tmp_path: Path, settings: Settin
         assert ledger_count(russet, service="vpp", field="event status", direction="received") == 2
         # Nothing pending: nothing asked.
         asked = sim.calls["GET status"]
-        run(russet, admin.poll_now(russet, "main"))
+        run(russet, russet.vpp.poll_now("main"))
         assert sim.calls["GET status"] == asked
 
         # An event Apple no longer knows ends as failed, and what it reserved is not kept assigned.
         _assign(russet, KEYNOTE, ["C02LOST001"])
         sim.location(token).events.clear()
-        run(russet, admin.poll_now(russet, "main"))
+        run(russet, russet.vpp.poll_now("main"))
         lost = next(lic for lic in licences(russet) if lic["subject"] == "C02LOST001")
         assert lost["status"] == "failed" and lost["error_number"] == 9708
         assert _events(russet)[0]["status"] == "FAILED"
@@ -121,7 +121,7 @@ def test_partial_failures_are_recorded_per_item(tmp_path: Path, settings: Settin
         if answered_by == "notification":
             assert len(deliver(russet, sim)) == 2  # one SUCCESS, one FAILURE notification
         else:
-            run(russet, admin.poll_now(russet, "main"))
+            run(russet, russet.vpp.poll_now("main"))
         states = {lic["subject"]: lic for lic in licences(russet)}
         assert states["C02OK00001"]["status"] == states["C02OK00002"]["status"] == "assigned"
         bad = states["C02BAD0001"]
@@ -141,13 +141,13 @@ def test_more_assignments_than_licences_are_refused_whole(tmp_path: Path, settin
     with simulated(tmp_path, settings) as (sim, russet, token):
         add(russet, token)
         with pytest.raises(
-            admin.VppError, match="3 needed, 2 available of 2; nothing was assigned"
+            VppError, match="3 needed, 2 available of 2; nothing was assigned"
         ) as refused:
             _assign(russet, KEYNOTE, ["C02N000001", "C02N000002", "C02N000003"])
         assert status_for(refused.value) == 409
         assert sim.calls["POST assets/associate"] == 0 and licences(russet) == []
         _assign(russet, KEYNOTE, ["C02N000001", "C02N000002"])
-        with pytest.raises(admin.VppError, match="0 available \\(2 more already being assigned\\)"):
+        with pytest.raises(VppError, match="0 available \\(2 more already being assigned\\)"):
             _assign(russet, KEYNOTE, ["C02N000003"])
         assert sim.calls["POST assets/associate"] == 1
 
@@ -165,7 +165,7 @@ def test_apple_running_out_of_licences_never_makes_counts_negative(
         states = _statuses(russet)
         assert sorted(states.values()) == ["assigned", "failed", "failed"]
         assert {lic["error_number"] for lic in licences(russet) if lic["status"] == "failed"} == {9709}
-        run(russet, admin.sync_now(russet, "main"))
+        run(russet, russet.vpp.sync_now("main"))
         counts = asset(russet, PAGES)
         assert (counts["assigned_count"], counts["available_count"]) == (5, 0)
         # A refund larger than what is left: counts stop at zero.
@@ -184,18 +184,18 @@ def test_apple_running_out_of_licences_never_makes_counts_negative(
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path, settings: Settings) -> None:
     with simulated(tmp_path, settings) as (sim, russet, token):
         add(russet, token)
-        with pytest.raises(admin.VppError, match="no licences for adamId 999999") as unknown:
+        with pytest.raises(VppError, match="no licences for adamId 999999") as unknown:
             _assign(russet, "999999", ["C02X000001"])
         assert status_for(unknown.value) == 404
-        with pytest.raises(admin.VppError, match="not an App Store id"):
+        with pytest.raises(VppError, match="not an App Store id"):
             _assign(russet, "pages", ["C02X000001"])
-        with pytest.raises(admin.VppError, match="cannot be assigned to devices"):
+        with pytest.raises(VppError, match="cannot be assigned to devices"):
             _assign(russet, BOOK, ["C02X000001"])
-        with pytest.raises(admin.VppError, match="not serial numbers"):
+        with pytest.raises(VppError, match="not serial numbers"):
             _assign(russet, PAGES, ["C02 X; DROP"])
-        with pytest.raises(admin.VppError, match="no user 'nobody'"):
+        with pytest.raises(VppError, match="no user 'nobody'"):
             _assign(russet, PAGES, users=["nobody"])
-        with pytest.raises(admin.VppError, match="name serial numbers"):
+        with pytest.raises(VppError, match="name serial numbers"):
             _assign(russet, PAGES)
         assert sim.calls["POST assets/associate"] == 0 and licences(russet) == []
 
@@ -204,12 +204,12 @@ def test_a_request_apple_refuses_leaves_nothing_reserved(tmp_path: Path, setting
     with simulated(tmp_path, settings) as (sim, russet, token):
         add(russet, token)
         del sim.location(token).assets[(PAGES, "STDQ")]  # gone at Apple since the last sync
-        with pytest.raises(admin.VppError, match="POST assets/associate answered 400 9602"):
+        with pytest.raises(VppError, match="POST assets/associate answered 400 9602"):
             _assign(russet, PAGES, ["C02G000001", "C02G000002"])
         assert licences(russet) == [] and _events(russet) == []
         assert asset(russet, PAGES)["reserved"] == 0
         sim.inject("POST assets/associate", 500, b"<html>oops</html>", times=4)
-        with pytest.raises(admin.VppError, match="answered 500"):
+        with pytest.raises(VppError, match="answered 500"):
             _assign(russet, KEYNOTE, ["C02G000001"])
         assert licences(russet) == []
 
@@ -220,7 +220,7 @@ def test_taking_licences_back(tmp_path: Path, settings: Settings) -> None:
         sim.auto_process = True
         _assign(russet, PAGES, ["C02B000001", "C02B000002"])
         deliver(russet, sim)
-        out = run(russet, admin.unassign(russet, "main", PAGES, serials=["C02B000001", "C02NOTHERE"]))
+        out = run(russet, russet.vpp.unassign("main", PAGES, serials=["C02B000001", "C02NOTHERE"]))
         assert out["not_assigned"] == ["device:C02NOTHERE"] and out["requested"] == 1
         assert _statuses(russet)["C02B000001"] == "disassociating"
         deliver(russet, sim)
@@ -228,8 +228,8 @@ def test_taking_licences_back(tmp_path: Path, settings: Settings) -> None:
         counts = asset(russet, PAGES)
         assert (counts["assigned_count"], counts["available_count"]) == (1, 4)
         assert sim.location(token).assets[(PAGES, "STDQ")].assigned == 1
-        with pytest.raises(admin.VppError, match="not revocable"):
-            run(russet, admin.unassign(russet, "main", BOOK, users=["x"]))
+        with pytest.raises(VppError, match="not revocable"):
+            run(russet, russet.vpp.unassign("main", BOOK, users=["x"]))
 
 
 def test_apple_accepting_a_write_after_a_take_over_keeps_its_event(
@@ -240,8 +240,8 @@ def test_apple_accepting_a_write_after_a_take_over_keeps_its_event(
         sim.location(token).mdm_info = {"id": "x", "name": "Other MDM", "metadata": "m"}
         out = _assign(russet, PAGES, ["C02T000001"])
         assert len(out["events"]) == 1 and _statuses(russet) == {"C02T000001": "associating"}
-        assert admin.show(russet, "main")["taken_over_by"]["name"] == "Other MDM"
-        with pytest.raises(admin.VppError, match="managed by another MDM"):
+        assert russet.vpp.show("main")["taken_over_by"]["name"] == "Other MDM"
+        with pytest.raises(VppError, match="managed by another MDM"):
             _assign(russet, PAGES, ["C02T000002"])
 
 
@@ -269,7 +269,7 @@ def test_licences_are_revoked_when_a_device_unenrolls_or_is_erased(
         assert set(_statuses(russet).values()) == {"assigned"} and asset(russet, PAGES)["assigned_count"] == 3
 
         # Nothing has left yet: the periodic work revokes nothing.
-        assert "revoked" not in run(russet, admin.tick(russet))["main"]
+        assert "revoked" not in run(russet, russet.vpp.tick())["main"]
 
         checkout = {"MessageType": "CheckOut", "Topic": leaving.enrollment.topic, "UDID": leaving.udid}
         assert leaving.check_in(client, checkout).status_code == 200
@@ -278,7 +278,7 @@ def test_licences_are_revoked_when_a_device_unenrolls_or_is_erased(
         assert command is not None and command["Command"]["RequestType"] == "EraseDevice"
         erased.connect(client, erased.report_message("Acknowledged", sent["commands"][0]["command_uuid"]))
 
-        done = run(russet, admin.tick(russet))["main"]
+        done = run(russet, russet.vpp.tick())["main"]
         reasons = {e["reason"]: e["serials"] for e in done["revoked"]}
         assert reasons == {
             "the device unenrolled (CheckOut)": [leaving.serial],
@@ -291,4 +291,4 @@ def test_licences_are_revoked_when_a_device_unenrolls_or_is_erased(
         assert asset(russet, PAGES)["assigned_count"] == 1 and asset(russet, KEYNOTE)["assigned_count"] == 0
         assert {e["event_type"] for e in _events(russet) if e["status"] == "COMPLETE"} >= {"REVOKE"}
         # Once revoked, the periodic work leaves them alone.
-        assert "revoked" not in run(russet, admin.tick(russet))["main"]
+        assert "revoked" not in run(russet, russet.vpp.tick())["main"]

@@ -16,8 +16,8 @@ from russet.apple.tables import apple_connections
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.storage.db import reading
-from russet.vpp import admin, notify
-from russet.vpp.errors import TakenOver, TakeoverNeeded, TokenRejected
+from russet.vpp import notify
+from russet.vpp.errors import TakenOver, TakeoverNeeded, TokenRejected, VppError
 from russet.vpp.tables import vpp_locations, vpp_notifications
 from russet.web.errors import status_for
 from tests.conftest import PUBLIC_URL
@@ -38,7 +38,7 @@ def test_add_registers_russet_as_the_mdm_with_notifications(tmp_path: Path, sett
         assert out["org_name"] == "Example School" and out["location_name"] == "Main Campus"
         assert out["sync"]["assets"] == 3 and out["warning"] is None
         location = sim.location(token)
-        mdm_id = admin.show(russet, "main")["mdm_id"]
+        mdm_id = russet.vpp.show("main")["mdm_id"]
         assert location.mdm_info == {
             "id": mdm_id,
             "name": "Russet",
@@ -53,7 +53,7 @@ def test_add_registers_russet_as_the_mdm_with_notifications(tmp_path: Path, sett
         # Apple posts a TEST_NOTIFICATION at once; Russet accepts it with the secret it registered.
         assert [json.loads(n.body)["notificationType"] for n in sim.outbox] == ["TEST_NOTIFICATION"]
         assert [status for status, _ in deliver(russet, sim)] == [200]
-        shown = admin.show(russet, "main")
+        shown = russet.vpp.show("main")
         assert shown["notifications"] is True and shown["limits"]["maxSerialNumbers"] == 1000
         # The secret is kept only as a hash.
         with reading(russet.storage.engine) as conn:
@@ -64,7 +64,7 @@ def test_add_registers_russet_as_the_mdm_with_notifications(tmp_path: Path, sett
         renewed = sim.add_location()
         sim.location(renewed).mdm_info = location.mdm_info
         add(russet, renewed)
-        assert admin.show(russet, "main")["mdm_id"] == mdm_id
+        assert russet.vpp.show("main")["mdm_id"] == mdm_id
 
 
 def test_another_mdm_needs_confirmation_and_nothing_is_kept_without_it(
@@ -88,14 +88,14 @@ def test_another_mdm_needs_confirmation_and_nothing_is_kept_without_it(
         # The other MDM takes it back: Russet notices in the next answer and stops using the location.
         sim.location(token).mdm_info = dict(OTHER)
         with pytest.raises(TakenOver, match="now managed by another MDM"):
-            run(russet, admin.sync_now(russet, "main"))
-        assert admin.show(russet, "main")["taken_over_by"]["name"] == "Other MDM"
+            run(russet, russet.vpp.sync_now("main"))
+        assert russet.vpp.show("main")["taken_over_by"]["name"] == "Other MDM"
         sent = sum(sim.calls.values())
-        with pytest.raises(admin.VppError, match="managed by another MDM .*--take-over"):
-            run(russet, admin.assign(russet, "main", PAGES, serials=["C02TAKEN01"]))
-        assert sum(sim.calls.values()) == sent and admin.list_licences(russet, "main")["licences"] == []
+        with pytest.raises(VppError, match="managed by another MDM .*--take-over"):
+            run(russet, russet.vpp.assign("main", PAGES, serials=["C02TAKEN01"]))
+        assert sum(sim.calls.values()) == sent and russet.vpp.list_licences("main")["licences"] == []
         add(russet, token, take_over=True)  # the admin takes it back
-        assert admin.show(russet, "main")["taken_over_by"] is None
+        assert russet.vpp.show("main")["taken_over_by"] is None
 
 
 def test_cli_asks_before_taking_over(
@@ -139,9 +139,9 @@ def test_without_https_events_are_polled_not_notified(tmp_path: Path, settings: 
 def test_unreachable_notification_url_leaves_nothing(tmp_path: Path, settings: Settings) -> None:
     with simulated(tmp_path, settings) as (sim, russet, token):
         sim.reachable = False
-        with pytest.raises(admin.VppError, match="9728"):
+        with pytest.raises(VppError, match="9728"):
             add(russet, token)
-        assert admin.list_locations(russet) == []
+        assert russet.vpp.list_locations() == []
 
 
 def test_apple_refusing_the_token_is_a_clear_error(tmp_path: Path, settings: Settings) -> None:
@@ -149,7 +149,7 @@ def test_apple_refusing_the_token_is_a_clear_error(tmp_path: Path, settings: Set
         sim.location(token).revoked = True
         with pytest.raises(TokenRejected, match="9625.*revoked.*russet vpp add main"):
             add(russet, token)
-        assert admin.list_locations(russet) == []
+        assert russet.vpp.list_locations() == []
 
 
 def test_notify_route_checks_the_secret_and_applies_once(tmp_path: Path, settings: Settings) -> None:
@@ -172,7 +172,7 @@ def test_notify_route_checks_the_secret_and_applies_once(tmp_path: Path, setting
             assert post(f"Bearer {secret}", body=b"{not json").status_code == 400
         with reading(russet.storage.engine) as conn:
             assert len(conn.execute(select(vpp_notifications)).all()) == 1
-        assert notify.receive(russet, "main", "", note.body)[0] == 403
+        assert notify.receive(russet.vpp, "main", "", note.body)[0] == 403
 
 
 def test_a_notification_for_an_event_not_yet_stored_is_asked_again(
@@ -181,18 +181,18 @@ def test_a_notification_for_an_event_not_yet_stored_is_asked_again(
     with simulated(tmp_path, settings) as (sim, russet, token):
         add(russet, token)
         deliver(russet, sim)
-        run(russet, admin.assign(russet, "main", PAGES, serials=["C02EARLY01"]))
+        run(russet, russet.vpp.assign("main", PAGES, serials=["C02EARLY01"]))
         sim.process()
         [note] = sim.outbox
         early = json.loads(note.body)
         early["notification"]["eventId"] = "not-stored-yet"
-        status, answer = notify.receive(russet, "main", note.auth_token, json.dumps(early).encode())
+        status, answer = notify.receive(russet.vpp, "main", note.auth_token, json.dumps(early).encode())
         assert status == 503 and "not known yet" in answer["detail"]
         with reading(russet.storage.engine) as conn:  # nothing kept: the next delivery is applied
             kinds = [r.notification_type for r in conn.execute(select(vpp_notifications))]
         assert kinds == ["TEST_NOTIFICATION"]
         assert [status for status, _ in deliver(russet, sim)] == [200]
-        assert admin.list_licences(russet, "main")["licences"][0]["status"] == "assigned"
+        assert russet.vpp.list_licences("main")["licences"][0]["status"] == "assigned"
 
 
 def test_disconnect_stops_traffic_and_the_token_can_be_loaded_again(
@@ -204,11 +204,11 @@ def test_disconnect_stops_traffic_and_the_token_can_be_loaded_again(
         note = sim.outbox[0]
         receipt = russet.ledger_admin.disconnect("vpp", "main", purge=False)
         assert receipt["credentials_destroyed"] == {"vpp_content_token": 1, "vpp_notification_secret": 1}
-        assert notify.receive(russet, "main", note.auth_token, note.body)[0] == 403
+        assert notify.receive(russet.vpp, "main", note.auth_token, note.body)[0] == 403
         sent = sum(sim.calls.values())
-        with pytest.raises(admin.VppError, match="no content token"):
-            run(russet, admin.sync_now(russet, "main"))
+        with pytest.raises(VppError, match="no content token"):
+            run(russet, russet.vpp.sync_now("main"))
         assert sum(sim.calls.values()) == sent
-        assert len(admin.assets(russet, "main")["assets"]) == 3  # kept: no purge
+        assert len(russet.vpp.assets("main")["assets"]) == 3  # kept: no purge
         add(russet, token)  # connected again, same id at Apple
-        assert admin.list_locations(russet)[0]["status"] == "active"
+        assert russet.vpp.list_locations()[0]["status"] == "active"

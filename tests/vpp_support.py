@@ -11,12 +11,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
-from russet.apple.gateway import AppleGateway
 from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.runtime import Russet
 from russet.storage.db import reading
-from russet.vpp import admin, notify
+from russet.vpp import notify
 from simulators.tls import make_server_tls
 from simulators.vpp import Asset, VppSimulator
 
@@ -44,11 +43,8 @@ def simulated(
         sim.limits["maxRequestPerSecond"] = 1000  # the rate limit has its own test
         token = sim.add_location(assets=default_assets() if assets is None else assets)
         configured = dataclasses.replace(settings, vpp_url=sim.url, apple_ca_file=str(tls.ca_file))
-        russet = Russet.open(configured)
         # The gateway as Russet.open makes it, only with short backoff so retried 429/5xx are quick.
-        russet.gateway = AppleGateway(
-            russet.ledger, russet.connections, ca_file=str(tls.ca_file), backoff=0.01
-        )
+        russet = Russet.open(configured, apple_backoff=0.01)
         try:
             yield sim, russet, token
         finally:
@@ -60,7 +56,7 @@ def run(russet: Russet, work: Awaitable[T]) -> T:
 
 
 def add(russet: Russet, token: str, name: str = "main", **options: Any) -> dict[str, Any]:
-    return run(russet, admin.add(russet, name, token.encode(), **options))
+    return run(russet, russet.vpp.add(name, token.encode(), **options))
 
 
 def deliver(russet: Russet, sim: VppSimulator) -> list[tuple[int, dict[str, Any]]]:
@@ -69,16 +65,16 @@ def deliver(russet: Russet, sim: VppSimulator) -> list[tuple[int, dict[str, Any]
     out = []
     for note in posted:
         name = urlsplit(note.url).path.rsplit("/", 1)[-1]
-        out.append(notify.receive(russet, name, note.auth_token, note.body))
+        out.append(notify.receive(russet.vpp, name, note.auth_token, note.body))
     return out
 
 
 def asset(russet: Russet, adam_id: str, name: str = "main") -> dict[str, Any]:
-    return next(a for a in admin.assets(russet, name)["assets"] if a["adam_id"] == adam_id)
+    return next(a for a in russet.vpp.assets(name)["assets"] if a["adam_id"] == adam_id)
 
 
 def licences(russet: Russet, name: str = "main", **where: Any) -> list[dict[str, Any]]:
-    return admin.list_licences(russet, name, **where)["licences"]
+    return russet.vpp.list_licences(name, **where)["licences"]
 
 
 def calls(sim: VppSimulator, endpoint: str) -> int:

@@ -19,13 +19,12 @@ import json
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oauthlib import oauth1
 
-from russet.abm.errors import AppleError, AppleFailed, AppleRejected, CursorError, ProtocolError, Throttled
+from russet.abm.errors import AppleError, AppleFailed, CursorError, ProtocolError, Throttled
 from russet.abm.records import (
     DevicePage,
     DeviceResults,
@@ -36,7 +35,8 @@ from russet.abm.records import (
 )
 from russet.abm.token import ServerToken
 from russet.apple import bounded_json
-from russet.apple.gateway import RETRY_STATUSES, AppleGateway, Call, Datum
+from russet.apple.connection.client import AppleClient, Reply, decode_json, rejected_or_failed
+from russet.apple.gateway import RETRY_STATUSES, AppleGateway, Datum
 
 PROTOCOL_VERSION = "10"  # §e.9: per-device THROTTLED (≥9) and retry_after_seconds (≥10) are handled
 JSON_TYPE = "application/json;charset=UTF8"
@@ -52,14 +52,11 @@ def forget_session(gateway: AppleGateway, name: str) -> None:
     _sessions.get(gateway, {}).pop(name, None)
 
 
-@dataclass
-class Reply:
-    call: Call
-    response: Any  # the gateway's httpx.Response (russet.abm does not import httpx: see test_gateway)
-    body: Any = None
+class AbmClient(AppleClient):
+    service = "abm"
+    label = "ABM"
+    json_type = JSON_TYPE
 
-
-class AbmClient:
     def __init__(
         self,
         gateway: AppleGateway,
@@ -71,13 +68,10 @@ class AbmClient:
         backoff: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._gateway = gateway
-        self.name = name
+        super().__init__(gateway, name, base_url, sleep=sleep)
         self._token = token
-        self._base = base_url.rstrip("/")
         self._throttle_wait = throttle_wait  # longest wait done inside a call; beyond it, Throttled
         self._backoff = backoff  # first wait when Apple throttles without saying how long
-        self._sleep = sleep
 
     # -- session --------------------------------------------------------------------------------
 
@@ -95,9 +89,7 @@ class AbmClient:
 
     async def open_session(self) -> str:
         t = self._token
-        call = Call(
-            "abm",
-            self.name,
+        call = self._call(
             "GET /session",
             "open a session with the server token",
             [Datum("server token", t.consumer_key), Datum("server token", t.access_token)],
@@ -113,21 +105,21 @@ class AbmClient:
                 realm="ADM",
             )
             _, signed, _ = signer.sign(url, http_method="GET")
-            headers = {**signed, "X-Server-Protocol-Version": PROTOCOL_VERSION, "Accept": JSON_TYPE}
-            response = await self._gateway.request(call, "GET", url, headers=headers, retry=False)
+            headers = {**signed, "X-Server-Protocol-Version": PROTOCOL_VERSION}
+            response = await self._send(call, "GET", url, headers=headers, retry=False)
             if response.status_code in RETRY_STATUSES and attempt < SESSION_ATTEMPTS:
                 await self._sleep(self._wait(response, attempt))
                 continue
             break
         if response.status_code != 200:
-            raise _session_error(self.name, response.status_code, response.text)
+            raise self._session_error(response.status_code, response.text)
         try:
             session = bounded_json.loads(response.content)["auth_session_token"]
         except (ValueError, KeyError, TypeError):
             raise ProtocolError("Apple's answer to GET /session has no auth_session_token") from None
         if not isinstance(session, str) or not session:
             raise ProtocolError("Apple's answer to GET /session has no auth_session_token")
-        self._record(call, response, [Datum("session", session)])
+        self.record(Reply(call, response), [Datum("session", session)])
         self._session = session
         return session
 
@@ -145,26 +137,17 @@ class AbmClient:
     ) -> Reply:
         """Send one request with the session; renew it once if Apple ended it; wait out throttling."""
         endpoint = f"{method} {path.split('?')[0]}"
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         renewed = False
         throttled = 0
         while True:
             session = self._session or await self.open_session()
-            call = Call("abm", self.name, endpoint, purpose, [Datum("session", session), *sent])
-            headers = {
-                "X-ADM-Auth-Session": session,
-                "X-Server-Protocol-Version": PROTOCOL_VERSION,
-                "Accept": JSON_TYPE,
-            }
-            if content is not None:
-                headers["Content-Type"] = JSON_TYPE
-            response = await self._gateway.request(
-                call, method, f"{self._base}{path}", content=content, headers=headers
-            )
+            call = self._call(endpoint, purpose, [Datum("session", session), *sent])
+            headers = {"X-ADM-Auth-Session": session, "X-Server-Protocol-Version": PROTOCOL_VERSION}
+            response = await self._send(call, method, f"{self._base}{path}", body=body, headers=headers)
             fresh = response.headers.get("x-adm-auth-session")
             if fresh and fresh != session:  # Apple may hand out a new session on any answer
                 self._session = fresh
-                self._record(call, response, [Datum("session", fresh)])
+                self.record(Reply(call, response), [Datum("session", fresh)])
             status = response.status_code
             code = error_code(response.text) if status >= 400 else None
             if (status == 401 or (status == 403 and code == "FORBIDDEN")) and not renewed:
@@ -184,11 +167,8 @@ class AbmClient:
                     retry_at=datetime.now(UTC) + timedelta(seconds=wait),
                 )
             if status >= 400:
-                raise _api_error(self.name, endpoint, status, code, renewed)
-            reply = Reply(call, response)
-            if decode:
-                reply.body = _json(response.content, endpoint)
-            return reply
+                raise self._error(endpoint, status, code, renewed)
+            return Reply(call, response, decode_json(response.content, endpoint) if decode else None)
 
     def _wait(self, response: Any, attempt: int) -> float:
         told = response.headers.get("retry-after", "").strip()
@@ -197,16 +177,42 @@ class AbmClient:
         base = self._backoff * 2 ** (attempt - 1)
         return base + random.uniform(0, base / 2)
 
-    def _record(self, call: Call, response: Any, data: Sequence[Datum]) -> None:
-        # The gateway already recorded what was sent with each attempt; here only what came back.
-        self._gateway.received(replace(call, sent=()), response, data)
+    def _session_error(self, status: int, text: str) -> AppleError:
+        code = error_code(text)
+        if status == 401:
+            why = (
+                "Apple refused the server token (expired, revoked or replaced in ABM/ASM); download a new "
+                f"token and load it with `russet abm token {self.name} FILE.p7m`"
+            )
+        elif status == 403 and code == "T_C_NOT_SIGNED":
+            why = "the organisation must accept Apple's new terms and conditions in ABM/ASM first"
+        elif status == 403:
+            why = "the server token lacks permission for this"
+        else:
+            why = "Apple could not open a session"
+        message = f"{self._answered('GET /session', status, code or None)}: {why}"
+        return AppleFailed(message, http_status=status, code=code)
+
+    def _error(self, endpoint: str, status: int, code: str | None, renewed: bool) -> AppleError:
+        message = self._answered(endpoint, status, code or None)
+        if code in CURSOR_CODES:
+            return CursorError(message, http_status=status, code=code)
+        if status == 401 or (status == 403 and code == "FORBIDDEN"):
+            message += " even with a new session" if renewed else ""
+        elif code == "T_C_NOT_SIGNED":
+            message += ": the organisation must accept Apple's new terms and conditions in ABM/ASM"
+        elif code == "ACCESS_DENIED":
+            message += ": the server token lacks permission for this"
+        elif status == 404:
+            message += ": not found"
+        return rejected_or_failed(status)(message, http_status=status, code=code)
 
     # -- endpoints ------------------------------------------------------------------------------
 
     async def account(self) -> dict[str, Any]:
         reply = await self.call("GET", "/account", "identify the MDM server and its organisation")
         account, data = parse_account(reply.body)
-        self._record(reply.call, reply.response, data)
+        self.record(reply, data)
         return account
 
     async def fetch_devices(self, cursor: str | None, limit: int, *, sync: bool) -> Reply:
@@ -227,7 +233,7 @@ class AbmClient:
 
     def device_page(self, reply: Reply, *, sync: bool) -> DevicePage:
         page = parse_device_page(reply.body, endpoint=reply.call.endpoint, sync=sync)
-        self._record(reply.call, reply.response, page.data)
+        self.record(reply, page.data)
         return page
 
     async def define_profile(self, profile: dict[str, Any]) -> str:
@@ -239,7 +245,7 @@ class AbmClient:
             "POST", "/profile", "define an enrollment profile for devices", body=profile, sent=sent
         )
         results = parse_device_results(reply.body, "POST /profile", [])
-        self._record(reply.call, reply.response, results.data)
+        self.record(reply, results.data)
         if not results.profile_uuid:
             raise ProtocolError("Apple's answer to POST /profile has no profile_uuid")
         return results.profile_uuid
@@ -254,7 +260,7 @@ class AbmClient:
             sent=sent,
         )
         results = parse_device_results(reply.body, "POST /profile/devices", serials)
-        self._record(reply.call, reply.response, results.data)
+        self.record(reply, results.data)
         return results
 
     async def remove_profile(self, serials: list[str]) -> DeviceResults:
@@ -266,48 +272,5 @@ class AbmClient:
             sent=[Datum("devices", s, s) for s in serials],
         )
         results = parse_device_results(reply.body, "DELETE /profile/devices", serials)
-        self._record(reply.call, reply.response, results.data)
+        self.record(reply, results.data)
         return results
-
-
-def _json(content: bytes, endpoint: str) -> Any:
-    try:
-        return bounded_json.loads(content)
-    except ValueError as exc:
-        raise ProtocolError(f"Apple's answer to {endpoint} is not valid JSON ({exc})") from None
-
-
-def _session_error(name: str, status: int, text: str) -> AppleError:
-    code = error_code(text)
-    if status == 401:
-        why = (
-            "Apple refused the server token (expired, revoked or replaced in ABM/ASM); download a new "
-            f"token and load it with `russet abm token {name} FILE.p7m`"
-        )
-    elif status == 403 and code == "T_C_NOT_SIGNED":
-        why = "the organisation must accept Apple's new terms and conditions in ABM/ASM first"
-    elif status == 403:
-        why = "the server token lacks permission for this"
-    else:
-        why = "Apple could not open a session"
-    shown = f" {code}" if code else ""
-    return AppleFailed(
-        f"ABM {name!r}: GET /session answered {status}{shown}: {why}", http_status=status, code=code
-    )
-
-
-def _api_error(name: str, endpoint: str, status: int, code: str | None, renewed: bool) -> AppleError:
-    shown = f" {code}" if code else ""
-    message = f"ABM {name!r}: {endpoint} answered {status}{shown}"
-    if code in CURSOR_CODES:
-        return CursorError(message, http_status=status, code=code)
-    if status == 401 or (status == 403 and code == "FORBIDDEN"):
-        message += " even with a new session" if renewed else ""
-    elif code == "T_C_NOT_SIGNED":
-        message += ": the organisation must accept Apple's new terms and conditions in ABM/ASM"
-    elif code == "ACCESS_DENIED":
-        message += ": the server token lacks permission for this"
-    elif status == 404:
-        message += ": not found"
-    kind = AppleRejected if status == 400 else AppleFailed
-    return kind(message, http_status=status, code=code)

@@ -1,11 +1,12 @@
 """What disconnect and purge do to an ABM connection (registered in `russet.runtime`).
 
-Imports only its own tables: the runtime imports this module while it is itself being imported.
+Disconnect wipes the private key and the server token (the public certificate has no secret) and
+the token's expiry; purge deletes everything obtained from or tied to the connection, children
+first. Imports only its own tables and the kit: the runtime imports this module while it is
+itself being imported.
 """
 
 from __future__ import annotations
-
-from sqlalchemy import Connection
 
 from russet.abm.tables import (
     abm_accounts,
@@ -15,34 +16,7 @@ from russet.abm.tables import (
     abm_servers,
     abm_sync_state,
 )
-from russet.apple.connections import ServiceHooks, delete_owned, destroy_sealed
-
-
-def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
-    """Wipe the private key and the server token; the public certificate has no secret."""
-    return destroy_sealed(
-        conn,
-        abm_servers,
-        name,
-        {"sealed_key": "abm_private_key", "sealed_token": "abm_server_token"},
-        also_clear=("access_token_expiry",),
-    )
-
-
-def purge(conn: Connection, name: str) -> dict[str, list[str]]:
-    """Delete everything obtained from or tied to the connection, saying which rows."""
-    return delete_owned(
-        conn,
-        name,
-        (
-            (abm_devices, abm_devices.c.connection, abm_devices.c.serial_number),
-            (abm_profile_results, abm_profile_results.c.connection, abm_profile_results.c.serial_number),
-            (abm_profiles, abm_profiles.c.connection, abm_profiles.c.profile_uuid),
-            (abm_sync_state, abm_sync_state.c.connection, abm_sync_state.c.connection),
-            (abm_accounts, abm_accounts.c.connection, abm_accounts.c.connection),
-            (abm_servers, abm_servers.c.name, abm_servers.c.name),
-        ),
-    )
+from russet.apple.connection.hooks import connection_hooks
 
 
 def apple_side(name: str) -> list[str]:
@@ -54,6 +28,8 @@ def apple_side(name: str) -> list[str]:
     ]
 
 
-HOOKS = ServiceHooks(
-    service="abm", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+SEALED = {"sealed_key": "abm_private_key", "sealed_token": "abm_server_token"}
+CHILDREN = (abm_devices, abm_profile_results, abm_profiles, abm_sync_state, abm_accounts)
+HOOKS = connection_hooks(
+    "abm", abm_servers, SEALED, ("access_token_expiry",), "connection", CHILDREN, apple_side
 )

@@ -30,12 +30,11 @@ from russet.abm.tables import (
     abm_sync_state,
 )
 from russet.abm.token import ServerToken
+from russet.apple.connection.tokens import ConnectionRows
 from russet.apple.connections import ConnectionRegistry
-from russet.apple.tables import apple_connections
 from russet.mdm.tables import enrollments
 from russet.storage import bulk
 from russet.storage.db import as_utc, reading, upsert, utcnow
-from russet.storage.secretbox import SecretBox
 
 DEVICE_UPDATE_COLUMNS = [c.name for c in abm_devices.columns if c.name not in ("connection", "serial_number")]
 IN_CHUNK = 900  # serials per IN (...) list: below SQLite's default variable limit with room to spare
@@ -120,10 +119,9 @@ class AbmSerials:
         return {serial: tuple(names) for serial, names in found.items()}
 
 
-class AbmStore:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
-        self._engine = engine
-        self._box = box
+class AbmStore(ConnectionRows):
+    service = "abm"
+    table = abm_servers
 
     # -- servers: key pair and token ----------------------------------------------------------
 
@@ -134,7 +132,7 @@ class AbmStore:
         )
         values = {
             "certificate_der": cert.public_bytes(serialization.Encoding.DER),
-            "sealed_key": self._box.seal(pkcs8, f"abm-key:{name}"),
+            "sealed_key": self.seal("key", name, pkcs8),
             "sealed_token": None,
             "access_token_expiry": None,
             "token_stored_at": None,
@@ -173,28 +171,8 @@ class AbmStore:
     def require(self, name: str) -> dict[str, Any]:
         server = self.server(name)
         if server is None:
-            raise AbmNotFound(
-                f"no ABM connection named {name!r}; create it with `russet abm create {name}`"
-            )
+            raise AbmNotFound(f"no ABM connection named {name!r}; create it with `russet abm create {name}`")
         return server
-
-    def names(self) -> list[str]:
-        with reading(self._engine) as conn:
-            return list(conn.execute(select(abm_servers.c.name).order_by(abm_servers.c.name)).scalars())
-
-    def active_names(self) -> list[str]:
-        """Connections with a token that the registry lists as active: the ones to sync."""
-        with reading(self._engine) as conn:
-            query = (
-                select(abm_servers.c.name)
-                .join(
-                    apple_connections,
-                    (apple_connections.c.service == "abm") & (apple_connections.c.name == abm_servers.c.name),
-                )
-                .where(apple_connections.c.status == "active", abm_servers.c.sealed_token.is_not(None))
-                .order_by(abm_servers.c.name)
-            )
-            return list(conn.execute(query).scalars())
 
     def identity(self, name: str) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
         with reading(self._engine) as conn:
@@ -204,15 +182,13 @@ class AbmStore:
                 )
             ).first()
         if row is None:
-            raise AbmNotFound(
-                f"no ABM connection named {name!r}; create it with `russet abm create {name}`"
-            )
+            raise AbmNotFound(f"no ABM connection named {name!r}; create it with `russet abm create {name}`")
         if row.sealed_key is None:
             raise AbmConflict(
                 f"the key of ABM connection {name!r} was destroyed when it was disconnected; "
                 f"run `russet abm create {name}` and upload the new certificate to ABM/ASM",
             )
-        key = serialization.load_der_private_key(self._box.open(row.sealed_key, f"abm-key:{name}"), None)
+        key = serialization.load_der_private_key(self.unseal("key", name, row.sealed_key), None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return x509.load_der_x509_certificate(row.certificate_der), key
 
@@ -223,7 +199,7 @@ class AbmStore:
                 update(abm_servers)
                 .where(abm_servers.c.name == name)
                 .values(
-                    sealed_token=self._box.seal(token.to_json(), f"abm-token:{name}"),
+                    sealed_token=self.seal("token", name, token.to_json()),
                     access_token_expiry=token.access_token_expiry,
                     token_stored_at=utcnow(),
                 )
@@ -240,7 +216,7 @@ class AbmStore:
                 f"ABM connection {name!r} has no server token; "
                 f"load one with `russet abm token {name} FILE.p7m`",
             )
-        return ServerToken.from_json(self._box.open(sealed, f"abm-token:{name}"))
+        return ServerToken.from_json(self.unseal("token", name, sealed))
 
     def set_default_profile(self, name: str, profile_uuid: str | None) -> None:
         with self._engine.begin() as conn:

@@ -21,13 +21,13 @@ from typing import Any
 
 from russet import bulkgc
 from russet.abm import profiles
-from russet.abm.client import AbmClient, Reply
+from russet.abm.client import AbmClient
 from russet.abm.errors import AbmError, CursorError, Throttled
 from russet.abm.records import DevicePage, page_limit
 from russet.abm.store import AbmStore, Applied
-from russet.apple.connections import ConnectionRefused
+from russet.apple.connection.client import Reply
+from russet.apple.connections import ConnectionRefused, ConnectionRegistry
 from russet.apple.ledger import Ledger
-from russet.runtime import Russet
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.abm")
@@ -56,15 +56,15 @@ class SyncReport:
 
 
 async def sync_connection(
-    russet: Russet, store: AbmStore, client: AbmClient, *, full: bool = False
+    connections: ConnectionRegistry, ledger: Ledger, store: AbmStore, client: AbmClient, *, full: bool = False
 ) -> SyncReport:
     """One sync run for one connection, holding its lease (a purge waits for it)."""
     name = client.name
     started = time.perf_counter()
-    with russet.connections.lease("abm", name, "sync", ttl=LEASE):
+    with connections.lease("abm", name, "sync", ttl=LEASE):
         try:
             with bulkgc.relaxed():  # a full listing allocates a lot; see russet.bulkgc
-                report = await _run(store, client, full, russet.ledger)
+                report = await _run(store, client, full, ledger)
         except Throttled as exc:
             store.note_attempt(name, error=str(exc), retry_at=exc.retry_at)
             raise
@@ -198,14 +198,19 @@ async def _assign_default(store: AbmStore, client: AbmClient, profile_uuid: str)
     return dict(Counter(outcome["results"].values()))
 
 
-async def sync_due(russet: Russet, store: AbmStore, make_client: Any) -> dict[str, Any]:
-    """The scheduler's tick: sync each active connection whose interval has passed.
+async def sync_due(
+    connections: ConnectionRegistry,
+    ledger: Ledger,
+    store: AbmStore,
+    make_client: Callable[[str], AbmClient],
+    interval: timedelta,
+) -> dict[str, Any]:
+    """The scheduler's tick: sync each active connection whose `interval` has passed.
 
     Several server processes may tick at once; the lease lets one of them run and the others
     skip. A connection Apple throttled waits until the time Apple named.
     """
     now = utcnow()
-    interval = timedelta(minutes=russet.settings.abm_sync_minutes)
     outcome: dict[str, Any] = {}
     for name in store.active_names():
         state = store.sync_state(name)
@@ -219,7 +224,7 @@ async def sync_due(russet: Russet, store: AbmStore, make_client: Any) -> dict[st
                 if last is not None and now - last < interval and not interrupted:
                     continue
         try:
-            report = await sync_connection(russet, store, make_client(name))
+            report = await sync_connection(connections, ledger, store, make_client(name))
         except ConnectionRefused as exc:  # another process holds the lease
             outcome[name] = f"skipped: {exc}"
             continue

@@ -4,23 +4,15 @@ profiles, owned by `russet.abm.store`.
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
 
+from russet.apple.connection.columns import connection_name
 from russet.infra.metadata import metadata
 
 abm_servers = Table(
     "abm_servers",
     metadata,
-    Column("name", String(100), primary_key=True),  # the connection's name (apple_connections.name)
+    connection_name("name"),  # the connection's own row
     Column("certificate_der", LargeBinary, nullable=False),  # public half, uploaded to ABM/ASM
     Column("sealed_key", LargeBinary, nullable=True),  # SecretBox; NULL once destroyed
     Column("sealed_token", LargeBinary, nullable=True),  # SecretBox: consumer and access key/secret
@@ -34,7 +26,7 @@ abm_servers = Table(
 abm_accounts = Table(
     "abm_accounts",
     metadata,
-    Column("connection", String(100), primary_key=True),
+    connection_name("connection"),
     Column("server_name", Text, nullable=True),
     Column("server_uuid", Text, nullable=True),
     Column("admin_id", Text, nullable=True),
@@ -55,7 +47,7 @@ abm_accounts = Table(
 abm_sync_state = Table(
     "abm_sync_state",
     metadata,
-    Column("connection", String(100), primary_key=True),
+    connection_name("connection"),
     Column("phase", String(10), nullable=False),  # fetch (full listing under way) | sync (incremental)
     Column("cursor", Text, nullable=True),  # Apple's cursor after the last applied page
     Column("generation", Integer, nullable=False),  # full listings started; stale devices are older
@@ -72,7 +64,7 @@ abm_sync_state = Table(
 abm_devices = Table(
     "abm_devices",
     metadata,
-    Column("connection", String(100), primary_key=True),
+    connection_name("connection"),
     Column("serial_number", String(64), primary_key=True),
     Column("model", Text, nullable=True),
     Column("description", Text, nullable=True),
@@ -98,7 +90,7 @@ abm_devices = Table(
 abm_profiles = Table(
     "abm_profiles",
     metadata,
-    Column("connection", String(100), primary_key=True),
+    connection_name("connection"),
     Column("profile_uuid", String(64), primary_key=True),
     Column("profile_name", Text, nullable=False),
     Column("profile", Text, nullable=False),  # JSON of the profile exactly as sent
@@ -110,7 +102,7 @@ abm_profile_results = Table(
     "abm_profile_results",
     metadata,
     # Apple's answer for the last profile assignment or removal of each device.
-    Column("connection", String(100), primary_key=True),
+    connection_name("connection"),
     Column("serial_number", String(64), primary_key=True),
     Column("action", String(10), nullable=False),  # assign | remove
     Column("profile_uuid", String(64), nullable=True),

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from russet.abm.errors import TokenError
+from russet.apple.connection.tokens import ExpiryWarning
 
 CERTIFICATE_YEARS = 10  # renewed tokens are encrypted to the same certificate: keep it long-lived
 EXPIRY_WARNING_DAYS = 30
@@ -117,19 +118,12 @@ def decrypt_server_token(
     return token
 
 
-def expiry_warning(expiry: datetime | None, now: datetime | None = None) -> str | None:
-    """A sentence for the admin when the token expires within EXPIRY_WARNING_DAYS (or has)."""
-    if expiry is None:
-        return None
-    left = expiry - (now or datetime.now(UTC))
-    if left <= timedelta(0):
-        return f"the server token expired on {expiry.isoformat()}; download a renewed token from ABM/ASM"
-    if left <= timedelta(days=EXPIRY_WARNING_DAYS):
-        return (
-            f"the server token expires in {left.days} days ({expiry.isoformat()}); download a renewed "
-            "token from ABM/ASM and load it with `russet abm token`"
-        )
-    return None
+expiry_warning = ExpiryWarning(
+    token="server token",
+    expired="download a renewed token from ABM/ASM",
+    soon="download a renewed token from ABM/ASM and load it with `russet abm token`",
+    days=EXPIRY_WARNING_DAYS,
+)
 
 
 def _envelope_der(data: bytes) -> bytes:

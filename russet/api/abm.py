@@ -2,7 +2,7 @@
 
 Handlers that reach Apple are `async` so they run on the server's event loop, where the gateway
 keeps its connections; the others are plain `def`s (FastAPI runs them in its threadpool). All
-logic is in `russet.abm.admin`, shared with the CLI.
+logic is in `russet.abm.service`, shared with the CLI.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
-from russet.abm import admin
 from russet.api.models import ApiModel, Serial, Uuid
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
@@ -44,36 +43,34 @@ class DefaultProfile(ApiModel):
 
 @router.get("", summary="ABM/ASM connections: state, token expiry, devices, last sync")
 def list_connections(request: Request, _: Caller) -> list[dict[str, Any]]:
-    return admin.list_connections(_russet(request))
+    return _russet(request).abm.list_connections()
 
 
 @router.post(
     "/{name}", status_code=201, summary="Create a connection: key pair and the certificate to upload"
 )
 def create(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.create(_russet(request), name)
+    return _russet(request).abm.create(name)
 
 
 @router.get("/{name}", summary="One connection: account, token expiry, sync state, certificate")
 def show(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.show(_russet(request), name)
+    return _russet(request).abm.show(name)
 
 
 @router.put("/{name}/token", summary="Load the server token (.p7m); it is decrypted and stored sealed")
 async def load_token(request: Request, _: Caller, name: str, body: TokenUpload) -> dict[str, Any]:
-    return await admin.load_token(
-        _russet(request), name, body.token.encode(), fetch_account=body.fetch_account
-    )
+    return await _russet(request).abm.load_token(name, body.token.encode(), fetch_account=body.fetch_account)
 
 
 @router.post("/{name}/account", summary="Read the account from Apple again (GET /account)")
 async def refresh_account(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return await admin.refresh_account(_russet(request), name)
+    return await _russet(request).abm.refresh_account(name)
 
 
 @router.post("/{name}/sync", summary="Sync the devices now (also done on a schedule)")
 async def sync(request: Request, _: Caller, name: str, body: SyncRequest | None = None) -> dict[str, Any]:
-    return await admin.sync_now(_russet(request), name, full=bool(body and body.full))
+    return await _russet(request).abm.sync_now(name, full=bool(body and body.full))
 
 
 @router.get(
@@ -87,34 +84,34 @@ def devices(
     after: str | None = None,
     search: str | None = None,
 ) -> dict[str, Any]:
-    return admin.devices(_russet(request), name, limit=limit, after=after, search=search)
+    return _russet(request).abm.devices(name, limit=limit, after=after, search=search)
 
 
 @router.get("/{name}/devices/{serial}", summary="One ABM device with its enrollment and last profile result")
 def device(request: Request, _: Caller, name: str, serial: str) -> dict[str, Any]:
-    return admin.device(_russet(request), name, serial)
+    return _russet(request).abm.device(name, serial)
 
 
 @router.get("/{name}/profiles", summary="Enrollment profiles defined through this connection")
 def profiles(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.list_profiles(_russet(request), name)
+    return _russet(request).abm.list_profiles(name)
 
 
 @router.post("/{name}/profiles", status_code=201, summary="Define an ADE enrollment profile (checked first)")
 async def define_profile(request: Request, _: Caller, name: str, body: ProfileDefinition) -> dict[str, Any]:
-    return await admin.define_profile(_russet(request), name, body.profile, default=body.default)
+    return await _russet(request).abm.define_profile(name, body.profile, default=body.default)
 
 
 @router.put("/{name}/default-profile", summary="The profile given to newly added devices (or none)")
 def default_profile(request: Request, _: Caller, name: str, body: DefaultProfile) -> dict[str, Any]:
-    return admin.set_default_profile(_russet(request), name, body.profile_uuid)
+    return _russet(request).abm.set_default_profile(name, body.profile_uuid)
 
 
 @router.post("/{name}/profiles/{profile_uuid}/devices", summary="Assign a profile; Apple's result per device")
 async def assign(request: Request, _: Caller, name: str, profile_uuid: str, body: Serials) -> dict[str, Any]:
-    return await admin.assign_profile(_russet(request), name, profile_uuid, body.devices)
+    return await _russet(request).abm.assign_profile(name, profile_uuid, body.devices)
 
 
 @router.delete("/{name}/profiles/devices", summary="Remove profile assignments; Apple's result per device")
 async def remove(request: Request, _: Caller, name: str, body: Serials) -> dict[str, Any]:
-    return await admin.remove_profile(_russet(request), name, body.devices)
+    return await _russet(request).abm.remove_profile(name, body.devices)

@@ -1,19 +1,19 @@
 """Admin REST API for Apps and Books, under /api/v1/vpp, and app installs under /api/v1/apps.
 
 Handlers that reach Apple are `async` so they run on the server's event loop, where the gateway
-keeps its connections; the others are plain `def`s. All logic is in `russet.vpp.admin`, shared
-with the CLI. Apple's notifications arrive on `POST /vpp/notify/{location}` (see russet.vpp.notify).
+keeps its connections; the others are plain `def`s. All logic is in `russet.vpp.service` (`russet.vpp`),
+shared with the CLI. Apple's notifications arrive on `POST /vpp/notify/{location}` (see russet.vpp.notify).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
 from russet.api.models import AdamId, ApiModel, ClientUserId, EnrollmentId, Name, Serial
-from russet.vpp import admin
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
 
@@ -50,38 +50,38 @@ class Install(ApiModel):
 
 @router.get("", summary="Apps and Books locations: token expiry, counts, last sync")
 def list_locations(request: Request, _: Caller) -> list[dict[str, Any]]:
-    return admin.list_locations(_russet(request))
+    return _russet(request).vpp.list_locations()
 
 
 @router.post("/{name}", summary="Load a location's content token (.vpptoken) and make Russet its MDM")
 async def add(request: Request, _: Caller, name: str, body: TokenUpload) -> dict[str, Any]:
-    return await admin.add(_russet(request), name, body.token.encode(), take_over=body.take_over)
+    return await _russet(request).vpp.add(name, body.token.encode(), take_over=body.take_over)
 
 
 @router.get("/{name}", summary="One location: token, notifications, limits, counts")
 def show(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.show(_russet(request), name)
+    return _russet(request).vpp.show(name)
 
 
 @router.post("/{name}/sync", summary="Read the location's assets from Apple now (also done on a schedule)")
 async def sync(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return await admin.sync_now(_russet(request), name)
+    return await _russet(request).vpp.sync_now(name)
 
 
 @router.get("/{name}/assets", summary="Apps and books of the location with their licence counts")
 def assets(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.assets(_russet(request), name)
+    return _russet(request).vpp.assets(name)
 
 
 @router.get("/{name}/users", summary="People registered for user-based licences")
 def users(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return admin.list_users(_russet(request), name)
+    return _russet(request).vpp.list_users(name)
 
 
 @router.post("/{name}/users", status_code=201, summary="Register a person (Apple answers asynchronously)")
 async def create_user(request: Request, _: Caller, name: str, body: NewUser) -> dict[str, Any]:
-    return await admin.create_user(
-        _russet(request), name, email=body.email, managed_apple_id=body.managed_apple_id
+    return await _russet(request).vpp.create_user(
+        name, email=body.email, managed_apple_id=body.managed_apple_id
     )
 
 
@@ -89,61 +89,55 @@ async def create_user(request: Request, _: Caller, name: str, body: NewUser) -> 
 async def update_user(
     request: Request, _: Caller, name: str, client_user_id: str, body: NewUser
 ) -> dict[str, Any]:
-    return await admin.update_user(
-        _russet(request), name, client_user_id, email=body.email, managed_apple_id=body.managed_apple_id
+    return await _russet(request).vpp.update_user(
+        name, client_user_id, email=body.email, managed_apple_id=body.managed_apple_id
     )
 
 
 @router.delete("/{name}/users/{client_user_id}", summary="Retire a person; their revocable licences go back")
 async def retire_user(request: Request, _: Caller, name: str, client_user_id: str) -> dict[str, Any]:
-    return await admin.retire_user(_russet(request), name, client_user_id)
+    return await _russet(request).vpp.retire_user(name, client_user_id)
 
 
 @router.get("/{name}/licences", summary="Licences held by devices and people, with their state")
 def licences(
     request: Request, _: Caller, name: str, adam_id: str | None = None, subject: str | None = None
 ) -> dict[str, Any]:
-    return admin.list_licences(_russet(request), name, adam_id=adam_id, subject=subject)
+    return _russet(request).vpp.list_licences(name, adam_id=adam_id, subject=subject)
 
 
 @router.post("/{name}/licences", summary="Assign licences (all or none are reserved; Apple answers later)")
 async def assign(request: Request, _: Caller, name: str, body: Licences) -> dict[str, Any]:
-    return await admin.assign(
-        _russet(request),
-        name,
-        body.adam_id,
-        serials=body.serial_numbers,
-        users=body.client_user_ids,
-        pricing=body.pricing,
-    )
+    return await _licences(_russet(request).vpp.assign, name, body)
 
 
 @router.delete("/{name}/licences", summary="Take licences back from devices and people")
 async def unassign(request: Request, _: Caller, name: str, body: Licences) -> dict[str, Any]:
-    return await admin.unassign(
-        _russet(request),
-        name,
-        body.adam_id,
-        serials=body.serial_numbers,
-        users=body.client_user_ids,
-        pricing=body.pricing,
+    return await _licences(_russet(request).vpp.unassign, name, body)
+
+
+async def _licences(
+    change: Callable[..., Awaitable[dict[str, Any]]], name: str, body: Licences
+) -> dict[str, Any]:
+    """Assign or take back: the same request body either way."""
+    return await change(
+        name, body.adam_id, serials=body.serial_numbers, users=body.client_user_ids, pricing=body.pricing
     )
 
 
 @router.get("/{name}/events", summary="Apple's asynchronous events and how they ended")
 def events(request: Request, _: Caller, name: str, pending: bool = False) -> dict[str, Any]:
-    return admin.list_events(_russet(request), name, pending_only=pending)
+    return _russet(request).vpp.list_events(name, pending_only=pending)
 
 
 @router.post("/{name}/events/poll", summary="Ask Apple about every pending event now")
 async def poll(request: Request, _: Caller, name: str) -> dict[str, Any]:
-    return await admin.poll_now(_russet(request), name)
+    return await _russet(request).vpp.poll_now(name)
 
 
 @apps.post("/install", status_code=201, summary="License an app to a device and install it (VPP)")
 async def install(request: Request, caller: Caller, body: Install) -> dict[str, Any]:
-    return await admin.install_app(
-        _russet(request),
+    return await _russet(request).vpp.installs.install(
         body.device,
         body.adam_id,
         location=body.location,
@@ -159,4 +153,4 @@ async def install(request: Request, caller: Caller, body: Install) -> dict[str, 
 def list_installs(
     request: Request, _: Caller, device: str | None = None, status: str | None = None
 ) -> dict[str, Any]:
-    return admin.list_installs(_russet(request), device=device, status=status)
+    return _russet(request).vpp.list_installs(device=device, status=status)

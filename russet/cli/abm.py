@@ -1,6 +1,6 @@
 """`russet abm …`: Apple Business / School Manager connections, device sync and ADE profiles.
 
-All logic is in `russet.abm.admin`, shared with the REST API; this module only parses options
+All logic is in `russet.abm.service`, shared with the REST API; this module only parses options
 and prints.
 """
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from russet.abm import admin
 from russet.cli import connection
 from russet.cli.common import handles_errors, open_russet
 from russet.cli.output import emit_json, fields, table
@@ -36,7 +35,7 @@ def abm() -> None:
 @handles_errors
 def create(name: str, out: Path) -> None:
     """Make the key pair of a new connection and write the certificate to upload in ABM/ASM."""
-    result = admin.create(open_russet(), name)
+    result = open_russet().abm.create(name)
     out.write_text(result["certificate_pem"])
     click.echo(f"wrote the certificate of ABM connection {name!r} to {out}")
     click.echo(result["next"])
@@ -45,15 +44,15 @@ def create(name: str, out: Path) -> None:
 @connection.command(abm, "token", connection.token_file("FILE.p7m"), connection.flag("--offline", OFFLINE))
 def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
     """Load the server token downloaded from ABM/ASM (decrypted with the connection's key)."""
-    russet = open_russet()
-    result = russet.run(admin.load_token(russet, name, token_file.read_bytes(), fetch_account=not offline))
+    result = connection.run(
+        lambda russet: russet.abm.load_token(name, token_file.read_bytes(), fetch_account=not offline)
+    )
     if connection.json_or(result, as_json):
         return
     click.echo(
         f"stored the server token of ABM connection {name!r}; it expires {result['access_token_expiry']}"
     )
-    if result["warning"]:
-        click.echo(f"warning: {result['warning']}", err=True)
+    connection.warn(result)
     if result["account"]:
         account = result["account"]
         click.echo(f"MDM server {account['server_name']!r} of {account['org_name']} ({account['org_type']})")
@@ -66,7 +65,7 @@ def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
 
 list_ = connection.list_command(
     abm,
-    admin.list_connections,
+    lambda russet: russet.abm.list_connections(),
     "ABM/ASM connections: state, token expiry, devices, last sync.",
     "name=NAME, status=STATUS, server_name=ABM SERVER, org_name=ORGANISATION, devices=DEVICES, "
     "access_token_expiry=TOKEN EXPIRES, last_sync_at=LAST SYNC, last_error=LAST ERROR",
@@ -74,7 +73,9 @@ list_ = connection.list_command(
 )
 
 
-def _show(data: dict[str, Any]) -> None:
+@connection.show_command(abm, lambda russet, name: russet.abm.show(name))
+def show(data: dict[str, Any]) -> None:
+    """One connection: the account Apple reports, the token, the sync state, the certificate."""
     fields(
         data,
         [
@@ -87,8 +88,7 @@ def _show(data: dict[str, Any]) -> None:
             "devices",
         ],
     )
-    if data["warning"]:
-        click.echo(f"warning: {data['warning']}", err=True)
+    connection.warn(data)
     if data["account"]:
         click.echo("\naccount (GET /account):")
         account = data["account"]
@@ -104,19 +104,10 @@ def _show(data: dict[str, Any]) -> None:
     click.echo("\ncertificate to upload in ABM/ASM:\n" + data["certificate_pem"])
 
 
-show = connection.show_command(
-    abm,
-    admin.show,
-    "One connection: the account Apple reports, the token, the sync state, the certificate.",
-    _show,
-)
-
-
 @connection.command(abm, "account")
 def account(name: str, as_json: bool) -> None:
     """Read the account from Apple again (GET /account) and store it."""
-    russet = open_russet()
-    data = russet.run(admin.refresh_account(russet, name))
+    data = connection.run(lambda russet: russet.abm.refresh_account(name))
     if as_json:
         emit_json(data)
     else:
@@ -130,8 +121,7 @@ def account(name: str, as_json: bool) -> None:
 )
 def sync(name: str, full: bool, as_json: bool) -> None:
     """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
-    russet = open_russet()
-    report = russet.run(admin.sync_now(russet, name, full=full))
+    report = connection.run(lambda russet: russet.abm.sync_now(name, full=full))
     if connection.json_or(report, as_json):
         return
     click.echo(
@@ -145,8 +135,7 @@ def sync(name: str, full: bool, as_json: bool) -> None:
         click.echo("default profile: " + ", ".join(f"{k} {v}" for k, v in report["default_profile"].items()))
     if report["ignored_fields"]:
         click.echo(f"Apple sent fields Russet does not keep: {', '.join(report['ignored_fields'])}", err=True)
-    if report["warning"]:
-        click.echo(f"warning: {report['warning']}", err=True)
+    connection.warn(report)
 
 
 @connection.command(
@@ -158,7 +147,7 @@ def sync(name: str, full: bool, as_json: bool) -> None:
 )
 def devices(name: str, search: str | None, limit: int, after: str | None, as_json: bool) -> None:
     """Devices ABM/ASM assigns to this MDM server, with their enrollment in Russet."""
-    data = admin.devices(open_russet(), name, limit=limit, after=after, search=search)
+    data = open_russet().abm.devices(name, limit=limit, after=after, search=search)
     if connection.json_or(data, as_json):
         return
     rows = [_device_row(d) for d in data["devices"]]
@@ -195,7 +184,7 @@ def _device_row(device: dict[str, Any]) -> dict[str, Any]:
 @connection.command(abm, "device", click.argument("serial"))
 def device(name: str, serial: str, as_json: bool) -> None:
     """One device as ABM/ASM reports it, with its enrollment in Russet."""
-    data = admin.device(open_russet(), name, serial)
+    data = open_russet().abm.device(name, serial)
     if as_json:
         emit_json(data)
     else:
@@ -227,8 +216,7 @@ def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bo
         spec = json.load(profile_file)
     except ValueError as exc:
         raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
-    russet = open_russet()
-    result = russet.run(admin.define_profile(russet, name, spec, default=make_default))
+    result = connection.run(lambda russet: russet.abm.define_profile(name, spec, default=make_default))
     if connection.json_or(result, as_json):
         return
     click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
@@ -239,7 +227,7 @@ def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bo
 @connection.command(profile, "list")
 def profile_list(name: str, as_json: bool) -> None:
     """Profiles defined through this connection."""
-    data = admin.list_profiles(open_russet(), name)
+    data = open_russet().abm.list_profiles(name)
     if connection.json_or(data, as_json):
         return
     rows = [
@@ -294,11 +282,8 @@ def profile_assign(
     name: str, profile_uuid: str, serials: tuple[str, ...], from_file: Any, as_json: bool
 ) -> None:
     """Assign a profile to devices (in batches of 1000); shows Apple's result per device."""
-    russet = open_russet()
-    _results(
-        russet.run(admin.assign_profile(russet, name, profile_uuid, _serials(serials, from_file))),
-        as_json,
-    )
+    cleaned = _serials(serials, from_file)
+    _results(connection.run(lambda russet: russet.abm.assign_profile(name, profile_uuid, cleaned)), as_json)
 
 
 @connection.command(
@@ -309,8 +294,8 @@ def profile_assign(
 )
 def profile_remove(name: str, serials: tuple[str, ...], from_file: Any, as_json: bool) -> None:
     """Remove the profile assignment from devices; shows Apple's result per device."""
-    russet = open_russet()
-    _results(russet.run(admin.remove_profile(russet, name, _serials(serials, from_file))), as_json)
+    cleaned = _serials(serials, from_file)
+    _results(connection.run(lambda russet: russet.abm.remove_profile(name, cleaned)), as_json)
 
 
 @profile.command("default")
@@ -322,5 +307,5 @@ def profile_default(name: str, profile_uuid: str | None, clear: bool) -> None:
     """Set the profile given automatically to newly added devices."""
     if clear == (profile_uuid is not None):
         raise click.ClickException("give a PROFILE_UUID or --clear")
-    admin.set_default_profile(open_russet(), name, None if clear else profile_uuid)
+    open_russet().abm.set_default_profile(name, None if clear else profile_uuid)
     click.echo(f"default profile of {name!r}: {profile_uuid or 'none'}")

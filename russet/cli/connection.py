@@ -6,15 +6,24 @@ about an expiring token the same way; they configure these helpers instead of co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, table
 from russet.runtime import Russet
+
+T = TypeVar("T")
+
+
+def run(work: Callable[[Russet], Awaitable[T]]) -> T:
+    """Open Russet for this command and run `work(russet)`, a call that reaches Apple, in a loop
+    of its own (`Russet.run`, which closes the gateway's connections in that loop)."""
+    russet = open_russet()
+    return russet.run(work(russet))
 
 
 def columns(spec: str) -> list[tuple[str, str]]:
@@ -79,21 +88,20 @@ def list_command(
     return command(group, "list", named=False)(list_)
 
 
-def show_command(
-    group: click.Group,
-    fetch: Callable[[Russet, str], dict[str, Any]],
-    doc: str,
-    render: Callable[[dict[str, Any]], None],
-) -> Any:
-    """The `show NAME` command of a feature: one connection (`fetch`), printed by `render` or as JSON."""
+def show_command(group: click.Group, fetch: Callable[[Russet, str], dict[str, Any]]) -> Any:
+    """Decorates a feature's renderer of one connection into its `show NAME` command: `fetch` gets
+    the connection, the renderer prints it (or --json prints it as JSON); its docstring is the help."""
 
-    def show(name: str, as_json: bool) -> None:
-        data = fetch(open_russet(), name)
-        if not json_or(data, as_json):
-            render(data)
+    def register(render: Callable[[dict[str, Any]], None]) -> Any:
+        def show(name: str, as_json: bool) -> None:
+            data = fetch(open_russet(), name)
+            if not json_or(data, as_json):
+                render(data)
 
-    show.__doc__ = doc
-    return command(group, "show")(show)
+        show.__doc__ = render.__doc__
+        return command(group, "show")(show)
+
+    return register
 
 
 def flag(option: str, help: str) -> Any:  # noqa: A002 - click's own name for it

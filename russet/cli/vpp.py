@@ -1,7 +1,7 @@
 """`russet vpp …` (Apps and Books locations, assets, people, licences, events) and
 `russet app …` (installing licensed apps on devices).
 
-All logic is in `russet.vpp.admin`, shared with the REST API; this module only parses options
+All logic is in `russet.vpp.service`, shared with the REST API; this module only parses options
 and prints.
 """
 
@@ -15,7 +15,6 @@ import click
 from russet.cli import connection
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import fields, table
-from russet.vpp import admin
 from russet.vpp.errors import TakeoverNeeded
 
 PRICING = click.Choice(["STDQ", "PLUS"])
@@ -35,14 +34,14 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
     russet = open_russet()
     data = token_file.read_bytes()
     try:
-        result = russet.run(admin.add(russet, name, data, take_over=take_over))
+        result = russet.run(russet.vpp.add(name, data, take_over=take_over))
     except TakeoverNeeded as exc:
         click.echo(f"warning: {exc}", err=True)
         if not click.confirm(f"Take location {name!r} over from {exc.owner.get('name')!r}?", err=True):
             raise click.ClickException(
                 "nothing was changed; the other MDM still manages the location"
             ) from None
-        result = russet.run(admin.add(russet, name, data, take_over=True))
+        result = russet.run(russet.vpp.add(name, data, take_over=True))
     if connection.json_or(result, as_json):
         return
     click.echo(
@@ -61,7 +60,7 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
 
 list_ = connection.list_command(
     vpp,
-    admin.list_locations,
+    lambda russet: russet.vpp.list_locations(),
     "Locations: token expiry, assets, people, licences, pending events.",
     "name=NAME, status=STATUS, org_name=ORGANISATION, location_name=LOCATION, assets=ASSETS, "
     "users=PEOPLE, licences=LICENCES, pending_events=PENDING, token_expires_at=TOKEN EXPIRES, "
@@ -70,21 +69,17 @@ list_ = connection.list_command(
 )
 
 
-def _show(data: dict[str, Any]) -> None:
+@connection.show_command(vpp, lambda russet, name: russet.vpp.show(name))
+def show(data: dict[str, Any]) -> None:
+    """One location: token, notifications, Apple's limits, counts."""
     fields(data, [k for k in data if k not in ("limits", "warning")])
     connection.warn(data)
-
-
-show = connection.show_command(
-    vpp, admin.show, "One location: token, notifications, Apple's limits, counts.", _show
-)
 
 
 @connection.command(vpp, "sync")
 def sync(name: str, as_json: bool) -> None:
     """Read the location's assets (apps, books, licence counts) from Apple now."""
-    russet = open_russet()
-    report = russet.run(admin.sync_now(russet, name))
+    report = connection.run(lambda russet: russet.vpp.sync_now(name))
     if connection.json_or(report, as_json):
         return
     click.echo(
@@ -97,7 +92,7 @@ def sync(name: str, as_json: bool) -> None:
 @connection.command(vpp, "assets")
 def assets(name: str, as_json: bool) -> None:
     """Apps and books of the location with their licence counts."""
-    data = admin.assets(open_russet(), name)
+    data = open_russet().vpp.assets(name)
     if connection.json_or(data, as_json):
         return
     rows = [
@@ -131,7 +126,7 @@ def assets(name: str, as_json: bool) -> None:
 @connection.command(vpp, "users")
 def users(name: str, as_json: bool) -> None:
     """People registered for user-based licences."""
-    data = admin.list_users(open_russet(), name)
+    data = open_russet().vpp.list_users(name)
     if connection.json_or(data, as_json):
         return
     rows = [{**u, "pending": u["pending"]["action"] if u["pending"] else None} for u in data["users"]]
@@ -164,8 +159,9 @@ def _user_result(data: dict[str, Any], verb: str, as_json: bool) -> None:
 @connection.command(user, "add", click.option("--email"), click.option("--managed-apple-id"))
 def user_add(name: str, email: str | None, managed_apple_id: str | None, as_json: bool) -> None:
     """Register a person; Russet generates the client user id."""
-    russet = open_russet()
-    data = russet.run(admin.create_user(russet, name, email=email, managed_apple_id=managed_apple_id))
+    data = connection.run(
+        lambda russet: russet.vpp.create_user(name, email=email, managed_apple_id=managed_apple_id)
+    )
     _user_result(data, "registering", as_json)
 
 
@@ -180,9 +176,10 @@ def user_update(
     name: str, client_user_id: str, email: str | None, managed_apple_id: str | None, as_json: bool
 ) -> None:
     """Change a person's email or Managed Apple ID."""
-    russet = open_russet()
-    data = russet.run(
-        admin.update_user(russet, name, client_user_id, email=email, managed_apple_id=managed_apple_id),
+    data = connection.run(
+        lambda russet: russet.vpp.update_user(
+            name, client_user_id, email=email, managed_apple_id=managed_apple_id
+        ),
     )
     _user_result(data, "updating", as_json)
 
@@ -190,8 +187,7 @@ def user_update(
 @connection.command(user, "retire", click.argument("client_user_id"))
 def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
     """Retire a person; their revocable licences go back to the location."""
-    russet = open_russet()
-    data = russet.run(admin.retire_user(russet, name, client_user_id))
+    data = connection.run(lambda russet: russet.vpp.retire_user(name, client_user_id))
     _user_result(data, "retiring", as_json)
     if not as_json:
         click.echo(f"{data['licences_released']} licences are released with it")
@@ -208,7 +204,7 @@ def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
 )
 def licences(name: str, adam_id: str | None, subject: str | None, as_json: bool) -> None:
     """Licences held by devices and people, with their state."""
-    data = admin.list_licences(open_russet(), name, adam_id=adam_id, subject=subject)
+    data = open_russet().vpp.list_licences(name, adam_id=adam_id, subject=subject)
     if connection.json_or(data, as_json):
         return
     table(
@@ -266,42 +262,34 @@ def _licence_options(func: Any) -> Any:
     return func
 
 
-@vpp.command("assign")
-@_licence_options
-def assign(
-    name: str,
-    adam_id: str,
-    serials: tuple[str, ...],
-    users: tuple[str, ...],
-    from_file: Any,
-    pricing: str | None,
-    as_json: bool,
-) -> None:
-    """Assign an asset's licences to devices and people (all or none are reserved)."""
-    russet = open_russet()
-    work = admin.assign(
-        russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
-    )
-    _licence_result(russet.run(work), as_json)
+def _licence_command(change: str, doc: str) -> Any:
+    """`russet vpp assign` and `unassign`: the same options, a different call of the service."""
+
+    def command(
+        name: str,
+        adam_id: str,
+        serials: tuple[str, ...],
+        users: tuple[str, ...],
+        from_file: Any,
+        pricing: str | None,
+        as_json: bool,
+    ) -> None:
+        subjects = [*serials, *_subjects(from_file)]
+        data = connection.run(
+            lambda russet: getattr(russet.vpp, change)(
+                name, adam_id, serials=subjects, users=list(users), pricing=pricing
+            )
+        )
+        _licence_result(data, as_json)
+
+    command.__doc__ = doc
+    return vpp.command(change)(_licence_options(command))
 
 
-@vpp.command("unassign")
-@_licence_options
-def unassign(
-    name: str,
-    adam_id: str,
-    serials: tuple[str, ...],
-    users: tuple[str, ...],
-    from_file: Any,
-    pricing: str | None,
-    as_json: bool,
-) -> None:
-    """Take an asset's licences back from devices and people."""
-    russet = open_russet()
-    work = admin.unassign(
-        russet, name, adam_id, serials=[*serials, *_subjects(from_file)], users=list(users), pricing=pricing
-    )
-    _licence_result(russet.run(work), as_json)
+assign = _licence_command(
+    "assign", "Assign an asset's licences to devices and people (all or none are reserved)."
+)
+unassign = _licence_command("unassign", "Take an asset's licences back from devices and people.")
 
 
 @connection.command(
@@ -312,10 +300,9 @@ def unassign(
 )
 def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
     """Apple's asynchronous events (licences, people) and how they ended."""
-    russet = open_russet()
     if poll:
-        russet.run(admin.poll_now(russet, name))
-    data = admin.list_events(russet, name, pending_only=pending)
+        connection.run(lambda russet: russet.vpp.poll_now(name))
+    data = open_russet().vpp.list_events(name, pending_only=pending)
     if connection.json_or(data, as_json):
         return
     rows = [
@@ -366,10 +353,8 @@ def install(
     as_json: bool,
 ) -> None:
     """License an app to a device (by serial number) if needed, then install it."""
-    russet = open_russet()
-    data = russet.run(
-        admin.install_app(
-            russet,
+    data = connection.run(
+        lambda russet: russet.vpp.installs.install(
             device,
             adam_id,
             location=location,
@@ -394,7 +379,7 @@ def install(
 )
 def installs(device: str | None, status: str | None, as_json: bool) -> None:
     """App installs and their state."""
-    data = admin.list_installs(open_russet(), device=device, status=status)
+    data = open_russet().vpp.list_installs(device=device, status=status)
     if connection.json_or(data, as_json):
         return
     table(

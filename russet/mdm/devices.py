@@ -157,6 +157,17 @@ class DeviceService:
         """The device's other identifiers (UDID <-> serial number), for the ledger's subject view."""
         return self._enrollments.aliases(identifier)
 
+    def find_device(self, device: str) -> dict[str, Any] | None:
+        """The device channel a UDID or serial number names (the enrolled one, then the most
+        recently seen, when several match): its enrollment row, or None."""
+        rows = [self._enrollments.get(i) for i in self._enrollments.aliases(device.strip())]
+        found = sorted(
+            (r for r in rows if r is not None and r["channel"] == "device"),
+            key=lambda r: (bool(r["enabled"]), r["last_seen_at"] is not None, r["last_seen_at"] or 0),
+            reverse=True,
+        )
+        return found[0] if found else None
+
     # -- commands --------------------------------------------------------------------------------
 
     def resolve_targets(self, targets: list[str]) -> list[str]:
@@ -206,6 +217,10 @@ class DeviceService:
             "request_type": built["RequestType"],
             "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],
         }
+
+    def command_status(self, command_uuid: str) -> dict[str, Any] | None:
+        """A queued command's delivery row (status, status_reason, the device's result), or None."""
+        return self._queue.by_uuid(command_uuid)
 
     def show_command(self, command_uuid: str, *, reveal: bool = False) -> dict[str, Any]:
         """A command's status and result; the result's secret keys are redacted unless `reveal`."""

@@ -16,15 +16,13 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from russet.apple import bounded_json
-from russet.apple.gateway import AppleGateway, Call, Datum
+from russet.apple.connection.client import AppleClient, Reply, rejected_or_failed
+from russet.apple.gateway import AppleGateway, Datum
 from russet.vpp.errors import (
     AppleError,
-    AppleFailed,
-    AppleRejected,
     ProtocolError,
     TakenOver,
     Throttled,
@@ -32,7 +30,6 @@ from russet.vpp.errors import (
 )
 from russet.vpp.token import ContentToken
 
-JSON_TYPE = "application/json"
 DEFAULT_PER_SECOND = 15.0  # Apple's documented maxRequestPerSecond until service config says otherwise
 PACE = 0.8  # share of Apple's limit Russet uses, so jitter on the way never bunches requests over it
 
@@ -115,14 +112,10 @@ def limiter_for(gateway: AppleGateway, name: str, per_second: float) -> RateLimi
     return limiter
 
 
-@dataclass
-class Reply:
-    call: Call
-    response: Any  # the gateway's httpx.Response (russet.vpp imports no HTTP client: see test_gateway)
-    body: dict[str, Any]
+class VppClient(AppleClient):
+    service = "vpp"
+    label = "Apps and Books"
 
-
-class VppClient:
     def __init__(
         self,
         gateway: AppleGateway,
@@ -135,15 +128,12 @@ class VppClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_takeover: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self._gateway = gateway
-        self.name = name
+        super().__init__(gateway, name, base_url, sleep=sleep)
         self._token = token
-        self._base = base_url.rstrip("/")
         self.owner_id = owner_id
         self._on_takeover = on_takeover
         self.other_owner: dict[str, Any] | None = None
         self._limiter = limiter_for(gateway, name, per_second)
-        self._sleep = sleep
 
     async def call(
         self,
@@ -161,17 +151,11 @@ class VppClient:
         if self.other_owner is not None:
             raise self._taken_over(None)
         data = [Datum("location token", self._token.bearer), *sent] if auth else list(sent)
-        call = Call("vpp", self.name, endpoint, purpose, data)
-        headers = {"Accept": JSON_TYPE}
-        if auth:
-            headers["Authorization"] = f"Bearer {self._token.bearer}"
-        content = None
-        if body is not None:
-            content = json.dumps(body, separators=(",", ":")).encode()
-            headers["Content-Type"] = JSON_TYPE
+        call = self._call(endpoint, purpose, data)
+        headers = {"Authorization": f"Bearer {self._token.bearer}"} if auth else {}
         await self._limiter.wait(self._sleep)
-        response = await self._gateway.request(
-            call, method, f"{self._base}/{path}", content=content, params=params, headers=headers
+        response = await self._send(
+            call, method, f"{self._base}/{path}", body=body, params=params, headers=headers
         )
         try:
             parsed = bounded_json.loads(response.content) if response.content else None
@@ -184,7 +168,7 @@ class VppClient:
             message = parsed.get("errorMessage") if isinstance(parsed, dict) else None
             if number is not None:
                 self.record(Reply(call, response, {}), [Datum("error", number)])
-            raise _error(self.name, endpoint, response.status_code, number, message)
+            raise self._error(endpoint, response.status_code, number, message)
         if not isinstance(parsed, dict):
             raise ProtocolError(f"Apple's answer to {endpoint} is not a JSON object")
         owner = parsed.get("mdmInfo")
@@ -208,9 +192,22 @@ class VppClient:
             number=None,
         )
 
-    def record(self, reply: Reply, data: Sequence[Datum]) -> None:
-        """Ledger rows for what an answer told Russet (what was sent is recorded by the gateway)."""
-        self._gateway.received(replace(reply.call, sent=()), reply.response, data)
+    def _error(self, endpoint: str, status: int, number: int | None, message: str | None) -> AppleError:
+        text = f"{self._answered(endpoint, status, number)}: {meaning(number, message)}"
+        if status == 401 or number in TOKEN_ERRORS:
+            return TokenRejected(
+                text + f"; download a new content token and load it with `russet vpp add {self.name} "
+                "FILE.vpptoken`",
+                http_status=status,
+                number=number,
+            )
+        if status == 429 or number == 9646:
+            return Throttled(
+                text + "; Russet backed off and retried; try again in a minute",
+                http_status=status,
+                number=number,
+            )
+        return rejected_or_failed(status)(text, http_status=status, number=number)
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -353,22 +350,3 @@ def _error_number(parsed: Any) -> int | None:
         number = parsed["errorNumber"]
         return number if isinstance(number, int) and not isinstance(number, bool) else -1
     return None
-
-
-def _error(name: str, endpoint: str, status: int, number: int | None, message: str | None) -> AppleError:
-    shown = f" {number}" if number is not None else ""
-    text = f"Apps and Books {name!r}: {endpoint} answered {status}{shown}: {meaning(number, message)}"
-    if status == 401 or number in TOKEN_ERRORS:
-        return TokenRejected(
-            text + f"; download a new content token and load it with `russet vpp add {name} FILE.vpptoken`",
-            http_status=status,
-            number=number,
-        )
-    if status == 429 or number == 9646:
-        return Throttled(
-            text + "; Russet backed off and retried; try again in a minute",
-            http_status=status,
-            number=number,
-        )
-    kind = AppleRejected if status == 400 else AppleFailed
-    return kind(text, http_status=status, number=number)

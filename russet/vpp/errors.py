@@ -1,78 +1,41 @@
-"""Errors of the Apps and Books integration, each with a message for people and an error kind.
+"""Errors of the Apps and Books integration: the Apple-connection family under its names, and
+what only Apps and Books has (a refused token, another MDM taking the location over).
 
-`VppError` is the family callers catch; what a surface answers follows from the kind each class
-derives from (`russet.kernel.errors`): a bare `VppError` or `TokenError` is bad input (`Invalid`).
+The family (`russet.apple.connection.errors`) is shared with ABM, and every class of it can be
+imported from here too; these messages say "Apps and Books location ...". `VppError` is what
+callers catch; a bare `VppError` or `TokenError` is bad input (`Invalid`). A synchronous error of
+Apple's means Apple queued nothing, so nothing of the request is kept.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError, Unavailable, UpstreamFailed
+from russet.apple.connection import errors as family
+from russet.apple.connection.admin import apple_errors as _apple_errors
+from russet.apple.connection.errors import *  # noqa: F403 -- the family's classes are Apps and Books' too
+from russet.kernel.errors import Conflict
+
+VppError = family.AppleConnectionError
+VppNotFound = family.ConnectionNotFound
+VppConflict = family.ConnectionConflict
+VppUpstreamFailed = family.AppleUnreachable
+
+# The gateway's and the registry's refusals, as Apps and Books errors: `with apple_errors(name):`.
+NOT_CONNECTED = "Apps and Books location {name} is not connected; load its token with `russet vpp add`"
+apple_errors = partial(_apple_errors, NOT_CONNECTED)
 
 
-class VppError(RussetError):
-    """Something about an Apps and Books location cannot be done; the message says what and why."""
-
-
-class VppNotFound(VppError, NotFound):
-    """No location, asset, user, device or install with the name or id given."""
-
-
-class VppConflict(VppError, Conflict):
-    """The location's or subject's state forbids it: not connected, not registered, taken."""
-
-
-class VppUpstreamFailed(VppError, UpstreamFailed):
-    """Apple could not be reached."""
-
-
-class TokenError(VppError):
-    """A content token (.vpptoken) that cannot be used: corrupt, incomplete or expired."""
-
-
-class TokenExpired(TokenError, Conflict):
-    """The stored content token has expired: a new one must be loaded first."""
-
-
-class AppleError(VppError):
-    """Apple answered with an error; `number` is Apple's errorNumber when it gave one.
-
-    A synchronous error means Apple queued nothing, so nothing of the request is kept.
-    A family: what is raised is one of its kinded subclasses below.
-    """
-
-    def __init__(self, message: str, *, http_status: int | None, number: int | None) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.number = number
-
-
-class AppleFailed(AppleError, UpstreamFailed):
-    """Apple answered with an error that is not about Russet's input."""
-
-
-class AppleRejected(AppleError, Invalid):
-    """Apple answered 400: the request as the admin asked it is not acceptable to Apple."""
-
-
-class TokenRejected(AppleError, Conflict):
+class TokenRejected(family.AppleError, Conflict):
     """Apple refused the location's token (expired 9621, revoked 9625, unknown 9601, 9722)."""
 
 
-class Throttled(AppleError, Unavailable):
-    """Apple kept answering 429 (9646) after the gateway's backoff; try again later."""
-
-
-class TakenOver(AppleError, Conflict):
+class TakenOver(family.AppleError, Conflict):
     """Apple reports another MDM's `mdmInfo` for the location: Russet stops writing to it."""
 
 
-class ProtocolError(VppError, UpstreamFailed):
-    """Apple's answer is not what the protocol says; nothing of it is applied."""
-
-
-class TakeoverNeeded(VppError, Conflict):
+class TakeoverNeeded(VppConflict):
     """Another MDM manages the location; taking it over needs the admin's confirmation."""
 
     def __init__(self, name: str, owner: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from russet.apple import bounded_json
 from russet.apple.gateway import Datum
 from russet.vpp.client import meaning
 from russet.vpp.errors import ProtocolError
@@ -20,6 +21,7 @@ ASSET_EVENTS = frozenset({"ASSOCIATE", "DISASSOCIATE", "REVOKE"})
 USER_EVENTS = frozenset({"CREATE", "UPDATE", "RETIRE"})
 MAX_COUNT = 2**31 - 1  # Apple reports unlimited free assets with this totalCount
 MAX_ID = 100  # longest adamId, serial number or client user id stored
+MAX_NOTIFICATION_BYTES = 1024 * 1024  # a notification holds at most 100 items
 
 
 def _int(value: Any, where: str, *, minimum: int = 0) -> int:
@@ -354,3 +356,16 @@ def user_list(body: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Dat
         if cuid not in found or found[cuid].get("status") == "Retired":
             found[cuid] = fields
     return found, data
+
+
+def notification_url(public_url: str, name: str) -> str:
+    return f"{public_url.rstrip('/')}/vpp/notify/{name}"
+
+
+def parse_notification(body: bytes) -> Notification:
+    """The notification in a request body, checked; ProtocolError for anything else."""
+    try:
+        decoded = bounded_json.loads(body, max_bytes=MAX_NOTIFICATION_BYTES)
+    except ValueError as exc:
+        raise ProtocolError(f"not JSON ({exc})") from None
+    return notification(decoded)

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Engine,
     and_,
     case,
     cast,
@@ -33,10 +32,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from russet.apple.connection.tokens import ConnectionRows
 from russet.apple.connections import ConnectionRegistry
-from russet.apple.tables import apple_connections
 from russet.storage.db import as_utc, reading, utcnow
-from russet.storage.secretbox import SecretBox
 from russet.vpp.errors import VppConflict, VppNotFound
 from russet.vpp.records import MAX_COUNT, Failure, Notification, Outcome
 from russet.vpp.tables import (
@@ -102,10 +100,9 @@ def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any], keys: l
     return conn.execute(stmt.returning(table.c[keys[0]])).first() is not None
 
 
-class VppStore:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
-        self._engine = engine
-        self._box = box
+class VppStore(ConnectionRows):
+    service = "vpp"
+    table = vpp_locations
 
     # -- locations ------------------------------------------------------------------------------
 
@@ -129,25 +126,6 @@ class VppStore:
             )
         return location
 
-    def names(self) -> list[str]:
-        with reading(self._engine) as conn:
-            return list(conn.execute(select(vpp_locations.c.name).order_by(vpp_locations.c.name)).scalars())
-
-    def active_names(self) -> list[str]:
-        """Locations with a token that the registry lists as connected."""
-        with reading(self._engine) as conn:
-            query = (
-                select(vpp_locations.c.name)
-                .join(
-                    apple_connections,
-                    (apple_connections.c.service == "vpp")
-                    & (apple_connections.c.name == vpp_locations.c.name),
-                )
-                .where(apple_connections.c.status == "active", vpp_locations.c.sealed_token.is_not(None))
-                .order_by(vpp_locations.c.name)
-            )
-            return list(conn.execute(query).scalars())
-
     def token(self, name: str) -> ContentToken:
         with reading(self._engine) as conn:
             row = conn.execute(
@@ -160,7 +138,7 @@ class VppStore:
                 f"Apps and Books location {name!r} has no content token (it was disconnected); "
                 f"load one with `russet vpp add {name} FILE.vpptoken`",
             )
-        bearer = self._box.open(row.sealed_token, f"vpp-token:{name}").decode()
+        bearer = self.unseal("token", name, row.sealed_token).decode()
         expires = as_utc(row.token_expires_at)
         assert expires is not None
         return ContentToken(bearer, expires, row.org_name or "")
@@ -182,13 +160,9 @@ class VppStore:
                     f"this content token is already loaded as Apps and Books location {other!r}"
                 )
             row = conn.execute(select(vpp_locations).where(vpp_locations.c.name == name)).first()
-            status = conn.execute(
-                select(apple_connections.c.status).where(
-                    apple_connections.c.service == "vpp", apple_connections.c.name == name
-                )
-            ).scalar()
+            status = self.registry_status(conn, name)
             values = {
-                "sealed_token": self._box.seal(token.bearer.encode(), f"vpp-token:{name}"),
+                "sealed_token": self.seal("token", name, token.bearer.encode()),
                 "token_sha256": token.sha256,
                 "token_expires_at": token.expires_at,
                 "token_stored_at": now,

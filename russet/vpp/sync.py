@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from russet.runtime import Russet
+from russet.apple.connections import ConnectionRegistry
 from russet.vpp.client import VppClient
 from russet.vpp.errors import ProtocolError
 from russet.vpp.records import asset_page
@@ -28,11 +28,12 @@ async def refresh_limits(store: VppStore, client: VppClient) -> dict[str, Any]:
     return dict(limits)
 
 
-async def sync_assets(russet: Russet, store: VppStore, client: VppClient) -> dict[str, Any]:
-    """Read every page of the location's assets, then apply the listing at once."""
+async def sync_assets(connections: ConnectionRegistry, store: VppStore, client: VppClient) -> dict[str, Any]:
+    """Read every page of the location's assets, then apply the listing at once (under the
+    location's lease in the registry, so a purge waits for it)."""
     name = client.name
     started = time.perf_counter()
-    with russet.connections.lease("vpp", name, "sync", ttl=LEASE):
+    with connections.lease("vpp", name, "sync", ttl=LEASE):
         try:
             await refresh_limits(store, client)
             rows: dict[tuple[str, str], dict[str, Any]] = {}

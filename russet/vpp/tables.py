@@ -18,12 +18,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from russet.apple.connection.columns import connection_name
 from russet.infra.metadata import BigId, metadata
 
 vpp_locations = Table(
     "vpp_locations",
     metadata,
-    Column("name", String(100), primary_key=True),  # the connection's name (apple_connections.name)
+    connection_name("name"),  # the connection's own row
     Column("sealed_token", LargeBinary, nullable=True),  # SecretBox: the .vpptoken; NULL once destroyed
     Column("token_sha256", String(64), nullable=True, unique=True),  # the same token loaded twice
     Column("token_expires_at", DateTime(timezone=True), nullable=True),
@@ -51,7 +52,7 @@ vpp_locations = Table(
 vpp_assets = Table(
     "vpp_assets",
     metadata,
-    Column("location", String(100), primary_key=True),
+    connection_name("location"),
     Column("adam_id", String(40), primary_key=True),
     Column("pricing_param", String(10), primary_key=True),  # STDQ | PLUS
     Column("product_type", String(20), nullable=True),  # App | Book
@@ -73,7 +74,7 @@ vpp_assets = Table(
 vpp_users = Table(
     "vpp_users",
     metadata,
-    Column("location", String(100), primary_key=True),
+    connection_name("location"),
     Column("client_user_id", String(64), primary_key=True),  # a GUID Russet generated
     Column("email", Text, nullable=True),
     Column("managed_apple_id", Text, nullable=True),
@@ -93,7 +94,7 @@ vpp_licences = Table(
     "vpp_licences",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("location", String(100), nullable=False),
+    connection_name("location", primary_key=False),
     Column("adam_id", String(40), nullable=False),
     Column("pricing_param", String(10), nullable=False),
     Column("subject_type", String(10), nullable=False),  # device (serial number) | user (client user id)
@@ -118,7 +119,7 @@ vpp_licences = Table(
 vpp_events = Table(
     "vpp_events",
     metadata,
-    Column("location", String(100), primary_key=True),
+    connection_name("location"),
     Column("event_id", String(64), primary_key=True),
     Column("event_type", String(20), nullable=False),  # ASSOCIATE | DISASSOCIATE | REVOKE | CREATE | ...
     Column("status", String(10), nullable=False),  # PENDING | COMPLETE | FAILED
@@ -138,7 +139,7 @@ vpp_notifications = Table(
     "vpp_notifications",
     metadata,
     # Apple may deliver a notification more than once: its id is kept to apply it once.
-    Column("location", String(100), primary_key=True),
+    connection_name("location"),
     Column("notification_id", String(64), primary_key=True),
     Column("notification_type", String(40), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
@@ -149,7 +150,7 @@ vpp_installs = Table(
     "vpp_installs",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("location", String(100), nullable=False),
+    connection_name("location", primary_key=False),
     Column("enrollment_id", String(300), nullable=False),
     Column("serial_number", String(64), nullable=False),
     Column("adam_id", String(40), nullable=False),

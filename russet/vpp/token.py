@@ -11,9 +11,10 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from russet.apple import bounded_json
+from russet.apple.connection.tokens import ExpiryWarning
 from russet.vpp.errors import TokenError
 
 EXPIRY_WARNING_DAYS = 30
@@ -80,18 +81,10 @@ def parse_time(value: object) -> datetime | None:
         return None
 
 
-def expiry_warning(expires_at: datetime | None, now: datetime | None = None) -> str | None:
-    """A sentence for the admin from EXPIRY_WARNING_DAYS before the token expires (or after)."""
-    if expires_at is None:
-        return None
-    left = expires_at - (now or datetime.now(UTC))
-    if left <= timedelta(0):
-        return (
-            f"the content token expired on {expires_at.isoformat()}; {_HELP} and run `russet vpp add` again"
-        )
-    if left <= timedelta(days=EXPIRY_WARNING_DAYS):
-        return (
-            f"the content token expires in {left.days} days ({expires_at.isoformat()}); {_HELP} and load "
-            "it with `russet vpp add NAME FILE`"
-        )
-    return None
+# The sentence for the admin from EXPIRY_WARNING_DAYS before the token expires (or after).
+expiry_warning = ExpiryWarning(
+    token="content token",
+    expired=f"{_HELP} and run `russet vpp add` again",
+    soon=f"{_HELP} and load it with `russet vpp add NAME FILE`",
+    days=EXPIRY_WARNING_DAYS,
+)
