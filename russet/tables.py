@@ -15,6 +15,7 @@ from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.enrollment import tables as enrollment_tables
 from russet.infra.metadata import metadata
+from russet.library import tables as library_tables
 from russet.mdm import tables as mdm_tables
 from russet.scep import tables as scep_tables
 from russet.storage import tables as storage_tables
@@ -30,6 +31,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     apns_tables,
     abm_tables,
     vpp_tables,
+    library_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -62,6 +62,8 @@ CROSS_FEATURE = {
     ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
     ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
     ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
+    ("storage.rotation", "library.tables"): "writes: re-seals library profile contents on key rotation",
+    ("storage.rotation", "library.store"): "reads: the purpose label profile contents are sealed under",
     # the device half of operations.py (a devices service later)
     ("operations", "mdm.queue"): "commands: the queue's UUID placeholder and UnknownDevices",
     ("operations", "mdm.reenroll"): "open a re-enrollment window; prune old refusals",
