@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -26,6 +26,8 @@ from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
+from russet.enrollment.profile import signed_profile
+from russet.library.service import ProfileLibrary
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
@@ -75,6 +77,64 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     return done, authority
 
 
+class _AuthoritySigner:
+    """The library's ProfileSigner: Russet's profile-signing identity, as for enrollment profiles."""
+
+    def __init__(self, authority: Authority) -> None:
+        self._authority = authority
+
+    def sign(self, profile: dict[str, Any]) -> bytes:
+        return signed_profile(profile, self._authority)
+
+
+class _EnrollmentFacts:
+    """The library's DeviceFacts, read from the MDM core's enrollments (a user channel's facts are
+    its device's, plus the user's names)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._enrollments = storage.enrollments
+
+    def facts(self, target: str) -> Mapping[str, str] | None:
+        row = self._enrollments.get(target)
+        if row is None and ":" in target:
+            device_id, _, user = target.rpartition(":")
+            named = self._enrollments.user_channel_named(device_id, user)
+            row = self._enrollments.get(named) if named else None
+        if row is None:
+            return None
+        device = row if row["channel"] == "device" else self._enrollments.get(row["device_id"]) or row
+        values = {
+            "UDID": device["id"],
+            "ENROLLMENT_ID": row["id"],
+            "SERIAL": device["serial_number"],
+            "DEVICE_NAME": device["device_name"],
+            "MODEL": device["model"],
+            "MODEL_NAME": device["model_name"],
+            "PRODUCT_NAME": device["product_name"],
+            "OS_VERSION": device["os_version"],
+            "BUILD_VERSION": device["build_version"],
+            "USERNAME": row["user_short_name"],
+            "USER_FULL_NAME": row["user_long_name"],
+        }
+        if row["enrollment_type"] == "shared_ipad" and "@" in (row["user_short_name"] or ""):
+            values["EMAIL"] = row["user_short_name"]  # a Shared iPad user is a Managed Apple Account
+        return {name: value for name, value in values.items() if value}
+
+
+class _OperationsSender:
+    """The library's CommandSender: `operations.send_command` (validation, queue, push)."""
+
+    def __init__(self, russet: Russet) -> None:
+        self._russet = russet
+
+    def send_command(
+        self, targets: list[str], command: dict[str, Any], *, created_by: str | None
+    ) -> dict[str, Any]:
+        from russet import operations  # operations imports this module
+
+        return operations.send_command(self._russet, targets, command, created_by)
+
+
 @dataclass
 class Russet:
     settings: Settings
@@ -89,6 +149,7 @@ class Russet:
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
+    library: ProfileLibrary = field(init=False)  # the profile library (needs the Russet to send)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_db: bool = True) -> Russet:
@@ -125,7 +186,7 @@ class Russet:
         ledger.start()
         connections = ConnectionRegistry(engine, SERVICE_HOOKS)
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file)
-        return cls(
+        russet = cls(
             settings=settings,
             storage=storage,
             authority=authority,
@@ -150,6 +211,14 @@ class Russet:
             push_topic=push_topic,
             migration=migration,
         )
+        russet.library = ProfileLibrary(
+            engine,
+            box,
+            _AuthoritySigner(authority),
+            _EnrollmentFacts(storage),
+            _OperationsSender(russet),
+        )
+        return russet
 
     def flush_last_seen(self) -> None:
         self.storage.enrollments.touch(self.last_seen.drain())

@@ -12,6 +12,7 @@ from russet.api.abm import router as abm_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
 from russet.api.models import document_errors
+from russet.api.profiles import router as profiles_router
 from russet.api.push import router as push_router
 from russet.api.routes import router as core_router
 from russet.api.vpp import apps as apps_router
@@ -19,7 +20,14 @@ from russet.api.vpp import router as vpp_router
 from russet.web import errors as web_errors
 
 ROUTERS: tuple[APIRouter, ...] = (
-    core_router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+    core_router,
+    abm_router,
+    push_router,
+    vpp_router,
+    apps_router,
+    enrollment_router,
+    devices_router,
+    profiles_router,
 )
 
 

@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
 from russet.commands.profiles import InstallProfile
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.library import upload, variables
 from russet.library.ports import CommandSender, DeviceFacts, ProfileSigner, ProfileUsers
 from russet.library.store import LibraryStore
+from russet.storage.db import as_utc
+from russet.storage.secretbox import SecretBox
 
 # A name is typed in CLIs and URLs; a PayloadIdentifier (the default name) fits it too.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+ -]{0,199}")
@@ -25,7 +29,9 @@ _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """ISO 8601 in UTC with its offset, the same on SQLite (which keeps naive times) and PostgreSQL."""
+    aware = as_utc(value)
+    return None if aware is None else aware.isoformat()
 
 
 def _version_summary(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,13 +80,14 @@ class ProfileLibrary:
 
     def __init__(
         self,
-        store: LibraryStore,
+        engine: Engine,
+        box: SecretBox,
         signer: ProfileSigner,
         facts: DeviceFacts,
         sender: CommandSender,
         users: tuple[ProfileUsers, ...] = (),
     ) -> None:
-        self._store = store
+        self._store = LibraryStore(engine, box)
         self._signer = signer
         self._facts = facts
         self._sender = sender
