@@ -21,7 +21,9 @@ from russet.web.deps import russet_of as _russet
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
 
 PROFILE_TYPE = "application/x-apple-aspen-config"
-ProfileRef = Annotated[str, Path(min_length=1, max_length=255, description="The profile's name or identifier")]
+ProfileRef = Annotated[
+    str, Path(min_length=1, max_length=255, description="The profile's name or identifier")
+]
 Version = Annotated[int | None, Query(ge=1, le=MAX_DB_INT, description="A version; the latest if absent")]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -118,6 +118,8 @@ def read(data: bytes) -> ParsedProfile:
         profile = plists.loads(content, LIMITS)
     except plists.PlistRejected as exc:
         raise Invalid(f"not a property list Russet accepts: {exc}") from None
+    if profile is None:  # XML without a <plist> element: plistlib finds nothing in it
+        raise Invalid("not a property list: the XML has no <plist> element")
     if not isinstance(profile, dict):
         raise Invalid(f"a profile is a dictionary at its top level, not a {type(profile).__name__}")
     if profile.get("IsEncrypted") is True or "EncryptedPayloadContent" in profile:
