@@ -152,6 +152,12 @@ def read(data: bytes) -> ParsedProfile:
             }
         )
     canonical = _canonical(profile)
+    # What devices get is this XML, read back: a binary plist's carriage returns come back as line
+    # feeds (XML normalises them), so the kept profile is the one read from the kept bytes.
+    try:
+        profile = load_content(canonical)
+    except plists.PlistRejected as exc:  # within the limits as binary, past them as XML
+        raise Invalid(f"the profile is too large once written as XML: {exc}") from None
     known, unknown = variables.used(profile)
     return ParsedProfile(
         profile=profile,
