@@ -24,6 +24,8 @@ MIB = 1024 * KIB
 # token (.vpptoken, about 1 KB); 1 MiB leaves room for long device lists. Console forms are
 # short text (sign-in, command form). Anything else served by the FastAPI app takes no body.
 ADMIN_LIMITS: tuple[tuple[str, int], ...] = (
+    # The profile library takes profiles up to 1 MiB (russet.library.upload), in a multipart form too.
+    ("/api/v1/profiles", 1 * MIB + 64 * KIB),
     ("/api/", 1 * MIB),
     ("/console", 64 * KIB),
 )

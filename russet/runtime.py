@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any, TypeVar, cast
@@ -34,13 +34,14 @@ from russet.apple.ledger import Fingerprinter, Ledger
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
-from russet.enrollment.profile import ProfileIssuer
+from russet.enrollment.profile import ProfileIssuer, signed_profile
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService
 from russet.infra.tasks import Schedule
 from russet.kernel.events import DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
+from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -101,6 +102,50 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     return done, authority
 
 
+class _AuthoritySigner:
+    """The library's ProfileSigner: Russet's profile-signing identity, as for enrollment profiles."""
+
+    def __init__(self, authority: Authority) -> None:
+        self._authority = authority
+
+    def sign(self, profile: dict[str, Any]) -> bytes:
+        return signed_profile(profile, self._authority)
+
+
+class _EnrollmentFacts:
+    """The library's DeviceFacts, read from the MDM core's enrollments (a user channel's facts are
+    its device's, plus the user's names)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._enrollments = storage.enrollments
+
+    def facts(self, target: str) -> Mapping[str, str] | None:
+        row = self._enrollments.get(target)
+        if row is None and ":" in target:
+            device_id, _, user = target.rpartition(":")
+            named = self._enrollments.user_channel_named(device_id, user)
+            row = self._enrollments.get(named) if named else None
+        if row is None:
+            return None
+        device = row if row["channel"] == "device" else self._enrollments.get(row["device_id"]) or row
+        values = {
+            "UDID": device["id"],
+            "ENROLLMENT_ID": row["id"],
+            "SERIAL": device["serial_number"],
+            "DEVICE_NAME": device["device_name"],
+            "MODEL": device["model"],
+            "MODEL_NAME": device["model_name"],
+            "PRODUCT_NAME": device["product_name"],
+            "OS_VERSION": device["os_version"],
+            "BUILD_VERSION": device["build_version"],
+            "USERNAME": row["user_short_name"],
+            "USER_FULL_NAME": row["user_long_name"],
+        }
+        if row["enrollment_type"] == "shared_ipad" and "@" in (row["user_short_name"] or ""):
+            values["EMAIL"] = row["user_short_name"]  # a Shared iPad user is a Managed Apple Account
+        return {name: value for name, value in values.items() if value}
+
+
 @dataclass
 class Russet:
     settings: Settings
@@ -120,6 +165,7 @@ class Russet:
     ledger_admin: LedgerAdmin
     events: EventBus  # in-process events between features (DeviceFactsChanged -> groups)
     groups: GroupService
+    library: ProfileLibrary  # the profile library
     abm: AbmService  # Apple Business/School Manager
     vpp: VppService  # Apps and Books
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
@@ -217,6 +263,9 @@ class Russet:
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             events=events,
             groups=groups,
+            library=ProfileLibrary(
+                engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices
+            ),
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),

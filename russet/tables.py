@@ -16,6 +16,7 @@ from russet.apple import tables as apple_tables
 from russet.enrollment import tables as enrollment_tables
 from russet.groups import tables as groups_tables
 from russet.infra.metadata import metadata
+from russet.library import tables as library_tables
 from russet.mdm import tables as mdm_tables
 from russet.scep import tables as scep_tables
 from russet.storage import tables as storage_tables
@@ -32,6 +33,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     abm_tables,
     vpp_tables,
     groups_tables,
+    library_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -1,5 +1,9 @@
-"""A validator for Apple's YAML schema format (russet/apple_schemas), so that what
-Russet builds is judged by Apple's text rather than by Russet's own declarations."""
+"""Apple's YAML schemas (russet/apple_schemas) for tests, so that what Russet builds is judged
+by Apple's text rather than by Russet's own declarations.
+
+The reading and the walking are the product's own (`russet.schemas`, which the profile library
+validates uploads with): one piece of code, so the tests and the library cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,77 +12,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
+from russet import schemas
+from russet.schemas import SCHEMA_DIR as SCHEMAS
+from russet.schemas import free_form
 
-# Apple's schemas ship inside the package (russet/apple_schemas, MIT, see its README), where the
-# product's own validation (profile library, declarations, command builders) can read them too;
-# real device captures are test data (tests/data/device-captures, MIT, see its README).
-SCHEMAS = Path(__file__).resolve().parents[1] / "russet" / "apple_schemas"
+__all__ = ["CAPTURES", "SCHEMAS", "free_form", "load_schema", "schema_errors"]
+
+# Real device captures are test data (tests/data/device-captures, MIT, see its README).
 CAPTURES = Path(__file__).resolve().parent / "data" / "device-captures"
 
 
 def load_schema(relative: str) -> dict[str, Any]:
-    return yaml.safe_load((SCHEMAS / relative).read_text())  # type: ignore[no-any-return]
-
-
-_SCHEMA_TYPES: dict[str, tuple[type, ...]] = {
-    "<string>": (str,),
-    "<integer>": (int,),
-    "<boolean>": (bool,),
-    "<real>": (float,),
-    "<data>": (bytes,),
-    "<date>": (datetime,),
-    "<array>": (list,),
-    "<dictionary>": (dict,),
-}
-
-
-def free_form(keys: list[dict[str, Any]] | None) -> bool:
-    """Apple marks a dictionary that takes any keys with a single `ANY` subkey (or none at all)."""
-    return not keys or [k["key"] for k in keys] == ["ANY"]
+    return schemas.load(relative)
 
 
 def schema_errors(keys: list[dict[str, Any]] | None, value: Mapping[str, Any], path: str = "") -> list[str]:
-    """Every way `value` breaks the schema `keys` (a `payloadkeys` or `subkeys` list)."""
-    if free_form(keys) and keys:
-        return []
-    known = {k["key"]: k for k in keys or []}
-    errors = [f"{path}{key}: not in Apple's schema" for key in value if key not in known]
-    errors += [
-        f"{path}{k['key']}: required by Apple's schema"
-        for k in keys or []
-        if k.get("presence") == "required" and k["key"] not in value
-    ]
-    for key, v in value.items():
-        if key in known:
-            errors += _value_errors(known[key], v, f"{path}{key}")
-    return errors
-
-
-def _value_errors(spec: dict[str, Any], value: Any, path: str) -> list[str]:
-    kind = spec["type"]
-    if kind == "<any>":
-        return []
-    fits = isinstance(value, _SCHEMA_TYPES[kind]) and not (kind == "<integer>" and isinstance(value, bool))
-    if not fits:
-        return [f"{path}: {type(value).__name__} where Apple says {kind}"]
-    subkeys = spec.get("subkeys")
-    if "rangelist" in spec and value not in spec["rangelist"]:
-        return [f"{path}: {value!r} not in rangelist {spec['rangelist']}"]
-    if kind == "<string>" and subkeys and value not in {k["key"] for k in subkeys}:
-        return [f"{path}: {value!r} is not one of the names Apple lists"]  # e.g. DeviceInformation Queries
-    if kind == "<dictionary>":
-        return schema_errors(subkeys, value, f"{path}.")
-    if kind == "<array>" and subkeys:
-        errors: list[str] = []
-        for i, item in enumerate(value):
-            # Several subkeys make a union (Settings items): the element must fit one of them.
-            per_choice = [_value_errors(choice, item, f"{path}[{i}]") for choice in subkeys]
-            if all(per_choice):
-                closest = min(per_choice, key=len)
-                errors += closest
-        return errors
-    return []
+    """Every way `value` breaks the schema `keys` (a `payloadkeys` or `subkeys` list), strictly:
+    Russet's own output must say `<real>` where Apple does."""
+    found = schemas.problems(keys, value, path.rstrip("."), limit=1000)
+    return [str(problem) for problem in found]
 
 
 # -- example values, straight from a schema ----------------------------------------------------------

@@ -74,6 +74,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/commands", 1024 * 1024),
     ("PUT", "/api/v1/abm/main/token", 1024 * 1024),
     ("POST", "/api/v1/vpp/main", 1024 * 1024),
+    ("POST", "/api/v1/profiles", 1024 * 1024 + 64 * 1024),
     ("POST", "/console/login", 64 * 1024),
     ("POST", "/console/devices/X/commands", 64 * 1024),
     ("POST", "/elsewhere", 64 * 1024),
@@ -84,7 +85,12 @@ def test_the_limit_table_is_as_documented() -> None:
     limits = BodyLimit(lambda *_: None)  # type: ignore[arg-type, return-value]
     for _, path, limit in ENDPOINTS:
         assert limits.limit_for(path) == limit
-    assert dict(ADMIN_LIMITS) == {"/api/": 1024 * 1024, "/console": 64 * 1024} and OTHER_LIMIT == 64 * 1024
+    assert dict(ADMIN_LIMITS) == {
+        "/api/v1/profiles": 1024 * 1024 + 64 * 1024,
+        "/api/": 1024 * 1024,
+        "/console": 64 * 1024,
+    }
+    assert OTHER_LIMIT == 64 * 1024
 
 
 @pytest.mark.parametrize(("method", "path", "limit"), ENDPOINTS)

@@ -60,6 +60,8 @@ CROSS_FEATURE = {
     ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
     ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
     ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
+    ("storage.rotation", "library.tables"): "writes: re-seals library profile contents on key rotation",
+    ("storage.rotation", "library.store"): "reads: the purpose label profile contents are sealed under",
     # composition
     ("runtime", "mdm.signatures"): "the composition root builds the replay guard and the device service",
     ("runtime", "mdm.reenroll"): "the composition root builds the device service over its stores",

@@ -14,6 +14,7 @@ from russet.api.enrollment import router as enrollment_router
 from russet.api.groups import router as groups_router
 from russet.api.ledger import router as ledger_router
 from russet.api.models import document_errors
+from russet.api.profiles import router as profiles_router
 from russet.api.push import router as push_router
 from russet.api.tasks import router as tasks_router
 from russet.api.vpp import apps as apps_router
@@ -39,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     enrollment_router,
     tasks_router,
     groups_router,
+    profiles_router,
 )
 
 

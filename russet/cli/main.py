@@ -25,6 +25,7 @@ from russet.cli.enrollment import token as enrollment_token
 from russet.cli.groups import group
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
+from russet.cli.profiles import profile
 from russet.cli.push import push
 from russet.cli.setup import migrate, secrets
 from russet.cli.tasks import tasks
@@ -359,6 +360,7 @@ cli.add_command(abm)
 cli.add_command(push)
 cli.add_command(vpp)
 cli.add_command(app)
+cli.add_command(profile)
 cli.add_command(migrate)
 cli.add_command(secrets)
 cli.add_command(tasks)
