@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -23,9 +23,12 @@ from russet.apns.topic import PushTopic
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
+from russet.blueprints.ports import DeviceReport, ProfileVersion
+from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
+from russet.kernel.errors import NotFound, Unavailable
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.service import LastSeen, MdmService
@@ -65,6 +68,49 @@ SERVICE_HOOKS.append(apns_hooks.HOOKS)
 SERVICE_HOOKS.append(vpp_hooks.HOOKS)
 
 
+# -- TEMPORARY port adapters for the blueprints feature (issue #13) ------------------------------
+# The groups service (h/groups), the profile library (h/library) and the device service with its
+# reports (h/core) are on other branches. Until they are merged these adapters stand for services
+# that hold nothing: every group and profile is unknown (so a blueprint naming one is refused with
+# a 400 that says the feature is not installed, and nothing is stored), no device has reported
+# anything, and queueing a command is Unavailable (unreachable: no blueprint can have a scope).
+# They answer as empty services rather than 503 so the admin API keeps answering every request
+# with a 4xx (tests/test_api_fuzz.py). At merge the lead passes GroupService, ProfileLibrary and
+# DeviceService (or thin adapters over them) to BlueprintService, and deletes this block.
+
+
+class _GroupsNotInstalled:
+    """TEMPORARY (until h/groups): the Scopes port, with no groups."""
+
+    def devices_in(self, include: Sequence[int], exclude: Sequence[int]) -> set[str]:
+        if include or exclude:
+            raise NotFound(f"no group {[*include, *exclude][0]}: groups are not installed yet")
+        return set()
+
+
+class _LibraryNotInstalled:
+    """TEMPORARY (until h/library): the Profiles port, with no profiles."""
+
+    def latest(self, ref: str) -> ProfileVersion:
+        raise NotFound("the profile library is not installed yet")
+
+    def version(self, ref: str, version: int) -> ProfileVersion:
+        raise NotFound("the profile library is not installed yet")
+
+    def render(self, ref: str, version: int, device_id: str) -> bytes:
+        raise NotFound("the profile library is not installed yet")
+
+
+class _DevicesNotInstalled:
+    """TEMPORARY (until h/core): the CommandSender and ReportedState ports."""
+
+    def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+        raise Unavailable("device service not installed: the reconciler cannot queue commands yet")
+
+    def reported(self, device_ids: Collection[str]) -> Mapping[str, DeviceReport]:
+        return {}  # no ProfileList or inventory is read yet
+
+
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     """First-start work, once for all processes starting together: migrations, the CA and the
     profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
@@ -88,6 +134,7 @@ class Russet:
     gateway: AppleGateway
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
+    blueprints: BlueprintService
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -148,6 +195,14 @@ class Russet:
             gateway=gateway,
             pusher=Pusher(storage, gateway, settings.apns_url),
             push_topic=push_topic,
+            blueprints=BlueprintService(
+                engine,
+                _GroupsNotInstalled(),
+                _LibraryNotInstalled(),
+                _DevicesNotInstalled(),
+                _DevicesNotInstalled(),
+                max_in_flight=settings.reconcile_max_in_flight,
+            ),
             migration=migration,
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from russet.api.abm import router as abm_router
+from russet.api.blueprints import router as blueprints_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
 from russet.api.models import document_errors
@@ -19,7 +20,14 @@ from russet.api.vpp import router as vpp_router
 from russet.web import errors as web_errors
 
 ROUTERS: tuple[APIRouter, ...] = (
-    core_router, abm_router, push_router, vpp_router, apps_router, enrollment_router, devices_router
+    core_router,
+    abm_router,
+    push_router,
+    vpp_router,
+    apps_router,
+    enrollment_router,
+    devices_router,
+    blueprints_router,
 )
 
 

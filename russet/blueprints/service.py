@@ -177,7 +177,7 @@ class BlueprintService:
             items=rows,
             include=spec.include,
             exclude=spec.exclude,
-            created_by=created_by,
+            created_by=created_by[:100],
             now=self.clock(),
         )
         return self.get(new_id)

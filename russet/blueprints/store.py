@@ -20,7 +20,6 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
-    func,
     insert,
     literal,
     or_,
@@ -131,7 +130,7 @@ class BlueprintStore:
 
     def names(self, ids: Iterable[int]) -> dict[int, str]:
         with self.engine.connect() as conn:
-            return dict(conn.execute(select(_b.id, _b.name).where(_b.id.in_(list(ids)))).tuples().all())
+            return {r[0]: r[1] for r in conn.execute(select(_b.id, _b.name).where(_b.id.in_(list(ids))))}
 
     def claims(self, identifiers: Collection[str], *, other_than: int | None) -> dict[str, str]:
         """PayloadIdentifier -> name of the blueprint that claims it, among `identifiers`."""
@@ -145,7 +144,7 @@ class BlueprintStore:
         if other_than is not None:
             query = query.where(_i.blueprint_id != other_than)
         with self.engine.connect() as conn:
-            return dict(conn.execute(query).tuples().all())
+            return {r[0]: r[1] for r in conn.execute(query)}
 
     def save(
         self,
@@ -537,10 +536,6 @@ class DeviceItemStore:
             "full_pass_at": as_utc(row.full_pass_at),
             "expires_at": as_utc(row.expires_at) if row.holder else None,
         }
-
-    def count_by_state(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return dict(conn.execute(select(_d.state, func.count()).group_by(_d.state)).tuples().all())
 
 
 def error_text(chain: Any, reason: str | None) -> str:
