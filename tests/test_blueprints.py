@@ -17,7 +17,7 @@ from russet.blueprints.service import BlueprintService, BlueprintSpec, ProfileRe
 from russet.blueprints.tables import blueprint_device_items, blueprint_items, blueprints
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.runtime import Russet
-from tests.blueprint_support import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
+from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
 
 
 class Clock:

@@ -21,7 +21,7 @@ from russet.cli import blueprints as cli_blueprints
 from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
-from tests.blueprint_support import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
+from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
 
 
 class Ports:

@@ -19,11 +19,11 @@ from sqlalchemy import (
     Engine,
     and_,
     delete,
-    exists,
     insert,
     literal,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -302,13 +302,16 @@ def _record(row: Any) -> Record:
 
 def _statements(dialect: str) -> dict[str, Any]:
     keys = bulk.json_rows(dialect, _KEY_FIELDS, "keys")
-    same_key = and_(_d.device_id == keys.c.device_id, _d.kind == keys.c.kind, _d.ident == keys.c.ident)
     rows = bulk.json_rows(dialect, _ROW_FIELDS, "rows")
     adopt = bulk.json_rows(dialect, [*_KEY_FIELDS, ("blueprint_id", bulk.INT)], "adopt")
     ids = bulk.json_rows(dialect, [("device_id", bulk.TEXT)], "ids")
     return {
         "read": select(*_RECORD_COLUMNS).join(ids, _d.device_id == ids.c.device_id),
-        "delete": delete(blueprint_device_items).where(exists().where(same_key)),
+        # Row-value IN over the batch: both backends probe the primary key once per batch row
+        # (a correlated EXISTS would scan the whole table against every batch).
+        "delete": delete(blueprint_device_items).where(
+            tuple_(_d.device_id, _d.kind, _d.ident).in_(select(keys.c.device_id, keys.c.kind, keys.c.ident))
+        ),
         "insert": insert(blueprint_device_items).from_select(
             [name for name, _ in _ROW_FIELDS], select(*[rows.c[name] for name, _ in _ROW_FIELDS])
         ),
