@@ -161,14 +161,14 @@ def main() -> None:
             f"{backend}: {args.devices} devices x {args.items} profiles, at most {args.in_flight} in flight"
         )
         print(
-"  scope change: "
-            f"{r['change_s']:.1f} s ({r['change_cpu_s']:.1f} s CPU) for {r['change_devices']:.0f} devices: "{r['change_queued']:.0f} commands queued ({r['change_removes']:.0f} RemoveProfile, "
-            f"{r['change_installs']:.0f} InstallProfile), {r['change_deferred']:.0f} left for later passes "
-            f"[setup {r['setup_s']:.1f} s, untimed]"
+            f"  scope change: {r['change_s']:.1f} s ({r['change_cpu_s']:.1f} s CPU) "
+            f"for {r['change_devices']:.0f} devices: {r['change_queued']:.0f} commands queued "
+            f"({r['change_removes']:.0f} RemoveProfile, {r['change_installs']:.0f} InstallProfile), "
+            f"{r['change_deferred']:.0f} left for later passes [setup {r['setup_s']:.1f} s, untimed]"
         )
         print(
-"  idle pass:    "
-            f"{r['idle_s']:.1f} s ({r['idle_cpu_s']:.1f} s CPU) over {r['idle_items']:.0f} items in sync: {r['idle_queued']:.0f} commands queued"
+            f"  idle pass:    {r['idle_s']:.1f} s ({r['idle_cpu_s']:.1f} s CPU) "
+            f"over {r['idle_items']:.0f} items in sync: {r['idle_queued']:.0f} commands queued"
         )
         expected = args.devices * min(args.items, args.in_flight)
         if r["change_queued"] != expected or r["idle_queued"] != 0:
