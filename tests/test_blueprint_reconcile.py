@@ -21,9 +21,12 @@ from russet.blueprints.reconcile import (
     Merged,
     Policy,
     Record,
+    combo_digest,
     expand,
+    may_skip,
     merge,
     plan_device,
+    settled_token,
     unknown_variables,
 )
 
@@ -249,7 +252,7 @@ def test_a_pending_command_is_waited_for_then_retried_after_the_timeout() -> Non
     )
     p = plan([a], [rec], report({}))
     assert p.actions == [] and states(p) == {a.ident: PENDING}
-    stale = Record(**{**{f: getattr(rec, f) for f in rec.__slots__}, "queued_at": NOW - timedelta(days=4)})  # type: ignore[arg-type]
+    stale = rec._replace(queued_at=NOW - timedelta(days=4))
     p = plan([a], [stale], report({}))
     assert [(x.action, x.reason) for x in p.actions] == [(INSTALL, "no answer")]
 
@@ -360,3 +363,34 @@ def test_ownership_moves_to_the_blueprint_now_wanting_the_same_profile() -> None
 
 def test_empty_merge() -> None:
     assert merge([]) == Merged({}, {})
+
+
+def test_a_device_is_settled_only_when_everything_is_verified_in_sync() -> None:
+    a = profile("com.example.a")
+    tz = Desired(SETTING, "TimeZone", 1, value="Europe/Paris")
+    applied = Record(SETTING, "TimeZone", 1, IN_SYNC, SETTINGS, False, value="Europe/Paris", acked_at=EARLIER)
+    assert plan([a, tz], [installed(a), applied], report({a.ident: a.payload_uuid})).settled  # type: ignore[dict-item]
+    # not verified yet (the ProfileList is older than the install), drifted, pending, conflict: not settled
+    assert not plan([a], [installed(a)], report({}, at=EARLIER - timedelta(minutes=1))).settled
+    assert not plan([a], [installed(a)], report({})).settled
+    assert not plan([a], [], report({})).settled
+    assert not plan([a, profile("com.example.a", bp=2, version=2)], [installed(a)], report({})).settled
+    assert not plan([a], [installed(a)], report({a.ident: a.payload_uuid}), recheck_pending=True).settled  # type: ignore[dict-item]
+
+
+def test_what_a_settled_mark_depends_on() -> None:
+    one = merge([profile("com.example.a")])
+    digest = combo_digest(one)
+    assert digest == combo_digest(merge([profile("com.example.a")]))
+    assert digest != combo_digest(merge([profile("com.example.a", version=2)]))
+    assert digest != combo_digest(merge([profile("com.example.a", bp=2)]))
+    assert digest != combo_digest(merge([profile("com.example.a"), profile("com.example.b")]))
+    rep = report({})
+    assert settled_token(digest, rep) == settled_token(digest, report({"x": "y"}))  # same times
+    assert settled_token(digest, rep) != settled_token(digest, report({}, at=NOW + timedelta(seconds=1)))
+    assert settled_token(digest, rep) != settled_token(digest, report({}, facts_at=NOW))
+    # a settled device is re-planned when its ProfileList is due again
+    assert may_skip(one, report({}, at=NOW - timedelta(hours=1)), NOW, POLICY)
+    assert not may_skip(one, report({}, at=NOW - timedelta(days=2)), NOW, POLICY)
+    assert not may_skip(one, None, NOW, POLICY)
+    assert may_skip(merge([Desired(SETTING, "TimeZone", 1, value="UTC")]), None, NOW, POLICY)

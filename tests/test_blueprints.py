@@ -215,6 +215,15 @@ def test_scope_change_to_in_sync_then_drift_then_leaving_scope(world: World) -> 
         )
     idle = world.service.reconcile()
     assert idle["commands_total"] == 0 and idle["states"] == {"in_sync": 4}
+    # settled: the next full pass skips both devices, reading none of their records
+    again = world.service.reconcile()
+    assert again["devices_settled_skipped"] == 2 and again["states"] == {"in_sync": 4}
+    assert again["commands_total"] == 0
+    # a new library version changes the desired state: re-planned, the new version installed
+    world.library.add("wifi")
+    upgraded = world.service.reconcile(dry_run=True)
+    assert upgraded["devices_settled_skipped"] == 0 and upgraded["commands"] == {"install_profile": 2}
+    world.library.versions["wifi"].pop()
 
     # drift: the user removed the VPN profile on dev-b; the next ProfileList shows it
     world.device_reports_profiles("dev-b", {wifi.payload_identifier: wifi.payload_uuid})

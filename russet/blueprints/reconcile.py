@@ -22,10 +22,12 @@ The rules:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from russet.blueprints.ports import DeviceReport
 
@@ -51,11 +53,13 @@ SETTING_ITEMS = {"device_name": "DeviceName", "time_zone": "TimeZone"}
 NAME_VARIABLES = ("$SERIAL", "$UDID", "$MODEL")
 _VARIABLE = re.compile(r"\$[A-Z_]+")
 
+_VERIFIED = "verified by ProfileList"
+_UNVERIFIED = "installed; ProfileList not asked since"
+
 Key = tuple[str, str]  # (kind, ident): ident is the PayloadIdentifier or the setting's Item
 
 
-@dataclass(frozen=True, slots=True)
-class Desired:
+class Desired(NamedTuple):
     """One item a blueprint wants on a device (profile versions already resolved)."""
 
     kind: str
@@ -81,8 +85,7 @@ class Desired:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """What the reconciler did for one item on one device (a `blueprint_device_items` row)."""
 
     kind: str
@@ -106,8 +109,7 @@ class Record:
         return (self.kind, self.ident)
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class Action(NamedTuple):
     """A command to queue for one device."""
 
     action: str  # install_profile | remove_profile | settings | profile_list
@@ -124,8 +126,7 @@ class Action:
     acked_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ItemState:
+class ItemState(NamedTuple):
     """An item's state on a device after the plan, for people and the API."""
 
     kind: str
@@ -146,6 +147,9 @@ class DevicePlan:
     forget: list[Key] = field(default_factory=list)  # records to delete, no command needed
     adopt: list[tuple[Key, int]] = field(default_factory=list)  # record now owned by another blueprint
     deferred: int = 0  # actions left for a later pass by the in-flight bound
+    # Nothing to do and every item in sync (profiles verified by a later ProfileList): until its
+    # blueprints, its reports or its records change, a pass may skip the device (`settled_token`).
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +234,58 @@ def plan_device(
     installs: list[tuple[Action, ItemState, ItemState]] = []  # action, state if queued, if deferred
     in_flight_own = 0
 
-    keys: list[Key] = list(merged.items)
-    keys += [k for k in merged.conflicts if k not in merged.items]
-    keys += [k for k in records if k not in merged.items and k not in merged.conflicts]
+    items, conflicts = merged.items, merged.conflicts
+    keys: list[Key] = list(items)
+    if conflicts:
+        keys += [k for k in conflicts if k not in items]
+    keys += [k for k in records if k not in items and k not in conflicts]
+    profiles_at = report.profiles_at if report is not None else None
+    reported = report.profiles if report is not None else {}
+    states = plan.states
     for key in keys:
         kind, ident = key
         rec = records.get(key)
+        desired = items.get(key)
+        # The common case of a pass over a settled fleet, decided without further calls: a profile
+        # installed as wanted and not contradicted by a later ProfileList (the full rules below).
+        if (
+            rec is not None
+            and desired is not None
+            and kind == PROFILE
+            and rec.state == IN_SYNC
+            and rec.action == INSTALL
+            and rec.payload_uuid == desired.payload_uuid
+            and rec.content_hash == desired.content_hash
+            and rec.blueprint_id == desired.blueprint_id
+        ):
+            if profiles_at is None or rec.acked_at is None or profiles_at <= rec.acked_at:
+                states.append(
+                    ItemState(
+                        kind,
+                        ident,
+                        (rec.blueprint_id,),
+                        IN_SYNC,
+                        _UNVERIFIED,
+                        None,
+                        desired.payload_uuid,
+                        reported.get(ident),
+                    )
+                )
+                continue
+            if reported.get(ident) == rec.payload_uuid:
+                states.append(
+                    ItemState(
+                        kind,
+                        ident,
+                        (rec.blueprint_id,),
+                        IN_SYNC,
+                        _VERIFIED,
+                        None,
+                        desired.payload_uuid,
+                        rec.payload_uuid,
+                    )
+                )
+                continue
         if rec is not None and rec.state == PENDING and rec.command_uuid is not None:
             if rec.queued_at is not None and now - rec.queued_at < policy.pending_timeout:
                 in_flight_own += 1
@@ -264,7 +314,6 @@ def plan_device(
                 )
             )
             continue
-        desired = merged.items.get(key)
         if desired is None:
             assert rec is not None
             _leaving(plan, rec, report, removes, policy.retry_failed)
@@ -308,7 +357,38 @@ def plan_device(
         and _needs_recheck(records, report, now, policy)
     ):
         plan.actions.append(Action(PROFILE_LIST, PROFILE, "", None, "recheck"))
+    plan.settled = (
+        not plan.actions
+        and not plan.deferred
+        and not plan.forget
+        and not plan.adopt
+        and not recheck_pending
+        and all(s.state == IN_SYNC and s.detail != _UNVERIFIED for s in states)
+    )
     return plan
+
+
+def combo_digest(merged: Merged) -> str:
+    """A digest of a combination's desired state: it changes when any blueprint, scope or
+    profile version behind it does."""
+    parts = sorted(repr(tuple(d)) for d in merged.items.values())
+    parts += sorted(repr((k, v)) for k, v in merged.conflicts.items())
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def settled_token(digest: str, report: DeviceReport | None) -> str:
+    """What a settled device's mark must equal for a pass to skip it: its desired state's digest
+    and the times of the reports it was decided on (a newer ProfileList or inventory re-plans it)."""
+    seen = f"{digest}|{report.profiles_at if report else None}|{report.facts_at if report else None}"
+    return hashlib.blake2b(seen.encode(), digest_size=16).hexdigest()
+
+
+def may_skip(merged: Merged, report: DeviceReport | None, now: datetime, policy: Policy) -> bool:
+    """Whether a settled device may be skipped now: not if its ProfileList is due again."""
+    if not any(kind == PROFILE for kind, _ in merged.items):
+        return True
+    at = report.profiles_at if report is not None else None
+    return at is not None and now - at < policy.recheck_after
 
 
 def _needs_recheck(
@@ -453,7 +533,7 @@ def _profile(
             ident,
             owners,
             IN_SYNC,
-            "verified by ProfileList" if verified else "installed; ProfileList not asked since",
+            _VERIFIED if verified else _UNVERIFIED,
             desired=desired.payload_uuid,
             actual=actual,
         )

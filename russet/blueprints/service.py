@@ -55,8 +55,11 @@ from russet.blueprints.reconcile import (
     ItemState,
     Merged,
     Policy,
+    combo_digest,
+    may_skip,
     merge,
     plan_device,
+    settled_token,
     unknown_variables,
 )
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
@@ -106,6 +109,7 @@ class _Pass:
     commands: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     states: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     deferred: int = 0
+    skipped: int = 0  # settled devices a full pass did not need to re-plan
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
     plan: list[dict[str, Any]] = field(default_factory=list)
@@ -120,6 +124,7 @@ class _Pass:
         return {
             "dry_run": self.dry_run,
             "devices": self.devices,
+            "devices_settled_skipped": self.skipped,
             "commands": dict(self.commands),
             "commands_total": sum(self.commands.values()),
             "deferred": self.deferred,
@@ -370,25 +375,50 @@ class BlueprintService:
         policy = Policy(
             self.policy.max_in_flight, self.policy.recheck_after, self.policy.pending_timeout, retry_failed
         )
-        merged_cache: dict[tuple[int, ...], Merged] = {(): _EMPTY}
+        combos: dict[tuple[int, ...], tuple[Merged, str]] = {}
+        may_skip_settled = devices is None and not retry_failed  # a full pass; named devices are re-planned
         for start in range(0, len(targets), self.batch_size):
             batch = targets[start : start + self.batch_size]
             now = self.clock()
             if not dry_run:
                 self.items.renew(holder, now + LEASE)
-            records = self.items.records(batch)
             reports = self.reported.reported(batch)
-            rechecks = self.items.rechecks(batch)
-            plans: list[DevicePlan] = []
+            marks = self.items.marks(batch)
+            todo: list[tuple[str, Merged, str]] = []
             for device_id in batch:
                 combo = membership.get(device_id, ())
                 if broken.intersection(combo):
                     continue
-                merged = merged_cache.get(combo)
-                if merged is None:
-                    merged = merged_cache[combo] = merge(d for b in combo for d in per_blueprint[b])
-                asked = rechecks.get(device_id)
-                pending = device_id in rechecks and (asked is None or now - asked < policy.pending_timeout)
+                known = combos.get(combo)
+                if known is None:
+                    merged = merge(d for b in combo for d in per_blueprint[b])
+                    known = combos[combo] = (merged, combo_digest(merged))
+                merged, digest = known
+                report = reports.get(device_id)
+                token = settled_token(digest, report)
+                mark = marks.get(device_id)
+                if (
+                    may_skip_settled
+                    and mark is not None
+                    and mark.settled == token
+                    and not mark.dirty
+                    and mark.recheck_uuid is None
+                    and may_skip(merged, report, now, policy)
+                ):
+                    run.devices += 1
+                    run.skipped += 1
+                    run.states[IN_SYNC] += len(merged.items)
+                    continue
+                todo.append((device_id, merged, token))
+            records = self.items.records([d for d, _, _ in todo])
+            plans: list[DevicePlan] = []
+            settled: dict[str, str | None] = {}
+            for device_id, merged, token in todo:
+                mark = marks.get(device_id)
+                asked = mark.recheck_at if mark else None
+                pending = bool(mark and mark.recheck_uuid) and (
+                    asked is None or now - asked < policy.pending_timeout
+                )
                 plan = plan_device(
                     device_id,
                     merged,
@@ -399,9 +429,12 @@ class BlueprintService:
                     recheck_pending=pending,
                 )
                 plans.append(plan)
+                new_mark = token if plan.settled else None
+                if new_mark != (mark.settled if mark else None):
+                    settled[device_id] = new_mark
             self._count(run, plans)
             if not dry_run:
-                self._execute(plans, records, now, created_by, run)
+                self._execute(plans, settled, now, created_by, run)
         return run
 
     def _count(self, run: _Pass, plans: Sequence[DevicePlan]) -> None:
@@ -425,7 +458,7 @@ class BlueprintService:
     def _execute(
         self,
         plans: Sequence[DevicePlan],
-        records: Mapping[str, Mapping[tuple[str, str], Any]],
+        settled: Mapping[str, str | None],
         now: datetime,
         created_by: str,
         run: _Pass,
@@ -483,6 +516,7 @@ class BlueprintService:
             rechecks=rechecks,
             reconciled=[p.device_id for p in plans],
             now=now,
+            settled=settled,
         )
 
     def _commands(
@@ -618,10 +652,16 @@ class BlueprintService:
         report = self.reported.reported([device_id]).get(device_id)
         if not combo and not records and report is None:
             raise NotFound(f"no device {device_id!r} in any blueprint's scope, nor known to the MDM core")
-        asked = self.items.rechecks([device_id])
+        mark = self.items.marks([device_id]).get(device_id)
         merged = merge(d for b in combo for d in per_blueprint[b])
         plan = plan_device(
-            device_id, merged, records, report, self.policy, self.clock(), recheck_pending=device_id in asked
+            device_id,
+            merged,
+            records,
+            report,
+            self.policy,
+            self.clock(),
+            recheck_pending=bool(mark and mark.recheck_uuid),
         )
         names = self.blueprints.names({*combo, *(r.blueprint_id for r in records.values())})
         apps = [

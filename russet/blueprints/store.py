@@ -16,14 +16,18 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    DateTime,
     Engine,
+    String,
     and_,
+    bindparam,
     delete,
     insert,
     literal,
     or_,
     select,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +50,16 @@ _d, _v, _r = blueprint_device_items.c, blueprint_devices.c, blueprint_runs.c
 
 PASS = "pass"  # the blueprint_runs row of the reconcile pass
 BOOL = Boolean()
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A device's bookkeeping row (`blueprint_devices`)."""
+
+    recheck_uuid: str | None  # a ProfileList the reconciler asked, unanswered
+    recheck_at: datetime | None
+    dirty: bool  # a command of the reconciler's was answered since the device was last planned
+    settled: str | None  # the settled token of the last pass that found nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,23 +295,38 @@ _KEY_FIELDS: list[tuple[str, Any]] = [("device_id", bulk.TEXT), ("kind", bulk.TE
 
 
 def _record(row: Any) -> Record:
-    return Record(
-        row.kind,
-        row.ident,
-        row.blueprint_id,
-        row.state,
-        row.action,
-        bool(row.installed),
-        row.ref,
-        row.version,
-        row.payload_uuid,
-        row.content_hash,
-        row.value,
-        row.command_uuid,
-        row.error,
-        as_utc(row.queued_at),
-        as_utc(row.acked_at),
-    )
+    return _fast_record(row, {})
+
+
+def _fast_record(row: Any, times: dict[Any, datetime | None]) -> Record:
+    """A record from a row of `_RECORD_COLUMNS` (read by position: a pass reads a million). The two
+    times come as the backend gives them (SQLite: text, read raw; PostgreSQL: aware datetimes) and
+    are converted once per distinct value: a batch's rows share a handful of them."""
+    queued, acked = row[14], row[15]
+    q = times.get(queued, _MISSING) if queued is not None else None
+    if q is _MISSING:
+        q = times[queued] = _as_time(queued)
+    a = times.get(acked, _MISSING) if acked is not None else None
+    if a is _MISSING:
+        a = times[acked] = _as_time(acked)
+    return Record._make((*row[1:14], q, a))
+
+
+_MISSING: Any = object()
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's stored text (SQLAlchemy's form, naive UTC)
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _read_columns(dialect: str) -> tuple[Any, ...]:
+    """`_RECORD_COLUMNS`, with SQLite's times read as their stored text (parsed by `_as_time`,
+    once per distinct value, instead of by SQLAlchemy once per row)."""
+    if dialect != "sqlite":
+        return _RECORD_COLUMNS
+    return (*_RECORD_COLUMNS[:14], type_coerce(_d.queued_at, String), type_coerce(_d.acked_at, String))
 
 
 def _statements(dialect: str) -> dict[str, Any]:
@@ -305,8 +334,10 @@ def _statements(dialect: str) -> dict[str, Any]:
     rows = bulk.json_rows(dialect, _ROW_FIELDS, "rows")
     adopt = bulk.json_rows(dialect, [*_KEY_FIELDS, ("blueprint_id", bulk.INT)], "adopt")
     ids = bulk.json_rows(dialect, [("device_id", bulk.TEXT)], "ids")
+    asked = bulk.json_rows(dialect, [("device_id", bulk.TEXT), ("uuid", bulk.TEXT)], "rechecks")
+    marked = bulk.json_rows(dialect, [("device_id", bulk.TEXT), ("settled", bulk.TEXT)], "marked")
     return {
-        "read": select(*_RECORD_COLUMNS).join(ids, _d.device_id == ids.c.device_id),
+        "read": select(*_read_columns(dialect)).join(ids, _d.device_id == ids.c.device_id),
         # Row-value IN over the batch: both backends probe the primary key once per batch row
         # (a correlated EXISTS would scan the whole table against every batch).
         "delete": delete(blueprint_device_items).where(
@@ -318,9 +349,18 @@ def _statements(dialect: str) -> dict[str, Any]:
         "adopt": update(blueprint_device_items)
         .where(_d.device_id == adopt.c.device_id, _d.kind == adopt.c.kind, _d.ident == adopt.c.ident)
         .values(blueprint_id=adopt.c.blueprint_id),
-        "rechecks": select(_v.device_id, _v.recheck_at)
-        .join(ids, _v.device_id == ids.c.device_id)
-        .where(_v.recheck_uuid.is_not(None)),
+        "recheck": update(blueprint_devices)
+        .where(_v.device_id == asked.c.device_id)
+        .values(recheck_uuid=asked.c.uuid, recheck_at=bindparam("now", type_=DateTime(timezone=True))),
+        "clean": update(blueprint_devices)
+        .where(_v.dirty.is_(True), _v.device_id.in_(select(ids.c.device_id)))
+        .values(dirty=False),
+        "marks": select(_v.device_id, _v.recheck_uuid, _v.recheck_at, _v.dirty, _v.settled).join(
+            ids, _v.device_id == ids.c.device_id
+        ),
+        "settle": update(blueprint_devices)
+        .where(_v.device_id == marked.c.device_id)
+        .values(settled=marked.c.settled),
     }
 
 
@@ -345,18 +385,23 @@ class DeviceItemStore:
         out: dict[str, dict[Key, Record]] = {}
         if not device_ids:
             return out
+        times: dict[Any, datetime | None] = {}
         with self.engine.connect() as conn:
-            for row in conn.execute(self._sql["read"], {"ids": bulk.encode([[d] for d in device_ids])}):
-                out.setdefault(row.device_id, {})[(row.kind, row.ident)] = _record(row)
+            rows = conn.execute(self._sql["read"], {"ids": bulk.encode([[d] for d in device_ids])}).all()
+            for row in rows:
+                mine = out.get(row[0])
+                if mine is None:
+                    mine = out[row[0]] = {}
+                mine[(row[1], row[2])] = _fast_record(row, times)
         return out
 
-    def rechecks(self, device_ids: Sequence[str]) -> dict[str, datetime | None]:
-        """Devices among these with a ProfileList of the reconciler's unanswered, and when asked."""
+    def marks(self, device_ids: Sequence[str]) -> dict[str, Mark]:
+        """The bookkeeping of those devices that have any: re-check asked, dirty, settled."""
         if not device_ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(self._sql["rechecks"], {"ids": bulk.encode([[d] for d in device_ids])})
-            return {r.device_id: as_utc(r.recheck_at) for r in rows}
+            rows = conn.execute(self._sql["marks"], {"ids": bulk.encode([[d] for d in device_ids])}).all()
+        return {r[0]: Mark(r[1], as_utc(r[2]), bool(r[3]), r[4]) for r in rows}
 
     def devices(self) -> set[str]:
         """Every device the reconciler holds records for (it may have to remove something there)."""
@@ -374,9 +419,18 @@ class DeviceItemStore:
         rechecks: Mapping[str, str],
         reconciled: Sequence[str],
         now: datetime,
+        settled: Mapping[str, str | None] | None = None,
     ) -> None:
         """One transaction per batch: records replaced or forgotten, ownership moved, ProfileList
-        re-checks asked, devices marked reconciled."""
+        re-checks asked, `reconciled` devices no longer dirty, `settled` marks changed."""
+        memo: dict[datetime | None, str | None] = {}
+
+        def time(value: datetime | None) -> str | None:
+            text = memo.get(value, _MISSING)
+            if text is _MISSING:
+                text = memo[value] = self._time(value)
+            return text
+
         with self.engine.begin() as conn:
             gone = [*forget, *[(u["device_id"], u["kind"], u["ident"]) for u in upserts]]
             if gone:
@@ -398,30 +452,25 @@ class DeviceItemStore:
                         u.get("value"),
                         u.get("command_uuid"),
                         u.get("error"),
-                        self._time(u.get("queued_at")),
-                        self._time(u.get("acked_at")),
-                        self._time(now),
+                        time(u.get("queued_at")),
+                        time(u.get("acked_at")),
+                        time(now),
                     ]
                     for u in upserts
                 ]
                 conn.execute(self._sql["insert"], {"rows": bulk.encode(rows)})
             if adopt:
                 conn.execute(self._sql["adopt"], {"adopt": bulk.encode(adopt)})
-            touched = set(reconciled) | set(rechecks)
-            if touched:
-                self._ensure_devices(conn, touched)
-                if reconciled:
-                    conn.execute(
-                        update(blueprint_devices)
-                        .where(_v.device_id.in_(list(reconciled)))
-                        .values(reconciled_at=now, dirty=False)
-                    )
-                for device_id, uuid in rechecks.items():
-                    conn.execute(
-                        update(blueprint_devices)
-                        .where(_v.device_id == device_id)
-                        .values(recheck_uuid=uuid, recheck_at=now)
-                    )
+            if rechecks:
+                self._ensure_devices(conn, rechecks)
+                batch = bulk.encode([[d, u] for d, u in rechecks.items()])
+                conn.execute(self._sql["recheck"], {"rechecks": batch, "now": now})
+            if settled:  # only marks that changed are given
+                self._ensure_devices(conn, [d for d, token in settled.items() if token is not None])
+                marks = bulk.encode([[d, token] for d, token in settled.items()])
+                conn.execute(self._sql["settle"], {"marked": marks})
+            if reconciled:  # only the rows of devices marked dirty change: an idle pass writes nothing
+                conn.execute(self._sql["clean"], {"ids": bulk.encode([[d] for d in reconciled])})
 
     def _ensure_devices(self, conn: Any, device_ids: Collection[str]) -> None:
         ids = list(device_ids)
@@ -471,7 +520,11 @@ class DeviceItemStore:
             settled = done.rowcount == 1
             if settled:
                 self._ensure_devices(conn, [device_id])
-                conn.execute(update(blueprint_devices).where(_v.device_id == device_id).values(dirty=True))
+                conn.execute(
+                    update(blueprint_devices)
+                    .where(_v.device_id == device_id)
+                    .values(dirty=True, settled=None)
+                )
         return settled
 
     def recheck_answered(self, device_id: str, command_uuid: str) -> bool:

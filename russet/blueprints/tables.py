@@ -94,7 +94,9 @@ blueprint_devices = Table(
     Column("recheck_uuid", String(64), nullable=True),  # the ProfileList the reconciler asked
     Column("recheck_at", DateTime(timezone=True), nullable=True),
     Column("dirty", Boolean, nullable=False),  # a result came in: reconcile this device soon
-    Column("reconciled_at", DateTime(timezone=True), nullable=True),
+    # reconcile.settled_token of the last pass that found nothing to do here; a full pass skips
+    # the device while its blueprints, reports and records give the same token.
+    Column("settled", String(32), nullable=True),
 )
 
 

@@ -91,7 +91,7 @@ def upgrade() -> None:
         sa.Column("recheck_uuid", sa.String(64), nullable=True),
         sa.Column("recheck_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dirty", sa.Boolean(), nullable=False),
-        sa.Column("reconciled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("settled", sa.String(32), nullable=True),
         sa.PrimaryKeyConstraint("device_id", name="pk_blueprint_devices"),
     )
     op.create_table(
