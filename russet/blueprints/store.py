@@ -30,6 +30,8 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from russet.blueprints.reconcile import Key, Record
@@ -473,13 +475,17 @@ class DeviceItemStore:
                 conn.execute(self._sql["clean"], {"ids": bulk.encode([[d] for d in reconciled])})
 
     def _ensure_devices(self, conn: Any, device_ids: Collection[str]) -> None:
+        """A bookkeeping row for each device; one made meanwhile by another process (a pass and a
+        command result racing) is left as it is rather than failing the transaction."""
         ids = list(device_ids)
+        new = (sqlite_insert if self._dialect == "sqlite" else pg_insert)(blueprint_devices)
+        new = new.on_conflict_do_nothing(index_elements=["device_id"])
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             have = set(conn.execute(select(_v.device_id).where(_v.device_id.in_(chunk))).scalars())
             missing = [d for d in chunk if d not in have]
             if missing:
-                conn.execute(insert(blueprint_devices), [{"device_id": d, "dirty": False} for d in missing])
+                conn.execute(new, [{"device_id": d, "dirty": False} for d in missing])
 
     # -- command results -----------------------------------------------------------------------
 
