@@ -428,3 +428,25 @@ def test_periodic_pass_is_full_after_a_change_else_only_answered_devices(world: 
 def test_device_state_of_an_unknown_device(world: World) -> None:
     with pytest.raises(NotFound):
         world.service.device_state("nobody")
+
+
+def test_every_command_the_reconciler_queues_is_one_russet_can_build(world: World) -> None:
+    """The device service validates commands with russet.commands: what the reconciler sends passes."""
+    from russet.commands import build_command
+
+    world.library.add("wifi")
+    world.reports.set("dev-c", serial_number="C02XYZ", facts_at=world.clock())
+    world.service.create(
+        spec(
+            profiles=(ProfileRef("wifi"),), device_name="Mac-$SERIAL", time_zone="Europe/Paris", include=(2,)
+        ),
+        created_by="t",
+    )
+    world.service.reconcile()
+    world.ack_all("InstallProfile")
+    world.service.delete("Office Macs")
+    world.service.reconcile()
+    kinds = {s.command["RequestType"] for s in world.sender.sent}
+    assert kinds == {"InstallProfile", "Settings", "ProfileList", "RemoveProfile"}
+    for sent in world.sender.sent:
+        assert build_command(sent.command)["RequestType"] == sent.command["RequestType"]
