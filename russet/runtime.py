@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any, TypeVar, cast
@@ -31,6 +31,8 @@ from russet.apple.admin import LedgerAdmin
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
+from russet.blueprints.ports import DeviceReport, ProfileVersion
+from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
@@ -39,6 +41,7 @@ from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService
 from russet.infra.tasks import Schedule
+from russet.kernel.errors import NotFound, Unavailable
 from russet.kernel.events import DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
@@ -90,6 +93,49 @@ SERVICE_HOOKS: list[ServiceHooks] = []
 SERVICE_HOOKS.append(abm_hooks.HOOKS)
 SERVICE_HOOKS.append(apns_hooks.HOOKS)
 SERVICE_HOOKS.append(vpp_hooks.HOOKS)
+
+
+# -- TEMPORARY port adapters for the blueprints feature (issue #13) ------------------------------
+# The groups service (h/groups), the profile library (h/library) and the device service with its
+# reports (h/core) are on other branches. Until they are merged these adapters stand for services
+# that hold nothing: every group and profile is unknown (so a blueprint naming one is refused with
+# a 400 that says the feature is not installed, and nothing is stored), no device has reported
+# anything, and queueing a command is Unavailable (unreachable: no blueprint can have a scope).
+# They answer as empty services rather than 503 so the admin API keeps answering every request
+# with a 4xx (tests/test_api_fuzz.py). At merge the lead passes GroupService, ProfileLibrary and
+# DeviceService (or thin adapters over them) to BlueprintService, and deletes this block.
+
+
+class _GroupsNotInstalled:
+    """TEMPORARY (until h/groups): the Scopes port, with no groups."""
+
+    def devices_in(self, include: Sequence[int], exclude: Sequence[int]) -> set[str]:
+        if include or exclude:
+            raise NotFound(f"no group {[*include, *exclude][0]}: groups are not installed yet")
+        return set()
+
+
+class _LibraryNotInstalled:
+    """TEMPORARY (until h/library): the Profiles port, with no profiles."""
+
+    def latest(self, ref: str) -> ProfileVersion:
+        raise NotFound("the profile library is not installed yet")
+
+    def version(self, ref: str, version: int) -> ProfileVersion:
+        raise NotFound("the profile library is not installed yet")
+
+    def render(self, ref: str, version: int, device_id: str) -> bytes:
+        raise NotFound("the profile library is not installed yet")
+
+
+class _DevicesNotInstalled:
+    """TEMPORARY (until h/core): the CommandSender and ReportedState ports."""
+
+    def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+        raise Unavailable("device service not installed: the reconciler cannot queue commands yet")
+
+    def reported(self, device_ids: Collection[str]) -> Mapping[str, DeviceReport]:
+        return {}  # no ProfileList or inventory is read yet
 
 
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
@@ -168,6 +214,7 @@ class Russet:
     library: ProfileLibrary  # the profile library
     abm: AbmService  # Apple Business/School Manager
     vpp: VppService  # Apps and Books
+    blueprints: BlueprintService
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -265,6 +312,14 @@ class Russet:
             groups=groups,
             library=ProfileLibrary(
                 engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices
+            ),
+            blueprints=BlueprintService(
+                engine,
+                _GroupsNotInstalled(),
+                _LibraryNotInstalled(),
+                _DevicesNotInstalled(),
+                _DevicesNotInstalled(),
+                max_in_flight=settings.reconcile_max_in_flight,
             ),
             migration=migration,
             abm=AbmService(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from russet.api.abm import router as abm_router
+from russet.api.blueprints import router as blueprints_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
 from russet.api.groups import router as groups_router
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tasks_router,
     groups_router,
     profiles_router,
+    blueprints_router,
 )
 
 

@@ -18,6 +18,7 @@ import click
 from russet import __version__
 from russet.cli.abm import abm
 from russet.cli.apns import apns
+from russet.cli.blueprints import blueprint, reconcile
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
@@ -365,6 +366,8 @@ cli.add_command(migrate)
 cli.add_command(secrets)
 cli.add_command(tasks)
 cli.add_command(group)
+cli.add_command(blueprint)
+cli.add_command(reconcile)
 
 
 def main() -> None:

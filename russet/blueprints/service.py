@@ -1,0 +1,810 @@
+"""`BlueprintService`: blueprints' use cases and the reconciler's executor.
+
+Definitions (create, update, delete, show) are checked whole before anything is stored. The
+PayloadIdentifier rule: **a PayloadIdentifier belongs to at most one blueprint**, whatever their
+scopes (scopes move as groups change, so a rule about overlapping scopes would let tomorrow's
+group change create a conflict nobody was asked about). Saving a blueprint that would claim an
+identifier another blueprint holds is refused (Conflict naming both). A conflict can still appear
+later, when a library profile pinned to "latest" gets a version with another blueprint's
+identifier, or when two blueprints set one setting to different values on a device: the
+reconciler then reports it for each device where both apply and applies neither there.
+
+A pass (`reconcile`) works a batch of devices at a time: it reads their records, reports and
+re-checks in one query each, decides with the pure `reconcile.plan_device`, queues the commands
+through the `CommandSender` port (one command for all devices that get the same bytes) and writes
+the batch's records in one transaction. One pass runs at a time across processes (a lease row).
+The MDM core calls `on_command_result` when a device answers a command the reconciler queued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from russet.blueprints.ports import (
+    CommandSender,
+    DeviceReport,
+    Profiles,
+    ProfileVersion,
+    ReportedState,
+    Scopes,
+)
+from russet.blueprints.reconcile import (
+    FAILED,
+    IN_SYNC,
+    INSTALL,
+    PENDING,
+    PROFILE,
+    PROFILE_LIST,
+    REMOVE,
+    SETTING,
+    SETTING_ITEMS,
+    SETTINGS,
+    Action,
+    Desired,
+    DevicePlan,
+    ItemState,
+    Merged,
+    Policy,
+    combo_digest,
+    may_skip,
+    merge,
+    plan_device,
+    settled_token,
+    unknown_variables,
+)
+from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
+from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
+from russet.storage.db import utcnow
+
+log = logging.getLogger("russet.blueprints")
+
+MAX_ITEMS = 100  # of each kind in one blueprint
+MAX_GROUPS = 1000  # in each of include and exclude
+MAX_ID = 2**63 - 1
+MAX_PLAN_LISTED = 1000  # devices listed with their actions in a pass's answer
+SEND_CHUNK = 10_000  # targets per send_command
+LEASE = timedelta(minutes=10)
+CREATED_BY = "reconciler"
+_EMPTY = Merged({}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRef:
+    """A library profile in a blueprint: pinned to `version`, or the latest when None."""
+
+    ref: str
+    version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlueprintSpec:
+    """A whole blueprint as an admin writes it (create and update take the same)."""
+
+    name: str
+    description: str = ""
+    profiles: tuple[ProfileRef, ...] = ()
+    device_name: str | None = None  # a pattern: $SERIAL, $UDID, $MODEL
+    time_zone: str | None = None  # IANA name, e.g. Europe/Paris
+    apps: tuple[str, ...] = ()  # app refs, kept for app assignments (not reconciled yet)
+    include: tuple[int, ...] = ()  # group ids
+    exclude: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one pass found and did, summed over its batches."""
+
+    dry_run: bool
+    devices: int = 0
+    commands: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    states: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    deferred: int = 0
+    skipped: int = 0  # settled devices a full pass did not need to re-plan
+    conflicts: int = 0
+    errors: list[str] = field(default_factory=list)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+
+    def error(self, text: str) -> None:
+        log.warning("reconcile: %s", text)
+        if len(self.errors) < 20:
+            self.errors.append(text)
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "devices": self.devices,
+            "devices_settled_skipped": self.skipped,
+            "commands": dict(self.commands),
+            "commands_total": sum(self.commands.values()),
+            "deferred": self.deferred,
+            "states": dict(self.states),
+            "devices_with_conflicts": self.conflicts,
+            "errors": self.errors,
+            "plan": self.plan,
+            "plan_truncated": self.truncated,
+        }
+
+
+class BlueprintService:
+    def __init__(
+        self,
+        engine: Engine,
+        scopes: Scopes,
+        profiles: Profiles,
+        sender: CommandSender,
+        reported: ReportedState,
+        *,
+        max_in_flight: int = 5,
+        recheck_after: timedelta = timedelta(days=1),
+        pending_timeout: timedelta = timedelta(days=3),
+        full_pass_every: timedelta = timedelta(hours=1),
+        batch_size: int = 2000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.blueprints = BlueprintStore(engine)
+        self.items = DeviceItemStore(engine)
+        self.scopes = scopes
+        self.profiles = profiles
+        self.sender = sender
+        self.reported = reported
+        self.policy = Policy(max_in_flight, recheck_after, pending_timeout)
+        self.full_pass_every = full_pass_every
+        self.batch_size = batch_size
+        self.clock = clock
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def list_blueprints(self) -> list[dict[str, Any]]:
+        return [_summary(b) for b in self.blueprints.all()]
+
+    def get(self, ident: int | str) -> dict[str, Any]:
+        return _detail(self.blueprints.get(ident))
+
+    def create(self, spec: BlueprintSpec, *, created_by: str) -> dict[str, Any]:
+        rows = self._checked(spec, None)
+        new_id = self.blueprints.save(
+            None,
+            name=spec.name,
+            description=spec.description,
+            items=rows,
+            include=spec.include,
+            exclude=spec.exclude,
+            created_by=created_by[:100],
+            now=self.clock(),
+        )
+        return self.get(new_id)
+
+    def update(self, ident: int | str, spec: BlueprintSpec) -> dict[str, Any]:
+        current = self.blueprints.get(ident)
+        rows = self._checked(spec, current.id)
+        self.blueprints.save(
+            current.id,
+            name=spec.name,
+            description=spec.description,
+            items=rows,
+            include=spec.include,
+            exclude=spec.exclude,
+            created_by=current.created_by,
+            now=self.clock(),
+        )
+        return self.get(current.id)
+
+    def delete(self, ident: int | str) -> dict[str, Any]:
+        """Delete a blueprint; the next pass removes what it put on devices (and only that)."""
+        current = self.blueprints.get(ident)
+        self.blueprints.delete(current.id, self.clock())
+        return {"deleted": current.id, "name": current.name}
+
+    def _checked(self, spec: BlueprintSpec, own_id: int | None) -> list[ItemRow]:
+        """The spec's items as rows, profile refs resolved to the PayloadIdentifiers they claim;
+        Invalid or Conflict (nothing stored) when anything is wrong."""
+        _check_text(spec.name, "name", 100)
+        if spec.name.strip() != spec.name or spec.name.isdigit():
+            raise Invalid("name: no leading or trailing spaces, and not only digits (those are ids)")
+        _check_text(spec.description, "description", 2000, empty=True)
+        for what, values in (("profiles", spec.profiles), ("apps", spec.apps)):
+            if len(values) > MAX_ITEMS:
+                raise Invalid(f"{what}: at most {MAX_ITEMS} in one blueprint")
+        for what, groups in (("include", spec.include), ("exclude", spec.exclude)):
+            if len(groups) > MAX_GROUPS:
+                raise Invalid(f"scope {what}: at most {MAX_GROUPS} groups")
+            if len(set(groups)) != len(groups):
+                raise Invalid(f"scope {what}: a group is named twice")
+            for g in groups:
+                if isinstance(g, bool) or not isinstance(g, int) or not 1 <= g <= MAX_ID:
+                    raise Invalid(f"scope {what}: {g!r} is not a group id")
+        both = set(spec.include) & set(spec.exclude)
+        if both:
+            raise Invalid(f"scope: group {min(both)} is both included and excluded")
+        rows: list[ItemRow] = []
+        claimed: dict[str, str] = {}
+        seen_refs: set[str] = set()
+        for item in spec.profiles:
+            _check_text(item.ref, "profile ref", 255)
+            if item.version is not None and (
+                isinstance(item.version, bool) or not 1 <= item.version <= 2**31 - 1
+            ):
+                raise Invalid(f"profile {item.ref!r}: version must be a positive number")
+            if item.ref in seen_refs:
+                raise Invalid(f"profile {item.ref!r} is named twice")
+            seen_refs.add(item.ref)
+            pv = self._resolve(item.ref, item.version, refusing=True)
+            if pv.payload_identifier in claimed:
+                raise Invalid(
+                    f"profiles {claimed[pv.payload_identifier]!r} and {item.ref!r} have the same "
+                    f"PayloadIdentifier {pv.payload_identifier!r}; a device can hold only one of them"
+                )
+            claimed[pv.payload_identifier] = item.ref
+            rows.append(ItemRow(PROFILE, item.ref, item.version, None, pv.payload_identifier))
+        if spec.device_name is not None:
+            _check_text(spec.device_name, "device_name", 200)
+            unknown = unknown_variables(spec.device_name)
+            if unknown:
+                raise Invalid(f"device_name: unknown variable {unknown[0]}; use $SERIAL, $UDID or $MODEL")
+            rows.append(ItemRow(SETTING, "device_name", None, spec.device_name))
+        if spec.time_zone is not None:
+            _check_text(spec.time_zone, "time_zone", 100)
+            try:
+                zoneinfo.ZoneInfo(spec.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise Invalid(
+                    f"time_zone: {spec.time_zone!r} is not an IANA time zone (e.g. Europe/Paris)"
+                ) from None
+            rows.append(ItemRow(SETTING, "time_zone", None, spec.time_zone))
+        if len(set(spec.apps)) != len(spec.apps):
+            raise Invalid("apps: an app is named twice")
+        for app in spec.apps:
+            _check_text(app, "app ref", 255)
+            rows.append(ItemRow("app", app))
+        if spec.include or spec.exclude:
+            try:  # the groups service names an unknown group
+                self.scopes.devices_in(list(spec.include), list(spec.exclude))
+            except NotFound as exc:
+                raise Invalid(f"scope: {exc}") from None
+        taken = self.blueprints.claims(list(claimed), other_than=own_id)
+        if taken:
+            pid = sorted(taken)[0]
+            raise Conflict(
+                f"PayloadIdentifier {pid!r} (profile {claimed[pid]!r}) is already in blueprint "
+                f"{taken[pid]!r}; "
+                f"it cannot also be in blueprint {spec.name!r}: a PayloadIdentifier belongs to one blueprint"
+            )
+        return rows
+
+    def _resolve(self, ref: str, version: int | None, *, refusing: bool = False) -> ProfileVersion:
+        try:
+            return self.profiles.latest(ref) if version is None else self.profiles.version(ref, version)
+        except NotFound as exc:
+            if refusing:
+                raise Invalid(
+                    f"profile {ref!r}{'' if version is None else f' version {version}'}: {exc}"
+                ) from None
+            raise
+
+    # -- desired state ----------------------------------------------------------------------------
+
+    def _desired(self, run: _Pass) -> tuple[dict[int, list[Desired]], dict[str, tuple[int, ...]], set[int]]:
+        """Each blueprint's resolved items, each device's blueprints, and the blueprints whose
+        items cannot be resolved now (their devices are left alone this pass rather than have
+        profiles removed because the library lost a version)."""
+        per_blueprint: dict[int, list[Desired]] = {}
+        broken: set[int] = set()
+        membership: dict[str, list[int]] = defaultdict(list)
+        for bp in self.blueprints.all():
+            wanted: list[Desired] = []
+            for item in bp.items:
+                if item.kind == PROFILE:
+                    try:
+                        pv = self._resolve(item.ref, item.version)
+                    except NotFound as exc:
+                        run.error(
+                            f"blueprint {bp.name!r}: profile {item.ref!r}: {exc}; "
+                            "its devices are left as they are"
+                        )
+                        broken.add(bp.id)
+                        break
+                    wanted.append(
+                        Desired(
+                            PROFILE,
+                            pv.payload_identifier,
+                            bp.id,
+                            pv.ref,
+                            pv.version,
+                            pv.payload_uuid,
+                            pv.content_hash,
+                        )
+                    )
+                elif item.kind == SETTING:
+                    wanted.append(Desired(SETTING, SETTING_ITEMS[item.ref], bp.id, value=item.value))
+            per_blueprint[bp.id] = wanted
+            if bp.include:
+                for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
+                    membership[device_id].append(bp.id)
+        return per_blueprint, {d: tuple(sorted(ids)) for d, ids in membership.items()}, broken
+
+    # -- the executor -----------------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        devices: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        retry_failed: bool = False,
+        created_by: str = CREATED_BY,
+    ) -> dict[str, Any]:
+        """One pass over every device in a blueprint's scope or holding the reconciler's records
+        (or only `devices`): queue what closes the difference, record it. `dry_run` plans only."""
+        if devices is not None:
+            for d in devices:
+                _check_text(d, "device", 300)
+        holder = uuid.uuid4().hex
+        now = self.clock()
+        if not dry_run and not self.items.acquire(holder, now, now + LEASE, full=devices is None):
+            until = self.items.run_state()["expires_at"]
+            raise Conflict(
+                f"another reconcile pass is running (its lease ends {until:%Y-%m-%d %H:%M:%S}Z)"
+                if until
+                else "another reconcile pass is running"
+            )
+        try:
+            return self._pass(devices, dry_run, retry_failed, created_by, holder).answer()
+        finally:
+            if not dry_run:
+                self.items.release(holder)
+
+    def _pass(
+        self, devices: Sequence[str] | None, dry_run: bool, retry_failed: bool, created_by: str, holder: str
+    ) -> _Pass:
+        run = _Pass(dry_run)
+        per_blueprint, membership, broken = self._desired(run)
+        universe = set(membership) | self.items.devices()
+        targets = sorted(universe if devices is None else set(devices))
+        policy = Policy(
+            self.policy.max_in_flight, self.policy.recheck_after, self.policy.pending_timeout, retry_failed
+        )
+        combos: dict[tuple[int, ...], tuple[Merged, str]] = {}
+        may_skip_settled = devices is None and not retry_failed  # a full pass; named devices are re-planned
+        for start in range(0, len(targets), self.batch_size):
+            batch = targets[start : start + self.batch_size]
+            now = self.clock()
+            if not dry_run:
+                self.items.renew(holder, now + LEASE)
+            reports = self.reported.reported(batch)
+            marks = self.items.marks(batch)
+            todo: list[tuple[str, Merged, str]] = []
+            for device_id in batch:
+                combo = membership.get(device_id, ())
+                if broken.intersection(combo):
+                    continue
+                known = combos.get(combo)
+                if known is None:
+                    merged = merge(d for b in combo for d in per_blueprint[b])
+                    known = combos[combo] = (merged, combo_digest(merged))
+                merged, digest = known
+                report = reports.get(device_id)
+                token = settled_token(digest, report)
+                mark = marks.get(device_id)
+                if (
+                    may_skip_settled
+                    and mark is not None
+                    and mark.settled == token
+                    and not mark.dirty
+                    and mark.recheck_uuid is None
+                    and may_skip(merged, report, now, policy)
+                ):
+                    run.devices += 1
+                    run.skipped += 1
+                    run.states[IN_SYNC] += len(merged.items)
+                    continue
+                todo.append((device_id, merged, token))
+            records = self.items.records([d for d, _, _ in todo])
+            plans: list[DevicePlan] = []
+            settled: dict[str, str | None] = {}
+            for device_id, merged, token in todo:
+                mark = marks.get(device_id)
+                asked = mark.recheck_at if mark else None
+                pending = bool(mark and mark.recheck_uuid) and (
+                    asked is None or now - asked < policy.pending_timeout
+                )
+                plan = plan_device(
+                    device_id,
+                    merged,
+                    records.get(device_id, {}),
+                    reports.get(device_id),
+                    policy,
+                    now,
+                    recheck_pending=pending,
+                )
+                plans.append(plan)
+                new_mark = token if plan.settled else None
+                if new_mark != (mark.settled if mark else None):
+                    settled[device_id] = new_mark
+            self._count(run, plans)
+            if not dry_run:
+                self._execute(plans, settled, now, created_by, run)
+        return run
+
+    def _count(self, run: _Pass, plans: Sequence[DevicePlan]) -> None:
+        for plan in plans:
+            run.devices += 1
+            run.deferred += plan.deferred
+            conflicted = False
+            for state in plan.states:
+                run.states[state.state] += 1
+                conflicted = conflicted or state.state == "conflict"
+            run.conflicts += conflicted
+            if run.dry_run:  # a real pass counts what was actually queued, in _execute
+                for action in plan.actions:
+                    run.commands[action.action] += 1
+            if (plan.actions or conflicted) and run.dry_run:
+                if len(run.plan) < MAX_PLAN_LISTED:
+                    run.plan.append(_plan_json(plan))
+                else:
+                    run.truncated = True
+
+    def _execute(
+        self,
+        plans: Sequence[DevicePlan],
+        settled: Mapping[str, str | None],
+        now: datetime,
+        created_by: str,
+        run: _Pass,
+    ) -> None:
+        """Queue a batch's actions (grouped into as few commands as the bytes allow) and write what
+        was queued, forgotten or adopted, in one transaction."""
+        groups: dict[tuple[Any, ...], list[tuple[str, Action]]] = defaultdict(list)
+        for plan in plans:
+            for action in plan.actions:
+                if action.action == INSTALL:
+                    groups[(INSTALL, action.ref, action.version)].append((plan.device_id, action))
+                elif action.action == REMOVE:
+                    groups[(REMOVE, action.ident)].append((plan.device_id, action))
+                elif action.action == SETTINGS:
+                    groups[(SETTINGS, action.ident, action.value)].append((plan.device_id, action))
+                else:
+                    groups[(PROFILE_LIST,)].append((plan.device_id, action))
+        upserts: list[dict[str, Any]] = []
+        rechecks: dict[str, str] = {}
+        for key, members in groups.items():
+            for command, batch in self._commands(key, members, run):
+                queued = self._send(batch, command, created_by, run)
+                for device_id, action in batch:
+                    command_uuid = queued.get(device_id)
+                    if command_uuid is None:
+                        continue
+                    run.commands[action.action] += 1
+                    if action.action == PROFILE_LIST:
+                        rechecks[device_id] = command_uuid
+                        continue
+                    upserts.append(
+                        {
+                            "device_id": device_id,
+                            "kind": action.kind,
+                            "ident": action.ident,
+                            "blueprint_id": action.blueprint_id,
+                            "state": PENDING,
+                            "action": action.action,
+                            "installed": action.installed,
+                            "ref": action.ref,
+                            "version": action.version,
+                            "payload_uuid": action.payload_uuid,
+                            "content_hash": action.content_hash,
+                            "value": action.value,
+                            "command_uuid": command_uuid,
+                            "error": None,
+                            "queued_at": now,
+                            "acked_at": action.acked_at,
+                        }
+                    )
+        self.items.write(
+            upserts=upserts,
+            forget=[(p.device_id, k, i) for p in plans for (k, i) in p.forget],
+            adopt=[(p.device_id, k, i, b) for p in plans for ((k, i), b) in p.adopt],
+            rechecks=rechecks,
+            reconciled=[p.device_id for p in plans],
+            now=now,
+            settled=settled,
+        )
+
+    def _commands(
+        self, key: tuple[Any, ...], members: list[tuple[str, Action]], run: _Pass
+    ) -> list[tuple[dict[str, Any], list[tuple[str, Action]]]]:
+        """The command(s) for one group of actions: one per distinct rendered profile."""
+        kind = key[0]
+        if kind == REMOVE:
+            return [({"RequestType": "RemoveProfile", "Identifier": key[1]}, members)]
+        if kind == SETTINGS:
+            item = key[1]
+            return [({"RequestType": "Settings", "Settings": [{"Item": item, item: key[2]}]}, members)]
+        if kind == PROFILE_LIST:
+            return [({"RequestType": "ProfileList", "ManagedOnly": True}, members)]
+        by_bytes: dict[bytes, list[tuple[str, Action]]] = defaultdict(list)
+        for device_id, action in members:
+            assert action.ref is not None and action.version is not None
+            try:
+                payload = self.profiles.render(action.ref, action.version, device_id)
+            except RussetError as exc:
+                run.error(f"{device_id}: profile {action.ref!r} version {action.version}: {exc}")
+                continue
+            by_bytes[payload].append((device_id, action))
+        return [({"RequestType": "InstallProfile", "Payload": p}, m) for p, m in by_bytes.items()]
+
+    def _send(
+        self, batch: list[tuple[str, Action]], command: dict[str, Any], created_by: str, run: _Pass
+    ) -> dict[str, str]:
+        """Queue `command` for the batch's devices; device -> CommandUUID of those queued."""
+        queued: dict[str, str] = {}
+        devices = [d for d, _ in batch]
+        for start in range(0, len(devices), SEND_CHUNK):
+            chunk = devices[start : start + SEND_CHUNK]
+            try:
+                answer = self.sender.send_command(chunk, command, created_by=created_by)
+            except RussetError as exc:
+                run.error(f"{command['RequestType']} for {len(chunk)} devices not queued: {exc}")
+                continue
+            for entry in answer.get("commands", []):
+                queued[entry["device"]] = entry["command_uuid"]
+        return queued
+
+    # -- periodic work ----------------------------------------------------------------------------
+
+    def reconcile_due(self) -> dict[str, Any]:
+        """What the periodic task calls: a full pass when a blueprint changed since the last one
+        (or `full_pass_every` has passed), else the devices whose commands were answered. A pass
+        already running elsewhere makes this one a no-op."""
+        state = self.items.run_state()
+        now = self.clock()
+        full = (
+            state["full_pass_at"] is None
+            or (state["changed_at"] is not None and state["changed_at"] >= state["full_pass_at"])
+            or now - state["full_pass_at"] >= self.full_pass_every
+        )
+        devices = None if full else self.items.dirty()
+        if devices == []:
+            return {"skipped": "nothing to do"}
+        try:
+            return self.reconcile(devices)
+        except Conflict as exc:
+            return {"skipped": str(exc)}
+
+    def mark_changed(self) -> None:
+        """Scopes changed outside blueprints (a group's members): the next periodic pass is full."""
+        self.blueprints.mark_changed(self.clock())
+
+    # -- results from devices ---------------------------------------------------------------------
+
+    def on_command_result(
+        self, device_id: str, command_uuid: str, status: str, result: Mapping[str, Any] | None
+    ) -> bool:
+        """A device answered a command (the MDM core calls this for every answer and for commands
+        that ended without one: cancelled, undeliverable). Moves the item to in_sync or failed
+        (with Apple's ErrorChain), asks a ProfileList re-check after a profile change, and marks
+        the device for the next pass. False when the command was not the reconciler's."""
+        record = self.items.by_command(device_id, command_uuid)
+        if record is None:
+            if status == "NotNow":
+                return False
+            return self.items.recheck_answered(device_id, command_uuid)
+        if status == "NotNow":
+            return True  # still in flight: the device will be asked again
+        now = self.clock()
+        if status == "Acknowledged":
+            state = None if record.action == REMOVE else IN_SYNC
+            settled = self.items.settle(device_id, record, state=state, error=None, now=now)
+        else:
+            chain = _error_chain(result)
+            reason = (
+                None
+                if status in ("Error", "CommandFormatError") and chain
+                else f"command ended {status[:40]}"
+            )
+            settled = self.items.settle(
+                device_id, record, state=FAILED, error=error_text(chain, reason), now=now
+            )
+        if (
+            settled
+            and record.kind == PROFILE
+            and status == "Acknowledged"
+            and not self.items.has_recheck(device_id)
+        ):
+            try:
+                answer = self.sender.send_command(
+                    [device_id], {"RequestType": "ProfileList", "ManagedOnly": True}, created_by=CREATED_BY
+                )
+            except RussetError as exc:
+                log.warning("reconcile: ProfileList re-check for %s not queued: %s", device_id, exc)
+            else:
+                uuids = {e["device"]: e["command_uuid"] for e in answer.get("commands", [])}
+                if device_id in uuids:
+                    self.items.write(
+                        upserts=[],
+                        forget=[],
+                        adopt=[],
+                        rechecks={device_id: uuids[device_id]},
+                        reconciled=[],
+                        now=now,
+                    )
+        return True
+
+    # -- per device -------------------------------------------------------------------------------
+
+    def device_state(self, device_id: str) -> dict[str, Any]:
+        """Desired vs actual for one device: each item's state (drift included), the commands the
+        next pass would queue, conflicts, and the app refs its blueprints hold."""
+        _check_text(device_id, "device", 300)
+        run = _Pass(dry_run=True)
+        per_blueprint, membership, broken = self._desired(run)
+        combo = membership.get(device_id, ())
+        records = self.items.records([device_id]).get(device_id, {})
+        report = self.reported.reported([device_id]).get(device_id)
+        if not combo and not records and report is None:
+            raise NotFound(f"no device {device_id!r} in any blueprint's scope, nor known to the MDM core")
+        mark = self.items.marks([device_id]).get(device_id)
+        merged = merge(d for b in combo for d in per_blueprint[b])
+        plan = plan_device(
+            device_id,
+            merged,
+            records,
+            report,
+            self.policy,
+            self.clock(),
+            recheck_pending=bool(mark and mark.recheck_uuid),
+        )
+        names = self.blueprints.names({*combo, *(r.blueprint_id for r in records.values())})
+        apps = [
+            {
+                "blueprint": bp.name,
+                "ref": it.ref,
+                "state": "not reconciled (app assignments are not built yet)",
+            }
+            for bp in self.blueprints.all()
+            if bp.id in combo
+            for it in bp.items
+            if it.kind == "app"
+        ]
+        return {
+            "device": device_id,
+            "blueprints": [{"id": b, "name": names.get(b)} for b in combo],
+            "left_alone": sorted(broken.intersection(combo)),
+            "items": [_state_json(s, names) for s in plan.states],
+            "next_pass": [_action_json(a) for a in plan.actions],
+            "deferred": plan.deferred,
+            "apps": apps,
+            "profiles_reported_at": _iso(report.profiles_at) if report else None,
+            "errors": run.errors,
+        }
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _check_text(value: Any, what: str, limit: int, *, empty: bool = False) -> None:
+    if not isinstance(value, str):
+        raise Invalid(f"{what} must be text")
+    if not value and not empty:
+        raise Invalid(f"{what} must not be empty")
+    if len(value) > limit:
+        raise Invalid(f"{what} is longer than {limit} characters")
+    if "\x00" in value:
+        raise Invalid(f"{what}: NUL characters are not allowed")
+
+
+def _error_chain(result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Apple's ErrorChain from a command result, bounded (8 entries, 500 characters a string)."""
+    chain = result.get("ErrorChain") if isinstance(result, Mapping) else None
+    if not isinstance(chain, list):
+        return []
+    out = []
+    for entry in chain[:8]:
+        if not isinstance(entry, Mapping):
+            continue
+        kept: dict[str, Any] = {}
+        for key in ("ErrorCode", "ErrorDomain", "LocalizedDescription", "USEnglishDescription"):
+            value = entry.get(key)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int):
+                kept[key] = value
+            elif isinstance(value, str):
+                kept[key] = value[:500]
+        out.append(kept)
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _summary(bp: BlueprintRow) -> dict[str, Any]:
+    counts: dict[str, int] = defaultdict(int)
+    for it in bp.items:
+        counts[it.kind] += 1
+    return {
+        "id": bp.id,
+        "name": bp.name,
+        "description": bp.description,
+        "profiles": counts["profile"],
+        "settings": counts["setting"],
+        "apps": counts["app"],
+        "include": list(bp.include),
+        "exclude": list(bp.exclude),
+        "updated_at": _iso(bp.updated_at),
+    }
+
+
+def _detail(bp: BlueprintRow) -> dict[str, Any]:
+    settings = {it.ref: it.value for it in bp.items if it.kind == SETTING}
+    return {
+        "id": bp.id,
+        "name": bp.name,
+        "description": bp.description,
+        "profiles": [
+            {
+                "ref": it.ref,
+                "version": it.version if it.version is not None else "latest",
+                "payload_identifier": it.payload_identifier,
+            }
+            for it in bp.items
+            if it.kind == PROFILE
+        ],
+        "settings": {"device_name": settings.get("device_name"), "time_zone": settings.get("time_zone")},
+        "apps": [it.ref for it in bp.items if it.kind == "app"],
+        "scope": {"include": list(bp.include), "exclude": list(bp.exclude)},
+        "created_by": bp.created_by,
+        "created_at": _iso(bp.created_at),
+        "updated_at": _iso(bp.updated_at),
+    }
+
+
+def _action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": a.action, "reason": a.reason}
+    if a.action != PROFILE_LIST:
+        out.update({"kind": a.kind, "item": a.ident, "blueprint": a.blueprint_id})
+    if a.ref is not None:
+        out.update({"profile": a.ref, "version": a.version, "payload_uuid": a.payload_uuid})
+    if a.value is not None:
+        out["value"] = a.value
+    return out
+
+
+def _state_json(s: ItemState, names: Mapping[int, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": s.kind,
+        "item": s.ident,
+        "state": s.state,
+        "detail": s.detail,
+        "blueprints": [{"id": b, "name": (names or {}).get(b)} for b in s.blueprint_ids],
+        "desired": s.desired,
+        "actual": s.actual,
+    }
+    if s.error is not None:
+        try:
+            out["error"] = json.loads(s.error)
+        except ValueError:
+            out["error"] = s.error
+    return out
+
+
+def _plan_json(plan: DevicePlan) -> dict[str, Any]:
+    return {
+        "device": plan.device_id,
+        "actions": [_action_json(a) for a in plan.actions],
+        "deferred": plan.deferred,
+        "conflicts": [_state_json(s) for s in plan.states if s.state == "conflict"],
+    }
+
+
+__all__ = ["BlueprintService", "BlueprintSpec", "DeviceReport", "ProfileRef"]
