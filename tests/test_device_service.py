@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, func, select
 
 from russet.apns.tables import apns_push
-from russet.kernel.errors import Invalid, NotFound
+from russet.kernel.errors import Invalid, NotFound, Refused
 from russet.mdm.devices import DeviceService
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.signatures import SeenSignatures
@@ -101,3 +101,72 @@ def test_forget_requests_a_push_and_show_reads_push_state_from_the_port(
     with pytest.raises(NotFound):
         devices.forget("NO-SUCH-DEVICE")
     assert pushes.requested == [[device.udid]]
+
+
+def _answer_device_information(
+    russet: Russet, client: TestClient, device: SimDevice, **responses: Any
+) -> None:
+    """Queue DeviceInformation, let the device fetch it and answer with `responses`."""
+    sent = russet.devices.send_command(
+        [device.udid], {"RequestType": "DeviceInformation"}, created_by="tests"
+    )
+    uuid = sent["commands"][0]["command_uuid"]
+    command = SimDevice.command_of(device.connect(client, device.report_message("Idle")))
+    assert command is not None and command["CommandUUID"] == uuid
+    device.connect(client, device.report_message("Acknowledged", uuid, QueryResponses=responses))
+
+
+def _queued(russet: Russet) -> int:
+    with russet.storage.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(command_queue)).scalar_one())
+
+
+def test_a_command_the_device_cannot_run_is_refused_naming_it_and_nothing_is_queued(
+    russet: Russet,
+    client: TestClient,
+    make_device,
+    api_headers: dict[str, str],  # type: ignore[no-untyped-def]
+) -> None:
+    phone, unknown = make_device(), make_device()
+    phone.enroll(client)
+    unknown.enroll(client)
+    _answer_device_information(
+        russet, client, phone, ProductName="iPhone15,2", OSVersion="17.4", IsSupervised=False
+    )
+    before = _queued(russet)
+    lost_mode = {"RequestType": "EnableLostMode", "Message": "Call us"}
+
+    answer = client.post(
+        "/api/v1/commands",
+        json={"devices": [phone.udid, unknown.udid], "command": lost_mode},
+        headers=api_headers,
+    )
+    assert answer.status_code == 403
+    assert f"{phone.udid}: EnableLostMode needs a supervised device on iOS" in answer.json()["detail"]
+    assert unknown.udid not in answer.json()["detail"]  # nothing known of it yet: never a reason
+    assert _queued(russet) == before  # all or nothing: not even the unknown device got it
+
+    # Facts not known yet never refuse; a command the phone can run is queued.
+    assert russet.devices.send_command([unknown.udid], lost_mode, created_by="tests")["commands"]
+    assert russet.devices.send_command([phone.udid], {"RequestType": "ProfileList"}, created_by="tests")
+    assert _queued(russet) == before + 2
+
+
+def test_a_refusal_names_at_most_twenty_targets_and_counts_the_rest(
+    russet: Russet,
+    client: TestClient,
+    make_device,  # type: ignore[no-untyped-def]
+) -> None:
+    phones = [make_device() for _ in range(22)]
+    for phone in phones:
+        phone.enroll(client)
+        _answer_device_information(
+            russet, client, phone, ProductName="iPhone15,2", OSVersion="17.4", IsSupervised=False
+        )
+    with pytest.raises(Refused) as refused:
+        russet.devices.send_command(
+            [p.udid for p in phones], {"RequestType": "EnableLostMode", "Message": "x"}, created_by="t"
+        )
+    assert str(refused.value).count("needs a supervised device") == 20 and str(refused.value).endswith(
+        "and 2 more"
+    )

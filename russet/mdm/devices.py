@@ -15,6 +15,8 @@ from russet import plists
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
 from russet.commands.secrets import redact, secret_keys
+from russet.commands.support import DeviceFacts
+from russet.commands.targets import CommandRefused, check_target
 from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.admin import IdentityAdmin
 from russet.mdm.bootstrap import BootstrapTokenStore
@@ -26,6 +28,7 @@ from russet.mdm.signatures import SeenSignatures
 from russet.storage.db import utcnow
 
 MAX_DEVICES_PER_COMMAND = 100_000
+MAX_REASONS_SHOWN = 20  # a refusal names this many targets and counts the rest
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -201,12 +204,14 @@ class DeviceService:
             built = build_command(command)
         except CommandError as exc:
             raise Invalid(str(exc)) from None
+        resolved = self.resolve_targets(targets)
+        self._check_targets(built["RequestType"], command, resolved)
         template = render_command_plist(UUID_PLACEHOLDER, built)
         try:
             uuids = self._queue.enqueue(
                 built["RequestType"],
                 template,
-                self.resolve_targets(targets),
+                resolved,
                 created_by,
                 in_transaction=self._pushes.request_in,
             )
@@ -217,6 +222,31 @@ class DeviceService:
             "request_type": built["RequestType"],
             "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],
         }
+
+    def _check_targets(self, request_type: str, command: dict[str, Any], targets: list[str]) -> None:
+        """Refuse the command, for every target at once, when a target's platform, OS version,
+        supervision, enrollment or channel rules it out (`russet.commands.check_target`); what
+        is not known yet (no DeviceInformation answer) never refuses. Unknown targets are left to
+        the queue, which names them."""
+        verdicts: dict[DeviceFacts, list[str]] = {}
+        refused: list[str] = []
+        for target, found in self._enrollments.command_targets(targets).items():
+            facts = DeviceFacts.from_inventory(
+                found.inventory,
+                channel="user" if found.channel == "user" else "device",
+                user_enrollment=True if found.enrollment_type == "user_enrollment" else None,
+            )
+            if facts not in verdicts:  # a fleet has few distinct kinds of device
+                try:
+                    check_target(request_type, facts, command)
+                    verdicts[facts] = []
+                except CommandRefused as exc:
+                    verdicts[facts] = exc.reasons
+            refused += [f"{target}: {why}" for why in verdicts[facts]]
+        if refused:
+            shown = refused[:MAX_REASONS_SHOWN]
+            more = len(refused) - len(shown)
+            raise CommandRefused(shown + ([f"and {more} more"] if more else []))
 
     def command_status(self, command_uuid: str) -> dict[str, Any] | None:
         """A queued command's delivery row (status, status_reason, the device's result), or None."""

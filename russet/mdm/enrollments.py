@@ -126,6 +126,19 @@ def cancel_active(conn: Connection, device_id: str, reason: str) -> int:
     return res.rowcount
 
 
+TARGET_BATCH = 500  # ids per IN (...) when reading command targets
+TARGET_SECTIONS = ("DeviceInformation", "SecurityInfo")  # what says which commands a device runs
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """A command target as `command_targets` reads it: enough to say what it can run."""
+
+    channel: str  # device | user
+    enrollment_type: str  # device | user_enrollment | user | shared_ipad
+    inventory: dict[str, Any]  # its device's DeviceInformation and SecurityInfo answers
+
+
 class EnrollmentStore:
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -410,6 +423,30 @@ class EnrollmentStore:
     def existing(self, ids: list[str]) -> set[str]:
         with reading(self._engine) as conn:
             return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
+
+    def command_targets(self, ids: list[str]) -> dict[str, TargetFacts]:
+        """What a command's targets are, in bulk (batches of `TARGET_BATCH` ids): each known id's
+        channel and enrollment type, and its device's DeviceInformation and SecurityInfo answers
+        (a user channel runs on its device). Unknown ids are left out."""
+        found: dict[str, TargetFacts] = {}
+        e, i = enrollments.c, inventory.c
+        with reading(self._engine) as conn:
+            for start in range(0, len(ids), TARGET_BATCH):
+                batch = ids[start : start + TARGET_BATCH]
+                rows = conn.execute(
+                    select(e.id, e.device_id, e.channel, e.enrollment_type).where(e.id.in_(batch))
+                ).all()
+                devices = sorted({r.device_id for r in rows})
+                sections: dict[str, dict[str, Any]] = {}
+                for device_id, section, data in conn.execute(
+                    select(i.enrollment_id, i.section, i.data).where(
+                        i.enrollment_id.in_(devices), i.section.in_(TARGET_SECTIONS)
+                    )
+                ):
+                    sections.setdefault(device_id, {})[section] = json.loads(data)
+                for r in rows:
+                    found[r.id] = TargetFacts(r.channel, r.enrollment_type, sections.get(r.device_id, {}))
+        return found
 
     def aliases(self, identifier: str) -> set[str]:
         """The other identifiers of the device that `identifier` names (UDID <-> serial number)."""
