@@ -224,27 +224,22 @@ def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bo
         click.echo("it is now the default profile for newly added devices")
 
 
-@connection.command(profile, "list")
-def profile_list(name: str, as_json: bool) -> None:
+@connection.table_command(
+    profile,
+    "list",
+    rows="profiles",
+    spec="profile_uuid=UUID, name=NAME, url=URL, default=DEFAULT, created_at=CREATED",
+    empty="no profiles defined through {name!r}",
+    shape=lambda p: {
+        **p,
+        "name": p["profile_name"],
+        "url": p["profile"]["url"],
+        "default": "yes" if p["default"] else "",
+    },
+)
+def profile_list(name: str) -> dict[str, Any]:
     """Profiles defined through this connection."""
-    data = open_russet().abm.list_profiles(name)
-    if connection.json_or(data, as_json):
-        return
-    rows = [
-        {**p, "name": p["profile_name"], "url": p["profile"]["url"], "default": "yes" if p["default"] else ""}
-        for p in data["profiles"]
-    ]
-    table(
-        rows,
-        [
-            ("profile_uuid", "UUID"),
-            ("name", "NAME"),
-            ("url", "URL"),
-            ("default", "DEFAULT"),
-            ("created_at", "CREATED"),
-        ],
-        f"no profiles defined through {name!r}",
-    )
+    return open_russet().abm.list_profiles(name)
 
 
 def _serials(serials: tuple[str, ...], from_file: Any) -> list[str]:

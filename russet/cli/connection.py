@@ -88,6 +88,34 @@ def list_command(
     return command(group, "list", named=False)(list_)
 
 
+def table_command(
+    group: click.Group,
+    name: str,
+    *params: Any,
+    rows: str,
+    spec: str,
+    empty: str,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    named: bool = True,
+) -> Any:
+    """Decorates a fetch of a listing into a command (see `command`) that prints the answer as JSON
+    or its `rows` list as `columns(spec)`, each row through `shape` first; `empty` (formatted with
+    the command's arguments) is what an empty list says. The fetch's docstring is the help."""
+
+    def register(fetch: Callable[..., dict[str, Any]]) -> Any:
+        def listing_(as_json: bool, **args: Any) -> None:
+            data = fetch(**args)
+            if json_or(data, as_json):
+                return
+            found = [shape(r) if shape else r for r in data[rows]]
+            table(found, columns(spec), empty.format(**args))
+
+        listing_.__doc__ = fetch.__doc__
+        return command(group, name, *params, named=named)(listing_)
+
+    return register
+
+
 def show_command(group: click.Group, fetch: Callable[[Russet, str], dict[str, Any]]) -> Any:
     """Decorates a feature's renderer of one connection into its `show NAME` command: `fetch` gets
     the connection, the renderer prints it (or --json prints it as JSON); its docstring is the help."""

@@ -89,35 +89,23 @@ def sync(name: str, as_json: bool) -> None:
     connection.warn(report)
 
 
-@connection.command(vpp, "assets")
-def assets(name: str, as_json: bool) -> None:
+@connection.table_command(
+    vpp,
+    "assets",
+    rows="assets",
+    spec="adam_id=ADAMID, pricing_param=PRICING, product_type=TYPE, total_count=TOTAL, "
+    "assigned_count=ASSIGNED, available_count=AVAILABLE, reserved=BEING ASSIGNED, "
+    "devices=TO DEVICES, revocable=REVOCABLE",
+    empty="no assets in {name!r} (run `russet vpp sync {name}`)",
+    shape=lambda a: {
+        **a,
+        "devices": "yes" if a["device_assignable"] else "no",
+        "revocable": "yes" if a["revocable"] else "no",
+    },
+)
+def assets(name: str) -> dict[str, Any]:
     """Apps and books of the location with their licence counts."""
-    data = open_russet().vpp.assets(name)
-    if connection.json_or(data, as_json):
-        return
-    rows = [
-        {
-            **a,
-            "devices": "yes" if a["device_assignable"] else "no",
-            "revocable": "yes" if a["revocable"] else "no",
-        }
-        for a in data["assets"]
-    ]
-    table(
-        rows,
-        [
-            ("adam_id", "ADAMID"),
-            ("pricing_param", "PRICING"),
-            ("product_type", "TYPE"),
-            ("total_count", "TOTAL"),
-            ("assigned_count", "ASSIGNED"),
-            ("available_count", "AVAILABLE"),
-            ("reserved", "BEING ASSIGNED"),
-            ("devices", "TO DEVICES"),
-            ("revocable", "REVOCABLE"),
-        ],
-        f"no assets in {name!r} (run `russet vpp sync {name}`)",
-    )
+    return open_russet().vpp.assets(name)
 
 
 # -- people ------------------------------------------------------------------------------------------
@@ -196,30 +184,19 @@ def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
 # -- licences and events ------------------------------------------------------------------------------
 
 
-@connection.command(
+@connection.table_command(
     vpp,
     "licences",
     click.option("--adam-id"),
     click.option("--subject", help="A serial number or client user id."),
+    rows="licences",
+    spec="adam_id=ADAMID, subject_type=KIND, subject=SERIAL / USER, status=STATUS, event_id=EVENT, "
+    "error_message=LAST ERROR, reason=WHY",
+    empty="no licences in {name!r}",
 )
-def licences(name: str, adam_id: str | None, subject: str | None, as_json: bool) -> None:
+def licences(name: str, adam_id: str | None, subject: str | None) -> dict[str, Any]:
     """Licences held by devices and people, with their state."""
-    data = open_russet().vpp.list_licences(name, adam_id=adam_id, subject=subject)
-    if connection.json_or(data, as_json):
-        return
-    table(
-        data["licences"],
-        [
-            ("adam_id", "ADAMID"),
-            ("subject_type", "KIND"),
-            ("subject", "SERIAL / USER"),
-            ("status", "STATUS"),
-            ("event_id", "EVENT"),
-            ("error_message", "LAST ERROR"),
-            ("reason", "WHY"),
-        ],
-        f"no licences in {name!r}",
-    )
+    return open_russet().vpp.list_licences(name, adam_id=adam_id, subject=subject)
 
 
 def _subjects(from_file: Any) -> list[str]:
@@ -370,29 +347,17 @@ def install(
         click.echo(data["note"])
 
 
-@connection.command(
+@connection.table_command(
     app,
     "installs",
     click.argument("device", required=False),
     click.option("--status", type=click.Choice(["licensing", "queued", "installing", "installed", "failed"])),
+    rows="installs",
+    spec="id=ID, enrollment_id=DEVICE, adam_id=ADAMID, status=STATUS, state=DEVICE STATE, "
+    "bundle_id=BUNDLE, reason=REASON, updated_at=UPDATED",
+    empty="no app installs",
     named=False,
 )
-def installs(device: str | None, status: str | None, as_json: bool) -> None:
+def installs(device: str | None, status: str | None) -> dict[str, Any]:
     """App installs and their state."""
-    data = open_russet().vpp.list_installs(device=device, status=status)
-    if connection.json_or(data, as_json):
-        return
-    table(
-        data["installs"],
-        [
-            ("id", "ID"),
-            ("enrollment_id", "DEVICE"),
-            ("adam_id", "ADAMID"),
-            ("status", "STATUS"),
-            ("state", "DEVICE STATE"),
-            ("bundle_id", "BUNDLE"),
-            ("reason", "REASON"),
-            ("updated_at", "UPDATED"),
-        ],
-        "no app installs",
-    )
+    return open_russet().vpp.list_installs(device=device, status=status)
