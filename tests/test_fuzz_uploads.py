@@ -53,3 +53,13 @@ def test_oversized_apns_certificate_is_refused_before_parsing(russet: Russet) ->
         import_push_certificate(
             russet.storage, PUSH_CERT_PEM * (MAX_CERTIFICATE_BYTES // len(PUSH_CERT_PEM) + 1)
         )
+
+
+def test_a_certificate_whose_subject_cannot_be_parsed_is_refused_not_a_traceback(russet: Russet) -> None:
+    """cryptography parses names lazily: a certificate that loads can still fail on its subject.
+    Found by the fuzzer above (the subject's SEQUENCE tag turned into a UTF8String's)."""
+    subject = CERT.subject.public_bytes()
+    at = PUSH_CERT_DER.rindex(subject)  # the subject follows the issuer in the TBSCertificate
+    broken = PUSH_CERT_DER[:at] + b"\x0c" + PUSH_CERT_DER[at + 1 :]
+    with pytest.raises(ApnsCertificateError, match="not an X.509 certificate"):
+        import_push_certificate(russet.storage, broken)

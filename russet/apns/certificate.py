@@ -115,10 +115,14 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in PEM (one or more) or DER data; anything else is an error."""
     try:
         if _is_pem(data):
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+        for cert in certs:  # parsed lazily: read the names and extensions now, not mid-import
+            cert.subject, cert.issuer, cert.extensions  # noqa: B018
     except ValueError:
         raise ApnsCertificateError("not an X.509 certificate (expected PEM or DER)") from None
+    return certs
 
 
 def _load_csr(data: bytes) -> x509.CertificateSigningRequest:
