@@ -7,6 +7,7 @@ ApnsCertificateError: one CLI line, a 4xx in the API), and nothing installed is 
 from __future__ import annotations
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
@@ -57,9 +58,12 @@ def test_oversized_apns_certificate_is_refused_before_parsing(russet: Russet) ->
 
 def test_a_certificate_whose_subject_cannot_be_parsed_is_refused_not_a_traceback(russet: Russet) -> None:
     """cryptography parses names lazily: a certificate that loads can still fail on its subject.
-    Found by the fuzzer above (the subject's SEQUENCE tag turned into a UTF8String's)."""
-    subject = CERT.subject.public_bytes()
+    Found by the fuzzer above: the tag of an attribute's value inside the subject turned into 13."""
+    subject = CERT.subject.public_bytes()  # 30 len 31 len 30 len 06 len OID, value ...
+    assert subject[6] == 0x06  # the first attribute's OID
+    value = 6 + 2 + subject[7]  # the tag of that attribute's value, after its OID
     at = PUSH_CERT_DER.rindex(subject)  # the subject follows the issuer in the TBSCertificate
-    broken = PUSH_CERT_DER[:at] + b"\x0c" + PUSH_CERT_DER[at + 1 :]
+    broken = PUSH_CERT_DER[: at + value] + b"\x0d" + PUSH_CERT_DER[at + value + 1 :]
+    x509.load_der_x509_certificate(broken)  # it loads: only reading its subject fails
     with pytest.raises(ApnsCertificateError, match="not an X.509 certificate"):
         import_push_certificate(russet.storage, broken)
