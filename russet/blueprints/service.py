@@ -208,6 +208,12 @@ class BlueprintService:
         self.blueprints.delete(current.id, self.clock())
         return {"deleted": current.id, "name": current.name}
 
+    def uses_of_identifier(self, payload_identifier: str) -> list[str]:
+        """Who uses the profile with this PayloadIdentifier, in words for a refusal ("blueprint
+        'Office'"): the profile library does not delete a profile a blueprint names."""
+        taken = self.blueprints.claims([payload_identifier], other_than=None)
+        return [f"blueprint {name!r}" for name in taken.values()]
+
     def _checked(self, spec: BlueprintSpec, own_id: int | None) -> list[ItemRow]:
         """The spec's items as rows, profile refs resolved to the PayloadIdentifiers they claim;
         Invalid or Conflict (nothing stored) when anything is wrong."""
