@@ -52,6 +52,7 @@ from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.reenroll import ReenrollmentStore
+from russet.mdm.reports import DeviceReports
 from russet.mdm.service import LastSeen, MdmService
 from russet.mdm.signatures import SeenSignatures
 from russet.storage.bundle import Storage
@@ -169,11 +170,26 @@ class _LibraryProfiles:
         return signed
 
 
-class _NoReportsYet:
-    """TEMPORARY (until russet/mdm/reports.py): no device has reported anything."""
+class _CoreReports:
+    """The blueprints' ReportedState port over the MDM core's read model (`russet.mdm.reports`)."""
+
+    def __init__(self, reports: DeviceReports) -> None:
+        self._reports = reports
 
     def reported(self, device_ids: Collection[str]) -> Mapping[str, DeviceReport]:
-        return {}
+        return {
+            device_id: DeviceReport(
+                profiles=r.profiles,
+                profiles_at=r.profiles_at,
+                apps=r.apps,
+                serial_number=r.serial_number,
+                model=r.model,
+                device_name=r.device_name,
+                facts_at=r.facts_at,
+                in_flight=r.in_flight,
+            )
+            for device_id, r in self._reports.reports(device_ids).items()
+        }
 
 
 class _BlueprintsUseProfiles:
@@ -338,7 +354,7 @@ class Russet:
             _GroupScopes(groups),
             _LibraryProfiles(library),
             devices,
-            _NoReportsYet(),
+            _CoreReports(DeviceReports(engine)),
             max_in_flight=settings.reconcile_max_in_flight,
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
