@@ -44,7 +44,7 @@ from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound
-from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -358,6 +358,9 @@ class Russet:
             max_in_flight=settings.reconcile_max_in_flight,
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
+        events.subscribe(CommandAnswered, blueprints.on_command_answered)
+        # After the groups' handler (subscription order): smart groups are re-evaluated first.
+        events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,

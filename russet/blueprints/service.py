@@ -64,6 +64,7 @@ from russet.blueprints.reconcile import (
 )
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.blueprints")
@@ -591,6 +592,17 @@ class BlueprintService:
         self.blueprints.mark_changed(self.clock())
 
     # -- results from devices ---------------------------------------------------------------------
+
+    def on_command_answered(self, event: CommandAnswered) -> None:
+        """The MDM core's CommandAnswered event (subscribed by the composition root)."""
+        self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
+
+    def on_facts_changed(self, event: DeviceFactsChanged) -> None:
+        """What these devices reported changed (a ProfileList showing drift, facts moving them
+        between smart groups, which the groups service re-evaluates first): reconcile them in the
+        next periodic pass, without waiting for a full one."""
+        if event.device_ids and self.blueprints.any():
+            self.items.mark_dirty(event.device_ids)
 
     def on_command_result(
         self, device_id: str, command_uuid: str, status: str, result: Mapping[str, Any] | None
