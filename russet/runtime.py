@@ -498,6 +498,7 @@ class Russet:
                 description="re-push devices with pending commands that have not connected (with backoff)",
             ),
             *self.groups.tasks(),
+            *self.blueprints.tasks(),
         ]
 
     @cached_property

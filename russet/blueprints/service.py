@@ -65,6 +65,7 @@ from russet.blueprints.reconcile import (
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
 from russet.kernel.events import CommandAnswered, DeviceFactsChanged
+from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.blueprints")
@@ -76,6 +77,7 @@ MAX_PLAN_LISTED = 1000  # devices listed with their actions in a pass's answer
 SEND_CHUNK = 10_000  # targets per send_command
 LEASE = timedelta(minutes=10)
 CREATED_BY = "reconciler"
+PASS_SECONDS = 30.0  # how often the periodic task looks for devices to reconcile
 _EMPTY = Merged({}, {})
 
 
@@ -586,6 +588,22 @@ class BlueprintService:
             return self.reconcile(devices)
         except Conflict as exc:
             return {"skipped": str(exc)}
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The reconciler's periodic pass (`reconcile_due`), once across nodes: devices whose
+        commands were answered or whose reports changed every `PASS_SECONDS`, every device after a
+        blueprint or scope change and every `full_pass_every`."""
+        return [
+            PeriodicTask(
+                "blueprints.reconcile",
+                PASS_SECONDS,
+                self.reconcile_due,
+                once_across_nodes=True,
+                first_delay=PASS_SECONDS,
+                description="reconcile devices with their blueprints: those with news, or all "
+                "after a change and once an hour",
+            )
+        ]
 
     def mark_changed(self) -> None:
         """Scopes changed outside blueprints (a group's members): the next periodic pass is full."""
