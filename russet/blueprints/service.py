@@ -77,6 +77,8 @@ MAX_PLAN_LISTED = 1000  # devices listed with their actions in a pass's answer
 SEND_CHUNK = 10_000  # targets per send_command
 LEASE = timedelta(minutes=10)
 CREATED_BY = "reconciler"
+# The RequestTypes the reconciler queues (`_commands`): answers to others are not its business.
+QUEUED_KINDS = frozenset({"InstallProfile", "RemoveProfile", "Settings", "ProfileList"})
 PASS_SECONDS = 30.0  # how often the periodic task looks for devices to reconcile
 _EMPTY = Merged({}, {})
 
@@ -612,8 +614,11 @@ class BlueprintService:
     # -- results from devices ---------------------------------------------------------------------
 
     def on_command_answered(self, event: CommandAnswered) -> None:
-        """The MDM core's CommandAnswered event (subscribed by the composition root)."""
-        self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
+        """The MDM core's CommandAnswered event (subscribed by the composition root). Answers to
+        commands of kinds the reconciler never queues are not looked up: this runs in the device's
+        request."""
+        if event.request_type in QUEUED_KINDS:
+            self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
 
     def on_facts_changed(self, event: DeviceFactsChanged) -> None:
         """What these devices reported changed (a ProfileList showing drift, facts moving them

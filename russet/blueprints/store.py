@@ -561,7 +561,15 @@ class DeviceItemStore:
         """These devices are due a reconcile (what they reported, or their groups, changed)."""
         if not device_ids:
             return
-        ids = list(device_ids)
+        with self.engine.connect() as conn:  # devices already marked need no write (the common case)
+            marked = set(
+                conn.execute(
+                    select(_v.device_id).where(_v.device_id.in_(list(device_ids)[:5000]), _v.dirty.is_(True))
+                ).scalars()
+            )
+        ids = [d for d in device_ids if d not in marked]
+        if not ids:
+            return
         with self.engine.begin() as conn:
             self._ensure_devices(conn, ids)
             for start in range(0, len(ids), 5000):
