@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
@@ -39,10 +41,10 @@ from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer, signed_profile
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
-from russet.groups.service import GroupService
+from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
-from russet.kernel.errors import NotFound, Unavailable
-from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.kernel.errors import NotFound
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -50,10 +52,11 @@ from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.reenroll import ReenrollmentStore
+from russet.mdm.reports import DeviceReports
 from russet.mdm.service import LastSeen, MdmService
 from russet.mdm.signatures import SeenSignatures
 from russet.storage.bundle import Storage
-from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated
+from russet.storage.db import Migration, first_start_lock, make_engine, migrate, require_migrated, utcnow
 from russet.storage.leases import TaskLeases
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
@@ -95,47 +98,114 @@ SERVICE_HOOKS.append(apns_hooks.HOOKS)
 SERVICE_HOOKS.append(vpp_hooks.HOOKS)
 
 
-# -- TEMPORARY port adapters for the blueprints feature (issue #13) ------------------------------
-# The groups service (h/groups), the profile library (h/library) and the device service with its
-# reports (h/core) are on other branches. Until they are merged these adapters stand for services
-# that hold nothing: every group and profile is unknown (so a blueprint naming one is refused with
-# a 400 that says the feature is not installed, and nothing is stored), no device has reported
-# anything, and queueing a command is Unavailable (unreachable: no blueprint can have a scope).
-# They answer as empty services rather than 503 so the admin API keeps answering every request
-# with a 4xx (tests/test_api_fuzz.py). At merge the lead passes GroupService, ProfileLibrary and
-# DeviceService (or thin adapters over them) to BlueprintService, and deletes this block.
+# -- the blueprints' ports over the real services (issue #13) ------------------------------------
 
 
-class _GroupsNotInstalled:
-    """TEMPORARY (until h/groups): the Scopes port, with no groups."""
+class _GroupScopes:
+    """The blueprints' Scopes port over GroupService: group ids in, device channel ids out. An
+    unknown group is the groups service's NotFound, which the blueprint service turns into a
+    refusal (nothing stored)."""
+
+    def __init__(self, groups: GroupService) -> None:
+        self._groups = groups
 
     def devices_in(self, include: Sequence[int], exclude: Sequence[int]) -> set[str]:
-        if include or exclude:
-            raise NotFound(f"no group {[*include, *exclude][0]}: groups are not installed yet")
-        return set()
+        return set(self._groups.scope_devices(Scope(tuple(include), tuple(exclude))))
 
 
-class _LibraryNotInstalled:
-    """TEMPORARY (until h/library): the Profiles port, with no profiles."""
+class _LibraryProfiles:
+    """The blueprints' Profiles port over the profile library.
+
+    A version without variables is signed once and the bytes kept for a while (`SIGNED_TTL`), so a
+    pass sends one InstallProfile body to every device that gets it rather than one per device
+    (each signature carries its signing time, so two signings never give the same bytes)."""
+
+    SIGNED_TTL = timedelta(hours=1)
+    MAX_KEPT = 256
+
+    def __init__(self, library: ProfileLibrary, clock: Callable[[], datetime] = utcnow) -> None:
+        self._library = library
+        self._clock = clock
+        self._signed: dict[tuple[str, int, str], tuple[datetime, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def _pick(self, ref: str, version: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        shown = self._library.show(ref)  # NotFound: no such profile
+        for row in shown["versions"]:
+            if version is None or row["version"] == version:
+                return shown, row
+        raise NotFound(f"profile {shown['name']!r} has no version {version}")
+
+    def _version(self, ref: str, version: int | None) -> ProfileVersion:
+        shown, row = self._pick(ref, version)
+        return ProfileVersion(
+            ref=shown["name"],
+            version=row["version"],
+            payload_identifier=shown["identifier"],
+            payload_uuid=row["payload_uuid"],
+            content_hash=row["content_sha256"],
+        )
 
     def latest(self, ref: str) -> ProfileVersion:
-        raise NotFound("the profile library is not installed yet")
+        return self._version(ref, None)
 
     def version(self, ref: str, version: int) -> ProfileVersion:
-        raise NotFound("the profile library is not installed yet")
+        return self._version(ref, version)
 
     def render(self, ref: str, version: int, device_id: str) -> bytes:
-        raise NotFound("the profile library is not installed yet")
+        shown, row = self._pick(ref, version)
+        if row["variables"]:
+            return self._library.render_for(ref, version, device_id)
+        key = (shown["name"], row["version"], row["content_sha256"])
+        now = self._clock()
+        with self._lock:
+            kept = self._signed.get(key)
+            if kept is not None and now - kept[0] < self.SIGNED_TTL:
+                return kept[1]
+        signed = self._library.render(ref, version, {}, device="every device")
+        with self._lock:
+            if len(self._signed) >= self.MAX_KEPT:
+                self._signed.clear()
+            self._signed[key] = (now, signed)
+        return signed
 
 
-class _DevicesNotInstalled:
-    """TEMPORARY (until h/core): the CommandSender and ReportedState ports."""
+class _CoreReports:
+    """The blueprints' ReportedState port over the MDM core's read model (`russet.mdm.reports`)."""
 
-    def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
-        raise Unavailable("device service not installed: the reconciler cannot queue commands yet")
+    def __init__(self, reports: DeviceReports) -> None:
+        self._reports = reports
 
     def reported(self, device_ids: Collection[str]) -> Mapping[str, DeviceReport]:
-        return {}  # no ProfileList or inventory is read yet
+        return {
+            device_id: DeviceReport(
+                profiles=r.profiles,
+                profiles_at=r.profiles_at,
+                apps=r.apps,
+                serial_number=r.serial_number,
+                model=r.model,
+                device_name=r.device_name,
+                facts_at=r.facts_at,
+                in_flight=r.in_flight,
+            )
+            for device_id, r in self._reports.reports(device_ids).items()
+        }
+
+
+class _BlueprintsUseProfiles:
+    """The library's ProfileUsers: a profile a blueprint names is not deleted. Blueprints know a
+    library profile by its PayloadIdentifier (fixed for a library profile), so the profile's id is
+    turned into its identifier first."""
+
+    def __init__(self, library: ProfileLibrary, blueprints: BlueprintService) -> None:
+        self._library = library
+        self._blueprints = blueprints
+
+    def uses_of(self, profile_id: int) -> list[str]:
+        identifier = next(
+            (p["identifier"] for p in self._library.list_profiles() if p["id"] == profile_id), None
+        )
+        return [] if identifier is None else self._blueprints.uses_of_identifier(identifier)
 
 
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
@@ -278,6 +348,19 @@ class Russet:
             engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
+        library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
+        blueprints = BlueprintService(
+            engine,
+            _GroupScopes(groups),
+            _LibraryProfiles(library),
+            devices,
+            _CoreReports(DeviceReports(engine)),
+            max_in_flight=settings.reconcile_max_in_flight,
+        )
+        library.add_users(_BlueprintsUseProfiles(library, blueprints))
+        events.subscribe(CommandAnswered, blueprints.on_command_answered)
+        # After the groups' handler (subscription order): smart groups are re-evaluated first.
+        events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,
@@ -310,17 +393,8 @@ class Russet:
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             events=events,
             groups=groups,
-            library=ProfileLibrary(
-                engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices
-            ),
-            blueprints=BlueprintService(
-                engine,
-                _GroupsNotInstalled(),
-                _LibraryNotInstalled(),
-                _DevicesNotInstalled(),
-                _DevicesNotInstalled(),
-                max_in_flight=settings.reconcile_max_in_flight,
-            ),
+            library=library,
+            blueprints=blueprints,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -424,6 +498,7 @@ class Russet:
                 description="re-push devices with pending commands that have not connected (with backoff)",
             ),
             *self.groups.tasks(),
+            *self.blueprints.tasks(),
         ]
 
     @cached_property

@@ -1,8 +1,8 @@
 """The blueprints API (/api/v1/blueprints) and CLI (`russet blueprint …`, `russet reconcile`).
 
-Most tests put a BlueprintService on the in-memory ports of `tests/blueprint_support.py` in place
-of the runtime's (whose temporary adapters stand for groups, library and device services that are
-not merged yet); the last ones check what those temporary adapters answer.
+Most tests put a BlueprintService on the in-memory ports of `simulators/blueprint_ports.py` in
+place of the runtime's; the last one checks the runtime's wiring to the real groups, library and
+device services (tests/test_blueprints_e2e.py drives it with simulated devices).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from russet.blueprints.tables import blueprint_device_items, blueprints
 from russet.cli import blueprints as cli_blueprints
 from russet.cli.main import cli
 from russet.config import Settings
+from russet.kernel.errors import Conflict
 from russet.runtime import Russet
 from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
+from tests.library_support import profile, wifi, xml
 
 
 class Ports:
@@ -230,21 +232,33 @@ def test_cli_errors_are_one_line(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 1 and out == "Error: no blueprint 'Missing'\n"
 
 
-# -- the runtime's temporary adapters (until groups, library and device services are merged) -------
+# -- the runtime's wiring: the real groups, library and device services ---------------------------
 
 
-def test_runtime_without_groups_or_library_refuses_clearly(
+def test_runtime_refuses_unknown_groups_and_profiles_and_the_library_keeps_used_profiles(
     client: TestClient, api_headers: dict[str, str], russet: Russet
 ) -> None:
     answer = client.post(
         "/api/v1/blueprints", json={"name": "A", "profiles": [{"ref": "wifi"}]}, headers=api_headers
     )
-    assert answer.status_code == 400 and "profile library is not installed" in answer.json()["detail"]
+    assert answer.status_code == 400 and answer.json()["detail"] == (
+        "profile 'wifi': no profile named 'wifi' in the library"
+    )
     answer = client.post(
         "/api/v1/blueprints", json={"name": "A", "scope": {"include": [1]}}, headers=api_headers
     )
-    assert answer.status_code == 400 and "groups are not installed" in answer.json()["detail"]
+    assert answer.status_code == 400 and answer.json()["detail"] == "scope: no group with id 1"
     assert count(russet, blueprints) == 0
-    assert client.post("/api/v1/blueprints", json={"name": "A"}, headers=api_headers).status_code == 201
+
+    russet.library.add(xml(profile(wifi())), name="wifi")
+    group = russet.groups.create("Macs", query='model = "Mac14,2"')
+    body = {"name": "A", "profiles": [{"ref": "wifi"}], "scope": {"include": [group["id"]]}}
+    made = client.post("/api/v1/blueprints", json=body, headers=api_headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["profiles"][0]["payload_identifier"] == "com.example.wifi"
+    with pytest.raises(Conflict, match="profile 'wifi' is in use: blueprint 'A'"):
+        russet.library.delete("wifi")
     run = client.post("/api/v1/blueprints/reconcile", json={}, headers=api_headers).json()
-    assert run["devices"] == 0 and run["commands_total"] == 0
+    assert run["devices"] == 0 and run["commands_total"] == 0 and run["errors"] == []
+    assert client.delete("/api/v1/blueprints/A", headers=api_headers).status_code == 200
+    assert russet.library.delete("wifi")["deleted"] == "wifi"

@@ -691,6 +691,38 @@ def test_inventory_of_security_info_and_apps_is_json_ready() -> None:
     json.dumps(update)
 
 
+def test_profile_list_keeps_each_profiles_identity_and_flags_not_its_payloads() -> None:
+    entry = {
+        "PayloadIdentifier": "com.example.wifi",
+        "PayloadUUID": "A1B2",
+        "PayloadDisplayName": "Office network" + "x" * 300,
+        "PayloadVersion": 1,
+        "IsManaged": True,
+        "PayloadRemovalDisallowed": False,
+        "SignerCertificates": [b"\x30\x82" * 500],
+        "PayloadContent": [{"PayloadType": "com.apple.wifi.managed", "PayloadIdentifier": "w"}],
+    }
+    update = inventory_update(
+        "ProfileList",
+        {"Status": "Acknowledged", "ProfileList": [entry, "not a dict", {"PayloadVersion": True}]},
+    )
+    assert update == {
+        "ProfileList": [
+            {
+                "PayloadIdentifier": "com.example.wifi",
+                "PayloadUUID": "A1B2",
+                "PayloadDisplayName": ("Office network" + "x" * 300)[:255],
+                "PayloadVersion": 1,
+                "IsManaged": True,
+                "PayloadRemovalDisallowed": False,
+            },
+            {},
+        ]
+    }
+    empty = {"Status": "Acknowledged", "ProfileList": []}
+    assert inventory_update("ProfileList", empty) == {"ProfileList": []}
+
+
 @pytest.mark.parametrize(
     ("request_type", "report"),
     [
@@ -698,7 +730,9 @@ def test_inventory_of_security_info_and_apps_is_json_ready() -> None:
         ("DeviceInformation", {"Status": "NotNow"}),
         ("DeviceInformation", {"Status": "Acknowledged"}),
         ("DeviceInformation", {"Status": "Acknowledged", "QueryResponses": ["not", "a", "dict"]}),
-        ("ProfileList", {"Status": "Acknowledged", "ProfileList": []}),
+        ("ProfileList", {"Status": "Error", "ProfileList": []}),
+        ("ProfileList", {"Status": "Acknowledged", "ProfileList": {"not": "a list"}}),
+        ("CertificateList", {"Status": "Acknowledged", "CertificateList": []}),
     ],
 )
 def test_reports_without_inventory(request_type: str, report: dict[str, Any]) -> None:

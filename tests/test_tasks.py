@@ -398,6 +398,7 @@ SERVER_TASKS = {
     "apns.sweep",
     "groups.clock",
     "groups.reconcile",
+    "blueprints.reconcile",
 }
 
 
@@ -407,6 +408,7 @@ def test_the_server_declares_its_background_work(russet: Russet) -> None:
     assert not tasks["last_seen.flush"].once_across_nodes  # each process flushes its own buffer
     assert all(tasks[name].once_across_nodes for name in SERVER_TASKS - {"last_seen.flush"})
     assert tasks["vpp.tick"].every_seconds == russet.settings.vpp_poll_seconds
+    assert tasks["blueprints.reconcile"].run == russet.blueprints.reconcile_due
 
 
 def test_serving_runs_housekeeping_under_its_lease_and_the_api_shows_it(

@@ -64,6 +64,8 @@ from russet.blueprints.reconcile import (
 )
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged
+from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.blueprints")
@@ -75,6 +77,9 @@ MAX_PLAN_LISTED = 1000  # devices listed with their actions in a pass's answer
 SEND_CHUNK = 10_000  # targets per send_command
 LEASE = timedelta(minutes=10)
 CREATED_BY = "reconciler"
+# The RequestTypes the reconciler queues (`_commands`): answers to others are not its business.
+QUEUED_KINDS = frozenset({"InstallProfile", "RemoveProfile", "Settings", "ProfileList"})
+PASS_SECONDS = 30.0  # how often the periodic task looks for devices to reconcile
 _EMPTY = Merged({}, {})
 
 
@@ -207,6 +212,12 @@ class BlueprintService:
         current = self.blueprints.get(ident)
         self.blueprints.delete(current.id, self.clock())
         return {"deleted": current.id, "name": current.name}
+
+    def uses_of_identifier(self, payload_identifier: str) -> list[str]:
+        """Who uses the profile with this PayloadIdentifier, in words for a refusal ("blueprint
+        'Office'"): the profile library does not delete a profile a blueprint names."""
+        taken = self.blueprints.claims([payload_identifier], other_than=None)
+        return [f"blueprint {name!r}" for name in taken.values()]
 
     def _checked(self, spec: BlueprintSpec, own_id: int | None) -> list[ItemRow]:
         """The spec's items as rows, profile refs resolved to the PayloadIdentifiers they claim;
@@ -580,11 +591,41 @@ class BlueprintService:
         except Conflict as exc:
             return {"skipped": str(exc)}
 
+    def tasks(self) -> list[PeriodicTask]:
+        """The reconciler's periodic pass (`reconcile_due`), once across nodes: devices whose
+        commands were answered or whose reports changed every `PASS_SECONDS`, every device after a
+        blueprint or scope change and every `full_pass_every`."""
+        return [
+            PeriodicTask(
+                "blueprints.reconcile",
+                PASS_SECONDS,
+                self.reconcile_due,
+                once_across_nodes=True,
+                first_delay=PASS_SECONDS,
+                description="reconcile devices with their blueprints: those with news, or all "
+                "after a change and once an hour",
+            )
+        ]
+
     def mark_changed(self) -> None:
         """Scopes changed outside blueprints (a group's members): the next periodic pass is full."""
         self.blueprints.mark_changed(self.clock())
 
     # -- results from devices ---------------------------------------------------------------------
+
+    def on_command_answered(self, event: CommandAnswered) -> None:
+        """The MDM core's CommandAnswered event (subscribed by the composition root). Answers to
+        commands of kinds the reconciler never queues are not looked up: this runs in the device's
+        request."""
+        if event.request_type in QUEUED_KINDS:
+            self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
+
+    def on_facts_changed(self, event: DeviceFactsChanged) -> None:
+        """What these devices reported changed (a ProfileList showing drift, facts moving them
+        between smart groups, which the groups service re-evaluates first): reconcile them in the
+        next periodic pass, without waiting for a full one."""
+        if event.device_ids and self.blueprints.any():
+            self.items.mark_dirty(event.device_ids)
 
     def on_command_result(
         self, device_id: str, command_uuid: str, status: str, result: Mapping[str, Any] | None

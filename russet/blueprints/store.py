@@ -131,6 +131,11 @@ class BlueprintStore:
             for r in rows
         ]
 
+    def any(self) -> bool:
+        """Whether there is a blueprint at all (else device changes need no reconcile)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(_b.id).limit(1)).first() is not None
+
     def all(self) -> list[BlueprintRow]:
         with self.engine.connect() as conn:
             return self._load(conn, conn.execute(select(blueprints).order_by(_b.id)).all())
@@ -551,6 +556,28 @@ class DeviceItemStore:
                 ).first()
                 is not None
             )
+
+    def mark_dirty(self, device_ids: Collection[str]) -> None:
+        """These devices are due a reconcile (what they reported, or their groups, changed)."""
+        if not device_ids:
+            return
+        with self.engine.connect() as conn:  # devices already marked need no write (the common case)
+            marked = set(
+                conn.execute(
+                    select(_v.device_id).where(_v.device_id.in_(list(device_ids)[:5000]), _v.dirty.is_(True))
+                ).scalars()
+            )
+        ids = [d for d in device_ids if d not in marked]
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            self._ensure_devices(conn, ids)
+            for start in range(0, len(ids), 5000):
+                conn.execute(
+                    update(blueprint_devices)
+                    .where(_v.device_id.in_(ids[start : start + 5000]), _v.dirty.is_(False))
+                    .values(dirty=True)
+                )
 
     def dirty(self) -> list[str]:
         with self.engine.connect() as conn:

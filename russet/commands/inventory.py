@@ -15,7 +15,26 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "InstalledApplicationList": ("InstalledApplicationList", list),
     # Bundle id -> {Status, ...}; Russet asks it without Identifiers, so it is the whole list.
     "ManagedApplicationList": ("ManagedApplicationList", dict),
+    # The configuration profiles installed, as what identifies each (see `_profile_entry`): the
+    # blueprints' reconciler compares them with what it installed (drift), and the section's
+    # updated_at says when the device answered.
+    "ProfileList": ("ProfileList", list),
 }
+
+# What is kept of each ProfileList entry: its identity and flags, not its payloads or signer
+# certificates (large, and the stored command result keeps the whole answer).
+_PROFILE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "PayloadIdentifier": str,
+    "PayloadUUID": str,
+    "PayloadDisplayName": str,
+    "PayloadOrganization": str,
+    "PayloadVersion": int,
+    "IsManaged": bool,
+    "IsEncrypted": bool,
+    "PayloadRemovalDisallowed": bool,
+    "HasRemovalPasscode": bool,
+}
+_MAX_PROFILE_TEXT = 255
 
 # Largest inventory section stored, as JSON (RUSSET_MAX_INVENTORY_SECTION_BYTES).
 DEFAULT_MAX_SECTION_BYTES = 1024 * 1024
@@ -63,7 +82,21 @@ def inventory_update(
     value = report.get(key)
     if not isinstance(value, expected):
         return None
+    if isinstance(value, list) and request_type == "ProfileList":
+        value = [_profile_entry(entry) for entry in value if isinstance(entry, Mapping)]
     return {request_type: fit_section(jsonable(value), max_section_bytes)}
+
+
+def _profile_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One installed profile as the ProfileList section keeps it: the keys of `_PROFILE_KEYS`
+    that have their type (a bool is not taken for an int), texts cut to 255 characters."""
+    kept: dict[str, Any] = {}
+    for key, kind in _PROFILE_KEYS.items():
+        value = entry.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            continue
+        kept[key] = value[:_MAX_PROFILE_TEXT] if isinstance(value, str) else value
+    return kept
 
 
 def fit_section(value: dict[str, Any] | list[Any], limit: int) -> dict[str, Any] | list[Any]:

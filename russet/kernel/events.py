@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +30,21 @@ class DeviceFactsChanged(Event):
     """What is known of these devices (inventory, enrollment state) changed; device channel ids."""
 
     device_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommandAnswered(Event):
+    """A device answered a command: Acknowledged, Error or CommandFormatError (NotNow is not an
+    answer, and a duplicate report of an answered command publishes nothing).
+
+    `device_id` is the enrollment the command was queued for (the device channel's id for device
+    commands); `result` is the device's whole report as parsed (its ErrorChain for an Error)."""
+
+    device_id: str
+    command_uuid: str
+    request_type: str
+    status: str
+    result: Mapping[str, Any]
 
 
 E = TypeVar("E", bound=Event)

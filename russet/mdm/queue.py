@@ -76,6 +76,7 @@ class Exchange:
     body: bytes | None = None  # next command plist, or None for an empty 200
     stored: bool = False  # whether the report changed a command's state
     forgotten: bool = False  # an admin forgot the device: tell it so (ErrorUnrecognizedDevice)
+    reported_type: str | None = None  # RequestType of the command the stored report answered
 
 
 def _new_uuid() -> str:
@@ -259,6 +260,7 @@ class CommandQueue:
         if store and report.status == "Acknowledged" and self._inventory_hook is not None:
             inventory = self._inventory_hook(row.reported_type, report.parsed)
         body = None
+        reported_type = row.reported_type
         with self._engine.begin() as conn:
             if store:
                 written = conn.execute(
@@ -288,7 +290,13 @@ class CommandQueue:
                     body = self._deliverable(row.next_command_id, row.body_template, row.next_uuid)
                     break
                 row = conn.execute(next_query, params).first()
-        return Exchange(known=True, identity_fp=identity_fp, body=body, stored=store)
+        return Exchange(
+            known=True,
+            identity_fp=identity_fp,
+            body=body,
+            stored=store,
+            reported_type=reported_type if store else None,
+        )
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
 from russet.mdm.enrollments import (
@@ -34,6 +34,10 @@ log = logging.getLogger("russet.mdm")
 
 # A bootstrap token is a few hundred bytes; refuse what cannot be one rather than seal it.
 MAX_BOOTSTRAP_TOKEN_BYTES = 64 * 1024
+
+
+# Report statuses that answer a command (NotNow only postpones it; Idle answers nothing).
+ANSWERS = frozenset({"Acknowledged", "Error", "CommandFormatError"})
 
 
 class LastSeen:
@@ -71,7 +75,8 @@ class MdmService:
         self._user_authenticate = user_authenticate
         self._max_result_bytes = max_result_bytes
         self._reenroll_policy = reenroll_policy
-        self._events = events or EventBus()  # DeviceFactsChanged after enrollment and inventory changes
+        # DeviceFactsChanged after enrollment and inventory changes, CommandAnswered for answers.
+        self._events = events or EventBus()
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
             "Authenticate": self._authenticate,
             "TokenUpdate": self._token_update,
@@ -227,6 +232,10 @@ class MdmService:
         if result.forgotten:
             raise UnrecognizedDevice("an admin forgot this device")
         self._last_seen.mark(channel.enrollment_id)
+        if result.stored and status in ANSWERS and command_uuid:
+            self._events.publish(
+                CommandAnswered(channel.enrollment_id, command_uuid, result.reported_type or "", status, msg)
+            )
         if result.stored and status == "Acknowledged":  # an answer may bring inventory
             self._events.publish(DeviceFactsChanged((channel.device_id,)))
         if command_uuid and status != "Idle" and not result.stored:
