@@ -744,3 +744,26 @@ def test_disconnect_with_purge_destroys_credentials_and_push_data(
     assert json.loads(cli_env("push", devices[2]["udid"], "--json").stdout)["results"][0]["outcome"] == (
         "disconnected"
     )
+
+
+def test_the_pusher_stops_when_cancelled_as_it_is_woken(russet: Russet) -> None:
+    """A shutdown that comes with a wake-up (a command queued as the server stops) must end the
+    loop: the server's lifespan awaits it. Python 3.11's asyncio.wait_for swallowed such a
+    cancellation, and a test server's shutdown hung for ever."""
+
+    async def main() -> int:
+        stuck = 0
+        for _ in range(5):
+            task = asyncio.create_task(russet.pusher.run(sweep=False))
+            await asyncio.sleep(0.05)  # idle, waiting to be woken
+            russet.pusher.wake()
+            await asyncio.sleep(0)  # the wake-up lands ...
+            task.cancel()  # ... in the same step as the cancellation
+            done, _ = await asyncio.wait({task}, timeout=2)
+            if not done:
+                stuck += 1
+                task.cancel()
+                await asyncio.wait({task}, timeout=2)
+        return stuck
+
+    assert asyncio.run(main()) == 0

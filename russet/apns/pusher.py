@@ -427,8 +427,11 @@ class Pusher:
                 busy = False
             if busy:
                 continue
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+            # wait ends (a wake-up and a shutdown together), and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await wake.wait()
 
     # -- status --------------------------------------------------------------------------------
 
