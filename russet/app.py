@@ -20,6 +20,7 @@ from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
 from russet.enrollment.http import enrollment_routes
+from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
@@ -43,8 +44,7 @@ def create_app(russet: Russet) -> ASGIApp:
         finally:
             pusher.cancel()
             await runner.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pusher
+            await wait_stopped([pusher], STOP_SECONDS)
             await russet.gateway.aclose()
             await run_in_threadpool(russet.close)
 

@@ -462,3 +462,29 @@ def test_cli_lists_tasks_with_their_last_run(
     assert "running on node-a:12:def" in lines["abm.sync"]
     assert "Apple answered 500" in lines["vpp.tick"] and "1m" in lines["vpp.tick"]
     assert "never" in lines["housekeeping"] and "6h" in lines["housekeeping"]
+
+
+def test_stopping_does_not_hang_on_a_task_that_swallows_its_cancellation(engine: Engine) -> None:
+    """A loop that ignores being cancelled is left behind, logged, after `stop_seconds`: the
+    server's shutdown (the lifespan awaits `stop`) must end whatever a task does."""
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:  # swallowed, as Python 3.11's asyncio.wait_for may
+            await asyncio.sleep(30)
+
+    async def main() -> float:
+        runner = TaskRunner(
+            [PeriodicTask("stubborn", 60, stubborn, once_across_nodes=False)],
+            TaskLeases(engine),
+            "node-a",
+            stop_seconds=0.2,
+        )
+        runner.start()
+        await asyncio.sleep(0.05)  # it is running now
+        started = time.monotonic()
+        await runner.stop()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2

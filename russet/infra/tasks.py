@@ -24,7 +24,7 @@ import logging
 import os
 import platform
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from russet.kernel.tasks import PeriodicTask
 log = logging.getLogger("russet.tasks")
 
 LEASE_SECONDS = 60.0  # how long a crashed holder keeps a task; a live one renews every third of it
+STOP_SECONDS = 5.0  # how long shutdown waits for a cancelled loop before going on without it
 RETRY_FLOOR = 0.05  # never poll a lease row faster than this
 STOPPED = "interrupted: the server stopped during the run"
 
@@ -68,6 +69,25 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+async def wait_stopped(tasks: Collection[asyncio.Task[Any]], seconds: float) -> bool:
+    """Wait for cancelled `tasks` to end, at most `seconds`: a task that swallowed its
+    cancellation (as asyncio.wait_for may on Python 3.11) must not hang the server's shutdown.
+    Those left running are logged by name; False when there are any."""
+    if not tasks:
+        return True
+    done, pending = await asyncio.wait(tasks, timeout=seconds)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: a loop's failure was logged where it happened
+    for task in pending:
+        log.error(
+            "%s did not stop within %gs of being cancelled; shutting down without it",
+            task.get_name(),
+            seconds,
+        )
+    return not pending
+
+
 async def call(run: Callable[[], Awaitable[Any] | Any]) -> Any:
     """Run a task's callable: a coroutine function on the event loop, anything else in a thread
     (sync database work must not hold up device requests); an awaitable it returns is awaited."""
@@ -90,6 +110,7 @@ class TaskRunner:
         *,
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], datetime] = utcnow,
+        stop_seconds: float = STOP_SECONDS,
     ) -> None:
         names = [t.name for t in tasks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -102,6 +123,7 @@ class TaskRunner:
         self.holder = holder or process_holder()
         self.lease = timedelta(seconds=lease_seconds)
         self.clock = clock
+        self.stop_seconds = stop_seconds
         self._running: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -119,7 +141,7 @@ class TaskRunner:
         running, self._running = self._running, []
         for loop in running:
             loop.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await wait_stopped(running, self.stop_seconds)
 
     # -- one attempt ---------------------------------------------------------------------------
 
