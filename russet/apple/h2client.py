@@ -587,13 +587,14 @@ class H2Client:
     async def _open_one(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the awaited step completes, and a cancelled shutdown would then hang.
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
                     lambda: _Connection(self), self.host, self.port, ssl=self._ssl, server_hostname=self.host
-                ),
-                self._connect_timeout,
-            )
-            await asyncio.wait_for(conn.ready, self._connect_timeout)
+                )
+            async with asyncio.timeout(self._connect_timeout):
+                await conn.ready
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             raise ConnectFailed(f"cannot connect to {self.authority}: {type(exc).__name__}: {exc}") from exc
         self.connections_made += 1
@@ -700,7 +701,8 @@ class H2Client:
             return
         self._dispatch(reqs, [c for c in self._connections if c.usable])
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
+            async with asyncio.timeout(self._timeout):  # not wait_for (see _open_one)
+                await asyncio.shield(future)
         except TimeoutError:
             error = H2Error(f"no answer within {self._timeout:g} s")
             for req in reqs:
