@@ -124,7 +124,10 @@ def upload(client: TestClient, headers: dict[str, str], name: str, identifier: s
 
 
 def define(client: TestClient, headers: dict[str, str], name: str, **extra: Any) -> Any:
-    body = {"profile": {"profile_name": name, "is_supervised": True, "await_device_configured": True}, **extra}
+    body = {
+        "profile": {"profile_name": name, "is_supervised": True, "await_device_configured": True},
+        **extra,
+    }
     return client.post("/api/v1/abm/main/profiles", json=body, headers=headers)
 
 
@@ -243,7 +246,9 @@ def test_a_device_that_never_answers_is_released_at_the_timeout(
     silent = sim_device(russet, sim, "ADESILENT001")
     run(russet, russet.abm.sync_now("main"))
     upload(client, headers, "wifi", "com.example.wifi")
-    made = client.post("/api/v1/blueprints", json={"name": "Lab", "profiles": [{"ref": "wifi"}]}, headers=headers)
+    made = client.post(
+        "/api/v1/blueprints", json={"name": "Lab", "profiles": [{"ref": "wifi"}]}, headers=headers
+    )
     assert made.status_code == 201, made.text
     ade = define(client, headers, "Lab Macs")
     assert ade.status_code == 201, ade.text

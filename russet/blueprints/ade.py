@@ -161,7 +161,8 @@ class AdeSetups:
 
     `plan(device_id)` is the reconciler's view of one device (its blueprints and the plan a pass
     would make now), `reconcile_one(device_id)` reconciles it now (or marks it for the next pass
-    when another pass holds the lease)."""
+    when another pass holds the lease), `start_over(device_id)` forgets what the reconciler
+    recorded there (a device starting Setup Assistant was erased: it has none of it)."""
 
     def __init__(
         self,
@@ -169,6 +170,7 @@ class AdeSetups:
         sender: CommandSender,
         plan: Callable[[str], tuple[Sequence[int], DevicePlan]],
         reconcile_one: Callable[[str], None],
+        start_over: Callable[[str], None],
         *,
         release_after: timedelta,
         clock: Callable[[], datetime],
@@ -178,6 +180,7 @@ class AdeSetups:
         self._sender = sender
         self._plan = plan
         self._reconcile_one = reconcile_one
+        self._start_over = start_over
         self.release_after = release_after
         self._clock = clock
         self._created_by = created_by
@@ -192,7 +195,8 @@ class AdeSetups:
             or row.enrolled_at != enrolled_at
             or (row.released_at is not None and row.answer is not None and row.answer != "Acknowledged")
         )
-        if fresh:
+        if fresh:  # a device in Setup Assistant holds nothing the reconciler put on it before
+            self._start_over(device_id)
             self.store.open(device_id, enrolled_at, self._clock())
         elif row is not None and row.released_at is not None:
             return None  # DeviceConfigured is queued for this enrollment already

@@ -179,6 +179,7 @@ class BlueprintService:
             sender,
             self._plan_for,
             self._reconcile_now,
+            self.items.start_over,
             release_after=ade_release_after,
             clock=clock,
             created_by=CREATED_BY,
@@ -685,7 +686,10 @@ class BlueprintService:
         if record is None:
             if status == "NotNow":
                 return False
-            return self.items.recheck_answered(device_id, command_uuid)
+            rechecked = self.items.recheck_answered(device_id, command_uuid)
+            if rechecked and self.setups.is_waiting(device_id):  # its next item may fit now
+                self.setups.advance(device_id)
+            return rechecked
         if status == "NotNow":
             return True  # still in flight: the device will be asked again
         now = self.clock()
