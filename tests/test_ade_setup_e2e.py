@@ -10,6 +10,7 @@ that never answers is released at the timeout with its incomplete items listed.
 
 from __future__ import annotations
 
+import json
 import plistlib
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from russet.abm.tables import abm_profiles
 from russet.app import create_app
+from russet.blueprints.service import BlueprintSpec
 from russet.blueprints.tables import blueprint_ade_setups
+from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.tables import command_queue, commands
 from russet.runtime import Russet
@@ -283,3 +287,52 @@ def test_a_device_that_never_answers_is_released_at_the_timeout(
     assert (pending["item"], pending["state"]) == ("com.example.wifi", "pending")
     with reading(russet.storage.engine) as conn:
         assert conn.execute(select(func.count()).select_from(blueprint_ade_setups)).scalar_one() == 1
+
+
+def test_cli_names_the_blueprint_and_shows_the_setup(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulated(tmp_path, settings) as (sim, russet):
+        connect(russet, sim)
+        russet.blueprints.create(BlueprintSpec(name="Staff"), created_by="tests")
+        device = sim_device(russet, sim, "ADECLI000001")
+        run(russet, russet.abm.sync_now("main"))
+        for name, value in {
+            "RUSSET_DATA_DIR": str(settings.data_dir),
+            "RUSSET_DATABASE_URL": settings.database_url,
+            "RUSSET_PUBLIC_URL": settings.public_url,
+            "RUSSET_ABM_URL": sim.url,
+            "RUSSET_APPLE_CA_FILE": str(tmp_path / "dep-tls" / "ca.pem"),
+        }.items():
+            monkeypatch.setenv(name, value)
+
+        def invoke(*args: str, code: int = 0) -> str:
+            result = CliRunner().invoke(cli, list(args))
+            assert result.exit_code == code, result.output
+            assert "Traceback" not in result.output
+            return result.output
+
+        spec = tmp_path / "profile.json"
+        spec.write_text(json.dumps({"profile_name": "Staff iPads"}))
+        refused = invoke("abm", "profile", "define", "main", str(spec), "--blueprint", "Nope", code=1)
+        assert "blueprint 'Nope': no such blueprint" in refused
+        out = invoke("abm", "profile", "define", "main", str(spec), "--blueprint", "Staff")
+        assert "devices it enrolls get blueprint 'Staff'" in out
+        profile_uuid = out.split()[2]
+        assert "Staff" in invoke("abm", "profile", "list", "main")
+        assert "none" in invoke("abm", "profile", "blueprint", "main", profile_uuid, "--clear")
+        assert "Staff" in invoke("abm", "profile", "blueprint", "main", profile_uuid, "Staff")
+        assert "no profile" in invoke("abm", "profile", "blueprint", "main", "NOPE-UUID", "Staff", code=1)
+
+        with TestClient(create_app(russet), base_url=PUBLIC_URL) as client:
+            assign(
+                client,
+                {"Authorization": f"Bearer {russet.storage.api_keys.create('t')}"},
+                profile_uuid,
+                device.serial,
+            )
+            SetupAgent(device, client).enroll_awaiting()  # Staff has no items: released at once
+        shown = invoke("device", "show", device.udid)
+        assert "setup assistant: DeviceConfigured queued at" in shown and "(items_done)" in shown
+        assert "setup assistant: DeviceConfigured" in invoke("blueprint", "device", device.udid)
+        assert json.loads(invoke("device", "show", device.udid, "--json"))["setup"]["reason"] == "items_done"
