@@ -270,6 +270,8 @@ class AbmService(kit.ConnectionService[AbmStore]):
     def set_profile_blueprint(self, name: str, profile_uuid: str, blueprint: str | None) -> dict[str, Any]:
         """Name the blueprint that applies to the devices a profile enrolls (None: no blueprint).
         Russet's side only, so it can change although the profile at Apple cannot."""
+        if not isinstance(profile_uuid, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", profile_uuid):
+            raise AbmError("profile_uuid should be the id Apple gave the profile")
         self.store.require(name)
         named = None if blueprint is None else self._resolve_blueprint(blueprint)
         if not self.store.set_profile_blueprint(name, profile_uuid, None if named is None else named[0]):
