@@ -83,6 +83,7 @@ class Settings:
     max_inventory_section_bytes: int = 1024 * 1024  # one inventory section (JSON); what fits, flagged
     max_delivery_attempts: int = 5
     reconcile_max_in_flight: int = 5  # commands in flight per device before the reconciler waits
+    ade_release_minutes: int = 15  # an ADE device in Setup Assistant gets DeviceConfigured by then
     apple_ca_file: str | None = None
     ledger_retention_days: int = 730
     abm_url: str = "https://mdmenrollment.apple.com"
@@ -136,6 +137,7 @@ class Settings:
             max_inventory_section_bytes=_int(env, "RUSSET_MAX_INVENTORY_SECTION_BYTES", 1024 * 1024),
             max_delivery_attempts=_int(env, "RUSSET_MAX_DELIVERY_ATTEMPTS", 5),
             reconcile_max_in_flight=_int(env, "RUSSET_RECONCILE_MAX_IN_FLIGHT", 5),
+            ade_release_minutes=_int(env, "RUSSET_ADE_RELEASE_MINUTES", 15),
             apple_ca_file=_existing_file(env, "RUSSET_APPLE_CA_FILE"),
             ledger_retention_days=_int(env, "RUSSET_LEDGER_RETENTION_DAYS", 730),
             abm_url=(env.get("RUSSET_ABM_URL") or "https://mdmenrollment.apple.com").rstrip("/"),

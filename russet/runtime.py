@@ -44,7 +44,7 @@ from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound
-from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
+from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -190,6 +190,21 @@ class _CoreReports:
             )
             for device_id, r in self._reports.reports(device_ids).items()
         }
+
+
+class _AbmBlueprintNames:
+    """ABM's BlueprintNames port over BlueprintService: an ADE profile names a blueprint by name
+    or id; ABM keeps the id and shows the current name."""
+
+    def __init__(self, blueprints: BlueprintService) -> None:
+        self._blueprints = blueprints
+
+    def resolve(self, ref: str) -> tuple[int, str]:
+        found = self._blueprints.get(int(ref) if ref.isdigit() else ref)
+        return found["id"], found["name"]
+
+    def names(self, ids: Collection[int]) -> Mapping[int, str]:
+        return self._blueprints.blueprints.names(ids)
 
 
 class _BlueprintsUseProfiles:
@@ -356,11 +371,15 @@ class Russet:
             devices,
             _CoreReports(DeviceReports(engine)),
             max_in_flight=settings.reconcile_max_in_flight,
+            ade=AbmSerials(engine),
+            ade_release_after=timedelta(minutes=settings.ade_release_minutes),
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
         events.subscribe(CommandAnswered, blueprints.on_command_answered)
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
+        # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
+        events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
         return cls(
             settings=settings,
             storage=storage,
@@ -404,6 +423,7 @@ class Russet:
                 abm_url=settings.abm_url,
                 public_url=settings.public_url,
                 sync_minutes=settings.abm_sync_minutes,
+                blueprints=_AbmBlueprintNames(blueprints),
             ),
             vpp=VppService(
                 VppStore(engine, box),

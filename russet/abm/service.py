@@ -19,6 +19,7 @@ from typing import Any
 from russet.abm import profiles
 from russet.abm.client import AbmClient, forget_session
 from russet.abm.errors import AbmError, AbmNotFound, TokenExpired
+from russet.abm.ports import BlueprintNames
 from russet.abm.store import AbmStore
 from russet.abm.sync import LEASE, sync_connection, sync_due
 from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
@@ -26,6 +27,7 @@ from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Ledger
+from russet.kernel.errors import NotFound
 
 log = logging.getLogger("russet.abm")
 MAX_TOKEN_BYTES = 64 * 1024
@@ -44,10 +46,12 @@ class AbmService(kit.ConnectionService[AbmStore]):
         abm_url: str,
         public_url: str,
         sync_minutes: int,
+        blueprints: BlueprintNames | None = None,
     ) -> None:
         super().__init__(store, gateway, connections, base_url=abm_url, public_url=public_url)
         self._ledger = ledger
         self._sync_minutes = sync_minutes
+        self._blueprints = blueprints
 
     def client_for(self, name: str) -> AbmClient:
         """The connection's client, refusing an expired token before Apple is asked."""
@@ -222,33 +226,78 @@ class AbmService(kit.ConnectionService[AbmStore]):
 
     def list_profiles(self, name: str) -> dict[str, Any]:
         server = self.store.require(name)
+        rows = self.store.profiles(name)
+        named = self._blueprint_names({p["blueprint_id"] for p in rows if p["blueprint_id"] is not None})
         return {
             "connection": name,
             "default_profile_uuid": server["default_profile_uuid"],
             "profiles": [
                 {
-                    **p,
+                    **{k: v for k, v in p.items() if k != "blueprint_id"},
                     "created_at": kit.iso(p["created_at"]),
                     "default": p["profile_uuid"] == server["default_profile_uuid"],
+                    "blueprint": _blueprint(p["blueprint_id"], named),
                 }
-                for p in self.store.profiles(name)
+                for p in rows
             ],
         }
 
-    async def define_profile(self, name: str, spec: Any, *, default: bool = False) -> dict[str, Any]:
-        """Check the profile, define it at Apple, keep it; optionally make it the default."""
+    async def define_profile(
+        self, name: str, spec: Any, *, default: bool = False, blueprint: str | None = None
+    ) -> dict[str, Any]:
+        """Check the profile (and the blueprint it names, if any), define it at Apple, keep it;
+        optionally make it the default. The blueprint is Russet's side only: Apple never sees it."""
         self.store.require(name)
         profile = profiles.validate_profile(
             spec,
             default_url=profiles.ade_url(self._public_url),
             default_org_magic=f"russet:{name}",
         )
+        named = None if blueprint is None else self._resolve_blueprint(blueprint)
         with apple_errors(name), self._connections.lease("abm", name, "define profile", ttl=LEASE):
             profile_uuid = await self.client_for(name).define_profile(profile)
-            self.store.save_profile(name, profile_uuid, profile)
+            self.store.save_profile(name, profile_uuid, profile, None if named is None else named[0])
             if default:
                 self.store.set_default_profile(name, profile_uuid)
-        return {"connection": name, "profile_uuid": profile_uuid, "profile": profile, "default": default}
+        return {
+            "connection": name,
+            "profile_uuid": profile_uuid,
+            "profile": profile,
+            "default": default,
+            "blueprint": None if named is None else {"id": named[0], "name": named[1]},
+        }
+
+    def set_profile_blueprint(self, name: str, profile_uuid: str, blueprint: str | None) -> dict[str, Any]:
+        """Name the blueprint that applies to the devices a profile enrolls (None: no blueprint).
+        Russet's side only, so it can change although the profile at Apple cannot."""
+        if not isinstance(profile_uuid, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,64}", profile_uuid):
+            raise AbmError("profile_uuid should be the id Apple gave the profile")
+        self.store.require(name)
+        named = None if blueprint is None else self._resolve_blueprint(blueprint)
+        if not self.store.set_profile_blueprint(name, profile_uuid, None if named is None else named[0]):
+            raise AbmNotFound(f"no profile {profile_uuid!r} was defined through ABM connection {name!r}")
+        return {
+            "connection": name,
+            "profile_uuid": profile_uuid,
+            "blueprint": None if named is None else {"id": named[0], "name": named[1]},
+        }
+
+    def _resolve_blueprint(self, ref: Any) -> tuple[int, str]:
+        if not isinstance(ref, str) or not ref.strip() or len(ref) > 100 or "\x00" in ref:
+            raise AbmError("blueprint: name a blueprint by its name or id (at most 100 characters)")
+        if self._blueprints is None:
+            raise AbmError("blueprint: blueprints are not available in this server")
+        try:
+            return self._blueprints.resolve(ref)
+        except NotFound:
+            raise AbmError(
+                f"blueprint {ref!r}: no such blueprint (see `russet blueprint list`); nothing was defined"
+            ) from None
+
+    def _blueprint_names(self, ids: set[int]) -> dict[int, str]:
+        if not ids or self._blueprints is None:
+            return {}
+        return dict(self._blueprints.names(ids))
 
     def set_default_profile(self, name: str, profile_uuid: str | None) -> dict[str, Any]:
         self.store.require(name)
@@ -273,6 +322,12 @@ class AbmService(kit.ConnectionService[AbmStore]):
         lease = self._connections.lease("abm", name, "remove profile", ttl=timedelta(hours=1))
         with apple_errors(name), lease:
             return await profiles.remove(self.client_for(name), self.store, name, cleaned)
+
+
+def _blueprint(blueprint_id: int | None, names: dict[int, str]) -> dict[str, Any] | None:
+    if blueprint_id is None:
+        return None
+    return {"id": blueprint_id, "name": names.get(blueprint_id), "deleted": blueprint_id not in names}
 
 
 def _device(row: dict[str, Any]) -> dict[str, Any]:

@@ -118,6 +118,28 @@ class AbmSerials:
                     found.setdefault(serial, []).append(connection)
         return {serial: tuple(names) for serial, names in found.items()}
 
+    def ade_blueprints(self) -> dict[str, int]:
+        """Device channel ids -> the blueprint named by the ADE profile ABM/ASM has assigned to
+        their serial number (the profile that enrolls them), for every such device at once: one
+        join, touching only devices whose profile names a blueprint. A serial listed by several
+        connections takes the first connection's (by name)."""
+        d, p, e = abm_devices.c, abm_profiles.c, enrollments.c
+        query = (
+            select(e.id, p.blueprint_id)
+            .select_from(
+                abm_devices.join(
+                    abm_profiles, (p.connection == d.connection) & (p.profile_uuid == d.profile_uuid)
+                ).join(enrollments, e.serial_number == d.serial_number)
+            )
+            .where(p.blueprint_id.is_not(None), e.channel == "device", e.forgotten_at.is_(None))
+            .order_by(e.id, d.connection)
+        )
+        found: dict[str, int] = {}
+        with reading(self._engine) as conn:
+            for device_id, blueprint_id in conn.execute(query):
+                found.setdefault(device_id, int(blueprint_id))
+        return found
+
 
 class AbmStore(ConnectionRows):
     service = "abm"
@@ -498,7 +520,9 @@ class AbmStore(ConnectionRows):
 
     # -- profiles and per-device results --------------------------------------------------------
 
-    def save_profile(self, name: str, profile_uuid: str, profile: dict[str, Any]) -> None:
+    def save_profile(
+        self, name: str, profile_uuid: str, profile: dict[str, Any], blueprint_id: int | None = None
+    ) -> None:
         with self._engine.begin() as conn:
             upsert(
                 conn,
@@ -509,10 +533,21 @@ class AbmStore(ConnectionRows):
                     "profile_name": profile["profile_name"],
                     "profile": json.dumps(profile, sort_keys=True),
                     "created_at": utcnow(),
+                    "blueprint_id": blueprint_id,
                 },
                 ["connection", "profile_uuid"],
-                ["profile_name", "profile"],
+                ["profile_name", "profile", "blueprint_id"],
             )
+
+    def set_profile_blueprint(self, name: str, profile_uuid: str, blueprint_id: int | None) -> bool:
+        """Name (or clear) the blueprint of a profile defined here; False when there is no such profile."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(abm_profiles)
+                .where(abm_profiles.c.connection == name, abm_profiles.c.profile_uuid == profile_uuid)
+                .values(blueprint_id=blueprint_id)
+            )
+        return bool(done.rowcount)
 
     def profiles(self, name: str) -> list[dict[str, Any]]:
         with reading(self._engine) as conn:
@@ -527,6 +562,7 @@ class AbmStore(ConnectionRows):
                 "profile_name": r.profile_name,
                 "profile": json.loads(r.profile),
                 "created_at": as_utc(r.created_at),
+                "blueprint_id": r.blueprint_id,
             }
             for r in rows
         ]

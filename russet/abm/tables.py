@@ -4,7 +4,7 @@ profiles, owned by `russet.abm.store`.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
 
 from russet.apple.connection.columns import connection_name
 from russet.infra.metadata import metadata
@@ -95,6 +95,9 @@ abm_profiles = Table(
     Column("profile_name", Text, nullable=False),
     Column("profile", Text, nullable=False),  # JSON of the profile exactly as sent
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The blueprint (its id; Russet's side, never sent to Apple) that applies to the devices this
+    # profile enrolls. Not a foreign key: blueprints are another feature's tables.
+    Column("blueprint_id", BigInteger, nullable=True),
 )
 
 

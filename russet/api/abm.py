@@ -31,6 +31,16 @@ class SyncRequest(ApiModel):
 class ProfileDefinition(ApiModel):
     profile: dict[str, Any] = Field(description="Apple's profile fields; url defaults to Russet's ADE URL")
     default: bool = Field(False, description="Assign it automatically to newly added devices")
+    blueprint: str | None = Field(
+        None,
+        max_length=100,
+        description="The blueprint (name or id) for the devices it enrolls: their items first, "
+        "then DeviceConfigured releases them from Setup Assistant",
+    )
+
+
+class ProfileBlueprint(ApiModel):
+    blueprint: str | None = Field(max_length=100, description="A blueprint's name or id, or null for none")
 
 
 class Serials(ApiModel):
@@ -99,7 +109,19 @@ def profiles(request: Request, _: Caller, name: str) -> dict[str, Any]:
 
 @router.post("/{name}/profiles", status_code=201, summary="Define an ADE enrollment profile (checked first)")
 async def define_profile(request: Request, _: Caller, name: str, body: ProfileDefinition) -> dict[str, Any]:
-    return await _russet(request).abm.define_profile(name, body.profile, default=body.default)
+    return await _russet(request).abm.define_profile(
+        name, body.profile, default=body.default, blueprint=body.blueprint
+    )
+
+
+@router.put(
+    "/{name}/profiles/{profile_uuid}/blueprint",
+    summary="The blueprint for the devices a profile enrolls (or none); Russet's side only",
+)
+def profile_blueprint(
+    request: Request, _: Caller, name: str, profile_uuid: str, body: ProfileBlueprint
+) -> dict[str, Any]:
+    return _russet(request).abm.set_profile_blueprint(name, profile_uuid, body.blueprint)
 
 
 @router.put("/{name}/default-profile", summary="The profile given to newly added devices (or none)")

@@ -52,7 +52,11 @@ def list_devices(
 
 @router.get("/devices/{device_id}", summary="One device: enrollment state, inventory, last seen")
 def show_device(request: Request, _: Caller, device_id: str) -> dict[str, Any]:
-    return _russet(request).devices.show_device(device_id)
+    russet = _russet(request)
+    data = russet.devices.show_device(device_id)
+    if data["channel"] == "device":  # an ADE device's way out of Setup Assistant (blueprints)
+        data["setup"] = russet.blueprints.setup_of(device_id)
+    return data
 
 
 @router.get("/devices/{device_id}/commands", summary="Commands queued for a device, newest first")

@@ -88,3 +88,13 @@ class ReportedState(Protocol):
     def reported(self, device_ids: Collection[str]) -> Mapping[str, DeviceReport]:
         """Each known device's last report; a device the core does not know is left out."""
         ...
+
+
+class AdeBlueprints(Protocol):
+    """Which blueprint the ADE profile that enrolls each device names (the ABM feature)."""
+
+    def ade_blueprints(self) -> Mapping[str, int]:
+        """Device channel id -> blueprint id, for every enrolled device whose ADE profile (the one
+        ABM/ASM has assigned to its serial number) names a blueprint. A blueprint id that no longer
+        exists is ignored by the reconciler."""
+        ...

@@ -30,7 +30,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from russet.blueprints.ade import AdeSetups, AdeSetupStore
 from russet.blueprints.ports import (
+    AdeBlueprints,
     CommandSender,
     DeviceReport,
     Profiles,
@@ -64,7 +66,7 @@ from russet.blueprints.reconcile import (
 )
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
-from russet.kernel.events import CommandAnswered, DeviceFactsChanged
+from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged
 from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 
@@ -156,6 +158,8 @@ class BlueprintService:
         full_pass_every: timedelta = timedelta(hours=1),
         batch_size: int = 2000,
         clock: Callable[[], datetime] = utcnow,
+        ade: AdeBlueprints | None = None,
+        ade_release_after: timedelta = timedelta(minutes=15),
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -169,6 +173,17 @@ class BlueprintService:
         self.full_pass_every = full_pass_every
         self.batch_size = batch_size
         self.clock = clock
+        self.ade = ade  # devices whose ADE profile names a blueprint: in its scope too
+        self.setups = AdeSetups(
+            AdeSetupStore(engine),
+            sender,
+            self._plan_for,
+            self._reconcile_now,
+            self.items.start_over,
+            release_after=ade_release_after,
+            clock=clock,
+            created_by=CREATED_BY,
+        )
 
     # -- definitions ------------------------------------------------------------------------------
 
@@ -344,7 +359,29 @@ class BlueprintService:
             if bp.include:
                 for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
                     membership[device_id].append(bp.id)
+        self._add_ade_scope(membership, per_blueprint)
         return per_blueprint, {d: tuple(sorted(ids)) for d, ids in membership.items()}, broken
+
+    def _add_ade_scope(self, membership: dict[str, list[int]], per_blueprint: Mapping[int, Any]) -> None:
+        """A device enrolled through an ADE profile that names a blueprint is in that blueprint's
+        scope too, unless one of the blueprint's exclude groups holds it (exclusion wins, as for
+        its include groups). A blueprint deleted since is ignored."""
+        if self.ade is None:
+            return
+        by_blueprint: dict[int, list[str]] = defaultdict(list)
+        for device_id, blueprint_id in self.ade.ade_blueprints().items():
+            if blueprint_id in per_blueprint:
+                by_blueprint[blueprint_id].append(device_id)
+        if not by_blueprint:
+            return
+        excludes = {bp.id: bp.exclude for bp in self.blueprints.all() if bp.id in by_blueprint and bp.exclude}
+        for blueprint_id, device_ids in by_blueprint.items():
+            excluded: set[str] = set()
+            if blueprint_id in excludes:
+                excluded = self.scopes.devices_in(list(excludes[blueprint_id]), [])
+            for device_id in device_ids:
+                if device_id not in excluded and blueprint_id not in membership[device_id]:
+                    membership[device_id].append(blueprint_id)
 
     # -- the executor -----------------------------------------------------------------------------
 
@@ -604,7 +641,16 @@ class BlueprintService:
                 first_delay=PASS_SECONDS,
                 description="reconcile devices with their blueprints: those with news, or all "
                 "after a change and once an hour",
-            )
+            ),
+            PeriodicTask(
+                "blueprints.ade_release",
+                PASS_SECONDS,
+                self.setups.advance_waiting,
+                once_across_nodes=True,
+                first_delay=PASS_SECONDS,
+                description="send DeviceConfigured to ADE devices in Setup Assistant whose items are "
+                "done, or that waited longer than RUSSET_ADE_RELEASE_MINUTES",
+            ),
         ]
 
     def mark_changed(self) -> None:
@@ -617,7 +663,9 @@ class BlueprintService:
         """The MDM core's CommandAnswered event (subscribed by the composition root). Answers to
         commands of kinds the reconciler never queues are not looked up: this runs in the device's
         request."""
-        if event.request_type in QUEUED_KINDS:
+        if event.request_type == "DeviceConfigured":
+            self.setups.answered(event.device_id, event.command_uuid, event.status)
+        elif event.request_type in QUEUED_KINDS:
             self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
 
     def on_facts_changed(self, event: DeviceFactsChanged) -> None:
@@ -638,7 +686,10 @@ class BlueprintService:
         if record is None:
             if status == "NotNow":
                 return False
-            return self.items.recheck_answered(device_id, command_uuid)
+            rechecked = self.items.recheck_answered(device_id, command_uuid)
+            if rechecked and self.setups.is_waiting(device_id):  # its next item may fit now
+                self.setups.advance(device_id)
+            return rechecked
         if status == "NotNow":
             return True  # still in flight: the device will be asked again
         now = self.clock()
@@ -678,21 +729,21 @@ class BlueprintService:
                         reconciled=[],
                         now=now,
                     )
+        if self.setups.is_waiting(device_id):  # an ADE device in Setup Assistant: release it when done
+            self.setups.advance(device_id)
         return True
 
     # -- per device -------------------------------------------------------------------------------
 
-    def device_state(self, device_id: str) -> dict[str, Any]:
-        """Desired vs actual for one device: each item's state (drift included), the commands the
-        next pass would queue, conflicts, and the app refs its blueprints hold."""
-        _check_text(device_id, "device", 300)
-        run = _Pass(dry_run=True)
+    def _device_plan(
+        self, device_id: str, run: _Pass
+    ) -> tuple[tuple[int, ...], set[int], dict[Any, Any], DeviceReport | None, DevicePlan]:
+        """One device's blueprints, the broken ones, its records, its report, and the plan a pass
+        would make for it now."""
         per_blueprint, membership, broken = self._desired(run)
         combo = membership.get(device_id, ())
         records = self.items.records([device_id]).get(device_id, {})
         report = self.reported.reported([device_id]).get(device_id)
-        if not combo and not records and report is None:
-            raise NotFound(f"no device {device_id!r} in any blueprint's scope, nor known to the MDM core")
         mark = self.items.marks([device_id]).get(device_id)
         merged = merge(d for b in combo for d in per_blueprint[b])
         plan = plan_device(
@@ -704,6 +755,30 @@ class BlueprintService:
             self.clock(),
             recheck_pending=bool(mark and mark.recheck_uuid),
         )
+        return combo, broken, records, report, plan
+
+    def _plan_for(self, device_id: str) -> tuple[tuple[int, ...], DevicePlan]:
+        """For the ADE setup: the device's blueprints and its plan now."""
+        combo, _, _, _, plan = self._device_plan(device_id, _Pass(dry_run=True))
+        return combo, plan
+
+    def _reconcile_now(self, device_id: str) -> None:
+        """Reconcile one device at once (an ADE device in Setup Assistant); when another pass holds
+        the lease, the device is marked for the next periodic pass instead."""
+        try:
+            self.reconcile([device_id])
+        except Conflict:
+            self.items.mark_dirty([device_id])
+
+    def device_state(self, device_id: str) -> dict[str, Any]:
+        """Desired vs actual for one device: each item's state (drift included), the commands the
+        next pass would queue, conflicts, the app refs its blueprints hold, and its ADE setup."""
+        _check_text(device_id, "device", 300)
+        run = _Pass(dry_run=True)
+        combo, broken, records, report, plan = self._device_plan(device_id, run)
+        setup = self.setups.view(device_id)
+        if not combo and not records and report is None and setup is None:
+            raise NotFound(f"no device {device_id!r} in any blueprint's scope, nor known to the MDM core")
         names = self.blueprints.names({*combo, *(r.blueprint_id for r in records.values())})
         apps = [
             {
@@ -725,8 +800,20 @@ class BlueprintService:
             "deferred": plan.deferred,
             "apps": apps,
             "profiles_reported_at": _iso(report.profiles_at) if report else None,
+            "setup": setup,
             "errors": run.errors,
         }
+
+    # -- Automated Device Enrollment: items first, then DeviceConfigured (russet/blueprints/ade.py)
+
+    def on_awaiting_configuration(self, event: DeviceAwaitingConfiguration) -> None:
+        """The MDM core's DeviceAwaitingConfiguration (subscribed by the composition root)."""
+        self.setups.awaiting(event.device_id, event.enrolled_at)
+
+    def setup_of(self, device_id: str) -> dict[str, Any] | None:
+        """The device's round in Setup Assistant (DeviceConfigured: when, why, what was incomplete)."""
+        _check_text(device_id, "device", 300)
+        return self.setups.view(device_id)
 
 
 # -- helpers --------------------------------------------------------------------------------------

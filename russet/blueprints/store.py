@@ -548,6 +548,17 @@ class DeviceItemStore:
             )
         return done.rowcount == 1
 
+    def start_over(self, device_id: str) -> None:
+        """The device holds nothing of the reconciler's (an ADE device back in Setup Assistant,
+        erased): forget its records and its re-check, so that every item is installed again."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(blueprint_device_items).where(_d.device_id == device_id))
+            conn.execute(
+                update(blueprint_devices)
+                .where(_v.device_id == device_id)
+                .values(recheck_uuid=None, recheck_at=None, settled=None)
+            )
+
     def has_recheck(self, device_id: str) -> bool:
         with self.engine.connect() as conn:
             return (

@@ -109,3 +109,21 @@ blueprint_runs = Table(
     Column("changed_at", DateTime(timezone=True), nullable=True),  # a blueprint or scope changed
     Column("full_pass_at", DateTime(timezone=True), nullable=True),  # the last full pass started
 )
+
+
+blueprint_ade_setups = Table(
+    "blueprint_ade_setups",
+    metadata,
+    # An ADE device held in Setup Assistant (TokenUpdate with AwaitingConfiguration): its items
+    # first, then DeviceConfigured, queued once. One row per device, for its latest enrollment.
+    Column("device_id", String(300), primary_key=True),  # enrollment id of the device channel
+    Column("enrolled_at", DateTime(timezone=True), nullable=True),  # the Authenticate it is for
+    Column("awaiting_since", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True), nullable=True),  # DeviceConfigured queued
+    Column("reason", String(20), nullable=True),  # items_done | no_blueprint | timeout
+    Column("incomplete", Text, nullable=True),  # JSON: the items not in sync when released
+    Column("command_uuid", String(64), nullable=True),  # the DeviceConfigured command
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("answer", String(20), nullable=True),  # Acknowledged | Error | CommandFormatError
+    Index("ix_blueprint_ade_setups_released_at", "released_at"),
+)

@@ -209,37 +209,71 @@ def profile() -> None:
     click.option(
         "--default", "make_default", is_flag=True, help="Assign it to newly added devices from now on."
     ),
+    click.option(
+        "--blueprint",
+        metavar="BLUEPRINT",
+        help="The blueprint (name or id) for the devices this profile enrolls: their items come "
+        "first, then DeviceConfigured releases them from Setup Assistant.",
+    ),
 )
-def profile_define(name: str, profile_file: Any, make_default: bool, as_json: bool) -> None:
+def profile_define(
+    name: str, profile_file: Any, make_default: bool, blueprint: str | None, as_json: bool
+) -> None:
     """Define a profile from a JSON file of Apple's profile fields (url defaults to Russet's)."""
     try:
         spec = json.load(profile_file)
     except ValueError as exc:
         raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
-    result = connection.run(lambda russet: russet.abm.define_profile(name, spec, default=make_default))
+    result = connection.run(
+        lambda russet: russet.abm.define_profile(name, spec, default=make_default, blueprint=blueprint)
+    )
     if connection.json_or(result, as_json):
         return
     click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
     if make_default:
         click.echo("it is now the default profile for newly added devices")
+    if result["blueprint"]:
+        click.echo(f"devices it enrolls get blueprint {result['blueprint']['name']!r}")
+
+
+@profile.command("blueprint")
+@click.argument("name")
+@click.argument("profile_uuid")
+@click.argument("blueprint", required=False)
+@click.option("--clear", is_flag=True, help="No blueprint for the devices this profile enrolls.")
+@handles_errors
+def profile_blueprint(name: str, profile_uuid: str, blueprint: str | None, clear: bool) -> None:
+    """Name the blueprint (name or id) that applies to the devices a profile enrolls."""
+    if clear == (blueprint is not None):
+        raise click.ClickException("give a BLUEPRINT or --clear")
+    result = open_russet().abm.set_profile_blueprint(name, profile_uuid, blueprint)
+    shown = result["blueprint"]["name"] if result["blueprint"] else "none"
+    click.echo(f"blueprint of profile {profile_uuid}: {shown}")
 
 
 @connection.table_command(
     profile,
     "list",
     rows="profiles",
-    spec="profile_uuid=UUID, name=NAME, url=URL, default=DEFAULT, created_at=CREATED",
+    spec="profile_uuid=UUID, name=NAME, url=URL, default=DEFAULT, blueprint=BLUEPRINT, created_at=CREATED",
     empty="no profiles defined through {name!r}",
     shape=lambda p: {
         **p,
         "name": p["profile_name"],
         "url": p["profile"]["url"],
         "default": "yes" if p["default"] else "",
+        "blueprint": _blueprint_name(p["blueprint"]),
     },
 )
 def profile_list(name: str) -> dict[str, Any]:
     """Profiles defined through this connection."""
     return open_russet().abm.list_profiles(name)
+
+
+def _blueprint_name(blueprint: dict[str, Any] | None) -> str:
+    if blueprint is None:
+        return ""
+    return blueprint["name"] or f"#{blueprint['id']} (deleted)"
 
 
 def _serials(serials: tuple[str, ...], from_file: Any) -> list[str]:

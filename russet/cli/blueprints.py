@@ -234,8 +234,34 @@ def device(device_id: str, as_json: bool) -> None:
     if data["next_pass"]:
         click.echo("\nnext pass:")
         table(data["next_pass"], [("action", "ACTION"), ("item", "ITEM"), ("reason", "REASON")], "")
+    if data.get("setup"):
+        click.echo("")
+        for line in setup_lines(data["setup"]):
+            click.echo(line)
     for error in data["errors"]:
         click.echo(f"warning: {error}", err=True)
+
+
+def setup_lines(setup: dict[str, Any]) -> list[str]:
+    """An ADE device's way out of Setup Assistant, in a few lines (`blueprint device`, `device show`)."""
+    if setup["state"] == "waiting":
+        lines = [
+            f"setup assistant: waiting since {setup['awaiting_since']}; DeviceConfigured when its items "
+            f"are done, at the latest {setup['release_by']}"
+        ]
+    else:
+        answer = f", answered {setup['answer']}" if setup["answer"] else ""
+        lines = [
+            f"setup assistant: DeviceConfigured {setup['state'].replace('device_configured_', '')} "
+            f"at {setup['device_configured_queued_at']} ({setup['reason']}){answer}"
+        ]
+    for item in setup["incomplete"]:
+        error = _error_line(item.get("error"))
+        lines.append(
+            f"  not in sync: {item['kind']} {item['item']}: {item['state']}"
+            + (f" ({error})" if error else f" ({item['detail']})" if item["detail"] else "")
+        )
+    return lines
 
 
 def _error_line(error: Any) -> str | None:

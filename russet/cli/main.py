@@ -18,7 +18,7 @@ import click
 from russet import __version__
 from russet.cli.abm import abm
 from russet.cli.apns import apns
-from russet.cli.blueprints import blueprint, reconcile
+from russet.cli.blueprints import blueprint, reconcile, setup_lines
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
@@ -133,11 +133,17 @@ def device() -> None:
 @handles_errors
 def device_show(device_id: str, as_json: bool) -> None:
     """Enrollment state, inventory and last seen of a device."""
-    data = open_russet().devices.show_device(device_id)
+    russet = open_russet()
+    data = russet.devices.show_device(device_id)
+    if data["channel"] == "device":  # an ADE device's way out of Setup Assistant (blueprints)
+        data["setup"] = russet.blueprints.setup_of(device_id)
     if as_json:
         emit_json(data)
         return
-    fields(data, [k for k in data if k not in ("inventory", "user_channels")])
+    fields(data, [k for k in data if k not in ("inventory", "user_channels", "setup")])
+    if data.get("setup"):
+        for line in setup_lines(data["setup"]):
+            click.echo(line)
     if data.get("user_channels"):
         click.echo("\nuser channels:")
         table(

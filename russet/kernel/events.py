@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 log = logging.getLogger("russet.events")
@@ -45,6 +46,18 @@ class CommandAnswered(Event):
     request_type: str
     status: str
     result: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DeviceAwaitingConfiguration(Event):
+    """An ADE device's TokenUpdate said AwaitingConfiguration: it waits in Setup Assistant for a
+    DeviceConfigured command. Published after that TokenUpdate's DeviceFactsChanged.
+
+    `enrolled_at` is the enrollment's Authenticate time: a new value means a new enrollment (the
+    device was erased and enrolled again), which waits for a DeviceConfigured of its own."""
+
+    device_id: str
+    enrolled_at: datetime | None
 
 
 E = TypeVar("E", bound=Event)

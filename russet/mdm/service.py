@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
+from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
 from russet.mdm.enrollments import (
@@ -117,7 +117,16 @@ class MdmService:
             raise UnrecognizedDevice(str(exc)) from None
         if message_type in ("Authenticate", "TokenUpdate", "CheckOut"):
             self._events.publish(DeviceFactsChanged((channel.device_id,)))
+        if message_type == "TokenUpdate" and not channel.is_user and msg.get("AwaitingConfiguration") is True:
+            self._awaiting_configuration(channel.device_id)
         return reply
+
+    def _awaiting_configuration(self, device_id: str) -> None:
+        """Tell whoever releases ADE devices from Setup Assistant (the blueprints) that this one
+        waits, with its enrollment's time so a new enrollment is told from a repeated TokenUpdate."""
+        row = self._storage.enrollments.get(device_id)
+        enrolled_at = row["authenticated_at"] if row is not None else None
+        self._events.publish(DeviceAwaitingConfiguration(device_id, enrolled_at))
 
     def _authenticate(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
         if channel.is_user:
