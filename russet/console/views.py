@@ -165,11 +165,17 @@ def _device_page(
 def _desired(russet: Russet, device_id: str) -> dict[str, Any] | None:
     """The device's desired vs actual state (issue #13), or None when no blueprint concerns it."""
     try:
-        return russet.blueprints.device_state(device_id)
+        state: dict[str, Any] = russet.blueprints.device_state(device_id)
     except NotFound:
         return None
     except RussetError as exc:  # shown in its section; the rest of the device page stays useful
         return {"unavailable": str(exc)}
+    # Drift is highlighted whether the reinstall waits for a slot ("drifted") or the next pass
+    # queues it (then the item is "pending" and the planned action's reason says "drifted").
+    drifted = {(a.get("kind"), a.get("item")) for a in state["next_pass"] if a.get("reason") == "drifted"}
+    for item in state["items"]:
+        item["drift"] = item["state"] == "drifted" or (item["kind"], item["item"]) in drifted
+    return state
 
 
 @router.get("/devices/{device_id}")
