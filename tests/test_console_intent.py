@@ -15,11 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from russet.blueprints.service import BlueprintSpec
+from russet.blueprints.service import BlueprintService, BlueprintSpec, ProfileRef
 from russet.blueprints.tables import blueprints as blueprint_table
 from russet.groups.tables import groups as group_table
 from russet.library.tables import library_profile_versions
 from russet.runtime import Russet
+from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
 from simulators.device import SimDevice
 from tests.groups_support import add_device
 from tests.library_support import payload, profile, wifi, xml
@@ -454,3 +455,36 @@ def test_flash_messages_are_sealed_and_a_nul_in_a_form_is_refused(
     refused = post(console, "/console/groups", name="A\x00B", kind="static", action="create")
     assert refused.status_code == 400 and "NUL" in refused.text
     assert count(russet, group_table) == 0
+
+
+def test_one_devices_state_reads_its_groups_not_every_scopes_devices(russet: Russet) -> None:
+    """The device page's desired vs actual must not read every device of every scope (100,000
+    devices): `device_state` finds the device's blueprints from the groups it is in, with the
+    same answer as a pass (in an included group and in no excluded one)."""
+
+    class NoWholeScopes(MemoryGroups):
+        strict = False
+
+        def devices_in(self, include: Any, exclude: Any) -> set[str]:
+            if self.strict:
+                raise AssertionError("device_state read a whole scope")
+            return super().devices_in(include, exclude)
+
+    groups = NoWholeScopes({1: {"dev-a", "dev-b"}, 2: {"dev-b"}, 3: {"dev-c"}})
+    library = MemoryLibrary()
+    library.add("wifi")
+    service = BlueprintService(russet.storage.engine, groups, library, MemorySender(), MemoryReports())
+    service.create(
+        BlueprintSpec(name="Lab", profiles=(ProfileRef("wifi"),), include=(1, 3), exclude=(2,)),
+        created_by="t",
+    )
+    service.create(BlueprintSpec(name="Zone", time_zone="Europe/Paris", include=(2,)), created_by="t")
+    whole = {
+        p["device"]: sorted(a["blueprint"] for a in p["actions"])
+        for p in service.reconcile(dry_run=True)["plan"]
+    }
+    groups.strict = True
+    for device in ("dev-a", "dev-b", "dev-c"):
+        state = service.device_state(device)
+        assert sorted(b["id"] for b in state["blueprints"]) == whole[device], device
+    assert [b["name"] for b in service.device_state("dev-b")["blueprints"]] == ["Zone"]  # excluded from Lab

@@ -307,10 +307,13 @@ class BlueprintService:
 
     # -- desired state ----------------------------------------------------------------------------
 
-    def _desired(self, run: _Pass) -> tuple[dict[int, list[Desired]], dict[str, tuple[int, ...]], set[int]]:
-        """Each blueprint's resolved items, each device's blueprints, and the blueprints whose
-        items cannot be resolved now (their devices are left alone this pass rather than have
-        profiles removed because the library lost a version)."""
+    def _desired(
+        self, run: _Pass, *, scoped: bool = True
+    ) -> tuple[dict[int, list[Desired]], dict[str, tuple[int, ...]], set[int]]:
+        """Each blueprint's resolved items, each device's blueprints (unless not `scoped`: then
+        none, for one device's view, `_blueprints_of`), and the blueprints whose items cannot be
+        resolved now (their devices are left alone this pass rather than have profiles removed
+        because the library lost a version)."""
         per_blueprint: dict[int, list[Desired]] = {}
         broken: set[int] = set()
         membership: dict[str, list[int]] = defaultdict(list)
@@ -341,7 +344,7 @@ class BlueprintService:
                 elif item.kind == SETTING:
                     wanted.append(Desired(SETTING, SETTING_ITEMS[item.ref], bp.id, value=item.value))
             per_blueprint[bp.id] = wanted
-            if bp.include:
+            if bp.include and scoped:
                 for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
                     membership[device_id].append(bp.id)
         return per_blueprint, {d: tuple(sorted(ids)) for d, ids in membership.items()}, broken
@@ -682,13 +685,26 @@ class BlueprintService:
 
     # -- per device -------------------------------------------------------------------------------
 
+    def _blueprints_of(self, device_id: str) -> tuple[int, ...]:
+        """The blueprints whose scope holds one device (in an included group, in no excluded
+        one), from the groups it is in: what `_desired` finds for it, without reading every
+        scope's devices (the console's device page, with 100,000 devices)."""
+        groups = self.scopes.groups_of(device_id)
+        return tuple(
+            sorted(
+                bp.id
+                for bp in self.blueprints.all()
+                if groups.intersection(bp.include) and not groups.intersection(bp.exclude)
+            )
+        )
+
     def device_state(self, device_id: str) -> dict[str, Any]:
         """Desired vs actual for one device: each item's state (drift included), the commands the
         next pass would queue, conflicts, and the app refs its blueprints hold."""
         _check_text(device_id, "device", 300)
         run = _Pass(dry_run=True)
-        per_blueprint, membership, broken = self._desired(run)
-        combo = membership.get(device_id, ())
+        per_blueprint, _, broken = self._desired(run, scoped=False)
+        combo = self._blueprints_of(device_id)
         records = self.items.records([device_id]).get(device_id, {})
         report = self.reported.reported([device_id]).get(device_id)
         if not combo and not records and report is None:
