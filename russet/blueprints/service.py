@@ -685,7 +685,7 @@ class BlueprintService:
 
     # -- per device -------------------------------------------------------------------------------
 
-    def _blueprints_of(self, device_id: str) -> tuple[int, ...]:
+    def _blueprints_of(self, device_id: str, definitions: Sequence[BlueprintRow]) -> tuple[int, ...]:
         """The blueprints whose scope holds one device (in an included group, in no excluded
         one), from the groups it is in: what `_desired` finds for it, without reading every
         scope's devices (the console's device page, with 100,000 devices)."""
@@ -693,7 +693,7 @@ class BlueprintService:
         return tuple(
             sorted(
                 bp.id
-                for bp in self.blueprints.all()
+                for bp in definitions
                 if groups.intersection(bp.include) and not groups.intersection(bp.exclude)
             )
         )
@@ -704,7 +704,8 @@ class BlueprintService:
         _check_text(device_id, "device", 300)
         run = _Pass(dry_run=True)
         per_blueprint, _, broken = self._desired(run, scoped=False)
-        combo = self._blueprints_of(device_id)
+        definitions = self.blueprints.all()
+        combo = self._blueprints_of(device_id, definitions)
         records = self.items.records([device_id]).get(device_id, {})
         report = self.reported.reported([device_id]).get(device_id)
         if not combo and not records and report is None:
@@ -727,7 +728,7 @@ class BlueprintService:
                 "ref": it.ref,
                 "state": "not reconciled (app assignments are not built yet)",
             }
-            for bp in self.blueprints.all()
+            for bp in definitions
             if bp.id in combo
             for it in bp.items
             if it.kind == "app"
