@@ -438,12 +438,10 @@ def test_device_page_shows_desired_vs_actual_failed_in_sync_drifted_and_conflict
     assert '<tr class="conflict">' in preview.text
 
 
-@pytest.mark.parametrize(
-    "path", ["/console/groups?after=%00", "/console/groups/x%00y", "/console/profiles/x%00y"]
-)
-def test_nul_in_a_page_address_is_refused_as_the_api_does(console: TestClient, path: str) -> None:
-    response = console.get(path)
-    assert response.status_code == 422 and "NUL" in response.text  # the API's check_params, as HTML
+def test_nul_in_a_page_address_is_refused_as_the_api_does(console: TestClient) -> None:
+    for path in ("/console/groups?after=%00", "/console/groups/x%00y", "/console/profiles/x%00y"):
+        response = console.get(path)
+        assert response.status_code == 422 and "NUL" in response.text, path  # the API's check_params
 
 
 def test_flash_messages_are_sealed_and_a_nul_in_a_form_is_refused(
