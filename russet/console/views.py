@@ -1,5 +1,7 @@
-"""The console's routes: login/logout, devices, a device, queueing a command, a command, the ledger
-report ("What we tell Apple") and connections.
+"""The console's routes: login/logout, devices, a device (with its desired vs actual state),
+queueing a command, a command, the ledger report ("What we tell Apple") and connections; `install`
+adds the pages of `groups`, `library` and `blueprints`. What every page shares (forms, CSRF, flash
+messages, the error mapping) is in `russet.console.common`.
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call the same
 services as the API (`russet.devices`, `russet.ledger_admin`); only the form body is read
