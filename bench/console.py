@@ -1,10 +1,17 @@
-"""How fast the web console's device pages are with a large fleet.
+"""How fast the web console's pages are with a large fleet.
 
 Seeds enrolled devices straight into storage (one bulk INSERT), logs in through the console's
 form, then times GET /console/devices through the ASGI app (no network): the first page, a deep
 page reached by its keyset cursor, a search that matches many devices and one that matches a
 single serial number (the worst case: a substring search reads every row). Prints milliseconds
 per page (min and median of the runs) and SQLite's query plan of each page's device query.
+
+Then the pages of issue #13: a static group holding every device (its members bulk-inserted), a
+smart group, a profile in the library, a blueprint with the profile scoped to the big group, and
+times the groups list, the big group's first and a deep members page, the library, a profile,
+the blueprints list, a blueprint, and a device page with its desired vs actual state. Two
+actions are timed apart, being work over the whole fleet by nature rather than a page: a smart
+query's "matches N devices" preview and the reconcile dry run.
 
     python bench/console.py [--backend sqlite|postgres|both] [--devices N] [--runs N]
 """
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import plistlib
 import re
 import secrets
 import statistics
@@ -26,7 +34,10 @@ from _measure import fresh_database
 from sqlalchemy import event, insert, text
 
 from russet.app import create_app
+from russet.blueprints.service import BlueprintSpec, ProfileRef
 from russet.config import Settings
+from russet.groups.tables import group_members
+from russet.groups.tables import groups as group_table
 from russet.mdm.tables import enrollments
 from russet.runtime import Russet
 
@@ -63,6 +74,106 @@ def seed(russet: Russet, count: int) -> float:
         with russet.storage.engine.begin() as conn:
             conn.execute(text("ANALYZE enrollments"))
     return time.perf_counter() - start
+
+
+WIFI_PROFILE = plistlib.dumps(
+    {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": "com.example.wifi",
+        "PayloadUUID": "6B0C3C1E-4E0B-4C8E-9E59-3C9A0C1B2D01",
+        "PayloadDisplayName": "Office network",
+        "PayloadContent": [
+            {
+                "PayloadType": "com.apple.wifi.managed",
+                "PayloadVersion": 1,
+                "PayloadIdentifier": "com.example.wifi.office",
+                "PayloadUUID": "6B0C3C1E-4E0B-4C8E-9E59-3C9A0C1B2D02",
+                "SSID_STR": "Office",
+                "EncryptionType": "WPA2",
+                "Password": "correct horse battery staple",
+                "AutoJoin": True,
+            }
+        ],
+    }
+)
+
+
+def device_id(i: int) -> str:
+    return f"{i:08X}-0000-4000-8000-{i:012X}"
+
+
+def seed_intent(russet: Russet, count: int) -> tuple[float, int]:
+    """A static group "Everyone" with every device (bulk insert), a smart group, a profile and a
+    blueprint scoped to "Everyone"; returns (seconds, the blueprint's id)."""
+    from sqlalchemy import update
+
+    from russet.storage.db import utcnow
+
+    start = time.perf_counter()
+    everyone = russet.groups.create("Everyone", description="every device")
+    now = utcnow()
+    with russet.storage.engine.begin() as conn:
+        conn.execute(
+            insert(group_members),
+            [{"group_id": everyone["id"], "device_id": device_id(i), "added_at": now} for i in range(count)],
+        )
+        conn.execute(update(group_table).where(group_table.c.id == everyone["id"]).values(member_count=count))
+    for n in range(30):  # a list page's worth of small groups
+        russet.groups.create(f"Team {n:02d}")
+    russet.groups.create("iPads", query='model ~ "iPad"')
+    russet.library.add(WIFI_PROFILE, name="wifi")
+    made = russet.blueprints.create(
+        BlueprintSpec(
+            name="Office",
+            profiles=(ProfileRef("wifi"),),
+            time_zone="Europe/Paris",
+            include=(everyone["id"],),
+        ),
+        created_by="bench",
+    )
+    if russet.storage.engine.dialect.name == "postgresql":
+        with russet.storage.engine.begin() as conn:
+            conn.execute(text("ANALYZE group_members"))
+    return time.perf_counter() - start, made["id"]
+
+
+async def time_actions(russet: Russet, runs: int) -> dict[str, tuple[float, float, int]]:
+    """The two fleet-wide actions: a smart query preview and the reconcile dry run (POSTs)."""
+    key = russet.storage.api_keys.create("bench-" + secrets.token_hex(3))
+    transport = httpx.ASGITransport(app=create_app(russet))
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.bench") as client:
+        await login(client, key)
+        page = (await client.get("/console/groups")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        actions = {
+            "preview smart query (whole fleet)": (
+                "/console/groups",
+                {"csrf": csrf, "name": "x", "kind": "smart", "query": 'model ~ "iPad"', "action": "preview"},
+            ),
+            "reconcile dry run (whole fleet)": (
+                "/console/blueprints/reconcile",
+                {"csrf": csrf, "action": "preview"},
+            ),
+        }
+        out = {}
+        for name, (url, data) in actions.items():
+            times = []
+            for _ in range(max(1, min(runs, 3))):
+                start = time.perf_counter()
+                response = await client.post(url, data=data)
+                times.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200, response.text[:300]
+            out[name] = (min(times), statistics.median(times), 0)
+        return out
+
+
+def show(title: str, figures: dict[str, tuple[float, float, int]]) -> None:
+    print(f"  {title}")
+    print(f"  {'page':45} {'min ms':>8} {'median ms':>10} {'rows':>5}")
+    for name, (low, mid, rows) in figures.items():
+        flag = "" if mid < 100 else "  (over 100 ms)"
+        print(f"  {name:45} {low:8.1f} {mid:10.1f} {rows:5}{flag}")
 
 
 async def login(client: httpx.AsyncClient, key: str) -> None:
@@ -126,7 +237,7 @@ def run(backend: str, url: str, devices: int, runs: int) -> None:
         russet = Russet.open(settings)
         try:
             seeded = seed(russet, devices)
-            deep = f"{devices - 120:08X}-0000-4000-8000-{devices - 120:012X}"
+            deep = device_id(devices - 120)
             pages = {
                 "first page": "/console/devices",
                 f"deep page (after device {devices - 120})": f"/console/devices?after={deep}",
@@ -135,13 +246,27 @@ def run(backend: str, url: str, devices: int, runs: int) -> None:
             }
             figures = asyncio.run(time_pages(russet, pages, runs))
             print(f"\n{backend}: {devices:,} devices seeded in {seeded:.1f} s; {runs} runs per page")
-            print(f"  {'page':45} {'min ms':>8} {'median ms':>10} {'rows':>5}")
-            for name, (low, mid, rows) in figures.items():
-                print(f"  {name:45} {low:8.1f} {mid:10.1f} {rows:5}")
+            show("device pages", figures)
             if backend == "sqlite":
                 key = russet.storage.api_keys.create("bench-plan")
                 for name, plan in query_plans(russet, pages, key).items():
                     print(f"  plan, {name}: {' / '.join(plan)}")
+            intent_seconds, blueprint = seed_intent(russet, devices)
+            print(f"  groups, library and blueprint seeded in {intent_seconds:.1f} s")
+            intent = {
+                "groups list": "/console/groups",
+                "group Everyone (members, first page)": "/console/groups/Everyone",
+                "group Everyone (members, deep page)": f"/console/groups/Everyone?after={deep}",
+                "smart group iPads": "/console/groups/iPads",
+                "profile library": "/console/profiles",
+                "profile wifi": "/console/profiles/wifi",
+                "blueprints list": "/console/blueprints",
+                "blueprint Office (edit form)": f"/console/blueprints/{blueprint}",
+                "new blueprint form": "/console/blueprints/new",
+                "device page (desired vs actual)": f"/console/devices/{device_id(devices // 2)}",
+            }
+            show("issue #13 pages", asyncio.run(time_pages(russet, intent, runs)))
+            show("fleet-wide actions (not pages)", asyncio.run(time_actions(russet, runs)))
         finally:
             russet.close()
 

@@ -27,6 +27,9 @@ ADMIN_LIMITS: tuple[tuple[str, int], ...] = (
     # The profile library takes profiles up to 1 MiB (russet.library.upload), in a multipart form too.
     ("/api/v1/profiles", 1 * MIB + 64 * KIB),
     ("/api/", 1 * MIB),
+    # The console's profile upload and CSV import forms (multipart): a profile or a CSV up to 1 MiB.
+    ("/console/profiles", 1 * MIB + 64 * KIB),
+    ("/console/groups", 1 * MIB + 64 * KIB),
     ("/console", 64 * KIB),
 )
 OTHER_LIMIT = 64 * KIB

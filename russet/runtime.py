@@ -112,6 +112,9 @@ class _GroupScopes:
     def devices_in(self, include: Sequence[int], exclude: Sequence[int]) -> set[str]:
         return set(self._groups.scope_devices(Scope(tuple(include), tuple(exclude))))
 
+    def groups_of(self, device_id: str) -> set[int]:
+        return set(self._groups.lookup(names=self._groups.groups_of(device_id)).values())
+
 
 class _LibraryProfiles:
     """The blueprints' Profiles port over the profile library.

@@ -34,6 +34,9 @@ class MemoryGroups:
             members -= self.groups[g]
         return members
 
+    def groups_of(self, device_id: str) -> set[int]:
+        return {g for g, members in self.groups.items() if device_id in members}
+
 
 class MemoryLibrary:
     """Profiles by ref, each a list of versions; `render` is deterministic, per device only when

@@ -88,6 +88,8 @@ def test_the_limit_table_is_as_documented() -> None:
     assert dict(ADMIN_LIMITS) == {
         "/api/v1/profiles": 1024 * 1024 + 64 * 1024,
         "/api/": 1024 * 1024,
+        "/console/profiles": 1024 * 1024 + 64 * 1024,
+        "/console/groups": 1024 * 1024 + 64 * 1024,
         "/console": 64 * 1024,
     }
     assert OTHER_LIMIT == 64 * 1024

@@ -311,3 +311,34 @@ def test_browser_login_search_and_queue(
             browser.close()
     [queued] = russet.storage.queue.for_enrollment(device, 10)
     assert queued["request_type"] == "ProfileList" and queued["created_by"] == "alex"
+
+
+def test_browser_creates_a_group_and_sees_it_listed(
+    playwright_api: Any, served: str, russet: Russet, key: str, tmp_path: Path
+) -> None:
+    """Optional: a real browser creates a static group through the form, adds a member, and finds
+    the group in the list (the flash message, the redirect and the CSP-clean page included)."""
+    [device] = seed(russet, 1, serial_number="C02LAB")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/console/groups")
+            page.fill("input[name=api_key]", key)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{served}/console/groups")
+            page.fill("#new-group input[name=name]", "Front desk")
+            page.click("#new-group button[value=create]")
+            page.wait_for_url(f"{served}/console/groups/Front%20desk")
+            assert "created (static, 0 members)" in page.inner_text(".flash-ok")
+            page.fill("#members textarea[name=devices]", "C02LAB")
+            page.click("#members button[value=add]")
+            page.wait_for_selector(f"text={device}")
+            page.click("nav >> text=Groups")
+            page.wait_for_url(f"{served}/console/groups")
+            row = page.inner_text("table tbody tr")
+            assert "Front desk" in row and "static" in row and "1" in row
+            page.screenshot(path=str(tmp_path / "groups.png"), full_page=True)
+        finally:
+            browser.close()
+    assert russet.groups.show("Front desk")["members"] == [device]

@@ -7,7 +7,6 @@ way. All logic is in `russet.library` (`russet.library` on the running Russet), 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -15,6 +14,7 @@ from pydantic import Field
 
 from russet.api.models import MAX_DB_INT, ApiModel, EnrollmentId
 from russet.kernel.errors import Invalid
+from russet.web import multipart
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
 
@@ -45,27 +45,6 @@ _UPLOAD_BODY = {
         },
     }
 }
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
-_PART_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
-
-
-def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """The parts of a multipart/form-data body by their name (the first of each name)."""
-    found = _BOUNDARY.search(content_type)
-    if found is None:
-        raise Invalid("multipart/form-data without a boundary")
-    delimiter = b"--" + (found.group(1) or found.group(2)).encode("latin-1")
-    parts: dict[str, bytes] = {}
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break  # the closing delimiter
-        head, separator, content = chunk.partition(b"\r\n\r\n")
-        if not separator:
-            raise Invalid("a multipart part has no blank line after its headers")
-        name = _PART_NAME.search(head)
-        if name is not None:
-            parts.setdefault(name.group(1).decode("utf-8", "replace"), content.removesuffix(b"\r\n"))
-    return parts
 
 
 class InstallRequest(ApiModel):
@@ -92,7 +71,7 @@ def upload(
     # `data` is the raw body (read under the /api/ limit by BodyLimit), multipart or not.
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
-        parts = _multipart(data, content_type)
+        parts = multipart.parts(data, content_type)
         if "file" not in parts:
             raise Invalid("the multipart form has no `file` part")
         data = parts["file"]

@@ -26,6 +26,11 @@ class Scopes(Protocol):
         blueprint service relies on it to refuse a scope naming an unknown group)."""
         ...
 
+    def groups_of(self, device_id: str) -> set[int]:
+        """Ids of the groups one device is in (an indexed read, however large the groups): for
+        one device's desired state without reading every scope's devices."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileVersion:

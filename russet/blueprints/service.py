@@ -322,10 +322,13 @@ class BlueprintService:
 
     # -- desired state ----------------------------------------------------------------------------
 
-    def _desired(self, run: _Pass) -> tuple[dict[int, list[Desired]], dict[str, tuple[int, ...]], set[int]]:
-        """Each blueprint's resolved items, each device's blueprints, and the blueprints whose
-        items cannot be resolved now (their devices are left alone this pass rather than have
-        profiles removed because the library lost a version)."""
+    def _desired(
+        self, run: _Pass, *, scoped: bool = True
+    ) -> tuple[dict[int, list[Desired]], dict[str, tuple[int, ...]], set[int]]:
+        """Each blueprint's resolved items, each device's blueprints (unless not `scoped`: then
+        none, for one device's view, `_blueprints_of`), and the blueprints whose items cannot be
+        resolved now (their devices are left alone this pass rather than have profiles removed
+        because the library lost a version)."""
         per_blueprint: dict[int, list[Desired]] = {}
         broken: set[int] = set()
         membership: dict[str, list[int]] = defaultdict(list)
@@ -356,7 +359,7 @@ class BlueprintService:
                 elif item.kind == SETTING:
                     wanted.append(Desired(SETTING, SETTING_ITEMS[item.ref], bp.id, value=item.value))
             per_blueprint[bp.id] = wanted
-            if bp.include:
+            if bp.include and scoped:
                 for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
                     membership[device_id].append(bp.id)
         self._add_ade_scope(membership, per_blueprint)
@@ -735,13 +738,27 @@ class BlueprintService:
 
     # -- per device -------------------------------------------------------------------------------
 
+    def _blueprints_of(self, device_id: str, definitions: Sequence[BlueprintRow]) -> tuple[int, ...]:
+        """The blueprints whose scope holds one device through its groups (in an included group, in
+        no excluded one): what `_desired` finds for it, without reading every scope's devices (the
+        console's device page, with 100,000 devices)."""
+        groups = self.scopes.groups_of(device_id)
+        return tuple(
+            sorted(
+                bp.id
+                for bp in definitions
+                if groups.intersection(bp.include) and not groups.intersection(bp.exclude)
+            )
+        )
+
     def _device_plan(
         self, device_id: str, run: _Pass
     ) -> tuple[tuple[int, ...], set[int], dict[Any, Any], DeviceReport | None, DevicePlan]:
-        """One device's blueprints, the broken ones, its records, its report, and the plan a pass
-        would make for it now."""
-        per_blueprint, membership, broken = self._desired(run)
-        combo = membership.get(device_id, ())
+        """One device's blueprints (by its groups and by its ADE profile), the broken ones, its
+        records, its report, and the plan a pass would make for it now."""
+        per_blueprint, ade_membership, broken = self._desired(run, scoped=False)  # membership: ADE only
+        by_groups = self._blueprints_of(device_id, self.blueprints.all())
+        combo = tuple(sorted({*by_groups, *ade_membership.get(device_id, ())}))
         records = self.items.records([device_id]).get(device_id, {})
         report = self.reported.reported([device_id]).get(device_id)
         mark = self.items.marks([device_id]).get(device_id)
@@ -780,13 +797,14 @@ class BlueprintService:
         if not combo and not records and report is None and setup is None:
             raise NotFound(f"no device {device_id!r} in any blueprint's scope, nor known to the MDM core")
         names = self.blueprints.names({*combo, *(r.blueprint_id for r in records.values())})
+        definitions = self.blueprints.all()
         apps = [
             {
                 "blueprint": bp.name,
                 "ref": it.ref,
                 "state": "not reconciled (app assignments are not built yet)",
             }
-            for bp in self.blueprints.all()
+            for bp in definitions
             if bp.id in combo
             for it in bp.items
             if it.kind == "app"

@@ -1,5 +1,7 @@
-"""The console's routes: login/logout, devices, a device, queueing a command, a command, the ledger
-report ("What we tell Apple") and connections.
+"""The console's routes: login/logout, devices, a device (with its desired vs actual state),
+queueing a command, a command, the ledger report ("What we tell Apple") and connections; `install`
+adds the pages of `groups`, `library` and `blueprints`. What every page shares (forms, CSRF, flash
+messages, the error mapping) is in `russet.console.common`.
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call the same
 services as the API (`russet.devices`, `russet.ledger_admin`); only the form body is read
@@ -9,132 +11,40 @@ asynchronously, by a dependency.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlencode
+from typing import Any
+from urllib.parse import quote, urlencode
 
-import jinja2
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
+from russet.console import blueprints, groups, library
 from russet.console import session as sessions
+from russet.console.common import (
+    HERE,
+    PAGE_SIZE,
+    Admin,
+    ConsoleError,
+    Form,
+    NeedsLogin,
+    Signed,
+    box_of,
+    call,
+    checked,
+    public_url,
+    render,
+)
 from russet.kernel.errors import Invalid, NotFound, RussetError
 from russet.runtime import Russet
 from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
 from russet.storage.login_failures import LoginLimiter
-from russet.storage.secretbox import SecretBox
-from russet.web.deps import check_params
 from russet.web.deps import russet_of as _russet
-from russet.web.errors import status_for
 
-PAGE_SIZE = 50
-RECENT_COMMANDS = 20
-MAX_FORM_BYTES = 64 * 1024
-HERE = Path(__file__).parent
-CSS = (HERE / "static" / "console.css").read_bytes()
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
-
-templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,  # every {{ }} is HTML-escaped; nothing in the templates is marked safe
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.filters["path"] = lambda value: quote(str(value), safe="")
-templates.filters["pretty"] = lambda value: (
-    value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True, default=str)
-)
-
-
-class NeedsLogin(Exception):
-    """No live session: the browser is sent to the login form."""
-
-
-class ConsoleError(Exception):
-    """Shown to the admin as an error page with this status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Admin:
-    name: str
-    session: sessions.Session
-
-
-def _box(request: Request) -> SecretBox:
-    box: SecretBox | None = getattr(request.app.state, "console_box", None)
-    if box is None:  # the same master key that seals every other secret, under its own purpose label
-        settings = _russet(request).settings
-        box = request.app.state.console_box = SecretBox.load(settings.data_dir, settings.master_key)
-    return box
-
-
-def _public_url(request: Request) -> str:
-    return _russet(request).settings.public_url
-
-
-def _admin(request: Request) -> Admin:
-    session = sessions.load(_box(request), request)
-    if session is None or session.key_hash is None:
-        raise NeedsLogin
-    name = _russet(request).storage.api_keys.authenticate_hash(session.key_hash)
-    if name is None:  # revoked since login
-        raise NeedsLogin
-    try:  # the API's checks of query and path values (NUL, length) before any reaches the database
-        check_params(request)
-    except HTTPException as exc:
-        raise ConsoleError(str(exc.detail), exc.status_code) from None
-    return Admin(name, session)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ConsoleError("the form is too large", 413)
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise ConsoleError("the form is not UTF-8") from None
-    return {k: v[0] for k, v in fields.items()}
-
-
-def _checked(admin: Admin, form: dict[str, str]) -> None:
-    if not admin.session.csrf_ok(form.get("csrf")):
-        raise ConsoleError("the form's CSRF token is missing or stale; reload the page and try again", 403)
-
-
-Signed = Annotated[Admin, Depends(_admin)]
-Form = Annotated[dict[str, str], Depends(_form)]
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def render(name: str, admin: Admin | None, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates.get_template(name).render(
-        admin=admin, csrf=admin.session.csrf if admin else "", **context
-    )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """An operation, with its error turned into the console's error page (the API's status)."""
-    try:
-        return fn(*args, **kwargs)
-    except RussetError as exc:
-        raise ConsoleError(str(exc), status_for(exc)) from None
+RECENT_COMMANDS = 20
+CSS = (HERE / "static" / "console.css").read_bytes()
 
 
 def _safe_next(target: str | None) -> str:
@@ -160,10 +70,10 @@ def stylesheet() -> Response:
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    box = _box(request)
+    box = box_of(request)
     session = sessions.load(box, request) or sessions.Session.anonymous()
     response = render("login.html", None, csrf_token=session.csrf, next=_safe_next(next), error=None)
-    sessions.store(box, request, response, session, _public_url(request))
+    sessions.store(box, request, response, session, public_url(request))
     return response
 
 
@@ -173,7 +83,7 @@ def _limiter(request: Request) -> LoginLimiter:
 
 @router.post("/login")
 def login(request: Request, form: Form) -> Response:
-    box = _box(request)
+    box = box_of(request)
     session = sessions.load(box, request)
     if session is None or not session.csrf_ok(form.get("csrf")):
         raise ConsoleError("the login form has expired; open it again", 403)
@@ -203,15 +113,15 @@ def login(request: Request, form: Form) -> Response:
         return again(401, "unknown or revoked API key (create one with `russet apikey create NAME`)")
     limiter.succeeded(counted)
     response = RedirectResponse(_safe_next(form.get("next")), 303)
-    sessions.store(box, request, response, session.logged_in(key_hash(key), name), _public_url(request))
+    sessions.store(box, request, response, session.logged_in(key_hash(key), name), public_url(request))
     return response
 
 
 @router.post("/logout")
 def logout(request: Request, admin: Signed, form: Form) -> Response:
-    _checked(admin, form)
+    checked(admin, form)
     response = RedirectResponse("/console/login", 303)
-    sessions.clear(request, response, _public_url(request))
+    sessions.clear(request, response, public_url(request))
     return response
 
 
@@ -221,7 +131,7 @@ def logout(request: Request, admin: Signed, form: Form) -> Response:
 @router.get("/devices")
 def devices(request: Request, admin: Signed, q: str = "", after: str | None = None) -> HTMLResponse:
     search = q.strip() or None
-    page = _call(_russet(request).devices.list_devices, limit=PAGE_SIZE, after=after, search=search)
+    page = call(_russet(request).devices.list_devices, limit=PAGE_SIZE, after=after, search=search)
     next_url = None
     if page["next"] is not None:
         next_url = "/console/devices?" + urlencode(
@@ -235,16 +145,39 @@ def devices(request: Request, admin: Signed, q: str = "", after: str | None = No
 def _device_page(
     russet: Russet, admin: Admin, device_id: str, status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    device = _call(russet.devices.show_device, device_id)
-    commands = _call(russet.devices.device_commands, device_id, RECENT_COMMANDS)["commands"]
+    device = call(russet.devices.show_device, device_id)
+    commands = call(russet.devices.device_commands, device_id, RECENT_COMMANDS)["commands"]
     builders = {
         name: [(key, p.type, p.required and p.default is None) for key, p in COMMANDS[name].params.items()]
         for name in sorted(COMMANDS)
     }
     context = {"chosen": "DeviceInformation", "params": "", "error": None, **extra}
     return render(
-        "device.html", admin, status, device=device, commands=commands, builders=builders, **context
+        "device.html",
+        admin,
+        status,
+        device=device,
+        commands=commands,
+        builders=builders,
+        desired=_desired(russet, device_id),
+        **context,
     )
+
+
+def _desired(russet: Russet, device_id: str) -> dict[str, Any] | None:
+    """The device's desired vs actual state (issue #13), or None when no blueprint concerns it."""
+    try:
+        state: dict[str, Any] = russet.blueprints.device_state(device_id)
+    except NotFound:
+        return None
+    except RussetError as exc:  # shown in its section; the rest of the device page stays useful
+        return {"unavailable": str(exc)}
+    # Drift is highlighted whether the reinstall waits for a slot ("drifted") or the next pass
+    # queues it (then the item is "pending" and the planned action's reason says "drifted").
+    drifted = {(a.get("kind"), a.get("item")) for a in state["next_pass"] if a.get("reason") == "drifted"}
+    for item in state["items"]:
+        item["drift"] = item["state"] == "drifted" or (item["kind"], item["item"]) in drifted
+    return state
 
 
 @router.get("/devices/{device_id}")
@@ -254,7 +187,7 @@ def device(request: Request, admin: Signed, device_id: str) -> HTMLResponse:
 
 @router.post("/devices/{device_id}/commands")
 def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -> Response:
-    _checked(admin, form)
+    checked(admin, form)
     russet = _russet(request)
     request_type = form.get("request_type", "")
     text = form.get("params", "").strip()
@@ -279,7 +212,7 @@ def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -
 
 @router.get("/commands/{command_uuid}")
 def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
-    return render("command.html", admin, command=_call(_russet(request).devices.show_command, command_uuid))
+    return render("command.html", admin, command=call(_russet(request).devices.show_command, command_uuid))
 
 
 # -- what we tell Apple --------------------------------------------------------------------------
@@ -287,7 +220,7 @@ def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
 
 @router.get("/ledger")
 def ledger(request: Request, admin: Signed, since: str = "", service: str = "") -> HTMLResponse:
-    rows = _call(
+    rows = call(
         _russet(request).ledger_admin.ledger_report, since=since.strip() or None, service=service or None
     )
     return render("ledger.html", admin, rows=rows, columns=REPORT_COLUMNS, since=since, service=service)
@@ -303,6 +236,8 @@ def connections(request: Request, admin: Signed) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    for pages in (groups, library, blueprints):
+        app.include_router(pages.router)
 
     @app.exception_handler(NeedsLogin)
     async def _needs_login(request: Request, _: NeedsLogin) -> Response:

@@ -171,6 +171,11 @@ class GroupService:
         members = self._store.members_page(group["id"], limit, after)
         return {**group, "members": members, "next": members[-1] if len(members) == limit else None}
 
+    def lookup(self, names: Collection[str] = (), ids: Collection[int] = ()) -> dict[str, int]:
+        """Name -> id of the groups among these names and ids, in one query: for a surface that
+        shows and takes groups by name where a scope stores ids (the console's blueprint form)."""
+        return self._store.ids(list(names), list(ids))[0]
+
     def groups_of(self, device_id: str) -> list[str]:
         """The names of the groups a device is in."""
         return self._store.names_of(device_id)
