@@ -16,13 +16,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from russet import __version__
 from russet.accesslog import access_logged
 from russet.api import router as api_router
+from russet.apps.http import app_download_routes
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
 from russet.enrollment.http import enrollment_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
-from russet.apps.http import app_download_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
 from russet.vpp.notify import vpp_routes
@@ -73,7 +73,7 @@ def create_app(russet: Russet) -> ASGIApp:
 
 
 class DeviceFront:
-    """Sends device traffic (/mdm/, /scep, /vpp/, /apps/download/) straight to its routes, everything else to FastAPI.
+    """Sends device traffic (/mdm/, /scep, /vpp/, /apps/download/) to its routes, the rest to FastAPI.
 
     Device requests are the server's hot path; FastAPI's middleware stack and route table cost
     them 10-15% for nothing they use. Lifespan events go to FastAPI, which runs the background work.

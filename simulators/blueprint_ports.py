@@ -164,7 +164,9 @@ class MemoryApps:
             return f"app {ref!r}: {need} devices in scope need a licence, {left} left"
         return None
 
-    def install_command(self, ref: str, device_id: str, configuration: Mapping[str, Any] | None) -> dict[str, Any]:
+    def install_command(
+        self, ref: str, device_id: str, configuration: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         command: dict[str, Any] = {"RequestType": "InstallApplication", "Identifier": self.app(ref).bundle_id}
         if configuration:
             command["Configuration"] = dict(configuration)

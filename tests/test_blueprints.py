@@ -46,7 +46,14 @@ class World:
         for ref in ("app-1", "a"):
             self.apps.add(ref)
         self.service = BlueprintService(
-            self.engine, self.groups, self.library, self.sender, self.reports, clock=self.clock, apps=self.apps, **kw
+            self.engine,
+            self.groups,
+            self.library,
+            self.sender,
+            self.reports,
+            clock=self.clock,
+            apps=self.apps,
+            **kw,
         )
 
     def count(self, table: Any) -> int:

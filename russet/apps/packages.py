@@ -52,7 +52,9 @@ def read_package(path: Path, filename: str, bundle_id: str | None, version: str 
     if lower.endswith(".ipa"):
         facts = _read_ipa(path)
         if bundle_id is not None and bundle_id != facts.bundle_id:
-            raise Invalid(f"bundle_id {bundle_id!r} differs from the .ipa's CFBundleIdentifier {facts.bundle_id!r}")
+            raise Invalid(
+                f"bundle_id {bundle_id!r} differs from the .ipa's CFBundleIdentifier {facts.bundle_id!r}"
+            )
         return facts
     if lower.endswith(".pkg"):
         with path.open("rb") as f:
@@ -78,7 +80,9 @@ def _read_ipa(path: Path) -> PackageFacts:
                 raise Invalid(f"the .ipa has more than {MAX_ZIP_MEMBERS} files")
             infos = [m for m in members if _INFO.match(m.filename)]
             if len(infos) != 1:
-                raise Invalid("the .ipa has no Payload/NAME.app/Info.plist (or several): not an iOS app archive")
+                raise Invalid(
+                    "the .ipa has no Payload/NAME.app/Info.plist (or several): not an iOS app archive"
+                )
             if infos[0].file_size > MAX_INFO_PLIST_BYTES:
                 raise Invalid("the .ipa's Info.plist is larger than 1 MiB")
             with archive.open(infos[0]) as f:
@@ -117,9 +121,7 @@ def read_manifest(data: bytes) -> tuple[bytes, PackageFacts]:
     if not isinstance(assets, list) or not isinstance(metadata, dict):
         raise Invalid("the manifest's first item needs 'assets' (array) and 'metadata' (dictionary)")
     urls = [
-        a.get("url")
-        for a in assets
-        if isinstance(a, dict) and a.get("kind") in ("software-package", "pkg")
+        a.get("url") for a in assets if isinstance(a, dict) and a.get("kind") in ("software-package", "pkg")
     ]
     if not urls or not all(isinstance(u, str) and u.startswith("https://") for u in urls):
         raise Invalid("the manifest's assets need a 'software-package' (or 'pkg') asset with an https url")
@@ -130,13 +132,24 @@ def read_manifest(data: bytes) -> tuple[bytes, PackageFacts]:
     return plistlib.dumps(value, sort_keys=True), facts
 
 
-def hosted_manifest(package_url: str, kind: str, bundle_id: str, version: str | None, title: str | None,
-                    sha256: str, size: int) -> bytes:
+def hosted_manifest(
+    package_url: str,
+    kind: str,
+    bundle_id: str,
+    version: str | None,
+    title: str | None,
+    sha256: str,
+    size: int,
+) -> bytes:
     """The manifest of a package Russet hosts, pointing at its per-device download URL."""
     asset: dict[str, Any] = {"kind": "software-package", "url": package_url}
     if kind == "pkg":  # macOS checks the package against these
         asset.update({"sha256-size": size, "sha256s": [sha256]})
-    metadata: dict[str, Any] = {"bundle-identifier": bundle_id, "kind": "software", "title": title or bundle_id}
+    metadata: dict[str, Any] = {
+        "bundle-identifier": bundle_id,
+        "kind": "software",
+        "title": title or bundle_id,
+    }
     if version:
         metadata["bundle-version"] = version
     return plistlib.dumps({"items": [{"assets": [asset], "metadata": metadata}]}, sort_keys=True)

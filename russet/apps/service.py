@@ -36,7 +36,7 @@ from russet.apps.packages import (
     read_manifest,
     read_package,
 )
-from russet.apps.ports import Asset, AppsAndBooks, AppUsers, DeviceLookup
+from russet.apps.ports import AppsAndBooks, AppUsers, Asset, DeviceLookup
 from russet.apps.store import AppStore
 from russet.apps.tokens import DownloadTokens
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError, TooLarge
@@ -58,7 +58,9 @@ def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not 1 <= len(name) <= 100 or not name.isprintable():
         raise Invalid("name: 1 to 100 printable characters")
     if name.strip() != name or name.isdigit() or name.lower() in RESERVED:
-        raise Invalid(f"name {name!r}: no leading or trailing spaces, not only digits, not {sorted(RESERVED)}")
+        raise Invalid(
+            f"name {name!r}: no leading or trailing spaces, not only digits, not {sorted(RESERVED)}"
+        )
     return name
 
 
@@ -231,7 +233,9 @@ class AppCatalogue:
         """The app a blueprint names (by name or id); NotFound when the catalogue has none."""
         return self.store.get(_ident(ref))
 
-    def install_command(self, ref: str, device_id: str, configuration: dict[str, Any] | None) -> dict[str, Any]:
+    def install_command(
+        self, ref: str, device_id: str, configuration: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """InstallApplication for one device: by adamId for an Apps and Books app, by a ManifestURL
         carrying this device's download token for an enterprise app. ManagementFlags 1: the app
         goes when the device leaves management."""

@@ -62,7 +62,13 @@ class AppStore:
         """Wish a licence assigned or returned; the newest wish replaces an older one."""
         with self.engine.begin() as conn:
             where = and_(_l.app_id == app_id, _l.serial == serial)
-            values = {"device_id": device_id, "action": action, "state": "todo", "error": None, "updated_at": now}
+            values = {
+                "device_id": device_id,
+                "action": action,
+                "state": "todo",
+                "error": None,
+                "updated_at": now,
+            }
             if conn.execute(update(app_licence_requests).where(where).values(**values)).rowcount == 0:
                 conn.execute(insert(app_licence_requests).values(app_id=app_id, serial=serial, **values))
 

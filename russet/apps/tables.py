@@ -18,7 +18,9 @@ apps = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", String(100), nullable=False, unique=True),
     Column("kind", String(12), nullable=False),  # vpp | enterprise
-    Column("bundle_id", String(255), nullable=False),  # what ManagedApplicationList and RemoveApplication name
+    Column(
+        "bundle_id", String(255), nullable=False
+    ),  # what ManagedApplicationList and RemoveApplication name
     Column("version", String(100), nullable=True),  # an enterprise app's bundle version
     Column("title", String(255), nullable=True),
     Column("adam_id", String(40), nullable=True),  # vpp: the App Store id

@@ -112,7 +112,9 @@ class Apps(Protocol):
         """Why the app cannot be licensed to all these devices (too few licences left), or None."""
         ...
 
-    def install_command(self, ref: str, device_id: str, configuration: Mapping[str, Any] | None) -> dict[str, Any]:
+    def install_command(
+        self, ref: str, device_id: str, configuration: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """The InstallApplication command for one device (a ManifestURL may carry its own token)."""
         ...
 

@@ -415,7 +415,10 @@ def may_skip(merged: Merged, report: DeviceReport | None, now: datetime, policy:
     """Whether a settled device may be skipped now: not if its ProfileList (or, with apps, its
     ManagedApplicationList) is due again."""
     kinds = {kind for kind, _ in merged.items}
-    for kind, at in ((PROFILE, report.profiles_at if report else None), (APP, report.apps_at if report else None)):
+    for kind, at in (
+        (PROFILE, report.profiles_at if report else None),
+        (APP, report.apps_at if report else None),
+    ):
         if kind in kinds and (at is None or now - at >= policy.recheck_after):
             return False
     return True
@@ -487,7 +490,9 @@ def _leaving(
     if kind == APP:
         gone = report is not None and _after(report.apps_at, rec.acked_at) and ident not in report.apps
     else:
-        gone = report is not None and _after(report.profiles_at, rec.acked_at) and ident not in report.profiles
+        gone = (
+            report is not None and _after(report.profiles_at, rec.acked_at) and ident not in report.profiles
+        )
     if gone:
         plan.forget.append(rec.key)  # already gone from the device
         return
@@ -617,7 +622,12 @@ def _app(
             (
                 _install(desired, reason, rec, desired.value),
                 ItemState(
-                    kind, ident, owners, PENDING, f"install_application queued ({reason})", desired=desired.ref,
+                    kind,
+                    ident,
+                    owners,
+                    PENDING,
+                    f"install_application queued ({reason})",
+                    desired=desired.ref,
                     actual=actual,
                 ),
                 ItemState(kind, ident, owners, deferred_state, detail, desired=desired.ref, actual=actual),
@@ -628,7 +638,12 @@ def _app(
         queue("missing", PENDING, "to install: waiting for a free command slot")
         return
     same = rec.content_hash == desired.content_hash and rec.ref == desired.ref
-    if rec.state == FAILED and not policy.retry_failed and same and rec.action in (INSTALL_APP, AWAIT_LICENCE):
+    if (
+        rec.state == FAILED
+        and not policy.retry_failed
+        and same
+        and rec.action in (INSTALL_APP, AWAIT_LICENCE)
+    ):
         detail = "no licence" if rec.action == AWAIT_LICENCE else "install_application failed"
         plan.states.append(
             ItemState(kind, ident, owners, FAILED, detail, rec.error, desired=desired.ref, actual=actual)
@@ -653,13 +668,28 @@ def _app(
             queue("retry", PENDING, "to install (retry): waiting for a free command slot")
             return
         plan.states.append(
-            ItemState(kind, ident, owners, FAILED, f"the device reports {actual}", desired=desired.ref, actual=actual)
+            ItemState(
+                kind,
+                ident,
+                owners,
+                FAILED,
+                f"the device reports {actual}",
+                desired=desired.ref,
+                actual=actual,
+            )
         )
         return
     if verified and actual not in APP_INSTALLED:
         plan.states.append(
-            ItemState(kind, ident, owners, PENDING, f"installing: the device reports {actual}", desired=desired.ref,
-                      actual=actual)
+            ItemState(
+                kind,
+                ident,
+                owners,
+                PENDING,
+                f"installing: the device reports {actual}",
+                desired=desired.ref,
+                actual=actual,
+            )
         )
         return
     plan.states.append(

@@ -349,9 +349,9 @@ class BlueprintService:
     def uses_of_app(self, name: str) -> list[str]:
         """Who uses the catalogue app `name`, in words for a refusal: an app in use is not deleted."""
         return [
-            f"blueprint {bp.name!r}" for bp in self.blueprints.all() if any(
-                it.kind == APP and it.ref == name for it in bp.items
-            )
+            f"blueprint {bp.name!r}"
+            for bp in self.blueprints.all()
+            if any(it.kind == APP and it.ref == name for it in bp.items)
         ]
 
     def mark_devices(self, device_ids: Sequence[str]) -> None:
@@ -411,11 +411,15 @@ class BlueprintService:
                             raise NotFound("this server has no app catalogue")
                         app = self.apps.app(item.ref)
                     except NotFound as exc:
-                        run.error(f"blueprint {bp.name!r}: app {item.ref!r}: {exc}; its devices are left as they are")
+                        run.error(
+                            f"blueprint {bp.name!r}: app {item.ref!r}: {exc}; its devices are left alone"
+                        )
                         broken.add(bp.id)
                         break
                     target = hashlib.sha256(f"{app.content_hash}|{item.value or ''}".encode()).hexdigest()
-                    wanted.append(Desired(APP, app.bundle_id, bp.id, app.ref, content_hash=target, value=item.value))
+                    wanted.append(
+                        Desired(APP, app.bundle_id, bp.id, app.ref, content_hash=target, value=item.value)
+                    )
             per_blueprint[bp.id] = wanted
             if bp.include:
                 for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
@@ -812,7 +816,9 @@ class BlueprintService:
                 try:
                     self.apps.release(device_id, record.ref)
                 except RussetError as exc:
-                    log.warning("reconcile: licence of %r on %s not given back: %s", record.ref, device_id, exc)
+                    log.warning(
+                        "reconcile: licence of %r on %s not given back: %s", record.ref, device_id, exc
+                    )
         if (
             settled
             and record.kind in (PROFILE, APP)
@@ -952,7 +958,9 @@ def _configuration_json(ref: str, configuration: Mapping[str, Any] | None) -> st
         elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
             raise Invalid(f"app {ref!r}: configuration integers must fit in 64 bits")
         elif not isinstance(value, str | int | float | bool):
-            raise Invalid(f"app {ref!r}: configuration values must be text, numbers, booleans, arrays or dictionaries")
+            raise Invalid(
+                f"app {ref!r}: configuration values must be text, numbers, booleans, arrays or dictionaries"
+            )
 
     check(configuration, 1)
     text = json.dumps(configuration, sort_keys=True, separators=(",", ":"), allow_nan=False)
