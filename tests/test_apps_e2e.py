@@ -30,6 +30,7 @@ from russet.runtime import Russet
 from simulators.device import Enrollment, SimDevice
 from simulators.vpp import VppSimulator
 from tests.conftest import PUBLIC_URL, new_profile
+from tests.groups_support import add_user_channel
 from tests.test_blueprints_e2e import count, periodic_pass
 from tests.vpp_support import KEYNOTE, PAGES, add, deliver, licences, run, simulated
 
@@ -260,3 +261,34 @@ def test_unknown_app_and_too_few_licences_are_refused_naming_the_app(setup: Setu
     assert pkg.status_code == 400 and "bundle_id and version" in pkg.json()["detail"]
     assert [a["name"] for a in russet.apps.list_apps()] == ["Keynote"]
     assert not any((russet.settings.data_dir / "apps").glob("*.*"))
+
+
+def test_a_user_channel_gets_its_app_with_the_device_s_licence(setup: Setup) -> None:
+    sim, russet, client, headers = setup
+    device = _device(russet, client)
+    add_user_channel(russet, device.udid, "alice")
+    channel = f"{device.udid}:alice"
+    pages = {"name": "Pages", "adam_id": PAGES, "bundle_id": PAGES_BUNDLE}
+    assert client.post("/api/v1/apps", json=pages, headers=headers).status_code == 201
+    assert russet.apps.licence_for(channel, "Pages") == ("waiting", "a licence is asked of Apple")
+    assert run(russet, russet.work_app_licences())["devices"] == []  # sent to Apple, not answered yet
+    sim.process()
+    deliver(russet, sim)
+    assert run(russet, russet.work_app_licences()) == {
+        "assigned": 1,
+        "returned": 0,
+        "failed": 0,
+        "devices": [channel],
+    }
+    assert [(lic["subject"], lic["status"]) for lic in licences(russet)] == [
+        (device.serial.upper(), "assigned")
+    ]
+    assert russet.apps.licence_for(channel, "Pages") == ("ready", None)
+    command = russet.apps.install_command("Pages", channel, {"Team": "Blue"})
+    assert command["iTunesStoreID"] == int(PAGES) and command["Configuration"] == {"Team": "Blue"}
+    russet.apps.return_licence(channel, "Pages")
+    run(russet, russet.work_app_licences())
+    sim.process()
+    deliver(russet, sim)
+    assert run(russet, russet.work_app_licences())["returned"] == 1
+    assert licences(russet) == [] and sim.calls["POST assets/disassociate"] == 1

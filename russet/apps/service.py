@@ -350,7 +350,9 @@ class AppCatalogue:
             if status == "assigned":
                 return "assigned" if self.store.move(wish, state=None, error=None, now=now) else None
             if wish["state"] == "todo":
-                if status not in ("associating",):
+                if status in RELEASING:
+                    return None  # a licence being taken back: assign once it is gone
+                if status != "associating":
                     await self.vpp.assign(asset, wish["serial"])
                 self.store.move(wish, state="sent", error=None, now=now)
                 return None
