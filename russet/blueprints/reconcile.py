@@ -56,7 +56,6 @@ INSTALL_APP = "install_application"
 REMOVE_APP = "remove_application"
 APP_LIST = "app_list"
 AWAIT_LICENCE = "await_licence"  # a record waiting for its Apps and Books licence, no command yet
-INSTALLS = (INSTALL, INSTALL_APP)
 REMOVES = (REMOVE, REMOVE_APP)
 
 # ManagedApplicationList statuses: the app is there / it failed for good / it is gone.
