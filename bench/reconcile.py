@@ -15,12 +15,16 @@ The groups, the profile library and the MDM core's queue are the in-memory ports
 `simulators/blueprint_ports.py` (their own services are on other branches): the figures are the
 reconciler's own work and its database, not the signing of profiles or the queue's inserts.
 
-    python bench/reconcile.py [--backend sqlite|postgres|both] [--devices N] [--items K]
+`--apps A` adds A catalogue apps (in-memory, no licences needed) to the blueprint, in sync and
+verified by ManagedApplicationList like the profiles by ProfileList.
+
+    python bench/reconcile.py [--backend sqlite|postgres|both] [--devices N] [--items K] [--apps A]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -32,19 +36,52 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _measure import fresh_database  # noqa: E402
 
 from russet.blueprints.ports import DeviceReport  # noqa: E402
-from russet.blueprints.service import BlueprintService, BlueprintSpec, ProfileRef  # noqa: E402
+from russet.blueprints.service import AppRef, BlueprintService, BlueprintSpec, ProfileRef  # noqa: E402
 from russet.storage.db import make_engine, migrate  # noqa: E402
-from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender  # noqa: E402
+from simulators.blueprint_ports import (  # noqa: E402
+    MemoryApps,
+    MemoryGroups,
+    MemoryLibrary,
+    MemoryReports,
+    MemorySender,
+)
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SETUP_BATCH = 2000
 
 
-def _in_sync(service: BlueprintService, library: MemoryLibrary, refs: list[str], devices: list[str]) -> None:
-    """Records saying the blueprint's profiles were installed on `devices` and acknowledged (untimed)."""
+def _app_rows(apps: MemoryApps, devices: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for app in apps.apps.values():
+        target = hashlib.sha256(f"{app.content_hash}|".encode()).hexdigest()  # as BlueprintService._desired
+        rows += [
+            {
+                "device_id": d,
+                "kind": "app",
+                "ident": app.bundle_id,
+                "blueprint_id": 1,
+                "state": "in_sync",
+                "action": "install_application",
+                "installed": True,
+                "ref": app.ref,
+                "content_hash": target,
+                "queued_at": T0,
+                "acked_at": T0,
+            }
+            for d in devices
+        ]
+    return rows
+
+
+def _in_sync(
+    service: BlueprintService, library: MemoryLibrary, refs: list[str], devices: list[str], apps: MemoryApps
+) -> None:
+    """Records saying the blueprint's profiles (and apps) were installed on `devices` and
+    acknowledged (untimed)."""
     versions = [library.latest(r) for r in refs]
     for start in range(0, len(devices), SETUP_BATCH):
-        rows = [
+        rows = _app_rows(apps, devices[start : start + SETUP_BATCH])
+        rows += [
             {
                 "device_id": d,
                 "kind": "profile",
@@ -66,14 +103,22 @@ def _in_sync(service: BlueprintService, library: MemoryLibrary, refs: list[str],
         service.items.write(upserts=rows, forget=[], adopt=[], rechecks={}, reconciled=[], now=T0)
 
 
-def _reports(reports: MemoryReports, library: MemoryLibrary, refs: list[str], devices: list[str]) -> None:
+def _reports(
+    reports: MemoryReports, library: MemoryLibrary, refs: list[str], devices: list[str], apps: MemoryApps
+) -> None:
     profiles = {library.latest(r).payload_identifier: library.latest(r).payload_uuid for r in refs}
-    shared = DeviceReport(profiles=profiles, profiles_at=T0 + timedelta(minutes=5))  # one object for all
+    listed = {a.bundle_id: "Managed" for a in apps.apps.values()}
+    shared = DeviceReport(  # one object for all
+        profiles=profiles,
+        profiles_at=T0 + timedelta(minutes=5),
+        apps=listed,
+        apps_at=T0 + timedelta(minutes=5) if listed else None,
+    )
     for d in devices:
         reports.reports[d] = shared
 
 
-def _world(url: str, n: int, k: int, in_flight: int) -> tuple[BlueprintService, dict[str, Any]]:
+def _world(url: str, n: int, k: int, in_flight: int, a: int = 0) -> tuple[BlueprintService, dict[str, Any]]:
     engine = make_engine(url)
     migrate(engine)
     devices = [f"DEVICE-{i:08d}" for i in range(n)]
@@ -85,6 +130,9 @@ def _world(url: str, n: int, k: int, in_flight: int) -> tuple[BlueprintService, 
         library.add(r)
     sender = MemorySender(keep=False)
     reports = MemoryReports()
+    apps = MemoryApps()
+    for j in range(a):
+        apps.add(f"app-{j}")
     service = BlueprintService(
         engine,
         groups,
@@ -93,12 +141,15 @@ def _world(url: str, n: int, k: int, in_flight: int) -> tuple[BlueprintService, 
         reports,
         max_in_flight=in_flight,
         clock=lambda: T0 + timedelta(hours=1),
+        apps=apps,
     )
     parts = {
         "devices": devices,
         "half": half,
         "refs": refs,
         "library": library,
+        "apps": apps,
+        "app_refs": tuple(AppRef(r) for r in apps.apps),
         "sender": sender,
         "reports": reports,
         "engine": engine,
@@ -106,19 +157,20 @@ def _world(url: str, n: int, k: int, in_flight: int) -> tuple[BlueprintService, 
     return service, parts
 
 
-def measure(backend: str, n: int, k: int, in_flight: int) -> dict[str, float]:
+def measure(backend: str, n: int, k: int, in_flight: int, a: int = 0) -> dict[str, float]:
     out: dict[str, float] = {}
     with fresh_database(backend) as url:
-        service, w = _world(url, n, k, in_flight)
-        spec = BlueprintSpec("Fleet", profiles=tuple(ProfileRef(r) for r in w["refs"]), include=(2,))
+        service, w = _world(url, n, k, in_flight, a)
+        profiles = tuple(ProfileRef(r) for r in w["refs"])
+        spec = BlueprintSpec("Fleet", profiles=profiles, apps=w["app_refs"], include=(2,))
         service.create(spec, created_by="bench")
         first_half = w["devices"][: w["half"]]
         setup = time.perf_counter()
-        _in_sync(service, w["library"], w["refs"], first_half)
-        _reports(w["reports"], w["library"], w["refs"], first_half)
+        _in_sync(service, w["library"], w["refs"], first_half, w["apps"])
+        _reports(w["reports"], w["library"], w["refs"], first_half, w["apps"])
         out["setup_s"] = time.perf_counter() - setup
         service.update(
-            "Fleet", BlueprintSpec("Fleet", profiles=spec.profiles, include=(3,))
+            "Fleet", BlueprintSpec("Fleet", profiles=spec.profiles, apps=spec.apps, include=(3,))
         )  # the scope change
         start, cpu = time.perf_counter(), time.process_time()
         result = service.reconcile()
@@ -128,14 +180,17 @@ def measure(backend: str, n: int, k: int, in_flight: int) -> dict[str, float]:
         out["change_queued"] = result["commands_total"]
         out["change_removes"] = result["commands"].get("remove_profile", 0)
         out["change_installs"] = result["commands"].get("install_profile", 0)
+        out["change_app_removes"] = result["commands"].get("remove_application", 0)
+        out["change_app_installs"] = result["commands"].get("install_application", 0)
         out["change_deferred"] = result["deferred"]
         w["engine"].dispose()
     with fresh_database(backend) as url:
-        service, w = _world(url, n, k, in_flight)
-        spec = BlueprintSpec("Fleet", profiles=tuple(ProfileRef(r) for r in w["refs"]), include=(1,))
+        service, w = _world(url, n, k, in_flight, a)
+        profiles = tuple(ProfileRef(r) for r in w["refs"])
+        spec = BlueprintSpec("Fleet", profiles=profiles, apps=w["app_refs"], include=(1,))
         service.create(spec, created_by="bench")
-        _in_sync(service, w["library"], w["refs"], w["devices"])
-        _reports(w["reports"], w["library"], w["refs"], w["devices"])
+        _in_sync(service, w["library"], w["refs"], w["devices"], w["apps"])
+        _reports(w["reports"], w["library"], w["refs"], w["devices"], w["apps"])
         start, cpu = time.perf_counter(), time.process_time()
         result = service.reconcile()  # reads every record: no device is marked settled yet
         out["full_s"] = time.perf_counter() - start
@@ -160,18 +215,28 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=10, help="profiles in the blueprint")
     parser.add_argument("--in-flight", type=int, default=5, help="commands in flight per device")
+    parser.add_argument("--apps", type=int, default=0, help="catalogue apps in the blueprint, too")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     failed = False
     for backend in backends:
-        r = measure(backend, args.devices, args.items, args.in_flight)
+        r = measure(backend, args.devices, args.items, args.in_flight, args.apps)
+        apps = f" + {args.apps} apps" if args.apps else ""
         print(
-            f"{backend}: {args.devices} devices x {args.items} profiles, at most {args.in_flight} in flight"
+            f"{backend}: {args.devices} devices x {args.items} profiles{apps}, "
+            f"at most {args.in_flight} in flight"
         )
         print(
             f"  scope change: {r['change_s']:.1f} s ({r['change_cpu_s']:.1f} s CPU) "
             f"for {r['change_devices']:.0f} devices: {r['change_queued']:.0f} commands queued "
-            f"({r['change_removes']:.0f} RemoveProfile, {r['change_installs']:.0f} InstallProfile), "
+            f"({r['change_removes']:.0f} RemoveProfile, {r['change_installs']:.0f} InstallProfile"
+            + (
+                f", {r['change_app_removes']:.0f} RemoveApplication, "
+                f"{r['change_app_installs']:.0f} InstallApplication"
+                if args.apps
+                else ""
+            )
+            + "), "
             f"{r['change_deferred']:.0f} left for later passes [setup {r['setup_s']:.1f} s, untimed]"
         )
         print(
@@ -183,7 +248,7 @@ def main() -> None:
             f"over {r['idle_items']:.0f} items in sync ({r['idle_skipped']:.0f} settled devices skipped): "
             f"{r['idle_queued']:.0f} commands queued"
         )
-        expected = args.devices * min(args.items, args.in_flight)
+        expected = args.devices * min(args.items + args.apps, args.in_flight)
         if r["change_queued"] != expected or r["idle_queued"] != 0 or r["full_queued"] != 0:
             print(f"!!! expected {expected} commands after the change and none when idle", file=sys.stderr)
             failed = True

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from russet import __version__
 from russet.accesslog import access_logged
 from russet.api import router as api_router
+from russet.apps.http import app_download_routes
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
@@ -65,19 +66,20 @@ def create_app(russet: Russet) -> ASGIApp:
         *enrollment_routes(russet.enrollment.profile_server(settings.ade_ca_file), settings.max_body_bytes),
         *scep_routes(russet.authority, russet.storage.challenges),
         *vpp_routes(russet.vpp),
+        *app_download_routes(russet.apps),
     ]
     front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
     return access_logged(front, settings.access_log, settings.access_log_format)
 
 
 class DeviceFront:
-    """Sends device traffic (/mdm/, /scep, /vpp/) straight to its routes, everything else to FastAPI.
+    """Sends device traffic (/mdm/, /scep, /vpp/, /apps/download/) to its routes, the rest to FastAPI.
 
     Device requests are the server's hot path; FastAPI's middleware stack and route table cost
     them 10-15% for nothing they use. Lifespan events go to FastAPI, which runs the background work.
     """
 
-    DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/")
+    DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/", "/apps/download/")
 
     def __init__(self, devices: Router, api: ASGIApp) -> None:
         self.devices = devices

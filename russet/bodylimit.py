@@ -26,6 +26,8 @@ MIB = 1024 * KIB
 ADMIN_LIMITS: tuple[tuple[str, int], ...] = (
     # The profile library takes profiles up to 1 MiB (russet.library.upload), in a multipart form too.
     ("/api/v1/profiles", 1 * MIB + 64 * KIB),
+    # Enterprise app packages (.ipa/.pkg) up to russet.apps.packages.MAX_PACKAGE_BYTES, in a form.
+    ("/api/v1/apps/upload", 512 * MIB + 64 * KIB),
     ("/api/", 1 * MIB),
     # The console's profile upload and CSV import forms (multipart): a profile or a CSV up to 1 MiB.
     ("/console/profiles", 1 * MIB + 64 * KIB),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,10 @@ from russet.apple.admin import LedgerAdmin
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
-from russet.blueprints.ports import DeviceReport, ProfileVersion
+from russet.apps import ports as app_ports
+from russet.apps.service import AppCatalogue
+from russet.apps.tokens import DownloadTokens
+from russet.blueprints.ports import AppVersion, DeviceReport, ProfileVersion
 from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
@@ -43,7 +47,7 @@ from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
-from russet.kernel.errors import NotFound
+from russet.kernel.errors import NotFound, RussetError
 from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
@@ -62,6 +66,7 @@ from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
+from russet.vpp.installs import locate_asset
 from russet.vpp.ports import DeviceRef
 from russet.vpp.service import VppService
 from russet.vpp.store import VppStore
@@ -70,7 +75,8 @@ T = TypeVar("T")
 log = logging.getLogger("russet")
 LAST_SEEN_FLUSH_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 6 * 3600
-ABM_SYNC_CHECK_SECONDS = 60.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
+ABM_SYNC_CHECK_SECONDS = 60.0
+APP_LICENCES_SECONDS = 30.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
 
 
 def _inventory_hook(
@@ -190,6 +196,7 @@ class _CoreReports:
                 device_name=r.device_name,
                 facts_at=r.facts_at,
                 in_flight=r.in_flight,
+                apps_at=r.apps_at,
             )
             for device_id, r in self._reports.reports(device_ids).items()
         }
@@ -226,6 +233,101 @@ class _BlueprintsUseProfiles:
         return [] if identifier is None else self._blueprints.uses_of_identifier(identifier)
 
 
+# -- the app catalogue's ports, and the blueprints' Apps port over it ------------------------------
+
+DOWNLOAD_KEY_SETTING = "apps.download_key"
+DOWNLOAD_TTL = timedelta(days=7)  # a device offline for days still fetches its queued install
+
+
+def _download_key(storage: Storage) -> bytes:
+    """The key of the hosted apps' download tokens, made once (under the first-start lock in
+    `set_up`) and kept sealed in the settings."""
+    key = storage.settings.get_secret(DOWNLOAD_KEY_SETTING)
+    if key is None:
+        key = os.urandom(32)
+        storage.settings.set_secret(DOWNLOAD_KEY_SETTING, key)
+    return key
+
+
+class _VppForApps:
+    """The catalogue's AppsAndBooks port over VppService: assets and device licences."""
+
+    def __init__(self, vpp: VppService) -> None:
+        self._vpp = vpp
+
+    def asset(self, adam_id: str, *, location: str | None, pricing: str | None) -> app_ports.Asset:
+        store = self._vpp.store
+        name, found = locate_asset(store, adam_id, location, pricing, store.active_names())
+        return app_ports.Asset(
+            name,
+            found["adam_id"],
+            found["pricing_param"],
+            found["product_type"],
+            int(found["available_count"]),
+            bool(found["device_assignable"]),
+        )
+
+    def _device_rows(self, asset: app_ports.Asset, serial: str | None = None) -> list[dict[str, Any]]:
+        rows = self._vpp.store.licences(asset.location, adam_id=asset.adam_id, subject=serial)
+        return [r for r in rows if r["subject_type"] == "device" and r["pricing_param"] == asset.pricing]
+
+    def licence(self, asset: app_ports.Asset, serial: str) -> app_ports.Licence | None:
+        rows = self._device_rows(asset, serial)
+        return app_ports.Licence(rows[0]["status"], rows[0]["error_message"]) if rows else None
+
+    def device_licences(self, asset: app_ports.Asset, serials: list[str]) -> set[str]:
+        wanted = set(serials)
+        return {
+            r["subject"]
+            for r in self._device_rows(asset)
+            if r["subject"] in wanted and r["status"] in ("assigned", "associating")
+        }
+
+    async def assign(self, asset: app_ports.Asset, serial: str) -> None:
+        await self._vpp.assign(asset.location, asset.adam_id, serials=[serial], pricing=asset.pricing)
+
+    async def unassign(self, asset: app_ports.Asset, serial: str) -> None:
+        await self._vpp.unassign(asset.location, asset.adam_id, serials=[serial], pricing=asset.pricing)
+
+
+class _DevicesForApps:
+    """The catalogue's DeviceLookup: a user channel's licence is its device's serial number."""
+
+    def __init__(self, devices: DeviceService) -> None:
+        self._devices = devices
+
+    def find_device(self, device: str) -> app_ports.DeviceRef | None:
+        row = self._devices.find_device(device)
+        if (row is None or not row["serial_number"]) and ":" in device:
+            row = self._devices.find_device(device.rpartition(":")[0]) or row
+        return None if row is None else app_ports.DeviceRef(row["id"], row["serial_number"])
+
+
+class _CatalogueApps:
+    """The blueprints' Apps port over the app catalogue."""
+
+    def __init__(self, catalogue: AppCatalogue) -> None:
+        self._catalogue = catalogue
+
+    def app(self, ref: str) -> AppVersion:
+        found = self._catalogue.resolve(ref)
+        return AppVersion(found["name"], found["bundle_id"], found["content_hash"])
+
+    def shortfall(self, ref: str, device_ids: Sequence[str]) -> str | None:
+        return self._catalogue.shortfall(ref, device_ids)
+
+    def install_command(
+        self, ref: str, device_id: str, configuration: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        return self._catalogue.install_command(ref, device_id, dict(configuration) if configuration else None)
+
+    def licence(self, device_id: str, ref: str, *, retry: bool) -> tuple[str, str | None]:
+        return self._catalogue.licence_for(device_id, ref, retry=retry)
+
+    def release(self, device_id: str, ref: str) -> None:
+        self._catalogue.return_licence(device_id, ref)
+
+
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     """First-start work, once for all processes starting together: migrations, the CA and the
     profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
@@ -233,6 +335,7 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
         done = migrate(storage.engine, box)
         authority = ensure_authority(storage.certificates)
         Fingerprinter.load(storage.settings)
+        _download_key(storage)
     return done, authority
 
 
@@ -302,6 +405,7 @@ class Russet:
     library: ProfileLibrary  # the profile library
     abm: AbmService  # Apple Business/School Manager
     vpp: VppService  # Apps and Books
+    apps: AppCatalogue  # the app catalogue: Apps and Books and enterprise apps, hosted downloads
     blueprints: BlueprintService
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
@@ -367,6 +471,26 @@ class Russet:
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
+        vpp = VppService(
+            VppStore(engine, box),
+            gateway,
+            connections,
+            _DevicesForAppsAndBooks(devices),
+            devices,
+            engine=engine,
+            vpp_url=settings.vpp_url,
+            public_url=settings.public_url,
+            poll_seconds=settings.vpp_poll_seconds,
+            sync_minutes=settings.vpp_sync_minutes,
+        )
+        apps = AppCatalogue(
+            engine,
+            settings.data_dir / "apps",
+            DownloadTokens(_download_key(storage), DOWNLOAD_TTL),
+            settings.public_url,
+            _VppForApps(vpp),
+            _DevicesForApps(devices),
+        )
         blueprints = BlueprintService(
             engine,
             _GroupScopes(groups),
@@ -376,8 +500,10 @@ class Russet:
             max_in_flight=settings.reconcile_max_in_flight,
             ade=AbmSerials(engine),
             ade_release_after=timedelta(minutes=settings.ade_release_minutes),
+            apps=_CatalogueApps(apps),
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
+        apps.add_users(blueprints)
         events.subscribe(CommandAnswered, blueprints.on_command_answered)
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
@@ -428,18 +554,8 @@ class Russet:
                 sync_minutes=settings.abm_sync_minutes,
                 blueprints=_AbmBlueprintNames(blueprints),
             ),
-            vpp=VppService(
-                VppStore(engine, box),
-                gateway,
-                connections,
-                _DevicesForAppsAndBooks(devices),
-                devices,
-                engine=engine,
-                vpp_url=settings.vpp_url,
-                public_url=settings.public_url,
-                poll_seconds=settings.vpp_poll_seconds,
-                sync_minutes=settings.vpp_sync_minutes,
-            ),
+            vpp=vpp,
+            apps=apps,
         )
 
     def housekeeping(self) -> dict[str, int]:
@@ -520,9 +636,28 @@ class Russet:
                 once_across_nodes=True,
                 description="re-push devices with pending commands that have not connected (with backoff)",
             ),
+            PeriodicTask(
+                "apps.licences",
+                APP_LICENCES_SECONDS,
+                self.work_app_licences,
+                once_across_nodes=True,
+                first_delay=APP_LICENCES_SECONDS,
+                description="Apps and Books licences the reconciler asked for: assign or give back "
+                "with Apple, then reconcile those devices again",
+            ),
             *self.groups.tasks(),
             *self.blueprints.tasks(),
         ]
+
+    async def work_app_licences(self) -> dict[str, Any]:
+        """The `apps.licences` task: the catalogue moves licence requests on with Apple; the devices
+        whose licence changed are reconciled at the next periodic pass."""
+        outcome = await self.apps.work_licences()
+        try:
+            self.blueprints.mark_devices(outcome["devices"])
+        except RussetError as exc:
+            log.warning("apps.licences: devices not marked for the reconciler: %s", exc)
+        return outcome
 
     @cached_property
     def schedule(self) -> Schedule:

@@ -13,6 +13,7 @@ from types import ModuleType
 from russet.abm import tables as abm_tables
 from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
+from russet.apps import tables as apps_tables
 from russet.blueprints import tables as blueprint_tables
 from russet.enrollment import tables as enrollment_tables
 from russet.groups import tables as groups_tables
@@ -35,6 +36,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     vpp_tables,
     groups_tables,
     library_tables,
+    apps_tables,
     blueprint_tables,
 )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from russet.blueprints.ports import DeviceReport, ProfileVersion
+from russet.blueprints.ports import AppVersion, DeviceReport, ProfileVersion
 from russet.kernel.errors import NotFound
 
 
@@ -133,3 +133,63 @@ class MemoryReports:
 
     def profile_list(self, device_id: str, profiles: Mapping[str, str], at: datetime) -> None:
         self.set(device_id, profiles=dict(profiles), profiles_at=at)
+
+    def app_list(self, device_id: str, apps: Mapping[str, str], at: datetime) -> None:
+        self.set(device_id, apps=dict(apps), apps_at=at)
+
+
+class MemoryApps:
+    """The app catalogue: apps by name, each with a licence count (None: an enterprise app, no
+    licence needed); `licence` answers ready while licences are left, recording who holds one."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, AppVersion] = {}
+        self.licences_left: dict[str, int | None] = {}
+        self.held: set[tuple[str, str]] = set()  # (device, ref)
+        self.released: list[tuple[str, str]] = []
+        self.waiting: set[tuple[str, str]] = set()  # (device, ref) Apple has not answered yet
+
+    def add(self, ref: str, bundle_id: str | None = None, licences: int | None = None) -> AppVersion:
+        app = AppVersion(ref, bundle_id or f"com.example.{ref}", hashlib.sha256(ref.encode()).hexdigest())
+        self.apps[ref] = app
+        self.licences_left[ref] = licences
+        return app
+
+    def app(self, ref: str) -> AppVersion:
+        if ref not in self.apps:
+            raise NotFound(f"no app {ref!r} in the catalogue")
+        return self.apps[ref]
+
+    def shortfall(self, ref: str, device_ids: Sequence[str]) -> str | None:
+        left = self.licences_left[ref]
+        need = len([d for d in device_ids if (d, ref) not in self.held])
+        if left is not None and need > left:
+            return f"app {ref!r}: {need} devices in scope need a licence, {left} left"
+        return None
+
+    def install_command(
+        self, ref: str, device_id: str, configuration: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        command: dict[str, Any] = {"RequestType": "InstallApplication", "Identifier": self.app(ref).bundle_id}
+        if configuration:
+            command["Configuration"] = dict(configuration)
+        return command
+
+    def licence(self, device_id: str, ref: str, *, retry: bool) -> tuple[str, str | None]:
+        left = self.licences_left[ref]
+        if left is None or (device_id, ref) in self.held:
+            return "ready", None
+        if (device_id, ref) in self.waiting:
+            return "waiting", "asked of Apple"
+        if left < 1:
+            return "failed", f"app {ref!r}: no licence left"
+        self.licences_left[ref] = left - 1
+        self.held.add((device_id, ref))
+        return "ready", None
+
+    def release(self, device_id: str, ref: str) -> None:
+        self.released.append((device_id, ref))
+        if (device_id, ref) in self.held:
+            self.held.discard((device_id, ref))
+            left = self.licences_left[ref]
+            self.licences_left[ref] = None if left is None else left + 1

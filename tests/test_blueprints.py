@@ -17,7 +17,7 @@ from russet.blueprints.service import BlueprintService, BlueprintSpec, ProfileRe
 from russet.blueprints.tables import blueprint_device_items, blueprint_items, blueprints
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.runtime import Russet
-from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
+from simulators.blueprint_ports import MemoryApps, MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
 
 
 class Clock:
@@ -42,8 +42,18 @@ class World:
         self.sender = MemorySender()
         self.reports = MemoryReports()
         self.clock = Clock()
+        self.apps = MemoryApps()
+        for ref in ("app-1", "a"):
+            self.apps.add(ref)
         self.service = BlueprintService(
-            self.engine, self.groups, self.library, self.sender, self.reports, clock=self.clock, **kw
+            self.engine,
+            self.groups,
+            self.library,
+            self.sender,
+            self.reports,
+            clock=self.clock,
+            apps=self.apps,
+            **kw,
         )
 
     def count(self, table: Any) -> int:

@@ -22,7 +22,7 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.kernel.errors import Conflict
 from russet.runtime import Russet
-from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
+from simulators.blueprint_ports import MemoryApps, MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
 from tests.library_support import profile, wifi, xml
 
 
@@ -35,9 +35,13 @@ class Ports:
         self.library.add("wifi-copy", identifier="com.example.wifi")
         self.sender = MemorySender()
         self.reports = MemoryReports()
+        self.apps = MemoryApps()
+        self.apps.add("app-1")
 
     def service(self, russet: Russet) -> BlueprintService:
-        return BlueprintService(russet.storage.engine, self.groups, self.library, self.sender, self.reports)
+        return BlueprintService(
+            russet.storage.engine, self.groups, self.library, self.sender, self.reports, apps=self.apps
+        )
 
 
 def count(russet: Russet, table: Any) -> int:
@@ -125,11 +129,13 @@ def test_api_reconcile_dry_run_then_real_and_device_state(
 ) -> None:
     client.post("/api/v1/blueprints", json=BODY, headers=api_headers)
     dry = client.post("/api/v1/blueprints/reconcile", json={"dry_run": True}, headers=api_headers).json()
-    assert dry["dry_run"] and dry["commands"] == {"install_profile": 4, "settings": 2}
+    expected = {"install_profile": 4, "settings": 2, "install_application": 2}
+    assert dry["dry_run"] and dry["commands"] == expected
     assert ports.sender.sent == [] and count(russet, blueprint_device_items) == 0
 
     run = client.post("/api/v1/blueprints/reconcile", json={"devices": ["dev-a"]}, headers=api_headers).json()
-    assert run["devices"] == 1 and run["commands"] == {"install_profile": 2, "settings": 1}
+    assert run["devices"] == 1
+    assert run["commands"] == {"install_profile": 2, "settings": 1, "install_application": 1}
     assert all(s.created_by == "reconcile:tests" for s in ports.sender.sent)
 
     state = client.get("/api/v1/blueprints/devices/dev-a", headers=api_headers).json()
@@ -138,6 +144,7 @@ def test_api_reconcile_dry_run_then_real_and_device_state(
         "com.example.wifi": "pending",
         "com.example.vpn": "pending",
         "TimeZone": "pending",
+        "com.example.app-1": "pending",
     }
     assert state["apps"][0]["ref"] == "app-1"
     assert client.get("/api/v1/blueprints/devices/nobody", headers=api_headers).status_code == 404

@@ -395,6 +395,7 @@ SERVER_TASKS = {
     "housekeeping",
     "abm.sync",
     "vpp.tick",
+    "apps.licences",
     "apns.sweep",
     "groups.clock",
     "groups.reconcile",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from russet.api.models import MAX_DB_INT, ApiModel, EnrollmentId, Name
-from russet.blueprints.service import BlueprintSpec, ProfileRef
+from russet.blueprints.service import AppRef, BlueprintSpec, ProfileRef
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
 
@@ -24,6 +24,13 @@ Ref = Annotated[str, Field(min_length=1, max_length=255)]
 class ProfileItem(ApiModel):
     ref: Ref = Field(description="The library profile's name")
     version: int | None = Field(None, ge=1, le=2**31 - 1, description="A pinned version; null: the latest")
+
+
+class AppItem(ApiModel):
+    ref: Ref = Field(description="The catalogue app's name")
+    configuration: dict[str, Any] | None = Field(
+        None, description="Managed app configuration (a dictionary, at most 64 KiB as JSON)"
+    )
 
 
 class SettingItems(ApiModel):
@@ -46,7 +53,9 @@ class BlueprintBody(ApiModel):
     description: str = Field("", max_length=2000)
     profiles: list[ProfileItem] = Field(default_factory=list, max_length=100)
     settings: SettingItems | None = Field(None, description="Settings the devices get")
-    apps: list[Ref] = Field(default_factory=list, max_length=100, description="App refs (not reconciled yet)")
+    apps: list[Ref | AppItem] = Field(
+        default_factory=list, max_length=100, description="Catalogue apps: a name, or {ref, configuration}"
+    )
     scope: Scope | None = Field(None, description="Groups whose devices get the blueprint")
 
     def spec(self) -> BlueprintSpec:
@@ -57,7 +66,9 @@ class BlueprintBody(ApiModel):
             profiles=tuple(ProfileRef(p.ref, p.version) for p in self.profiles),
             device_name=settings.device_name,
             time_zone=settings.time_zone,
-            apps=tuple(self.apps),
+            apps=tuple(
+                AppRef(a) if isinstance(a, str) else AppRef(a.ref, a.configuration) for a in self.apps
+            ),
             include=tuple(scope.include),
             exclude=tuple(scope.exclude),
         )
@@ -81,7 +92,7 @@ def list_blueprints(request: Request, _: Caller) -> list[dict[str, Any]]:
     return _russet(request).blueprints.list_blueprints()
 
 
-@router.post("", status_code=201, summary="Create a blueprint (profiles, settings, app refs, scope)")
+@router.post("", status_code=201, summary="Create a blueprint (profiles, settings, apps, scope)")
 def create(request: Request, caller: Caller, body: BlueprintBody) -> dict[str, Any]:
     return _russet(request).blueprints.create(body.spec(), created_by=caller)
 

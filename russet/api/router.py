@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from russet.api.abm import router as abm_router
+from russet.api.apps import router as app_catalogue_router
 from russet.api.blueprints import router as blueprints_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
@@ -37,7 +38,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     abm_router,
     push_router,
     vpp_router,
-    apps_router,
+    apps_router,  # /api/v1/apps/install(s) first: the catalogue's /{ident} would match them
+    app_catalogue_router,
     enrollment_router,
     tasks_router,
     groups_router,

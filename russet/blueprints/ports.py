@@ -1,7 +1,8 @@
 """What the blueprints feature needs from other features, as Protocols the composition root wires.
 
 Blueprints never read another feature's tables: group membership comes from the groups service,
-profile versions and their signed bytes from the profile library, command queueing from the MDM
+profile versions and their signed bytes from the profile library, apps, their InstallApplication
+and their Apps and Books licences from the app catalogue, command queueing from the MDM
 core's device service, and what each device last reported from the MDM core's inventory. Each
 port is the smallest surface the reconciler uses, so that those services satisfy it as they are
 (`GroupService`, `ProfileLibrary`, `DeviceService`) or through a thin adapter in
@@ -78,13 +79,14 @@ class DeviceReport:
     # PayloadIdentifier -> PayloadUUID of every profile in its last ProfileList answer.
     profiles: Mapping[str, str] = field(default_factory=dict)
     profiles_at: datetime | None = None  # when that ProfileList was answered; None: never asked
-    # Bundle id -> status from its last ManagedApplicationList (for app items, not acted on yet).
+    # Bundle id -> Status from its last ManagedApplicationList answer.
     apps: Mapping[str, str] = field(default_factory=dict)
     serial_number: str | None = None
     model: str | None = None
     device_name: str | None = None
     facts_at: datetime | None = None  # when device_name/serial/model were last reported
     in_flight: int = 0  # commands queued or sent to the device and not answered, by anyone
+    apps_at: datetime | None = None  # when that ManagedApplicationList was answered; None: never
 
 
 class ReportedState(Protocol):
@@ -102,4 +104,39 @@ class AdeBlueprints(Protocol):
         """Device channel id -> blueprint id, for every enrolled device whose ADE profile (the one
         ABM/ASM has assigned to its serial number) names a blueprint. A blueprint id that no longer
         exists is ignored by the reconciler."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppVersion:
+    """A catalogue app as the reconciler needs it."""
+
+    ref: str  # the catalogue's name of the app
+    bundle_id: str  # what ManagedApplicationList lists and RemoveApplication names
+    content_hash: str  # changes when what is installed changes
+
+
+class Apps(Protocol):
+    """The app catalogue (`russet.apps`)."""
+
+    def app(self, ref: str) -> AppVersion:
+        """The app named `ref` (name or id); NotFound when the catalogue has none."""
+        ...
+
+    def shortfall(self, ref: str, device_ids: Sequence[str]) -> str | None:
+        """Why the app cannot be licensed to all these devices (too few licences left), or None."""
+        ...
+
+    def install_command(
+        self, ref: str, device_id: str, configuration: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The InstallApplication command for one device (a ManifestURL may carry its own token)."""
+        ...
+
+    def licence(self, device_id: str, ref: str, *, retry: bool) -> tuple[str, str | None]:
+        """("ready", None) when InstallApplication may be sent; ("waiting", why) while a licence is
+        being assigned (asked when missing); ("failed", why) when none can be had."""
+        ...
+
+    def release(self, device_id: str, ref: str) -> None:
+        """The app left the device (or never got there): give its licence back, if it has one."""
         ...

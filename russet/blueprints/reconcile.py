@@ -18,6 +18,11 @@ The rules:
   reports them, or the reconciler's own if more); what does not fit waits for a later pass.
 - A failed item is not retried by itself (it would fail again on every pass) until its blueprint
   wants something else or a pass is asked to `retry_failed`.
+- Apps follow the profiles' rules with ManagedApplicationList as their re-check: installed when
+  missing, reinstalled when a later list lacks the app (or shows `ManagedButUninstalled`), failed
+  when the device reports a failure state, removed (RemoveApplication) only when the reconciler
+  installed it; a forgotten app record names its app in `DevicePlan.released` so the executor
+  gives its licence back.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from russet.blueprints.ports import DeviceReport
 
 PROFILE = "profile"
 SETTING = "setting"
+APP = "app"
 
 # Record states (stored) and item states (shown).
 PENDING = "pending"
@@ -46,6 +52,18 @@ INSTALL = "install_profile"
 REMOVE = "remove_profile"
 SETTINGS = "settings"
 PROFILE_LIST = "profile_list"
+INSTALL_APP = "install_application"
+REMOVE_APP = "remove_application"
+APP_LIST = "app_list"
+AWAIT_LICENCE = "await_licence"  # a record waiting for its Apps and Books licence, no command yet
+REMOVES = (REMOVE, REMOVE_APP)
+
+# ManagedApplicationList statuses: the app is there / it failed for good / it is gone.
+APP_INSTALLED = frozenset({"Managed"})
+APP_FAILED = frozenset(
+    {"Failed", "UserRejected", "UpdateRejected", "ManagementRejected", "NeedsRedemption", "UserInstalledApp"}
+)
+APP_GONE = frozenset({"ManagedButUninstalled"})
 
 # Setting items a blueprint may hold -> the Settings command's Item.
 SETTING_ITEMS = {"device_name": "DeviceName", "time_zone": "TimeZone"}
@@ -55,6 +73,8 @@ _VARIABLE = re.compile(r"\$[A-Z_]+")
 
 _VERIFIED = "verified by ProfileList"
 _UNVERIFIED = "installed; ProfileList not asked since"
+_APP_VERIFIED = "verified by ManagedApplicationList"
+_APP_UNVERIFIED = "installed; ManagedApplicationList not asked since"
 
 Key = tuple[str, str]  # (kind, ident): ident is the PayloadIdentifier or the setting's Item
 
@@ -147,6 +167,7 @@ class DevicePlan:
     forget: list[Key] = field(default_factory=list)  # records to delete, no command needed
     adopt: list[tuple[Key, int]] = field(default_factory=list)  # record now owned by another blueprint
     deferred: int = 0  # actions left for a later pass by the in-flight bound
+    released: list[str] = field(default_factory=list)  # app refs whose licence to give back
     # Nothing to do and every item in sync (profiles verified by a later ProfileList): until its
     # blueprints, its reports or its records change, a pass may skip the device (`settled_token`).
     settled: bool = False
@@ -158,6 +179,7 @@ class Policy:
     recheck_after: timedelta = timedelta(days=1)  # ask ProfileList when the last answer is older
     pending_timeout: timedelta = timedelta(days=3)  # a command unanswered this long is tried again
     retry_failed: bool = False
+    app_poll: timedelta = timedelta(minutes=5)  # ask ManagedApplicationList again while installing
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +261,7 @@ def plan_device(
     if conflicts:
         keys += [k for k in conflicts if k not in items]
     keys += [k for k in records if k not in items and k not in conflicts]
+    released = plan.released
     profiles_at = report.profiles_at if report is not None else None
     reported = report.profiles if report is not None else {}
     states = plan.states
@@ -310,13 +333,17 @@ def plan_device(
                     "blueprints "
                     + ", ".join(map(str, merged.conflicts[key]))
                     + " want different things for this "
-                    + ("PayloadIdentifier" if kind == PROFILE else "setting"),
+                    + {PROFILE: "PayloadIdentifier", APP: "bundle id"}.get(kind, "setting"),
                 )
             )
             continue
         if desired is None:
             assert rec is not None
             _leaving(plan, rec, report, removes, policy.retry_failed)
+            if kind == APP and rec.key in plan.forget and rec.ref:
+                released.append(rec.ref)
+        elif kind == APP:
+            _app(plan, desired, rec, report, policy, installs)
         elif kind == PROFILE:
             _profile(plan, desired, rec, report, policy, installs)
         else:
@@ -350,20 +377,18 @@ def plan_device(
             plan.deferred += 1
             plan.states.append(deferred)
 
-    if (
-        not plan.actions
-        and not recheck_pending
-        and budget > 0
-        and _needs_recheck(records, report, now, policy)
-    ):
-        plan.actions.append(Action(PROFILE_LIST, PROFILE, "", None, "recheck"))
+    if not plan.actions and not recheck_pending and budget > 0:
+        if _needs_recheck(records, report, now, policy):
+            plan.actions.append(Action(PROFILE_LIST, PROFILE, "", None, "recheck"))
+        elif _needs_app_recheck(records, merged, report, now, policy):
+            plan.actions.append(Action(APP_LIST, APP, "", None, "recheck"))
     plan.settled = (
         not plan.actions
         and not plan.deferred
         and not plan.forget
         and not plan.adopt
         and not recheck_pending
-        and all(s.state == IN_SYNC and s.detail != _UNVERIFIED for s in states)
+        and all(s.state == IN_SYNC and s.detail not in (_UNVERIFIED, _APP_UNVERIFIED) for s in states)
     )
     return plan
 
@@ -380,15 +405,22 @@ def settled_token(digest: str, report: DeviceReport | None) -> str:
     """What a settled device's mark must equal for a pass to skip it: its desired state's digest
     and the times of the reports it was decided on (a newer ProfileList or inventory re-plans it)."""
     seen = f"{digest}|{report.profiles_at if report else None}|{report.facts_at if report else None}"
+    if report is not None and report.apps_at is not None:
+        seen += f"|{report.apps_at}"
     return hashlib.blake2b(seen.encode(), digest_size=16).hexdigest()
 
 
 def may_skip(merged: Merged, report: DeviceReport | None, now: datetime, policy: Policy) -> bool:
-    """Whether a settled device may be skipped now: not if its ProfileList is due again."""
-    if not any(kind == PROFILE for kind, _ in merged.items):
-        return True
-    at = report.profiles_at if report is not None else None
-    return at is not None and now - at < policy.recheck_after
+    """Whether a settled device may be skipped now: not if its ProfileList (or, with apps, its
+    ManagedApplicationList) is due again."""
+    kinds = {kind for kind, _ in merged.items}
+    for kind, at in (
+        (PROFILE, report.profiles_at if report else None),
+        (APP, report.apps_at if report else None),
+    ):
+        if kind in kinds and (at is None or now - at >= policy.recheck_after):
+            return False
+    return True
 
 
 def _needs_recheck(
@@ -405,6 +437,29 @@ def _needs_recheck(
     return any(r.acked_at is not None and r.acked_at > at for r in installed)
 
 
+def _needs_app_recheck(
+    records: Mapping[Key, Record], merged: Merged, report: DeviceReport | None, now: datetime, policy: Policy
+) -> bool:
+    """Ask ManagedApplicationList when an app installed here was acknowledged after the last answer,
+    the last answer is older than `recheck_after`, or a wanted app was still installing then and
+    `app_poll` has passed."""
+    installed = [r for r in records.values() if r.kind == APP and r.installed]
+    if not installed:
+        return False
+    at = report.apps_at if report else None
+    if at is None or now - at >= policy.recheck_after:
+        return True
+    if any(r.acked_at is not None and r.acked_at > at for r in installed):
+        return True
+    reported = report.apps if report else {}
+    installing = any(
+        reported.get(r.ident) not in (None, *APP_INSTALLED, *APP_FAILED, *APP_GONE)
+        for r in installed
+        if r.key in merged.items
+    )
+    return installing and now - at >= policy.app_poll
+
+
 def _leaving(
     plan: DevicePlan,
     rec: Record,
@@ -414,28 +469,35 @@ def _leaving(
 ) -> None:
     """An item no blueprint in scope wants: remove it if the reconciler put it there."""
     kind, ident = rec.key
-    if rec.state == FAILED and rec.action == REMOVE and not retry_failed:
+    if rec.state == FAILED and rec.action in REMOVES and not retry_failed:
         plan.states.append(
             ItemState(
                 kind,
                 ident,
                 (rec.blueprint_id,),
                 FAILED,
-                "remove_profile failed",
+                f"{rec.action} failed",
                 rec.error,
                 desired=None,
                 actual=rec.payload_uuid,
             )
         )
         return
-    if kind != PROFILE or not rec.installed:
+    if kind == SETTING or not rec.installed:
         plan.forget.append(rec.key)  # a setting cannot be unset; a failed install left nothing
         return
-    if report is not None and _after(report.profiles_at, rec.acked_at) and ident not in report.profiles:
+    if kind == APP:
+        gone = report is not None and _after(report.apps_at, rec.acked_at) and ident not in report.apps
+    else:
+        gone = (
+            report is not None and _after(report.profiles_at, rec.acked_at) and ident not in report.profiles
+        )
+    if gone:
         plan.forget.append(rec.key)  # already gone from the device
         return
+    remove = REMOVE_APP if kind == APP else REMOVE
     action = Action(
-        REMOVE,
+        remove,
         kind,
         ident,
         rec.blueprint_id,
@@ -446,13 +508,13 @@ def _leaving(
         installed=True,
         acked_at=rec.acked_at,
     )
-    state = ItemState(kind, ident, (rec.blueprint_id,), PENDING, "remove_profile queued (left scope)")
+    state = ItemState(kind, ident, (rec.blueprint_id,), PENDING, f"{remove} queued (left scope)")
     removes.append((action, state))
 
 
 def _install(desired: Desired, reason: str, rec: Record | None, value: str | None = None) -> Action:
     return Action(
-        SETTINGS if desired.kind == SETTING else INSTALL,
+        SETTINGS if desired.kind == SETTING else INSTALL_APP if desired.kind == APP else INSTALL,
         desired.kind,
         desired.ident,
         desired.blueprint_id,
@@ -535,6 +597,108 @@ def _profile(
             IN_SYNC,
             _VERIFIED if verified else _UNVERIFIED,
             desired=desired.payload_uuid,
+            actual=actual,
+        )
+    )
+
+
+def _app(
+    plan: DevicePlan,
+    desired: Desired,
+    rec: Record | None,
+    report: DeviceReport | None,
+    policy: Policy,
+    installs: list[tuple[Action, ItemState, ItemState]],
+) -> None:
+    """An app a blueprint wants: `ident` is its bundle id, `content_hash` what it installs (the
+    package and the managed configuration), `value` the configuration as JSON."""
+    kind, ident = desired.key
+    owners = (desired.blueprint_id,)
+    actual = report.apps.get(ident) if report else None
+
+    def queue(reason: str, deferred_state: str, detail: str) -> None:
+        installs.append(
+            (
+                _install(desired, reason, rec, desired.value),
+                ItemState(
+                    kind,
+                    ident,
+                    owners,
+                    PENDING,
+                    f"install_application queued ({reason})",
+                    desired=desired.ref,
+                    actual=actual,
+                ),
+                ItemState(kind, ident, owners, deferred_state, detail, desired=desired.ref, actual=actual),
+            )
+        )
+
+    if rec is None:
+        queue("missing", PENDING, "to install: waiting for a free command slot")
+        return
+    same = rec.content_hash == desired.content_hash and rec.ref == desired.ref
+    if (
+        rec.state == FAILED
+        and not policy.retry_failed
+        and same
+        and rec.action in (INSTALL_APP, AWAIT_LICENCE)
+    ):
+        detail = "no licence" if rec.action == AWAIT_LICENCE else "install_application failed"
+        plan.states.append(
+            ItemState(kind, ident, owners, FAILED, detail, rec.error, desired=desired.ref, actual=actual)
+        )
+        return
+    if rec.action == AWAIT_LICENCE and same and rec.state == PENDING:
+        queue("licence", PENDING, "waiting for its licence and a free command slot")
+        return
+    if not same or rec.state != IN_SYNC or rec.action != INSTALL_APP:
+        reason = "new version" if rec.state == IN_SYNC else ("retry" if rec.state == FAILED else "no answer")
+        queue(reason, PENDING, f"to install ({reason}): waiting for a free command slot")
+        return
+    if rec.blueprint_id != desired.blueprint_id:
+        plan.adopt.append((desired.key, desired.blueprint_id))
+    verified = report is not None and _after(report.apps_at, rec.acked_at)
+    if verified and (actual is None or actual in APP_GONE):
+        what = "missing from the device" if actual is None else f"the device reports {actual}"
+        queue("drifted", DRIFTED, f"drifted: {what}; reinstall waiting for a free command slot")
+        return
+    if verified and actual in APP_FAILED:
+        if policy.retry_failed:
+            queue("retry", PENDING, "to install (retry): waiting for a free command slot")
+            return
+        plan.states.append(
+            ItemState(
+                kind,
+                ident,
+                owners,
+                FAILED,
+                f"the device reports {actual}",
+                desired=desired.ref,
+                actual=actual,
+            )
+        )
+        return
+    if verified and actual not in APP_INSTALLED:
+        plan.states.append(
+            ItemState(
+                kind,
+                ident,
+                owners,
+                PENDING,
+                f"installing: the device reports {actual}",
+                desired=desired.ref,
+                actual=actual,
+            )
+        )
+        return
+    plan.states.append(
+        ItemState(
+            kind,
+            ident,
+            owners,
+            IN_SYNC,
+            _APP_VERIFIED if verified else _APP_UNVERIFIED,
+            desired=desired.ref,
             actual=actual,
         )
     )

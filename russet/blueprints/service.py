@@ -18,6 +18,7 @@ The MDM core calls `on_command_result` when a device answers a command the recon
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -33,6 +34,7 @@ from sqlalchemy import Engine
 from russet.blueprints.ade import AdeSetups, AdeSetupStore
 from russet.blueprints.ports import (
     AdeBlueprints,
+    Apps,
     CommandSender,
     DeviceReport,
     Profiles,
@@ -41,13 +43,19 @@ from russet.blueprints.ports import (
     Scopes,
 )
 from russet.blueprints.reconcile import (
+    APP,
+    APP_LIST,
+    AWAIT_LICENCE,
     FAILED,
     IN_SYNC,
     INSTALL,
+    INSTALL_APP,
     PENDING,
     PROFILE,
     PROFILE_LIST,
     REMOVE,
+    REMOVE_APP,
+    REMOVES,
     SETTING,
     SETTING_ITEMS,
     SETTINGS,
@@ -80,7 +88,19 @@ SEND_CHUNK = 10_000  # targets per send_command
 LEASE = timedelta(minutes=10)
 CREATED_BY = "reconciler"
 # The RequestTypes the reconciler queues (`_commands`): answers to others are not its business.
-QUEUED_KINDS = frozenset({"InstallProfile", "RemoveProfile", "Settings", "ProfileList"})
+QUEUED_KINDS = frozenset(
+    {
+        "InstallProfile",
+        "RemoveProfile",
+        "Settings",
+        "ProfileList",
+        "InstallApplication",
+        "RemoveApplication",
+        "ManagedApplicationList",
+    }
+)
+MAX_CONFIGURATION_BYTES = 64 * 1024  # a managed app configuration, as JSON
+MAX_CONFIGURATION_DEPTH = 10
 PASS_SECONDS = 30.0  # how often the periodic task looks for devices to reconcile
 _EMPTY = Merged({}, {})
 
@@ -94,6 +114,14 @@ class ProfileRef:
 
 
 @dataclass(frozen=True, slots=True)
+class AppRef:
+    """A catalogue app in a blueprint, with its managed app configuration (a dictionary) if any."""
+
+    ref: str
+    configuration: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BlueprintSpec:
     """A whole blueprint as an admin writes it (create and update take the same)."""
 
@@ -102,7 +130,7 @@ class BlueprintSpec:
     profiles: tuple[ProfileRef, ...] = ()
     device_name: str | None = None  # a pattern: $SERIAL, $UDID, $MODEL
     time_zone: str | None = None  # IANA name, e.g. Europe/Paris
-    apps: tuple[str, ...] = ()  # app refs, kept for app assignments (not reconciled yet)
+    apps: tuple[AppRef | str, ...] = ()  # catalogue apps (a bare ref: no configuration)
     include: tuple[int, ...] = ()  # group ids
     exclude: tuple[int, ...] = ()
 
@@ -160,6 +188,7 @@ class BlueprintService:
         clock: Callable[[], datetime] = utcnow,
         ade: AdeBlueprints | None = None,
         ade_release_after: timedelta = timedelta(minutes=15),
+        apps: Apps | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -169,6 +198,7 @@ class BlueprintService:
         self.profiles = profiles
         self.sender = sender
         self.reported = reported
+        self.apps = apps
         self.policy = Policy(max_in_flight, recheck_after, pending_timeout)
         self.full_pass_every = full_pass_every
         self.batch_size = batch_size
@@ -290,16 +320,13 @@ class BlueprintService:
                     f"time_zone: {spec.time_zone!r} is not an IANA time zone (e.g. Europe/Paris)"
                 ) from None
             rows.append(ItemRow(SETTING, "time_zone", None, spec.time_zone))
-        if len(set(spec.apps)) != len(spec.apps):
-            raise Invalid("apps: an app is named twice")
-        for app in spec.apps:
-            _check_text(app, "app ref", 255)
-            rows.append(ItemRow("app", app))
+        in_scope: set[str] = set()
         if spec.include or spec.exclude:
             try:  # the groups service names an unknown group
-                self.scopes.devices_in(list(spec.include), list(spec.exclude))
+                in_scope = self.scopes.devices_in(list(spec.include), list(spec.exclude))
             except NotFound as exc:
                 raise Invalid(f"scope: {exc}") from None
+        rows += self._checked_apps(spec.apps, in_scope)
         taken = self.blueprints.claims(list(claimed), other_than=own_id)
         if taken:
             pid = sorted(taken)[0]
@@ -309,6 +336,44 @@ class BlueprintService:
                 f"it cannot also be in blueprint {spec.name!r}: a PayloadIdentifier belongs to one blueprint"
             )
         return rows
+
+    def _checked_apps(self, refs: Sequence[AppRef | str], in_scope: set[str]) -> list[ItemRow]:
+        """App items as rows (the catalogue's name, the configuration as JSON): an unknown app is
+        Invalid, too few licences left for the devices in scope a Conflict naming the app."""
+        rows: list[ItemRow] = []
+        seen: set[str] = set()
+        for entry in refs:
+            item = entry if isinstance(entry, AppRef) else AppRef(entry)
+            _check_text(item.ref, "app ref", 255)
+            if self.apps is None:
+                raise Invalid("apps: this server has no app catalogue")
+            try:
+                app = self.apps.app(item.ref)
+            except NotFound as exc:
+                raise Invalid(f"app {item.ref!r}: {exc}") from None
+            if app.ref in seen:
+                raise Invalid(f"apps: app {app.ref!r} is named twice")
+            seen.add(app.ref)
+            config = _configuration_json(app.ref, item.configuration)
+            short = self.apps.shortfall(app.ref, sorted(in_scope)) if in_scope else None
+            if short:
+                raise Conflict(short)
+            rows.append(ItemRow(APP, app.ref, None, config))
+        return rows
+
+    def uses_of_app(self, name: str) -> list[str]:
+        """Who uses the catalogue app `name`, in words for a refusal: an app in use is not deleted."""
+        return [
+            f"blueprint {bp.name!r}"
+            for bp in self.blueprints.all()
+            if any(it.kind == APP and it.ref == name for it in bp.items)
+        ]
+
+    def mark_devices(self, device_ids: Sequence[str]) -> None:
+        """These devices' circumstances changed outside the MDM core (an app licence was assigned or
+        refused): the next periodic pass looks at them."""
+        if device_ids:
+            self.items.mark_dirty(list(device_ids))
 
     def _resolve(self, ref: str, version: int | None, *, refusing: bool = False) -> ProfileVersion:
         try:
@@ -358,6 +423,21 @@ class BlueprintService:
                     )
                 elif item.kind == SETTING:
                     wanted.append(Desired(SETTING, SETTING_ITEMS[item.ref], bp.id, value=item.value))
+                elif item.kind == APP:
+                    try:
+                        if self.apps is None:
+                            raise NotFound("this server has no app catalogue")
+                        app = self.apps.app(item.ref)
+                    except NotFound as exc:
+                        run.error(
+                            f"blueprint {bp.name!r}: app {item.ref!r}: {exc}; its devices are left alone"
+                        )
+                        broken.add(bp.id)
+                        break
+                    target = hashlib.sha256(f"{app.content_hash}|{item.value or ''}".encode()).hexdigest()
+                    wanted.append(
+                        Desired(APP, app.bundle_id, bp.id, app.ref, content_hash=target, value=item.value)
+                    )
             per_blueprint[bp.id] = wanted
             if bp.include and scoped:
                 for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
@@ -525,10 +605,21 @@ class BlueprintService:
                     groups[(REMOVE, action.ident)].append((plan.device_id, action))
                 elif action.action == SETTINGS:
                     groups[(SETTINGS, action.ident, action.value)].append((plan.device_id, action))
+                elif action.action == INSTALL_APP:
+                    groups[(INSTALL_APP, action.ref, action.value)].append((plan.device_id, action))
+                elif action.action == REMOVE_APP:
+                    groups[(REMOVE_APP, action.ident)].append((plan.device_id, action))
+                elif action.action == APP_LIST:
+                    groups[(APP_LIST,)].append((plan.device_id, action))
                 else:
                     groups[(PROFILE_LIST,)].append((plan.device_id, action))
         upserts: list[dict[str, Any]] = []
         rechecks: dict[str, str] = {}
+        for plan in plans:
+            for ref in plan.released:
+                self._release(plan.device_id, ref, run)
+        for key in [k for k in groups if k[0] == INSTALL_APP]:
+            groups[key] = self._licensed(groups[key], now, run, upserts)
         for key, members in groups.items():
             for command, batch in self._commands(key, members, run):
                 queued = self._send(batch, command, created_by, run)
@@ -537,7 +628,7 @@ class BlueprintService:
                     if command_uuid is None:
                         continue
                     run.commands[action.action] += 1
-                    if action.action == PROFILE_LIST:
+                    if action.action in (PROFILE_LIST, APP_LIST):
                         rechecks[device_id] = command_uuid
                         continue
                     upserts.append(
@@ -582,6 +673,12 @@ class BlueprintService:
             return [({"RequestType": "Settings", "Settings": [{"Item": item, item: key[2]}]}, members)]
         if kind == PROFILE_LIST:
             return [({"RequestType": "ProfileList", "ManagedOnly": True}, members)]
+        if kind == APP_LIST:
+            return [({"RequestType": "ManagedApplicationList"}, members)]
+        if kind == REMOVE_APP:
+            return [({"RequestType": "RemoveApplication", "Identifier": key[1]}, members)]
+        if kind == INSTALL_APP:
+            return self._app_commands(key[1], key[2], members, run)
         by_bytes: dict[bytes, list[tuple[str, Action]]] = defaultdict(list)
         for device_id, action in members:
             assert action.ref is not None and action.version is not None
@@ -592,6 +689,62 @@ class BlueprintService:
                 continue
             by_bytes[payload].append((device_id, action))
         return [({"RequestType": "InstallProfile", "Payload": p}, m) for p, m in by_bytes.items()]
+
+    def _app_commands(
+        self, ref: str, config: str | None, members: list[tuple[str, Action]], run: _Pass
+    ) -> list[tuple[dict[str, Any], list[tuple[str, Action]]]]:
+        """InstallApplication for each device (one command for all whose command is the same)."""
+        assert self.apps is not None
+        configuration = json.loads(config) if config else None
+        by_command: dict[str, tuple[dict[str, Any], list[tuple[str, Action]]]] = {}
+        for device_id, action in members:
+            try:
+                command = self.apps.install_command(ref, device_id, configuration)
+            except RussetError as exc:
+                run.error(f"{device_id}: app {ref!r}: {exc}")
+                continue
+            key = json.dumps(command, sort_keys=True)
+            by_command.setdefault(key, (command, []))[1].append((device_id, action))
+        return list(by_command.values())
+
+    def _licensed(
+        self, members: list[tuple[str, Action]], now: datetime, run: _Pass, upserts: list[dict[str, Any]]
+    ) -> list[tuple[str, Action]]:
+        """The installs whose Apps and Books licence is there; the others are recorded waiting for
+        it (asked of Apple by the catalogue) or failed with the reason (no licence left...)."""
+        assert self.apps is not None
+        ready: list[tuple[str, Action]] = []
+        for device_id, action in members:
+            assert action.ref is not None
+            try:
+                state, why = self.apps.licence(device_id, action.ref, retry=action.reason == "retry")
+            except RussetError as exc:
+                state, why = "failed", str(exc)
+            if state == "ready":
+                ready.append((device_id, action))
+                continue
+            if state != "waiting":
+                run.error(f"{device_id}: app {action.ref!r}: {why}")
+            upserts.append(
+                _record_row(
+                    device_id,
+                    action,
+                    state=PENDING if state == "waiting" else FAILED,
+                    action_name=AWAIT_LICENCE,
+                    command_uuid=None,
+                    error=None if state == "waiting" else error_text([], why),
+                    now=now,
+                )
+            )
+        return ready
+
+    def _release(self, device_id: str, ref: str, run: _Pass) -> None:
+        if self.apps is None:
+            return
+        try:
+            self.apps.release(device_id, ref)
+        except RussetError as exc:
+            run.error(f"{device_id}: app {ref!r}: licence not given back: {exc}")
 
     def _send(
         self, batch: list[tuple[str, Action]], command: dict[str, Any], created_by: str, run: _Pass
@@ -697,28 +850,42 @@ class BlueprintService:
             return True  # still in flight: the device will be asked again
         now = self.clock()
         if status == "Acknowledged":
-            state = None if record.action == REMOVE else IN_SYNC
+            state = None if record.action in REMOVES else IN_SYNC
             settled = self.items.settle(device_id, record, state=state, error=None, now=now)
         else:
             chain = _error_chain(result)
+            rejected = result.get("RejectionReason") if isinstance(result, Mapping) else None
             reason = (
                 None
                 if status in ("Error", "CommandFormatError") and chain
+                else f"rejected: {rejected[:100]}"
+                if isinstance(rejected, str)
                 else f"command ended {status[:40]}"
             )
             settled = self.items.settle(
                 device_id, record, state=FAILED, error=error_text(chain, reason), now=now
             )
+        if settled and record.kind == APP and record.action == REMOVE_APP and status == "Acknowledged":
+            if record.ref and self.apps is not None:
+                try:
+                    self.apps.release(device_id, record.ref)
+                except RussetError as exc:
+                    log.warning(
+                        "reconcile: licence of %r on %s not given back: %s", record.ref, device_id, exc
+                    )
         if (
             settled
-            and record.kind == PROFILE
+            and record.kind in (PROFILE, APP)
             and status == "Acknowledged"
             and not self.items.has_recheck(device_id)
         ):
+            recheck = (
+                {"RequestType": "ProfileList", "ManagedOnly": True}
+                if record.kind == PROFILE
+                else {"RequestType": "ManagedApplicationList"}
+            )
             try:
-                answer = self.sender.send_command(
-                    [device_id], {"RequestType": "ProfileList", "ManagedOnly": True}, created_by=CREATED_BY
-                )
+                answer = self.sender.send_command([device_id], recheck, created_by=CREATED_BY)
             except RussetError as exc:
                 log.warning("reconcile: ProfileList re-check for %s not queued: %s", device_id, exc)
             else:
@@ -802,7 +969,7 @@ class BlueprintService:
             {
                 "blueprint": bp.name,
                 "ref": it.ref,
-                "state": "not reconciled (app assignments are not built yet)",
+                "configuration": json.loads(it.value) if it.value else None,
             }
             for bp in definitions
             if bp.id in combo
@@ -870,6 +1037,73 @@ def _error_chain(result: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return out
 
 
+def _configuration_json(ref: str, configuration: Mapping[str, Any] | None) -> str | None:
+    """A managed app configuration as stored (compact JSON): a dictionary of plist-able values
+    (text, numbers, booleans, arrays, dictionaries), bounded in depth and size."""
+    if configuration is None:
+        return None
+    if not isinstance(configuration, Mapping):
+        raise Invalid(f"app {ref!r}: configuration must be a dictionary")
+
+    def check(value: Any, depth: int) -> None:
+        if depth > MAX_CONFIGURATION_DEPTH:
+            raise Invalid(f"app {ref!r}: configuration nests deeper than {MAX_CONFIGURATION_DEPTH} levels")
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if not isinstance(k, str) or not k or "\x00" in k:
+                    raise Invalid(f"app {ref!r}: configuration keys must be non-empty text")
+                check(v, depth + 1)
+        elif isinstance(value, list):
+            for v in value:
+                check(v, depth + 1)
+        elif value is None:
+            raise Invalid(f"app {ref!r}: configuration values cannot be null (a property list has none)")
+        elif isinstance(value, str) and "\x00" in value:
+            raise Invalid(f"app {ref!r}: NUL characters are not allowed in the configuration")
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise Invalid(f"app {ref!r}: configuration integers must fit in 64 bits")
+        elif not isinstance(value, str | int | float | bool):
+            raise Invalid(
+                f"app {ref!r}: configuration values must be text, numbers, booleans, arrays or dictionaries"
+            )
+
+    check(configuration, 1)
+    text = json.dumps(configuration, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    if len(text.encode()) > MAX_CONFIGURATION_BYTES:
+        raise Invalid(f"app {ref!r}: configuration is larger than {MAX_CONFIGURATION_BYTES // 1024} KiB")
+    return text
+
+
+def _record_row(
+    device_id: str,
+    action: Action,
+    *,
+    state: str,
+    action_name: str,
+    command_uuid: str | None,
+    error: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "kind": action.kind,
+        "ident": action.ident,
+        "blueprint_id": action.blueprint_id,
+        "state": state,
+        "action": action_name,
+        "installed": action.installed,
+        "ref": action.ref,
+        "version": action.version,
+        "payload_uuid": action.payload_uuid,
+        "content_hash": action.content_hash,
+        "value": action.value,
+        "command_uuid": command_uuid,
+        "error": error,
+        "queued_at": now,
+        "acked_at": action.acked_at,
+    }
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -908,6 +1142,9 @@ def _detail(bp: BlueprintRow) -> dict[str, Any]:
         ],
         "settings": {"device_name": settings.get("device_name"), "time_zone": settings.get("time_zone")},
         "apps": [it.ref for it in bp.items if it.kind == "app"],
+        "app_configurations": {
+            it.ref: json.loads(it.value) for it in bp.items if it.kind == "app" and it.value is not None
+        },
         "scope": {"include": list(bp.include), "exclude": list(bp.exclude)},
         "created_by": bp.created_by,
         "created_at": _iso(bp.created_at),
@@ -953,4 +1190,4 @@ def _plan_json(plan: DevicePlan) -> dict[str, Any]:
     }
 
 
-__all__ = ["BlueprintService", "BlueprintSpec", "DeviceReport", "ProfileRef"]
+__all__ = ["AppRef", "BlueprintService", "BlueprintSpec", "DeviceReport", "ProfileRef"]

@@ -525,7 +525,7 @@ class DeviceItemStore:
                 }
                 if state != "failed":
                     values["acked_at"] = now
-                    if record.action == "install_profile":
+                    if record.action in ("install_profile", "install_application"):
                         values["installed"] = True
                 done = conn.execute(update(blueprint_device_items).where(where).values(**values))
             settled = done.rowcount == 1

@@ -6,11 +6,13 @@ module parses options and prints.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
 
-from russet.blueprints.service import BlueprintSpec, ProfileRef
+from russet.blueprints.service import AppRef, BlueprintSpec, ProfileRef
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
 from russet.kernel.errors import Invalid
@@ -32,13 +34,33 @@ def _profile(text: str) -> ProfileRef:
     return ProfileRef(ref, int(version))
 
 
+APP_HELP = (
+    "A catalogue app, REF, or REF=CONFIG.json with its managed app configuration (a JSON "
+    "dictionary) (repeatable)."
+)
+
+
+def _app(text: str) -> AppRef:
+    ref, eq, path = text.partition("=")
+    if not eq:
+        return AppRef(text)
+    try:
+        raw = Path(path).read_bytes()[: 64 * 1024 + 1]
+        configuration = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise Invalid(f"--app {text!r}: {path} is not a readable JSON file: {exc}") from None
+    if not isinstance(configuration, dict):
+        raise Invalid(f"--app {text!r}: the configuration must be a JSON dictionary")
+    return AppRef(ref, configuration)
+
+
 def _definition_options(func: Any) -> Any:
     options = [
         click.option("--description", help="What the blueprint is for."),
         click.option("--profile", "profiles", multiple=True, metavar="REF[@VERSION]", help=PROFILE_HELP),
         click.option("--device-name", help="Device name pattern; may use $SERIAL, $UDID, $MODEL."),
         click.option("--time-zone", help="IANA time zone, e.g. Europe/Paris."),
-        click.option("--app", "apps", multiple=True, metavar="REF", help="An app ref (not reconciled yet)."),
+        click.option("--app", "apps", multiple=True, metavar="REF[=CONFIG.json]", help=APP_HELP),
         click.option(
             "--include", multiple=True, type=click.IntRange(1), metavar="GROUP", help="Group id in scope."
         ),
@@ -132,7 +154,7 @@ def create(
         profiles=tuple(_profile(p) for p in profiles),
         device_name=device_name,
         time_zone=time_zone,
-        apps=apps,
+        apps=tuple(_app(a) for a in apps),
         include=include,
         exclude=exclude,
     )
@@ -176,7 +198,12 @@ def update(
         profiles=pick("profiles", tuple(_profile(p) for p in profiles), kept_profiles, ()),
         device_name=pick("device-name", device_name, now["settings"]["device_name"], None),
         time_zone=pick("time-zone", time_zone, now["settings"]["time_zone"], None),
-        apps=pick("apps", apps, tuple(now["apps"]), ()),
+        apps=pick(
+            "apps",
+            tuple(_app(a) for a in apps),
+            tuple(AppRef(a, now.get("app_configurations", {}).get(a)) for a in now["apps"]),
+            (),
+        ),
         include=pick("include", include, tuple(now["scope"]["include"]), ()),
         exclude=pick("exclude", exclude, tuple(now["scope"]["exclude"]), ()),
     )

@@ -18,6 +18,7 @@ import click
 from russet import __version__
 from russet.cli.abm import abm
 from russet.cli.apns import apns
+from russet.cli.apps import COMMANDS as APP_COMMANDS
 from russet.cli.blueprints import blueprint, reconcile, setup_lines
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
@@ -367,6 +368,8 @@ cli.add_command(abm)
 cli.add_command(push)
 cli.add_command(vpp)
 cli.add_command(app)
+for _command in APP_COMMANDS:  # the catalogue, next to `russet app install(s)`
+    app.add_command(_command)
 cli.add_command(profile)
 cli.add_command(migrate)
 cli.add_command(secrets)

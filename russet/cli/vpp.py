@@ -306,7 +306,7 @@ def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
 
 @click.group("app")
 def app() -> None:
-    """Install apps with Apps and Books licences."""
+    """The app catalogue, and one-off installs with Apps and Books licences."""
 
 
 @connection.command(

@@ -1,0 +1,1 @@
+"""The app catalogue: Apps and Books apps and enterprise apps, hosted downloads, licences for blueprints."""
