@@ -24,6 +24,7 @@ from simulators.blueprint_ports import MemoryGroups, MemoryLibrary, MemoryReport
 from simulators.device import SimDevice
 from tests.groups_support import add_device
 from tests.library_support import payload, profile, wifi, xml
+from tests.test_apps import manifest
 from tests.test_blueprints_e2e import Agent
 from tests.test_console import csrf_of, log_in, seed
 
@@ -287,12 +288,14 @@ def test_blueprint_create_edit_refusals_reconcile_and_delete(
         ({"profile": "wifi", "version:wifi": "7"}, "version 7", 400),
         ({"device_name": "$NOPE"}, "unknown variable $NOPE", 400),
         ({"name": "123"}, "not only digits", 400),
+        ({"apps": "app-1"}, "app &#39;app-1&#39;: no app &#39;app-1&#39; in the catalogue", 400),
     ):
         refused = post(console, "/console/blueprints", **blueprint_form(**fields))
         assert refused.status_code == status and words in flash(refused.text)[0], refused.text
     assert count(russet, blueprint_table) == 0
     kept = post(console, "/console/blueprints", **blueprint_form(time_zone="Mars/Olympus", include="Lab"))
     assert ">Lab</textarea>" in kept.text and 'value="Mars/Olympus"' in kept.text  # typed values kept
+    russet.apps.add_manifest("app-1", manifest(), created_by="tests")
 
     made = post(
         console,
@@ -314,12 +317,15 @@ def test_blueprint_create_edit_refusals_reconcile_and_delete(
     # Reconcile now: the dry run lists what would be queued and queues nothing; then it runs.
     preview = post(console, "/console/blueprints/reconcile", action="preview")
     assert preview.status_code == 200
-    assert re.search(r"<dt>Commands</dt><dd>1 install_profile, 1 settings</dd>", preview.text), preview.text
+    commands = r"<dt>Commands</dt><dd>1 install_application, 1 install_profile, 1 settings</dd>"
+    assert re.search(commands, preview.text), preview.text
     assert mac.udid in preview.text and "com.example.wifi" in preview.text
     assert russet.storage.queue.for_enrollment(mac.udid, 10) == []
     ran = post(console, "/console/blueprints/reconcile", action="run")
-    assert "Reconciled 1 devices: queued 1 install_profile, 1 settings." in flash(ran.text)[0]
+    queued = "Reconciled 1 devices: queued 1 install_application, 1 install_profile, 1 settings."
+    assert queued in flash(ran.text)[0]
     assert sorted(c["request_type"] for c in russet.storage.queue.for_enrollment(mac.udid, 10)) == [
+        "InstallApplication",
         "InstallProfile",
         "Settings",
     ]
