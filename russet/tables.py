@@ -15,6 +15,7 @@ from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.blueprints import tables as blueprint_tables
 from russet.enrollment import tables as enrollment_tables
+from russet.escrow import tables as escrow_tables
 from russet.groups import tables as groups_tables
 from russet.infra.metadata import metadata
 from russet.library import tables as library_tables
@@ -36,6 +37,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     groups_tables,
     library_tables,
     blueprint_tables,
+    escrow_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

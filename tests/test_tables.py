@@ -60,6 +60,7 @@ CROSS_FEATURE = {
     ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
     ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
     ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
+    ("storage.rotation", "escrow.tables"): "writes: re-seals escrowed device secrets on key rotation",
     ("storage.rotation", "library.tables"): "writes: re-seals library profile contents on key rotation",
     ("storage.rotation", "library.store"): "reads: the purpose label profile contents are sealed under",
     # composition
