@@ -63,7 +63,9 @@ class ActivationLockSimulator:
     def __exit__(self, *exc: object) -> None:
         self._http.stop()
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         parts = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}

@@ -291,7 +291,8 @@ class SimDevice:
         try:
             return self.report_message("Acknowledged", uuid_, **handler(body))
         except _Refuse as exc:
-            chain = [{"ErrorCode": exc.code, "ErrorDomain": "MCMDMErrorDomain", "USEnglishDescription": str(exc)}]
+            said = str(exc)
+            chain = [{"ErrorCode": exc.code, "ErrorDomain": "MCMDMErrorDomain", "USEnglishDescription": said}]
             return self.report_message("Error", uuid_, ErrorChain=chain)
 
     def run_commands(self, client: HttpClient, limit: int = 50) -> list[str]:
@@ -331,7 +332,8 @@ class SimDevice:
 
     def _answer_SetRecoveryLock(self, body: dict[str, Any]) -> dict[str, Any]:
         self._mac_only(True)
-        if self.secrets.recovery_lock is not None and body.get("CurrentPassword") != self.secrets.recovery_lock:
+        current = self.secrets.recovery_lock
+        if current is not None and body.get("CurrentPassword") != current:
             raise _Refuse(12101, "The current Recovery Lock password is incorrect.")
         self.secrets.recovery_lock = body["NewPassword"] or None
         return {}

@@ -114,7 +114,9 @@ def test_recovery_lock_is_set_verified_shown_and_rotated(
     set_once = device.secrets.recovery_lock
     assert set_once is not None and len(set_once) == 24
 
-    shown = russet.escrow.view(device.udid, "recovery-lock", viewer=ADMIN, reason="ticket 42: Mac in recovery")
+    shown = russet.escrow.view(
+        device.udid, "recovery-lock", viewer=ADMIN, reason="ticket 42: Mac in recovery"
+    )
     assert shown["secret"] == set_once
     assert shown["rotation"]["queued"] is True  # rotated after each view
     assert russet.escrow.views(device.udid)[0] == {
@@ -251,9 +253,7 @@ def test_bypass_code_is_escrowed_and_clears_activation_lock_through_the_gateway(
     assert request.form["escrowKey"] == code and request.query["productType"] == device.product_name
 
     fields = sorted((r["direction"], r["field"]) for r in _activation_lock_rows(russet))
-    assert fields == [
-        ("sent", f) for f in sorted(["escrowKey", "guid", "orgName", "productType", "serial"])
-    ]
+    assert fields == [("sent", f) for f in sorted(["escrowKey", "guid", "orgName", "productType", "serial"])]
     assert russet.escrow.activation_lock_clears(device.udid)[0]["outcome"] == "cleared"
     assert code not in every_row(russet) and code not in caplog.text  # fingerprints only
 

@@ -17,9 +17,7 @@ GROUP_LENGTH = 4
 
 def generate() -> str:
     """A new password, e.g. `K7QM-3XHD-9PWA-TN4E-BZ2R`."""
-    return "-".join(
-        "".join(secrets.choice(ALPHABET) for _ in range(GROUP_LENGTH)) for _ in range(GROUPS)
-    )
+    return "-".join("".join(secrets.choice(ALPHABET) for _ in range(GROUP_LENGTH)) for _ in range(GROUPS))
 
 
 def allowed(password: str) -> bool:

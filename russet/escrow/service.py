@@ -200,7 +200,12 @@ class EscrowService:
         if kind == BYPASS_CODE and dev.supervised is False:
             raise Refused(f"{dev.device_id} is not supervised: only supervised devices give a bypass code")
         command_uuid = self._commands.send(dev.device_id, {"RequestType": request_type}, by)
-        return {"device": dev.device_id, "kind": kind, "request_type": request_type, "command_uuid": command_uuid}
+        return {
+            "device": dev.device_id,
+            "kind": kind,
+            "request_type": request_type,
+            "command_uuid": command_uuid,
+        }
 
     # -- showing a secret ------------------------------------------------------------------------
 
@@ -282,7 +287,9 @@ class EscrowService:
             return
         found = event.result.get("VerifyFirmwarePassword", event.result)
         verified = (
-            event.status == "Acknowledged" and isinstance(found, Mapping) and found.get("PasswordVerified") is True
+            event.status == "Acknowledged"
+            and isinstance(found, Mapping)
+            and found.get("PasswordVerified") is True
         )
         self._store.mark_verified(secret.id, verified)
         if not verified:
@@ -345,7 +352,9 @@ class EscrowService:
     def activation_lock_connections(self) -> list[dict[str, Any]]:
         return self._store.connections()
 
-    async def clear_activation_lock(self, device: str, *, by: str, connection: str = "default") -> dict[str, Any]:
+    async def clear_activation_lock(
+        self, device: str, *, by: str, connection: str = "default"
+    ) -> dict[str, Any]:
         """Send the device's escrowed bypass code to Apple's Activation Lock service."""
         dev = self._device(device)
         code = self._store.get(dev.device_id, BYPASS_CODE)
@@ -364,7 +373,9 @@ class EscrowService:
             )
         identity = self._push.identity()
         if identity is None:
-            raise Refused("no APNs certificate is installed: Apple's Activation Lock service knows Russet by it")
+            raise Refused(
+                "no APNs certificate is installed: Apple's Activation Lock service knows Russet by it"
+            )
         unlock = Unlock(dev.serial_number, dev.product_type, code.value, row["org_name"], row["guid"])
         try:
             answer = await self._apple.unlock(connection, unlock, identity)
@@ -375,9 +386,15 @@ class EscrowService:
         self._store.record_clear(connection, dev.device_id, dev.serial_number, by, answer.status, outcome)
         if answer.status != 200:
             raise UpstreamFailed(
-                f"Apple's Activation Lock service answered {answer.status} for {dev.serial_number}: {answer.text}"
+                f"Apple's Activation Lock service answered {answer.status} "
+                f"for {dev.serial_number}: {answer.text}"
             )
-        return {"device": dev.device_id, "serial_number": dev.serial_number, "connection": connection, "cleared": True}
+        return {
+            "device": dev.device_id,
+            "serial_number": dev.serial_number,
+            "connection": connection,
+            "cleared": True,
+        }
 
     def activation_lock_clears(self, device: str) -> list[dict[str, Any]]:
         return self._store.clears(self._device(device).device_id)

@@ -86,17 +86,17 @@ class EscrowStore:
         """Keep a secret about to be sent to the device; Conflict when one is already in flight."""
         try:
             with self._engine.begin() as conn:
-                return int(
-                    conn.execute(
-                        insert(escrow_secrets).values(
-                            device_id=device_id,
-                            kind=kind,
-                            state="pending",
-                            sealed_secret=self._box.seal(value.encode(), purpose(device_id, kind)),
-                            created_at=utcnow(),
-                        )
-                    ).inserted_primary_key[0]
-                )
+                inserted = conn.execute(
+                    insert(escrow_secrets).values(
+                        device_id=device_id,
+                        kind=kind,
+                        state="pending",
+                        sealed_secret=self._box.seal(value.encode(), purpose(device_id, kind)),
+                        created_at=utcnow(),
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                return int(inserted[0])
         except IntegrityError:
             raise Conflict(
                 f"a change of the {kind} of {device_id} is already waiting for the device's answer"
@@ -105,7 +105,9 @@ class EscrowStore:
     def set_command(self, secret_id: int, command_uuid: str | None) -> None:
         with self._engine.begin() as conn:
             conn.execute(
-                update(escrow_secrets).where(escrow_secrets.c.id == secret_id).values(command_uuid=command_uuid)
+                update(escrow_secrets)
+                .where(escrow_secrets.c.id == secret_id)
+                .values(command_uuid=command_uuid)
             )
 
     def drop(self, secret_id: int) -> None:
@@ -222,7 +224,9 @@ class EscrowStore:
             conn.execute(update(escrow_activation_lock).where(t.name == name).values(org_name=org_name))
             return False
         conn.execute(
-            insert(escrow_activation_lock).values(name=name, org_name=org_name, guid=guid, created_at=utcnow())
+            insert(escrow_activation_lock).values(
+                name=name, org_name=org_name, guid=guid, created_at=utcnow()
+            )
         )
         return True
 
