@@ -75,6 +75,7 @@ CROSS_FEATURE = {
         "the composition root builds the ABM service's store, and gives device facts ABM's serial listing"
     ),
     ("runtime", "vpp.store"): "the composition root builds the Apps and Books service's store",
+    ("runtime", "escrow.store"): "the composition root builds the escrow service's store",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",
