@@ -46,7 +46,10 @@ def mac(russet: Russet, client: TestClient, *, apple_silicon: bool) -> SimDevice
     )
     device.enroll(client)
     russet.devices.send_command([device.udid], {"RequestType": "DeviceInformation"}, created_by="tests")
-    assert device.run_commands(client) == ["DeviceInformation"]
+    # Supervised: Russet asks for the bypass code at once, before Activation Lock can be turned on.
+    assert settle(device, client) == ["DeviceInformation", "ActivationLockBypassCode"]
+    listed = russet.escrow.secrets(device.udid)["secrets"]
+    assert [(s["kind"], s["state"]) for s in listed] == [("bypass-code", "current")]
     return device
 
 
@@ -109,8 +112,11 @@ def test_recovery_lock_is_set_verified_shown_and_rotated(
         russet.escrow.rotate(device.udid, "recovery-lock", by="tests")
     assert settle(device, client) == ["SetRecoveryLock", "VerifyRecoveryLock"]
     listed = russet.escrow.secrets(device.udid)["secrets"]
-    assert [(s["kind"], s["state"]) for s in listed] == [("recovery-lock", "current")]
-    assert listed[0]["verified_at"] is not None
+    assert [(s["kind"], s["state"]) for s in listed] == [
+        ("bypass-code", "current"),
+        ("recovery-lock", "current"),
+    ]
+    assert listed[1]["verified_at"] is not None
     set_once = device.secrets.recovery_lock
     assert set_once is not None and len(set_once) == 24
 
@@ -170,7 +176,8 @@ def test_filevault_key_is_escrowed_shown_recorded_and_rotated(
     new_key = device.secrets.filevault_key
     assert new_key not in (None, first_key)  # the Mac accepted the escrowed key to unlock
     assert russet.escrow.view(device.udid, "filevault", viewer=ADMIN, reason="again")["secret"] == new_key
-    assert [s["state"] for s in russet.escrow.secrets(device.udid)["secrets"]] == ["current", "pending"]
+    states = [(s["kind"], s["state"]) for s in russet.escrow.secrets(device.udid)["secrets"]]
+    assert states == [("bypass-code", "current"), ("filevault", "current"), ("filevault", "pending")]
     rows = every_row(russet)
     for key in (first_key, new_key):
         assert key not in rows and key not in caplog.text

@@ -28,7 +28,7 @@ def test_api_sets_lists_shows_and_records_a_recovery_lock(
     assert password is not None
     listed = client.get(base, headers=api_headers)
     assert listed.status_code == 200 and password not in listed.text
-    assert [s["kind"] for s in listed.json()["secrets"]] == ["recovery-lock"]
+    assert [s["kind"] for s in listed.json()["secrets"]] == ["bypass-code", "recovery-lock"]
 
     assert client.post(f"{base}/recovery-lock/view", headers=api_headers, json={}).status_code == 422
     shown = client.post(f"{base}/recovery-lock/view", headers=api_headers, json={"reason": "locked out"})

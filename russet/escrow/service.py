@@ -325,7 +325,34 @@ class EscrowService:
         if self._store.put_current(device_id, FILEVAULT, key):
             log.info("%s: FileVault recovery key escrowed", device_id)
 
+    def _device_information_answered(self, event: CommandAnswered) -> None:
+        """A supervised device's bypass code is asked for as soon as Russet learns it is
+        supervised: Apple says to escrow it before Activation Lock can be turned on. Once per
+        device while none is kept (a pending row marks the question in flight)."""
+        facts = event.result.get("QueryResponses")
+        if event.status != "Acknowledged" or not isinstance(facts, Mapping):
+            return
+        if facts.get("IsSupervised") is not True or ":" in event.device_id:
+            return
+        device_id = event.device_id
+        if self._store.get(device_id, BYPASS_CODE) or self._store.get(device_id, BYPASS_CODE, "pending"):
+            return
+        try:
+            secret_id = self._store.add_pending(device_id, BYPASS_CODE, "")
+        except RussetError:
+            return  # asked concurrently
+        try:
+            command_uuid = self._commands.send(device_id, {"RequestType": "ActivationLockBypassCode"}, SYSTEM)
+        except RussetError as exc:  # a platform without bypass codes (tvOS...)
+            self._store.drop(secret_id)
+            log.info("%s: bypass code not asked for: %s", device_id, exc)
+            return
+        self._store.set_command(secret_id, command_uuid)
+
     def _bypass_code_answered(self, event: CommandAnswered) -> None:
+        asked = self._store.by_command(event.command_uuid)
+        if asked is not None and asked.state == "pending":
+            self._store.drop(asked.id)
         code = event.result.get("ActivationLockBypassCode")
         if event.status != "Acknowledged" or not isinstance(code, str) or not code:
             return  # an empty code is no news: Apple says keep the one you have
@@ -416,4 +443,5 @@ _HANDLERS = {
     "SecurityInfo": EscrowService._security_info_answered,
     "RotateFileVaultKey": EscrowService._rotate_filevault_answered,
     "ActivationLockBypassCode": EscrowService._bypass_code_answered,
+    "DeviceInformation": EscrowService._device_information_answered,
 }
