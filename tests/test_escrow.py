@@ -24,6 +24,7 @@ from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.kernel.errors import Conflict, Invalid, NotFound, Refused
 from russet.runtime import Russet
+from russet.storage import rotation
 from russet.storage.db import reading
 from russet.tables import metadata
 from simulators.activation_lock import ActivationLockSimulator
@@ -245,6 +246,9 @@ def test_bypass_code_is_escrowed_and_clears_activation_lock_through_the_gateway(
         russet.escrow.fetch(device.udid, "bypass-code", by="tests")
         assert device.run_commands(client) == ["ActivationLockBypassCode"]
     code = device.secrets.bypass_code
+    (asked,) = russet.devices.device_commands(device.udid)["commands"]
+    revealed = russet.devices.show_command(asked["command_uuid"], reveal=True)  # not a way around view
+    assert revealed["result"]["ActivationLockBypassCode"] == "<redacted>"
     shown = russet.escrow.view(device.udid, "bypass-code", viewer=ADMIN, reason="device returned locked")
     assert shown["secret"] == code and shown["rotation"]["queued"] is False
     activation_lock.lock(device.serial, device.product_name, code)
@@ -278,3 +282,17 @@ def test_bypass_code_is_escrowed_and_clears_activation_lock_through_the_gateway(
     with pytest.raises(Disconnected):  # a disconnected connection sends nothing
         russet.run(russet.escrow.clear_activation_lock(device.udid, by="tests"))
     assert len(activation_lock.requests) == sent
+
+
+def test_escrowed_secrets_survive_a_master_key_rotation(
+    settings: Settings, russet: Russet, client: TestClient
+) -> None:
+    device = mac(russet, client, apple_silicon=True)  # its bypass code is escrowed on the way
+    russet.close()
+    rotation.rotate(settings)
+    reopened = Russet.open(settings, migrate_db=False)
+    try:
+        shown = reopened.escrow.view(device.udid, "bypass-code", viewer=ADMIN, reason="after rotation")
+        assert shown["secret"] == device.secrets.bypass_code
+    finally:
+        reopened.close()
