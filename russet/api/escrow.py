@@ -98,11 +98,17 @@ def activation_lock_clears(request: Request, _: Caller, device_id: str) -> list[
     return _russet(request).escrow.activation_lock_clears(device_id)
 
 
-@router.get("/secrets/filevault-profile", summary="The FileVault profile escrowing recovery keys to Russet")
+PROFILE_TYPE = "application/x-apple-aspen-config"
+
+
+@router.get(
+    "/secrets/filevault-profile",
+    summary="The FileVault profile escrowing recovery keys to Russet",
+    response_class=Response,
+    responses={200: {"content": {PROFILE_TYPE: {"schema": {"type": "string", "format": "binary"}}}}},
+)
 def filevault_profile(request: Request, _: Caller) -> Response:
-    return Response(
-        _russet(request).escrow.filevault_profile(), media_type="application/x-apple-aspen-config"
-    )
+    return Response(_russet(request).escrow.filevault_profile(), media_type=PROFILE_TYPE)
 
 
 @router.get("/secrets/activation-lock", summary="Connections to Apple's Activation Lock service")
