@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,6 +23,7 @@ from russet.app import create_app
 from russet.apple.connections import Disconnected
 from russet.apple.tables import ledger
 from russet.config import Settings
+from russet.escrow import filevault, passwords
 from russet.kernel.errors import Conflict, Invalid, NotFound, Refused
 from russet.runtime import Russet
 from russet.storage import rotation
@@ -296,3 +298,39 @@ def test_escrowed_secrets_survive_a_master_key_rotation(
         assert shown["secret"] == device.secrets.bypass_code
     finally:
         reopened.close()
+
+
+def test_generated_passwords_fit_apples_charset_and_do_not_repeat() -> None:
+    made = {passwords.generate() for _ in range(200)}
+    assert len(made) == 200
+    for password in made:
+        groups = password.split("-")
+        assert [len(g) for g in groups] == [4] * 5
+        assert set("".join(groups)) <= set(passwords.ALPHABET)
+        assert all(0x20 <= ord(c) <= 0x7E for c in password)  # what the EFI / recoveryOS prompt takes
+
+
+def test_a_malformed_filevault_envelope_is_refused_with_the_reason(russet: Russet) -> None:
+    identity = filevault.escrow_identity(russet.storage.certificates)
+    assert filevault.escrow_identity(russet.storage.certificates)[0] == identity[0]  # made once
+    for envelope, why in (
+        (None, "missing"),
+        ("text", "not data"),
+        (b"\x30" * (filevault.MAX_CMS_BYTES + 1), "larger than"),
+        (b"not a CMS envelope", "cannot be opened"),
+    ):
+        with pytest.raises(Invalid, match=why):
+            filevault.open_key(envelope, identity)
+    other = FakeAppleCA().new_push_identity(TOPIC)[0]  # encrypted to someone else's certificate
+    with pytest.raises(Invalid, match="cannot be opened"):
+        filevault.open_key(pkcs7_envelope(b"KEY", other), identity)
+    assert filevault.open_key(pkcs7_envelope(b" ABCD-EFGH \n", identity[0]), identity) == "ABCD-EFGH"
+
+
+def pkcs7_envelope(content: bytes, cert: Any) -> bytes:
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(content)
+        .add_recipient(cert)
+        .encrypt(serialization.Encoding.DER, [])
+    )

@@ -19,7 +19,3 @@ def generate() -> str:
     """A new password, e.g. `K7QM-3XHD-9PWA-TN4E-BZ2R`."""
     return "-".join("".join(secrets.choice(ALPHABET) for _ in range(GROUP_LENGTH)) for _ in range(GROUPS))
 
-
-def allowed(password: str) -> bool:
-    """Whether a password is one Apple accepts for SetRecoveryLock / SetFirmwarePassword."""
-    return all(0x20 <= ord(c) <= 0x7E for c in password)

@@ -7,6 +7,7 @@ from the row (`russet.storage.rotation`); its clear form exists only in memory, 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -230,7 +231,8 @@ class EscrowStore:
         )
         return True
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractContextManager[Connection]:
+        """A write transaction, for adding a connection together with the registry's row."""
         return self._engine.begin()
 
     def connection(self, name: str) -> dict[str, Any] | None:
