@@ -169,7 +169,7 @@ class SimDevice:
     proxy_header: str | None = None
     proxy_format: str = "rfc9440"
     product_name: str = "iPhone15,2"
-    unlock_token: bytes = field(default_factory=lambda: os.urandom(64))  # sent in TokenUpdate
+    unlock_token: bytes = b""  # the last one sent in TokenUpdate
     secrets: DeviceSecrets = field(default_factory=DeviceSecrets)
 
     # -- message bodies ------------------------------------------------------------------------
@@ -201,6 +201,9 @@ class SimDevice:
         }
 
     def token_update_message(self, **extra: Any) -> dict[str, Any]:
+        # A fresh UnlockToken each time (so no two TokenUpdate bodies are alike for the replay
+        # guard); the device keeps the last one it sent, which is the one Russet escrows.
+        self.unlock_token = os.urandom(64)
         return {
             "MessageType": "TokenUpdate",
             "Topic": self.enrollment.topic,
