@@ -91,6 +91,7 @@ class Settings:
     apns_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
     master_key: str | None = field(default=None, repr=False)
     vpp_url: str = "https://vpp.itunes.apple.com/mdm/v2"  # Apps and Books API v2
+    activation_lock_url: str = "https://deviceservices-external.apple.com"  # escrowKeyUnlock
     vpp_poll_seconds: int = 60  # pending Apps and Books events polled, installs checked (Apple: >= 30 s)
     vpp_sync_minutes: int = 60  # each location's assets re-read while serving
     ade_ca_file: str | None = None  # PEM: the CA that signs ADE MachineInfo, replacing Apple's shipped one
@@ -145,6 +146,9 @@ class Settings:
             apns_url=(env.get("RUSSET_APNS_URL") or "https://api.push.apple.com").rstrip("/"),
             master_key=env.get("RUSSET_MASTER_KEY") or None,
             vpp_url=(env.get("RUSSET_VPP_URL") or "https://vpp.itunes.apple.com/mdm/v2").rstrip("/"),
+            activation_lock_url=(
+                env.get("RUSSET_ACTIVATION_LOCK_URL") or "https://deviceservices-external.apple.com"
+            ).rstrip("/"),
             vpp_poll_seconds=_int(env, "RUSSET_VPP_POLL_SECONDS", 60),
             vpp_sync_minutes=_int(env, "RUSSET_VPP_SYNC_MINUTES", 60),
             ade_ca_file=_existing_file(env, "RUSSET_ADE_CA_FILE"),

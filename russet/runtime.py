@@ -27,6 +27,7 @@ from russet.abm import hooks as abm_hooks
 from russet.abm.service import AbmService
 from russet.abm.store import AbmSerials, AbmStore
 from russet.apns import hooks as apns_hooks
+from russet.apns.certificate import push_identity
 from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
 from russet.apns.topic import PushTopic
@@ -40,11 +41,16 @@ from russet.apps.tokens import DownloadTokens
 from russet.blueprints.ports import AppVersion, DeviceReport, ProfileVersion
 from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
+from russet.commands.support import DeviceFacts
 from russet.config import Settings
 from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer, signed_profile
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
+from russet.escrow import hooks as escrow_hooks
+from russet.escrow.ports import EscrowDevice
+from russet.escrow.service import EscrowService
+from russet.escrow.store import EscrowStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound, RussetError
@@ -102,6 +108,7 @@ SERVICE_HOOKS: list[ServiceHooks] = []
 SERVICE_HOOKS.append(abm_hooks.HOOKS)
 SERVICE_HOOKS.append(apns_hooks.HOOKS)
 SERVICE_HOOKS.append(vpp_hooks.HOOKS)
+SERVICE_HOOKS.append(escrow_hooks.HOOKS)
 
 
 # -- the blueprints' ports over the real services (issue #13) ------------------------------------
@@ -407,6 +414,7 @@ class Russet:
     vpp: VppService  # Apps and Books
     apps: AppCatalogue  # the app catalogue: Apps and Books and enterprise apps, hosted downloads
     blueprints: BlueprintService
+    escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -509,6 +517,19 @@ class Russet:
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
         events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
+        escrow = EscrowService(
+            EscrowStore(engine, box),
+            storage.certificates,
+            _EscrowDevices(devices, storage),
+            _EscrowCommands(devices),
+            _AdminsMayViewSecrets(storage),
+            _PushIdentity(storage),
+            gateway,
+            connections,
+            activation_lock_url=settings.activation_lock_url,
+            filevault_location=f"Russet ({settings.public_url})",
+        )
+        events.subscribe(CommandAnswered, escrow.on_command_answered)
         return cls(
             settings=settings,
             storage=storage,
@@ -543,6 +564,7 @@ class Russet:
             groups=groups,
             library=library,
             blueprints=blueprints,
+            escrow=escrow,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -697,3 +719,77 @@ class _DevicesForAppsAndBooks:
         if row is None:
             return None
         return DeviceRef(row["id"], row["serial_number"], bool(row["enabled"]))
+
+
+# -- escrow's ports over the MDM core, the API keys and the push certificate ---------------------
+
+
+class _EscrowDevices:
+    """Escrow's Devices port: the device channel DeviceService finds, with the facts escrow needs
+    from its inventory, and its escrowed UnlockToken from the enrollment store."""
+
+    def __init__(self, devices: DeviceService, storage: Storage) -> None:
+        self._devices = devices
+        self._enrollments = storage.enrollments
+
+    def find(self, device: str) -> EscrowDevice | None:
+        row = self._devices.find_device(device)
+        if row is None:
+            return None
+        inventory = row.get("inventory") or {}
+        info = inventory.get("DeviceInformation")
+        info = info if isinstance(info, dict) else {}
+        facts = DeviceFacts.from_inventory(inventory)
+        silicon = info.get("IsAppleSilicon")
+        product = row["product_name"] or info.get("ProductName")
+        return EscrowDevice(
+            device_id=row["id"],
+            serial_number=row["serial_number"],
+            product_type=product if isinstance(product, str) else None,
+            platform=facts.platform,
+            apple_silicon=silicon if isinstance(silicon, bool) else None,
+            supervised=facts.supervised,
+        )
+
+    def unlock_token(self, device_id: str) -> bytes | None:
+        return self._enrollments.unlock_token(device_id)
+
+
+class _EscrowCommands:
+    """Escrow's Commands port: one command for one device through DeviceService (validated,
+    refused for the wrong platform, sealed at rest when it carries secrets)."""
+
+    def __init__(self, devices: DeviceService) -> None:
+        self._devices = devices
+
+    def send(self, device_id: str, command: Mapping[str, Any], created_by: str) -> str:
+        queued = self._devices.send_command([device_id], dict(command), created_by=created_by)
+        return str(queued["commands"][0]["command_uuid"])
+
+
+class _AdminsMayViewSecrets:
+    """Escrow's SecretViewer until roles exist (issue #19): every live API key is an admin's
+    (`api:<key name>`), and the CLI (`cli:<user>`) runs as the server's operator, holding the
+    database and the master key already. Roles replace this class, nothing else."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._keys = storage.api_keys
+
+    def may_view(self, viewer: str, device_id: str, kind: str) -> bool:
+        if viewer.startswith("cli:"):
+            return True
+        if viewer.startswith("api:"):
+            name = viewer[len("api:") :]
+            return any(k.name == name and k.revoked_at is None for k in self._keys.list())
+        return False
+
+
+class _PushIdentity:
+    """Escrow's PushIdentity: the installed APNs certificate and key."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def identity(self) -> tuple[Any, Any] | None:
+        found = push_identity(self._storage)
+        return None if found is None else (found.certificate, found.key)

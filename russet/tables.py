@@ -16,6 +16,7 @@ from russet.apple import tables as apple_tables
 from russet.apps import tables as apps_tables
 from russet.blueprints import tables as blueprint_tables
 from russet.enrollment import tables as enrollment_tables
+from russet.escrow import tables as escrow_tables
 from russet.groups import tables as groups_tables
 from russet.infra.metadata import metadata
 from russet.library import tables as library_tables
@@ -38,6 +39,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     library_tables,
     apps_tables,
     blueprint_tables,
+    escrow_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -9,6 +9,12 @@ for in-process tests, set `proxy_header` and the device adds the header the prox
 
 It speaks for its user channels too (macOS users, Shared iPad users, User Enrollment users):
 pass a `SimUser`'s keys with any message.
+
+It answers commands as a device does (`answer`, `run_commands`): DeviceInformation from its
+facts, and the commands that move secrets, checking them as the OS would (ClearPasscode needs the
+UnlockToken it sent in TokenUpdate, SetRecoveryLock the current password, RotateFileVaultKey the
+current recovery key), with the FileVault key encrypted to the escrow certificate of the profile
+it installed (`install_profile`), as a Mac does.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from russet.mdm.channels import SHARED_IPAD_USER_ID
 from russet.pki import sign_detached, verify_attached
@@ -136,6 +142,20 @@ class SimUser:
 
 
 @dataclass
+class DeviceSecrets:
+    """What the device itself holds: the secrets an MDM escrows, and the facts that decide which."""
+
+    apple_silicon: bool | None = None  # a Mac: Recovery Lock (True) or firmware password (False)
+    supervised: bool = True
+    recovery_lock: str | None = None
+    firmware_password: str | None = None
+    bypass_code: str = field(default_factory=lambda: "-".join(os.urandom(3).hex().upper() for _ in range(5)))
+    filevault_key: str | None = None  # the personal recovery key, once FileVault is on
+    escrow_certificate: x509.Certificate | None = None  # from an FDERecoveryKeyEscrow profile
+    passcode_cleared: int = 0
+
+
+@dataclass
 class SimDevice:
     enrollment: Enrollment
     udid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
@@ -148,6 +168,9 @@ class SimDevice:
     # Stand in for a TLS-terminating proxy: put the identity in this header (rfc9440 | nginx).
     proxy_header: str | None = None
     proxy_format: str = "rfc9440"
+    product_name: str = "iPhone15,2"
+    unlock_token: bytes = b""  # the last one sent in TokenUpdate
+    secrets: DeviceSecrets = field(default_factory=DeviceSecrets)
 
     # -- message bodies ------------------------------------------------------------------------
 
@@ -172,19 +195,22 @@ class SimDevice:
             "Topic": self.enrollment.topic,
             self.id_key: self.udid,
             "SerialNumber": self.serial,
-            "ProductName": "iPhone15,2",
+            "ProductName": self.product_name,
             "OSVersion": self.os_version,
             "BuildVersion": "22B83",
         }
 
     def token_update_message(self, **extra: Any) -> dict[str, Any]:
+        # A fresh UnlockToken each time (so no two TokenUpdate bodies are alike for the replay
+        # guard); the device keeps the last one it sent, which is the one Russet escrows.
+        self.unlock_token = os.urandom(64)
         return {
             "MessageType": "TokenUpdate",
             "Topic": self.enrollment.topic,
             self.id_key: self.udid,
             "Token": self.push_token,
             "PushMagic": self.push_magic,
-            "UnlockToken": os.urandom(64),
+            "UnlockToken": self.unlock_token,
             "AwaitingConfiguration": False,
             **extra,
         }
@@ -244,3 +270,132 @@ class SimDevice:
         if response.status_code != 200:
             raise RuntimeError(f"connect refused: {response.status_code} {response.text}")
         return plistlib.loads(response.content) if response.content else None
+
+
+    # -- answering commands --------------------------------------------------------------------
+
+    def install_profile(self, profile: bytes) -> None:
+        """Install a configuration profile: an FDERecoveryKeyEscrow payload makes FileVault
+        escrow its recovery key to the certificate it names (and FileVault gets a key)."""
+        payloads = {p["PayloadUUID"]: p for p in plistlib.loads(profile)["PayloadContent"]}
+        for payload in payloads.values():
+            if payload["PayloadType"] == "com.apple.security.FDERecoveryKeyEscrow":
+                der = payloads[payload["EncryptCertPayloadUUID"]]["PayloadContent"]
+                self.secrets.escrow_certificate = x509.load_der_x509_certificate(der)
+                self.secrets.filevault_key = self.secrets.filevault_key or _recovery_key()
+
+    def answer(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The report a device sends for `command` (Acknowledged with its answer, or Error)."""
+        body, uuid_ = command["Command"], command["CommandUUID"]
+        kind = body["RequestType"]
+        handler = getattr(self, f"_answer_{kind}", None)
+        if handler is None:
+            return self.report_message("Acknowledged", uuid_)
+        try:
+            return self.report_message("Acknowledged", uuid_, **handler(body))
+        except _Refuse as exc:
+            said = str(exc)
+            chain = [{"ErrorCode": exc.code, "ErrorDomain": "MCMDMErrorDomain", "USEnglishDescription": said}]
+            return self.report_message("Error", uuid_, ErrorChain=chain)
+
+    def run_commands(self, client: HttpClient, limit: int = 50) -> list[str]:
+        """Connect and answer every queued command until the server has none; their types."""
+        answered: list[str] = []
+        response = self.connect(client, self.report_message("Idle"))
+        for _ in range(limit):
+            command = self.command_of(response)
+            if command is None:
+                return answered
+            answered.append(command["Command"]["RequestType"])
+            response = self.connect(client, self.answer(command))
+        raise RuntimeError(f"more than {limit} commands queued")
+
+    def _answer_DeviceInformation(self, body: dict[str, Any]) -> dict[str, Any]:
+        facts: dict[str, Any] = {
+            "UDID": self.udid,
+            "SerialNumber": self.serial,
+            "ProductName": self.product_name,
+            "OSVersion": self.os_version,
+            "IsSupervised": self.secrets.supervised,
+        }
+        if self.secrets.apple_silicon is not None:
+            facts["IsAppleSilicon"] = self.secrets.apple_silicon
+        asked = body.get("Queries") or list(facts)
+        return {"QueryResponses": {k: v for k, v in facts.items() if k in asked}}
+
+    def _answer_ClearPasscode(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("UnlockToken") != self.unlock_token:
+            raise _Refuse(12021, "The unlock token is invalid.")
+        self.secrets.passcode_cleared += 1
+        return {}
+
+    def _mac_only(self, silicon: bool) -> None:
+        if self.secrets.apple_silicon is not silicon:
+            raise _Refuse(12078, "This command is not supported on this device.")
+
+    def _answer_SetRecoveryLock(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._mac_only(True)
+        current = self.secrets.recovery_lock
+        if current is not None and body.get("CurrentPassword") != current:
+            raise _Refuse(12101, "The current Recovery Lock password is incorrect.")
+        self.secrets.recovery_lock = body["NewPassword"] or None
+        return {}
+
+    def _answer_VerifyRecoveryLock(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._mac_only(True)
+        return {"PasswordVerified": body.get("Password") == self.secrets.recovery_lock}
+
+    def _answer_SetFirmwarePassword(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._mac_only(False)
+        current = self.secrets.firmware_password
+        changed = current is None or body.get("CurrentPassword") == current
+        if changed:
+            self.secrets.firmware_password = body["NewPassword"] or None
+        return {"SetFirmwarePassword": {"PasswordChanged": changed}}
+
+    def _answer_VerifyFirmwarePassword(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._mac_only(False)
+        verified = body.get("Password") == self.secrets.firmware_password
+        return {"VerifyFirmwarePassword": {"PasswordVerified": verified}}
+
+    def _answer_ActivationLockBypassCode(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.secrets.supervised:
+            raise _Refuse(12081, "The device is not supervised.")
+        return {"ActivationLockBypassCode": self.secrets.bypass_code}
+
+    def _answer_SecurityInfo(self, body: dict[str, Any]) -> dict[str, Any]:
+        info: dict[str, Any] = {"FDE_Enabled": self.secrets.filevault_key is not None}
+        cert = self.secrets.escrow_certificate
+        if self.secrets.filevault_key is not None and cert is not None:
+            info["FDE_HasPersonalRecoveryKey"] = True
+            info["FDE_PersonalRecoveryKeyCMS"] = _envelope(self.secrets.filevault_key, cert)
+            info["FDE_PersonalRecoveryKeyDeviceKey"] = self.serial
+        return {"SecurityInfo": info}
+
+    def _answer_RotateFileVaultKey(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.secrets.filevault_key is None:
+            raise _Refuse(12090, "FileVault is not enabled.")
+        if body.get("FileVaultUnlock", {}).get("Password") != self.secrets.filevault_key:
+            raise _Refuse(12091, "The FileVault password or recovery key is incorrect.")
+        self.secrets.filevault_key = _recovery_key()
+        reply = x509.load_der_x509_certificate(body["ReplyEncryptionCertificate"])
+        return {"RotateResult": {"EncryptedNewRecoveryKey": _envelope(self.secrets.filevault_key, reply)}}
+
+
+class _Refuse(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _recovery_key() -> str:
+    """A personal recovery key as macOS shows one: six groups of four."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "-".join("".join(alphabet[b % 32] for b in os.urandom(4)) for _ in range(6))
+
+
+def _envelope(key: str, cert: x509.Certificate) -> bytes:
+    """CMS EnvelopedData holding `key`, encrypted to `cert` (what FDE_PersonalRecoveryKeyCMS is)."""
+    return pkcs7.PKCS7EnvelopeBuilder().set_data(key.encode()).add_recipient(cert).encrypt(
+        serialization.Encoding.DER, []
+    )

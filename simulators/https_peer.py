@@ -8,6 +8,7 @@ and its answers come from a script (status, headers, body) so Apple's errors can
 
 from __future__ import annotations
 
+import base64
 import ssl
 import threading
 from collections import deque
@@ -28,7 +29,18 @@ class HttpsServer:
     `content_type` is sent when an answer names none (None: send none).
     """
 
-    def __init__(self, tls: TlsFiles, handle: Handle, *, port: int = 0, content_type: str | None = None):
+    def __init__(
+        self,
+        tls: TlsFiles,
+        handle: Handle,
+        *,
+        port: int = 0,
+        content_type: str | None = None,
+        client_ca: str | None = None,
+    ):
+        """`client_ca` (PEM): require a TLS client certificate it issued, and hand `handle` its
+        DER, base64, as the pseudo-header `:client-certificate` (no real header has a colon)."""
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -36,6 +48,9 @@ class HttpsServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if client_ca is not None:
+                    der = self.connection.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+                    headers[":client-certificate"] = base64.b64encode(der or b"").decode()
                 status, payload, extra = handle(self.command, self.path, headers, body)
                 self.send_response(status)
                 if content_type is not None and "Content-Type" not in extra:
@@ -55,6 +70,9 @@ class HttpsServer:
         self._server.daemon_threads = True
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        if client_ca is not None:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=client_ca)
         self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

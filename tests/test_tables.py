@@ -60,6 +60,7 @@ CROSS_FEATURE = {
     ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
     ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
     ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
+    ("storage.rotation", "escrow.tables"): "writes: re-seals escrowed device secrets on key rotation",
     ("storage.rotation", "library.tables"): "writes: re-seals library profile contents on key rotation",
     ("storage.rotation", "library.store"): "reads: the purpose label profile contents are sealed under",
     # composition
@@ -74,6 +75,7 @@ CROSS_FEATURE = {
         "the composition root builds the ABM service's store, and gives device facts ABM's serial listing"
     ),
     ("runtime", "vpp.store"): "the composition root builds the Apps and Books service's store",
+    ("runtime", "escrow.store"): "the composition root builds the escrow service's store",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",

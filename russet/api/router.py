@@ -13,6 +13,7 @@ from russet.api.apps import router as app_catalogue_router
 from russet.api.blueprints import router as blueprints_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
+from russet.api.escrow import router as escrow_router
 from russet.api.groups import router as groups_router
 from russet.api.ledger import router as ledger_router
 from russet.api.models import document_errors
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     groups_router,
     profiles_router,
     blueprints_router,
+    escrow_router,
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Service = Literal["apns", "abm", "vpp"]
+Service = Literal["apns", "abm", "vpp", "activationlock"]
 Direction = Literal["sent", "received"]
 SubjectType = Literal["device", "user", "organisation", "server"]
 
@@ -18,6 +18,7 @@ SERVICE_NAMES: dict[str, str] = {
     "apns": "Apple Push Notification service",
     "abm": "Apple Business/School Manager (device enrollment)",
     "vpp": "Apps and Books",
+    "activationlock": "Activation Lock (clearing it with an escrowed bypass code)",
 }
 
 
@@ -222,6 +223,27 @@ CATALOGUE: tuple[FieldSpec, ...] = tuple(
             "email": "the person's email, as Apple holds it",
             "invite code": "code of the invitation that links the person's Apple Account",
             "idHash": "hash of the Apple Account linked to the person",
+        },
+    )
+    # Activation Lock: POST /deviceservicesworkers/escrowKeyUnlock, over mutual TLS with the push
+    # certificate (russet.escrow.activation_lock).
+    + _fields(
+        "activationlock",
+        "sent",
+        "device",
+        {
+            "serial": "serial number of the device whose Activation Lock is cleared (query)",
+            "productType": "the device's model identifier, e.g. iPhone15,2 (query)",
+            "escrowKey": "the Activation Lock bypass code the device gave Russet (form)",
+        },
+    )
+    + _fields(
+        "activationlock",
+        "sent",
+        "organisation",
+        {
+            "orgName": "the organisation's name, as configured for the connection (form)",
+            "guid": "a random id Russet made for the connection (form)",
         },
     )
 )

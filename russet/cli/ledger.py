@@ -19,7 +19,7 @@ def ledger() -> None:
 
 @ledger.command("report")
 @click.option("--since", help="Only exchanges since then: 30d, 12h or an ISO date.")
-@click.option("--service", type=click.Choice(["apns", "abm", "vpp"]))
+@click.option("--service", type=click.Choice(["apns", "abm", "vpp", "activationlock"]))
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
@@ -105,7 +105,7 @@ def connections(as_json: bool) -> None:
 
 
 @click.command("disconnect")
-@click.argument("service", type=click.Choice(["apns", "abm", "vpp"]))
+@click.argument("service", type=click.Choice(["apns", "abm", "vpp", "activationlock"]))
 @click.argument("name", required=False)
 @click.option(
     "--purge", is_flag=True, help="Also delete every datum obtained from or tied to the connection."

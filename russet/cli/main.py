@@ -24,6 +24,7 @@ from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
+from russet.cli.escrow import clear_passcode, secret
 from russet.cli.groups import group
 from russet.cli.ledger import connections, disconnect, ledger
 from russet.cli.output import emit_json, fields, table
@@ -358,6 +359,7 @@ def enrollment_profile(
 
 for _device_command in DEVICE_COMMANDS:
     device.add_command(_device_command)
+device.add_command(clear_passcode)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
 cli.add_command(ledger)
@@ -377,6 +379,7 @@ cli.add_command(tasks)
 cli.add_command(group)
 cli.add_command(blueprint)
 cli.add_command(reconcile)
+cli.add_command(secret)
 
 
 def main() -> None:

@@ -21,6 +21,18 @@ def secret_keys(request_type: str) -> frozenset[str]:
     return builder.secret_keys if builder is not None else frozenset()
 
 
+# Answers holding a secret Russet escrows (russet.escrow): shown only through the escrow's view,
+# which needs the permission and a reason and is recorded, so `reveal` leaves these redacted.
+ESCROWED_KEYS: dict[str, frozenset[str]] = {
+    "ActivationLockBypassCode": frozenset({"ActivationLockBypassCode"}),
+}
+
+
+def escrowed_keys(request_type: str) -> frozenset[str]:
+    """The keys of this request type's answer that stay redacted even when revealing."""
+    return ESCROWED_KEYS.get(request_type, frozenset())
+
+
 def is_secret(request_type: str) -> bool:
     """Whether this request type's body and results are sealed at rest."""
     return bool(secret_keys(request_type))

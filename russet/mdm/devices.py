@@ -14,7 +14,7 @@ from typing import Any
 from russet import plists
 from russet.commands import CommandError, build_command, render_command_plist
 from russet.commands.inventory import jsonable
-from russet.commands.secrets import redact, secret_keys
+from russet.commands.secrets import escrowed_keys, redact, secret_keys
 from russet.commands.support import DeviceFacts
 from russet.commands.targets import CommandRefused, check_target
 from russet.kernel.errors import Invalid, NotFound
@@ -72,6 +72,8 @@ def _delivery(row: dict[str, Any], with_result: bool, reveal: bool = False) -> d
                 out["result_error"] = f"the stored result cannot be shown: {exc}"
         if not reveal:  # secrets in the answer (an UnlockToken...) only when asked for
             out["result"] = redact(out["result"], secret_keys(row["request_type"]))
+        else:  # escrowed secrets only through `russet secret show` (permission, reason, record)
+            out["result"] = redact(out["result"], escrowed_keys(row["request_type"]))
     return out
 
 

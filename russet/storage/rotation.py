@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, inspect, select, up
 
 from russet.abm.tables import abm_servers
 from russet.config import Settings
+from russet.escrow.tables import escrow_secrets
 from russet.library.store import content_purpose
 from russet.library.tables import library_profile_versions
 from russet.mdm.enrollments import push_purpose
@@ -71,6 +72,7 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn(vpp_locations, "sealed_token", lambda r: f"vpp-token:{r.name}"),
     SealedColumn(commands, "body_template", lambda r: body_purpose(r.id), may_be_clear=True),
     SealedColumn(command_queue, "result", lambda r: result_purpose(r.command_uuid), may_be_clear=True),
+    SealedColumn(escrow_secrets, "sealed_secret", lambda r: f"escrow:{r.device_id}:{r.kind}"),
     SealedColumn(library_profile_versions, "sealed_content", lambda r: content_purpose(r.content_sha256)),
 )
 

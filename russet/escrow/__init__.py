@@ -1,0 +1,1 @@
+"""Device secrets Russet escrows (issue #15): see `russet.escrow.service`."""
