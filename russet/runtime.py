@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ from russet.blueprints.ports import DeviceReport, ProfileVersion
 from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.config import Settings
+from russet.declarative.ports import DeviceLife
+from russet.declarative.service import DeclarativeService
+from russet.declarative.status import facts_of
+from russet.declarative.store import DeclarationStore
 from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer, signed_profile
 from russet.enrollment.service import EnrollmentService
@@ -50,6 +55,7 @@ from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
+from russet.mdm.lifecycle import EnrollmentLives
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.reports import DeviceReports
@@ -61,6 +67,7 @@ from russet.storage.leases import TaskLeases
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
+from russet.storage.settings import SettingsStore
 from russet.vpp import hooks as vpp_hooks
 from russet.vpp.ports import DeviceRef
 from russet.vpp.service import VppService
@@ -208,6 +215,81 @@ class _BlueprintsUseProfiles:
         return [] if identifier is None else self._blueprints.uses_of_identifier(identifier)
 
 
+# -- the declarative feature's ports (issue #14) -------------------------------------------------------
+
+DDM_DATA_KEY_SETTING = "declarative.data_key"
+
+
+def _ddm_data_key(settings: SettingsStore) -> bytes:
+    """The secret keying each device's data URL token; made once (under the first-start lock)."""
+    key = settings.get_secret(DDM_DATA_KEY_SETTING)
+    if key is None:
+        key = os.urandom(32)
+        settings.set_secret(DDM_DATA_KEY_SETTING, key)
+    return key
+
+
+class _DeclaredStatus:
+    """The core's DeclaredStatus facts port over the declarative feature's status values."""
+
+    def __init__(self, store: DeclarationStore) -> None:
+        self._store = store
+
+    def status_facts(self, device_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
+        return {d: facts_of(v) for d, v in self._store.status_values(device_ids).items()}
+
+
+class _DeclarationGroups:
+    """The declarative feature's Groups port over GroupService."""
+
+    def __init__(self, groups: GroupService) -> None:
+        self._groups = groups
+
+    def group_id(self, ref: str) -> int:
+        if ref.isdigit():
+            for group in self._all():
+                if group["id"] == int(ref):
+                    return int(group["id"])
+        return int(self._groups.show(ref, limit=1)["id"])  # NotFound: no such group
+
+    def _all(self) -> list[dict[str, Any]]:
+        found, after = [], None
+        while True:
+            page = self._groups.page(limit=1000, after=after)
+            found += page["groups"]
+            after = page.get("next")
+            if not after:
+                return found
+
+    def group_names(self) -> dict[int, str]:
+        return {int(g["id"]): g["name"] for g in self._all()}
+
+    def members(self, group_id: int) -> set[str]:
+        try:
+            return set(self._groups.scope_devices(Scope((group_id,), ())))
+        except NotFound:
+            return set()  # deleted since it was assigned: it reaches no device
+
+    def groups_of(self, device_id: str) -> list[str]:
+        return self._groups.groups_of(device_id)
+
+
+class _DeclarationDevices:
+    """The declarative feature's Devices port over DeviceService and the core's lifecycle read."""
+
+    def __init__(self, devices: DeviceService, lives: EnrollmentLives) -> None:
+        self._devices = devices
+        self._lives = lives
+
+    def device_id(self, ref: str) -> str | None:
+        row = self._devices.find_device(ref)
+        return None if row is None else str(row["id"])
+
+    def lives(self, device_ids: Collection[str]) -> dict[str, DeviceLife]:
+        found = self._lives.lives(device_ids)
+        return {d: DeviceLife(life.enrolled, life.authenticated_at) for d, life in found.items()}
+
+
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     """First-start work, once for all processes starting together: migrations, the CA and the
     profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
@@ -215,6 +297,7 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
         done = migrate(storage.engine, box)
         authority = ensure_authority(storage.certificates)
         Fingerprinter.load(storage.settings)
+        _ddm_data_key(storage.settings)
     return done, authority
 
 
@@ -285,6 +368,7 @@ class Russet:
     abm: AbmService  # Apple Business/School Manager
     vpp: VppService  # Apps and Books
     blueprints: BlueprintService
+    declarations: DeclarativeService  # declarative device management (DDM)
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -344,8 +428,10 @@ class Russet:
         )
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
         events = EventBus()
+        ddm_store = DeclarationStore(engine)
         groups = GroupService(
-            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
+            engine,
+            MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log, declared=_DeclaredStatus(ddm_store)),
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
@@ -361,6 +447,17 @@ class Russet:
         events.subscribe(CommandAnswered, blueprints.on_command_answered)
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
+        declarations = DeclarativeService(
+            ddm_store,
+            _DeclarationGroups(groups),
+            _DeclarationDevices(devices, EnrollmentLives(engine)),
+            devices,
+            public_url=settings.public_url,
+            data_key=_ddm_data_key(storage.settings),
+            events=events,
+        )
+        # After groups (membership first) and blueprints; an enrolled-again device is told again.
+        events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,
@@ -373,6 +470,7 @@ class Russet:
                 settings.max_result_bytes,
                 settings.reenroll_policy,
                 events=events,
+                declarative=declarations,
             ),
             identities=IdentityVerifier(
                 authority.ca_certificate,
@@ -395,6 +493,7 @@ class Russet:
             groups=groups,
             library=library,
             blueprints=blueprints,
+            declarations=declarations,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -499,6 +598,7 @@ class Russet:
             ),
             *self.groups.tasks(),
             *self.blueprints.tasks(),
+            *self.declarations.tasks(),
         ]
 
     @cached_property

@@ -14,6 +14,7 @@ from russet.abm import tables as abm_tables
 from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.blueprints import tables as blueprint_tables
+from russet.declarative import tables as declarative_tables
 from russet.enrollment import tables as enrollment_tables
 from russet.groups import tables as groups_tables
 from russet.infra.metadata import metadata
@@ -36,6 +37,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     groups_tables,
     library_tables,
     blueprint_tables,
+    declarative_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -185,7 +185,14 @@ def test_a_raised_error_has_at_most_one_kind() -> None:
 SURFACES = ("api", "console", "cli", "web")
 ENTRY_POINTS = {"app.py", "__main__.py"}
 # Device endpoints speak Apple's protocols over HTTP themselves: the allowed protocol adapters.
-PROTOCOL_ADAPTERS = {"mdm/http.py", "scep/http.py", "enrollment/http.py", "vpp/notify.py", "bodylimit.py"}
+PROTOCOL_ADAPTERS = {
+    "mdm/http.py",
+    "declarative/http.py",
+    "scep/http.py",
+    "enrollment/http.py",
+    "vpp/notify.py",
+    "bodylimit.py",
+}
 FRAMEWORKS = {"fastapi", "starlette", "click", "jinja2"}
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from russet.api.abm import router as abm_router
 from russet.api.blueprints import router as blueprints_router
+from russet.api.declarations import router as declarations_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
 from russet.api.groups import router as groups_router
@@ -43,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     groups_router,
     profiles_router,
     blueprints_router,
+    declarations_router,
 )
 
 

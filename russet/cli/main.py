@@ -20,6 +20,7 @@ from russet.cli.abm import abm
 from russet.cli.apns import apns
 from russet.cli.blueprints import blueprint, reconcile
 from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.declarations import declaration
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
@@ -353,6 +354,7 @@ for _device_command in DEVICE_COMMANDS:
     device.add_command(_device_command)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
+cli.add_command(declaration)
 cli.add_command(ledger)
 cli.add_command(connections)
 cli.add_command(disconnect)
