@@ -312,8 +312,13 @@ class SimDevice:
     # -- declarative device management ---------------------------------------------------------
 
     def declarative(self, client: HttpClient, endpoint: str, data: bytes | None = None) -> Any:
-        """One DeclarativeManagement check-in."""
+        """One DeclarativeManagement check-in.
+
+        A device's signature carries its signing time, so its repeated `tokens` check-ins differ;
+        the simulator's may repeat within one second, so each carries a key of its own that the
+        server ignores (else the replay guard would rightly refuse the exact repeat)."""
         msg: dict[str, Any] = {
+            "SimRequestID": str(uuid.uuid4()),
             "MessageType": "DeclarativeManagement",
             self.id_key: self.udid,
             "Endpoint": endpoint,
@@ -328,10 +333,11 @@ class SimDevice:
             raise RuntimeError(f"DDM {endpoint} refused: {response.status_code} {response.text}")
         return json.loads(response.content)
 
-    def ddm_sync(self, client: Any, status: dict[str, Any] | None = None) -> list[str]:
+    def ddm_sync(self, client: Any, status: dict[str, Any] | None = None, *, full: bool = True) -> list[str]:
         """A whole sync, as after a DeclarativeManagement command: tokens; if the token moved,
         declaration-items, each declaration whose ServerToken is new, dropping those no longer
-        listed; then a full status report (with `status` values). Returns what it fetched."""
+        listed; then a status report (with `status` values; `full=False`: an incremental one).
+        Returns what it fetched."""
         ddm = self.ddm
         fetched: list[str] = []
         token = self._ddm_json(client, "tokens")["SyncTokens"]["DeclarationsToken"]
@@ -358,7 +364,7 @@ class SimDevice:
                 del ddm.held[key]
             ddm.token = items["DeclarationsToken"]
         ddm.fetched += fetched
-        report = json.dumps(ddm.status_report(status)).encode()
+        report = json.dumps(ddm.status_report(status, full=full)).encode()
         response = self.declarative(client, "status", report)
         if response.status_code != 200:
             raise RuntimeError(f"DDM status refused: {response.status_code} {response.text}")
