@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from russet.declarative.ports import CommandSender, Devices, Groups
 from russet.declarative.status import facts_of, parse_status
 from russet.declarative.store import DeclarationStore
-from russet.declarative.validate import KINDS, check_declaration
+from russet.declarative.validate import IDENTIFIER, KINDS, check_declaration
 from russet.kernel.errors import Conflict, Invalid, NotFound, TooLarge
 from russet.kernel.events import DeviceFactsChanged, EventBus
 from russet.kernel.tasks import PeriodicTask
@@ -486,7 +486,7 @@ class DeclarativeService:
         group, _, identifier = endpoint.removeprefix("declaration/").partition("/")
         if not endpoint.startswith("declaration/") or group not in KINDS or not identifier:
             raise Invalid(f"unknown DeclarativeManagement Endpoint {endpoint[:100]!r}")
-        declaration = self._store.get(identifier)
+        declaration = self._store.get(identifier) if IDENTIFIER.fullmatch(identifier) else None
         if declaration is None or declaration["id"] not in ids or declaration["kind"] != group:
             raise NotFound(f"no {group} declaration {identifier[:100]!r} for this device")
         payload = json.loads(declaration["payload"])
@@ -526,7 +526,7 @@ class DeclarativeService:
         if not hmac.compare_digest(token.encode(), self._data_token(device_id).encode()):
             raise NotFound("no such data")
         found = self._store.device_set(device_id)
-        d = self._store.get(identifier)
+        d = self._store.get(identifier) if IDENTIFIER.fullmatch(identifier) else None
         if found is None or d is None or d["id"] not in found[0] or d["data"] is None:
             raise NotFound("no such data")
         return d["data"], d["data_type"] or "application/octet-stream"
