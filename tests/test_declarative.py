@@ -272,6 +272,13 @@ def test_malformed_or_oversized_status_is_a_4xx_and_stores_nothing(
     assert device.declarative(client, "status", good).status_code == 413
     _nothing_stored(russet, device.udid)
     assert device.declarative(client, "bogus").status_code == 400
+    for endpoint, code in (
+        ("declaration/configuration/" + "x" * 500, 404),
+        ("declaration/configuration/a b/c", 404),
+        ("declaration/configuration/", 400),
+        ("declaration/profile/x", 400),
+    ):
+        assert device.declarative(client, endpoint).status_code == code, endpoint
     monkeypatch.undo()
     assert device.declarative(client, "status", good).status_code == 200
 

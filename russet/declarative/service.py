@@ -343,10 +343,11 @@ class DeclarativeService:
             )
         ]
 
-    def _wanted(self, device_ids: Collection[str] | None) -> dict[str, set[int]]:
+    def _wanted(
+        self, device_ids: Collection[str] | None, assignments: list[tuple[int, str, str]]
+    ) -> dict[str, set[int]]:
         """Device -> declaration ids assigned to it directly or through a group."""
         wanted: dict[str, set[int]] = defaultdict(set)
-        assignments = self._store.assignments()
         if device_ids is None:
             members: dict[int, set[str]] = {}
             for declaration_id, kind, target in assignments:
@@ -378,6 +379,10 @@ class DeclarativeService:
     def refresh(self, device_ids: Collection[str] | None = None) -> dict[str, int]:
         """Recompute the effective sets (of these devices, or all), store those that changed, and
         command each device whose set is not the one last commanded (or that enrolled again)."""
+        assignments = self._store.assignments()
+        current = self._store.device_sets(device_ids)
+        if not assignments and not current:
+            return {"changed": 0, "commanded": 0}  # nothing declared for them: the common case, cheap
         declarations = {d["id"]: d for d in self._store.all(with_payload=True)}
         by_identifier = {d["identifier"]: i for i, d in declarations.items()}
         # An activation brings the configurations it names (Apple: only what an activation names
@@ -387,8 +392,7 @@ class DeclarativeService:
             if d["kind"] == "activation":
                 named = json.loads(d["payload"]).get("StandardConfigurations") or []
                 brings[declaration_id] = {by_identifier[n] for n in named if n in by_identifier}
-        wanted = self._wanted(device_ids)
-        current = self._store.device_sets(device_ids)
+        wanted = self._wanted(device_ids, assignments)
         changed: dict[str, tuple[list[int], str]] = {}
         for device_id in set(wanted) | set(current):
             ids = set(wanted.get(device_id, ()))
