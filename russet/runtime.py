@@ -290,6 +290,18 @@ class _DeclarationDevices:
         return {d: DeviceLife(life.enrolled, life.authenticated_at) for d, life in found.items()}
 
 
+class _DeclarationsUseProfiles:
+    """The library's ProfileUsers: a profile a legacy declaration wraps is not deleted."""
+
+    def __init__(self, library: ProfileLibrary, declarations: DeclarativeService) -> None:
+        self._library = library
+        self._declarations = declarations
+
+    def uses_of(self, profile_id: int) -> list[str]:
+        found = next((p for p in self._library.list_profiles() if p["id"] == profile_id), None)
+        return [] if found is None else self._declarations.uses_of_profile({found["name"], str(profile_id)})
+
+
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     """First-start work, once for all processes starting together: migrations, the CA and the
     profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
@@ -435,10 +447,11 @@ class Russet:
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
+        library_profiles = _LibraryProfiles(library)  # signed once per version for every device
         blueprints = BlueprintService(
             engine,
             _GroupScopes(groups),
-            _LibraryProfiles(library),
+            library_profiles,
             devices,
             _CoreReports(DeviceReports(engine)),
             max_in_flight=settings.reconcile_max_in_flight,
@@ -455,7 +468,9 @@ class Russet:
             public_url=settings.public_url,
             data_key=_ddm_data_key(storage.settings),
             events=events,
+            library=library_profiles,
         )
+        library.add_users(_DeclarationsUseProfiles(library, declarations))
         # After groups (membership first) and blueprints; an enrolled-again device is told again.
         events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
         return cls(

@@ -428,3 +428,45 @@ def test_the_cli_shows_declarations_and_the_fleet(
     code, out = run("update", "pc", str(payload))
     assert code != 0 and "Error:" in out and "Minimum Passcode Length" in out, out
     assert run("show", "nope")[0] != 0
+
+
+def test_a_legacy_declaration_wraps_a_library_profile(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str], russet: Russet
+) -> None:
+    from russet.kernel.errors import Conflict
+    from russet.pki import verify_attached
+    from tests.library_support import profile, wifi, xml
+
+    device.enroll(client)
+    russet.library.add(xml(profile(wifi(), identifier="com.example.wifi")), name="wifi")
+    create(
+        client,
+        api_headers,
+        {"type": "com.apple.configuration.legacy", "identifier": "wifi", "payload": {}, "profile": "wifi"},
+    )
+    assign(client, api_headers, "wifi", devices=[device.udid])
+    assert device.ddm_sync(client) == ["wifi"]
+    served = plistlib.loads(verify_attached(device.ddm.data["wifi"]).content)  # signed by Russet
+    assert served["PayloadIdentifier"] == "com.example.wifi"
+    assert served["PayloadContent"][0]["SSID_STR"] == "Office"
+    with pytest.raises(Conflict):  # a profile a declaration wraps is not deleted
+        russet.library.delete("wifi")
+
+    # A new library version reaches devices when the declaration is pointed at it again.
+    russet.library.add(xml(profile(wifi(SSID_STR="Lab"), identifier="com.example.wifi")), name="wifi")
+    assert device.ddm_sync(client) == []  # still pinned to version 1
+    moved = client.put(
+        "/api/v1/declarations/wifi", json={"payload": {}, "profile": "wifi"}, headers=api_headers
+    )
+    assert moved.json()["changed"] and moved.json()["profile"] == {"ref": "wifi", "version": 2}
+    pending(client, device)
+    assert device.ddm_sync(client) == ["wifi"]
+    assert (
+        plistlib.loads(verify_attached(device.ddm.data["wifi"]).content)["PayloadContent"][0]["SSID_STR"]
+        == "Lab"
+    )
+    # A profile on anything but a legacy declaration is refused.
+    wrong = client.post(
+        "/api/v1/declarations", json={"type": PASSCODE, "payload": {}, "profile": "wifi"}, headers=api_headers
+    )
+    assert wrong.status_code == 400

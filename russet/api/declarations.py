@@ -34,6 +34,12 @@ class DeclarationBody(ApiModel):
         "in) or a legacy profile (its ProfileURL)",
     )
     content_type: str | None = Field(None, max_length=128, description="The data's media type")
+    profile: str | None = Field(
+        None, min_length=1, max_length=255, description="A legacy declaration: the library profile it wraps"
+    )
+    profile_version: int | None = Field(
+        None, ge=1, le=1_000_000, description="Its version (default: the latest, pinned)"
+    )
 
 
 class DeclarationCreate(DeclarationBody):
@@ -70,6 +76,8 @@ def create(request: Request, caller: Caller, body: DeclarationCreate) -> dict[st
         identifier=body.identifier,
         data=_data(body),
         data_type=body.content_type,
+        profile=body.profile,
+        profile_version=body.profile_version,
         created_by=caller,
     )
 
@@ -102,7 +110,13 @@ def show(request: Request, _: Caller, identifier: str) -> dict[str, Any]:
 @router.put("/{identifier}", summary="Change a declaration: a new version and server token if it changed")
 def update(request: Request, caller: Caller, identifier: str, body: DeclarationBody) -> dict[str, Any]:
     return _russet(request).declarations.update(
-        identifier, body.payload, data=_data(body), data_type=body.content_type, created_by=caller
+        identifier,
+        body.payload,
+        data=_data(body),
+        data_type=body.content_type,
+        profile=body.profile,
+        profile_version=body.profile_version,
+        created_by=caller,
     )
 
 

@@ -77,6 +77,8 @@ def declaration_list(as_json: bool) -> None:
     "--data", "data_file", type=FilePath, help="Data to serve: an asset's data or a legacy profile."
 )
 @click.option("--content-type", help="The data's media type.")
+@click.option("--profile", help="A legacy declaration: the library profile it wraps.")
+@click.option("--profile-version", type=click.IntRange(1), help="Its version (default: the latest).")
 @json_option
 @handles_errors
 def declaration_create(
@@ -85,6 +87,8 @@ def declaration_create(
     identifier: str | None,
     data_file: Path | None,
     content_type: str | None,
+    profile: str | None,
+    profile_version: int | None,
     as_json: bool,
 ) -> None:
     """Create a declaration of TYPE whose Payload is the JSON in PAYLOAD_FILE (checked against
@@ -95,6 +99,8 @@ def declaration_create(
         identifier=identifier,
         data=None if data_file is None else _read(data_file, MAX_DATA_BYTES),
         data_type=content_type,
+        profile=profile,
+        profile_version=profile_version,
         created_by="cli",
     )
     if as_json:
@@ -108,10 +114,18 @@ def declaration_create(
 @click.argument("payload_file", type=FilePath)
 @click.option("--data", "data_file", type=FilePath, help="New data to serve (default: keep it).")
 @click.option("--content-type", help="The data's media type.")
+@click.option("--profile", help="The library profile a legacy declaration wraps (again: its latest version).")
+@click.option("--profile-version", type=click.IntRange(1), help="Its version.")
 @json_option
 @handles_errors
 def declaration_update(
-    identifier: str, payload_file: Path, data_file: Path | None, content_type: str | None, as_json: bool
+    identifier: str,
+    payload_file: Path,
+    data_file: Path | None,
+    content_type: str | None,
+    profile: str | None,
+    profile_version: int | None,
+    as_json: bool,
 ) -> None:
     """Replace a declaration's Payload: a new version and server token if anything changed."""
     data = open_russet().declarations.update(
@@ -119,6 +133,8 @@ def declaration_update(
         _payload(payload_file),
         data=None if data_file is None else _read(data_file, MAX_DATA_BYTES),
         data_type=content_type,
+        profile=profile,
+        profile_version=profile_version,
         created_by="cli",
     )
     if as_json:

@@ -47,6 +47,33 @@ class Devices(Protocol):
         ...
 
 
+class LibraryVersion(Protocol):
+    """One version of a profile-library profile."""
+
+    @property
+    def ref(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def content_hash(self) -> str: ...
+
+
+class LibraryProfiles(Protocol):
+    """The profile library, for legacy declarations that wrap one of its profiles."""
+
+    def latest(self, ref: str) -> LibraryVersion:
+        """The newest version of profile `ref`; NotFound if there is no such profile."""
+        ...
+
+    def version(self, ref: str, version: int) -> LibraryVersion:
+        """That version; NotFound if the profile or the version does not exist."""
+        ...
+
+    def render(self, ref: str, version: int, device_id: str) -> bytes:
+        """The signed .mobileconfig of that version for one device (its variables filled in)."""
+        ...
+
+
 class CommandSender(Protocol):
     def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
         """Queue `command` once per target (with its push); raises a kind of russet.kernel.errors."""

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from sqlalchemy.exc import IntegrityError
 
-from russet.declarative.ports import CommandSender, Devices, Groups
+from russet.declarative.ports import CommandSender, Devices, Groups, LibraryProfiles, LibraryVersion
 from russet.declarative.status import facts_of, parse_status
 from russet.declarative.store import DeclarationStore
 from russet.declarative.validate import IDENTIFIER, KINDS, check_declaration
@@ -135,7 +135,9 @@ class DeclarativeService:
         data_key: bytes,
         events: EventBus | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
+        library: LibraryProfiles | None = None,
     ) -> None:
+        self._library = library  # legacy declarations wrapping a library profile
         self._store = store
         self._groups = groups
         self._devices = devices
@@ -187,6 +189,9 @@ class DeclarativeService:
                 "sha256": hashlib.sha256(d["data"]).hexdigest(),
                 "content_type": d["data_type"],
             },
+            "profile": None
+            if d["profile_ref"] is None
+            else {"ref": d["profile_ref"], "version": d["profile_version"]},
             "created_by": d["created_by"],
             "created_at": _iso(d["created_at"]),
             "updated_at": _iso(d["updated_at"]),
@@ -209,11 +214,21 @@ class DeclarativeService:
         identifier: str,
         payload: Mapping[str, Any],
         data: bytes | None,
+        profile: LibraryVersion | None = None,
     ) -> tuple[str, dict[str, Any], str | None]:
-        """Validate; fill in where uploaded data is served; the kind, payload and data hash."""
+        """Validate; fill in where uploaded data (or a library profile) is served; the kind,
+        payload and a hash of what is served (part of the ServerToken)."""
         payload = dict(payload)
         data_sha = None
-        if data is not None:
+        if profile is not None:
+            if declaration_type != LEGACY or data is not None:
+                raise Invalid(
+                    f"profile: only a legacy declaration ({LEGACY}) wraps a library profile, without data"
+                )
+            payload["ProfileURL"] = DATA_MARKER
+            pinned = f"profile:{profile.ref}:{profile.version}:{profile.content_hash}"
+            data_sha = hashlib.sha256(pinned.encode()).hexdigest()
+        elif data is not None:
             if len(data) > MAX_DATA_BYTES:
                 raise TooLarge(f"data: {len(data)} bytes, more than the {MAX_DATA_BYTES} accepted")
             data_sha = hashlib.sha256(data).hexdigest()
@@ -240,17 +255,24 @@ class DeclarativeService:
         identifier: str | None = None,
         data: bytes | None = None,
         data_type: str | None = None,
+        profile: str | None = None,
+        profile_version: int | None = None,
         created_by: str,
     ) -> dict[str, Any]:
-        """A new declaration, validated against Apple's schema (refused with its words)."""
+        """A new declaration, validated against Apple's schema (refused with its words). A legacy
+        declaration may wrap a library `profile` (its latest version unless `profile_version`),
+        served signed to each device."""
         identifier = identifier or str(uuid.uuid4()).upper()
-        kind, payload, data_sha = self._content(declaration_type, identifier, payload, data)
+        pinned = self._profile(profile, profile_version)
+        kind, payload, data_sha = self._content(declaration_type, identifier, payload, data, pinned)
         values = {
             "kind": kind,
             "type": declaration_type,
             "payload": json.dumps(payload, sort_keys=True),
             "data": data,
             "data_type": data_type if data is not None else None,
+            "profile_ref": pinned.ref if pinned else None,
+            "profile_version": pinned.version if pinned else None,
             "server_token": server_token(declaration_type, identifier, payload, data_sha),
         }
         try:
@@ -267,17 +289,26 @@ class DeclarativeService:
         *,
         data: bytes | None = None,
         data_type: str | None = None,
+        profile: str | None = None,
+        profile_version: int | None = None,
         created_by: str,
     ) -> dict[str, Any]:
-        """A new version (new ServerToken) if the content changed; devices holding it are told."""
+        """A new version (new ServerToken) if the content changed; devices holding it are told.
+        Data or a wrapped library profile is kept unless replaced (name the `profile` again to
+        take its latest version)."""
         current = self._get(identifier)
-        if data is None and current["data"] is not None:
+        if data is None and profile is None and current["data"] is not None:
             data, data_type = current["data"], current["data_type"]
-        _, payload, data_sha = self._content(current["type"], identifier, payload, data)
+        if profile is None and data is None and current["profile_ref"] is not None:
+            profile, profile_version = current["profile_ref"], profile_version or current["profile_version"]
+        pinned = self._profile(profile, profile_version)
+        _, payload, data_sha = self._content(current["type"], identifier, payload, data, pinned)
         values = {
             "payload": json.dumps(payload, sort_keys=True),
             "data": data,
             "data_type": data_type if data is not None else None,
+            "profile_ref": pinned.ref if pinned else None,
+            "profile_version": pinned.version if pinned else None,
             "server_token": server_token(current["type"], identifier, payload, data_sha),
         }
         _, changed = self._store.save(identifier, values, data_sha, created_by, create=False)
@@ -285,6 +316,24 @@ class DeclarativeService:
             log.info("declaration %s changed by %s", identifier, created_by)
             self.refresh()
         return {**self.show(identifier), "changed": changed}
+
+    def uses_of_profile(self, names: Collection[str]) -> list[str]:
+        """The legacy declarations wrapping a library profile known by one of `names`."""
+        wanted = set(names)
+        return [
+            f"declaration {d['identifier']!r}"
+            for d in self._store.all()
+            if d.get("profile_ref") is not None and d["profile_ref"] in wanted
+        ]
+
+    def _profile(self, ref: str | None, version: int | None) -> LibraryVersion | None:
+        if ref is None:
+            if version is not None:
+                raise Invalid("profile_version: name the profile too")
+            return None
+        if self._library is None:
+            raise Invalid("profile: this server has no profile library")
+        return self._library.latest(ref) if version is None else self._library.version(ref, version)
 
     def delete(self, identifier: str) -> dict[str, Any]:
         d = self._get(identifier)
@@ -490,11 +539,11 @@ class DeclarativeService:
         group, _, identifier = endpoint.removeprefix("declaration/").partition("/")
         if not endpoint.startswith("declaration/") or group not in KINDS or not identifier:
             raise Invalid(f"unknown DeclarativeManagement Endpoint {endpoint[:100]!r}")
-        declaration = self._store.get(identifier) if IDENTIFIER.fullmatch(identifier) else None
+        declaration = self._store.served(identifier) if IDENTIFIER.fullmatch(identifier) else None
         if declaration is None or declaration["id"] not in ids or declaration["kind"] != group:
             raise NotFound(f"no {group} declaration {identifier[:100]!r} for this device")
         payload = json.loads(declaration["payload"])
-        if declaration["data"] is not None:
+        if declaration["has_data"]:
             payload = _replace(payload, DATA_MARKER, self.data_url(device_id, identifier))
         return {
             "Type": declaration["type"],
@@ -509,9 +558,14 @@ class DeclarativeService:
         values = report.values if report.full else {**before, **report.values}
         if len(json.dumps(values)) > MAX_VALUES_BYTES:
             raise TooLarge(f"status report: its values are more than {MAX_VALUES_BYTES} bytes")
-        self._store.store_status(
-            device_id, report.raw, report.full, values, report.capabilities, report.declarations
-        )
+        try:
+            self._store.store_status(
+                device_id, report.raw, report.full, values, report.capabilities, report.declarations
+            )
+        except IntegrityError:  # a concurrent report of the same device inserted its states first
+            self._store.store_status(
+                device_id, report.raw, report.full, values, report.capabilities, report.declarations
+            )
         if facts_of(before) != facts_of(values):
             self._events.publish(DeviceFactsChanged((device_id,)))
 
@@ -531,15 +585,18 @@ class DeclarativeService:
             raise NotFound("no such data")
         found = self._store.device_set(device_id)
         d = self._store.get(identifier) if IDENTIFIER.fullmatch(identifier) else None
-        if found is None or d is None or d["id"] not in found[0] or d["data"] is None:
+        if found is None or d is None or d["id"] not in found[0]:
+            raise NotFound("no such data")
+        if d["profile_ref"] is not None and self._library is not None:
+            signed = self._library.render(
+                d["profile_ref"], d["profile_version"], device_id
+            )  # NotFound: deleted
+            return signed, "application/x-apple-aspen-config"
+        if d["data"] is None:
             raise NotFound("no such data")
         return d["data"], d["data_type"] or "application/octet-stream"
 
     # -- what devices reported -----------------------------------------------------------------------
-
-    def status_facts(self, device_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
-        """Smart-group facts from status values (the MDM core's facts port)."""
-        return {d: facts_of(v) for d, v in self._store.status_values(device_ids).items()}
 
     def device_state(self, ref: str) -> dict[str, Any]:
         """A device's declarations as declared and as reported, its status values and capabilities."""

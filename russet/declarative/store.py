@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.declarative.tables import (
@@ -49,7 +49,17 @@ class DeclarationStore:
     # -- declarations ------------------------------------------------------------------------------
 
     def all(self, *, with_payload: bool = False) -> list[dict[str, Any]]:
-        cols = [D.id, D.identifier, D.kind, D.type, D.server_token, D.version, D.updated_at, D.data_type]
+        cols = [
+            D.id,
+            D.identifier,
+            D.kind,
+            D.type,
+            D.server_token,
+            D.version,
+            D.updated_at,
+            D.data_type,
+            D.profile_ref,
+        ]
         if with_payload:
             cols.append(D.payload)
         with reading(self._engine) as conn:
@@ -58,6 +68,21 @@ class DeclarationStore:
     def get(self, identifier: str) -> dict[str, Any] | None:
         with reading(self._engine) as conn:
             row = conn.execute(select(ddm_declarations).where(D.identifier == identifier)).first()
+        return None if row is None else _row(row)
+
+    def served(self, identifier: str) -> dict[str, Any] | None:
+        """What a device fetches: the declaration without its data (whether it has some)."""
+        query = select(
+            D.id,
+            D.identifier,
+            D.kind,
+            D.type,
+            D.payload,
+            D.server_token,
+            or_(D.data.is_not(None), D.profile_ref.is_not(None)).label("has_data"),
+        ).where(D.identifier == identifier)
+        with reading(self._engine) as conn:
+            row = conn.execute(query).first()
         return None if row is None else _row(row)
 
     def by_ids(self, ids: Collection[int], *, full: bool = False) -> list[dict[str, Any]]:

@@ -36,6 +36,9 @@ ddm_declarations = Table(
     # Bytes served at the per-device asset URL (an asset's data, a legacy profile), if uploaded.
     Column("data", LargeBinary, nullable=True),
     Column("data_type", String(128), nullable=True),
+    # A legacy declaration wrapping a profile-library profile: its name and pinned version.
+    Column("profile_ref", String(255), nullable=True),
+    Column("profile_version", Integer, nullable=True),
     Column("server_token", String(64), nullable=False),  # derived from the content
     Column("version", Integer, nullable=False),
     Column("created_by", String(100), nullable=True),

@@ -30,6 +30,8 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=True),
         sa.Column("data_type", sa.String(128), nullable=True),
+        sa.Column("profile_ref", sa.String(255), nullable=True),
+        sa.Column("profile_version", sa.Integer(), nullable=True),
         sa.Column("server_token", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_by", sa.String(100), nullable=True),
