@@ -74,7 +74,7 @@ def check_declaration(declaration_type: str, identifier: str, payload: Any) -> s
     if _depth(payload) > MAX_DEPTH:
         raise Invalid(f"Payload: nested more than {MAX_DEPTH} levels deep")
     try:
-        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
     except (TypeError, ValueError) as exc:
         raise Invalid(f"Payload: not JSON: {exc}") from None
     if size > MAX_PAYLOAD_BYTES:
