@@ -447,7 +447,7 @@ class DeclarativeService:
             ids = set(wanted.get(device_id, ()))
             for declaration_id in list(ids):
                 ids |= brings.get(declaration_id, set())
-            ordered = sorted(ids)
+            ordered = sorted(i for i in ids if i in declarations)  # one deleted meanwhile is gone
             token = set_token(
                 [(declarations[i]["identifier"], declarations[i]["server_token"]) for i in ordered]
             )
