@@ -648,10 +648,14 @@ class DeclarativeService:
             "reported_at": _iso(r.get("reported_at")) if r else None,
         }
 
-    def declaration_status(self, identifier: str) -> dict[str, Any]:
-        """One declaration across the fleet: how many devices hold it in each state, and why not."""
+    def declaration_status(
+        self, identifier: str, sets: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """One declaration across the fleet: how many devices hold it in each state, and why not.
+        `sets`: every device's set, when the caller read them already (the summary)."""
         d = self._get(identifier)
-        holders = [dev for dev, s in self._store.device_sets(None).items() if d["id"] in s["declaration_ids"]]
+        sets = self._store.device_sets(None) if sets is None else sets
+        holders = [dev for dev, s in sets.items() if d["id"] in s["declaration_ids"]]
         reported = {r["device_id"]: r for r in self._store.reported_for(identifier)}
         states: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
@@ -679,8 +683,10 @@ class DeclarativeService:
         """The fleet at a glance: OS versions reported, and each declaration's states."""
         values = self._store.status_values(None)
         versions = Counter(v.get("device.operating-system.version") or "unknown" for v in values.values())
+        sets = self._store.device_sets(None)  # read once for every declaration
         declarations = [
-            {"identifier": d["identifier"], "type": d["type"], **self._counts(d)} for d in self._store.all()
+            {"identifier": d["identifier"], "type": d["type"], **self._counts(d, sets)}
+            for d in self._store.all()
         ]
         lines = [f"{n} devices on {v}" for v, n in sorted(versions.items(), key=lambda kv: -kv[1])]
         for d in declarations:
@@ -689,8 +695,8 @@ class DeclarativeService:
             lines += [f"  {n} failed: {why}" for why, n in d["failure_reasons"].items()]
         return {"os_versions": dict(versions), "declarations": declarations, "summary": lines}
 
-    def _counts(self, d: Mapping[str, Any]) -> dict[str, Any]:
-        shown = self.declaration_status(d["identifier"])
+    def _counts(self, d: Mapping[str, Any], sets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        shown = self.declaration_status(d["identifier"], sets)
         return {
             "devices": shown["devices"],
             "states": shown["states"],
