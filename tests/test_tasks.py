@@ -399,6 +399,7 @@ SERVER_TASKS = {
     "groups.clock",
     "groups.reconcile",
     "blueprints.reconcile",
+    "declarations.refresh",
 }
 
 
