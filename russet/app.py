@@ -20,6 +20,7 @@ from russet.apps.http import app_download_routes
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
+from russet.declarative.http import data_routes
 from russet.enrollment.http import enrollment_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
@@ -67,6 +68,7 @@ def create_app(russet: Russet) -> ASGIApp:
         *scep_routes(russet.authority, russet.storage.challenges),
         *vpp_routes(russet.vpp),
         *app_download_routes(russet.apps),
+        *data_routes(russet.declarations),
     ]
     front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
     return access_logged(front, settings.access_log, settings.access_log_format)

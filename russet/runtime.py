@@ -43,6 +43,10 @@ from russet.blueprints.service import BlueprintService
 from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_update, summary_fields
 from russet.commands.support import DeviceFacts
 from russet.config import Settings
+from russet.declarative.ports import DeviceLife
+from russet.declarative.service import DeclarativeService
+from russet.declarative.status import facts_of
+from russet.declarative.store import DeclarationStore
 from russet.enrollment.authority import Authority, ensure_authority
 from russet.enrollment.profile import ProfileIssuer, signed_profile
 from russet.enrollment.service import EnrollmentService
@@ -60,6 +64,7 @@ from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
+from russet.mdm.lifecycle import EnrollmentLives
 from russet.mdm.proxy_cert import CertFormat, ProxyClientCertSource
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.reports import DeviceReports
@@ -71,6 +76,7 @@ from russet.storage.leases import TaskLeases
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
+from russet.storage.settings import SettingsStore
 from russet.vpp import hooks as vpp_hooks
 from russet.vpp.installs import locate_asset
 from russet.vpp.ports import DeviceRef
@@ -333,6 +339,91 @@ class _CatalogueApps:
 
     def release(self, device_id: str, ref: str) -> None:
         self._catalogue.return_licence(device_id, ref)
+# -- the declarative feature's ports (issue #14) -------------------------------------------------------
+
+DDM_DATA_KEY_SETTING = "declarative.data_key"
+
+
+def _ddm_data_key(settings: SettingsStore) -> bytes:
+    """The secret keying each device's data URL token; made once (under the first-start lock)."""
+    key = settings.get_secret(DDM_DATA_KEY_SETTING)
+    if key is None:
+        key = os.urandom(32)
+        settings.set_secret(DDM_DATA_KEY_SETTING, key)
+    return key
+
+
+class _DeclaredStatus:
+    """The core's DeclaredStatus facts port over the declarative feature's status values."""
+
+    def __init__(self, store: DeclarationStore) -> None:
+        self._store = store
+
+    def status_facts(self, device_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
+        return {d: facts_of(v) for d, v in self._store.status_values(device_ids).items()}
+
+
+class _DeclarationGroups:
+    """The declarative feature's Groups port over GroupService."""
+
+    def __init__(self, groups: GroupService) -> None:
+        self._groups = groups
+
+    def group_id(self, ref: str) -> int:
+        if ref.isdigit():
+            for group in self._all():
+                if group["id"] == int(ref):
+                    return int(group["id"])
+        return int(self._groups.show(ref, limit=1)["id"])  # NotFound: no such group
+
+    def _all(self) -> list[dict[str, Any]]:
+        found, after = [], None
+        while True:
+            page = self._groups.page(limit=1000, after=after)
+            found += page["groups"]
+            after = page.get("next")
+            if not after:
+                return found
+
+    def group_names(self) -> dict[int, str]:
+        return {int(g["id"]): g["name"] for g in self._all()}
+
+    def members(self, group_id: int) -> set[str]:
+        try:
+            return set(self._groups.scope_devices(Scope((group_id,), ())))
+        except NotFound:
+            return set()  # deleted since it was assigned: it reaches no device
+
+    def groups_of(self, device_id: str) -> list[str]:
+        return self._groups.groups_of(device_id)
+
+
+class _DeclarationDevices:
+    """The declarative feature's Devices port over DeviceService and the core's lifecycle read."""
+
+    def __init__(self, devices: DeviceService, lives: EnrollmentLives) -> None:
+        self._devices = devices
+        self._lives = lives
+
+    def device_id(self, ref: str) -> str | None:
+        row = self._devices.find_device(ref)
+        return None if row is None else str(row["id"])
+
+    def lives(self, device_ids: Collection[str]) -> dict[str, DeviceLife]:
+        found = self._lives.lives(device_ids)
+        return {d: DeviceLife(life.enrolled, life.authenticated_at) for d, life in found.items()}
+
+
+class _DeclarationsUseProfiles:
+    """The library's ProfileUsers: a profile a legacy declaration wraps is not deleted."""
+
+    def __init__(self, library: ProfileLibrary, declarations: DeclarativeService) -> None:
+        self._library = library
+        self._declarations = declarations
+
+    def uses_of(self, profile_id: int) -> list[str]:
+        found = next((p for p in self._library.list_profiles() if p["id"] == profile_id), None)
+        return [] if found is None else self._declarations.uses_of_profile({found["name"], str(profile_id)})
 
 
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
@@ -343,6 +434,7 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
         authority = ensure_authority(storage.certificates)
         Fingerprinter.load(storage.settings)
         _download_key(storage)
+        _ddm_data_key(storage.settings)
     return done, authority
 
 
@@ -415,6 +507,7 @@ class Russet:
     apps: AppCatalogue  # the app catalogue: Apps and Books and enterprise apps, hosted downloads
     blueprints: BlueprintService
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
+    declarations: DeclarativeService  # declarative device management (DDM)
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -474,8 +567,10 @@ class Russet:
         )
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
         events = EventBus()
+        ddm_store = DeclarationStore(engine)
         groups = GroupService(
-            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
+            engine,
+            MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log, declared=_DeclaredStatus(ddm_store)),
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
@@ -499,10 +594,11 @@ class Russet:
             _VppForApps(vpp),
             _DevicesForApps(devices),
         )
+        library_profiles = _LibraryProfiles(library)  # signed once per version for every device
         blueprints = BlueprintService(
             engine,
             _GroupScopes(groups),
-            _LibraryProfiles(library),
+            library_profiles,
             devices,
             _CoreReports(DeviceReports(engine)),
             max_in_flight=settings.reconcile_max_in_flight,
@@ -530,6 +626,19 @@ class Russet:
             filevault_location=f"Russet ({settings.public_url})",
         )
         events.subscribe(CommandAnswered, escrow.on_command_answered)
+        declarations = DeclarativeService(
+            ddm_store,
+            _DeclarationGroups(groups),
+            _DeclarationDevices(devices, EnrollmentLives(engine)),
+            devices,
+            public_url=settings.public_url,
+            data_key=_ddm_data_key(storage.settings),
+            events=events,
+            library=library_profiles,
+        )
+        library.add_users(_DeclarationsUseProfiles(library, declarations))
+        # After groups (membership first) and blueprints; an enrolled-again device is told again.
+        events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
         return cls(
             settings=settings,
             storage=storage,
@@ -542,6 +651,7 @@ class Russet:
                 settings.max_result_bytes,
                 settings.reenroll_policy,
                 events=events,
+                declarative=declarations,
             ),
             identities=IdentityVerifier(
                 authority.ca_certificate,
@@ -565,6 +675,7 @@ class Russet:
             library=library,
             blueprints=blueprints,
             escrow=escrow,
+            declarations=declarations,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -669,6 +780,7 @@ class Russet:
             ),
             *self.groups.tasks(),
             *self.blueprints.tasks(),
+            *self.declarations.tasks(),
         ]
 
     async def work_app_licences(self) -> dict[str, Any]:

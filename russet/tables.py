@@ -15,6 +15,7 @@ from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.apps import tables as apps_tables
 from russet.blueprints import tables as blueprint_tables
+from russet.declarative import tables as declarative_tables
 from russet.enrollment import tables as enrollment_tables
 from russet.escrow import tables as escrow_tables
 from russet.groups import tables as groups_tables
@@ -39,6 +40,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     library_tables,
     apps_tables,
     blueprint_tables,
+    declarative_tables,
     escrow_tables,
 )
 

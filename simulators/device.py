@@ -20,6 +20,7 @@ it installed (`install_profile`), as a Mac does.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import plistlib
 import uuid
@@ -42,6 +43,75 @@ CONNECT_TYPE = "application/x-apple-aspen-mdm; charset=UTF-8"
 
 class HttpClient(Protocol):
     def put(self, url: str, *, content: bytes, headers: dict[str, str]) -> Any: ...
+
+
+_DDM_GROUPS = {
+    "Activations": "activation",
+    "Configurations": "configuration",
+    "Assets": "asset",
+    "Management": "management",
+}
+
+
+def nest_status(values: dict[str, Any]) -> dict[str, Any]:
+    """Status items by dotted name, nested as a device sends them ({"a.b": 1} -> {"a": {"b": 1}})."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, last = name.split(".")
+        here = nested
+        for part in parents:
+            here = here.setdefault(part, {})
+        here[last] = value
+    return nested
+
+
+@dataclass
+class DdmClient:
+    """A device's declarative-management engine, as far as the protocol shows it: it keeps the
+    declarations it fetched (by kind and identifier, with their ServerToken) and the last
+    DeclarationsToken, syncs as a device does (tokens, then declaration-items only when the token
+    moved, then each declaration whose ServerToken is new to it, and any data an asset or legacy
+    profile points at), and reports its state in a status report."""
+
+    held: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data: dict[str, bytes] = field(default_factory=dict)  # identifier -> data fetched from its URL
+    token: str | None = None
+    fetched: list[str] = field(default_factory=list)  # identifiers fetched, in order (all syncs)
+    # identifier -> reasons: the device reports it invalid with these (e.g. a passcode it cannot apply)
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        """What an erase does: nothing held."""
+        self.held.clear()
+        self.data.clear()
+        self.token = None
+
+    def status_report(self, values: dict[str, Any] | None = None, *, full: bool = True) -> dict[str, Any]:
+        states: dict[str, list[dict[str, Any]]] = {g.lower(): [] for g in _DDM_GROUPS}
+        for (kind, identifier), declaration in sorted(self.held.items()):
+            reasons = self.failures.get(identifier)
+            entry: dict[str, Any] = {
+                "identifier": identifier,
+                "server-token": declaration["ServerToken"],
+                "active": reasons is None,
+                "valid": "invalid" if reasons else "valid",
+            }
+            if reasons:
+                entry["reasons"] = reasons
+            group = next(g for g, k in _DDM_GROUPS.items() if k == kind)
+            states[group.lower()].append(entry)
+        items = nest_status({**(values or {}), "management.declarations": states})
+        return {"StatusItems": items, "Errors": [], "FullReport": full}
+
+
+def _data_url(declaration: dict[str, Any]) -> str | None:
+    """Where an asset's data (Reference.DataURL) or a legacy profile (ProfileURL) is."""
+    payload = declaration.get("Payload", {})
+    reference = payload.get("Reference")
+    if isinstance(reference, dict) and isinstance(reference.get("DataURL"), str):
+        return str(reference["DataURL"])
+    url = payload.get("ProfileURL")
+    return url if isinstance(url, str) else None
 
 
 @dataclass
@@ -171,6 +241,7 @@ class SimDevice:
     product_name: str = "iPhone15,2"
     unlock_token: bytes = b""  # the last one sent in TokenUpdate
     secrets: DeviceSecrets = field(default_factory=DeviceSecrets)
+    ddm: DdmClient = field(default_factory=DdmClient)  # its declarative-management engine
 
     # -- message bodies ------------------------------------------------------------------------
 
@@ -263,6 +334,67 @@ class SimDevice:
             response = self.check_in(client, msg)
             if response.status_code != 200:
                 raise RuntimeError(f"{msg['MessageType']} refused: {response.status_code} {response.text}")
+
+    # -- declarative device management ---------------------------------------------------------
+
+    def declarative(self, client: HttpClient, endpoint: str, data: bytes | None = None) -> Any:
+        """One DeclarativeManagement check-in.
+
+        A device's signature carries its signing time, so its repeated `tokens` check-ins differ;
+        the simulator's may repeat within one second, so each carries a key of its own that the
+        server ignores (else the replay guard would rightly refuse the exact repeat)."""
+        msg: dict[str, Any] = {
+            "SimRequestID": str(uuid.uuid4()),
+            "MessageType": "DeclarativeManagement",
+            self.id_key: self.udid,
+            "Endpoint": endpoint,
+        }
+        if data is not None:
+            msg["Data"] = data
+        return self.check_in(client, msg)
+
+    def _ddm_json(self, client: HttpClient, endpoint: str) -> Any:
+        response = self.declarative(client, endpoint)
+        if response.status_code != 200:
+            raise RuntimeError(f"DDM {endpoint} refused: {response.status_code} {response.text}")
+        return json.loads(response.content)
+
+    def ddm_sync(self, client: Any, status: dict[str, Any] | None = None, *, full: bool = True) -> list[str]:
+        """A whole sync, as after a DeclarativeManagement command: tokens; if the token moved,
+        declaration-items, each declaration whose ServerToken is new, dropping those no longer
+        listed; then a status report (with `status` values; `full=False`: an incremental one).
+        Returns what it fetched."""
+        ddm = self.ddm
+        fetched: list[str] = []
+        token = self._ddm_json(client, "tokens")["SyncTokens"]["DeclarationsToken"]
+        if token != ddm.token:
+            items = self._ddm_json(client, "declaration-items")
+            listed: set[tuple[str, str]] = set()
+            for group, kind in _DDM_GROUPS.items():
+                for item in items["Declarations"][group]:
+                    key = (kind, item["Identifier"])
+                    listed.add(key)
+                    have = ddm.held.get(key)
+                    if have is not None and have["ServerToken"] == item["ServerToken"]:
+                        continue
+                    declaration = self._ddm_json(client, f"declaration/{kind}/{item['Identifier']}")
+                    ddm.held[key] = declaration
+                    fetched.append(item["Identifier"])
+                    url = _data_url(declaration)
+                    if url is not None:
+                        got = client.get(self._url(url))
+                        if got.status_code != 200:
+                            raise RuntimeError(f"data of {item['Identifier']}: {got.status_code}")
+                        ddm.data[item["Identifier"]] = got.content
+            for key in set(ddm.held) - listed:
+                del ddm.held[key]
+            ddm.token = items["DeclarationsToken"]
+        ddm.fetched += fetched
+        report = json.dumps(ddm.status_report(status, full=full)).encode()
+        response = self.declarative(client, "status", report)
+        if response.status_code != 200:
+            raise RuntimeError(f"DDM status refused: {response.status_code} {response.text}")
+        return fetched
 
     @staticmethod
     def command_of(response: Any) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from russet.mdm.declarative import DECLARATIONS_TOKEN
+from russet.declarative.service import EMPTY_SET_TOKEN
 from russet.runtime import Russet
 from simulators.device import SimDevice, SimUser
 from tests.apple_schema import SCHEMAS, load_schema, schema_errors
@@ -183,6 +183,7 @@ def test_declarative_management_answers_an_empty_set_by_apples_schemas(
             keys[0]["subkeys"] = SYNC_TOKENS
         assert schema_errors(keys, answers[endpoint]) == []
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", answers["tokens"]["SyncTokens"]["Timestamp"])
-    assert answers["tokens"]["SyncTokens"]["DeclarationsToken"] == DECLARATIONS_TOKEN
-    assert answers["declaration-items"]["DeclarationsToken"] == DECLARATIONS_TOKEN
+    # A device given no declarations: the token of the empty set (russet.declarative).
+    assert answers["tokens"]["SyncTokens"]["DeclarationsToken"] == EMPTY_SET_TOKEN
+    assert answers["declaration-items"]["DeclarationsToken"] == EMPTY_SET_TOKEN
     assert all(v == [] for v in answers["declaration-items"]["Declarations"].values())

@@ -186,7 +186,13 @@ SURFACES = ("api", "console", "cli", "web")
 ENTRY_POINTS = {"app.py", "__main__.py"}
 # Device endpoints speak Apple's protocols over HTTP themselves: the allowed protocol adapters.
 PROTOCOL_ADAPTERS = {
-    "mdm/http.py", "scep/http.py", "enrollment/http.py", "vpp/notify.py", "apps/http.py", "bodylimit.py"
+    "mdm/http.py",
+    "declarative/http.py",
+    "scep/http.py",
+    "enrollment/http.py",
+    "vpp/notify.py",
+    "apps/http.py",
+    "bodylimit.py",
 }
 FRAMEWORKS = {"fastapi", "starlette", "click", "jinja2"}
 

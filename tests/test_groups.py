@@ -42,7 +42,10 @@ def test_versions_compare_part_by_part() -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ('modle = "iPad"', "unknown field 'modle' at character 1; valid fields: abm_account, device_name"),
+        (
+            'modle = "iPad"',
+            "unknown field 'modle' at character 1; valid fields: abm_account, battery_health, device_name",
+        ),
         ('os_version >= "seventeen"', 'wants a version such as "17.4"'),
         ('supervised = "yes"', "supervised is true or false"),
         ('model < "iPad"', "model does not take <"),

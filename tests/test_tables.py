@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA_STORES = {
     "russet.enrollment.tokens",
     "russet.mdm.facts",
+    "russet.mdm.lifecycle",
     "russet.mdm.bootstrap",
     "russet.mdm.enrollments",
     "russet.mdm.queue",
@@ -76,6 +77,10 @@ CROSS_FEATURE = {
     ),
     ("runtime", "vpp.store"): "the composition root builds the Apps and Books service's store",
     ("runtime", "escrow.store"): "the composition root builds the escrow service's store",
+    ("runtime", "declarative.store"): (
+        "the composition root builds the declarations' store; the core's facts read its status values"
+    ),
+    ("runtime", "mdm.lifecycle"): "the composition root gives declarations the core's enrollment lives",
     ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
     ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",

@@ -401,6 +401,7 @@ SERVER_TASKS = {
     "groups.reconcile",
     "blueprints.reconcile",
     "blueprints.ade_release",
+    "declarations.refresh",
 }
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from russet.api.abm import router as abm_router
 from russet.api.apps import router as app_catalogue_router
 from russet.api.blueprints import router as blueprints_router
+from russet.api.declarations import router as declarations_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
 from russet.api.escrow import router as escrow_router
@@ -46,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     groups_router,
     profiles_router,
     blueprints_router,
+    declarations_router,
     escrow_router,
 )
 

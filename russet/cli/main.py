@@ -21,6 +21,7 @@ from russet.cli.apns import apns
 from russet.cli.apps import COMMANDS as APP_COMMANDS
 from russet.cli.blueprints import blueprint, reconcile, setup_lines
 from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.declarations import declaration
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
@@ -362,6 +363,7 @@ for _device_command in DEVICE_COMMANDS:
 device.add_command(clear_passcode)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
+cli.add_command(declaration)
 cli.add_command(ledger)
 cli.add_command(connections)
 cli.add_command(disconnect)

@@ -51,12 +51,21 @@ FIELDS: dict[str, FieldType] = {
     "enrolled": "bool",
     "abm_account": "names",
     "last_checkin": "age",
+    # Reported through DDM status subscriptions (russet.declarative), unknown until then.
+    "battery_health": "text",
+    "passcode_compliant": "bool",
+    "passcode_present": "bool",
+    "update_state": "text",
+    "pending_version": "version",
 }
 
 # Fields whose values are a closed set: a typo is refused rather than matching nothing.
 CHOICES: dict[str, tuple[str, ...]] = {
     "platform": ("iOS", "iPadOS", "macOS", "tvOS", "watchOS", "visionOS"),
     "enrollment_type": ("ade", "ota", "user"),
+    # Apple's rangelists (declarative/status/device.power.battery-health, softwareupdate.install-state)
+    "battery_health": ("non-genuine", "normal", "service-recommended", "unknown", "unsupported"),
+    "update_state": ("none", "downloading", "prepared", "installing", "failed"),
 }
 
 OPERATORS: dict[FieldType, tuple[str, ...]] = {

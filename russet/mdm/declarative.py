@@ -1,10 +1,10 @@
 """DeclarativeManagement check-ins (Apple §a.4.7), answered as a server with no declarations.
 
-Russet does not publish declarations. A device only speaks DDM after a DeclarativeManagement
-command (which an administrator can still send raw); rather than failing every sync of such a
-device, Russet answers what Apple's protocol defines for an empty set: sync tokens that never
-change, four empty declaration lists, status reports accepted, and 404 for any declaration.
-"""
+Used where no declarations apply: user channels, and an MdmService built without the declarative
+feature (`russet.declarative` answers the device channel when wired). Rather than failing every
+sync of such a channel, Russet answers what Apple's protocol defines for an empty set: sync tokens
+that never change, four empty declaration lists, status reports accepted, and 404 for any
+declaration."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ _GROUPS = ("activation", "configuration", "asset", "management")
 
 class JsonBody(bytes):
     """A reply body that is JSON (the HTTP layer labels it application/json)."""
+
+
+def json_body(value: dict[str, Any]) -> JsonBody:
+    """A JSON answer, compact."""
+    return _json(value)
 
 
 def _json(value: dict[str, Any]) -> JsonBody:

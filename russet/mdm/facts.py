@@ -39,6 +39,25 @@ class AdeEnrollments(Protocol):
         ...
 
 
+class DeclaredStatus(Protocol):
+    """Facts devices report through DDM status subscriptions (the declarative feature answers)."""
+
+    def status_facts(self, device_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
+        """Device id -> its status facts (`STATUS_FIELDS`, None when unknown), for the devices
+        among `device_ids` (all when None) that reported any."""
+        ...
+
+
+# Facts only DDM status reports give; every device has them (None until it reports).
+STATUS_FIELDS = (
+    "battery_health",
+    "passcode_compliant",
+    "passcode_present",
+    "update_state",
+    "pending_version",
+)
+
+
 # ProductName prefix -> platform, longest prefixes first where they overlap.
 _PLATFORMS = (
     ("iPhone", "iOS"),
@@ -91,10 +110,13 @@ def _flag(value: Any) -> bool | None:
 class MdmDeviceFacts:
     """Implements `russet.groups.ports.DeviceFacts` over the MDM core's tables."""
 
-    def __init__(self, engine: Engine, abm: AbmAccounts, ade: AdeEnrollments) -> None:
+    def __init__(
+        self, engine: Engine, abm: AbmAccounts, ade: AdeEnrollments, declared: DeclaredStatus | None = None
+    ) -> None:
         self._engine = engine
         self._abm = abm
         self._ade = ade
+        self._declared = declared
         self._query = (
             select(
                 enrollments.c.id,
@@ -161,7 +183,17 @@ class MdmDeviceFacts:
         serials = {r.serial_number for r in rows if r.serial_number}
         accounts = self._abm.connections_by_serial(None if device_ids is None else serials)
         ade = self._ade.ade_identifiers(None if device_ids is None else serials | {r.id for r in rows})
-        return [self._facts(r, with_users, accounts, ade) for r in rows]
+        found = [self._facts(r, with_users, accounts, ade) for r in rows]
+        reported = self._declared.status_facts(device_ids) if self._declared is not None else {}
+        for facts in found:
+            status = reported.get(facts["device_id"])
+            if status is None:
+                facts.update(dict.fromkeys(STATUS_FIELDS))
+                continue
+            facts.update({name: status.get(name) for name in STATUS_FIELDS})
+            if status.get("os_version"):  # sent by the device as it changes: fresher than inventory
+                facts["os_version"] = status["os_version"]
+        return found
 
     @staticmethod
     def _facts(

@@ -28,3 +28,11 @@ class DevicePushes(Protocol):
 
     def device_state(self, enrollment_id: str) -> dict[str, Any] | None:
         """The enrollment's push state (last outcome, dead token...), for `show_device`."""
+
+
+class DeclarativeAnswers(Protocol):
+    """The DDM check-in's answers (the declarative feature): JSON for tokens, declaration-items and
+    each declaration, None for a stored status report. Raises `russet.kernel.errors` kinds:
+    Invalid or TooLarge for bad input (nothing stored), NotFound for a declaration not the device's."""
+
+    def answer(self, device_id: str, endpoint: str, data: bytes | None) -> dict[str, Any] | None: ...

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from russet.kernel.errors import Invalid, TooLarge
+from russet.kernel.errors import NotFound as NoSuchThing
 from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
 from russet.mdm.channels import Channel, resolve_channel
-from russet.mdm.declarative import declarative_reply
+from russet.mdm.declarative import declarative_reply, json_body
 from russet.mdm.enrollments import (
     DeviceFacts,
     EnrollmentConflict,
@@ -23,9 +25,17 @@ from russet.mdm.enrollments import (
     NotEnrolled,
     TakeoverRefused,
 )
-from russet.mdm.errors import BadRequest, Forbidden, UnknownEnrollment, UnrecognizedDevice
+from russet.mdm.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnknownEnrollment,
+    UnrecognizedDevice,
+)
 from russet.mdm.identity import Identity
 from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
+from russet.mdm.ports import DeclarativeAnswers
 from russet.mdm.user_auth import user_authenticate_reply
 from russet.storage.bundle import Storage
 from russet.storage.db import utcnow
@@ -68,8 +78,11 @@ class MdmService:
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
         reenroll_policy: str = "strict",
         events: EventBus | None = None,
+        declarative: DeclarativeAnswers | None = None,
     ) -> None:
         self._storage = storage
+        # Declarations (DDM) on the device channel; without it, the answers of an empty set.
+        self._declarative = declarative
         self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
         self._last_seen = last_seen
         self._user_authenticate = user_authenticate
@@ -203,7 +216,17 @@ class MdmService:
         self, identity: Identity, channel: Channel, msg: dict[str, Any]
     ) -> bytes | None:
         self._storage.enrollments.require_bound(channel.device_id, identity.fingerprint)
-        return declarative_reply(msg)
+        if self._declarative is None or channel.is_user:
+            return declarative_reply(msg)
+        try:
+            answer = self._declarative.answer(channel.device_id, msg["Endpoint"], msg.get("Data"))
+        except TooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
+        except Invalid as exc:
+            raise BadRequest(str(exc)) from None
+        except NoSuchThing as exc:
+            raise NotFound(str(exc)) from None
+        return None if answer is None else json_body(answer)
 
     def _return_to_service(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
         # Return to Service needs configured Wi-Fi/MDM profiles; say plainly it is off.
