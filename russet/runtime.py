@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +75,6 @@ from russet.storage.leases import TaskLeases
 from russet.storage.login_failures import LoginLimiter
 from russet.storage.rotation import finish_interrupted_rotation
 from russet.storage.secretbox import SecretBox
-from russet.storage.settings import SettingsStore
 from russet.vpp import hooks as vpp_hooks
 from russet.vpp.installs import locate_asset
 from russet.vpp.ports import DeviceRef
@@ -248,18 +246,8 @@ class _BlueprintsUseProfiles:
 
 # -- the app catalogue's ports, and the blueprints' Apps port over it ------------------------------
 
-DOWNLOAD_KEY_SETTING = "apps.download_key"
+DOWNLOAD_KEY_SETTING = "apps.download_key"  # keys the hosted apps' download tokens
 DOWNLOAD_TTL = timedelta(days=7)  # a device offline for days still fetches its queued install
-
-
-def _download_key(storage: Storage) -> bytes:
-    """The key of the hosted apps' download tokens, made once (under the first-start lock in
-    `set_up`) and kept sealed in the settings."""
-    key = storage.settings.get_secret(DOWNLOAD_KEY_SETTING)
-    if key is None:
-        key = os.urandom(32)
-        storage.settings.set_secret(DOWNLOAD_KEY_SETTING, key)
-    return key
 
 
 class _VppForApps:
@@ -341,16 +329,7 @@ class _CatalogueApps:
         self._catalogue.return_licence(device_id, ref)
 # -- the declarative feature's ports (issue #14) -------------------------------------------------------
 
-DDM_DATA_KEY_SETTING = "declarative.data_key"
-
-
-def _ddm_data_key(settings: SettingsStore) -> bytes:
-    """The secret keying each device's data URL token; made once (under the first-start lock)."""
-    key = settings.get_secret(DDM_DATA_KEY_SETTING)
-    if key is None:
-        key = os.urandom(32)
-        settings.set_secret(DDM_DATA_KEY_SETTING, key)
-    return key
+DDM_DATA_KEY_SETTING = "declarative.data_key"  # keys each device's data URL token
 
 
 class _DeclaredStatus:
@@ -433,8 +412,8 @@ def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
         done = migrate(storage.engine, box)
         authority = ensure_authority(storage.certificates)
         Fingerprinter.load(storage.settings)
-        _download_key(storage)
-        _ddm_data_key(storage.settings)
+        for key in (DOWNLOAD_KEY_SETTING, DDM_DATA_KEY_SETTING):  # made once, sealed in the settings
+            storage.settings.random_key(key)
     return done, authority
 
 
@@ -589,7 +568,7 @@ class Russet:
         apps = AppCatalogue(
             engine,
             settings.data_dir / "apps",
-            DownloadTokens(_download_key(storage), DOWNLOAD_TTL),
+            DownloadTokens(storage.settings.random_key(DOWNLOAD_KEY_SETTING), DOWNLOAD_TTL),
             settings.public_url,
             _VppForApps(vpp),
             _DevicesForApps(devices),
@@ -632,7 +611,7 @@ class Russet:
             _DeclarationDevices(devices, EnrollmentLives(engine)),
             devices,
             public_url=settings.public_url,
-            data_key=_ddm_data_key(storage.settings),
+            data_key=storage.settings.random_key(DDM_DATA_KEY_SETTING),
             events=events,
             library=library_profiles,
         )

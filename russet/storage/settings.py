@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import Engine, select
 
 from russet.storage.db import reading, upsert, utcnow
@@ -37,3 +39,12 @@ class SettingsStore:
         row = {"key": key, "sealed_value": self._box.seal(secret, f"settings:{key}"), "updated_at": utcnow()}
         with self._engine.begin() as conn:
             upsert(conn, settings, row, ["key"], ["sealed_value", "updated_at"])
+
+    def random_key(self, key: str, size: int = 32) -> bytes:
+        """The random key stored sealed under `key`, made on first use. Callers make it under the
+        first-start lock (`runtime.set_up`), so processes starting together share one key."""
+        found = self.get_secret(key)
+        if found is None:
+            found = os.urandom(size)
+            self.set_secret(key, found)
+        return found
