@@ -30,6 +30,7 @@ from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
 from russet.apns.topic import PushTopic
 from russet.apple.admin import LedgerAdmin
+from russet.apple.connection.admin import ConnectionConfig
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
@@ -401,9 +402,9 @@ class Russet:
                 gateway,
                 connections,
                 ledger,
-                abm_url=settings.abm_url,
-                public_url=settings.public_url,
-                sync_minutes=settings.abm_sync_minutes,
+                ConnectionConfig.of(
+                    settings.abm_url, settings.public_url, sync_minutes=settings.abm_sync_minutes
+                ),
             ),
             vpp=VppService(
                 VppStore(engine, box),
@@ -412,10 +413,10 @@ class Russet:
                 _DevicesForAppsAndBooks(devices),
                 devices,
                 engine=engine,
-                vpp_url=settings.vpp_url,
-                public_url=settings.public_url,
+                config=ConnectionConfig.of(
+                    settings.vpp_url, settings.public_url, sync_minutes=settings.vpp_sync_minutes
+                ),
                 poll_seconds=settings.vpp_poll_seconds,
-                sync_minutes=settings.vpp_sync_minutes,
             ),
         )
 

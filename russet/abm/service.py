@@ -40,14 +40,10 @@ class AbmService(kit.ConnectionService[AbmStore]):
         gateway: AppleGateway,
         connections: ConnectionRegistry,
         ledger: Ledger,
-        *,
-        abm_url: str,
-        public_url: str,
-        sync_minutes: int,
+        config: kit.ConnectionConfig,
     ) -> None:
-        super().__init__(store, gateway, connections, base_url=abm_url, public_url=public_url)
-        self._ledger = ledger
-        self._sync_minutes = sync_minutes
+        super().__init__(store, gateway, connections, config)
+        self._ledger = ledger  # sync records what Apple said about each device
 
     def client_for(self, name: str) -> AbmClient:
         """The connection's client, refusing an expired token before Apple is asked."""
@@ -169,7 +165,7 @@ class AbmService(kit.ConnectionService[AbmStore]):
                     "last_attempt_at": kit.iso(state.last_attempt_at),
                     "last_error": state.last_error,
                     "retry_at": kit.iso(state.retry_at),
-                    "every_minutes": self._sync_minutes,
+                    "every_minutes": int(self.config.sync_every.total_seconds()) // 60,
                 },
             }
         )
@@ -188,8 +184,8 @@ class AbmService(kit.ConnectionService[AbmStore]):
 
     async def sync_scheduled(self) -> dict[str, Any]:
         """The server's periodic task: every active connection whose interval has passed."""
-        interval = timedelta(minutes=self._sync_minutes)
-        outcome = await sync_due(self._connections, self._ledger, self.store, self.client_for, interval)
+        every = self.config.sync_every
+        outcome = await sync_due(self._connections, self._ledger, self.store, self.client_for, every)
         for name in outcome:
             warning = expiry_warning(self.store.require(name)["access_token_expiry"])
             if warning:

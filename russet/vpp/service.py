@@ -61,16 +61,13 @@ class VppService(kit.ConnectionService[VppStore]):
         commands: CommandSender,
         *,
         engine: Engine,
-        vpp_url: str,
-        public_url: str,
+        config: kit.ConnectionConfig,
         poll_seconds: int,
-        sync_minutes: int,
     ) -> None:
-        super().__init__(store, gateway, connections, base_url=vpp_url, public_url=public_url)
+        super().__init__(store, gateway, connections, config)
         # licences.departed_devices reads the MDM core's results (listed in tests/test_tables.py).
         self._engine = engine
         self._every = timedelta(seconds=poll_seconds)
-        self._sync_every = timedelta(minutes=sync_minutes)
         self.installs = Installs(engine, store, self.client_for, devices, commands, poll_every=self._every)
 
     def client_for(self, name: str) -> VppClient:
@@ -370,7 +367,7 @@ class VppService(kit.ConnectionService[VppStore]):
                 done["revoked"] = await licences.revoke_devices(store, client, departed)
             location = store.require(name)
             last = location["last_sync_at"]
-            if last is None or datetime.now(UTC) - last >= self._sync_every:
+            if last is None or datetime.now(UTC) - last >= self.config.sync_every:
                 done["sync"] = await sync_assets(self._connections, store, client)
         warning = expiry_warning(location["token_expires_at"])
         if warning:
