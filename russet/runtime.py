@@ -69,9 +69,7 @@ from russet.vpp.store import VppStore
 
 T = TypeVar("T")
 log = logging.getLogger("russet")
-LAST_SEEN_FLUSH_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 6 * 3600
-ABM_SYNC_CHECK_SECONDS = 60.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
 
 
 def _inventory_hook(
@@ -436,36 +434,23 @@ class Russet:
         }
 
     def flush_last_seen(self) -> None:
-        self.storage.enrollments.touch(self.last_seen.drain())
+        self.mdm.flush_last_seen()
 
     # -- background work ---------------------------------------------------------------------------
 
     def tasks(self) -> list[PeriodicTask]:
-        """Every periodic task of the server, gathered in this one place for the lifespan's runner
-        (`russet.infra.tasks`) and for `russet tasks`. Each feature's service will declare its own
-        (`tasks()`); until then they are today's functions."""
+        """Every periodic task of the server, for the lifespan's runner (`russet.infra.tasks`) and
+        for `russet tasks`: each service's own (`tasks()`), and housekeeping, which gathers the
+        periodic deletions of several features and so belongs to the composition."""
+
         def housekeeping() -> dict[str, int]:
             removed = self.housekeeping()
             if any(removed.values()):
                 log.info("housekeeping removed %s", removed)
             return removed
 
-        async def push_sweep() -> int:
-            count = await self.pusher.sweep()
-            if count:
-                self.pusher.wake()  # this process drains the requests at once; others within a second
-            return count
-
-        poll = self.settings.vpp_poll_seconds
         return [
-            PeriodicTask(
-                "last_seen.flush",
-                LAST_SEEN_FLUSH_SECONDS,
-                self.flush_last_seen,
-                once_across_nodes=False,  # each process holds its own buffer
-                first_delay=LAST_SEEN_FLUSH_SECONDS,
-                description="record the last-seen times of devices this process served",
-            ),
+            *self.mdm.tasks(),
             PeriodicTask(
                 "housekeeping",
                 HOUSEKEEPING_SECONDS,
@@ -474,30 +459,9 @@ class Russet:
                 description="prune the ledger past retention, expired SCEP challenges, sign-in "
                 "failures, check-in signatures and old re-enrollment refusals",
             ),
-            PeriodicTask(
-                "abm.sync",
-                ABM_SYNC_CHECK_SECONDS,
-                self.abm.sync_scheduled,
-                once_across_nodes=True,
-                first_delay=ABM_SYNC_CHECK_SECONDS,
-                description="sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
-            ),
-            PeriodicTask(
-                "vpp.tick",
-                poll,
-                self.vpp.tick,
-                once_across_nodes=True,
-                first_delay=poll,
-                description="Apps and Books: poll unanswered events, revoke licences of departed "
-                "devices, re-read assets when due, move app installs on",
-            ),
-            PeriodicTask(
-                "apns.sweep",
-                self.pusher.policy.sweep_seconds,
-                push_sweep,
-                once_across_nodes=True,
-                description="re-push devices with pending commands that have not connected (with backoff)",
-            ),
+            *self.abm.tasks(),
+            *self.vpp.tasks(),
+            *self.push.tasks(),
             *self.groups.tasks(),
             *self.blueprints.tasks(),
         ]

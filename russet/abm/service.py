@@ -26,9 +26,11 @@ from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Ledger
+from russet.kernel.tasks import PeriodicTask
 
 log = logging.getLogger("russet.abm")
 MAX_TOKEN_BYTES = 64 * 1024
+SYNC_CHECK_SECONDS = 60.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
 NOT_CONNECTED = "ABM connection {name} is not connected; load its server token with `russet abm token`"
 apple_errors = partial(kit.apple_errors, NOT_CONNECTED)
 
@@ -181,6 +183,17 @@ class AbmService(kit.ConnectionService[AbmStore]):
         out = report.as_dict()
         out["warning"] = expiry_warning(self.store.require(name)["access_token_expiry"])
         return out
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The server's periodic sync (`abm.sync`), for the composition root's task runner."""
+        return [
+            self.connection_task(
+                "abm.sync",
+                SYNC_CHECK_SECONDS,
+                self.sync_scheduled,
+                "sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
+            )
+        ]
 
     async def sync_scheduled(self) -> dict[str, Any]:
         """The server's periodic task: every active connection whose interval has passed."""

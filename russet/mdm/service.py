@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
+from russet.kernel.tasks import PeriodicTask
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply
 from russet.mdm.enrollments import (
@@ -34,6 +35,7 @@ log = logging.getLogger("russet.mdm")
 
 # A bootstrap token is a few hundred bytes; refuse what cannot be one rather than seal it.
 MAX_BOOTSTRAP_TOKEN_BYTES = 64 * 1024
+LAST_SEEN_FLUSH_SECONDS = 1.0
 
 
 # Report statuses that answer a command (NotNow only postpones it; Idle answers nothing).
@@ -88,6 +90,25 @@ class MdmService:
             "DeclarativeManagement": self._declarative_management,
             "ReturnToService": self._return_to_service,
         }
+
+    # -- the last-seen buffer -------------------------------------------------------------------
+
+    def flush_last_seen(self) -> None:
+        """Write the last-seen times this process collected since the previous flush."""
+        self._storage.enrollments.touch(self._last_seen.drain())
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The flush of this process's last-seen buffer (`last_seen.flush`), in every process."""
+        return [
+            PeriodicTask(
+                "last_seen.flush",
+                LAST_SEEN_FLUSH_SECONDS,
+                self.flush_last_seen,
+                once_across_nodes=False,  # each process holds its own buffer
+                first_delay=LAST_SEEN_FLUSH_SECONDS,
+                description="record the last-seen times of devices this process served",
+            )
+        ]
 
     # -- check-in (CheckInURL) ------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway, Call
 from russet.kernel.errors import Invalid, Refused, Unavailable
+from russet.kernel.tasks import PeriodicTask
 from russet.vpp import licences, users
 from russet.vpp.client import DEFAULT_PER_SECOND, VppClient
 from russet.vpp.errors import (
@@ -340,6 +341,18 @@ class VppService(kit.ConnectionService[VppStore]):
         return {"notification": note.notification_id, **summary}
 
     # -- the server's periodic work ------------------------------------------------------------------
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The server's periodic work (`vpp.tick`, every RUSSET_VPP_POLL_SECONDS), for the root's runner."""
+        return [
+            self.connection_task(
+                "vpp.tick",
+                self._every.total_seconds(),
+                self.tick,
+                "Apps and Books: poll unanswered events, revoke licences of departed devices, re-read "
+                "assets when due, move app installs on",
+            )
+        ]
 
     async def tick(self) -> dict[str, Any]:
         """Poll events no notification answered, take back licences of devices that left, re-read

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from russet.apple.connection.errors import AppleConnectionError, AppleUnreachable, ConnectionConflict
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry, Disconnected
 from russet.apple.gateway import AppleGateway, AppleUnavailable
+from russet.kernel.tasks import PeriodicTask
 
 StoreT = TypeVar("StoreT")
 # A connection name: it appears in URLs, CLI arguments and messages.
@@ -109,6 +110,22 @@ class ConnectionService(Generic[StoreT]):
         self._connections = connections
         self._base_url = config.base_url
         self._public_url = config.public_url
+
+    @staticmethod
+    def connection_task(
+        name: str, every_seconds: float, work: Callable[[], Any], description: str
+    ) -> PeriodicTask:
+        """The feature's periodic work over its connections: once across the nodes sharing the
+        database (Apple sees one client), and first one interval after start (a server starting,
+        or several, does not call Apple at once)."""
+        return PeriodicTask(
+            name,
+            every_seconds,
+            work,
+            once_across_nodes=True,
+            first_delay=every_seconds,
+            description=description,
+        )
 
     def _summary(self, name: str, registry: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
