@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 from russet.abm import hooks as abm_hooks
 from russet.abm.service import AbmService
 from russet.abm.store import AbmSerials, AbmStore
+from russet.access.service import AccessService
 from russet.apns import hooks as apns_hooks
 from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
@@ -284,6 +285,7 @@ class Russet:
     abm: AbmService  # Apple Business/School Manager
     vpp: VppService  # Apps and Books
     blueprints: BlueprintService
+    access: AccessService  # API keys, console sign-in failures
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -394,6 +396,7 @@ class Russet:
             groups=groups,
             library=library,
             blueprints=blueprints,
+            access=AccessService(storage.api_keys, LoginLimiter(engine)),
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -428,7 +431,7 @@ class Russet:
         return {
             "ledger_rows": self.ledger_admin.prune_ledger(),
             "scep_challenges": self.enrollment.prune_challenges(),
-            "login_failures": LoginLimiter(self.storage.engine).prune(),
+            "login_failures": self.access.prune_sign_in_failures(),
             "seen_signatures": self.devices.prune_seen_signatures(),
             "enrollment_refusals": self.devices.prune_refusals(),
         }
