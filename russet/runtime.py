@@ -345,6 +345,7 @@ class Russet:
         )
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
         events = EventBus()
+        reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books)
         groups = GroupService(
             engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
         )
@@ -355,7 +356,7 @@ class Russet:
             _GroupScopes(groups),
             _LibraryProfiles(library),
             devices,
-            _CoreReports(DeviceReports(engine)),
+            _CoreReports(reports),
             max_in_flight=settings.reconcile_max_in_flight,
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
@@ -411,7 +412,7 @@ class Russet:
                 VppStore(engine, box),
                 gateway,
                 connections,
-                _DevicesForAppsAndBooks(devices),
+                _DevicesForAppsAndBooks(devices, reports),
                 devices,
                 engine=engine,
                 config=ConnectionConfig.of(
@@ -497,10 +498,15 @@ class Russet:
 
 class _DevicesForAppsAndBooks:
     """Apps and Books' device lookup (`russet.vpp.ports.DeviceLookup`) over the MDM core's
-    DeviceService: the enrollment row it finds, in the shape an install keeps."""
+    DeviceService (the enrollment row it finds, in the shape an install keeps) and its read
+    model (`DeviceReports.departed`: devices that left)."""
 
-    def __init__(self, devices: DeviceService) -> None:
+    def __init__(self, devices: DeviceService, reports: DeviceReports) -> None:
         self._devices = devices
+        self._reports = reports
+
+    def departed(self, since: Mapping[str, datetime | None]) -> dict[str, str]:
+        return self._reports.departed(since)
 
     def find_device(self, device: str) -> DeviceRef | None:
         row = self._devices.find_device(device)

@@ -38,7 +38,6 @@ CROSS_FEATURE = {
     ("abm.store", "mdm.tables"): "reads: ABM devices listed with their enrollment (serial number)",
     ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
     ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
-    ("vpp.licences", "mdm.tables"): "reads: enrolled/erased state of licensed devices (queue results)",
     ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
     ("enrollment.tokens", "scep.tables"): "reads: the identity a handed-out challenge bought",
     ("mdm.reenroll", "enrollment.tables"): "reads: the ADE profile request behind a new identity",

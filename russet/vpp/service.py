@@ -66,8 +66,8 @@ class VppService(kit.ConnectionService[VppStore]):
         poll_seconds: int,
     ) -> None:
         super().__init__(store, gateway, connections, config)
-        # licences.departed_devices reads the MDM core's results (listed in tests/test_tables.py).
         self._engine = engine
+        self._devices = devices  # and, through the same port, which devices left
         self._every = timedelta(seconds=poll_seconds)
         self.installs = Installs(engine, store, self.client_for, devices, commands, poll_every=self._every)
 
@@ -375,7 +375,8 @@ class VppService(kit.ConnectionService[VppStore]):
             store.expire_reservations(name, licences.STALE_RESERVATION)
             client = self.client_for(name)
             done["events"] = len(await licences.poll_events(store, client, every=self._every))
-            departed = licences.departed_devices(self._engine, name)
+            held = licences.assigned_devices(self._engine, name)
+            departed = self._devices.departed(held) if held else {}
             if departed:
                 done["revoked"] = await licences.revoke_devices(store, client, departed)
             location = store.require(name)
