@@ -46,7 +46,7 @@ from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound
-from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged, EventBus, GroupMembersChanged
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -347,7 +347,7 @@ class Russet:
         events = EventBus()
         reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books)
         groups = GroupService(
-            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log)
+            engine, MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log), events=events
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
@@ -361,6 +361,8 @@ class Russet:
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
         events.subscribe(CommandAnswered, blueprints.on_command_answered)
+        # A static group's members changed by an admin: the next blueprints pass is a full one.
+        events.subscribe(GroupMembersChanged, lambda _changed: blueprints.mark_changed())
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         return cls(
