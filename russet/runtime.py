@@ -370,7 +370,9 @@ class Russet:
             storage=storage,
             authority=authority,
             mdm=MdmService(
-                storage,
+                storage.enrollments,
+                storage.queue,
+                storage.bootstrap,
                 push_topic,
                 last_seen,
                 settings.user_authenticate,
