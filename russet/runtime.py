@@ -25,12 +25,14 @@ from typing import Any, TypeVar, cast
 from russet.abm import hooks as abm_hooks
 from russet.abm.service import AbmService
 from russet.abm.store import AbmSerials, AbmStore
+from russet.access.service import AccessService
 from russet.apns import hooks as apns_hooks
 from russet.apns.certificate import push_identity
 from russet.apns.pusher import Pusher
 from russet.apns.service import PushService
 from russet.apns.topic import PushTopic
 from russet.apple.admin import LedgerAdmin
+from russet.apple.connection.admin import ConnectionConfig
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
@@ -57,7 +59,13 @@ from russet.escrow.store import EscrowStore
 from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound, RussetError
-from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
+from russet.kernel.events import (
+    CommandAnswered,
+    DeviceAwaitingConfiguration,
+    DeviceFactsChanged,
+    EventBus,
+    GroupMembersChanged,
+)
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -83,10 +91,8 @@ from russet.vpp.store import VppStore
 
 T = TypeVar("T")
 log = logging.getLogger("russet")
-LAST_SEEN_FLUSH_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 6 * 3600
-ABM_SYNC_CHECK_SECONDS = 60.0
-APP_LICENCES_SECONDS = 30.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
+APP_LICENCES_SECONDS = 30.0  # the app catalogue's licence requests are moved on this often
 
 
 def _inventory_hook(
@@ -487,6 +493,7 @@ class Russet:
     blueprints: BlueprintService
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
+    access: AccessService  # API keys, console sign-in failures
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -547,9 +554,11 @@ class Russet:
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
         events = EventBus()
         ddm_store = DeclarationStore(engine)
+        reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books)
         groups = GroupService(
             engine,
             MdmDeviceFacts(engine, abm=AbmSerials(engine), ade=ade_log, declared=_DeclaredStatus(ddm_store)),
+            events=events,
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)
         library = ProfileLibrary(engine, box, _AuthoritySigner(authority), _EnrollmentFacts(storage), devices)
@@ -557,13 +566,13 @@ class Russet:
             VppStore(engine, box),
             gateway,
             connections,
-            _DevicesForAppsAndBooks(devices),
+            _DevicesForAppsAndBooks(devices, reports),
             devices,
             engine=engine,
-            vpp_url=settings.vpp_url,
-            public_url=settings.public_url,
+            config=ConnectionConfig.of(
+                settings.vpp_url, settings.public_url, sync_minutes=settings.vpp_sync_minutes
+            ),
             poll_seconds=settings.vpp_poll_seconds,
-            sync_minutes=settings.vpp_sync_minutes,
         )
         apps = AppCatalogue(
             engine,
@@ -579,7 +588,7 @@ class Russet:
             _GroupScopes(groups),
             library_profiles,
             devices,
-            _CoreReports(DeviceReports(engine)),
+            _CoreReports(reports),
             max_in_flight=settings.reconcile_max_in_flight,
             ade=AbmSerials(engine),
             ade_release_after=timedelta(minutes=settings.ade_release_minutes),
@@ -588,6 +597,8 @@ class Russet:
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
         apps.add_users(blueprints)
         events.subscribe(CommandAnswered, blueprints.on_command_answered)
+        # A static group's members changed by an admin: the next blueprints pass is a full one.
+        events.subscribe(GroupMembersChanged, lambda _changed: blueprints.mark_changed())
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
@@ -623,7 +634,9 @@ class Russet:
             storage=storage,
             authority=authority,
             mdm=MdmService(
-                storage,
+                storage.enrollments,
+                storage.queue,
+                storage.bootstrap,
                 push_topic,
                 last_seen,
                 settings.user_authenticate,
@@ -655,15 +668,16 @@ class Russet:
             blueprints=blueprints,
             escrow=escrow,
             declarations=declarations,
+            access=AccessService(storage.api_keys, LoginLimiter(engine)),
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
                 gateway,
                 connections,
                 ledger,
-                abm_url=settings.abm_url,
-                public_url=settings.public_url,
-                sync_minutes=settings.abm_sync_minutes,
+                ConnectionConfig.of(
+                    settings.abm_url, settings.public_url, sync_minutes=settings.abm_sync_minutes
+                ),
                 blueprints=_AbmBlueprintNames(blueprints),
             ),
             vpp=vpp,
@@ -680,42 +694,29 @@ class Russet:
         return {
             "ledger_rows": self.ledger_admin.prune_ledger(),
             "scep_challenges": self.enrollment.prune_challenges(),
-            "login_failures": LoginLimiter(self.storage.engine).prune(),
+            "login_failures": self.access.prune_sign_in_failures(),
             "seen_signatures": self.devices.prune_seen_signatures(),
             "enrollment_refusals": self.devices.prune_refusals(),
         }
 
     def flush_last_seen(self) -> None:
-        self.storage.enrollments.touch(self.last_seen.drain())
+        self.mdm.flush_last_seen()
 
     # -- background work ---------------------------------------------------------------------------
 
     def tasks(self) -> list[PeriodicTask]:
-        """Every periodic task of the server, gathered in this one place for the lifespan's runner
-        (`russet.infra.tasks`) and for `russet tasks`. Each feature's service will declare its own
-        (`tasks()`); until then they are today's functions."""
+        """Every periodic task of the server, for the lifespan's runner (`russet.infra.tasks`) and
+        for `russet tasks`: each service's own (`tasks()`), and housekeeping, which gathers the
+        periodic deletions of several features and so belongs to the composition."""
+
         def housekeeping() -> dict[str, int]:
             removed = self.housekeeping()
             if any(removed.values()):
                 log.info("housekeeping removed %s", removed)
             return removed
 
-        async def push_sweep() -> int:
-            count = await self.pusher.sweep()
-            if count:
-                self.pusher.wake()  # this process drains the requests at once; others within a second
-            return count
-
-        poll = self.settings.vpp_poll_seconds
         return [
-            PeriodicTask(
-                "last_seen.flush",
-                LAST_SEEN_FLUSH_SECONDS,
-                self.flush_last_seen,
-                once_across_nodes=False,  # each process holds its own buffer
-                first_delay=LAST_SEEN_FLUSH_SECONDS,
-                description="record the last-seen times of devices this process served",
-            ),
+            *self.mdm.tasks(),
             PeriodicTask(
                 "housekeeping",
                 HOUSEKEEPING_SECONDS,
@@ -724,31 +725,10 @@ class Russet:
                 description="prune the ledger past retention, expired SCEP challenges, sign-in "
                 "failures, check-in signatures and old re-enrollment refusals",
             ),
-            PeriodicTask(
-                "abm.sync",
-                ABM_SYNC_CHECK_SECONDS,
-                self.abm.sync_scheduled,
-                once_across_nodes=True,
-                first_delay=ABM_SYNC_CHECK_SECONDS,
-                description="sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
-            ),
-            PeriodicTask(
-                "vpp.tick",
-                poll,
-                self.vpp.tick,
-                once_across_nodes=True,
-                first_delay=poll,
-                description="Apps and Books: poll unanswered events, revoke licences of departed "
-                "devices, re-read assets when due, move app installs on",
-            ),
-            PeriodicTask(
-                "apns.sweep",
-                self.pusher.policy.sweep_seconds,
-                push_sweep,
-                once_across_nodes=True,
-                description="re-push devices with pending commands that have not connected (with backoff)",
-            ),
-            PeriodicTask(
+            *self.abm.tasks(),
+            *self.vpp.tasks(),
+            *self.push.tasks(),
+            PeriodicTask(  # the catalogue and the blueprints together: composed here
                 "apps.licences",
                 APP_LICENCES_SECONDS,
                 self.work_app_licences,
@@ -800,10 +780,15 @@ class Russet:
 
 class _DevicesForAppsAndBooks:
     """Apps and Books' device lookup (`russet.vpp.ports.DeviceLookup`) over the MDM core's
-    DeviceService: the enrollment row it finds, in the shape an install keeps."""
+    DeviceService (the enrollment row it finds, in the shape an install keeps) and its read
+    model (`DeviceReports.departed`: devices that left)."""
 
-    def __init__(self, devices: DeviceService) -> None:
+    def __init__(self, devices: DeviceService, reports: DeviceReports) -> None:
         self._devices = devices
+        self._reports = reports
+
+    def departed(self, since: Mapping[str, datetime | None]) -> dict[str, str]:
+        return self._reports.departed(since)
 
     def find_device(self, device: str) -> DeviceRef | None:
         row = self._devices.find_device(device)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -18,6 +19,7 @@ from russet.config import Settings
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.runtime import Russet
 from simulators.device import Enrollment, SimDevice
+from tests.cli_support import cli_invoker
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"
 PUBLIC_URL = "https://mdm.example.test"
@@ -64,6 +66,24 @@ def migrated(settings: Settings) -> None:
     """The database set up as `russet migrate` (or a first `russet serve`) leaves it: CLI commands
     other than those two refuse an un-migrated database."""
     Russet.open(settings).close()
+
+
+@pytest.fixture
+def invoke_cli(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `russet ARGS…` in this process against the test's data directory and database: the
+    click Result (`tests/cli_support.py`)."""
+    return cli_invoker(settings, monkeypatch)
+
+
+@pytest.fixture
+def run(invoke_cli: Callable[..., Result]) -> Callable[..., tuple[int, str]]:
+    """`russet ARGS…` as (exit code, what it printed, stdout and stderr together)."""
+
+    def run_(*args: str) -> tuple[int, str]:
+        result = invoke_cli(*args)
+        return result.exit_code, result.output
+
+    return run_
 
 
 @pytest.fixture

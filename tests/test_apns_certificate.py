@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -30,7 +30,6 @@ from russet.apns.certificate import (
     push_status,
     vendor_sign,
 )
-from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
 from simulators.apns import FakeAppleCA
@@ -60,21 +59,8 @@ def vendor(apple: FakeAppleCA) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
 
 
 @pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    def invoke(*args: str) -> Result:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
+def run(invoke_cli: Callable[..., Result]) -> Callable[..., Result]:
+    return invoke_cli  # these tests read stdout and stderr apart
 
 
 def one_line_error(result: Result) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -31,7 +31,6 @@ from russet.apns.pusher import PushPolicy
 from russet.apns.tables import apns_push
 from russet.app import create_app
 from russet.apple.tables import ledger
-from russet.cli.main import cli
 from russet.config import Settings
 from russet.mdm.channels import Channel
 from russet.mdm.enrollments import DeviceFacts
@@ -41,6 +40,7 @@ from russet.storage.db import utcnow
 from russet.storage.tables import certificates
 from simulators.apns import ApnsSimulator, FakeAppleCA
 from simulators.device import Enrollment, SimDevice
+from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL, new_profile
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"  # as conftest's
@@ -620,22 +620,12 @@ def test_concurrent_queueing_by_two_processes_makes_one_push(
 
 @pytest.fixture
 def cli_env(push_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    for name, value in {
-        "RUSSET_DATA_DIR": str(push_settings.data_dir),
-        "RUSSET_DATABASE_URL": push_settings.database_url,
-        "RUSSET_PUBLIC_URL": push_settings.public_url,
+    extra = {
         "RUSSET_PUSH_TOPIC": TOPIC,
         "RUSSET_APPLE_CA_FILE": push_settings.apple_ca_file or "",
         "RUSSET_APNS_URL": push_settings.apns_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    def invoke(*args: str) -> Result:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result
-
-    return invoke
+    }
+    return cli_invoker(push_settings, monkeypatch, extra)
 
 
 def test_api_push_status_and_device(server: Russet, sim: ApnsSimulator) -> None:

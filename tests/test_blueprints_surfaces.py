@@ -8,18 +8,17 @@ device services (tests/test_blueprints_e2e.py drives it with simulated devices).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from russet.blueprints.service import BlueprintService
 from russet.blueprints.tables import blueprint_device_items, blueprints
 from russet.cli import blueprints as cli_blueprints
-from russet.cli.main import cli
-from russet.config import Settings
 from russet.kernel.errors import Conflict
 from russet.runtime import Russet
 from simulators.blueprint_ports import MemoryApps, MemoryGroups, MemoryLibrary, MemoryReports, MemorySender
@@ -156,14 +155,8 @@ def test_api_reconcile_dry_run_then_real_and_device_state(
 
 
 @pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
+def run(invoke_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`russet ARGS…` as (exit code, output), the blueprint commands' service on test ports."""
     ports = Ports()
     real_open = cli_blueprints.open_russet
 
@@ -175,8 +168,7 @@ def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  #
     monkeypatch.setattr(cli_blueprints, "open_russet", open_with_ports)
 
     def invoke(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        result = invoke_cli(*args)
         return result.exit_code, result.output
 
     invoke.ports = ports  # type: ignore[attr-defined]

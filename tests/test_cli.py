@@ -7,32 +7,11 @@ import plistlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from russet.cli.main import cli
-from russet.config import Settings
 from russet.pki import verify_attached
 from russet.runtime import Russet
 from simulators.device import SimDevice
-
-
-@pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result.exit_code, result.output
-
-    return invoke
 
 
 def test_apikey_create_prints_a_working_key(run, client: TestClient) -> None:  # type: ignore[no-untyped-def]

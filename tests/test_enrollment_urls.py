@@ -11,13 +11,13 @@ import dataclasses
 import json
 import plistlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,7 +28,6 @@ from russet.abm.profiles import ade_url, validate_profile
 from russet.abm.tables import abm_devices
 from russet.apns.topic import PushTopic
 from russet.app import create_app
-from russet.cli.main import cli
 from russet.config import ConfigError, Settings
 from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
@@ -267,21 +266,15 @@ def test_token_api(russet: Russet, client: TestClient, api_headers: dict[str, st
 
 
 @pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
+def run(invoke_cli: Callable[..., Result]) -> Callable[..., tuple[int, str, str]]:
+    """`russet ARGS…` as (exit code, stdout, stderr): these commands print the URL and the token
+    on stdout, the notes on stderr."""
 
-    def invoke(*args: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    def run_(*args: str) -> tuple[int, str, str]:
+        result = invoke_cli(*args)
         return result.exit_code, result.stdout, result.stderr
 
-    return invoke
+    return run_
 
 
 def test_token_cli(run, russet: Russet, client: TestClient) -> None:  # type: ignore[no-untyped-def]

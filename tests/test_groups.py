@@ -10,7 +10,7 @@ import pytest
 from russet.groups.query import MAX_CONDITIONS, MAX_DEPTH, MAX_QUERY_CHARS, parse, version_key
 from russet.groups.service import Scope
 from russet.kernel.errors import Conflict, Invalid, NotFound, TooLarge
-from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.kernel.events import DeviceFactsChanged, EventBus, GroupMembersChanged
 from russet.runtime import Russet
 from russet.storage.db import utcnow
 from tests.groups_support import (
@@ -328,3 +328,24 @@ def test_a_failing_subscriber_does_not_fail_the_publisher(caplog: pytest.LogCapt
         bus.publish(DeviceFactsChanged(("X",)))
     assert seen == [("X",)]
     assert "a handler of DeviceFactsChanged failed" in caplog.text
+
+
+def test_static_member_changes_publish_an_event_making_the_next_blueprints_pass_full(russet: Russet) -> None:
+    a = add_device(russet, "AAAA-1", serial="C02AAA")
+    b = add_device(russet, "BBBB-2", serial="C02BBB")
+    russet.groups.create("Lab")
+    heard: list[GroupMembersChanged] = []
+    russet.events.subscribe(GroupMembersChanged, heard.append)
+    assert russet.blueprints.items.run_state()["changed_at"] is None  # no blueprint or scope changed yet
+
+    russet.groups.add_members("Lab", ["AAAA-1", "C02BBB"])
+    assert heard == [GroupMembersChanged("Lab", tuple(sorted([a, b])))]
+    assert russet.blueprints.items.run_state()["changed_at"] is not None  # the root's subscription
+
+    russet.groups.remove_members("Lab", ["C02AAA"])
+    russet.groups.import_csv("Lab", b"AAAA-1\n", replace=True)
+    assert heard[1:] == [GroupMembersChanged("Lab", (a,)), GroupMembersChanged("Lab", tuple(sorted([a, b])))]
+
+    with pytest.raises(Invalid):
+        russet.groups.add_members("Lab", ["NOPE"])
+    assert len(heard) == 3  # a refused change publishes nothing

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
 from simulators.device import SimDevice
@@ -107,19 +104,6 @@ def test_groups_api(client: TestClient, russet: Russet, api_headers: dict[str, s
     assert call("POST", "/scope", {"include": ["Nope"]})[0] == 404
     assert call("DELETE", "/Lab 1") == (200, {"deleted": "Lab 1", "members": 1})
     assert call("GET", "/Lab 1")[0] == 404
-
-
-@pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result.exit_code, result.output
-
-    return invoke
 
 
 def test_groups_cli(run, settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

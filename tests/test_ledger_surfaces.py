@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 from fastapi.testclient import TestClient
 
 from russet.apple.gateway import Call, Datum
-from russet.cli.main import cli
-from russet.config import Settings
 from russet.runtime import Russet
 from simulators.device import SimDevice
 
@@ -44,16 +43,15 @@ def script_exchanges(russet: Russet, device: SimDevice) -> None:
 
 
 @pytest.fixture
-def run(settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
+def run(invoke_cli: Callable[..., Result]) -> Callable[..., str]:
+    """`russet ARGS…`, which must succeed: what it printed."""
 
-    def invoke(*args: str) -> str:
-        result = CliRunner().invoke(cli, list(args))
+    def run_(*args: str) -> str:
+        result = invoke_cli(*args)
         assert result.exit_code == 0, result.output
         return result.output
 
-    return invoke
+    return run_
 
 
 def test_report_in_every_format(run, russet: Russet, client: TestClient, device: SimDevice) -> None:  # type: ignore[no-untyped-def]

@@ -496,28 +496,6 @@ def test_multipart_upload_with_binary_content(
     assert response.status_code == 400 and "no `file` part" in response.json()["detail"]
 
 
-@pytest.fixture
-def run(settings: Any, migrated: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from click.testing import CliRunner
-
-    from russet.cli.main import cli
-
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        return result.exit_code, result.output
-
-    return invoke
-
-
 def test_cli_round_trip(run: Any, tmp_path: Any) -> None:
     path = tmp_path / "office.mobileconfig"
     path.write_bytes(xml(profile(wifi(Password="$SERIAL $WIFI_KEY"))))

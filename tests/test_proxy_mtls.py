@@ -16,12 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from russet.app import create_app
-from russet.cli.main import cli
 from russet.config import ConfigError, Settings
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.mdm.proxy_cert import UnreadableCertificate, parse_client_cert
@@ -31,6 +29,7 @@ from russet.runtime import Russet
 from simulators.device import CHECKIN_TYPE, Enrollment, SimDevice
 from simulators.tls import make_server_tls
 from simulators.tls_proxy import TlsTerminatingProxy, nginx_value, rfc9440_value
+from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL, TOPIC
 
 NGINX_HEADER = "X-SSL-Client-Cert"
@@ -200,17 +199,11 @@ def test_another_enrolled_devices_certificate_cannot_speak_for_it(proxied: tuple
 def test_cli_profile_has_no_signmessage_in_proxy_mode(
     settings: Settings, migrated: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
+    invoke = cli_invoker(settings, monkeypatch)
 
     def sign_message() -> bool:
         out = tmp_path / "enroll.mobileconfig"
-        result = CliRunner().invoke(cli, ["enrollment", "profile", "--out", str(out)])
+        result = invoke("enrollment", "profile", "--out", str(out))
         assert result.exit_code == 0, result.output
         profile = plistlib.loads(verify_attached(out.read_bytes()).content)
         [mdm] = [p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.mdm"]

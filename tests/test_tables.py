@@ -39,7 +39,6 @@ CROSS_FEATURE = {
     ("abm.store", "mdm.tables"): "reads: ABM devices listed with their enrollment (serial number)",
     ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
     ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
-    ("vpp.licences", "mdm.tables"): "reads: enrolled/erased state of licensed devices (queue results)",
     ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
     ("enrollment.tokens", "scep.tables"): "reads: the identity a handed-out challenge bought",
     ("mdm.reenroll", "enrollment.tables"): "reads: the ADE profile request behind a new identity",
@@ -103,14 +102,22 @@ def _owner(module: str) -> str:
 
 
 def _table_declarations() -> dict[str, list[str]]:
-    """Table name -> modules that call `Table("name", ...)`."""
+    """Table name -> modules that call `Table("name", ...)` (or `owned.table("name", ...)`)."""
     found: dict[str, list[str]] = defaultdict(list)
     for path in _sources("russet"):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "Table"
+                and (
+                    (isinstance(node.func, ast.Name) and node.func.id == "Table")
+                    # a connection's tables: `owned.table(...)` (`apple.connection.columns.OwnedTables`)
+                    or (
+                        isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "table"
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id == "owned"
+                    )
+                )
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

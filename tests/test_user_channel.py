@@ -21,6 +21,7 @@ from russet.cli.main import cli
 from russet.config import Settings
 from russet.runtime import Russet
 from simulators.device import SimDevice, SimUser
+from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL
 
 USERS: dict[str, Callable[[], SimUser]] = {
@@ -115,16 +116,8 @@ def test_user_channel_target_by_short_name_from_the_cli(
     user = SimUser.mac_user("robin")
     device.enroll(client)
     assert device.check_in(client, device.user_token_update_message(user)).status_code == 200
-    for name, value in {
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-    }.items():
-        monkeypatch.setenv(name, value)
-    result = CliRunner().invoke(
-        cli, ["command", "send", f"{device.udid}:robin", "--type", "ProfileList", "--json"]
-    )
+    invoke = cli_invoker(settings, monkeypatch)
+    result = invoke("command", "send", f"{device.udid}:robin", "--type", "ProfileList", "--json")
     assert result.exit_code == 0, result.output
     [queued] = json.loads(result.output)["commands"]
     assert queued["device"] == device.user_channel(user)

@@ -15,6 +15,7 @@ from russet.abm.tables import (
     abm_profiles,
     abm_servers,
     abm_sync_state,
+    owned,
 )
 from russet.apple.connection.hooks import connection_hooks
 
@@ -31,5 +32,5 @@ def apple_side(name: str) -> list[str]:
 SEALED = {"sealed_key": "abm_private_key", "sealed_token": "abm_server_token"}
 CHILDREN = (abm_devices, abm_profile_results, abm_profiles, abm_sync_state, abm_accounts)
 HOOKS = connection_hooks(
-    "abm", abm_servers, SEALED, ("access_token_expiry",), "connection", CHILDREN, apple_side
+    "abm", abm_servers, SEALED, ("access_token_expiry",), owned.owner, CHILDREN, apple_side
 )

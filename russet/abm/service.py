@@ -28,9 +28,11 @@ from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Ledger
 from russet.kernel.errors import NotFound
+from russet.kernel.tasks import PeriodicTask
 
 log = logging.getLogger("russet.abm")
 MAX_TOKEN_BYTES = 64 * 1024
+SYNC_CHECK_SECONDS = 60.0  # each connection is synced when RUSSET_ABM_SYNC_MINUTES have passed
 NOT_CONNECTED = "ABM connection {name} is not connected; load its server token with `russet abm token`"
 apple_errors = partial(kit.apple_errors, NOT_CONNECTED)
 
@@ -42,16 +44,12 @@ class AbmService(kit.ConnectionService[AbmStore]):
         gateway: AppleGateway,
         connections: ConnectionRegistry,
         ledger: Ledger,
-        *,
-        abm_url: str,
-        public_url: str,
-        sync_minutes: int,
+        config: kit.ConnectionConfig,
         blueprints: BlueprintNames | None = None,
     ) -> None:
-        super().__init__(store, gateway, connections, base_url=abm_url, public_url=public_url)
-        self._ledger = ledger
-        self._sync_minutes = sync_minutes
-        self._blueprints = blueprints
+        super().__init__(store, gateway, connections, config)
+        self._ledger = ledger  # sync records what Apple said about each device
+        self._blueprints = blueprints  # names an ADE profile's blueprint (Russet's side only)
 
     def client_for(self, name: str) -> AbmClient:
         """The connection's client, refusing an expired token before Apple is asked."""
@@ -173,7 +171,7 @@ class AbmService(kit.ConnectionService[AbmStore]):
                     "last_attempt_at": kit.iso(state.last_attempt_at),
                     "last_error": state.last_error,
                     "retry_at": kit.iso(state.retry_at),
-                    "every_minutes": self._sync_minutes,
+                    "every_minutes": int(self.config.sync_every.total_seconds()) // 60,
                 },
             }
         )
@@ -190,10 +188,21 @@ class AbmService(kit.ConnectionService[AbmStore]):
         out["warning"] = expiry_warning(self.store.require(name)["access_token_expiry"])
         return out
 
+    def tasks(self) -> list[PeriodicTask]:
+        """The server's periodic sync (`abm.sync`), for the composition root's task runner."""
+        return [
+            self.connection_task(
+                "abm.sync",
+                SYNC_CHECK_SECONDS,
+                self.sync_scheduled,
+                "sync the devices of each ABM/ASM connection due by RUSSET_ABM_SYNC_MINUTES",
+            )
+        ]
+
     async def sync_scheduled(self) -> dict[str, Any]:
         """The server's periodic task: every active connection whose interval has passed."""
-        interval = timedelta(minutes=self._sync_minutes)
-        outcome = await sync_due(self._connections, self._ledger, self.store, self.client_for, interval)
+        every = self.config.sync_every
+        outcome = await sync_due(self._connections, self._ledger, self.store, self.client_for, every)
         for name in outcome:
             warning = expiry_warning(self.store.require(name)["access_token_expiry"])
             if warning:

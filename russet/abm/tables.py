@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, String, Table, Text
 
-from russet.apple.connection.columns import connection_name
+from russet.apple.connection.columns import OwnedTables, connection_name
 from russet.infra.metadata import metadata
+
+# Every table but abm_servers holds rows of one connection, named in its "connection" column.
+owned = OwnedTables(metadata, "connection")
 
 abm_servers = Table(
     "abm_servers",
@@ -23,10 +26,8 @@ abm_servers = Table(
 )
 
 
-abm_accounts = Table(
+abm_accounts = owned.table(
     "abm_accounts",
-    metadata,
-    connection_name("connection"),
     Column("server_name", Text, nullable=True),
     Column("server_uuid", Text, nullable=True),
     Column("admin_id", Text, nullable=True),
@@ -44,10 +45,8 @@ abm_accounts = Table(
 )
 
 
-abm_sync_state = Table(
+abm_sync_state = owned.table(
     "abm_sync_state",
-    metadata,
-    connection_name("connection"),
     Column("phase", String(10), nullable=False),  # fetch (full listing under way) | sync (incremental)
     Column("cursor", Text, nullable=True),  # Apple's cursor after the last applied page
     Column("generation", Integer, nullable=False),  # full listings started; stale devices are older
@@ -61,10 +60,8 @@ abm_sync_state = Table(
 )
 
 
-abm_devices = Table(
+abm_devices = owned.table(
     "abm_devices",
-    metadata,
-    connection_name("connection"),
     Column("serial_number", String(64), primary_key=True),
     Column("model", Text, nullable=True),
     Column("description", Text, nullable=True),
@@ -87,10 +84,8 @@ abm_devices = Table(
 )
 
 
-abm_profiles = Table(
+abm_profiles = owned.table(
     "abm_profiles",
-    metadata,
-    connection_name("connection"),
     Column("profile_uuid", String(64), primary_key=True),
     Column("profile_name", Text, nullable=False),
     Column("profile", Text, nullable=False),  # JSON of the profile exactly as sent
@@ -101,11 +96,9 @@ abm_profiles = Table(
 )
 
 
-abm_profile_results = Table(
+abm_profile_results = owned.table(
     "abm_profile_results",
-    metadata,
     # Apple's answer for the last profile assignment or removal of each device.
-    connection_name("connection"),
     Column("serial_number", String(64), primary_key=True),
     Column("action", String(10), nullable=False),  # assign | remove
     Column("profile_uuid", String(64), nullable=True),

@@ -13,14 +13,14 @@ import binascii
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import padding, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from russet.abm.errors import TokenError
 from russet.apple.connection.tokens import ExpiryWarning
+from russet.pki.ca import key_usage, self_signed
 
 CERTIFICATE_YEARS = 10  # renewed tokens are encrypted to the same certificate: keep it long-lived
 EXPIRY_WARNING_DAYS = 30
@@ -67,33 +68,8 @@ def make_key_pair(name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Russet MDM"),
         ]
     )
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=365 * CERTIFICATE_YEARS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    usage = key_usage(digital_signature=True, key_encipherment=True)  # Apple encrypts tokens to it
+    cert = self_signed(key, subject, 365 * CERTIFICATE_YEARS, usage=usage)
     return key, cert
 
 

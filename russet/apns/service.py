@@ -21,6 +21,7 @@ from russet.apns.state import request_pushes
 from russet.apns.topic import PushTopic
 from russet.apple.connections import ConnectionRegistry
 from russet.kernel.errors import Invalid, NotFound
+from russet.kernel.tasks import PeriodicTask
 from russet.mdm.devices import MAX_DEVICES_PER_COMMAND
 from russet.storage.bundle import Storage
 
@@ -41,6 +42,28 @@ class PushService:
         self._topic = topic
         self._connections = connections
         self._known = known
+
+    # -- the server's periodic work --------------------------------------------------------------
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The push sweep (`apns.sweep`), for the composition root's task runner. The pusher's drain
+        loop is not one: it is a long-running coroutine in every process, woken on each enqueue."""
+        return [
+            PeriodicTask(
+                "apns.sweep",
+                self._pusher.policy.sweep_seconds,
+                self.sweep,
+                once_across_nodes=True,
+                description="re-push devices with pending commands that have not connected (with backoff)",
+            )
+        ]
+
+    async def sweep(self) -> int:
+        """Queue pushes again for devices with pending commands that have not connected since."""
+        count = await self._pusher.sweep()
+        if count:
+            self._pusher.wake()  # this process drains the requests at once; others within a second
+        return count
 
     # -- admin -----------------------------------------------------------------------------------
 

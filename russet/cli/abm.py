@@ -14,7 +14,7 @@ import click
 
 from russet.cli import connection
 from russet.cli.common import handles_errors, open_russet
-from russet.cli.output import emit_json, fields, table
+from russet.cli.output import emit_json, fields, json_or, table
 
 OFFLINE = "Store the token without asking Apple for the account."
 
@@ -47,7 +47,7 @@ def token(name: str, token_file: Path, offline: bool, as_json: bool) -> None:
     result = connection.run(
         lambda russet: russet.abm.load_token(name, token_file.read_bytes(), fetch_account=not offline)
     )
-    if connection.json_or(result, as_json):
+    if json_or(result, as_json):
         return
     click.echo(
         f"stored the server token of ABM connection {name!r}; it expires {result['access_token_expiry']}"
@@ -122,7 +122,7 @@ def account(name: str, as_json: bool) -> None:
 def sync(name: str, full: bool, as_json: bool) -> None:
     """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
     report = connection.run(lambda russet: russet.abm.sync_now(name, full=full))
-    if connection.json_or(report, as_json):
+    if json_or(report, as_json):
         return
     click.echo(
         f"{report['mode']} sync of {name!r}: {report['pages']} pages, {report['devices']} devices "
@@ -148,7 +148,7 @@ def sync(name: str, full: bool, as_json: bool) -> None:
 def devices(name: str, search: str | None, limit: int, after: str | None, as_json: bool) -> None:
     """Devices ABM/ASM assigns to this MDM server, with their enrollment in Russet."""
     data = open_russet().abm.devices(name, limit=limit, after=after, search=search)
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     rows = [_device_row(d) for d in data["devices"]]
     table(
@@ -227,7 +227,7 @@ def profile_define(
     result = connection.run(
         lambda russet: russet.abm.define_profile(name, spec, default=make_default, blueprint=blueprint)
     )
-    if connection.json_or(result, as_json):
+    if json_or(result, as_json):
         return
     click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
     if make_default:
@@ -286,7 +286,7 @@ def _serials(serials: tuple[str, ...], from_file: Any) -> list[str]:
 
 
 def _results(result: dict[str, Any], as_json: bool) -> None:
-    if connection.json_or(result, as_json):
+    if json_or(result, as_json):
         return
     table(
         [{"serial": s, "status": st} for s, st in result["results"].items()],

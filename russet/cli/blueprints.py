@@ -14,7 +14,7 @@ import click
 
 from russet.blueprints.service import AppRef, BlueprintSpec, ProfileRef
 from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import emit_json, fields, table
+from russet.cli.output import fields, json_or, table
 from russet.kernel.errors import Invalid
 
 PROFILE_HELP = "A library profile, REF for its latest version or REF@VERSION to pin one (repeatable)."
@@ -102,8 +102,7 @@ def blueprint() -> None:
 def list_blueprints(as_json: bool) -> None:
     """Blueprints with their item counts and scopes."""
     rows = open_russet().blueprints.list_blueprints()
-    if as_json:
-        emit_json(rows)
+    if json_or(rows, as_json):
         return
     table(
         rows,
@@ -128,7 +127,8 @@ def list_blueprints(as_json: bool) -> None:
 def show(ident: str, as_json: bool) -> None:
     """One blueprint."""
     data = open_russet().blueprints.get(_ident(ident))
-    emit_json(data) if as_json else _show(data)
+    if not json_or(data, as_json):
+        _show(data)
 
 
 @blueprint.command("create")
@@ -159,7 +159,8 @@ def create(
         exclude=exclude,
     )
     data = open_russet().blueprints.create(spec, created_by="cli")
-    emit_json(data) if as_json else _show(data)
+    if not json_or(data, as_json):
+        _show(data)
 
 
 @blueprint.command("update")
@@ -208,7 +209,8 @@ def update(
         exclude=pick("exclude", exclude, tuple(now["scope"]["exclude"]), ()),
     )
     data = service.update(now["id"], spec)
-    emit_json(data) if as_json else _show(data)
+    if not json_or(data, as_json):
+        _show(data)
 
 
 @blueprint.command("delete")
@@ -218,9 +220,7 @@ def update(
 def delete(ident: str, as_json: bool) -> None:
     """Delete a blueprint; the next reconcile removes what it installed, and only that."""
     data = open_russet().blueprints.delete(_ident(ident))
-    if as_json:
-        emit_json(data)
-    else:
+    if not json_or(data, as_json):
         click.echo(f"deleted blueprint {data['name']!r} (id {data['deleted']})")
 
 
@@ -231,8 +231,7 @@ def delete(ident: str, as_json: bool) -> None:
 def device(device_id: str, as_json: bool) -> None:
     """A device's desired vs actual state: each item, drift, the commands the next pass queues."""
     data = open_russet().blueprints.device_state(device_id)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     names = ", ".join(b["name"] or str(b["id"]) for b in data["blueprints"])
     click.echo(f"device {data['device']}: blueprints {names or '-'}")
@@ -316,8 +315,7 @@ def reconcile(devices: tuple[str, ...], dry_run: bool, retry_failed: bool, as_js
     data = open_russet().blueprints.reconcile(
         list(devices) or None, dry_run=dry_run, retry_failed=retry_failed, created_by="reconcile:cli"
     )
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     verb = "would queue" if dry_run else "queued"
     commands = ", ".join(f"{n} {a}" for a, n in sorted(data["commands"].items())) or "nothing"

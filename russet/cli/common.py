@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +15,7 @@ from russet.kernel.errors import RussetError
 from russet.runtime import Russet
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def open_russet(*, migrate: bool = False) -> Russet:
@@ -26,6 +27,12 @@ def open_russet(*, migrate: bool = False) -> Russet:
     russet = Russet.open(Settings.from_env(), migrate_db=migrate)
     click.get_current_context().call_on_close(russet.close)
     return russet
+
+
+def run_async(russet: Russet, work: Awaitable[T]) -> T:
+    """Run a service call that reaches Apple (a coroutine) from a command. The CLI's one way to
+    `Russet.run`: a loop of its own, in which the gateway's connections are closed at the end."""
+    return russet.run(work)
 
 
 def handles_errors(func: F) -> F:

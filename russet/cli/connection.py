@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import click
 
-from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import emit_json, table
+from russet.cli.common import handles_errors, json_option, open_russet, run_async
+from russet.cli.output import json_or, table
 from russet.runtime import Russet
 
 T = TypeVar("T")
@@ -21,9 +21,9 @@ T = TypeVar("T")
 
 def run(work: Callable[[Russet], Awaitable[T]]) -> T:
     """Open Russet for this command and run `work(russet)`, a call that reaches Apple, in a loop
-    of its own (`Russet.run`, which closes the gateway's connections in that loop)."""
+    of its own (`run_async`, which closes the gateway's connections in that loop)."""
     russet = open_russet()
-    return russet.run(work(russet))
+    return run_async(russet, work(russet))
 
 
 def columns(spec: str) -> list[tuple[str, str]]:
@@ -35,13 +35,6 @@ def warn(data: dict[str, Any]) -> None:
     """The token-expiry warning of a result, on stderr so that scripts reading stdout ignore it."""
     if data.get("warning"):
         click.echo(f"warning: {data['warning']}", err=True)
-
-
-def json_or(data: Any, as_json: bool) -> bool:
-    """Print `data` as JSON when asked; True when the caller has nothing more to print."""
-    if as_json:
-        emit_json(data)
-    return as_json
 
 
 def listing(rows: list[dict[str, Any]], as_json: bool, cols: Sequence[tuple[str, str]], empty: str) -> None:

@@ -52,10 +52,9 @@ def token_create(expires: str, uses: int | None, note: str | None, as_json: bool
             "shown once, keep it safe)",
             err=True,
         )
-    if not russet.settings.public_url.startswith("https://"):
-        click.echo(
-            f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True
-        )
+    warning = russet.enrollment.public_url_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @token.command("list")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import emit_json, fields, table
+from russet.cli.output import fields, json_or, table
 from russet.groups.csvimport import MAX_CSV_BYTES
 from russet.groups.service import Scope
 from russet.kernel.errors import TooLarge
@@ -30,8 +30,7 @@ def group() -> None:
 def group_list(limit: int, after: str | None, as_json: bool) -> None:
     """Groups by name, with their kind, query and member count."""
     page = open_russet().groups.page(limit=limit, after=after)
-    if as_json:
-        emit_json(page)
+    if json_or(page, as_json):
         return
     table(
         page["groups"],
@@ -51,8 +50,7 @@ def group_list(limit: int, after: str | None, as_json: bool) -> None:
 def group_create(name: str, query: str | None, description: str | None, as_json: bool) -> None:
     """Create a static group, or with --query a smart group (evaluated at once)."""
     data = open_russet().groups.create(name, query=query, description=description)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     fields(data, GROUP_FIELDS)
 
@@ -66,8 +64,7 @@ def group_create(name: str, query: str | None, description: str | None, as_json:
 def group_show(name: str, limit: int, after: str | None, as_json: bool) -> None:
     """A group and a page of its members."""
     data = open_russet().groups.show(name, limit=limit, after=after)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     fields(data, GROUP_FIELDS)
     click.echo("\nmembers:")
@@ -89,8 +86,7 @@ def group_update(
 ) -> None:
     """Rename a group, or change its query or description."""
     data = open_russet().groups.update(name, new_name=new_name, query=query, description=description)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     fields(data, GROUP_FIELDS)
 
@@ -102,8 +98,7 @@ def group_update(
 def group_delete(name: str, as_json: bool) -> None:
     """Delete a group (refused while another group's query uses it)."""
     data = open_russet().groups.delete(name)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     click.echo(f"deleted group {data['deleted']} ({data['members']} members)")
 
@@ -116,8 +111,7 @@ def group_delete(name: str, as_json: bool) -> None:
 def group_add(name: str, devices: tuple[str, ...], as_json: bool) -> None:
     """Add devices (UDID or serial number) to a static group; all or none."""
     data = open_russet().groups.add_members(name, list(devices))
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     click.echo(f"{name}: {data['added']} added, {data['members']} members")
 
@@ -130,8 +124,7 @@ def group_add(name: str, devices: tuple[str, ...], as_json: bool) -> None:
 def group_remove(name: str, devices: tuple[str, ...], as_json: bool) -> None:
     """Remove devices (UDID or serial number) from a static group."""
     data = open_russet().groups.remove_members(name, list(devices))
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     click.echo(f"{name}: {data['removed']} removed, {data['members']} members")
 
@@ -149,8 +142,7 @@ def group_import(name: str, csv_file: Path, replace: bool, as_json: bool) -> Non
     with csv_file.open("rb") as handle:
         data = handle.read(MAX_CSV_BYTES + 1)  # bounded while reading, whatever stat said
     result = open_russet().groups.import_csv(name, data, replace=replace)
-    if as_json:
-        emit_json(result)
+    if json_or(result, as_json):
         return
     click.echo(
         f"{name}: {result['rows']} rows, {result['added']} added, {result['removed']} removed, "
@@ -166,8 +158,7 @@ def group_import(name: str, csv_file: Path, replace: bool, as_json: bool) -> Non
 def group_preview(query: str, limit: int, as_json: bool) -> None:
     """The devices a smart query picks now, without saving anything."""
     data = open_russet().groups.preview(query, limit=limit)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     click.echo(f"{data['count']} devices")
     for device_id in data["devices"]:
@@ -187,8 +178,7 @@ def group_scope(
     """The devices in any --include group and in no --exclude group."""
     devices = open_russet().groups.scope_devices(Scope(include, exclude), limit=limit, after=after)
     page = {"devices": devices, "next": devices[-1] if len(devices) == limit else None}
-    if as_json:
-        emit_json(page)
+    if json_or(page, as_json):
         return
     for device_id in devices:
         click.echo(device_id)

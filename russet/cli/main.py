@@ -283,7 +283,7 @@ def apikey() -> None:
 @handles_errors
 def apikey_create(name: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    key = open_russet().storage.api_keys.create(name)
+    key = open_russet().access.create_key(name)
     click.echo(key)
     click.echo(f"(API key {name!r}: shown once, keep it safe)", err=True)
 
@@ -293,7 +293,7 @@ def apikey_create(name: str) -> None:
 @handles_errors
 def apikey_list(as_json: bool) -> None:
     """Keys by name (never the keys themselves)."""
-    rows = [vars(k) for k in open_russet().storage.api_keys.list()]
+    rows = [vars(k) for k in open_russet().access.list_keys()]
     if as_json:
         emit_json(rows)
         return
@@ -309,8 +309,7 @@ def apikey_list(as_json: bool) -> None:
 @handles_errors
 def apikey_revoke(name: str) -> None:
     """Revoke a key at once."""
-    if not open_russet().storage.api_keys.revoke(name):
-        raise click.ClickException(f"no live API key named {name!r}")
+    open_russet().access.revoke_key(name)
     click.echo(f"revoked {name}")
 
 
@@ -351,11 +350,10 @@ def enrollment_profile(
         out.write_bytes(data)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror}") from None
-    if not russet.settings.public_url.startswith("https://"):
-        click.echo(
-            f"warning: RUSSET_PUBLIC_URL is {russet.settings.public_url}; devices only accept https", err=True
-        )
-    click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.settings.public_url})")
+    warning = russet.enrollment.public_url_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.enrollment.public_url})")
 
 
 for _device_command in DEVICE_COMMANDS:

@@ -16,6 +16,13 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
+def json_or(data: Any, as_json: bool) -> bool:
+    """Print `data` as JSON when asked; True when the caller has nothing more to print."""
+    if as_json:
+        emit_json(data)
+    return as_json
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str) -> None:
     if not rows:
         click.echo(empty)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import emit_json, fields, table
+from russet.cli.output import fields, json_or, table
 from russet.kernel.errors import Invalid, TooLarge
 from russet.library.upload import MAX_PROFILE_BYTES
 
@@ -62,8 +62,7 @@ def profile() -> None:
 def add(file: Path, name: str | None, as_json: bool) -> None:
     """Upload FILE: a new profile, or a new version of the one with its PayloadIdentifier."""
     result = open_russet().library.add(_read(file), name=name, uploaded_by="cli")
-    if as_json:
-        emit_json(result)
+    if json_or(result, as_json):
         return
     summary = result["profile"]
     if result["created"]:
@@ -82,9 +81,7 @@ def add(file: Path, name: str | None, as_json: bool) -> None:
 def list_profiles(as_json: bool) -> None:
     """Profiles in the library with their latest version."""
     rows = open_russet().library.list_profiles()
-    if as_json:
-        emit_json(rows)
-    else:
+    if not json_or(rows, as_json):
         table(_joined(rows), PROFILE_COLUMNS, "no profiles")
 
 
@@ -95,8 +92,7 @@ def list_profiles(as_json: bool) -> None:
 def show(name: str, as_json: bool) -> None:
     """A profile (by name or identifier): its payloads and versions."""
     data = open_russet().library.show(name)
-    if as_json:
-        emit_json(data)
+    if json_or(data, as_json):
         return
     fields(
         _joined([data])[0],
@@ -117,9 +113,7 @@ def show(name: str, as_json: bool) -> None:
 def versions(name: str, as_json: bool) -> None:
     """A profile's versions, newest first."""
     rows = open_russet().library.versions(name)
-    if as_json:
-        emit_json(rows)
-    else:
+    if not json_or(rows, as_json):
         table(_joined(rows), VERSION_COLUMNS, "no versions")
 
 
@@ -146,9 +140,7 @@ def download(name: str, version: int | None, device: str | None, out: Path) -> N
 def remove(name: str, as_json: bool) -> None:
     """Delete a profile and all its versions (refused while something uses it). Devices keep it."""
     result = open_russet().library.delete(name)
-    if as_json:
-        emit_json(result)
-    else:
+    if not json_or(result, as_json):
         click.echo(f"deleted {result['deleted']} ({result['identifier']}, {result['versions']} versions)")
 
 
@@ -161,8 +153,7 @@ def remove(name: str, as_json: bool) -> None:
 def install(name: str, devices: tuple[str, ...], version: int | None, as_json: bool) -> None:
     """Queue InstallProfile with profile NAME for each of DEVICES (enrollment ids)."""
     result = open_russet().library.install(name, list(devices), version=version, created_by="cli")
-    if as_json:
-        emit_json(result)
+    if json_or(result, as_json):
         return
     click.echo(f"{result['profile']} version {result['version']}:")
     table(result["commands"], [("device", "DEVICE"), ("command_uuid", "COMMAND")], "nothing queued")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.common import handles_errors, json_option, open_russet, run_async
 from russet.cli.output import emit_json, fields, table
 
 
@@ -27,7 +27,7 @@ def push(device_ids: tuple[str, ...], show_status: bool, as_json: bool) -> None:
         if cert.get("warning"):
             click.echo(f"warning: {cert['warning']}", err=True)
         return
-    result = russet.run(russet.push.push_devices(list(device_ids)))
+    result = run_async(russet, russet.push.push_devices(list(device_ids)))
     if as_json:
         emit_json(result)
         return

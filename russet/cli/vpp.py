@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from russet.cli import connection
-from russet.cli.common import handles_errors, json_option, open_russet
-from russet.cli.output import fields, table
+from russet.cli.common import handles_errors, json_option, open_russet, run_async
+from russet.cli.output import fields, json_or, table
 from russet.vpp.errors import TakeoverNeeded
 
 PRICING = click.Choice(["STDQ", "PLUS"])
@@ -34,15 +34,15 @@ def add(name: str, token_file: Path, take_over: bool, as_json: bool) -> None:
     russet = open_russet()
     data = token_file.read_bytes()
     try:
-        result = russet.run(russet.vpp.add(name, data, take_over=take_over))
+        result = run_async(russet, russet.vpp.add(name, data, take_over=take_over))
     except TakeoverNeeded as exc:
         click.echo(f"warning: {exc}", err=True)
         if not click.confirm(f"Take location {name!r} over from {exc.owner.get('name')!r}?", err=True):
             raise click.ClickException(
                 "nothing was changed; the other MDM still manages the location"
             ) from None
-        result = russet.run(russet.vpp.add(name, data, take_over=True))
-    if connection.json_or(result, as_json):
+        result = run_async(russet, russet.vpp.add(name, data, take_over=True))
+    if json_or(result, as_json):
         return
     click.echo(
         f"Apps and Books location {name!r} ({result['org_name']}, {result['location_name']}) is managed by "
@@ -80,7 +80,7 @@ def show(data: dict[str, Any]) -> None:
 def sync(name: str, as_json: bool) -> None:
     """Read the location's assets (apps, books, licence counts) from Apple now."""
     report = connection.run(lambda russet: russet.vpp.sync_now(name))
-    if connection.json_or(report, as_json):
+    if json_or(report, as_json):
         return
     click.echo(
         f"assets of {name!r}: {report['assets']} in {report['pages']} pages ({report['added']} new, "
@@ -115,7 +115,7 @@ def assets(name: str) -> dict[str, Any]:
 def users(name: str, as_json: bool) -> None:
     """People registered for user-based licences."""
     data = open_russet().vpp.list_users(name)
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     rows = [{**u, "pending": u["pending"]["action"] if u["pending"] else None} for u in data["users"]]
     table(
@@ -139,7 +139,7 @@ def user() -> None:
 
 
 def _user_result(data: dict[str, Any], verb: str, as_json: bool) -> None:
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     click.echo(f"{verb} {data['client_user_id']}: Apple answers asynchronously (event {data['event_id']})")
 
@@ -206,7 +206,7 @@ def _subjects(from_file: Any) -> list[str]:
 
 
 def _licence_result(data: dict[str, Any], as_json: bool) -> None:
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     for event in data["events"]:
         click.echo(
@@ -280,7 +280,7 @@ def events(name: str, pending: bool, poll: bool, as_json: bool) -> None:
     if poll:
         connection.run(lambda russet: russet.vpp.poll_now(name))
     data = open_russet().vpp.list_events(name, pending_only=pending)
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     rows = [
         {**e, "failed": "; ".join(f"{f.get('errorNumber')} {f.get('errorMessage')}" for f in e["failures"])}
@@ -340,7 +340,7 @@ def install(
             created_by="cli",
         ),
     )
-    if connection.json_or(data, as_json):
+    if json_or(data, as_json):
         return
     click.echo(f"install {data['id']} of app {data['adam_id']} on {data['enrollment_id']}: {data['status']}")
     if data.get("note"):

@@ -113,7 +113,7 @@ def _admin(request: Request) -> Admin:
     session = sessions.load(box_of(request), request)
     if session is None or session.key_hash is None:
         raise NeedsLogin
-    name = _russet(request).storage.api_keys.authenticate_hash(session.key_hash)
+    name = _russet(request).access.caller_of_hash(session.key_hash)
     if name is None:  # revoked since login
         raise NeedsLogin
     try:  # the API's checks of query and path values (NUL, length) before any reaches the database

@@ -39,7 +39,6 @@ from russet.kernel.errors import Invalid, NotFound, RussetError
 from russet.runtime import Russet
 from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
-from russet.storage.login_failures import LoginLimiter
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -77,10 +76,6 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     return response
 
 
-def _limiter(request: Request) -> LoginLimiter:
-    return LoginLimiter(_russet(request).storage.engine)
-
-
 @router.post("/login")
 def login(request: Request, form: Form) -> Response:
     box = box_of(request)
@@ -88,7 +83,7 @@ def login(request: Request, form: Form) -> Response:
     if session is None or not session.csrf_ok(form.get("csrf")):
         raise ConsoleError("the login form has expired; open it again", 403)
     key = form.get("api_key", "").strip()
-    limiter = _limiter(request)
+    access = _russet(request).access
     # The client's address as the server sees it: behind the TLS proxy, run uvicorn with
     # --proxy-headers --forwarded-allow-ips=<proxy> so it is the browser's, not the proxy's.
     counted = ratelimit.buckets(request.client.host if request.client else None, key)
@@ -99,7 +94,7 @@ def login(request: Request, form: Form) -> Response:
         page.headers.update(headers or {})
         return page
 
-    wait = limiter.retry_after(counted)
+    wait = access.sign_in_wait(counted)
     if wait is not None:  # refused before the key is even looked up
         minutes = max(1, round(wait / 60))
         return again(
@@ -107,11 +102,11 @@ def login(request: Request, form: Form) -> Response:
             f"too many failed sign-ins; try again in about {minutes} minute{'s' if minutes != 1 else ''}",
             {"Retry-After": str(wait)},
         )
-    name = _russet(request).storage.api_keys.authenticate(key) if key else None
+    name = access.caller(key) if key else None
     if name is None:
-        limiter.failed(counted)
+        access.sign_in_failed(counted)
         return again(401, "unknown or revoked API key (create one with `russet apikey create NAME`)")
-    limiter.succeeded(counted)
+    access.sign_in_succeeded(counted)
     response = RedirectResponse(_safe_next(form.get("next")), 303)
     sessions.store(box, request, response, session.logged_in(key_hash(key), name), public_url(request))
     return response

@@ -69,6 +69,18 @@ class EnrollmentService:
 
     # -- enrollment URLs -------------------------------------------------------------------------
 
+    @property
+    def public_url(self) -> str:
+        """Russet's address, as the profiles and enrollment URLs name it (RUSSET_PUBLIC_URL)."""
+        return self._issuer.public_url
+
+    def public_url_warning(self) -> str | None:
+        """What to tell the admin when RUSSET_PUBLIC_URL is not https: devices refuse such a server."""
+        url = self._issuer.public_url
+        if url.startswith("https://"):
+            return None
+        return f"RUSSET_PUBLIC_URL is {url}; devices only accept https"
+
     def enrollment_url(self, token: str) -> str:
         return f"{ade_url(self._issuer.public_url)}?token={token}"
 

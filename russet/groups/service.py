@@ -33,7 +33,7 @@ from russet.groups.ports import DeviceFacts
 from russet.groups.query import Node, group_refs, parse, uses_time
 from russet.groups.store import GroupStore
 from russet.kernel.errors import Conflict, Invalid, NotFound
-from russet.kernel.events import DeviceFactsChanged
+from russet.kernel.events import DeviceFactsChanged, EventBus, GroupMembersChanged
 from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 
@@ -151,10 +151,18 @@ def _check_description(description: str | None) -> str | None:
 
 
 class GroupService:
-    def __init__(self, engine: Engine, facts: DeviceFacts, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        facts: DeviceFacts,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        events: EventBus | None = None,
+    ) -> None:
         self._store = GroupStore(engine)
         self._facts = facts
         self._clock = clock
+        self._events = events or EventBus()  # GroupMembersChanged after an admin's member change
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -275,7 +283,7 @@ class GroupService:
         device_ids = self._resolve([(None, i) for i in identifiers])
         before = group["member_count"]
         self._store.apply(group["id"], device_ids, ())
-        self._propagate(name, device_ids)
+        self._members_changed(name, device_ids)
         after = self._require(name)["member_count"]
         return {"group": name, "added": after - before, "members": after}
 
@@ -285,7 +293,7 @@ class GroupService:
         device_ids = self._resolve([(None, i) for i in identifiers])
         before = group["member_count"]
         self._store.apply(group["id"], (), device_ids)
-        self._propagate(name, device_ids)
+        self._members_changed(name, device_ids)
         after = self._require(name)["member_count"]
         return {"group": name, "removed": before - after, "members": after}
 
@@ -303,7 +311,7 @@ class GroupService:
             self._store.apply(group["id"], device_ids, ())
             changed = set(device_ids)
             added, removed = self._require(name)["member_count"] - group["member_count"], 0
-        self._propagate(name, changed)
+        self._members_changed(name, changed)
         return {
             "group": name,
             "rows": len(rows),
@@ -311,6 +319,13 @@ class GroupService:
             "removed": removed,
             "members": self._require(name)["member_count"],
         }
+
+    def _members_changed(self, name: str, device_ids: Collection[str]) -> None:
+        """After a static group's members changed: the groups built on it follow, then the others
+        (the blueprints scoped to it) hear of it."""
+        self._propagate(name, device_ids)
+        if device_ids:
+            self._events.publish(GroupMembersChanged(name, tuple(sorted(device_ids))))
 
     def _static(self, name: str) -> dict[str, Any]:
         group = self._require(name)

@@ -60,6 +60,18 @@ class DeviceAwaitingConfiguration(Event):
     enrolled_at: datetime | None
 
 
+@dataclass(frozen=True)
+class GroupMembersChanged(Event):
+    """An admin changed a static group's members (added, removed, imported from a CSV). Smart
+    groups built on it are re-evaluated by the groups service itself before this is published.
+
+    `device_ids`: the device channels the change named (joined, left, or already so); what is
+    scoped to the group may change for them."""
+
+    group: str
+    device_ids: tuple[str, ...]
+
+
 E = TypeVar("E", bound=Event)
 
 

@@ -13,13 +13,13 @@ import json
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from russet.mdm.enrollments import ACTIVE_STATUSES
-from russet.mdm.tables import command_queue, enrollments, inventory
+from russet.mdm.tables import command_queue, commands, enrollments, inventory
 from russet.storage.db import as_utc, reading
 
 log = logging.getLogger("russet.mdm")
@@ -123,4 +123,49 @@ class DeviceReports:
                 facts_at=got.get("DeviceInformation", (None, None))[1],
                 in_flight=in_flight.get(row.id, 0),
             )
+        return out
+
+    # -- devices that left ---------------------------------------------------------------------------
+
+    def departed(self, since: Mapping[str, datetime | None]) -> dict[str, str]:
+        """Of these serial numbers, the devices that left, serial -> why: unenrolled (CheckOut, and
+        no device channel with the serial still enabled) or erased (an EraseDevice acknowledged
+        after the serial's time in `since`: Apps and Books gives when it assigned the licence)."""
+        serials = list(since)
+        out: dict[str, str] = {}
+        for start in range(0, len(serials), CHUNK):
+            out.update(self._departed(serials[start : start + CHUNK], since))
+        return out
+
+    def _departed(self, serials: list[str], since: Mapping[str, datetime | None]) -> dict[str, str]:
+        e, q = enrollments.c, command_queue.c
+        states: dict[str, list[Any]] = {}
+        with reading(self._engine) as conn:
+            for row in conn.execute(
+                select(e.serial_number, e.enabled, e.checked_out_at).where(
+                    e.channel == "device", e.serial_number.in_(serials)
+                )
+            ):
+                states.setdefault(row.serial_number, []).append(row)
+            erased = dict(
+                conn.execute(
+                    select(e.serial_number, func.max(q.reported_at))
+                    .join(command_queue, q.enrollment_id == e.id)
+                    .join(commands, commands.c.id == q.command_id)
+                    .where(
+                        e.serial_number.in_(serials),
+                        commands.c.request_type == "EraseDevice",
+                        q.status == "acknowledged",
+                    )
+                    .group_by(e.serial_number)
+                ).all()
+            )
+        out = {}
+        for serial, rows in states.items():
+            if not any(r.enabled for r in rows) and any(r.checked_out_at is not None for r in rows):
+                out[serial] = "the device unenrolled (CheckOut)"
+                continue
+            wiped, after = as_utc(erased.get(serial)), as_utc(since.get(serial))
+            if wiped is not None and wiped > (after or datetime.min.replace(tzinfo=UTC)):
+                out[serial] = "the device was erased (EraseDevice)"
         return out

@@ -16,11 +16,14 @@ from typing import Any
 from russet.kernel.errors import Invalid, TooLarge
 from russet.kernel.errors import NotFound as NoSuchThing
 from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
+from russet.kernel.tasks import PeriodicTask
+from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.channels import Channel, resolve_channel
 from russet.mdm.declarative import declarative_reply, json_body
 from russet.mdm.enrollments import (
     DeviceFacts,
     EnrollmentConflict,
+    EnrollmentStore,
     Forgotten,
     NotEnrolled,
     TakeoverRefused,
@@ -36,14 +39,15 @@ from russet.mdm.errors import (
 from russet.mdm.identity import Identity
 from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
 from russet.mdm.ports import DeclarativeAnswers
+from russet.mdm.queue import CommandQueue
 from russet.mdm.user_auth import user_authenticate_reply
-from russet.storage.bundle import Storage
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.mdm")
 
 # A bootstrap token is a few hundred bytes; refuse what cannot be one rather than seal it.
 MAX_BOOTSTRAP_TOKEN_BYTES = 64 * 1024
+LAST_SEEN_FLUSH_SECONDS = 1.0
 
 
 # Report statuses that answer a command (NotNow only postpones it; Idle answers nothing).
@@ -71,7 +75,9 @@ class LastSeen:
 class MdmService:
     def __init__(
         self,
-        storage: Storage,
+        enrollments: EnrollmentStore,
+        queue: CommandQueue,
+        bootstrap: BootstrapTokenStore,
         push_topic: Callable[[], str | None],
         last_seen: LastSeen,
         user_authenticate: str = "decline",
@@ -80,7 +86,9 @@ class MdmService:
         events: EventBus | None = None,
         declarative: DeclarativeAnswers | None = None,
     ) -> None:
-        self._storage = storage
+        self._enrollments = enrollments
+        self._queue = queue
+        self._bootstrap = bootstrap
         # Declarations (DDM) on the device channel; without it, the answers of an empty set.
         self._declarative = declarative
         self._topic = push_topic  # looked up per message (cached): a new push certificate needs no restart
@@ -101,6 +109,25 @@ class MdmService:
             "DeclarativeManagement": self._declarative_management,
             "ReturnToService": self._return_to_service,
         }
+
+    # -- the last-seen buffer -------------------------------------------------------------------
+
+    def flush_last_seen(self) -> None:
+        """Write the last-seen times this process collected since the previous flush."""
+        self._enrollments.touch(self._last_seen.drain())
+
+    def tasks(self) -> list[PeriodicTask]:
+        """The flush of this process's last-seen buffer (`last_seen.flush`), in every process."""
+        return [
+            PeriodicTask(
+                "last_seen.flush",
+                LAST_SEEN_FLUSH_SECONDS,
+                self.flush_last_seen,
+                once_across_nodes=False,  # each process holds its own buffer
+                first_delay=LAST_SEEN_FLUSH_SECONDS,
+                description="record the last-seen times of devices this process served",
+            )
+        ]
 
     # -- check-in (CheckInURL) ------------------------------------------------------------------
 
@@ -137,7 +164,7 @@ class MdmService:
     def _awaiting_configuration(self, device_id: str) -> None:
         """Tell whoever releases ADE devices from Setup Assistant (the blueprints) that this one
         waits, with its enrollment's time so a new enrollment is told from a repeated TokenUpdate."""
-        row = self._storage.enrollments.get(device_id)
+        row = self._enrollments.get(device_id)
         enrolled_at = row["authenticated_at"] if row is not None else None
         self._events.publish(DeviceAwaitingConfiguration(device_id, enrolled_at))
 
@@ -154,7 +181,7 @@ class MdmService:
             os_version=msg.get("OSVersion"),
             build_version=msg.get("BuildVersion"),
         )
-        again = self._storage.enrollments.authenticate(
+        again = self._enrollments.authenticate(
             channel, identity.fingerprint, msg["Topic"], facts, self._reenroll_policy
         )
         log.info(
@@ -163,7 +190,7 @@ class MdmService:
 
     def _token_update(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
         self._check_topic(msg["Topic"])
-        self._storage.enrollments.token_update(
+        self._enrollments.token_update(
             channel,
             identity.fingerprint,
             msg["Topic"],
@@ -175,13 +202,13 @@ class MdmService:
         log.info("TokenUpdate from %s", channel.enrollment_id)
 
     def _check_out(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> None:
-        self._storage.enrollments.check_out(channel, identity.fingerprint)
+        self._enrollments.check_out(channel, identity.fingerprint)
         log.info("CheckOut from %s", channel.enrollment_id)
 
     def _user_authenticate_message(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
         if not channel.is_user:
             raise BadRequest("UserAuthenticate is a user-channel message (UDID with UserID)")
-        self._storage.enrollments.require_bound(channel.device_id, identity.fingerprint)
+        self._enrollments.require_bound(channel.device_id, identity.fingerprint)
         reply = user_authenticate_reply(self._user_authenticate, msg)  # 410 when declining
         log.info("UserAuthenticate from %s: user allowed without a password", channel.enrollment_id)
         return reply
@@ -191,17 +218,17 @@ class MdmService:
         token = msg.get("BootstrapToken")
         if token is not None and len(token) > MAX_BOOTSTRAP_TOKEN_BYTES:
             raise BadRequest(f"BootstrapToken is over {MAX_BOOTSTRAP_TOKEN_BYTES} bytes")
-        self._storage.enrollments.require_bound(device_id, identity.fingerprint)
+        self._enrollments.require_bound(device_id, identity.fingerprint)
         if token:
-            self._storage.bootstrap.escrow(device_id, token)
+            self._bootstrap.escrow(device_id, token)
         else:  # missing or zero length: Apple's way of saying "remove it"
-            self._storage.bootstrap.forget(device_id)
+            self._bootstrap.forget(device_id)
         log.info("SetBootstrapToken from %s: %s", device_id, "escrowed" if token else "removed")
 
     def _get_bootstrap_token(self, identity: Identity, channel: Channel, msg: dict[str, Any]) -> bytes:
         device_id = self._device_channel(channel, "GetBootstrapToken")
-        self._storage.enrollments.require_bound(device_id, identity.fingerprint)
-        token = self._storage.bootstrap.token(device_id)
+        self._enrollments.require_bound(device_id, identity.fingerprint)
+        token = self._bootstrap.token(device_id)
         log.info("GetBootstrapToken from %s: %s", device_id, "returned" if token else "none held")
         return plistlib.dumps({} if token is None else {"BootstrapToken": token})
 
@@ -215,7 +242,7 @@ class MdmService:
     def _declarative_management(
         self, identity: Identity, channel: Channel, msg: dict[str, Any]
     ) -> bytes | None:
-        self._storage.enrollments.require_bound(channel.device_id, identity.fingerprint)
+        self._enrollments.require_bound(channel.device_id, identity.fingerprint)
         if self._declarative is None or channel.is_user:
             return declarative_reply(msg)
         try:
@@ -249,18 +276,18 @@ class MdmService:
         status, command_uuid = report_message(msg)
         channel = resolve_channel(msg)
         report = stored_report(status, command_uuid, raw, msg, self._max_result_bytes)
-        result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
+        result = self._queue.exchange(channel.enrollment_id, identity.fingerprint, report)
         if not result.known:
             raise UnknownEnrollment(f"unknown enrollment {channel.enrollment_id}")
         if result.identity_fp != identity.fingerprint:
             # Either someone else's certificate, or this device's renewed one (then rebind, once).
             try:
-                adopted = self._storage.enrollments.adopt_renewal(channel.device_id, identity.fingerprint)
+                adopted = self._enrollments.adopt_renewal(channel.device_id, identity.fingerprint)
             except Forgotten as exc:
                 raise UnrecognizedDevice(str(exc)) from None
             if not adopted:
                 raise Forbidden("the identity certificate is not the one bound to this enrollment")
-            result = self._storage.queue.exchange(channel.enrollment_id, identity.fingerprint, report)
+            result = self._queue.exchange(channel.enrollment_id, identity.fingerprint, report)
         if result.forgotten:
             raise UnrecognizedDevice("an admin forgot this device")
         self._last_seen.mark(channel.enrollment_id)

@@ -46,47 +46,51 @@ def create_ca(
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
         ]
     )
-    not_before = datetime.now(UTC) - _BACKDATE
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    ca_usage = key_usage(key_cert_sign=True, crl_sign=True)
+    cert = self_signed(key, name, days, usage=ca_usage, ca=True)
     return cert, key
 
 
-def _key_usage(*, digital_signature: bool, key_encipherment: bool) -> x509.KeyUsage:
+def key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.KeyUsage:
+    """A KeyUsage extension naming only what a certificate is for; every other use is off."""
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
         key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
         encipher_only=False,
         decipher_only=False,
+    )
+
+
+def self_signed(
+    key: rsa.RSAPrivateKey, subject: x509.Name, days: int, *, usage: x509.KeyUsage, ca: bool = False
+) -> x509.Certificate:
+    """A certificate `key` signs for itself, valid from a little in the past for `days`: Russet's
+    CA (`ca=True`: it signs only end-entity certificates, so path length 0), or a key's public
+    half handed to Apple (an ABM server's certificate)."""
+    not_before = datetime.now(UTC) - _BACKDATE
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
     )
 
 
@@ -138,7 +142,7 @@ def issue_from_public_key(
     """
     start = not_before if not_before is not None else datetime.now(UTC) - _BACKDATE
     end = not_after if not_after is not None else start + timedelta(days=days)
-    usage = _key_usage(digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey))
+    usage = key_usage(digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey))
     return _issue_leaf(
         ca_cert, ca_key, public_key, subject, start, end, usage, [ExtendedKeyUsageOID.CLIENT_AUTH]
     )
@@ -171,7 +175,7 @@ def issue_server_signing(
         subject,
         start,
         start + timedelta(days=days),
-        _key_usage(digital_signature=True, key_encipherment=False),
+        key_usage(digital_signature=True, key_encipherment=False),
         [ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION],
     )
     return cert, key

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from russet.apple.connection.hooks import connection_hooks
 from russet.vpp.tables import (
+    owned,
     vpp_assets,
     vpp_events,
     vpp_installs,
@@ -34,4 +35,4 @@ def apple_side(name: str) -> list[str]:
 
 SEALED = {"sealed_token": "vpp_content_token", "notify_secret_hash": "vpp_notification_secret"}
 CHILDREN = (vpp_installs, vpp_notifications, vpp_events, vpp_licences, vpp_users, vpp_assets)
-HOOKS = connection_hooks("vpp", vpp_locations, SEALED, ("token_sha256",), "location", CHILDREN, apple_side)
+HOOKS = connection_hooks("vpp", vpp_locations, SEALED, ("token_sha256",), owned.owner, CHILDREN, apple_side)

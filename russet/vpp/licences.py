@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
-from russet.mdm.tables import command_queue, commands, enrollments
 from russet.storage.db import as_utc, reading
 from russet.vpp.client import VppClient
 from russet.vpp.errors import AppleError, VppConflict, VppError, VppNotFound
@@ -239,50 +238,17 @@ async def refresh_users(store: VppStore, client: VppClient, event_id: str) -> No
 # -- devices that left ------------------------------------------------------------------------------
 
 
-def departed_devices(engine: Any, name: str) -> dict[str, str]:
-    """Serial numbers holding licences whose device unenrolled (CheckOut, no enrollment left
-    enabled) or was erased (EraseDevice acknowledged after its last licence was assigned)."""
+def assigned_devices(engine: Any, name: str) -> dict[str, datetime | None]:
+    """Serial numbers holding assigned licences of the location, each with when its latest was
+    assigned: what the MDM core is asked about devices that left (`DeviceLookup.departed`)."""
     lc = vpp_licences.c
     with reading(engine) as conn:
-        held = dict(
-            conn.execute(
-                select(lc.subject, func.max(lc.assigned_at))
-                .where(lc.location == name, lc.subject_type == "device", lc.status == "assigned")
-                .group_by(lc.subject)
-            ).all()
-        )
-        if not held:
-            return {}
-        serials = list(held)
-        states: dict[str, list[Any]] = {}
-        for row in conn.execute(
-            select(enrollments.c.serial_number, enrollments.c.enabled, enrollments.c.checked_out_at).where(
-                enrollments.c.channel == "device", enrollments.c.serial_number.in_(serials)
-            )
-        ):
-            states.setdefault(row.serial_number, []).append(row)
-        erased = dict(
-            conn.execute(
-                select(enrollments.c.serial_number, func.max(command_queue.c.reported_at))
-                .join(command_queue, command_queue.c.enrollment_id == enrollments.c.id)
-                .join(commands, commands.c.id == command_queue.c.command_id)
-                .where(
-                    enrollments.c.serial_number.in_(serials),
-                    commands.c.request_type == "EraseDevice",
-                    command_queue.c.status == "acknowledged",
-                )
-                .group_by(enrollments.c.serial_number)
-            ).all()
-        )
-    out = {}
-    for serial, rows in states.items():
-        if not any(r.enabled for r in rows) and any(r.checked_out_at is not None for r in rows):
-            out[serial] = "the device unenrolled (CheckOut)"
-            continue
-        wiped, assigned = as_utc(erased.get(serial)), as_utc(held[serial])
-        if wiped is not None and wiped > (assigned or datetime.min.replace(tzinfo=UTC)):
-            out[serial] = "the device was erased (EraseDevice)"
-    return out
+        rows = conn.execute(
+            select(lc.subject, func.max(lc.assigned_at))
+            .where(lc.location == name, lc.subject_type == "device", lc.status == "assigned")
+            .group_by(lc.subject)
+        ).all()
+    return {serial: as_utc(at) for serial, at in rows}
 
 
 async def revoke_devices(store: VppStore, client: VppClient, serials: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """What Apps and Books needs from the MDM core, as Protocols the composition root wires.
 
+Licences of devices that left (unenrolled or erased) are taken back: the core says which left.
 An app install queues InstallApplication and ManagedApplicationList on a device and reads their
 results back, and first finds the device by its UDID or serial number. Those are the MDM core's
 use cases; Apps and Books asks through these ports and never reads or writes the core's tables
@@ -8,7 +9,9 @@ or stores itself (issue #12).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -25,6 +28,12 @@ class DeviceLookup(Protocol):
     def find_device(self, device: str) -> DeviceRef | None:
         """The device channel named by its enrollment id or serial number (the enrolled one,
         then the most recently seen, when several match); None when none does."""
+        ...
+
+    def departed(self, since: Mapping[str, datetime | None]) -> dict[str, str]:
+        """Of these serial numbers, the devices that left, serial -> why (their licences are
+        taken back): unenrolled, or erased after the serial's time in `since` (when its latest
+        licence was assigned)."""
         ...
 
 

@@ -25,6 +25,7 @@ from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway, Call
 from russet.kernel.errors import Invalid, Refused, Unavailable
+from russet.kernel.tasks import PeriodicTask
 from russet.vpp import licences, users
 from russet.vpp.client import DEFAULT_PER_SECOND, VppClient
 from russet.vpp.errors import (
@@ -61,16 +62,13 @@ class VppService(kit.ConnectionService[VppStore]):
         commands: CommandSender,
         *,
         engine: Engine,
-        vpp_url: str,
-        public_url: str,
+        config: kit.ConnectionConfig,
         poll_seconds: int,
-        sync_minutes: int,
     ) -> None:
-        super().__init__(store, gateway, connections, base_url=vpp_url, public_url=public_url)
-        # licences.departed_devices reads the MDM core's results (listed in tests/test_tables.py).
+        super().__init__(store, gateway, connections, config)
         self._engine = engine
+        self._devices = devices  # and, through the same port, which devices left
         self._every = timedelta(seconds=poll_seconds)
-        self._sync_every = timedelta(minutes=sync_minutes)
         self.installs = Installs(engine, store, self.client_for, devices, commands, poll_every=self._every)
 
     def client_for(self, name: str) -> VppClient:
@@ -344,6 +342,18 @@ class VppService(kit.ConnectionService[VppStore]):
 
     # -- the server's periodic work ------------------------------------------------------------------
 
+    def tasks(self) -> list[PeriodicTask]:
+        """The server's periodic work (`vpp.tick`, every RUSSET_VPP_POLL_SECONDS), for the root's runner."""
+        return [
+            self.connection_task(
+                "vpp.tick",
+                self._every.total_seconds(),
+                self.tick,
+                "Apps and Books: poll unanswered events, revoke licences of departed devices, re-read "
+                "assets when due, move app installs on",
+            )
+        ]
+
     async def tick(self) -> dict[str, Any]:
         """Poll events no notification answered, take back licences of devices that left, re-read
         assets when due, and move app installs on. Each location's trouble is its own."""
@@ -365,12 +375,13 @@ class VppService(kit.ConnectionService[VppStore]):
             store.expire_reservations(name, licences.STALE_RESERVATION)
             client = self.client_for(name)
             done["events"] = len(await licences.poll_events(store, client, every=self._every))
-            departed = licences.departed_devices(self._engine, name)
+            held = licences.assigned_devices(self._engine, name)
+            departed = self._devices.departed(held) if held else {}
             if departed:
                 done["revoked"] = await licences.revoke_devices(store, client, departed)
             location = store.require(name)
             last = location["last_sync_at"]
-            if last is None or datetime.now(UTC) - last >= self._sync_every:
+            if last is None or datetime.now(UTC) - last >= self.config.sync_every:
                 done["sync"] = await sync_assets(self._connections, store, client)
         warning = expiry_warning(location["token_expires_at"])
         if warning:

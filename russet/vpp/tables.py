@@ -18,8 +18,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from russet.apple.connection.columns import connection_name
+from russet.apple.connection.columns import OwnedTables, connection_name
 from russet.infra.metadata import BigId, metadata
+
+# Every table but vpp_locations holds rows of one location, named in its "location" column.
+owned = OwnedTables(metadata, "location")
 
 vpp_locations = Table(
     "vpp_locations",
@@ -49,10 +52,8 @@ vpp_locations = Table(
 )
 
 
-vpp_assets = Table(
+vpp_assets = owned.table(
     "vpp_assets",
-    metadata,
-    connection_name("location"),
     Column("adam_id", String(40), primary_key=True),
     Column("pricing_param", String(10), primary_key=True),  # STDQ | PLUS
     Column("product_type", String(20), nullable=True),  # App | Book
@@ -71,10 +72,8 @@ vpp_assets = Table(
 )
 
 
-vpp_users = Table(
+vpp_users = owned.table(
     "vpp_users",
-    metadata,
-    connection_name("location"),
     Column("client_user_id", String(64), primary_key=True),  # a GUID Russet generated
     Column("email", Text, nullable=True),
     Column("managed_apple_id", Text, nullable=True),
@@ -94,7 +93,7 @@ vpp_licences = Table(
     "vpp_licences",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    connection_name("location", primary_key=False),
+    connection_name(owned.owner, primary_key=False),
     Column("adam_id", String(40), nullable=False),
     Column("pricing_param", String(10), nullable=False),
     Column("subject_type", String(10), nullable=False),  # device (serial number) | user (client user id)
@@ -116,10 +115,8 @@ vpp_licences = Table(
 )
 
 
-vpp_events = Table(
+vpp_events = owned.table(
     "vpp_events",
-    metadata,
-    connection_name("location"),
     Column("event_id", String(64), primary_key=True),
     Column("event_type", String(20), nullable=False),  # ASSOCIATE | DISASSOCIATE | REVOKE | CREATE | ...
     Column("status", String(10), nullable=False),  # PENDING | COMPLETE | FAILED
@@ -135,11 +132,9 @@ vpp_events = Table(
 )
 
 
-vpp_notifications = Table(
+vpp_notifications = owned.table(
     "vpp_notifications",
-    metadata,
     # Apple may deliver a notification more than once: its id is kept to apply it once.
-    connection_name("location"),
     Column("notification_id", String(64), primary_key=True),
     Column("notification_type", String(40), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
@@ -150,7 +145,7 @@ vpp_installs = Table(
     "vpp_installs",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    connection_name("location", primary_key=False),
+    connection_name(owned.owner, primary_key=False),
     Column("enrollment_id", String(300), nullable=False),
     Column("serial_number", String(64), nullable=False),
     Column("adam_id", String(40), nullable=False),

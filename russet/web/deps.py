@@ -55,7 +55,7 @@ def api_caller(
         raise HTTPException(
             401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"}
         )
-    name = russet_of(request).storage.api_keys.authenticate(credentials.credentials)
+    name = russet_of(request).access.caller(credentials.credentials)
     if name is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     check_params(request)  # every route has a caller: its query and path values are checked here

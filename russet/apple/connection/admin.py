@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from russet.apple.connection.errors import AppleConnectionError, AppleUnreachable, ConnectionConflict
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry, Disconnected
 from russet.apple.gateway import AppleGateway, AppleUnavailable
+from russet.kernel.tasks import PeriodicTask
 
 StoreT = TypeVar("StoreT")
 # A connection name: it appears in URLs, CLI arguments and messages.
@@ -82,24 +84,48 @@ def summaries(
     return [summary(name, index) for name in names]
 
 
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """What the settings say about a feature's connections, the same three facts for each one."""
+
+    base_url: str  # Apple's API for the feature (RUSSET_ABM_URL, RUSSET_VPP_URL)
+    public_url: str  # Russet's own address (profiles, notification URLs)
+    sync_every: timedelta  # how often the server syncs each connection (RUSSET_*_SYNC_MINUTES)
+
+    @classmethod
+    def of(cls, base_url: str, public_url: str, *, sync_minutes: int) -> ConnectionConfig:
+        return cls(base_url, public_url, timedelta(minutes=sync_minutes))
+
+
 class ConnectionService(Generic[StoreT]):
     """The part of a feature's service that is about its connections: what it was handed, and
     its listing against one read of the registry (the feature writes `_summary`)."""
 
     def __init__(
-        self,
-        store: StoreT,
-        gateway: AppleGateway,
-        connections: ConnectionRegistry,
-        *,
-        base_url: str,
-        public_url: str,
+        self, store: StoreT, gateway: AppleGateway, connections: ConnectionRegistry, config: ConnectionConfig
     ) -> None:
         self.store = store
+        self.config = config
         self._gateway = gateway
         self._connections = connections
-        self._base_url = base_url  # Apple's API for the feature (RUSSET_ABM_URL, RUSSET_VPP_URL)
-        self._public_url = public_url  # Russet's own address (profiles, notification URLs)
+        self._base_url = config.base_url
+        self._public_url = config.public_url
+
+    @staticmethod
+    def connection_task(
+        name: str, every_seconds: float, work: Callable[[], Any], description: str
+    ) -> PeriodicTask:
+        """The feature's periodic work over its connections: once across the nodes sharing the
+        database (Apple sees one client), and first one interval after start (a server starting,
+        or several, does not call Apple at once)."""
+        return PeriodicTask(
+            name,
+            every_seconds,
+            work,
+            once_across_nodes=True,
+            first_delay=every_seconds,
+            description=description,
+        )
 
     def _summary(self, name: str, registry: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
