@@ -12,7 +12,6 @@ from russet.cli.main import cli
 from russet.runtime import Russet
 from simulators.device import DeviceSecrets, Enrollment, SimDevice
 from tests.conftest import new_profile
-from tests.test_cli import run  # noqa: F401  (the CLI fixture)
 from tests.test_escrow import mac, settle
 
 
@@ -66,7 +65,7 @@ def test_api_clear_passcode_and_filevault_profile(
     ]
 
 
-def test_cli_clear_passcode_and_secret_commands(run, russet: Russet, client: TestClient) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_cli_clear_passcode_and_secret_commands(run, russet: Russet, client: TestClient) -> None:  # type: ignore[no-untyped-def]
     device = SimDevice(
         Enrollment.from_profile(new_profile(russet)),
         path_only=True,
