@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import plistlib
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from russet.kernel.errors import Invalid
+from russet.pki.ca import key_usage, self_signed
 from russet.storage.certificates import CertificateStore
 
 CERT_KIND = "filevault-escrow"
@@ -39,32 +39,8 @@ def escrow_identity(certificates: CertificateStore) -> Identity:
         return found[0], found[1]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Russet FileVault recovery key escrow")])
-    now = datetime.now(UTC) - timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    usage = key_usage(key_encipherment=True, data_encipherment=True)  # macOS encrypts the PRK to it
+    cert = self_signed(key, name, 3650, usage=usage)
     certificates.add(CERT_KIND, cert, key)
     return cert, key
 

@@ -55,6 +55,7 @@ def key_usage(
     *,
     digital_signature: bool = False,
     key_encipherment: bool = False,
+    data_encipherment: bool = False,
     key_cert_sign: bool = False,
     crl_sign: bool = False,
 ) -> x509.KeyUsage:
@@ -63,7 +64,7 @@ def key_usage(
         digital_signature=digital_signature,
         content_commitment=False,
         key_encipherment=key_encipherment,
-        data_encipherment=False,
+        data_encipherment=data_encipherment,
         key_agreement=False,
         key_cert_sign=key_cert_sign,
         crl_sign=crl_sign,
@@ -77,7 +78,7 @@ def self_signed(
 ) -> x509.Certificate:
     """A certificate `key` signs for itself, valid from a little in the past for `days`: Russet's
     CA (`ca=True`: it signs only end-entity certificates, so path length 0), or a key's public
-    half handed to Apple (an ABM server's certificate)."""
+    half handed to Apple or a device (an ABM server's certificate, the FileVault escrow one)."""
     not_before = datetime.now(UTC) - _BACKDATE
     return (
         x509.CertificateBuilder()
