@@ -60,7 +60,8 @@ def test_download_tokens_are_per_app_and_device_unforgeable_and_expire() -> None
 
 def test_hosted_package_manifest_and_download(russet: Russet, client: TestClient) -> None:
     apps = russet.apps
-    made = apps.add_package("Demo", "Demo.IPA", io.BytesIO(ipa(version="2.0")), created_by="tests")
+    uploaded = ipa(version="2.0")
+    made = apps.add_package("Demo", "Demo.IPA", io.BytesIO(uploaded), created_by="tests")
     assert (made["bundle_id"], made["version"], made["package_kind"]) == ("com.example.demo", "2.0", "ipa")
     command = apps.install_command("Demo", "UDID-9", {"A": 1})
     assert command["RequestType"] == "InstallApplication" and command["Configuration"] == {"A": 1}
@@ -70,7 +71,7 @@ def test_hosted_package_manifest_and_download(russet: Russet, client: TestClient
     served = plistlib.loads(apps.manifest(token))["items"][0]
     assert served["metadata"]["bundle-identifier"] == "com.example.demo"
     package = client.get(served["assets"][0]["url"].removeprefix(russet.settings.public_url))
-    assert package.status_code == 200 and package.content == ipa(version="2.0")
+    assert package.status_code == 200 and package.content == uploaded
     wrong_kind = served["assets"][0]["url"].removeprefix(russet.settings.public_url).replace(".ipa", ".pkg")
     assert client.get(wrong_kind).status_code == 404
     # Two tokens for two devices differ; each works.

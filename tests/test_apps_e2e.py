@@ -39,12 +39,16 @@ DEMO_BUNDLE = "com.example.demo"
 
 
 def ipa(bundle_id: str = DEMO_BUNDLE, version: str = "1.2") -> bytes:
-    """A minimal .ipa: a zip with Payload/NAME.app/Info.plist."""
+    """A minimal .ipa: a zip with Payload/NAME.app/Info.plist. The entries carry a fixed time, so
+    the same arguments give the same bytes (zip entries otherwise take the current time)."""
     info = {"CFBundleIdentifier": bundle_id, "CFBundleShortVersionString": version, "CFBundleName": "Demo"}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("Payload/Demo.app/Info.plist", plistlib.dumps(info, fmt=plistlib.FMT_BINARY))
-        archive.writestr("Payload/Demo.app/Demo", b"\x00" * 100)
+        for name, data in (
+            ("Payload/Demo.app/Info.plist", plistlib.dumps(info, fmt=plistlib.FMT_BINARY)),
+            ("Payload/Demo.app/Demo", b"\x00" * 100),
+        ):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
 
 
