@@ -16,10 +16,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from russet import __version__
 from russet.accesslog import access_logged
 from russet.api import router as api_router
+from russet.apps.http import TOKEN_SEGMENT as APP_DOWNLOAD_TOKEN
 from russet.apps.http import app_download_routes
 from russet.bodylimit import BodyLimit
 from russet.config import Settings
 from russet.console import views as console_views
+from russet.declarative.http import TOKEN_SEGMENT as DATA_URL_TOKEN
 from russet.declarative.http import data_routes
 from russet.enrollment.http import enrollment_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
@@ -71,7 +73,8 @@ def create_app(russet: Russet) -> ASGIApp:
         *data_routes(russet.declarations),
     ]
     front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
-    return access_logged(front, settings.access_log, settings.access_log_format)
+    capabilities = (APP_DOWNLOAD_TOKEN, DATA_URL_TOKEN)  # bearer tokens in paths, never logged
+    return access_logged(front, settings.access_log, settings.access_log_format, capabilities)
 
 
 class DeviceFront:

@@ -209,3 +209,25 @@ def test_a_rotated_file_is_reopened(tmp_path: Path) -> None:
     time.sleep(1.05)  # the file is looked at once a second
     logger.info("second")
     assert lines(tmp_path / "access.log.1") == ["first"] and lines(log) == ["second"]
+
+
+def test_capability_tokens_in_paths_are_redacted(russet: Russet, tmp_path: Path) -> None:
+    """A hosted app's download token and a declaration data URL's token are bearer capabilities,
+    valid for days: the access log writes neither, whether or not the request reached its route."""
+    log = tmp_path / "access.log"
+    app_token = "AppTok" + "x" * 40
+    data_token = "DataTok" + "y" * 40
+    with serve(russet, log) as client:
+        client.get(f"/apps/download/{app_token}/manifest.plist")
+        client.get(f"/apps/download/{app_token}/package.ipa")
+        client.get(f"/mdm/ddm/data/SOME-UDID/com.example.asset/{data_token}")
+        client.get(f"/apps/download/{app_token}")  # no route: still redacted
+    text = log.read_text()
+    assert app_token not in text and data_token not in text
+    paths = [text_fields(line)["path"] for line in lines(log)]
+    assert paths == [
+        "/apps/download/[redacted]/manifest.plist",
+        "/apps/download/[redacted]/package.ipa",
+        "/mdm/ddm/data/SOME-UDID/com.example.asset/[redacted]",
+        "/apps/download/[redacted]",
+    ]

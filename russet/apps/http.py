@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # only the type: the runtime hands the service in
 
 MANIFEST_PATH = "/apps/download/{token}/manifest.plist"
 PACKAGE_PATH = "/apps/download/{token}/package.{kind}"
+TOKEN_SEGMENT = ("/apps/download/", 3)  # the download token's place in the path, for the access log
 
 
 def _refusal(exc: RussetError) -> Response:

@@ -19,6 +19,8 @@ from russet.declarative.service import DeclarativeService
 from russet.kernel.errors import NotFound
 
 log = logging.getLogger("russet.declarative")
+DATA_PATH = "/mdm/ddm/data/{device}/{identifier}/{token}"
+TOKEN_SEGMENT = ("/mdm/ddm/data/", 6)  # the data token's place in the path, for the access log
 
 
 def data_routes(service: DeclarativeService) -> list[Route]:
@@ -29,8 +31,12 @@ def data_routes(service: DeclarativeService) -> list[Route]:
                 service.data, params["device"], params["identifier"], params["token"]
             )
         except NotFound:
-            log.warning("declaration data refused: %s", request.url.path[:200])
+            log.warning(  # never the token: it is the capability
+                "declaration data refused: device %s, declaration %s",
+                params["device"][:64],
+                params["identifier"][:128],
+            )
             return PlainTextResponse("not found\n", status_code=404)
         return Response(body, media_type=content_type)
 
-    return [Route("/mdm/ddm/data/{device}/{identifier}/{token}", serve, methods=["GET"])]
+    return [Route(DATA_PATH, serve, methods=["GET"])]
