@@ -6,6 +6,7 @@ the caller decides how to persist them (PEM/DER, private keys encrypted at rest)
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -234,6 +235,8 @@ def validate_issued(cert: x509.Certificate, ca_cert: x509.Certificate, now: date
         raise CertificateRejected(f"certificate expired on {cert.not_valid_after_utc.isoformat()}")
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER, lowercase hex: the key that binds a certificate to an enrollment."""
+    """SHA-256 of the DER, lowercase hex: the key that binds a certificate to an enrollment.
+    Cached: every device request asks it of its (cached, see cms._find_signer) certificate."""
     return cert.fingerprint(hashes.SHA256()).hex()

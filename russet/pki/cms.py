@@ -9,6 +9,7 @@ walked without building typed objects.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -63,13 +64,34 @@ def _identifies(sid: cms.SignerIdentifier, cert: x509.Certificate) -> bool:
 
 def _signer_certificate(signed_data: cms.SignedData, sid: cms.SignerIdentifier) -> x509.Certificate:
     embedded = signed_data["certificates"]
-    if not isinstance(embedded, core.Void):
-        for choice in embedded:
-            if choice.name == "certificate":
-                cert = x509.load_der_x509_certificate(choice.chosen.dump())
-                if _identifies(sid, cert):
-                    return cert
+    if isinstance(embedded, core.Void):
+        raise SignatureError("signer certificate is not embedded in the signature")
+    # A device sends the same certificates and signer identifier with every request: the search
+    # (decoding each certificate, comparing issuer and serial) is done once per distinct pair.
+    return _find_signer(embedded.contents, sid.dump())
+
+
+@functools.lru_cache(maxsize=4096)
+def _find_signer(certificates: bytes, sid_der: bytes) -> x509.Certificate:
+    """The embedded certificate `sid_der` names, searched among the DER `certificates` (the
+    contents of SignedData's certificates field). Pure, so cached: a malformed or unmatched input
+    raises, and exceptions are not cached."""
+    sid = cms.SignerIdentifier.load(sid_der)
+    choices = cms.CertificateSet.load(b"\x31" + _der_length(len(certificates)) + certificates)
+    for choice in choices:
+        if choice.name == "certificate":
+            cert = x509.load_der_x509_certificate(choice.chosen.dump())
+            if _identifies(sid, cert):
+                return cert
     raise SignatureError("signer certificate is not embedded in the signature")
+
+
+def _der_length(size: int) -> bytes:
+    """A DER length octet string for `size`."""
+    if size < 0x80:
+        return bytes([size])
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
 
 
 _SEQUENCE, _SET, _OBJECT_IDENTIFIER, _OCTET_STRING = 0x30, 0x31, 0x06, 0x04
