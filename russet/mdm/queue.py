@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from russet.mdm.enrollments import ACTIVE_STATUSES, merge_inventory
 from russet.mdm.tables import command_queue, commands, enrollments
-from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.db import as_utc, reading, reading_once, utcnow
 from russet.storage.secretbox import SecretBox, is_sealed
 
 UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"
@@ -244,7 +244,7 @@ class CommandQueue:
         }
         next_query = self._next_queries[report.status == "Idle"]
         # Read without the write lock: an Idle with nothing queued (the commonest request) ends here.
-        with reading(self._engine) as conn:
+        with reading_once(self._engine) as conn:
             row = conn.execute(next_query, params).first()
         if row is None:
             return Exchange(known=False)

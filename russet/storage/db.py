@@ -76,7 +76,10 @@ class _SqliteWriters:
         self._lock = threading.Lock()
 
     def begin(self, conn: Connection) -> None:
-        if conn.get_execution_options().get("readonly"):
+        options = conn.get_execution_options()
+        if options.get("single_statement"):
+            return  # reading_once: the statement is its own transaction
+        if options.get("readonly"):
             conn.exec_driver_sql("BEGIN")
             return
         self._lock.acquire()
@@ -95,6 +98,17 @@ class _SqliteWriters:
 def reading(engine: Engine) -> Connection:
     """A connection for reads only: on SQLite it does not take the write lock."""
     return engine.connect().execution_options(readonly=True)
+
+
+def reading_once(engine: Engine) -> Connection:
+    """A connection for ONE read statement, outside any transaction: a single statement reads
+    one consistent snapshot by itself, so the BEGIN and ROLLBACK around it (two more round trips
+    on PostgreSQL, two more statements on SQLite) are saved. For the device hot path (an Idle
+    with nothing queued is this one statement); several reads that must agree use `reading`."""
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        return conn.execution_options(readonly=True, single_statement=True)
+    return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def make_engine(url: str, *, pool_size: int = 24) -> Engine:
