@@ -107,7 +107,6 @@ INTUNE_ROWS: tuple[ReferenceRow, ...] = (
     _abm("supervising_host_certs", "certificates of computers that may pair with the device", "sent"),
     _abm("skip_setup_items", "Setup Assistant panes to skip", "sent"),
     _abm("department", "the department shown in Setup Assistant", "sent"),
-    _abm("devices", "the serial numbers a profile is assigned to", "sent"),
     ReferenceRow(
         "vpp",
         "Client user id GUID",
