@@ -16,6 +16,8 @@ from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_JSON = {"schema": {"type": "object"}}
 
 
 @router.get(
@@ -59,6 +61,12 @@ def ledger_table(
     "/ledger/subjects/{identifier}/export",
     summary="Right-of-access export: who the subject is to Russet and every exchange with Apple about them",
     response_model=None,
+    responses={
+        200: {
+            "content": {"application/json": _JSON, "application/pdf": _BINARY},
+            "description": "JSON, or with `format=pdf` a PDF",
+        }
+    },
 )
 def ledger_subject_export(
     request: Request, _: Caller, identifier: str, format: Literal["json", "pdf"] = "json"
