@@ -183,6 +183,7 @@ def test_retention_folds_old_detail_into_counts_and_keeps_totals(  # type: ignor
         conn.execute(update(ledger).where(ledger.c.service == "apns").values(at=old))
     apns_rows = ledger_rows(russet, service="apns")
     before = russet.ledger_privacy.table()
+    report_before = russet.ledger_admin.ledger_report()
 
     shown = ok(invoke_cli, "ledger", "retention", "apns", "30")
     assert "apns" in shown and "30" in shown
@@ -207,6 +208,10 @@ def test_retention_folds_old_detail_into_counts_and_keeps_totals(  # type: ignor
         (r["data"], r["sent"], r["received"], r["first"], r["last"]) for r in before["rows"]
     ]
     assert after["timeline"] == before["timeline"]
+    # `russet ledger report` counts the folded rows too (times, first, last).
+    assert [(r["field"], r["times"], r["first"], r["last"]) for r in russet.ledger_admin.ledger_report()] == [
+        (r["field"], r["times"], r["first"], r["last"]) for r in report_before
+    ]
     policy = next(p for p in after["retention"] if p["service"] == "apns")
     assert policy["detail_days"] == 30 and policy["counted_rows"] == 12 and policy["detail_rows"] == 0
     assert policy["last_folded"] == 12 and policy["applied_at"]
