@@ -101,7 +101,8 @@ def chart_geometry(timeline: list[dict[str, Any]], *, width: int = 760, height: 
                     "title": f"{day['day']} {SERVICE_LABELS[s]}: {n}",
                 }
             )
-        if i == 0 or i == len(timeline) - 1 or (len(timeline) > 10 and i % 7 == 0):
+        last = len(timeline) - 1
+        if i in (0, last) or (len(timeline) > 10 and i % 7 == 0 and last - i >= 4):
             labels.append({"x": x, "y": top + plot_h + 14, "text": day["day"][5:]})
     legend = [
         {"x": left + 150 * i, "y": height + 6, "fill": COLOURS[s], "text": SERVICE_LABELS[s]}
