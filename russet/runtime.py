@@ -36,6 +36,8 @@ from russet.apple.connection.admin import ConnectionConfig
 from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
+from russet.apple.ports import Link
+from russet.apple.privacy import LedgerPrivacy
 from russet.apps import ports as app_ports
 from russet.apps.service import AppCatalogue
 from russet.apps.tokens import DownloadTokens
@@ -484,6 +486,7 @@ class Russet:
     push: PushService
     enrollment: EnrollmentService
     ledger_admin: LedgerAdmin
+    ledger_privacy: LedgerPrivacy  # the Intune-shaped report, subjects, retention (issue #16)
     events: EventBus  # in-process events between features (DeviceFactsChanged -> groups)
     groups: GroupService
     library: ProfileLibrary  # the profile library
@@ -662,6 +665,11 @@ class Russet:
                 EnrollmentTokenStore(engine), ade_log, issuer, push_topic
             ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
+            ledger_privacy=LedgerPrivacy(
+                engine,
+                ledger,
+                [_MdmSubjects(devices), _AppsAndBooksPeople(vpp.store), _AbmSubjects(AbmSerials(engine))],
+            ),
             events=events,
             groups=groups,
             library=library,
@@ -691,7 +699,9 @@ class Russet:
 
         Run every 6 hours, once across nodes, as the `housekeeping` task of `tasks()`.
         """
+        folded = self.ledger_privacy.apply_retention()  # before the prune: old detail becomes counts
         return {
+            "ledger_rows_counted": sum(folded.values()),
             "ledger_rows": self.ledger_admin.prune_ledger(),
             "scep_challenges": self.enrollment.prune_challenges(),
             "login_failures": self.access.prune_sign_in_failures(),
@@ -722,7 +732,8 @@ class Russet:
                 HOUSEKEEPING_SECONDS,
                 housekeeping,
                 once_across_nodes=True,
-                description="prune the ledger past retention, expired SCEP challenges, sign-in "
+                description="fold ledger detail past each service's retention into counts, "
+                "prune the ledger past retention, expired SCEP challenges, sign-in "
                 "failures, check-in signatures and old re-enrollment refusals",
             ),
             *self.abm.tasks(),
@@ -795,6 +806,52 @@ class _DevicesForAppsAndBooks:
         if row is None:
             return None
         return DeviceRef(row["id"], row["serial_number"], bool(row["enabled"]))
+
+
+# -- the ledger's subject look-up over the features that know who is who (apple.ports.SubjectLinks) --
+
+
+class _MdmSubjects:
+    """Devices and their users, from the MDM core's enrollments."""
+
+    def __init__(self, devices: DeviceService) -> None:
+        self._devices = devices
+
+    def links(self, identifier: str) -> list[Link]:
+        found = self._devices.subject_links(identifier)
+        return [Link(kind, value, "MDM enrollments") for kind, value in found]
+
+
+class _AppsAndBooksPeople:
+    """People of every Apps and Books location: client user id, email, Managed Apple ID."""
+
+    def __init__(self, store: VppStore) -> None:
+        self._store = store
+
+    def links(self, identifier: str) -> list[Link]:
+        out = []
+        for user in self._store.people(identifier):
+            source = f"Apps and Books users (location {user['location']})"
+            out.append(Link("client_user_id", user["client_user_id"], source))
+            if user["email"]:
+                out.append(Link("email", user["email"], source))
+            if user["managed_apple_id"]:
+                out.append(Link("managed_apple_id", user["managed_apple_id"], source))
+            out.append(Link("vpp_location", user["location"], source))
+        return out
+
+
+class _AbmSubjects:
+    """Which ABM/ASM connections list a serial number."""
+
+    def __init__(self, serials: AbmSerials) -> None:
+        self._serials = serials
+
+    def links(self, identifier: str) -> list[Link]:
+        found = self._serials.connections_by_serial([identifier.strip().upper()])
+        return [
+            Link("abm_connection", name, "ABM/ASM devices") for names in found.values() for name in names
+        ]
 
 
 # -- escrow's ports over the MDM core, the API keys and the push certificate ---------------------

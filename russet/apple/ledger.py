@@ -18,12 +18,12 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, func, select
 
 from russet.apple.catalogue import CATALOGUE, SERVICE_NAMES
-from russet.apple.tables import ledger
+from russet.apple.tables import ledger, ledger_counts
 from russet.storage.db import as_utc, reading
 from russet.storage.settings import SettingsStore
 
@@ -282,8 +282,34 @@ class Ledger:
             query = query.where(ledger.c.at >= since)
         if service is not None:
             query = query.where(ledger.c.service == service)
+        # What retention or an erasure folded into per-day counts (russet.apple.retention) adds to
+        # the times and first/last; distinct subjects are those of the detail still kept.
+        c = ledger_counts.c
+        folded = select(
+            c.service,
+            c.field,
+            c.direction,
+            func.sum(c.times).label("times"),
+            func.min(c.first_at).label("first"),
+            func.max(c.last_at).label("last"),
+        ).group_by(c.service, c.field, c.direction)
+        if since is not None:
+            folded = folded.where(c.last_at >= since)
+        if service is not None:
+            folded = folded.where(c.service == service)
         with reading(self._engine) as conn:
-            seen = {(r.service, r.field, r.direction): r for r in conn.execute(query)}
+            seen: dict[tuple[str, str, str], Any] = {
+                (r.service, r.field, r.direction): r for r in conn.execute(query)
+            }
+            for r in conn.execute(folded):
+                key = (r.service, r.field, r.direction)
+                kept = seen.get(key)
+                seen[key] = _Merged(
+                    (kept.times if kept else 0) + int(r.times),
+                    kept.subjects if kept else 0,
+                    _earliest(kept.first if kept else None, r.first),
+                    _latest(kept.last if kept else None, r.last),
+                )
         out = []
         for spec in CATALOGUE:
             if service is not None and spec.service != service:
@@ -341,6 +367,23 @@ class Ledger:
         self.flush()
         with self._engine.begin() as conn:
             return conn.execute(delete(ledger).where(ledger.c.at < before)).rowcount
+
+
+class _Merged(NamedTuple):
+    times: int
+    subjects: int
+    first: datetime | None
+    last: datetime | None
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    a, b = as_utc(a), as_utc(b)
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    a, b = as_utc(a), as_utc(b)
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _merged(

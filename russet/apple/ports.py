@@ -1,7 +1,10 @@
-"""What the ledger's admin needs from the MDM core, as a Protocol the composition root wires."""
+"""What the ledger's admin needs from the features, as Protocols the composition root wires:
+the MDM core's device aliases, and who is who for the subject look-up (Apps and Books users,
+MDM enrollments, ABM/ASM devices)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -9,3 +12,23 @@ class SubjectAliases(Protocol):
     """A device's other identifiers: Apple is told a serial number where Russet knows a UDID."""
 
     def aliases(self, identifier: str) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Link:
+    """An identifier linked to the one looked up, and who said so.
+
+    `kind`: email, managed_apple_id, client_user_id, udid, serial, enrollment, or a kind that only
+    informs (abm_connection, vpp_location) and is not looked up further.
+    """
+
+    kind: str
+    value: str
+    source: str  # e.g. "Apps and Books users (location Main)", "MDM enrollments"
+
+
+class SubjectLinks(Protocol):
+    """One feature's knowledge of who is who: the identifiers linked to `identifier` (a person's
+    email, Managed Apple ID or client user id; a device's UDID or serial number)."""
+
+    def links(self, identifier: str) -> list[Link]: ...

@@ -8,6 +8,7 @@ own tables, keyed by the connection's name.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -66,4 +67,52 @@ purge_receipts = Table(
     Column("connection", String(100), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("receipt", Text, nullable=False),  # the JSON receipt as given to the admin
+)
+
+
+# -- the ledger's reports (issue #16): counts kept past retention, retention per service, erasures --
+
+# What is left of ledger rows once their detail is gone (past a service's retention, or erased for
+# one subject): per UTC day, service, connection, direction and field, how many rows there were and
+# the first and last time. The report adds these to the detail rows, so totals never change.
+ledger_counts = Table(
+    "ledger_counts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD (UTC)
+    Column("service", String(20), nullable=False),
+    Column("connection", String(100), nullable=False),
+    Column("direction", String(10), nullable=False),
+    Column("field", String(60), nullable=False),
+    Column("times", BigInteger, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("day", "service", "connection", "direction", "field"),
+)
+
+
+# Keep ledger detail this many days for a service, then only counts (`russet ledger retention`).
+ledger_retention = Table(
+    "ledger_retention",
+    metadata,
+    Column("service", String(20), primary_key=True),
+    Column("days", Integer, nullable=False),
+    Column("set_by", String(100), nullable=True),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=True),
+    Column("last_aggregated", BigInteger, nullable=True),  # rows made counts by the last run,
+)
+
+
+# Erasures of one subject's ledger detail: when, by whom, how many rows per service became counts.
+# The subject itself is not kept (that would undo the erasure).
+ledger_erasures = Table(
+    "ledger_erasures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("requested_by", String(100), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("row_count", Integer, nullable=False),
+    Column("per_service", Text, nullable=False),  # JSON {service: rows}
 )

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import sys
+from pathlib import Path
 
 import click
 
+from russet.apple import documents
+from russet.apple.admin import parse_since
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.cli.common import handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, table
@@ -41,18 +47,68 @@ def report(since: str | None, service: str | None, fmt: str) -> None:
         table(shown, REPORT_COLUMNS, "the catalogue is empty")
 
 
-@ledger.command("subject")
-@click.argument("identifier", metavar="SERIAL|UDID|USER")
-@json_option
-@handles_errors
-def subject(identifier: str, as_json: bool) -> None:
-    """What Apple has been told about this device or person, when, and why."""
-    data = open_russet().ledger_admin.ledger_subject(identifier)
-    if as_json:
-        emit_json(data)
+def _write(data: bytes | str, out: Path | None) -> None:
+    """A document to --out (0600: it is about people) or to standard output."""
+    raw = data.encode() if isinstance(data, str) else data
+    if out is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
         return
-    if data["also_known_as"]:
-        click.echo(f"{identifier} is also known as {', '.join(data['also_known_as'])}")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    click.echo(f"wrote {out} ({len(raw)} bytes)", err=True)
+
+
+_out_option = click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Write to this file."
+)
+
+
+@ledger.command("table")
+@click.option("--since", help="Only exchanges since then: 30d, 12h or an ISO date.")
+@click.option("--service", type=click.Choice(["apns", "abm", "vpp", "activationlock"]))
+@click.option("--days", type=click.IntRange(1, 366), default=30, show_default=True, help="Days in the chart.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "csv", "json", "pdf"]), default="text", show_default=True
+)
+@_out_option
+@handles_errors
+def table_report(since: str | None, service: str | None, days: int, fmt: str, out: Path | None) -> None:
+    """What Russet tells Apple, laid out as Microsoft's "Data Intune sends to Apple" table, with
+    Russet's counts, first and last seen, and where Russet differs."""
+    report = open_russet().ledger_privacy.table(since=parse_since(since), service=service, days=days)
+    if fmt == "json":
+        _write(json.dumps(report, indent=2) + "\n", out)
+    elif fmt == "csv":
+        _write(documents.table_csv(report), out)
+    elif fmt == "pdf":
+        _write(documents.table_pdf(report), out)
+    else:
+        _write(documents.table_text(report), out)
+
+
+@ledger.command("subject")
+@click.argument("query", metavar="EMAIL|MANAGED_APPLE_ID|CLIENT_USER_ID|UDID|SERIAL|TOKEN")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "pdf"]), default="text", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@_out_option
+@handles_errors
+def subject(query: str, fmt: str, as_json: bool, out: Path | None) -> None:
+    """Everything Russet told Apple or was told by Apple about a person or device, across
+    services (the right-of-access export)."""
+    data = open_russet().ledger_privacy.subject(query)
+    if as_json or fmt == "json":
+        _write(json.dumps(data, indent=2) + "\n", out)
+        return
+    if fmt == "pdf":
+        _write(documents.subject_pdf(data), out)
+        return
+    for ident in data["identifiers"]:
+        click.echo(f"{ident['kind']}: {ident['value']} ({ident['source']})")
     table(
         data["exchanges"],
         [
@@ -64,7 +120,80 @@ def subject(identifier: str, as_json: bool) -> None:
             ("purpose", "Why"),
             ("status", "Status"),
         ],
-        f"nothing about {identifier} has been exchanged with Apple",
+        f"nothing about {query} has been exchanged with Apple",
+    )
+
+
+@ledger.command("erase")
+@click.argument("query", metavar="EMAIL|MANAGED_APPLE_ID|CLIENT_USER_ID|UDID|SERIAL|TOKEN")
+@click.option("--reason", help="Why (kept with the record of the erasure).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@handles_errors
+def erase(query: str, reason: str | None, yes: bool, as_json: bool) -> None:
+    """Erase one subject's ledger detail: the rows become per-day counts (totals unchanged)."""
+    if not yes:
+        click.confirm(f"Erase the ledger detail about {query!r} (counts are kept)?", abort=True)
+    done = open_russet().ledger_privacy.erase(query, by="cli", reason=reason)
+    if as_json:
+        emit_json(done)
+        return
+    click.echo(f"erasure {done['erasure']}: {done['rows_folded_into_counts']} ledger rows folded into counts")
+    for service, n in sorted(done["per_service"].items()):
+        click.echo(f"  {service}: {n}")
+
+
+@ledger.command("erasures")
+@json_option
+@handles_errors
+def erasures(as_json: bool) -> None:
+    """Erasures done so far (when, by whom, how many rows; never about whom)."""
+    rows = open_russet().ledger_privacy.erasures()
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        rows,
+        [("id", "ID"), ("at", "When"), ("requested_by", "By"), ("rows", "Rows"), ("reason", "Reason")],
+        "no erasures",
+    )
+
+
+@ledger.command("retention")
+@click.argument("service", required=False, type=click.Choice(["apns", "abm", "vpp", "activationlock"]))
+@click.argument("days", required=False, type=click.IntRange(0, 36_500))
+@click.option("--apply", "apply_now", is_flag=True, help="Fold detail past retention into counts now.")
+@json_option
+@handles_errors
+def retention(service: str | None, days: int | None, apply_now: bool, as_json: bool) -> None:
+    """Keep ledger detail DAYS days for SERVICE, then only counts; without arguments, show the
+    policies."""
+    privacy = open_russet().ledger_privacy
+    if service is not None:
+        if days is None:
+            raise click.UsageError("name the days to keep detail: russet ledger retention SERVICE DAYS")
+        privacy.set_retention(service, days, by="cli")
+    if apply_now:
+        folded = privacy.apply_retention()
+        click.echo("folded into counts: " + (", ".join(f"{s} {n}" for s, n in folded.items()) or "nothing"))
+    rows = privacy.retention_policies()
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        [
+            {**r, "detail_days": "until pruned" if r["detail_days"] is None else r["detail_days"]}
+            for r in rows
+        ],
+        [
+            ("service", "SERVICE"),
+            ("detail_days", "DETAIL DAYS"),
+            ("detail_rows", "DETAIL ROWS"),
+            ("counted_rows", "COUNTED ROWS"),
+            ("oldest_detail", "OLDEST DETAIL"),
+            ("applied_at", "APPLIED"),
+        ],
+        "no services",
     )
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import blueprints, groups, library
+from russet.console import blueprints, groups, library, privacy
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -231,7 +231,7 @@ def connections(request: Request, admin: Signed) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (groups, library, blueprints):
+    for pages in (groups, library, blueprints, privacy):
         app.include_router(pages.router)
 
     @app.exception_handler(NeedsLogin)

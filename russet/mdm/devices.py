@@ -162,6 +162,10 @@ class DeviceService:
         """The device's other identifiers (UDID <-> serial number), for the ledger's subject view."""
         return self._enrollments.aliases(identifier)
 
+    def subject_links(self, identifier: str) -> list[tuple[str, str]]:
+        """Identifiers linked to a device or user (kind, value), for the ledger's subject look-up."""
+        return self._enrollments.subject_links(identifier)
+
     def find_device(self, device: str) -> dict[str, Any] | None:
         """The device channel a UDID or serial number names (the enrolled one, then the most
         recently seen, when several match): its enrollment row, or None."""

@@ -460,6 +460,36 @@ class EnrollmentStore:
             ).all()
         return {value for row in rows for value in (row.device_id, row.serial_number) if value}
 
+    def subject_links(self, identifier: str) -> list[tuple[str, str]]:
+        """(kind, value) pairs linked to a UDID, serial number, enrollment id or user (a Managed
+        Apple Account on a Shared iPad or a user enrollment, a macOS user), for the ledger's
+        subject look-up: the device's UDID and serial, its users, a user's devices."""
+        key = identifier.strip().casefold()
+        e = enrollments.c
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(e.id, e.device_id, e.channel, e.serial_number, e.user_id, e.user_short_name).where(
+                    or_(
+                        func.lower(e.id) == key,
+                        func.lower(e.device_id) == key,
+                        func.lower(e.serial_number) == key,
+                        func.lower(e.user_short_name) == key,
+                        func.lower(e.user_id) == key,
+                    )
+                )
+            ).all()
+        out: list[tuple[str, str]] = []
+        for r in rows:
+            out.append(("udid", r.device_id))
+            if r.serial_number:
+                out.append(("serial", r.serial_number))
+            if r.channel == "user":
+                out.append(("enrollment", r.id))
+            if r.user_short_name:
+                kind = "managed_apple_id" if "@" in r.user_short_name else "mdm_user"
+                out.append((kind, r.user_short_name))
+        return out
+
     def seal_push(self, enrollment_id: str, token: bytes, push_magic: str) -> bytes:
         """The `sealed_push` value for a push token and PushMagic."""
         return self._box.seal(pack_push(token, push_magic), push_purpose(enrollment_id))

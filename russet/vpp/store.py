@@ -306,6 +306,19 @@ class VppStore(ConnectionRows):
             row["pending"] = json.loads(row["pending"]) if row["pending"] else None
         return rows
 
+    def people(self, identifier: str) -> list[dict[str, Any]]:
+        """Users of every location whose client user id, email or Managed Apple ID is
+        `identifier` (case-insensitive), for the ledger's subject look-up."""
+        key = identifier.strip().casefold()
+        u = vpp_users.c
+        query = select(u.location, u.client_user_id, u.email, u.managed_apple_id).where(
+            (func.lower(u.client_user_id) == key)
+            | (func.lower(u.email) == key)
+            | (func.lower(u.managed_apple_id) == key)
+        )
+        with reading(self._engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query.order_by(u.location, u.client_user_id))]
+
     def claim_user(self, name: str, client_user_id: str, pending: dict[str, Any]) -> bool:
         """Mark an update or retire as waiting for Apple; False if another one already waits."""
         u = vpp_users.c
