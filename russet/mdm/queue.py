@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 
 from russet.mdm.enrollments import ACTIVE_STATUSES, merge_inventory
 from russet.mdm.tables import command_queue, commands, enrollments
-from russet.storage.db import as_utc, reading, reading_once, utcnow
+from russet.storage.db import HotRead, as_utc, reading, utcnow
 from russet.storage.secretbox import SecretBox, is_sealed
 
 UUID_PLACEHOLDER = "00000000-0000-0000-0000-00000000FEED"
@@ -108,7 +108,7 @@ class CommandQueue:
         self._inventory_hook = inventory_hook
         self._box = box
         self._is_secret = is_secret
-        self._next_queries = {flag: self._build_next_query(flag) for flag in (True, False)}
+        self._next_queries = {flag: HotRead(self._build_next_query(flag)) for flag in (True, False)}
 
     # -- sealing (only commands that carry secrets) ---------------------------------------------
 
@@ -244,8 +244,7 @@ class CommandQueue:
         }
         next_query = self._next_queries[report.status == "Idle"]
         # Read without the write lock: an Idle with nothing queued (the commonest request) ends here.
-        with reading_once(self._engine) as conn:
-            row = conn.execute(next_query, params).first()
+        row = next_query.first(self._engine, params)
         if row is None:
             return Exchange(known=False)
         if row.identity_fp != identity_fp:
@@ -289,7 +288,7 @@ class CommandQueue:
                 elif conn.execute(_MARK_SENT, seen).rowcount == 1:
                     body = self._deliverable(row.next_command_id, row.body_template, row.next_uuid)
                     break
-                row = conn.execute(next_query, params).first()
+                row = conn.execute(next_query.statement, params).first()
         return Exchange(
             known=True,
             identity_fp=identity_fp,
