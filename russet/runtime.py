@@ -68,6 +68,7 @@ from russet.kernel.events import (
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
+from russet.mdm.actions import DeviceActions
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -481,6 +482,7 @@ class Russet:
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
     devices: DeviceService
+    actions: DeviceActions  # lost mode, erase, lock, Shared iPad users, OS updates (issue #15)
     push: PushService
     enrollment: EnrollmentService
     ledger_admin: LedgerAdmin
@@ -657,6 +659,7 @@ class Russet:
             pusher=pusher,
             push_topic=push_topic,
             devices=devices,
+            actions=DeviceActions(devices),
             push=push,
             enrollment=EnrollmentService(
                 EnrollmentTokenStore(engine), ade_log, issuer, push_topic
@@ -845,8 +848,9 @@ class _EscrowCommands:
 
 class _AdminsMayViewSecrets:
     """Escrow's SecretViewer until roles exist (issue #19): every live API key is an admin's
-    (`api:<key name>`), and the CLI (`cli:<user>`) runs as the server's operator, holding the
-    database and the master key already. Roles replace this class, nothing else."""
+    (`api:<key name>`; on the console `console:<key prefix>`), and the CLI (`cli:<user>`) runs
+    as the server's operator, holding the database and the master key already.
+    Roles replace this class, nothing else."""
 
     def __init__(self, storage: Storage) -> None:
         self._keys = storage.api_keys
@@ -857,6 +861,9 @@ class _AdminsMayViewSecrets:
         if viewer.startswith("api:"):
             name = viewer[len("api:") :]
             return any(k.name == name and k.revoked_at is None for k in self._keys.list())
+        if viewer.startswith("console:"):  # a console session, named by its API key's prefix
+            prefix = viewer[len("console:") :]
+            return any(k.prefix == prefix and k.revoked_at is None for k in self._keys.list())
         return False
 
 
