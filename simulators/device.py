@@ -256,6 +256,7 @@ class DeviceState:
     )
     scheduled: dict[str, str] = field(default_factory=dict)  # ProductKey -> InstallAction
     scans: int = 0
+    shared_ipad: bool | None = None  # DeviceInformation's IsMultiUser, when set
 
 
 @dataclass
@@ -485,6 +486,8 @@ class SimDevice:
         }
         if self.secrets.apple_silicon is not None:
             facts["IsAppleSilicon"] = self.secrets.apple_silicon
+        if self.state.shared_ipad is not None:
+            facts["IsMultiUser"] = self.state.shared_ipad
         asked = body.get("Queries") or list(facts)
         return {"QueryResponses": {k: v for k, v in facts.items() if k in asked}}
 

@@ -17,11 +17,13 @@ The latest answers are kept in the device's inventory (russet.commands.inventory
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from russet import schemas
 from russet.commands import COMMANDS, Param
 from russet.commands.inventory import NOT_LOCATION
 from russet.kernel.errors import Invalid, NotFound
@@ -136,6 +138,24 @@ def choices(action: str, name: str) -> tuple[Any, ...] | None:
     return found.params()[found.fields[name]].choices
 
 
+@functools.cache
+def answer_columns(request_type: str) -> tuple[str, ...]:
+    """The keys of an answer's rows in the order Apple's schema lists them (its `responsekeys`)."""
+    key = ANSWER_ROWS[request_type]
+    for path in sorted((schemas.SCHEMA_DIR / "mdm" / "commands").glob("*.yaml")):
+        if f"requesttype: {request_type}\n" not in path.read_text():
+            continue
+        spec = schemas.load(str(path.relative_to(schemas.SCHEMA_DIR)))
+        for entry in spec.get("responsekeys") or []:
+            if entry.get("key") != key:
+                continue
+            fields = entry.get("subkeys") or []
+            if len(fields) == 1 and fields[0].get("type") == "<dictionary>":  # the array's item
+                fields = fields[0].get("subkeys") or []
+            return tuple(str(k["key"]) for k in fields if k.get("key") != "ErrorChain")
+    return ()
+
+
 def answer(request_type: str, result: Any) -> dict[str, Any] | None:
     """A device's answer to an action's command, to show: `{"rows": [...], "columns": [...]}` for
     a list (users, updates), `{"fields": {...}}` for a location; None when there is none."""
@@ -144,8 +164,8 @@ def answer(request_type: str, result: Any) -> dict[str, Any] | None:
     key = ANSWER_ROWS.get(request_type)
     if key is not None:
         rows = [r for r in result.get(key) or [] if isinstance(r, Mapping)][:MAX_ROWS]
-        columns: list[str] = []
-        for row in rows:
+        columns = [c for c in answer_columns(request_type) if any(c in r for r in rows)]
+        for row in rows:  # keys the schema does not list (a newer OS), after those it does
             columns += [str(k) for k in row if str(k) not in columns and k != "ErrorChain"]
         return {"rows": [dict(r) for r in rows], "columns": columns}
     if request_type == "DeviceLocation":
