@@ -7,18 +7,27 @@ with nothing queued."""
 
 from __future__ import annotations
 
+import plistlib
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from russet.cli.main import cli
 from russet.commands import COMMANDS
+from russet.config import Settings
+from russet.escrow import filevault
 from russet.kernel.errors import Invalid
 from russet.mdm.actions import ACTIONS, ANSWER_ROWS
 from russet.runtime import Russet
+from russet.storage.certificates import CertificateStore
+from russet.storage.db import make_engine
+from russet.storage.secretbox import SecretBox
 from simulators.device import DeviceSecrets, Enrollment, SimDevice
 from tests.apple_schema import SCHEMAS, load_schema
 from tests.conftest import new_profile
@@ -428,3 +437,45 @@ def test_console_lists_escrowed_secrets_and_shows_one_recorded_and_rotated(
     russet.storage.api_keys.revoke("alex")
     again = client.post(view, data={"csrf": csrf, "reason": "again"}, follow_redirects=False)
     assert again.status_code == 303 and len(russet.escrow.views(device.udid)) == 1
+
+
+# -- the FileVault escrow certificate, made by two processes at once (issue #15) ------------------
+
+
+def test_two_processes_making_the_filevault_certificate_at_once_end_with_one(
+    settings: Settings, migrated: None
+) -> None:
+    engines = [make_engine(settings.database_url) for _ in range(2)]  # two processes' worth
+    box = SecretBox.load(settings.data_dir, settings.master_key)
+    stores = [CertificateStore(engine, box) for engine in engines]
+    both_made = threading.Barrier(2, timeout=30)
+
+    def make() -> Any:
+        made = filevault.make_escrow_identity()
+        both_made.wait()  # neither inserts before both have made one: the race, every time
+        return made
+
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda store: store.sole_identity(filevault.CERT_KIND, make), stores))
+    try:
+        assert got[0][0] == got[1][0]  # both use the same certificate...
+        assert stores[0].count(filevault.CERT_KIND) == 1  # ...and only it is kept
+        russet = Russet.open(settings)
+        try:
+            cert, _ = filevault.escrow_identity(russet.storage.certificates)
+            assert cert == got[0][0]
+            profile = plistlib.loads(russet.escrow.filevault_profile())
+            der = profile["PayloadContent"][0]["PayloadContent"]
+            assert der == cert.public_bytes(serialization.Encoding.DER)
+        finally:
+            russet.close()
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_a_filevault_certificate_made_before_claims_is_kept(russet: Russet) -> None:
+    cert, key = filevault.make_escrow_identity()
+    russet.storage.certificates.add(filevault.CERT_KIND, cert, key)  # as earlier releases made it
+    assert filevault.escrow_identity(russet.storage.certificates)[0] == cert
+    assert russet.storage.certificates.count(filevault.CERT_KIND) == 1

@@ -22,7 +22,6 @@ from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1", tags=["device actions"])
 
-_TEXT = {"min_length": 1, "max_length": 500}
 _PIN = Field(None, pattern=r"^[0-9]{6}$", description="The 6-digit Find My PIN (a Mac)")
 
 
@@ -32,9 +31,13 @@ def _enum(action: str, name: str) -> dict[str, Any]:
 
 
 class LostMode(ApiModel):
-    message: str | None = Field(None, **_TEXT, description="Shown on the Lock screen")
-    phone_number: str | None = Field(None, **_TEXT, description="Shown on the Lock screen")
-    footnote: str | None = Field(None, **_TEXT, description="Shown at the bottom of the Lock screen")
+    message: str | None = Field(None, min_length=1, max_length=500, description="Shown on the Lock screen")
+    phone_number: str | None = Field(
+        None, min_length=1, max_length=500, description="Shown on the Lock screen"
+    )
+    footnote: str | None = Field(
+        None, min_length=1, max_length=500, description="Shown at the bottom of the Lock screen"
+    )
 
 
 class Erase(ApiModel):
@@ -49,13 +52,17 @@ class Erase(ApiModel):
 
 
 class Lock(ApiModel):
-    message: str | None = Field(None, **_TEXT, description="Shown on the Lock screen")
-    phone_number: str | None = Field(None, **_TEXT, description="Shown on the Lock screen")
+    message: str | None = Field(None, min_length=1, max_length=500, description="Shown on the Lock screen")
+    phone_number: str | None = Field(
+        None, min_length=1, max_length=500, description="Shown on the Lock screen"
+    )
     pin: str | None = _PIN
 
 
 class DeleteUser(ApiModel):
-    user_name: str | None = Field(None, **_TEXT, description="The user's short name (UserList's UserName)")
+    user_name: str | None = Field(
+        None, min_length=1, max_length=500, description="The user's short name (UserList's UserName)"
+    )
     force_deletion: bool | None = Field(None, description="Delete even with data not yet synced")
 
 
@@ -64,8 +71,10 @@ class OsUpdateScan(ApiModel):
 
 
 class ScheduleOsUpdate(ApiModel):
-    product_key: str | None = Field(None, **_TEXT, description="From AvailableOSUpdates")
-    product_version: str | None = Field(None, **_TEXT, description="e.g. 17.5.1 (instead of a product key)")
+    product_key: str | None = Field(None, min_length=1, max_length=500, description="From AvailableOSUpdates")
+    product_version: str | None = Field(
+        None, min_length=1, max_length=500, description="e.g. 17.5.1 (instead of a product key)"
+    )
     install_action: str = Field(
         description="What to do", json_schema_extra=_enum("schedule-os-update", "install_action")
     )
@@ -75,7 +84,9 @@ class ScheduleOsUpdate(ApiModel):
     )
 
 
-def _run(request: Request, caller: str, device_id: str, action: str, body: ApiModel | None = None) -> Any:
+def _run(
+    request: Request, caller: str, device_id: str, action: str, body: ApiModel | None = None
+) -> dict[str, Any]:
     values = body.model_dump() if body is not None else None
     return _russet(request).actions.run(device_id, action, values, by=caller)
 
@@ -86,49 +97,49 @@ def _summary(action: str) -> str:
 
 @router.post("/devices/{device_id}/actions/lost-mode", status_code=201, summary=_summary("lost-mode"))
 def lost_mode(request: Request, caller: Caller, device_id: str, body: LostMode) -> dict[str, Any]:
-    return _run(request, caller, device_id, "lost-mode", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "lost-mode", body)
 
 
 @router.post(
     "/devices/{device_id}/actions/disable-lost-mode", status_code=201, summary=_summary("disable-lost-mode")
 )
 def disable_lost_mode(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "disable-lost-mode")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "disable-lost-mode")
 
 
 @router.post("/devices/{device_id}/actions/locate", status_code=201, summary=_summary("locate"))
 def locate(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "locate")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "locate")
 
 
 @router.post("/devices/{device_id}/actions/play-sound", status_code=201, summary=_summary("play-sound"))
 def play_sound(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "play-sound")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "play-sound")
 
 
 @router.post("/devices/{device_id}/actions/erase", status_code=201, summary=_summary("erase"))
 def erase(request: Request, caller: Caller, device_id: str, body: Erase) -> dict[str, Any]:
-    return _run(request, caller, device_id, "erase", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "erase", body)
 
 
 @router.post("/devices/{device_id}/actions/lock", status_code=201, summary=_summary("lock"))
 def lock(request: Request, caller: Caller, device_id: str, body: Lock) -> dict[str, Any]:
-    return _run(request, caller, device_id, "lock", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "lock", body)
 
 
 @router.post("/devices/{device_id}/actions/users", status_code=201, summary=_summary("users"))
 def users(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "users")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "users")
 
 
 @router.post("/devices/{device_id}/actions/log-out-user", status_code=201, summary=_summary("log-out-user"))
 def log_out_user(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "log-out-user")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "log-out-user")
 
 
 @router.post("/devices/{device_id}/actions/delete-user", status_code=201, summary=_summary("delete-user"))
 def delete_user(request: Request, caller: Caller, device_id: str, body: DeleteUser) -> dict[str, Any]:
-    return _run(request, caller, device_id, "delete-user", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "delete-user", body)
 
 
 @router.post(
@@ -137,12 +148,12 @@ def delete_user(request: Request, caller: Caller, device_id: str, body: DeleteUs
 def os_update_scan(
     request: Request, caller: Caller, device_id: str, body: OsUpdateScan | None = None
 ) -> dict[str, Any]:
-    return _run(request, caller, device_id, "os-update-scan", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "os-update-scan", body)
 
 
 @router.post("/devices/{device_id}/actions/os-updates", status_code=201, summary=_summary("os-updates"))
 def os_updates(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "os-updates")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "os-updates")
 
 
 @router.post(
@@ -153,14 +164,14 @@ def os_updates(request: Request, caller: Caller, device_id: str) -> dict[str, An
 def schedule_os_update(
     request: Request, caller: Caller, device_id: str, body: ScheduleOsUpdate
 ) -> dict[str, Any]:
-    return _run(request, caller, device_id, "schedule-os-update", body)  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "schedule-os-update", body)
 
 
 @router.post(
     "/devices/{device_id}/actions/os-update-status", status_code=201, summary=_summary("os-update-status")
 )
 def os_update_status(request: Request, caller: Caller, device_id: str) -> dict[str, Any]:
-    return _run(request, caller, device_id, "os-update-status")  # type: ignore[no-any-return]
+    return _run(request, caller, device_id, "os-update-status")
 
 
 @router.get("/devices/{device_id}/actions", summary="The device's latest location, users and OS updates")
