@@ -828,10 +828,21 @@ class _EscrowDevices:
             platform=facts.platform,
             apple_silicon=silicon if isinstance(silicon, bool) else None,
             supervised=facts.supervised,
+            imei=_cellular_id(info.get("IMEI")),
+            meid=_cellular_id(info.get("MEID")),
         )
 
     def unlock_token(self, device_id: str) -> bytes | None:
         return self._enrollments.unlock_token(device_id)
+
+
+def _cellular_id(value: object) -> str | None:
+    """An IMEI or MEID as Apple's services take it (devices report the IMEI with spaces): its
+    digits (hex digits for a MEID), or None when there is none or it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.replace(" ", "")
+    return text if 14 <= len(text) <= 18 and all(c in "0123456789ABCDEFabcdef" for c in text) else None
 
 
 class _EscrowCommands:

@@ -257,6 +257,8 @@ class DeviceState:
     scheduled: dict[str, str] = field(default_factory=dict)  # ProductKey -> InstallAction
     scans: int = 0
     shared_ipad: bool | None = None  # DeviceInformation's IsMultiUser, when set
+    imei: str | None = None  # a cellular device's, as DeviceInformation reports it (with spaces)
+    meid: str | None = None
 
 
 @dataclass
@@ -488,6 +490,7 @@ class SimDevice:
             facts["IsAppleSilicon"] = self.secrets.apple_silicon
         if self.state.shared_ipad is not None:
             facts["IsMultiUser"] = self.state.shared_ipad
+        facts.update({k: v for k, v in (("IMEI", self.state.imei), ("MEID", self.state.meid)) if v})
         asked = body.get("Queries") or list(facts)
         return {"QueryResponses": {k: v for k, v in facts.items() if k in asked}}
 
