@@ -440,6 +440,7 @@ class SimDevice:
             raise RuntimeError(f"connect refused: {response.status_code} {response.text}")
         return plistlib.loads(response.content) if response.content else None
 
+
     # -- answering commands --------------------------------------------------------------------
 
     def install_profile(self, profile: bytes) -> None:
@@ -662,9 +663,6 @@ def _recovery_key() -> str:
 
 def _envelope(key: str, cert: x509.Certificate) -> bytes:
     """CMS EnvelopedData holding `key`, encrypted to `cert` (what FDE_PersonalRecoveryKeyCMS is)."""
-    return (
-        pkcs7.PKCS7EnvelopeBuilder()
-        .set_data(key.encode())
-        .add_recipient(cert)
-        .encrypt(serialization.Encoding.DER, [])
+    return pkcs7.PKCS7EnvelopeBuilder().set_data(key.encode()).add_recipient(cert).encrypt(
+        serialization.Encoding.DER, []
     )
