@@ -7,6 +7,7 @@ with nothing queued."""
 
 from __future__ import annotations
 
+import os
 import plistlib
 import re
 import threading
@@ -479,3 +480,29 @@ def test_a_filevault_certificate_made_before_claims_is_kept(russet: Russet) -> N
     russet.storage.certificates.add(filevault.CERT_KIND, cert, key)  # as earlier releases made it
     assert filevault.escrow_identity(russet.storage.certificates)[0] == cert
     assert russet.storage.certificates.count(filevault.CERT_KIND) == 1
+
+
+def test_an_update_that_needs_the_bootstrap_token_gets_the_escrowed_one(
+    russet: Russet, client: TestClient, api_headers: dict[str, str]
+) -> None:
+    """Issue #15 item 2, checked: an Apple silicon Mac installing an update that needs its bootstrap
+    token (AvailableOSUpdates `RequiresBootstrapToken`) asks for it with GetBootstrapToken, and
+    is answered with the token it escrowed (README "Bootstrap tokens")."""
+    device = mac(russet, client, apple_silicon=True)
+    device.state.updates[0].update(
+        ProductKey="macOSUpdate24C101", Version="15.2", RequiresBootstrapToken=True
+    )
+    token = os.urandom(40)
+    escrow = {"MessageType": "SetBootstrapToken", "UDID": device.udid, "BootstrapToken": token}
+    assert device.check_in(client, escrow).status_code == 200
+    listed = post(client, api_headers, device, "os-updates").json()["command_uuid"]
+    settle(device, client)
+    (update,) = client.get(f"/api/v1/actions/{listed}", headers=api_headers).json()["answer"]["rows"]
+    assert update["RequiresBootstrapToken"] is True
+    body = {"product_key": update["ProductKey"], "install_action": "InstallASAP"}
+    assert post(client, api_headers, device, "schedule-os-update", body).status_code == 201
+    assert settle(device, client) == ["ScheduleOSUpdate"]
+    asked = device.check_in(client, {"MessageType": "GetBootstrapToken", "UDID": device.udid})
+    assert asked.status_code == 200 and plistlib.loads(asked.content) == {"BootstrapToken": token}
+    shown = client.get(f"/api/v1/devices/{device.udid}", headers=api_headers)
+    assert shown.json()["bootstrap_token"]["escrowed"] is True and token.hex() not in shown.text
