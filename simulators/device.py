@@ -590,7 +590,7 @@ class SimDevice:
 
     def _answer_DeviceLock(self, body: dict[str, Any]) -> dict[str, Any]:
         self.state.locked = {k: v for k, v in body.items() if k != "RequestType"}
-        return {}
+        return {"MessageResult": "Success"} if "Message" in body or "PhoneNumber" in body else {}
 
     def _answer_EraseDevice(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.secrets.apple_silicon is False and "PIN" not in body:

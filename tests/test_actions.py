@@ -223,8 +223,11 @@ def test_lock_with_message_and_phone_and_a_mac_pin(
 ) -> None:
     phone = iphone(russet, client)
     body = {"message": "Return to IT", "phone_number": "555-0100"}
-    assert post(client, api_headers, phone, "lock", body).status_code == 201
+    locked = post(client, api_headers, phone, "lock", body)
+    assert locked.status_code == 201
     assert settle(phone, client) == ["DeviceLock"]
+    shown = client.get(f"/api/v1/actions/{locked.json()['command_uuid']}", headers=api_headers).json()
+    assert shown["answer"] == {"fields": {"MessageResult": "Success"}}
     assert phone.state.locked == {"Message": "Return to IT", "PhoneNumber": "555-0100"}
 
     device = mac(russet, client, apple_silicon=True)

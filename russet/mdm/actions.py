@@ -26,6 +26,7 @@ from typing import Any
 from russet import schemas
 from russet.commands import COMMANDS, Param
 from russet.commands.inventory import NOT_LOCATION
+from russet.commands.support import platform_of
 from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.devices import DeviceService
 
@@ -158,7 +159,8 @@ def answer_columns(request_type: str) -> tuple[str, ...]:
 
 def answer(request_type: str, result: Any) -> dict[str, Any] | None:
     """A device's answer to an action's command, to show: `{"rows": [...], "columns": [...]}` for
-    a list (users, updates), `{"fields": {...}}` for a location; None when there is none."""
+    a list (users, updates), `{"fields": {...}}` for a location (or another answer's keys); None
+    when there is none."""
     if not isinstance(result, Mapping):
         return None
     key = ANSWER_ROWS.get(request_type)
@@ -168,9 +170,9 @@ def answer(request_type: str, result: Any) -> dict[str, Any] | None:
         for row in rows:  # keys the schema does not list (a newer OS), after those it does
             columns += [str(k) for k in row if str(k) not in columns and k != "ErrorChain"]
         return {"rows": [dict(r) for r in rows], "columns": columns}
-    if request_type == "DeviceLocation":
-        return {"fields": {k: v for k, v in result.items() if k not in NOT_LOCATION}}
-    return None
+    # The location, and any other answer's own keys (DeviceLock's MessageResult...).
+    shown = {k: v for k, v in result.items() if k not in NOT_LOCATION}
+    return {"fields": shown} if shown else None
 
 
 class DeviceActions:
@@ -231,8 +233,8 @@ class DeviceActions:
         inventory = row.get("inventory") or {}
         info = inventory.get("DeviceInformation")
         info = info if isinstance(info, Mapping) else {}
-        product = row.get("product_name") or row.get("model") or info.get("ProductName") or ""
-        if not (isinstance(product, str) and product.startswith(("Mac", "iMac"))) or pin is not None:
+        product = row.get("product_name") or info.get("ProductName") or row.get("model")
+        if pin is not None or platform_of(product if isinstance(product, str) else None) != "macOS":
             return
         silicon = info.get("IsAppleSilicon")
         if action.request_type == "DeviceLock":
