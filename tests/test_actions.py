@@ -509,3 +509,18 @@ def test_an_update_that_needs_the_bootstrap_token_gets_the_escrowed_one(
     assert asked.status_code == 200 and plistlib.loads(asked.content) == {"BootstrapToken": token}
     shown = client.get(f"/api/v1/devices/{device.udid}", headers=api_headers)
     assert shown.json()["bootstrap_token"]["escrowed"] is True and token.hex() not in shown.text
+
+
+def test_console_delete_user_needs_the_typed_confirmation(russet: Russet, client: TestClient) -> None:
+    log_in(client, russet.storage.api_keys.create("alex"))
+    ipad = iphone(russet, client, shared_ipad=True)
+    csrf = csrf_of(client.get(f"/console/devices/{ipad.udid}").text)
+    url = f"/console/devices/{ipad.udid}/actions/delete-user"
+    data = {"csrf": csrf, "user_name": "sam@example.org", "force_deletion": "1"}
+    before = queued(russet, ipad)
+    assert client.post(url, data=data).status_code == 400
+    assert queued(russet, ipad) == before
+    done = client.post(url, data={**data, "confirm": ipad.udid}, follow_redirects=False)
+    assert done.status_code == 303
+    assert settle(ipad, client) == ["DeleteUser"]
+    assert [u["UserName"] for u in ipad.state.users] == ["alex@example.org"]
