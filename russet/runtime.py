@@ -70,6 +70,7 @@ from russet.kernel.events import (
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
+from russet.mdm.actions import DeviceActions
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -483,6 +484,7 @@ class Russet:
     pusher: Pusher
     push_topic: PushTopic  # call it for the current topic; settings.push_topic is only the fallback
     devices: DeviceService
+    actions: DeviceActions  # lost mode, erase, lock, Shared iPad users, OS updates (issue #15)
     push: PushService
     enrollment: EnrollmentService
     ledger_admin: LedgerAdmin
@@ -660,6 +662,7 @@ class Russet:
             pusher=pusher,
             push_topic=push_topic,
             devices=devices,
+            actions=DeviceActions(devices),
             push=push,
             enrollment=EnrollmentService(
                 EnrollmentTokenStore(engine), ade_log, issuer, push_topic
@@ -882,10 +885,21 @@ class _EscrowDevices:
             platform=facts.platform,
             apple_silicon=silicon if isinstance(silicon, bool) else None,
             supervised=facts.supervised,
+            imei=_cellular_id(info.get("IMEI")),
+            meid=_cellular_id(info.get("MEID")),
         )
 
     def unlock_token(self, device_id: str) -> bytes | None:
         return self._enrollments.unlock_token(device_id)
+
+
+def _cellular_id(value: object) -> str | None:
+    """An IMEI or MEID as Apple's services take it (devices report the IMEI with spaces): its
+    digits (hex digits for a MEID), or None when there is none or it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.replace(" ", "")
+    return text if 14 <= len(text) <= 18 and all(c in "0123456789ABCDEFabcdef" for c in text) else None
 
 
 class _EscrowCommands:
@@ -902,8 +916,9 @@ class _EscrowCommands:
 
 class _AdminsMayViewSecrets:
     """Escrow's SecretViewer until roles exist (issue #19): every live API key is an admin's
-    (`api:<key name>`), and the CLI (`cli:<user>`) runs as the server's operator, holding the
-    database and the master key already. Roles replace this class, nothing else."""
+    (`api:<key name>`; on the console `console:<key prefix>`), and the CLI (`cli:<user>`) runs
+    as the server's operator, holding the database and the master key already.
+    Roles replace this class, nothing else."""
 
     def __init__(self, storage: Storage) -> None:
         self._keys = storage.api_keys
@@ -914,6 +929,9 @@ class _AdminsMayViewSecrets:
         if viewer.startswith("api:"):
             name = viewer[len("api:") :]
             return any(k.name == name and k.revoked_at is None for k in self._keys.list())
+        if viewer.startswith("console:"):  # a console session, named by its API key's prefix
+            prefix = viewer[len("console:") :]
+            return any(k.prefix == prefix and k.revoked_at is None for k in self._keys.list())
         return False
 
 

@@ -1,6 +1,6 @@
 """Apple's Activation Lock service on 127.0.0.1, checking what Apple would.
 
-`POST /deviceservicesworkers/escrowKeyUnlock?serial=…&productType=…` with a form body
+`POST /deviceservicesworkers/escrowKeyUnlock?serial=…&productType=…[&imei=…&meid=…]` with a form body
 (`orgName`, `guid`, `escrowKey`), over mutual TLS: the client must present an MDM push
 certificate issued by Apple (here: the `FakeAppleCA` of simulators/apns.py), whose UID is an MDM
 topic. A device locked here (`lock`) is cleared when the escrow key is its bypass code; anything
@@ -29,6 +29,8 @@ class Locked:
     product_type: str
     bypass_code: str
     cleared: bool = False
+    imei: str | None = None  # a cellular device is found only with its IMEI/MEID too
+    meid: str | None = None
 
 
 @dataclass
@@ -52,9 +54,17 @@ class ActivationLockSimulator:
         )
         self.url = f"https://127.0.0.1:{self._http.port}"
 
-    def lock(self, serial: str, product_type: str, bypass_code: str) -> None:
-        """Activation Lock turned on for a device, clearable with `bypass_code`."""
-        self.devices[serial] = Locked(product_type, bypass_code)
+    def lock(
+        self,
+        serial: str,
+        product_type: str,
+        bypass_code: str,
+        imei: str | None = None,
+        meid: str | None = None,
+    ) -> None:
+        """Activation Lock turned on for a device, clearable with `bypass_code`; a cellular
+        device's request must name its `imei`/`meid` (digits, no spaces) too."""
+        self.devices[serial] = Locked(product_type, bypass_code, imei=imei, meid=meid)
 
     def __enter__(self) -> ActivationLockSimulator:
         self._http.start()
@@ -98,6 +108,10 @@ class ActivationLockSimulator:
         device = self.devices.get(query["serial"])
         if device is None or device.product_type != query["productType"]:
             return 404, "device not found"
+        if (device.imei and query.get("imei") != device.imei) or (
+            device.meid and query.get("meid") != device.meid
+        ):
+            return 404, "device not found (a cellular device needs its imei and meid)"
         if form["escrowKey"] != device.bypass_code:
             return 400, "invalid escrow key"
         device.cleared = True

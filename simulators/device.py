@@ -226,6 +226,42 @@ class DeviceSecrets:
 
 
 @dataclass
+class DeviceState:
+    """What the device actions change or report (lost mode, lock, erase, Shared iPad users, OS
+    updates), answered as the OS does: DeviceLocation and PlayLostModeSound only in Lost Mode, the
+    erase and lock PIN kept, users logged out and deleted, an update scheduled then reported."""
+
+    lost_mode: dict[str, Any] | None = None  # the Lock screen's Message/PhoneNumber/Footnote
+    location: tuple[float, float] = (48.8584, 2.2945)
+    sounds_played: int = 0
+    locked: dict[str, Any] | None = None  # DeviceLock's keys
+    erased: dict[str, Any] | None = None  # EraseDevice's keys
+    users: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"UserName": "alex@example.org", "FullName": "Alex", "IsLoggedIn": True, "HasDataToSync": False},
+            {"UserName": "sam@example.org", "FullName": "Sam", "IsLoggedIn": False, "HasDataToSync": True},
+        ]
+    )
+    updates: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {
+                "ProductKey": "iOSUpdate22C152",
+                "HumanReadableName": "iOS 18.2",
+                "Version": "18.2",
+                "Build": "22C152",
+                "IsCritical": False,
+                "RestartRequired": True,
+            }
+        ]
+    )
+    scheduled: dict[str, str] = field(default_factory=dict)  # ProductKey -> InstallAction
+    scans: int = 0
+    shared_ipad: bool | None = None  # DeviceInformation's IsMultiUser, when set
+    imei: str | None = None  # a cellular device's, as DeviceInformation reports it (with spaces)
+    meid: str | None = None
+
+
+@dataclass
 class SimDevice:
     enrollment: Enrollment
     udid: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
@@ -242,6 +278,7 @@ class SimDevice:
     unlock_token: bytes = b""  # the last one sent in TokenUpdate
     secrets: DeviceSecrets = field(default_factory=DeviceSecrets)
     ddm: DdmClient = field(default_factory=DdmClient)  # its declarative-management engine
+    state: DeviceState = field(default_factory=DeviceState)  # what the device actions act on
 
     # -- message bodies ------------------------------------------------------------------------
 
@@ -452,6 +489,9 @@ class SimDevice:
         }
         if self.secrets.apple_silicon is not None:
             facts["IsAppleSilicon"] = self.secrets.apple_silicon
+        if self.state.shared_ipad is not None:
+            facts["IsMultiUser"] = self.state.shared_ipad
+        facts.update({k: v for k, v in (("IMEI", self.state.imei), ("MEID", self.state.meid)) if v})
         asked = body.get("Queries") or list(facts)
         return {"QueryResponses": {k: v for k, v in facts.items() if k in asked}}
 
@@ -512,6 +552,101 @@ class SimDevice:
         self.secrets.filevault_key = _recovery_key()
         reply = x509.load_der_x509_certificate(body["ReplyEncryptionCertificate"])
         return {"RotateResult": {"EncryptedNewRecoveryKey": _envelope(self.secrets.filevault_key, reply)}}
+
+    # -- the device actions (russet.mdm.actions) --------------------------------------------
+
+    def _answer_EnableLostMode(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.secrets.supervised:
+            raise _Refuse(12081, "The device is not supervised.")
+        self.state.lost_mode = {k: v for k, v in body.items() if k != "RequestType"}
+        return {}
+
+    def _answer_DisableLostMode(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.state.lost_mode is None:
+            raise _Refuse(12067, "The device is not in Lost Mode.")
+        self.state.lost_mode = None
+        return {}
+
+    def _answer_DeviceLocation(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.state.lost_mode is None:
+            raise _Refuse(12067, "The device is not in Lost Mode.")
+        latitude, longitude = self.state.location
+        return {
+            "Latitude": latitude,
+            "Longitude": longitude,
+            "HorizontalAccuracy": 5.0,
+            "VerticalAccuracy": 3.0,
+            "Altitude": 35.0,
+            "Speed": 0.0,
+            "Course": -1.0,
+            "Timestamp": "2026-12-07T06:00:00Z",
+        }
+
+    def _answer_PlayLostModeSound(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.state.lost_mode is None:
+            raise _Refuse(12067, "The device is not in Lost Mode.")
+        self.state.sounds_played += 1
+        return {}
+
+    def _answer_DeviceLock(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.state.locked = {k: v for k, v in body.items() if k != "RequestType"}
+        return {"MessageResult": "Success"} if "Message" in body or "PhoneNumber" in body else {}
+
+    def _answer_EraseDevice(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.secrets.apple_silicon is False and "PIN" not in body:
+            raise _Refuse(12001, "A PIN is required to erase this Mac.")
+        self.state.erased = {k: v for k, v in body.items() if k != "RequestType"}
+        return {}
+
+    def _answer_UserList(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"Users": [dict(u) for u in self.state.users]}
+
+    def _answer_LogOutUser(self, body: dict[str, Any]) -> dict[str, Any]:
+        for user in self.state.users:
+            user["IsLoggedIn"] = False
+        return {}
+
+    def _answer_DeleteUser(self, body: dict[str, Any]) -> dict[str, Any]:
+        found = [u for u in self.state.users if u["UserName"] == body.get("UserName")]
+        if not found:
+            raise _Refuse(12072, "The user does not exist.")
+        if found[0]["HasDataToSync"] and not body.get("ForceDeletion"):
+            raise _Refuse(12073, "The user has data to sync.")
+        self.state.users.remove(found[0])
+        return {}
+
+    def _answer_ScheduleOSUpdateScan(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.state.scans += 1
+        return {}
+
+    def _answer_AvailableOSUpdates(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"AvailableOSUpdates": [dict(u) for u in self.state.updates]}
+
+    def _answer_ScheduleOSUpdate(self, body: dict[str, Any]) -> dict[str, Any]:
+        results = []
+        for update in body["Updates"]:
+            known = {u["ProductKey"]: u for u in self.state.updates}
+            key = update.get("ProductKey") or next(
+                (k for k, u in known.items() if u["Version"] == update.get("ProductVersion")), None
+            )
+            if key is None or key not in known:
+                raise _Refuse(12069, "The update is not available.")
+            self.state.scheduled[key] = update["InstallAction"]
+            results.append({"ProductKey": key, "InstallAction": update["InstallAction"], "Status": "Idle"})
+        return {"UpdateResults": results}
+
+    def _answer_OSUpdateStatus(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "OSUpdateStatus": [
+                {
+                    "ProductKey": key,
+                    "IsDownloaded": True,
+                    "DownloadPercentComplete": 1.0,
+                    "Status": "Installing",
+                }
+                for key in self.state.scheduled
+            ]
+        }
 
 
 class _Refuse(Exception):

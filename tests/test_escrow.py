@@ -334,3 +334,26 @@ def pkcs7_envelope(content: bytes, cert: Any) -> bytes:
         .add_recipient(cert)
         .encrypt(serialization.Encoding.DER, [])
     )
+
+
+def test_a_cellular_devices_imei_and_meid_go_with_the_clear_request(
+    server: Russet, activation_lock: ActivationLockSimulator
+) -> None:
+    russet = server
+    with TestClient(create_app(russet), base_url=PUBLIC_URL) as client:
+        device = SimDevice(Enrollment.from_profile(new_profile(russet)), path_only=True)
+        device.state.imei, device.state.meid = "35 999999 123456 7", "35999999123456"
+        device.enroll(client)
+        russet.devices.send_command([device.udid], {"RequestType": "DeviceInformation"}, created_by="tests")
+        assert settle(device, client) == ["DeviceInformation", "ActivationLockBypassCode"]
+    code = device.secrets.bypass_code
+    activation_lock.lock(
+        device.serial, device.product_name, code, imei="359999991234567", meid="35999999123456"
+    )
+    russet.escrow.connect_activation_lock("default", "Example School")
+    assert russet.run(russet.escrow.clear_activation_lock(device.udid, by="tests"))["cleared"] is True
+    (request,) = activation_lock.requests
+    assert request.status == 200
+    assert (request.query["imei"], request.query["meid"]) == ("359999991234567", "35999999123456")
+    fields = sorted(r["field"] for r in _activation_lock_rows(russet))
+    assert fields == sorted(["escrowKey", "guid", "orgName", "productType", "serial", "imei", "meid"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from russet.api.abm import router as abm_router
+from russet.api.actions import router as actions_router
 from russet.api.apps import router as app_catalogue_router
 from russet.api.blueprints import router as blueprints_router
 from russet.api.declarations import router as declarations_router
@@ -36,6 +37,7 @@ def health() -> dict[str, str]:
 ROUTERS: tuple[APIRouter, ...] = (
     health_router,
     devices_router,
+    actions_router,
     ledger_router,
     abm_router,
     push_router,

@@ -235,6 +235,8 @@ CATALOGUE: tuple[FieldSpec, ...] = tuple(
             "serial": "serial number of the device whose Activation Lock is cleared (query)",
             "productType": "the device's model identifier, e.g. iPhone15,2 (query)",
             "escrowKey": "the Activation Lock bypass code the device gave Russet (form)",
+            "imei": "a cellular device's IMEI, from its DeviceInformation answer (query)",
+            "meid": "a cellular device's MEID, from its DeviceInformation answer (query)",
         },
     )
     + _fields(

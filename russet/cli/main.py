@@ -17,6 +17,7 @@ import click
 
 from russet import __version__
 from russet.cli.abm import abm
+from russet.cli.actions import COMMANDS as ACTION_COMMANDS
 from russet.cli.apns import apns
 from russet.cli.apps import COMMANDS as APP_COMMANDS
 from russet.cli.blueprints import blueprint, reconcile, setup_lines
@@ -356,7 +357,7 @@ def enrollment_profile(
     click.echo(f"wrote {out} ({'unsigned' if unsigned else 'signed'}, server {russet.enrollment.public_url})")
 
 
-for _device_command in DEVICE_COMMANDS:
+for _device_command in (*DEVICE_COMMANDS, *ACTION_COMMANDS):
     device.add_command(_device_command)
 device.add_command(clear_passcode)
 enrollment.add_command(enrollment_token)

@@ -30,6 +30,7 @@ DEFAULT_QUERIES: tuple[str, ...] = (
     "IsActivationLockEnabled",
     "IsDeviceLocatorServiceEnabled",
     "IsMDMLostModeEnabled",
+    "IsMultiUser",  # a Shared iPad: what LogOutUser, UserList... need (russet.commands.targets)
     "AwaitingConfiguration",
     "HostName",
     "LocalHostName",

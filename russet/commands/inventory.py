@@ -19,7 +19,30 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     # blueprints' reconciler compares them with what it installed (drift), and the section's
     # updated_at says when the device answered.
     "ProfileList": ("ProfileList", list),
+    # The device actions' answers (russet.mdm.actions), the latest of each shown on the device:
+    # Shared iPad (and Mac) users, OS updates available and their statuses, and where a device in
+    # Lost Mode is (its answer's keys are the report's own: `_LOCATION` below).
+    "UserList": ("Users", list),
+    "AvailableOSUpdates": ("AvailableOSUpdates", list),
+    "OSUpdateStatus": ("OSUpdateStatus", list),
+    "DeviceLocation": ("", dict),
 }
+
+# The keys of a report that are not DeviceLocation's answer.
+NOT_LOCATION = frozenset(
+    {
+        "Status",
+        "CommandUUID",
+        "UDID",
+        "EnrollmentID",
+        "UserID",
+        "UserShortName",
+        "UserLongName",
+        "EnrollmentUserID",
+        "ErrorChain",
+        "RequestType",
+    }
+)
 
 # What is kept of each ProfileList entry: its identity and flags, not its payloads or signer
 # certificates (large, and the stored command result keeps the whole answer).
@@ -79,7 +102,7 @@ def inventory_update(
     if section is None or report.get("Status") != "Acknowledged":
         return None
     key, expected = section
-    value = report.get(key)
+    value = report.get(key) if key else {k: v for k, v in report.items() if k not in NOT_LOCATION}
     if not isinstance(value, expected):
         return None
     if isinstance(value, list) and request_type == "ProfileList":

@@ -35,11 +35,14 @@ from russet.console.common import (
     public_url,
     render,
 )
+from russet.escrow.service import KINDS as SECRET_KINDS
 from russet.kernel.errors import Invalid, NotFound, RussetError
+from russet.mdm.actions import ACTIONS, answer, choices
 from russet.runtime import Russet
 from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
 from russet.web.deps import russet_of as _russet
+from russet.web.errors import status_for
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 RECENT_COMMANDS = 20
@@ -146,7 +149,20 @@ def _device_page(
         name: [(key, p.type, p.required and p.default is None) for key, p in COMMANDS[name].params.items()]
         for name in sorted(COMMANDS)
     }
-    context = {"chosen": "DeviceInformation", "params": "", "error": None, **extra}
+    context = {
+        "chosen": "DeviceInformation",
+        "params": "",
+        "error": None,
+        "action_error": None,
+        "secret_error": None,
+        **extra,
+    }
+    secrets = None
+    if device["channel"] == "device":
+        try:  # what is escrowed (never a value), with a form to be shown one
+            secrets = russet.escrow.secrets(device_id)
+        except RussetError:
+            secrets = None
     return render(
         "device.html",
         admin,
@@ -155,8 +171,92 @@ def _device_page(
         commands=commands,
         builders=builders,
         desired=_desired(russet, device_id),
+        actions=ACTIONS,
+        action_choices=_ACTION_CHOICES,
+        answers=russet.actions.latest(device_id),
+        secrets=secrets,
+        secret_kinds=SECRET_KINDS,
         **context,
     )
+
+
+_ACTION_CHOICES = {
+    "obliteration_behavior": choices("erase", "obliteration_behavior"),
+    "install_action": choices("schedule-os-update", "install_action"),
+    "priority": choices("schedule-os-update", "priority"),
+}
+_FLAGS = frozenset({"preserve_data_plan", "disallow_proximity_setup", "force_deletion", "force"})
+_NUMBERS = frozenset({"max_user_deferrals"})
+
+
+def _action_values(action: str, form: dict[str, str]) -> dict[str, Any]:
+    """An action's typed input from its form: empty fields left out, checkboxes as booleans."""
+    values: dict[str, Any] = {}
+    for name in ACTIONS[action].fields:
+        text = form.get(name, "").strip()
+        if name in _FLAGS:
+            values[name] = True if text else None
+        elif name in _NUMBERS and text:
+            try:
+                values[name] = int(text)
+            except ValueError:
+                raise Invalid(f"{name.replace('_', ' ')} must be a whole number, not {text[:20]!r}") from None
+        else:
+            values[name] = text or None
+    return values
+
+
+@router.post("/devices/{device_id}/actions/{action}")
+def device_action(request: Request, admin: Signed, form: Form, device_id: str, action: str) -> Response:
+    """One device action from its form on the device page. Erase and delete-user need the device's
+    serial number (or UDID) typed into `confirm`, checked after the input is valid."""
+    checked(admin, form)
+    russet = _russet(request)
+    try:
+        if action not in ACTIONS:
+            raise NotFound(f"no device action {action!r}")
+        values = _action_values(action, form)
+        checked_ = russet.actions.run(device_id, action, values, by=admin.name, check_only=True)
+        if ACTIONS[action].destructive:
+            typed = form.get("confirm", "").strip()
+            shown = russet.devices.show_device(checked_["device"])
+            if not typed or typed not in (shown["serial_number"], shown["id"]):
+                raise Invalid(
+                    f"type the device's serial number ({shown['serial_number'] or shown['id']}) to confirm"
+                )
+        done = russet.actions.run(device_id, action, values, by=admin.name)
+    except RussetError as exc:
+        if isinstance(exc, NotFound):
+            raise ConsoleError(str(exc), 404) from None
+        error = f"{action}: {exc}"
+        return _device_page(russet, admin, device_id, status_for(exc), action_error=error)
+    return RedirectResponse(f"/console/commands/{quote(done['command_uuid'])}", 303)
+
+
+def _console_viewer(russet: Russet, admin: Admin) -> str:
+    """Who is shown a secret on the console: its API key, by the prefix people tell keys apart by
+    (the console has no users of its own yet)."""
+    prefix = next((k.prefix for k in russet.access.list_keys() if k.name == admin.name), "?")
+    return f"console:{prefix}"
+
+
+@router.post("/devices/{device_id}/secrets/{kind}/view")
+def view_secret(request: Request, admin: Signed, form: Form, device_id: str, kind: str) -> Response:
+    """Show an escrowed secret: a reason is required, the view is recorded (viewer: the console
+    session's API key prefix), then the secret is rotated where the device allows (the service)."""
+    checked(admin, form)
+    russet = _russet(request)
+    try:
+        shown = russet.escrow.view(
+            device_id, kind, viewer=_console_viewer(russet, admin), reason=form.get("reason")
+        )
+    except RussetError as exc:
+        if isinstance(exc, NotFound) and "no device" in str(exc):
+            raise ConsoleError(str(exc), 404) from None
+        return _device_page(russet, admin, device_id, status_for(exc), secret_error=f"{kind}: {exc}")
+    response = render("secret.html", admin, shown=shown)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _desired(russet: Russet, device_id: str) -> dict[str, Any] | None:
@@ -207,7 +307,9 @@ def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -
 
 @router.get("/commands/{command_uuid}")
 def command(request: Request, admin: Signed, command_uuid: str) -> HTMLResponse:
-    return render("command.html", admin, command=call(_russet(request).devices.show_command, command_uuid))
+    shown = call(_russet(request).devices.show_command, command_uuid)
+    parsed = answer(shown["request_type"], shown["result"]) if shown["status"] == "acknowledged" else None
+    return render("command.html", admin, command=shown, answer=parsed)
 
 
 # -- what we tell Apple --------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Apple's Activation Lock service: clearing a device's Activation Lock with its bypass code.
 
 `POST https://deviceservices-external.apple.com/deviceservicesworkers/escrowKeyUnlock` with the
-device in the query (`serial`, `productType`; `imei`/`meid` for cellular devices, which Russet
-does not send) and a form body (`orgName`, `guid`, `escrowKey`), over mutual TLS presenting the
+device in the query (`serial`, `productType`, and `imei`/`meid` for a cellular device, from its
+DeviceInformation answer) and a form body (`orgName`, `guid`, `escrowKey`), over mutual TLS presenting the
 MDM's APNs certificate (Apple's "Creating and using bypass codes"). The base URL is
 `RUSSET_ACTIVATION_LOCK_URL`; the call goes through the gateway like every call to Apple, so
 its fields are declared in the catalogue and recorded in the ledger, and a disconnected
@@ -34,6 +34,8 @@ class Unlock:
     escrow_key: str
     org_name: str
     guid: str
+    imei: str | None = None  # a cellular device's, when known
+    meid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ActivationLockClient:
         """Ask Apple to clear the device's Activation Lock (not retried: Apple counts attempts
         against the device, and a 5xx is for the admin to see)."""
         serial = unlock.serial_number
+        cellular = {k: v for k, v in (("imei", unlock.imei), ("meid", unlock.meid)) if v}
         call = Call(
             SERVICE,
             connection,
@@ -67,6 +70,7 @@ class ActivationLockClient:
                 Datum("escrowKey", unlock.escrow_key, serial),
                 Datum("orgName", unlock.org_name),
                 Datum("guid", unlock.guid),
+                *[Datum(k, v, serial) for k, v in cellular.items()],
             ],
         )
         form = urlencode({"orgName": unlock.org_name, "guid": unlock.guid, "escrowKey": unlock.escrow_key})
@@ -74,7 +78,7 @@ class ActivationLockClient:
             call,
             "POST",
             self._url,
-            params={"serial": serial, "productType": unlock.product_type},
+            params={"serial": serial, "productType": unlock.product_type, **cellular},
             content=form.encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             identity=identity,

@@ -33,16 +33,20 @@ Identity = tuple[x509.Certificate, rsa.RSAPrivateKey]
 
 def escrow_identity(certificates: CertificateStore) -> Identity:
     """Russet's FileVault escrow certificate and key, made on first use (RSA: what macOS
-    encrypts the recovery key to)."""
-    found = certificates.identity(CERT_KIND)
-    if found is not None and isinstance(found[1], rsa.RSAPrivateKey):
-        return found[0], found[1]
+    encrypts the recovery key to). Processes making it at once end with one, which all use
+    (`CertificateStore.sole_identity`): a profile made with the other would escrow keys that
+    nothing could open."""
+    cert, key = certificates.sole_identity(CERT_KIND, make_escrow_identity)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise RuntimeError("the FileVault escrow key is not an RSA key")
+    return cert, key
+
+
+def make_escrow_identity() -> Identity:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Russet FileVault recovery key escrow")])
     usage = key_usage(key_encipherment=True, data_encipherment=True)  # macOS encrypts the PRK to it
-    cert = self_signed(key, name, 3650, usage=usage)
-    certificates.add(CERT_KIND, cert, key)
-    return cert, key
+    return self_signed(key, name, 3650, usage=usage), key
 
 
 def escrow_profile(cert: x509.Certificate, location: str) -> dict[str, Any]:

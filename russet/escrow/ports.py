@@ -24,6 +24,10 @@ class EscrowDevice:
     platform: str | None  # iOS | macOS | tvOS | visionOS | watchOS, when known
     apple_silicon: bool | None  # DeviceInformation's IsAppleSilicon (macOS), when known
     supervised: bool | None
+    # Cellular devices' identifiers (DeviceInformation IMEI, MEID), which Apple's Activation Lock
+    # service takes with the serial number; None for a device without them (or not known yet).
+    imei: str | None = None
+    meid: str | None = None
 
 
 class Devices(Protocol):

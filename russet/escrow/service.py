@@ -403,7 +403,15 @@ class EscrowService:
             raise Refused(
                 "no APNs certificate is installed: Apple's Activation Lock service knows Russet by it"
             )
-        unlock = Unlock(dev.serial_number, dev.product_type, code.value, row["org_name"], row["guid"])
+        unlock = Unlock(
+            dev.serial_number,
+            dev.product_type,
+            code.value,
+            row["org_name"],
+            row["guid"],
+            imei=dev.imei,
+            meid=dev.meid,
+        )
         try:
             answer = await self._apple.unlock(connection, unlock, identity)
         except AppleUnavailable as exc:

@@ -200,18 +200,7 @@ class DeviceService:
         The push requests are written in the enqueue's transaction, then this process's pusher is
         woken (others find the requests when they poll).
         """
-        if not targets:
-            raise Invalid("name at least one device")
-        if len(targets) > MAX_DEVICES_PER_COMMAND:
-            raise Invalid(f"at most {MAX_DEVICES_PER_COMMAND} devices per command")
-        if not all(isinstance(d, str) and d for d in targets):
-            raise Invalid("device ids must be non-empty strings")
-        try:
-            built = build_command(command)
-        except CommandError as exc:
-            raise Invalid(str(exc)) from None
-        resolved = self.resolve_targets(targets)
-        self._check_targets(built["RequestType"], command, resolved)
+        built, resolved = self.check_command(targets, command)
         template = render_command_plist(UUID_PLACEHOLDER, built)
         try:
             uuids = self._queue.enqueue(
@@ -228,6 +217,25 @@ class DeviceService:
             "request_type": built["RequestType"],
             "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],
         }
+
+    def check_command(
+        self, targets: list[str], command: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Everything `send_command` checks before queueing, without queueing: the command
+        validated (plist-ready) and its targets resolved, or the refusal with its reasons."""
+        if not targets:
+            raise Invalid("name at least one device")
+        if len(targets) > MAX_DEVICES_PER_COMMAND:
+            raise Invalid(f"at most {MAX_DEVICES_PER_COMMAND} devices per command")
+        if not all(isinstance(d, str) and d for d in targets):
+            raise Invalid("device ids must be non-empty strings")
+        try:
+            built = build_command(command)
+        except CommandError as exc:
+            raise Invalid(str(exc)) from None
+        resolved = self.resolve_targets(targets)
+        self._check_targets(built["RequestType"], command, resolved)
+        return built, resolved
 
     def _check_targets(self, request_type: str, command: dict[str, Any], targets: list[str]) -> None:
         """Refuse the command, for every target at once, when a target's platform, OS version,
