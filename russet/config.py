@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from russet.kernel.errors import Invalid
 
@@ -70,7 +71,7 @@ def _access_log(env: dict[str, str], name: str) -> str:
     return str(path)
 
 
-def _oidc(env: dict[str, str], public_url: str) -> dict[str, str | None]:
+def _oidc(env: dict[str, str], public_url: str) -> dict[str, Any]:
     """The single sign-on settings: all of discovery URL, client id and secret, or none."""
     discovery = (env.get("RUSSET_OIDC_DISCOVERY_URL") or "").strip() or None
     client_id = (env.get("RUSSET_OIDC_CLIENT_ID") or "").strip() or None

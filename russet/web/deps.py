@@ -100,7 +100,8 @@ def role_of(route: APIRoute) -> Role:
     exact = [m for m in marks if not isinstance(m, _Mutations)]
     if exact:
         return exact[-1].role  # a route's own marker comes after its router's
-    reads = route.methods <= READ_METHODS
+    methods = route.methods or set()
+    reads = bool(methods) and methods <= READ_METHODS
     if not reads:
         router_wide = [m for m in marks if isinstance(m, _Mutations)]
         if router_wide:
