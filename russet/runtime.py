@@ -494,6 +494,7 @@ def audited_task(task: PeriodicTask, access: AccessService) -> PeriodicTask:
 
         return finish()
 
+    run.__wrapped__ = task.run  # type: ignore[attr-defined]  # the work itself, for `russet tasks` and tests
     return dataclasses.replace(task, run=run)
 
 
