@@ -233,3 +233,31 @@ def test_console_role_change_applies_at_the_next_page(client: TestClient, russet
     assert client.post("/console/groups", data={"csrf": csrf, "name": "x"}).status_code == 403
     russet.access.remove_user("ann@example.com")
     assert client.get("/console/devices", follow_redirects=False).status_code == 303  # to the login
+
+
+def test_every_console_page_and_action_checks_the_role() -> None:
+    """Console routes other than the sign-in ones and the stylesheet take the signed-in person
+    (`Signed`), whose dependency checks the route's role."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from russet.console import views
+    from russet.console.common import _admin
+
+    app = FastAPI()
+    views.install(app)
+    public = {
+        "/console",
+        "/console/",
+        "/console/login",
+        "/console/sso",
+        "/console/sso/callback",
+        "/console/static/console.css",
+    }
+    checked, unchecked = [], []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or context.path in public:
+            continue
+        calls = api_router._calls(context.dependant)
+        (checked if _admin in calls else unchecked).append(f"{sorted(context.methods or ())} {context.path}")
+    assert unchecked == [] and len(checked) > 20

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from russet.access.audit import AuditEntry, AuditLog, Verdict
@@ -190,6 +190,11 @@ class AccessService:
     ) -> dict[str, Any]:
         if not 1 <= limit <= 1000:
             raise Invalid("limit must be 1 to 1000")
+        if since is not None:
+            try:
+                since.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise Invalid(f"since {since.isoformat()} is out of range") from None
         return self._audit().page(limit=limit, before=before, actor=actor, surface=surface, since=since)
 
     def audit_rows(self) -> Any:
