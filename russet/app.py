@@ -29,6 +29,7 @@ from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
 from russet.vpp.notify import vpp_routes
+from russet.web.audit import Audited
 
 log = logging.getLogger("russet")
 
@@ -72,7 +73,8 @@ def create_app(russet: Russet) -> ASGIApp:
         *app_download_routes(russet.apps),
         *data_routes(russet.declarations),
     ]
-    front = DeviceFront(Router(routes=devices), BodyLimit(app))  # admin bodies: see bodylimit.ADMIN_LIMITS
+    # Admin bodies: see bodylimit.ADMIN_LIMITS; actions that change something: the audit log.
+    front = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access)))
     capabilities = (APP_DOWNLOAD_TOKEN, DATA_URL_TOKEN)  # bearer tokens in paths, never logged
     return access_logged(front, settings.access_log, settings.access_log_format, capabilities)
 

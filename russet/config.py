@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from russet.kernel.errors import Invalid
 
@@ -70,6 +71,34 @@ def _access_log(env: dict[str, str], name: str) -> str:
     return str(path)
 
 
+def _oidc(env: dict[str, str], public_url: str) -> dict[str, Any]:
+    """The single sign-on settings: all of discovery URL, client id and secret, or none."""
+    discovery = (env.get("RUSSET_OIDC_DISCOVERY_URL") or "").strip() or None
+    client_id = (env.get("RUSSET_OIDC_CLIENT_ID") or "").strip() or None
+    secret = env.get("RUSSET_OIDC_CLIENT_SECRET") or None
+    if discovery is None:
+        if client_id or secret:
+            raise ConfigError("RUSSET_OIDC_CLIENT_ID/SECRET are set but RUSSET_OIDC_DISCOVERY_URL is not")
+        return {}
+    if not discovery.startswith(("https://", "http://")):
+        raise ConfigError(f"RUSSET_OIDC_DISCOVERY_URL must be an https:// URL, got {discovery!r}")
+    if not client_id or not secret:
+        raise ConfigError(
+            "RUSSET_OIDC_DISCOVERY_URL needs RUSSET_OIDC_CLIENT_ID and RUSSET_OIDC_CLIENT_SECRET"
+        )
+    redirect = (env.get("RUSSET_OIDC_REDIRECT_URL") or "").strip() or f"{public_url}/console/sso/callback"
+    if not redirect.startswith(("https://", "http://")):
+        raise ConfigError(f"RUSSET_OIDC_REDIRECT_URL must be an https:// URL, got {redirect!r}")
+    return {
+        "oidc_discovery_url": discovery,
+        "oidc_client_id": client_id,
+        "oidc_client_secret": secret,
+        "oidc_redirect_url": redirect,
+        "oidc_scopes": (env.get("RUSSET_OIDC_SCOPES") or "openid email profile").strip(),
+        "oidc_role_claim": (env.get("RUSSET_OIDC_ROLE_CLAIM") or "").strip() or None,
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """What Russet is configured with; see the README's configuration table."""
@@ -107,6 +136,15 @@ class Settings:
     # One line per HTTP request (russet.accesslog): off | stderr | a file path; text | json.
     access_log: str = "stderr"
     access_log_format: str = "text"
+    # The audit log's rows are kept this long (then removed by the audit.retention task, anchored).
+    audit_retention_days: int = 730
+    # Console single sign-on over OpenID Connect: off unless the discovery URL is set.
+    oidc_discovery_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_redirect_url: str | None = None  # default: RUSSET_PUBLIC_URL + /console/sso/callback
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str | None = None  # a claim naming admin | operator | auditor
 
     @property
     def is_sqlite(self) -> bool:
@@ -159,4 +197,6 @@ class Settings:
             reenroll_policy=_choice(env, "RUSSET_REENROLL_POLICY", ("strict", "open")),
             access_log=_access_log(env, "RUSSET_ACCESS_LOG"),
             access_log_format=_choice(env, "RUSSET_ACCESS_LOG_FORMAT", ("text", "json")),
+            audit_retention_days=_int(env, "RUSSET_AUDIT_RETENTION_DAYS", 730),
+            **_oidc(env, public_url),
         )

@@ -14,7 +14,10 @@ Surfaces (API, CLI, console) call the services kept here (`russet.devices`, `rus
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import logging
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +28,11 @@ from typing import Any, TypeVar, cast
 from russet.abm import hooks as abm_hooks
 from russet.abm.service import AbmService
 from russet.abm.store import AbmSerials, AbmStore
+from russet.access.audit import AuditEntry, AuditLog
+from russet.access.roles import Role
 from russet.access.service import AccessService
+from russet.access.sso import OidcConfig, SingleSignOn
+from russet.access.users import UserStore
 from russet.apns import hooks as apns_hooks
 from russet.apns.certificate import push_identity
 from russet.apns.pusher import Pusher
@@ -95,6 +102,7 @@ from russet.vpp.store import VppStore
 T = TypeVar("T")
 log = logging.getLogger("russet")
 HOUSEKEEPING_SECONDS = 6 * 3600
+AUDIT_RETENTION_SECONDS = 24 * 3600
 APP_LICENCES_SECONDS = 30.0  # the app catalogue's licence requests are moved on this often
 
 
@@ -414,6 +422,85 @@ class _DeclarationsUseProfiles:
         return [] if found is None else self._declarations.uses_of_profile({found["name"], str(profile_id)})
 
 
+def single_sign_on(settings: Settings) -> SingleSignOn | None:
+    """The console's OpenID Connect client, when RUSSET_OIDC_DISCOVERY_URL is set."""
+    if not settings.oidc_discovery_url:
+        return None
+    return SingleSignOn(
+        OidcConfig(
+            discovery_url=settings.oidc_discovery_url,
+            client_id=settings.oidc_client_id or "",
+            client_secret=settings.oidc_client_secret or "",
+            redirect_url=settings.oidc_redirect_url or f"{settings.public_url}/console/sso/callback",
+            scopes=settings.oidc_scopes,
+            role_claim=settings.oidc_role_claim,
+        )
+    )
+
+
+def _did_something(result: Any) -> bool:
+    """Whether a task's result says it changed something (a non-zero count, a non-empty list...)."""
+    if isinstance(result, Mapping):
+        return any(_did_something(v) for v in result.values())
+    if isinstance(result, (list, tuple, set)):
+        return bool(result)
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, (int, float)):
+        return result != 0
+    return result is not None and result != ""
+
+
+def audited_task(task: PeriodicTask, access: AccessService) -> PeriodicTask:
+    """`task` whose runs that did something, or failed, are recorded in the audit log."""
+    host = socket.gethostname()
+
+    def record(outcome: str, detail: dict[str, Any]) -> None:
+        try:
+            access.record(
+                AuditEntry(
+                    actor=f"task:{task.name}",
+                    surface="task",
+                    action=f"task {task.name}",
+                    source=host,
+                    outcome=outcome,
+                    detail=detail,
+                )
+            )
+        except Exception:  # the audit log must not stop the work; the failure is logged
+            log.exception("audit log: task %s not recorded", task.name)
+
+    def summary(result: Any) -> dict[str, Any]:
+        return {"result": result if isinstance(result, (Mapping, int, float, str)) else repr(result)[:500]}
+
+    def run() -> Any:
+        try:
+            out = task.run()
+        except Exception as exc:
+            record("failed", {"error": str(exc)[:500]})
+            raise
+        if not inspect.isawaitable(out):
+            if _did_something(out):
+                record("ok", summary(out))
+            return out
+        awaited = out
+
+        async def finish() -> Any:
+            try:
+                value = await awaited
+            except Exception as exc:
+                await asyncio.to_thread(record, "failed", {"error": str(exc)[:500]})
+                raise
+            if _did_something(value):
+                await asyncio.to_thread(record, "ok", summary(value))
+            return value
+
+        return finish()
+
+    run.__wrapped__ = task.run  # type: ignore[attr-defined]  # the work itself, for `russet tasks` and tests
+    return dataclasses.replace(task, run=run)
+
+
 def set_up(storage: Storage, box: SecretBox) -> tuple[Migration, Authority]:
     """First-start work, once for all processes starting together: migrations, the CA and the
     profile signer, the ledger's fingerprint key. Idempotent; cheap when already done."""
@@ -498,7 +585,7 @@ class Russet:
     blueprints: BlueprintService
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
-    access: AccessService  # API keys, console sign-in failures
+    access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -608,12 +695,20 @@ class Russet:
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
         events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
+        access = AccessService(
+            storage.api_keys,
+            LoginLimiter(engine),
+            users=UserStore(engine),
+            audit=AuditLog(engine),
+            sso=single_sign_on(settings),
+            audit_retention_days=settings.audit_retention_days,
+        )
         escrow = EscrowService(
             EscrowStore(engine, box),
             storage.certificates,
             _EscrowDevices(devices, storage),
             _EscrowCommands(devices),
-            _AdminsMayViewSecrets(storage),
+            _AdminsMayViewSecrets(access),
             _PushIdentity(storage),
             gateway,
             connections,
@@ -679,7 +774,7 @@ class Russet:
             blueprints=blueprints,
             escrow=escrow,
             declarations=declarations,
-            access=AccessService(storage.api_keys, LoginLimiter(engine)),
+            access=access,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -728,8 +823,17 @@ class Russet:
                 log.info("housekeeping removed %s", removed)
             return removed
 
-        return [
+        tasks = [
             *self.mdm.tasks(),
+            PeriodicTask(
+                "audit.retention",
+                AUDIT_RETENTION_SECONDS,
+                self.access.prune_audit,
+                once_across_nodes=True,
+                first_delay=60.0,
+                description="remove audit log rows past RUSSET_AUDIT_RETENTION_DAYS, anchoring the "
+                "rest of the chain",
+            ),
             PeriodicTask(
                 "housekeeping",
                 HOUSEKEEPING_SECONDS,
@@ -755,6 +859,9 @@ class Russet:
             *self.blueprints.tasks(),
             *self.declarations.tasks(),
         ]
+        # Cluster-wide work acts for the organisation: each run that did something, or failed, is
+        # in the audit log (per-process chores such as flushing last-seen times are not).
+        return [audited_task(t, self.access) if t.once_across_nodes else t for t in tasks]
 
     async def work_app_licences(self) -> dict[str, Any]:
         """The `apps.licences` task: the catalogue moves licence requests on with Apple; the devices
@@ -915,24 +1022,23 @@ class _EscrowCommands:
 
 
 class _AdminsMayViewSecrets:
-    """Escrow's SecretViewer until roles exist (issue #19): every live API key is an admin's
-    (`api:<key name>`; on the console `console:<key prefix>`), and the CLI (`cli:<user>`) runs
-    as the server's operator, holding the database and the master key already.
-    Roles replace this class, nothing else."""
+    """Escrow's SecretViewer by roles (issue #19): only an admin's live API key (`api:<key name>`)
+    or console user (`user:<email>`), and the CLI (`cli:<user>`), which runs as the server's
+    operator holding the database and the master key already."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._keys = storage.api_keys
+    def __init__(self, access: AccessService) -> None:
+        self._access = access
 
     def may_view(self, viewer: str, device_id: str, kind: str) -> bool:
         if viewer.startswith("cli:"):
             return True
+        role: Role | None = None
         if viewer.startswith("api:"):
-            name = viewer[len("api:") :]
-            return any(k.name == name and k.revoked_at is None for k in self._keys.list())
-        if viewer.startswith("console:"):  # a console session, named by its API key's prefix
-            prefix = viewer[len("console:") :]
-            return any(k.prefix == prefix and k.revoked_at is None for k in self._keys.list())
-        return False
+            role = self._access.key_role(viewer[len("api:") :])
+        elif viewer.startswith("user:") and self._access.users is not None:
+            user = self._access.users.get(viewer[len("user:") :])
+            role = None if user is None else user.role
+        return role is not None and role.allows(Role.ADMIN)
 
 
 class _PushIdentity:

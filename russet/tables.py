@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from russet.abm import tables as abm_tables
+from russet.access import tables as access_tables
 from russet.apns import tables as apns_tables
 from russet.apple import tables as apple_tables
 from russet.apps import tables as apps_tables
@@ -42,6 +43,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     blueprint_tables,
     declarative_tables,
     escrow_tables,
+    access_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -15,12 +15,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import ApiModel
 from russet.mdm.actions import ACTIONS, choices
-from russet.web.deps import Caller
+from russet.web.deps import Caller, mutations
 from russet.web.deps import russet_of as _russet
 
-router = APIRouter(prefix="/api/v1", tags=["device actions"])
+# Device actions are commands: an operator may run them (issue #19 roles).
+router = APIRouter(prefix="/api/v1", tags=["device actions"], dependencies=[mutations(Role.OPERATOR)])
 
 _PIN = Field(None, pattern=r"^[0-9]{6}$", description="The 6-digit Find My PIN (a Mac)")
 

@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import ApiModel
 from russet.mdm.admin import DEFAULT_OPENING
-from russet.web.deps import Caller
+from russet.web.deps import Caller, audit_note, mutations, require
 from russet.web.deps import russet_of as _russet
 
-router = APIRouter(prefix="/api/v1", tags=["devices"])
+# Operators manage devices and send commands: every route here that changes something is theirs.
+router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[mutations(Role.OPERATOR)])
 
 
 class CommandRequest(ApiModel):
@@ -68,12 +70,16 @@ def device_commands(
 
 @router.post("/commands", status_code=201, summary="Queue a command for one or more devices")
 def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict[str, Any]:
+    request_type = body.command.get("RequestType")
+    audit_note(request.scope, target=f"{request_type} to {', '.join(body.devices[:20])}"[:1000])
     return _russet(request).devices.send_command(body.devices, body.command, created_by=caller)
 
 
 @router.get("/commands/{command_uuid}", summary="A command's status and result, with its sibling deliveries")
 def show_command(request: Request, _: Caller, command_uuid: str, reveal: bool = False) -> dict[str, Any]:
-    # Secrets in the result (UnlockToken...) are redacted unless ?reveal=true (no roles yet: any key may).
+    # Secrets in the result (UnlockToken...) are redacted unless ?reveal=true, which only an admin may ask.
+    if reveal:
+        require(request, Role.ADMIN, "revealing a command's secrets")
     return _russet(request).devices.show_command(command_uuid, reveal=reveal)
 
 

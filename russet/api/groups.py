@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import MAX_DB_INT, ApiModel, EnrollmentId
 from russet.groups.csvimport import MAX_CSV_BYTES
 from russet.groups.query import MAX_QUERY_CHARS
 from russet.groups.service import MAX_DESCRIPTION_CHARS, MAX_IDENTIFIERS, MAX_NAME_CHARS, Scope
-from russet.web.deps import Caller
+from russet.web.deps import Caller, needs
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/groups", tags=["groups"])
@@ -86,12 +87,20 @@ def create_group(request: Request, _: Caller, body: GroupCreate) -> dict[str, An
     )
 
 
-@router.post("/preview", summary="The devices a smart query picks now, without saving anything")
+@router.post(
+    "/preview",
+    summary="The devices a smart query picks now, without saving anything",
+    dependencies=[needs(Role.AUDITOR)],  # a read, though a POST
+)
 def preview(request: Request, _: Caller, body: Preview) -> dict[str, Any]:
     return _russet(request).groups.preview(body.query, limit=body.limit)
 
 
-@router.post("/scope", summary="The devices in any included group and in no excluded group (keyset pages)")
+@router.post(
+    "/scope",
+    summary="The devices in any included group and in no excluded group (keyset pages)",
+    dependencies=[needs(Role.AUDITOR)],  # a read, though a POST
+)
 def scope(request: Request, _: Caller, body: ScopeRequest) -> dict[str, Any]:
     devices = _russet(request).groups.scope_devices(
         Scope(include=body.include, exclude=body.exclude), limit=body.limit, after=body.after

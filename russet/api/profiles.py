@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import MAX_DB_INT, ApiModel, EnrollmentId
 from russet.kernel.errors import Invalid
 from russet.web import multipart
-from russet.web.deps import Caller
+from russet.web.deps import Caller, needs
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/profiles", tags=["profiles"])
@@ -125,6 +126,7 @@ def download(
 
 @router.post(
     "/{profile}/install",
+    dependencies=[needs(Role.OPERATOR)],  # InstallProfile commands: an operator's
     status_code=201,
     summary="Queue InstallProfile with this profile (variables substituted per device, signed by Russet)",
 )

@@ -11,10 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import ApiModel, EnrollmentId
 from russet.apns.certificate import ApnsCertificateConflict
 from russet.kernel.errors import Conflict
-from russet.web.deps import Caller
+from russet.web.deps import Caller, needs
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/push", tags=["apns"])
@@ -25,7 +26,9 @@ class PushRequest(ApiModel):
     devices: list[EnrollmentId] = Field(min_length=1, description="Enrollment ids (UDID or EnrollmentID)")
 
 
-@router.post("", summary="Push these devices now; returns each device's outcome")
+@router.post(
+    "", summary="Push these devices now; returns each device's outcome", dependencies=[needs(Role.OPERATOR)]
+)
 async def push(request: Request, _: Caller, body: PushRequest) -> dict[str, Any]:
     return await _russet(request).push.push_devices(body.devices)
 

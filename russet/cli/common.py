@@ -1,14 +1,19 @@
-"""What every `russet` subcommand shares: opening Russet, one-line errors, --json."""
+"""What every `russet` subcommand shares: opening Russet, one-line errors, --json, and the audit
+log's record of each command that changes something (`AuditedGroup`)."""
 
 from __future__ import annotations
 
 import functools
+import getpass
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 from sqlalchemy.exc import OperationalError
 
+from russet.access.audit import AuditEntry
 from russet.cli.errors import as_click
 from russet.config import Settings
 from russet.kernel.errors import RussetError
@@ -25,7 +30,10 @@ def open_russet(*, migrate: bool = False) -> Russet:
     already set up, and says `run russet migrate first` otherwise.
     """
     russet = Russet.open(Settings.from_env(), migrate_db=migrate)
-    click.get_current_context().call_on_close(russet.close)
+    ctx = click.get_current_context()
+    # Closed when the whole command line ends, after AuditedGroup has recorded the command.
+    ctx.find_root().call_on_close(russet.close)
+    ctx.meta.setdefault(AUDIT_META, (russet, ctx))  # meta is shared by every nested context
     return russet
 
 
@@ -51,3 +59,93 @@ def handles_errors(func: F) -> F:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+# -- the audit log ---------------------------------------------------------------------------------
+
+AUDIT_META = "russet.audit"
+# Commands that only read: not recorded. Everything else that opened Russet is (a new command is
+# recorded unless added here). `command show` and `secret show` may reveal secrets: recorded.
+READ_ONLY = frozenset(
+    {
+        "abm device", "abm devices", "abm list", "abm profile list", "abm show",
+        "apikey list", "apns status", "app installs", "app list", "app show",
+        "audit export", "audit list", "audit verify",
+        "blueprint device", "blueprint list", "blueprint show", "command types", "connections",
+        "declaration device", "declaration list", "declaration show", "declaration status",
+        "declaration summary", "declaration updates",
+        "device answer", "device answers", "device commands", "device refusals", "device show", "devices",
+        "enrollment requests", "enrollment token list",
+        "group list", "group preview", "group scope", "group show",
+        "ledger report", "ledger subject", "ledger table", "ledger erasures",
+        "profile download", "profile list", "profile show", "profile versions",
+        "secret filevault-profile", "secret list", "secret views",
+        "tasks", "user list",
+        "vpp assets", "vpp events", "vpp licences", "vpp list", "vpp show", "vpp users",
+    }
+)  # fmt: skip
+SECRET_WORDS = ("key", "password", "secret", "token")  # argument values never recorded
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:(unknown user)"
+
+
+class AuditedGroup(click.Group):
+    """The `russet` group: after a command that opened Russet (`open_russet`) and is not in
+    READ_ONLY, one audit row with the OS user, the command, its arguments, the host and the
+    outcome (exit code)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        code = 0
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except click.ClickException as exc:
+            code = exc.exit_code
+            raise
+        except BaseException:
+            code = 1
+            raise
+        finally:
+            self._record(ctx, code)
+
+    @staticmethod
+    def _record(ctx: click.Context, code: int) -> None:
+        opened = ctx.meta.get(AUDIT_META)
+        if opened is None:  # never reached the database: nothing done
+            return
+        russet, leaf = opened
+        path = " ".join(leaf.command_path.split()[1:])
+        if path in READ_ONLY:
+            return
+        words = []
+        for param in leaf.command.params:
+            if not isinstance(param, click.Argument) or param.name is None:
+                continue
+            value = leaf.params.get(param.name)
+            if any(w in param.name.lower() for w in SECRET_WORDS) and not param.name.endswith("_file"):
+                value = "(not recorded)"
+            if isinstance(value, (list, tuple)):
+                value = " ".join(str(v) for v in value)
+            words.append(str(getattr(value, "name", value)))
+        outcome = "ok" if code == 0 else ("failed" if code == 75 else "refused")
+        try:
+            russet.access.record(
+                AuditEntry(
+                    actor=cli_actor(),
+                    surface="cli",
+                    action=f"cli {path}",
+                    target=" ".join(words),
+                    source=socket.gethostname(),
+                    outcome=outcome,
+                    status=code,
+                )
+            )
+        except Exception as exc:  # said, never hidden: the command itself is done
+            print(f"warning: the audit log did not record this command: {exc}", file=sys.stderr)

@@ -17,11 +17,12 @@ import click
 
 from russet import __version__
 from russet.cli.abm import abm
+from russet.cli.access import audit, role_choice, user
 from russet.cli.actions import COMMANDS as ACTION_COMMANDS
 from russet.cli.apns import apns
 from russet.cli.apps import COMMANDS as APP_COMMANDS
 from russet.cli.blueprints import blueprint, reconcile, setup_lines
-from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.common import AuditedGroup, handles_errors, json_option, open_russet
 from russet.cli.declarations import declaration
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
@@ -38,7 +39,7 @@ from russet.cli.vpp import app, vpp
 from russet.commands import COMMANDS
 
 
-@click.group()
+@click.group(cls=AuditedGroup)
 @click.version_option(__version__, prog_name="russet")
 def cli() -> None:
     """Russet, a self-hosted Apple MDM server."""
@@ -281,12 +282,19 @@ def apikey() -> None:
 
 @apikey.command("create")
 @click.argument("name")
+@click.option(
+    "--role",
+    type=role_choice,
+    default="admin",
+    show_default=True,
+    help="admin: everything; operator: devices and commands; auditor: read-only.",
+)
 @handles_errors
-def apikey_create(name: str) -> None:
+def apikey_create(name: str, role: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    key = open_russet().access.create_key(name)
+    key = open_russet().access.create_key(name, role)
     click.echo(key)
-    click.echo(f"(API key {name!r}: shown once, keep it safe)", err=True)
+    click.echo(f"(API key {name!r}, role {role.lower()}: shown once, keep it safe)", err=True)
 
 
 @apikey.command("list")
@@ -300,7 +308,13 @@ def apikey_list(as_json: bool) -> None:
         return
     table(
         rows,
-        [("name", "NAME"), ("prefix", "PREFIX"), ("created_at", "CREATED"), ("revoked_at", "REVOKED")],
+        [
+            ("name", "NAME"),
+            ("role", "ROLE"),
+            ("prefix", "PREFIX"),
+            ("created_at", "CREATED"),
+            ("revoked_at", "REVOKED"),
+        ],
         "no API keys",
     )
 
@@ -381,6 +395,8 @@ cli.add_command(group)
 cli.add_command(blueprint)
 cli.add_command(reconcile)
 cli.add_command(secret)
+cli.add_command(user)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -22,12 +22,15 @@ from urllib.parse import parse_qs, quote
 import jinja2
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 
+from russet.access.roles import Role
 from russet.console import session as sessions
 from russet.kernel.errors import RussetError
 from russet.storage.secretbox import SecretBox, SecretError
 from russet.web import multipart
-from russet.web.deps import check_params
+from russet.web.deps import audit_note, check_params, role_of
+from russet.web.deps import refusal as refusal_text
 from russet.web.deps import russet_of as _russet
 from russet.web.errors import status_for
 
@@ -76,6 +79,12 @@ class ConsoleError(Exception):
 class Admin:
     name: str
     session: sessions.Session
+    role: Role = Role.ADMIN
+    actor: str = ""
+
+    def may(self, role: str) -> bool:
+        """For templates: whether this person's role allows what needs `role` (admin, operator...)."""
+        return self.role.allows(Role.parse(role))
 
 
 @dataclass(frozen=True)
@@ -110,17 +119,28 @@ def public_url(request: Request) -> str:
 
 
 def _admin(request: Request) -> Admin:
+    """The signed-in person, whose role allows this page or action (`russet.web.deps.role_of`:
+    the route's `needs`, else auditor for pages and admin for actions); 403 otherwise."""
     session = sessions.load(box_of(request), request)
-    if session is None or session.key_hash is None:
+    if session is None or not session.signed_in:
         raise NeedsLogin
-    name = _russet(request).access.caller_of_hash(session.key_hash)
-    if name is None:  # revoked since login
+    access = _russet(request).access
+    if session.user_id is not None:
+        principal = access.user_principal(session.user_id)
+    else:
+        principal = access.principal_of_hash(session.key_hash or "")
+    if principal is None:  # key revoked or user removed since login
         raise NeedsLogin
+    audit_note(request.scope, actor=principal.actor, surface="console")
+    route = request.scope.get("route")
+    needed = role_of(route) if isinstance(route, APIRoute) else Role.ADMIN
+    if not principal.role.allows(needed):
+        raise ConsoleError(refusal_text(principal, needed, "this page or action"), 403)
     try:  # the API's checks of query and path values (NUL, length) before any reaches the database
         check_params(request)
     except HTTPException as exc:
         raise ConsoleError(str(exc.detail), exc.status_code) from None
-    return Admin(name, session)
+    return Admin(principal.name, session, principal.role, principal.actor)
 
 
 def _fields(body: bytes) -> Fields:

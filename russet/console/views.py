@@ -17,6 +17,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from russet.access.audit import AuditEntry
+from russet.access.roles import Role
+from russet.access.sso import Pending
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
 from russet.console import blueprints, groups, library, privacy
@@ -41,6 +44,8 @@ from russet.mdm.actions import ACTIONS, answer, choices
 from russet.runtime import Russet
 from russet.storage import login_failures as ratelimit
 from russet.storage.apikeys import key_hash
+from russet.storage.db import MAX_DB_INT
+from russet.web.deps import audit_note, needs
 from russet.web.deps import russet_of as _russet
 from russet.web.errors import status_for
 
@@ -74,48 +79,149 @@ def stylesheet() -> Response:
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:
     box = box_of(request)
     session = sessions.load(box, request) or sessions.Session.anonymous()
-    response = render("login.html", None, csrf_token=session.csrf, next=_safe_next(next), error=None)
+    response = _login_page(request, session, _safe_next(next), None)
     sessions.store(box, request, response, session, public_url(request))
     return response
 
 
 @router.post("/login")
 def login(request: Request, form: Form) -> Response:
+    """Sign in with an API key, or as a console user with an email address and a password."""
     box = box_of(request)
     session = sessions.load(box, request)
     if session is None or not session.csrf_ok(form.get("csrf")):
         raise ConsoleError("the login form has expired; open it again", 403)
     key = form.get("api_key", "").strip()
+    email = form.get("email", "").strip().lower()
+    password = form.get("password", "")
     access = _russet(request).access
     # The client's address as the server sees it: behind the TLS proxy, run uvicorn with
     # --proxy-headers --forwarded-allow-ips=<proxy> so it is the browser's, not the proxy's.
-    counted = ratelimit.buckets(request.client.host if request.client else None, key)
+    address = request.client.host if request.client else None
+    if email:
+        counted = [*ratelimit.buckets(address, ""), f"user:{email}"[: ratelimit.MAX_BUCKET_CHARS]]
+    else:
+        counted = ratelimit.buckets(address, key)
+    audit_note(request.scope, actor=f"user:{email}" if email else "api:(key)", surface="console")
+    audit_note(request.scope, action="console sign-in " + ("with a password" if email else "with an API key"))
 
     def again(status: int, error: str, headers: dict[str, str] | None = None) -> HTMLResponse:
-        target = _safe_next(form.get("next"))
-        page = render("login.html", None, status, csrf_token=session.csrf, next=target, error=error)
-        page.headers.update(headers or {})
-        return page
+        return _login_page(request, session, _safe_next(form.get("next")), error, status, headers)
 
     wait = access.sign_in_wait(counted)
-    if wait is not None:  # refused before the key is even looked up
+    if wait is not None:  # refused before the key or password is even looked at
         minutes = max(1, round(wait / 60))
         return again(
             429,
             f"too many failed sign-ins; try again in about {minutes} minute{'s' if minutes != 1 else ''}",
             {"Retry-After": str(wait)},
         )
+    response = RedirectResponse(_safe_next(form.get("next")), 303)
+    if email:
+        user = access.password_sign_in(email, password) if password else None
+        if user is None:
+            access.sign_in_failed(counted)
+            return again(401, "unknown email address or wrong password")
+        access.sign_in_succeeded(counted)
+        sessions.store(
+            box, request, response, session.user_logged_in(user.id, user.email), public_url(request)
+        )
+        return response
     name = access.caller(key) if key else None
     if name is None:
         access.sign_in_failed(counted)
         return again(401, "unknown or revoked API key (create one with `russet apikey create NAME`)")
+    audit_note(request.scope, actor=f"api:{name}")
     access.sign_in_succeeded(counted)
-    response = RedirectResponse(_safe_next(form.get("next")), 303)
     sessions.store(box, request, response, session.logged_in(key_hash(key), name), public_url(request))
     return response
 
 
-@router.post("/logout")
+def _login_page(
+    request: Request,
+    session: sessions.Session,
+    target: str,
+    error: str | None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    page = render(
+        "login.html",
+        None,
+        status,
+        csrf_token=session.csrf,
+        next=target,
+        error=error,
+        sso=_russet(request).access.sso_enabled(),
+    )
+    page.headers.update(headers or {})
+    return page
+
+
+# -- single sign-on (OpenID Connect) -------------------------------------------------------------
+
+
+@router.get("/sso")
+def sso_start(request: Request, next: str | None = None) -> Response:
+    """Send the browser to the sign-on provider (authorization code flow with PKCE)."""
+    try:
+        url, pending = _russet(request).access.sso_start()
+    except RussetError as exc:
+        raise ConsoleError(str(exc), status_for(exc)) from None
+    response = RedirectResponse(url, 303)
+    flow = {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier}
+    sessions.store_sso(
+        box_of(request), request, response, {**flow, "next": _safe_next(next)}, public_url(request)
+    )
+    return response
+
+
+@router.get("/sso/callback")
+def sso_callback(request: Request) -> Response:
+    """The provider sends the browser back here with a code (or an error): sign the person in."""
+    box = box_of(request)
+    russet = _russet(request)
+    flow = sessions.load_sso(box, request)
+    session = sessions.load(box, request) or sessions.Session.anonymous()
+    if flow is None:
+        page = _login_page(
+            request, session, "/console/devices", "the sign-on took too long; start it again", 400
+        )
+        sessions.store(box, request, page, session, public_url(request))
+        return page
+    params = {k: v for k, v in request.query_params.items() if k in ("code", "state", "error")}
+    client = request.client.host if request.client else ""
+    try:
+        user = russet.access.sso_finish(Pending(flow["state"], flow["nonce"], flow["verifier"]), params)
+    except RussetError as exc:
+        russet.access.record(
+            AuditEntry(
+                "sso:(unknown)",
+                "console",
+                "console sign-in with single sign-on",
+                "",
+                client,
+                "denied",
+                status_for(exc),
+                {"reason": str(exc)[:500]},
+            )
+        )
+        page = _login_page(request, session, flow.get("next", "/console/devices"), str(exc), status_for(exc))
+        sessions.store(box, request, page, session, public_url(request))
+        sessions.clear_sso(request, page, public_url(request))
+        return page
+    russet.access.record(
+        AuditEntry(
+            f"user:{user.email}", "console", "console sign-in with single sign-on", "", client, "ok", 303
+        )
+    )
+    response = RedirectResponse(_safe_next(flow.get("next")), 303)
+    sessions.store(box, request, response, session.user_logged_in(user.id, user.email), public_url(request))
+    sessions.clear_sso(request, response, public_url(request))
+    return response
+
+
+@router.post("/logout", dependencies=[needs(Role.AUDITOR)])
 def logout(request: Request, admin: Signed, form: Form) -> Response:
     checked(admin, form)
     response = RedirectResponse("/console/login", 303)
@@ -206,7 +312,7 @@ def _action_values(action: str, form: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-@router.post("/devices/{device_id}/actions/{action}")
+@router.post("/devices/{device_id}/actions/{action}", dependencies=[needs(Role.OPERATOR)])
 def device_action(request: Request, admin: Signed, form: Form, device_id: str, action: str) -> Response:
     """One device action from its form on the device page. Erase and delete-user need the device's
     serial number (or UDID) typed into `confirm`, checked after the input is valid."""
@@ -233,22 +339,16 @@ def device_action(request: Request, admin: Signed, form: Form, device_id: str, a
     return RedirectResponse(f"/console/commands/{quote(done['command_uuid'])}", 303)
 
 
-def _console_viewer(russet: Russet, admin: Admin) -> str:
-    """Who is shown a secret on the console: its API key, by the prefix people tell keys apart by
-    (the console has no users of its own yet)."""
-    prefix = next((k.prefix for k in russet.access.list_keys() if k.name == admin.name), "?")
-    return f"console:{prefix}"
-
-
 @router.post("/devices/{device_id}/secrets/{kind}/view")
 def view_secret(request: Request, admin: Signed, form: Form, device_id: str, kind: str) -> Response:
-    """Show an escrowed secret: a reason is required, the view is recorded (viewer: the console
-    session's API key prefix), then the secret is rotated where the device allows (the service)."""
+    """Show an escrowed secret: a reason is required, the view is recorded (viewer: the signed-in
+    key or user, `api:<name>` / `user:<email>`), then the secret is rotated where the device
+    allows (the service)."""
     checked(admin, form)
     russet = _russet(request)
     try:
         shown = russet.escrow.view(
-            device_id, kind, viewer=_console_viewer(russet, admin), reason=form.get("reason")
+            device_id, kind, viewer=admin.actor, reason=form.get("reason")
         )
     except RussetError as exc:
         if isinstance(exc, NotFound) and "no device" in str(exc):
@@ -280,7 +380,7 @@ def device(request: Request, admin: Signed, device_id: str) -> HTMLResponse:
     return _device_page(_russet(request), admin, device_id)
 
 
-@router.post("/devices/{device_id}/commands")
+@router.post("/devices/{device_id}/commands", dependencies=[needs(Role.OPERATOR)])
 def queue_command(request: Request, admin: Signed, form: Form, device_id: str) -> Response:
     checked(admin, form)
     russet = _russet(request)
@@ -329,6 +429,24 @@ def connections(request: Request, admin: Signed) -> HTMLResponse:
     return render(
         "connections.html", admin, connections=ledger_admin.connections(), receipts=ledger_admin.receipts()
     )
+
+
+# -- the audit log ---------------------------------------------------------------------------------
+
+
+@router.get("/audit")
+def audit(request: Request, admin: Signed, before: int | None = None, actor: str = "") -> HTMLResponse:
+    if before is not None and not 1 <= before <= MAX_DB_INT:
+        raise ConsoleError("before must be a row number", 400)
+    access = _russet(request).access
+    found = call(access.audit_page, limit=PAGE_SIZE, before=before, actor=actor.strip() or None)
+    next_url = None
+    if found["next"] is not None:
+        next_url = "/console/audit?" + urlencode(
+            {**({"actor": actor} if actor else {}), "before": found["next"]}
+        )
+    verdict = access.audit_verify()
+    return render("audit.html", admin, rows=found["rows"], actor=actor, next_url=next_url, verdict=verdict)
 
 
 def install(app: FastAPI) -> None:

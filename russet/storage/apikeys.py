@@ -35,6 +35,7 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    role: str = "admin"
 
 
 def _hash(key: str) -> str:
@@ -50,8 +51,8 @@ class ApiKeyStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def create(self, name: str) -> str:
-        """Store a new key and return it; this is the only time the clear key exists."""
+    def create(self, name: str, role: str = "admin") -> str:
+        """Store a new key with `role` and return it; this is the only time the clear key exists."""
         name = name.strip()
         if not name or len(name) > 100:
             raise ApiKeyError("an API key name must be 1 to 100 characters")
@@ -60,7 +61,7 @@ class ApiKeyStore:
             with self._engine.begin() as conn:
                 conn.execute(
                     insert(api_keys).values(
-                        name=name, key_hash=_hash(key), prefix=key[:10], created_at=utcnow()
+                        name=name, key_hash=_hash(key), prefix=key[:10], created_at=utcnow(), role=role
                     )
                 )
         except IntegrityError:
@@ -69,15 +70,23 @@ class ApiKeyStore:
 
     def authenticate(self, key: str) -> str | None:
         """The name of the live key matching `key`, or None."""
-        return self.authenticate_hash(_hash(key))
+        found = self.holder_of_hash(_hash(key))
+        return None if found is None else found[0]
 
     def authenticate_hash(self, hashed: str) -> str | None:
         """The name of the live key whose hash is `hashed`, or None (so revoking ends sessions)."""
+        found = self.holder_of_hash(hashed)
+        return None if found is None else found[0]
+
+    def holder_of_hash(self, hashed: str) -> tuple[str, str] | None:
+        """The name and role of the live key whose hash is `hashed`, or None."""
         with reading(self._engine) as conn:
             row = conn.execute(
-                select(api_keys.c.name).where(api_keys.c.key_hash == hashed, api_keys.c.revoked_at.is_(None))
+                select(api_keys.c.name, api_keys.c.role).where(
+                    api_keys.c.key_hash == hashed, api_keys.c.revoked_at.is_(None)
+                )
             ).first()
-        return None if row is None else row.name
+        return None if row is None else (row.name, row.role)
 
     def revoke(self, name: str) -> bool:
         with self._engine.begin() as conn:
@@ -92,6 +101,13 @@ class ApiKeyStore:
         with reading(self._engine) as conn:
             rows = conn.execute(select(api_keys).order_by(api_keys.c.name)).all()
         return [
-            ApiKey(r.name, r.prefix, as_utc(r.created_at), as_utc(r.last_used_at), as_utc(r.revoked_at))  # type: ignore[arg-type]
+            ApiKey(
+                r.name,
+                r.prefix,
+                as_utc(r.created_at),  # type: ignore[arg-type]
+                as_utc(r.last_used_at),
+                as_utc(r.revoked_at),
+                r.role,
+            )
             for r in rows
         ]

@@ -60,6 +60,8 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # admin | operator | auditor (russet.access.roles); keys made before roles existed are admin
+    Column("role", String(16), nullable=False, server_default="admin"),
 )
 
 
