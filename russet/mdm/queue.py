@@ -77,6 +77,7 @@ class Exchange:
     stored: bool = False  # whether the report changed a command's state
     forgotten: bool = False  # an admin forgot the device: tell it so (ErrorUnrecognizedDevice)
     reported_type: str | None = None  # RequestType of the command the stored report answered
+    inventory: bool = False  # the stored answer brought inventory (sections merged)
 
 
 def _new_uuid() -> str:
@@ -295,6 +296,7 @@ class CommandQueue:
             body=body,
             stored=store,
             reported_type=reported_type if store else None,
+            inventory=store and inventory is not None,
         )
 
     # -- reads --------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ class MdmService:
             self._events.publish(
                 CommandAnswered(channel.enrollment_id, command_uuid, result.reported_type or "", status, msg)
             )
-        if result.stored and status == "Acknowledged":  # an answer may bring inventory
+        if result.inventory:  # the answer brought inventory (an answer without any changes no fact)
             self._events.publish(DeviceFactsChanged((channel.device_id,)))
         if command_uuid and status != "Idle" and not result.stored:
             log.info(

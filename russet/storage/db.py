@@ -290,7 +290,14 @@ def upsert(
     conn: Connection, table: Table, values: dict[str, Any], keys: list[str], update: list[str]
 ) -> None:
     """INSERT … ON CONFLICT DO UPDATE on either backend (both speak it, with their own builders)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
-    conn.execute(stmt)
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(update)), values)
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(dialect_name: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]) -> Any:
+    """The upsert for `table`, built once: its values come as execution parameters. Building it
+    per call (`excluded` makes a new alias and column collection) cost more than executing it on
+    the device path, where an answer's inventory sections are stored this way."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update})

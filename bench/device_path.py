@@ -1,0 +1,180 @@
+"""In-process device path: CPU per Idle check-in and per command round trip, without HTTP.
+
+The side-by-side benchmark (`vs_nanomdm.py`) measures a real server over the network, where the
+machine's other load, uvicorn and the client all move the figures. This one measures what
+Russet itself spends per device request, in one process, as the minimum over several repeats
+(the least disturbed run): the handler alone (identity check, plist parse, service and store:
+what runs in the worker thread) and the whole ASGI app (routing, body reading, the thread hop).
+Issue #18's hot-path work is judged by these numbers first, then confirmed side by side.
+
+    python bench/device_path.py --backend both --devices 50 --rounds 40 --repeats 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import plistlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # russet, simulators, tests
+
+from _measure import fresh_database, load_average  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.datastructures import Headers  # noqa: E402
+
+from russet.app import create_app  # noqa: E402
+from russet.config import Settings  # noqa: E402
+from russet.mdm.messages import parse_plist  # noqa: E402
+from russet.runtime import Russet  # noqa: E402
+from simulators.device import CONNECT_TYPE, Enrollment, SimDevice  # noqa: E402
+from tests.conftest import PUBLIC_URL, TOPIC, new_profile  # noqa: E402
+
+Request = tuple[str, bytes, dict[str, str]]
+
+
+def _signed(device: SimDevice, message: dict[str, Any]) -> Request:
+    body = plistlib.dumps(message)
+    path = device._url(device.enrollment.server_url)  # noqa: SLF001 (the simulator's own URL rule)
+    return path, body, device.signed_headers(body, CONNECT_TYPE)
+
+
+async def _call(app: Any, request: Request) -> int:
+    path, body, headers = request
+    scope = {
+        "type": "http", "http_version": "1.1", "method": "PUT", "path": path, "raw_path": path.encode(),
+        "root_path": "", "scheme": "https", "query_string": b"", "server": ("mdm.example.test", 443),
+        "client": ("127.0.0.1", 5000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"host", b"mdm.example.test"), (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    delivered = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+def _best(repeats: int, count: int, run: Callable[[], None]) -> float:
+    """The least CPU per request (ms) over `repeats` runs of `run`, which makes `count` requests."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        run()
+        best = min(best, (time.process_time() - started) / count)
+    return best * 1000
+
+
+async def _round_trips(russet: Russet, app: Any, sims: list[SimDevice], repeats: int) -> float:
+    """CPU (ms) per command round trip through the whole ASGI app: one ProfileList queued per
+    device (untimed, as are the signatures), then Idle (the command handed out) and its
+    Acknowledged (stored, nothing next), the least over `repeats` runs."""
+    best = float("inf")
+    for _ in range(repeats):  # runs inside the event loop: the queueing and signing are untimed
+        ids = [sim.udid for sim in sims]
+        queued = russet.devices.send_command(ids, {"RequestType": "ProfileList"}, created_by="bench")
+        uuid_of = {c["device"]: c["command_uuid"] for c in queued["commands"]}
+        requests = []
+        for sim in sims:
+            requests.append(_signed(sim, sim.report_message("Idle")))
+            ack = sim.report_message("Acknowledged", uuid_of[sim.udid], ProfileList=[])
+            requests.append(_signed(sim, ack))
+
+        started = time.process_time()
+        for request in requests:
+            if await _call(app, request) != 200:
+                raise SystemExit("a command round trip was not answered 200")
+        best = min(best, (time.process_time() - started) / len(sims))
+    return best * 1000
+
+
+def measure(backend: str, devices: int, rounds: int, repeats: int) -> None:
+    with fresh_database(backend) as url, tempfile.TemporaryDirectory() as data:
+        settings = Settings.from_env(
+            {
+                "RUSSET_DATA_DIR": str(Path(data) / "data"),
+                "RUSSET_DATABASE_URL": url,
+                "RUSSET_PUBLIC_URL": PUBLIC_URL,
+                "RUSSET_PUSH_TOPIC": TOPIC,
+                "RUSSET_ACCESS_LOG": "off",
+            }
+        )
+        russet = Russet.open(settings)
+        try:
+            app = create_app(russet)
+            sims = []
+            with TestClient(app, base_url=PUBLIC_URL) as client:
+                for _ in range(devices):
+                    sim = SimDevice(Enrollment.from_profile(new_profile(russet)), path_only=True)
+                    sim.enroll(client)
+                    sim.connect(client, sim.report_message("Idle"))
+                    sims.append(sim)
+            idles = [_signed(sim, sim.report_message("Idle")) for _ in range(rounds) for sim in sims]
+            parsed = [(Headers(headers=h), body) for _, body, h in idles]
+
+            def handler_only() -> None:
+                for headers, body in parsed:
+                    identity = russet.identities.identify(headers, body, unique=False)
+                    russet.mdm.report(identity, parse_plist(body), body)
+
+            async def whole_app() -> tuple[float, float]:
+                """Both ASGI measurements in one event loop (a loop and its worker threads
+                are made once, as in a server)."""
+                best = float("inf")
+                for _ in range(repeats):
+                    started = time.process_time()
+                    for request in idles:
+                        if await _call(app, request) != 200:
+                            raise SystemExit(f"an Idle check-in was not answered 200 ({backend})")
+                    best = min(best, (time.process_time() - started) / len(idles))
+                return best * 1000, await _round_trips(russet, app, sims, repeats)
+
+            handler = _best(repeats, len(parsed), handler_only)
+            asgi, trip = asyncio.run(whole_app())
+            print(
+                f"{backend:9} Idle check-in, nothing queued: handler {handler:.3f} ms CPU, "
+                f"whole ASGI app {asgi:.3f} ms CPU per request "
+                f"({devices} devices x {rounds} rounds, min of {repeats})"
+            )
+            print(
+                f"{backend:9} command round trip (Idle -> command, Acknowledged -> none): {trip:.3f} ms CPU"
+            )
+        finally:
+            russet.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    os.environ.setdefault("RUSSET_ACCESS_LOG", "off")
+    print(f"load average before: {load_average()}")
+    for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
+        measure(backend, args.devices, args.rounds, args.repeats)
+    print(f"load average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
