@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import blueprints, groups, library
+from russet.console import blueprints, declarations, groups, library
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -155,6 +155,7 @@ def _device_page(
         commands=commands,
         builders=builders,
         desired=_desired(russet, device_id),
+        declared=_declared(russet, device_id),
         **context,
     )
 
@@ -172,6 +173,17 @@ def _desired(russet: Russet, device_id: str) -> dict[str, Any] | None:
     drifted = {(a.get("kind"), a.get("item")) for a in state["next_pass"] if a.get("reason") == "drifted"}
     for item in state["items"]:
         item["drift"] = item["state"] == "drifted" or (item["kind"], item["item"]) in drifted
+    return state
+
+
+def _declared(russet: Russet, device_id: str) -> dict[str, Any]:
+    """The device's declarations (issue #14), declared vs reported, with its reported status."""
+    try:
+        state: dict[str, Any] = russet.declarations.device_state(device_id)
+    except NotFound:  # a channel the declarative feature does not know (a user channel)
+        return {"declarations": [], "status_at": None, "status": {}, "errors": []}
+    except RussetError as exc:  # shown in its section; the rest of the device page stays useful
+        return {"unavailable": str(exc)}
     return state
 
 
@@ -231,8 +243,9 @@ def connections(request: Request, admin: Signed) -> HTMLResponse:
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (groups, library, blueprints):
+    for pages in (groups, library, blueprints, declarations):
         app.include_router(pages.router)
+    app.include_router(declarations.updates_router)
 
     @app.exception_handler(NeedsLogin)
     async def _needs_login(request: Request, _: NeedsLogin) -> Response:

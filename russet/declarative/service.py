@@ -780,6 +780,7 @@ class DeclarativeService:
         """One declaration across the fleet: how many devices hold it in each state, and why not.
         `sets`: every device's set, when the caller read them already (the summary)."""
         d = self._get(identifier)
+        alone = sets is None  # one declaration's view: the OS versions its devices report too
         sets = self._store.device_sets(None) if sets is None else sets
         holders = [dev for dev, s in sets.items() if d["id"] in s["declaration_ids"]]
         reported = {r["device_id"]: r for r in self._store.reported_for(identifier)}
@@ -793,10 +794,18 @@ class DeclarativeService:
             if state == "failed" and r is not None:
                 reasons[_reason_text(r["reasons"])] += 1
             devices.append({"device": device_id, "state": state, "reasons": r["reasons"] if r else []})
-        lines = [f"{n} devices {state}" for state, n in states.most_common()]
+        versions: Counter[str] = Counter()
+        if alone and holders:
+            values = self._store.status_values(holders)
+            versions.update(
+                str(values.get(h, {}).get("device.operating-system.version") or "unknown") for h in holders
+            )
+        lines = [f"{n} devices on {v}" for v, n in versions.most_common(10)]
+        lines += [f"{n} devices {state}" for state, n in states.most_common()]
         lines += [f"{n} failed: {why}" for why, n in reasons.most_common(10)]
         return {
             "identifier": identifier,
+            "os_versions": dict(versions),
             "server_token": d["server_token"],
             "devices": len(holders),
             "states": dict(states),
