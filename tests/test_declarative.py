@@ -616,3 +616,33 @@ def test_a_smart_group_blueprint_moves_declarations_with_the_devices_facts(
     assert pending(client, device) == ["DeclarativeManagement"]
     device.ddm_sync(client)
     assert device.ddm.held == {}
+
+
+def test_the_cli_adds_declarations_to_a_blueprint(
+    client: TestClient, russet: Russet, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from russet.cli.main import cli
+
+    monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("RUSSET_PUBLIC_URL", settings.public_url)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, ["blueprint", *args])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, result.output
+
+    russet.declarations.create(PASSCODE, {"MinimumLength": 6}, identifier="pc", created_by="t")
+    code, out = run("create", "Office", "--declaration", "pc")
+    assert code == 0 and "declarations" in out and "pc" in out, out
+    code, out = run("create", "Lab", "--declaration", "pc")
+    assert code != 0 and "Error:" in out and "'Office'" in out, out
+    code, out = run("create", "Lab", "--declaration", "nope")
+    assert code != 0 and "'nope'" in out, out
+    assert [b["name"] for b in russet.blueprints.list_blueprints()] == ["Office"]
+    code, out = run("update", "Office", "--description", "kept")  # other parts stay
+    assert code == 0 and russet.blueprints.get("Office")["declarations"] == ["pc"]
+    code, out = run("update", "Office", "--clear", "declarations")
+    assert code == 0 and russet.blueprints.get("Office")["declarations"] == []
