@@ -646,3 +646,21 @@ def test_the_cli_adds_declarations_to_a_blueprint(
     assert code == 0 and russet.blueprints.get("Office")["declarations"] == ["pc"]
     code, out = run("update", "Office", "--clear", "declarations")
     assert code == 0 and russet.blueprints.get("Office")["declarations"] == []
+
+
+def test_sets_are_written_and_claimed_a_batch_at_a_time_and_once(russet: Russet) -> None:
+    store = russet.declarations._store  # noqa: SLF001
+    store.set_sets({f"D{i}": ([i], f"t{i}") for i in range(2500)})  # more than one batch
+    store.set_sets({"D1": ([1, 2], "t1b")})  # an existing row rewritten
+    sets = store.device_sets(None)
+    assert len(sets) == 2500 and sets["D1"]["declaration_ids"] == [1, 2]
+    assert sets["D1"]["declarations_token"] == "t1b" and sets["D2"]["declarations_token"] == "t2"
+    claims = [(d, s["declarations_token"], s["commanded_token"], s["commanded_at"]) for d, s in sets.items()]
+    assert store.claim_commands(claims) == set(sets)
+    assert store.claim_commands(claims) == set()  # a second process that read the same state
+    fresh = store.device_sets(["D1"])["D1"]
+    assert fresh["commanded_token"] == "t1b" and fresh["commanded_at"] is not None
+    # Claimed again from what is stored now (a device that enrolled again): the time compares equal.
+    assert store.claim_commands([("D1", "t1b", "t1b", fresh["commanded_at"])]) == {"D1"}
+    assert store.claim_commands([("D1", "t1b", "t1b", fresh["commanded_at"])]) == set()
+    assert store.claim_commands([("D2", "not-its-set", "t2", None)]) == set()

@@ -563,7 +563,8 @@ class DeclarativeService:
 
     def _command(self, states: Mapping[str, Mapping[str, Any]]) -> int:
         lives = self._devices.lives(list(states)) if states else {}
-        send: list[str] = []
+        claims: list[tuple[str, str, str | None, datetime | None]] = []
+        again: set[str] = set()
         for device_id, state in states.items():
             life = lives.get(device_id)
             if life is None or not life.enrolled:
@@ -579,10 +580,13 @@ class DeclarativeService:
             )
             if not (new_set or enrolled_again):
                 continue
-            if self._store.claim_command(device_id, token, commanded, state["commanded_at"]):
-                if enrolled_again:
-                    self._store.forget_reported(device_id)
-                send.append(device_id)
+            claims.append((device_id, token, commanded, state["commanded_at"]))
+            if enrolled_again:
+                again.add(device_id)
+        # Claimed conditionally, a batch in one statement: of two processes, one sends each.
+        send = sorted(self._store.claim_commands(claims)) if claims else []
+        for device_id in again.intersection(send):
+            self._store.forget_reported(device_id)
         if not send:
             return 0
         try:
