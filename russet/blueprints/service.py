@@ -114,6 +114,7 @@ _EMPTY = Merged({}, {})
 # each claiming its Identifier under this prefix in the items' unique claim column, so that a
 # declaration belongs to one blueprint (as a PayloadIdentifier does), concurrent saves included.
 DECLARATION = "ddm"
+FEW_DEVICES = 50  # declaration_scope for at most this many devices reads their groups, not scopes
 DECLARATION_CLAIM = "ddm:"
 
 
@@ -436,10 +437,15 @@ class BlueprintService:
         if not listing:
             return {}
         membership: dict[str, list[int]] = defaultdict(list)
-        for bp in listing:
-            if bp.include:
-                for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
-                    membership[device_id].append(bp.id)
+        if device_ids is not None and len(device_ids) <= FEW_DEVICES:
+            # A few devices (one whose facts changed): their groups, not every scope's devices.
+            for device_id in device_ids:
+                membership[device_id] = list(self._blueprints_of(device_id, listing))
+        else:
+            for bp in listing:
+                if bp.include:
+                    for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
+                        membership[device_id].append(bp.id)
         self._add_ade_scope(membership, {bp.id: None for bp in listing})
         wanted = None if device_ids is None else set(device_ids)
         by_id = {bp.id: bp for bp in listing}
