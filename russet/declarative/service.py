@@ -51,6 +51,7 @@ log = logging.getLogger("russet.declarative")
 TOKEN_CHARS = 40  # Apple: a ServerToken should not exceed 64 octets
 MAX_DATA_BYTES = 512 * 1024  # an asset's data or a legacy profile (base64 within the API's 1 MiB bodies)
 MAX_TARGETS = 1000  # devices or groups per assignment call
+SEND_CHUNK = 10_000  # devices per DeclarativeManagement send_command (PostgreSQL: 65,535 parameters)
 MAX_VALUES_BYTES = 256 * 1024
 REFRESH_SECONDS = 300.0  # static group edits publish no event; this pass catches them up
 DATA_MARKER = "russet:data"  # stored in place of the per-device URL of uploaded data
@@ -587,28 +588,29 @@ class DeclarativeService:
         send = sorted(self._store.claim_commands(claims)) if claims else []
         for device_id in again.intersection(send):
             self._store.forget_reported(device_id)
-        if not send:
-            return 0
+        sent = 0
+        for start in range(0, len(send), SEND_CHUNK):  # the MDM core's queue takes a chunk at a time
+            sent += self._send(send[start : start + SEND_CHUNK])
+        return sent
+
+    def _send(self, chunk: list[str]) -> int:
+        command = {"RequestType": "DeclarativeManagement"}
         try:
-            self._commands.send_command(
-                send, {"RequestType": "DeclarativeManagement"}, created_by=COMMAND_CREATOR
-            )
+            self._commands.send_command(chunk, command, created_by=COMMAND_CREATOR)
         except (Invalid, NotFound, Conflict) as exc:
             # Refused for some (a platform without DDM): send to each alone, so the others get it.
             log.warning(
-                "DeclarativeManagement to %d devices refused (%s); sending one by one", len(send), exc
+                "DeclarativeManagement to %d devices refused (%s); sending one by one", len(chunk), exc
             )
             sent = 0
-            for device_id in send:
+            for device_id in chunk:
                 try:
-                    self._commands.send_command(
-                        [device_id], {"RequestType": "DeclarativeManagement"}, created_by=COMMAND_CREATOR
-                    )
+                    self._commands.send_command([device_id], command, created_by=COMMAND_CREATOR)
                     sent += 1
                 except (Invalid, NotFound, Conflict) as one:
                     log.warning("DeclarativeManagement to %s refused: %s", device_id, one)
             return sent
-        return len(send)
+        return len(chunk)
 
     # -- the device's DDM check-in -----------------------------------------------------------------
 
