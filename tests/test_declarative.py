@@ -423,7 +423,7 @@ def test_the_cli_shows_declarations_and_the_fleet(
     code, out = run("summary")
     assert code == 0 and "1 devices on 18.1" in out and "pc: 1 active" in out, out
     code, out = run("device", device.udid)
-    assert code == 0 and "active" in out
+    assert code == 0 and "active" in out and "FROM" in out and "device" in out.split("FROM")[1]
     payload.write_text(json.dumps({"MinimumLength": "six"}))
     code, out = run("update", "pc", str(payload))
     assert code != 0 and "Error:" in out and "Minimum Passcode Length" in out, out
