@@ -69,6 +69,7 @@ from russet.groups.service import GroupService, Scope
 from russet.infra.tasks import Schedule
 from russet.kernel.errors import NotFound, RussetError
 from russet.kernel.events import (
+    BlueprintsChanged,
     CommandAnswered,
     DeviceAwaitingConfiguration,
     DeviceFactsChanged,
@@ -410,6 +411,21 @@ class _DeclarationDevices:
         return {d: DeviceLife(life.enrolled, life.authenticated_at) for d, life in found.items()}
 
 
+class _BlueprintDeclarationKinds:
+    """The blueprints' Declarations port: whether a declaration a blueprint lists exists (read
+    from the declarative feature's store: the service is built after the blueprints, which it
+    asks in turn for their declarations' scopes)."""
+
+    def __init__(self, store: DeclarationStore) -> None:
+        self._store = store
+
+    def declaration_kind(self, identifier: str) -> str:
+        found = self._store.get(identifier)
+        if found is None:
+            raise NotFound(f"no declaration {identifier[:100]!r}")
+        return str(found["kind"])
+
+
 class _DeclarationsUseProfiles:
     """The library's ProfileUsers: a profile a legacy declaration wraps is not deleted."""
 
@@ -685,6 +701,8 @@ class Russet:
             ade=AbmSerials(engine),
             ade_release_after=timedelta(minutes=settings.ade_release_minutes),
             apps=_CatalogueApps(apps),
+            declarations=_BlueprintDeclarationKinds(ddm_store),
+            events=events,
         )
         library.add_users(_BlueprintsUseProfiles(library, blueprints))
         apps.add_users(blueprints)
@@ -725,8 +743,11 @@ class Russet:
             data_key=storage.settings.random_key(DDM_DATA_KEY_SETTING),
             events=events,
             library=library_profiles,
+            blueprints=blueprints,  # the declarations blueprints list, in their scopes
         )
         library.add_users(_DeclarationsUseProfiles(library, declarations))
+        events.subscribe(BlueprintsChanged, declarations.on_blueprints_changed)
+        events.subscribe(GroupMembersChanged, declarations.on_group_members_changed)
         # After groups (membership first) and blueprints; an enrolled-again device is told again.
         events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
         return cls(

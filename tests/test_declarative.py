@@ -423,7 +423,7 @@ def test_the_cli_shows_declarations_and_the_fleet(
     code, out = run("summary")
     assert code == 0 and "1 devices on 18.1" in out and "pc: 1 active" in out, out
     code, out = run("device", device.udid)
-    assert code == 0 and "active" in out
+    assert code == 0 and "active" in out and "FROM" in out and "device" in out.split("FROM")[1]
     payload.write_text(json.dumps({"MinimumLength": "six"}))
     code, out = run("update", "pc", str(payload))
     assert code != 0 and "Error:" in out and "Minimum Passcode Length" in out, out
@@ -470,3 +470,197 @@ def test_a_legacy_declaration_wraps_a_library_profile(
         "/api/v1/declarations", json={"type": PASSCODE, "payload": {}, "profile": "wifi"}, headers=api_headers
     )
     assert wrong.status_code == 400
+
+
+def blueprint(
+    client: TestClient, headers: dict[str, str], body: dict[str, Any], *, status: int = 201
+) -> dict[str, Any]:
+    response = client.post("/api/v1/blueprints", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_a_blueprints_declarations_reach_its_scope_and_leave_with_it(
+    client: TestClient, make_device: Any, api_headers: dict[str, str], russet: Russet
+) -> None:
+    staff, visitor = make_device(), make_device()
+    for d in (staff, visitor):
+        d.enroll(client)
+    blob = b"echo asset bytes"
+    create(
+        client,
+        api_headers,
+        {
+            "type": "com.apple.asset.data",
+            "identifier": "echo-data",
+            "payload": {"Reference": {"ContentType": "application/octet-stream"}},
+            "data_base64": base64.b64encode(blob).decode(),
+            "content_type": "application/octet-stream",
+        },
+    )
+    # A configuration naming an asset brings the asset (as the activation brings the configurations).
+    create(
+        client,
+        api_headers,
+        {
+            "type": "com.apple.configuration.management.test",
+            "identifier": "echo",
+            "payload": {"Echo": "hello", "EchoDataAssetReference": "echo-data"},
+        },
+    )
+    create(client, api_headers, {"type": PASSCODE, "identifier": "passcode", "payload": {"MinimumLength": 6}})
+    create(
+        client,
+        api_headers,
+        {
+            "type": ACTIVATION,
+            "identifier": "activation",
+            "payload": {"StandardConfigurations": ["passcode", "echo"]},
+        },
+    )
+    group = russet.groups.create("Staff")
+    russet.groups.add_members("Staff", [staff.udid])
+
+    made = blueprint(
+        client,
+        api_headers,
+        {"name": "Office", "declarations": ["activation"], "scope": {"include": [group["id"]]}},
+    )
+    assert made["declarations"] == ["activation"]
+    listed = client.get("/api/v1/blueprints", headers=api_headers).json()
+    assert [(b["name"], b["declarations"]) for b in listed] == [("Office", 1)]
+
+    # The device in scope is told once and gets the activation, what it names and what that names.
+    assert pending(client, staff) == ["DeclarativeManagement"]
+    assert pending(client, visitor) == []
+    assert sorted(staff.ddm_sync(client)) == ["activation", "echo", "echo-data", "passcode"]
+    assert staff.ddm.data == {"echo-data": blob}
+    assert visitor.ddm_sync(client) == [] and visitor.ddm.held == {}
+    state = client.get(f"/api/v1/declarations/devices/{staff.udid}", headers=api_headers).json()
+    sources = {d["identifier"]: d["from"] for d in state["declarations"]}
+    assert sources == {
+        "activation": ["blueprint 'Office'"],
+        "passcode": ["activation 'activation'"],
+        "echo": ["activation 'activation'"],
+        "echo-data": ["configuration 'echo'"],
+    }
+    assert {d["identifier"]: d["state"] for d in state["declarations"]}["echo-data"] == "active"
+    shown = client.get(f"/api/v1/blueprints/devices/{staff.udid}", headers=api_headers).json()
+    assert shown["declarations"] == [{"blueprint": "Office", "identifier": "activation"}]
+    assert client.get("/api/v1/declarations/activation", headers=api_headers).json()["blueprints"] == [
+        "Office"
+    ]
+    assert client.post("/api/v1/declarations/refresh", headers=api_headers).json() == {
+        "changed": 0,
+        "commanded": 0,
+    }
+
+    # A declaration belongs to one blueprint: a second one listing it is refused, nothing stored.
+    refused = blueprint(
+        client,
+        api_headers,
+        {"name": "Lab", "declarations": ["activation"], "scope": {"include": [group["id"]]}},
+        status=409,
+    )
+    assert "'Office'" in refused["detail"] and "'activation'" in refused["detail"]
+    unknown = blueprint(client, api_headers, {"name": "Lab", "declarations": ["nope"]}, status=400)
+    assert "'nope'" in unknown["detail"]
+    assert [b["name"] for b in client.get("/api/v1/blueprints", headers=api_headers).json()] == ["Office"]
+    # ... and is not deleted while a blueprint lists it.
+    kept = client.delete("/api/v1/declarations/activation", headers=api_headers)
+    assert kept.status_code == 409 and "'Office'" in kept.json()["detail"]
+
+    # Leaving the blueprint's scope (a static group edit) removes them: one command, then gone.
+    russet.groups.remove_members("Staff", [staff.udid])
+    assert pending(client, staff) == ["DeclarativeManagement"]
+    staff.ddm_sync(client)
+    assert staff.ddm.held == {}
+
+    # Back in scope, then the blueprint no longer lists it: removed again.
+    russet.groups.add_members("Staff", [staff.udid])
+    assert pending(client, staff) == ["DeclarativeManagement"]
+    assert sorted(staff.ddm_sync(client)) == ["activation", "echo", "echo-data", "passcode"]
+    put = client.put(
+        "/api/v1/blueprints/Office",
+        json={"name": "Office", "declarations": [], "scope": {"include": [group["id"]]}},
+        headers=api_headers,
+    )
+    assert put.status_code == 200 and put.json()["declarations"] == []
+    assert pending(client, staff) == ["DeclarativeManagement"]
+    staff.ddm_sync(client)
+    assert staff.ddm.held == {}
+    assert client.delete("/api/v1/declarations/activation", headers=api_headers).status_code == 200
+
+
+def test_a_smart_group_blueprint_moves_declarations_with_the_devices_facts(
+    client: TestClient, device: SimDevice, api_headers: dict[str, str], russet: Russet
+) -> None:
+    device.enroll(client)
+    device.ddm_sync(client, {"device.operating-system.version": "18.2"})
+    russet.groups.create("Old", query='os_version < "18.2"')
+    create(client, api_headers, {"type": PASSCODE, "identifier": "strict", "payload": {"MinimumLength": 10}})
+    create(
+        client,
+        api_headers,
+        {"type": ACTIVATION, "identifier": "act", "payload": {"StandardConfigurations": ["strict"]}},
+    )
+    gid = russet.groups.show("Old")["id"]
+    blueprint(client, api_headers, {"name": "Old OS", "declarations": ["act"], "scope": {"include": [gid]}})
+    assert pending(client, device) == []  # not in scope
+    device.ddm_sync(client, {"device.operating-system.version": "18.1"}, full=False)
+    assert device.udid in russet.groups.show("Old")["members"]
+    assert pending(client, device) == ["DeclarativeManagement"]
+    assert sorted(device.ddm_sync(client)) == ["act", "strict"]
+    device.ddm_sync(client, {"device.operating-system.version": "18.2"}, full=False)
+    assert device.udid not in russet.groups.show("Old")["members"]
+    assert pending(client, device) == ["DeclarativeManagement"]
+    device.ddm_sync(client)
+    assert device.ddm.held == {}
+
+
+def test_the_cli_adds_declarations_to_a_blueprint(
+    client: TestClient, russet: Russet, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from russet.cli.main import cli
+
+    monkeypatch.setenv("RUSSET_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("RUSSET_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("RUSSET_PUBLIC_URL", settings.public_url)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, ["blueprint", *args])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result.exit_code, result.output
+
+    russet.declarations.create(PASSCODE, {"MinimumLength": 6}, identifier="pc", created_by="t")
+    code, out = run("create", "Office", "--declaration", "pc")
+    assert code == 0 and "declarations" in out and "pc" in out, out
+    code, out = run("create", "Lab", "--declaration", "pc")
+    assert code != 0 and "Error:" in out and "'Office'" in out, out
+    code, out = run("create", "Lab", "--declaration", "nope")
+    assert code != 0 and "'nope'" in out, out
+    assert [b["name"] for b in russet.blueprints.list_blueprints()] == ["Office"]
+    code, out = run("update", "Office", "--description", "kept")  # other parts stay
+    assert code == 0 and russet.blueprints.get("Office")["declarations"] == ["pc"]
+    code, out = run("update", "Office", "--clear", "declarations")
+    assert code == 0 and russet.blueprints.get("Office")["declarations"] == []
+
+
+def test_sets_are_written_and_claimed_a_batch_at_a_time_and_once(russet: Russet) -> None:
+    store = russet.declarations._store  # noqa: SLF001
+    store.set_sets({f"D{i}": ([i], f"t{i}") for i in range(2500)})  # more than one batch
+    store.set_sets({"D1": ([1, 2], "t1b")})  # an existing row rewritten
+    sets = store.device_sets(None)
+    assert len(sets) == 2500 and sets["D1"]["declaration_ids"] == [1, 2]
+    assert sets["D1"]["declarations_token"] == "t1b" and sets["D2"]["declarations_token"] == "t2"
+    claims = [(d, s["declarations_token"], s["commanded_token"], s["commanded_at"]) for d, s in sets.items()]
+    assert store.claim_commands(claims) == set(sets)
+    assert store.claim_commands(claims) == set()  # a second process that read the same state
+    fresh = store.device_sets(["D1"])["D1"]
+    assert fresh["commanded_token"] == "t1b" and fresh["commanded_at"] is not None
+    # Claimed again from what is stored now (a device that enrolled again): the time compares equal.
+    assert store.claim_commands([("D1", "t1b", "t1b", fresh["commanded_at"])]) == {"D1"}
+    assert store.claim_commands([("D1", "t1b", "t1b", fresh["commanded_at"])]) == set()
+    assert store.claim_commands([("D2", "not-its-set", "t2", None)]) == set()

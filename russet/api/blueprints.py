@@ -19,6 +19,7 @@ router = APIRouter(prefix="/api/v1/blueprints", tags=["blueprints"])
 
 GroupId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
 Ref = Annotated[str, Field(min_length=1, max_length=255)]
+DeclarationRef = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class ProfileItem(ApiModel):
@@ -56,6 +57,11 @@ class BlueprintBody(ApiModel):
     apps: list[Ref | AppItem] = Field(
         default_factory=list, max_length=100, description="Catalogue apps: a name, or {ref, configuration}"
     )
+    declarations: list[DeclarationRef] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Declaration Identifiers (/api/v1/declarations) the devices in scope get",
+    )
     scope: Scope | None = Field(None, description="Groups whose devices get the blueprint")
 
     def spec(self) -> BlueprintSpec:
@@ -69,6 +75,7 @@ class BlueprintBody(ApiModel):
             apps=tuple(
                 AppRef(a) if isinstance(a, str) else AppRef(a.ref, a.configuration) for a in self.apps
             ),
+            declarations=tuple(self.declarations),
             include=tuple(scope.include),
             exclude=tuple(scope.exclude),
         )
@@ -92,7 +99,9 @@ def list_blueprints(request: Request, _: Caller) -> list[dict[str, Any]]:
     return _russet(request).blueprints.list_blueprints()
 
 
-@router.post("", status_code=201, summary="Create a blueprint (profiles, settings, apps, scope)")
+@router.post(
+    "", status_code=201, summary="Create a blueprint (profiles, settings, apps, declarations, scope)"
+)
 def create(request: Request, caller: Caller, body: BlueprintBody) -> dict[str, Any]:
     return _russet(request).blueprints.create(body.spec(), created_by=caller)
 

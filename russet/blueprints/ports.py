@@ -140,3 +140,13 @@ class Apps(Protocol):
     def release(self, device_id: str, ref: str) -> None:
         """The app left the device (or never got there): give its licence back, if it has one."""
         ...
+
+
+class Declarations(Protocol):
+    """The declarative feature: the declarations a blueprint may list (`russet.declarations`).
+    Blueprints only name them; the declarative feature puts them in each device's set."""
+
+    def declaration_kind(self, identifier: str) -> str:
+        """The kind (activation, configuration, asset, management) of the declaration with this
+        Identifier; NotFound when there is none."""
+        ...

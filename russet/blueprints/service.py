@@ -24,7 +24,7 @@ import logging
 import uuid
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from russet.blueprints.ports import (
     AdeBlueprints,
     Apps,
     CommandSender,
+    Declarations,
     DeviceReport,
     Profiles,
     ProfileVersion,
@@ -74,7 +75,13 @@ from russet.blueprints.reconcile import (
 )
 from russet.blueprints.store import BlueprintRow, BlueprintStore, DeviceItemStore, ItemRow, error_text
 from russet.kernel.errors import Conflict, Invalid, NotFound, RussetError
-from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged
+from russet.kernel.events import (
+    BlueprintsChanged,
+    CommandAnswered,
+    DeviceAwaitingConfiguration,
+    DeviceFactsChanged,
+    EventBus,
+)
 from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 
@@ -103,6 +110,12 @@ MAX_CONFIGURATION_BYTES = 64 * 1024  # a managed app configuration, as JSON
 MAX_CONFIGURATION_DEPTH = 10
 PASS_SECONDS = 30.0  # how often the periodic task looks for devices to reconcile
 _EMPTY = Merged({}, {})
+# Declarations a blueprint lists: stored as items of this kind (the column holds 10 characters),
+# each claiming its Identifier under this prefix in the items' unique claim column, so that a
+# declaration belongs to one blueprint (as a PayloadIdentifier does), concurrent saves included.
+DECLARATION = "ddm"
+FEW_DEVICES = 50  # declaration_scope for at most this many devices reads their groups, not scopes
+DECLARATION_CLAIM = "ddm:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +144,7 @@ class BlueprintSpec:
     device_name: str | None = None  # a pattern: $SERIAL, $UDID, $MODEL
     time_zone: str | None = None  # IANA name, e.g. Europe/Paris
     apps: tuple[AppRef | str, ...] = ()  # catalogue apps (a bare ref: no configuration)
+    declarations: tuple[str, ...] = ()  # declaration Identifiers (the declarative feature's)
     include: tuple[int, ...] = ()  # group ids
     exclude: tuple[int, ...] = ()
 
@@ -189,6 +203,8 @@ class BlueprintService:
         ade: AdeBlueprints | None = None,
         ade_release_after: timedelta = timedelta(minutes=15),
         apps: Apps | None = None,
+        declarations: Declarations | None = None,
+        events: EventBus | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -199,6 +215,8 @@ class BlueprintService:
         self.sender = sender
         self.reported = reported
         self.apps = apps
+        self.declarations = declarations
+        self.events = events or EventBus()
         self.policy = Policy(max_in_flight, recheck_after, pending_timeout)
         self.full_pass_every = full_pass_every
         self.batch_size = batch_size
@@ -235,6 +253,7 @@ class BlueprintService:
             created_by=created_by[:100],
             now=self.clock(),
         )
+        self.events.publish(BlueprintsChanged(new_id))
         return self.get(new_id)
 
     def update(self, ident: int | str, spec: BlueprintSpec) -> dict[str, Any]:
@@ -250,12 +269,14 @@ class BlueprintService:
             created_by=current.created_by,
             now=self.clock(),
         )
+        self.events.publish(BlueprintsChanged(current.id))
         return self.get(current.id)
 
     def delete(self, ident: int | str) -> dict[str, Any]:
         """Delete a blueprint; the next pass removes what it put on devices (and only that)."""
         current = self.blueprints.get(ident)
         self.blueprints.delete(current.id, self.clock())
+        self.events.publish(BlueprintsChanged(current.id))
         return {"deleted": current.id, "name": current.name}
 
     def uses_of_identifier(self, payload_identifier: str) -> list[str]:
@@ -271,7 +292,11 @@ class BlueprintService:
         if spec.name.strip() != spec.name or spec.name.isdigit():
             raise Invalid("name: no leading or trailing spaces, and not only digits (those are ids)")
         _check_text(spec.description, "description", 2000, empty=True)
-        for what, values in (("profiles", spec.profiles), ("apps", spec.apps)):
+        for what, values in (
+            ("profiles", spec.profiles),
+            ("apps", spec.apps),
+            ("declarations", spec.declarations),
+        ):
             if len(values) > MAX_ITEMS:
                 raise Invalid(f"{what}: at most {MAX_ITEMS} in one blueprint")
         for what, groups in (("include", spec.include), ("exclude", spec.exclude)):
@@ -327,9 +352,20 @@ class BlueprintService:
             except NotFound as exc:
                 raise Invalid(f"scope: {exc}") from None
         rows += self._checked_apps(spec.apps, in_scope)
-        taken = self.blueprints.claims(list(claimed), other_than=own_id)
+        declared = self._checked_declarations(spec.declarations)
+        rows += declared
+        taken = self.blueprints.claims(
+            [*claimed, *(r.payload_identifier for r in declared if r.payload_identifier)], other_than=own_id
+        )
         if taken:
             pid = sorted(taken)[0]
+            if pid.startswith(DECLARATION_CLAIM):
+                identifier = pid.removeprefix(DECLARATION_CLAIM)
+                raise Conflict(
+                    f"declaration {identifier!r} is already in blueprint {taken[pid]!r}; it cannot also "
+                    f"be in blueprint {spec.name!r}: a declaration belongs to one blueprint (assign it "
+                    "to a group to give it to more devices)"
+                )
             raise Conflict(
                 f"PayloadIdentifier {pid!r} (profile {claimed[pid]!r}) is already in blueprint "
                 f"{taken[pid]!r}; "
@@ -360,6 +396,67 @@ class BlueprintService:
                 raise Conflict(short)
             rows.append(ItemRow(APP, app.ref, None, config))
         return rows
+
+    def _checked_declarations(self, identifiers: Sequence[str]) -> list[ItemRow]:
+        """Declaration items as rows: an unknown declaration or one named twice is Invalid."""
+        rows: list[ItemRow] = []
+        seen: set[str] = set()
+        for identifier in identifiers:
+            _check_text(identifier, "declaration", 64)
+            if self.declarations is None:
+                raise Invalid("declarations: this server has no declarative management")
+            if identifier in seen:
+                raise Invalid(f"declaration {identifier!r} is named twice")
+            seen.add(identifier)
+            try:
+                self.declarations.declaration_kind(identifier)
+            except NotFound as exc:
+                raise Invalid(f"declaration {identifier!r}: {exc}") from None
+            rows.append(ItemRow(DECLARATION, identifier, None, None, DECLARATION_CLAIM + identifier))
+        return rows
+
+    def uses_of_declaration(self, identifier: str) -> list[str]:
+        """Who lists the declaration, in words for a refusal: a declaration in use is not deleted."""
+        return [f"blueprint {name!r}" for name in self.declaration_items().get(identifier, [])]
+
+    def declaration_items(self) -> dict[str, list[str]]:
+        """Declaration Identifier -> the names of the blueprints that list it."""
+        named: dict[str, list[str]] = defaultdict(list)
+        for bp in self.blueprints.all():
+            for it in bp.items:
+                if it.kind == DECLARATION:
+                    named[it.ref].append(bp.name)
+        return dict(named)
+
+    def declaration_scope(self, device_ids: Collection[str] | None = None) -> dict[str, dict[str, str]]:
+        """Device -> {declaration Identifier: the blueprint that lists it} for every device in the
+        scope of a blueprint listing declarations (only `device_ids`, when given). Scopes are read
+        in bulk, one query per blueprint, never device by device; ADE profiles count as for the
+        other items. A declaration belongs to one blueprint, so no device gets one from two."""
+        listing = [bp for bp in self.blueprints.all() if any(it.kind == DECLARATION for it in bp.items)]
+        if not listing:
+            return {}
+        membership: dict[str, list[int]] = defaultdict(list)
+        if device_ids is not None and len(device_ids) <= FEW_DEVICES:
+            # A few devices (one whose facts changed): their groups, not every scope's devices.
+            for device_id in device_ids:
+                membership[device_id] = list(self._blueprints_of(device_id, listing))
+        else:
+            for bp in listing:
+                if bp.include:
+                    for device_id in self.scopes.devices_in(list(bp.include), list(bp.exclude)):
+                        membership[device_id].append(bp.id)
+        self._add_ade_scope(membership, {bp.id: None for bp in listing})
+        wanted = None if device_ids is None else set(device_ids)
+        by_id = {bp.id: bp for bp in listing}
+        out: dict[str, dict[str, str]] = {}
+        for device_id, ids in membership.items():
+            if wanted is not None and device_id not in wanted:
+                continue
+            out[device_id] = {
+                it.ref: by_id[b].name for b in sorted(ids) for it in by_id[b].items if it.kind == DECLARATION
+            }
+        return out
 
     def uses_of_app(self, name: str) -> list[str]:
         """Who uses the catalogue app `name`, in words for a refusal: an app in use is not deleted."""
@@ -984,6 +1081,13 @@ class BlueprintService:
             "next_pass": [_action_json(a) for a in plan.actions],
             "deferred": plan.deferred,
             "apps": apps,
+            "declarations": [
+                {"blueprint": bp.name, "identifier": it.ref}
+                for bp in definitions
+                if bp.id in combo
+                for it in bp.items
+                if it.kind == DECLARATION
+            ],
             "profiles_reported_at": _iso(report.profiles_at) if report else None,
             "setup": setup,
             "errors": run.errors,
@@ -1119,6 +1223,7 @@ def _summary(bp: BlueprintRow) -> dict[str, Any]:
         "profiles": counts["profile"],
         "settings": counts["setting"],
         "apps": counts["app"],
+        "declarations": counts[DECLARATION],
         "include": list(bp.include),
         "exclude": list(bp.exclude),
         "updated_at": _iso(bp.updated_at),
@@ -1145,6 +1250,7 @@ def _detail(bp: BlueprintRow) -> dict[str, Any]:
         "app_configurations": {
             it.ref: json.loads(it.value) for it in bp.items if it.kind == "app" and it.value is not None
         },
+        "declarations": [it.ref for it in bp.items if it.kind == DECLARATION],
         "scope": {"include": list(bp.include), "exclude": list(bp.exclude)},
         "created_by": bp.created_by,
         "created_at": _iso(bp.created_at),

@@ -18,7 +18,7 @@ from russet.cli.output import fields, json_or, table
 from russet.kernel.errors import Invalid
 
 PROFILE_HELP = "A library profile, REF for its latest version or REF@VERSION to pin one (repeatable)."
-CLEARABLE = ("profiles", "device-name", "time-zone", "apps", "include", "exclude")
+CLEARABLE = ("profiles", "device-name", "time-zone", "apps", "declarations", "include", "exclude")
 
 
 def _ident(ident: str) -> int | str:
@@ -62,6 +62,13 @@ def _definition_options(func: Any) -> Any:
         click.option("--time-zone", help="IANA time zone, e.g. Europe/Paris."),
         click.option("--app", "apps", multiple=True, metavar="REF[=CONFIG.json]", help=APP_HELP),
         click.option(
+            "--declaration",
+            "declarations",
+            multiple=True,
+            metavar="IDENTIFIER",
+            help="A declaration (`russet declaration list`) its devices get (repeatable).",
+        ),
+        click.option(
             "--include", multiple=True, type=click.IntRange(1), metavar="GROUP", help="Group id in scope."
         ),
         click.option(
@@ -83,6 +90,8 @@ def _show(data: dict[str, Any]) -> None:
             click.echo(f"{key:<11}  {value}")
     if data["apps"]:
         click.echo(f"{'apps':<11}  {', '.join(data['apps'])}")
+    if data.get("declarations"):
+        click.echo(f"{'declarations':<11}  {', '.join(data['declarations'])}")
     click.echo("")
     table(
         data["profiles"],
@@ -112,6 +121,7 @@ def list_blueprints(as_json: bool) -> None:
             ("profiles", "PROFILES"),
             ("settings", "SETTINGS"),
             ("apps", "APPS"),
+            ("declarations", "DECLARATIONS"),
             ("include", "INCLUDE"),
             ("exclude", "EXCLUDE"),
             ("updated_at", "UPDATED"),
@@ -143,6 +153,7 @@ def create(
     device_name: str | None,
     time_zone: str | None,
     apps: tuple[str, ...],
+    declarations: tuple[str, ...],
     include: tuple[int, ...],
     exclude: tuple[int, ...],
     as_json: bool,
@@ -155,6 +166,7 @@ def create(
         device_name=device_name,
         time_zone=time_zone,
         apps=tuple(_app(a) for a in apps),
+        declarations=declarations,
         include=include,
         exclude=exclude,
     )
@@ -178,6 +190,7 @@ def update(
     device_name: str | None,
     time_zone: str | None,
     apps: tuple[str, ...],
+    declarations: tuple[str, ...],
     include: tuple[int, ...],
     exclude: tuple[int, ...],
     clear: tuple[str, ...],
@@ -205,6 +218,7 @@ def update(
             tuple(AppRef(a, now.get("app_configurations", {}).get(a)) for a in now["apps"]),
             (),
         ),
+        declarations=pick("declarations", declarations, tuple(now.get("declarations", ())), ()),
         include=pick("include", include, tuple(now["scope"]["include"]), ()),
         exclude=pick("exclude", exclude, tuple(now["scope"]["exclude"]), ()),
     )
@@ -257,6 +271,9 @@ def device(device_id: str, as_json: bool) -> None:
         ],
         "no items",
     )
+    if data.get("declarations"):
+        listed = ", ".join(f"{d['identifier']} ({d['blueprint']})" for d in data["declarations"])
+        click.echo(f"\ndeclarations: {listed} (their state: russet declaration device {data['device']})")
     if data["next_pass"]:
         click.echo("\nnext pass:")
         table(data["next_pass"], [("action", "ACTION"), ("item", "ITEM"), ("reason", "REASON")], "")

@@ -230,7 +230,13 @@ def declaration_device(device: str, as_json: bool) -> None:
         return
     table(
         data["declarations"],
-        [("identifier", "IDENTIFIER"), ("kind", "KIND"), ("state", "STATE"), ("reasons", "REASONS")],
+        [
+            ("identifier", "IDENTIFIER"),
+            ("kind", "KIND"),
+            ("state", "STATE"),
+            ("reasons", "REASONS"),
+            ("from", "FROM"),
+        ],
         "no declarations",
     )
     for name, value in sorted(data["status"].items()):

@@ -1,6 +1,6 @@
 """Console pages for blueprints (issue #13): the list, creating and editing one (library
-profiles, settings, app refs, include/exclude groups by name), delete, and "reconcile now": a dry
-run listing what would be queued (and each conflict) before the real pass.
+profiles, settings, app refs, declarations, include/exclude groups by name), delete, and
+"reconcile now": a dry run listing what would be queued (and each conflict) before the real pass.
 
 Every action calls `russet.blueprints` (BlueprintService) with the `BlueprintSpec` the API builds
 (`russet/api/blueprints.py`); groups are shown and typed by name, stored by id (looked up with
@@ -76,6 +76,7 @@ def _spec(russet: Russet, form: Fields) -> BlueprintSpec:
         device_name=form.get("device_name", "").strip() or None,
         time_zone=form.get("time_zone", "").strip() or None,
         apps=tuple(_lines(form.get("apps", ""))),
+        declarations=tuple(form.getlist("declaration")),
         include=_group_ids(russet, "include", _lines(form.get("include", ""))),
         exclude=_group_ids(russet, "exclude", _lines(form.get("exclude", ""))),
     )
@@ -95,6 +96,7 @@ def _as_form(russet: Russet, blueprint: dict[str, Any]) -> dict[str, Any]:
         "device_name": blueprint["settings"]["device_name"] or "",
         "time_zone": blueprint["settings"]["time_zone"] or "",
         "apps": "\n".join(blueprint["apps"]),
+        "declarations": list(blueprint.get("declarations", [])),
         "include": "\n".join(names.get(i, f"(deleted group {i})") for i in scope["include"]),
         "exclude": "\n".join(names.get(i, f"(deleted group {i})") for i in scope["exclude"]),
     }
@@ -110,6 +112,7 @@ def _typed(form: Fields) -> dict[str, Any]:
         },
         "profiles": profiles,
         "versions": {ref: form.get(f"version:{ref}", "") for ref in profiles},
+        "declarations": form.getlist("declaration"),
     }
 
 
@@ -128,6 +131,7 @@ def _editor(
         form = _as_form(russet, blueprint) if blueprint else {"profiles": [], "versions": {}}
     names = [p["name"] for p in library]
     extra = [ref for ref in form.get("profiles", []) if ref not in names]  # named by identifier, or gone
+    declared = call(russet.declarations.list_declarations)["declarations"]
     return page(
         request,
         "blueprint.html",
@@ -138,6 +142,7 @@ def _editor(
         form=form,
         library=library,
         extra_refs=extra,
+        declarations=declared,
     )
 
 

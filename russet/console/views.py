@@ -22,7 +22,7 @@ from russet.access.roles import Role
 from russet.access.sso import Pending
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import blueprints, groups, library, privacy
+from russet.console import blueprints, declarations, groups, library, privacy
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -282,6 +282,7 @@ def _device_page(
         answers=russet.actions.latest(device_id),
         secrets=secrets,
         secret_kinds=SECRET_KINDS,
+        declared=_declared(russet, device_id),
         **context,
     )
 
@@ -375,6 +376,17 @@ def _desired(russet: Russet, device_id: str) -> dict[str, Any] | None:
     return state
 
 
+def _declared(russet: Russet, device_id: str) -> dict[str, Any]:
+    """The device's declarations (issue #14), declared vs reported, with its reported status."""
+    try:
+        state: dict[str, Any] = russet.declarations.device_state(device_id)
+    except NotFound:  # a channel the declarative feature does not know (a user channel)
+        return {"declarations": [], "status_at": None, "status": {}, "errors": []}
+    except RussetError as exc:  # shown in its section; the rest of the device page stays useful
+        return {"unavailable": str(exc)}
+    return state
+
+
 @router.get("/devices/{device_id}")
 def device(request: Request, admin: Signed, device_id: str) -> HTMLResponse:
     return _device_page(_russet(request), admin, device_id)
@@ -451,8 +463,9 @@ def audit(request: Request, admin: Signed, before: int | None = None, actor: str
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (groups, library, blueprints, privacy):
+    for pages in (groups, library, blueprints, declarations, privacy):
         app.include_router(pages.router)
+    app.include_router(declarations.updates_router)
 
     @app.exception_handler(NeedsLogin)
     async def _needs_login(request: Request, _: NeedsLogin) -> Response:

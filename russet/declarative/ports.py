@@ -78,3 +78,17 @@ class CommandSender(Protocol):
     def send_command(self, targets: list[str], command: dict[str, Any], *, created_by: str) -> dict[str, Any]:
         """Queue `command` once per target (with its push); raises a kind of russet.kernel.errors."""
         ...
+
+
+class BlueprintDeclarations(Protocol):
+    """The blueprints feature: the declarations each blueprint lists, reaching the devices in its
+    scope (beside direct and group assignments)."""
+
+    def declaration_scope(self, device_ids: Collection[str] | None = None) -> dict[str, dict[str, str]]:
+        """Device -> {declaration Identifier: the name of the blueprint listing it}, for every
+        device in the scope of a blueprint that lists declarations (only `device_ids` if given)."""
+        ...
+
+    def declaration_items(self) -> dict[str, list[str]]:
+        """Declaration Identifier -> the names of the blueprints that list it."""
+        ...

@@ -31,12 +31,19 @@ from urllib.parse import quote
 
 from sqlalchemy.exc import IntegrityError
 
-from russet.declarative.ports import CommandSender, Devices, Groups, LibraryProfiles, LibraryVersion
+from russet.declarative.ports import (
+    BlueprintDeclarations,
+    CommandSender,
+    Devices,
+    Groups,
+    LibraryProfiles,
+    LibraryVersion,
+)
 from russet.declarative.status import facts_of, parse_status
 from russet.declarative.store import DeclarationStore
 from russet.declarative.validate import IDENTIFIER, KINDS, check_declaration
 from russet.kernel.errors import Conflict, Invalid, NotFound, TooLarge
-from russet.kernel.events import DeviceFactsChanged, EventBus
+from russet.kernel.events import BlueprintsChanged, DeviceFactsChanged, EventBus, GroupMembersChanged
 from russet.kernel.tasks import PeriodicTask
 
 log = logging.getLogger("russet.declarative")
@@ -44,6 +51,7 @@ log = logging.getLogger("russet.declarative")
 TOKEN_CHARS = 40  # Apple: a ServerToken should not exceed 64 octets
 MAX_DATA_BYTES = 512 * 1024  # an asset's data or a legacy profile (base64 within the API's 1 MiB bodies)
 MAX_TARGETS = 1000  # devices or groups per assignment call
+SEND_CHUNK = 10_000  # devices per DeclarativeManagement send_command (PostgreSQL: 65,535 parameters)
 MAX_VALUES_BYTES = 256 * 1024
 REFRESH_SECONDS = 300.0  # static group edits publish no event; this pass catches them up
 DATA_MARKER = "russet:data"  # stored in place of the per-device URL of uploaded data
@@ -114,6 +122,59 @@ def item_state(declared_token: str | None, reported: Mapping[str, Any] | None) -
     return "active" if reported.get("active") else "inactive"
 
 
+def _asset_references(value: Any, out: set[str], depth: int = 0) -> set[str]:
+    """The strings a configuration's payload gives under its asset-reference keys (Apple's
+    schemas name them `…AssetReference`, `…AssetReferences`, `…AssetReferenceItem`)."""
+    if depth > 32:
+        return out
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if "AssetReference" in str(key):
+                if isinstance(item, str):
+                    out.add(item)
+                elif isinstance(item, list):
+                    out.update(i for i in item if isinstance(i, str))
+            _asset_references(item, out, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _asset_references(item, out, depth + 1)
+    return out
+
+
+def _brings(
+    declarations: Mapping[int, Mapping[str, Any]], by_identifier: Mapping[str, int]
+) -> dict[int, set[int]]:
+    """What each declaration brings with it into a set: an activation the configurations it names
+    (Apple applies only what an activation names, so assigning an activation is enough), a
+    configuration the assets it references (an account's credentials, an identity)."""
+    brings: dict[int, set[int]] = {}
+    for declaration_id, d in declarations.items():
+        if d["kind"] == "activation":
+            named = json.loads(d["payload"]).get("StandardConfigurations") or []
+            wanted = {by_identifier[n] for n in named if isinstance(n, str) and n in by_identifier}
+        elif d["kind"] == "configuration":
+            referenced = _asset_references(json.loads(d["payload"]), set())
+            wanted = {by_identifier[n] for n in referenced if n in by_identifier}
+            wanted = {i for i in wanted if declarations[i]["kind"] == "asset"}
+        else:
+            continue
+        if wanted:
+            brings[declaration_id] = wanted
+    return brings
+
+
+def _closure(ids: Collection[int], brings: Mapping[int, set[int]]) -> set[int]:
+    """`ids` and all they bring, and all that brings (an activation's configurations' assets)."""
+    found = set(ids)
+    todo = list(found)
+    while todo:
+        for more in brings.get(todo.pop(), ()):
+            if more not in found:
+                found.add(more)
+                todo.append(more)
+    return found
+
+
 def _reason_text(reasons: list[dict[str, Any]]) -> str:
     if not reasons:
         return "no reason given"
@@ -136,7 +197,9 @@ class DeclarativeService:
         events: EventBus | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
         library: LibraryProfiles | None = None,
+        blueprints: BlueprintDeclarations | None = None,
     ) -> None:
+        self._blueprints = blueprints  # declarations listed by blueprints reach their scopes
         self._library = library  # legacy declarations wrapping a library profile
         self._store = store
         self._groups = groups
@@ -150,7 +213,17 @@ class DeclarativeService:
     # -- declarations (admin) ----------------------------------------------------------------------
 
     def list_declarations(self) -> dict[str, Any]:
-        assignments: dict[int, int] = Counter(a[0] for a in self._store.assignments())
+        """Every declaration, with what it is assigned to: devices (how many), groups and the
+        blueprints that list it (by name)."""
+        rows = self._store.assignments()
+        assignments: dict[int, int] = Counter(a[0] for a in rows)
+        devices: dict[int, int] = Counter(a[0] for a in rows if a[1] == "device")
+        groups: dict[int, list[int]] = defaultdict(list)
+        for declaration_id, kind, target in rows:
+            if kind == "group":
+                groups[declaration_id].append(int(target))
+        names = self._groups.group_names() if groups else {}
+        listed = self._blueprints.declaration_items() if self._blueprints else {}
         return {
             "declarations": [
                 {
@@ -160,11 +233,18 @@ class DeclarativeService:
                     "server_token": d["server_token"],
                     "version": d["version"],
                     "assignments": assignments.get(d["id"], 0),
+                    "devices": devices.get(d["id"], 0),
+                    "groups": [names.get(g, str(g)) for g in groups.get(d["id"], [])],
+                    "blueprints": listed.get(d["identifier"], []),
                     "updated_at": _iso(d["updated_at"]),
                 }
                 for d in self._store.all()
             ]
         }
+
+    def declaration_kind(self, identifier: str) -> str:
+        """The declaration's kind; NotFound if there is none (the blueprints' Declarations port)."""
+        return str(self._get(identifier)["kind"])
 
     def _get(self, identifier: str) -> dict[str, Any]:
         found = self._store.get(identifier)
@@ -197,6 +277,9 @@ class DeclarativeService:
             "updated_at": _iso(d["updated_at"]),
             "versions": [{**v, "created_at": _iso(v["created_at"])} for v in self._store.versions(d["id"])],
             "assignments": self._shown_assignments(d["id"], names),
+            "blueprints": (self._blueprints.declaration_items() if self._blueprints else {}).get(
+                d["identifier"], []
+            ),
         }
 
     def _shown_assignments(self, declaration_id: int, names: dict[int, str]) -> dict[str, list[Any]]:
@@ -336,7 +419,14 @@ class DeclarativeService:
         return self._library.latest(ref) if version is None else self._library.version(ref, version)
 
     def delete(self, identifier: str) -> dict[str, Any]:
+        """Delete a declaration (devices holding it drop it); one a blueprint lists is refused."""
         d = self._get(identifier)
+        listed = (self._blueprints.declaration_items() if self._blueprints else {}).get(identifier)
+        if listed:
+            names = ", ".join(repr(n) for n in listed)
+            raise Conflict(
+                f"declaration {identifier!r} is in blueprint {names}; take it out of the blueprint first"
+            )
         self._store.delete(d["id"])
         result = self.refresh()
         return {"deleted": identifier, **result}
@@ -378,6 +468,15 @@ class DeclarativeService:
     def on_facts_changed(self, event: DeviceFactsChanged) -> None:
         """Membership or enrollment of these devices may have changed (subscribed after groups)."""
         self.refresh(event.device_ids)
+
+    def on_group_members_changed(self, event: GroupMembersChanged) -> None:
+        """An admin changed a static group: the devices it named may have joined or left a
+        group a declaration (or a blueprint listing one) is scoped to."""
+        self.refresh(event.device_ids)
+
+    def on_blueprints_changed(self, event: BlueprintsChanged) -> None:
+        """A blueprint's declarations or scope may have moved: every device's set is recomputed."""
+        self.refresh()
 
     def tasks(self) -> list[PeriodicTask]:
         return [
@@ -429,30 +528,31 @@ class DeclarativeService:
         """Recompute the effective sets (of these devices, or all), store those that changed, and
         command each device whose set is not the one last commanded (or that enrolled again)."""
         assignments = self._store.assignments()
+        from_blueprints = self._blueprints.declaration_scope(device_ids) if self._blueprints else {}
         current = self._store.device_sets(device_ids)
-        if not assignments and not current:
+        if not assignments and not current and not from_blueprints:
             return {"changed": 0, "commanded": 0}  # nothing declared for them: the common case, cheap
         declarations = {d["id"]: d for d in self._store.all(with_payload=True)}
         by_identifier = {d["identifier"]: i for i, d in declarations.items()}
-        # An activation brings the configurations it names (Apple: only what an activation names
-        # is applied), so assigning an activation is enough.
-        brings: dict[int, set[int]] = {}
-        for declaration_id, d in declarations.items():
-            if d["kind"] == "activation":
-                named = json.loads(d["payload"]).get("StandardConfigurations") or []
-                brings[declaration_id] = {by_identifier[n] for n in named if n in by_identifier}
+        brings = _brings(declarations, by_identifier)
         wanted = self._wanted(device_ids, assignments)
+        for device_id, listed in from_blueprints.items():
+            for identifier in listed:  # one deleted meanwhile is not there
+                if identifier in by_identifier:
+                    wanted[device_id].add(by_identifier[identifier])
         changed: dict[str, tuple[list[int], str]] = {}
         for device_id in set(wanted) | set(current):
-            ids = set(wanted.get(device_id, ()))
-            for declaration_id in list(ids):
-                ids |= brings.get(declaration_id, set())
+            ids = _closure(wanted.get(device_id, ()), brings)
             ordered = sorted(i for i in ids if i in declarations)  # one deleted meanwhile is gone
             token = set_token(
                 [(declarations[i]["identifier"], declarations[i]["server_token"]) for i in ordered]
             )
             row = current.get(device_id)
-            if row is None or row["declarations_token"] != token or row["declaration_ids"] != ordered:
+            if (
+                row is None
+                or (row["declarations_token"] or EMPTY_SET_TOKEN) != token
+                or row["declaration_ids"] != ordered
+            ):
                 changed[device_id] = (ordered, token)
         if changed:
             self._store.set_sets(changed)
@@ -464,7 +564,8 @@ class DeclarativeService:
 
     def _command(self, states: Mapping[str, Mapping[str, Any]]) -> int:
         lives = self._devices.lives(list(states)) if states else {}
-        send: list[str] = []
+        claims: list[tuple[str, str, str | None, datetime | None]] = []
+        again: set[str] = set()
         for device_id, state in states.items():
             life = lives.get(device_id)
             if life is None or not life.enrolled:
@@ -480,32 +581,36 @@ class DeclarativeService:
             )
             if not (new_set or enrolled_again):
                 continue
-            if self._store.claim_command(device_id, token, commanded, state["commanded_at"]):
-                if enrolled_again:
-                    self._store.forget_reported(device_id)
-                send.append(device_id)
-        if not send:
-            return 0
+            claims.append((device_id, token, commanded, state["commanded_at"]))
+            if enrolled_again:
+                again.add(device_id)
+        # Claimed conditionally, a batch in one statement: of two processes, one sends each.
+        send = sorted(self._store.claim_commands(claims)) if claims else []
+        for device_id in again.intersection(send):
+            self._store.forget_reported(device_id)
+        sent = 0
+        for start in range(0, len(send), SEND_CHUNK):  # the MDM core's queue takes a chunk at a time
+            sent += self._send(send[start : start + SEND_CHUNK])
+        return sent
+
+    def _send(self, chunk: list[str]) -> int:
+        command = {"RequestType": "DeclarativeManagement"}
         try:
-            self._commands.send_command(
-                send, {"RequestType": "DeclarativeManagement"}, created_by=COMMAND_CREATOR
-            )
+            self._commands.send_command(chunk, command, created_by=COMMAND_CREATOR)
         except (Invalid, NotFound, Conflict) as exc:
             # Refused for some (a platform without DDM): send to each alone, so the others get it.
             log.warning(
-                "DeclarativeManagement to %d devices refused (%s); sending one by one", len(send), exc
+                "DeclarativeManagement to %d devices refused (%s); sending one by one", len(chunk), exc
             )
             sent = 0
-            for device_id in send:
+            for device_id in chunk:
                 try:
-                    self._commands.send_command(
-                        [device_id], {"RequestType": "DeclarativeManagement"}, created_by=COMMAND_CREATOR
-                    )
+                    self._commands.send_command([device_id], command, created_by=COMMAND_CREATOR)
                     sent += 1
                 except (Invalid, NotFound, Conflict) as one:
                     log.warning("DeclarativeManagement to %s refused: %s", device_id, one)
             return sent
-        return len(send)
+        return len(chunk)
 
     # -- the device's DDM check-in -----------------------------------------------------------------
 
@@ -608,12 +713,14 @@ class DeclarativeService:
             row = {"declaration_ids": "[]", "declarations_token": "", "commanded_at": None}
         declared = self._store.by_ids(json.loads(row["declaration_ids"]))
         reported = {r["identifier"]: r for r in self._store.reported(device_id)}
+        sources = self._sources(device_id, {d["id"] for d in declared})
         items = []
         for d in sorted(declared, key=lambda d: d["identifier"]):
             r = reported.pop(d["identifier"], None)
-            items.append(self._item(d["identifier"], d["kind"], d["type"], d["server_token"], r))
+            item = self._item(d["identifier"], d["kind"], d["type"], d["server_token"], r)
+            items.append({**item, "from": sources.get(d["identifier"], [])})
         for r in reported.values():  # reported, no longer declared (being removed)
-            items.append(self._item(r["identifier"], r["kind"], None, None, r))
+            items.append({**self._item(r["identifier"], r["kind"], None, None, r), "from": []})
         last = json.loads(row["last_report"]) if row.get("last_report") else None
         return {
             "device": device_id,
@@ -625,6 +732,31 @@ class DeclarativeService:
             "capabilities": json.loads(row["capabilities"]) if row.get("capabilities") else None,
             "errors": (last or {}).get("Errors", []),
         }
+
+    def _sources(self, device_id: str, held: set[int]) -> dict[str, list[str]]:
+        """Why the device holds each declaration: assigned to it, to a group it is in, listed by a
+        blueprint whose scope holds it, or brought by another (an activation, a configuration)."""
+        declarations = {d["id"]: d for d in self._store.all(with_payload=True)}
+        by_identifier = {d["identifier"]: i for i, d in declarations.items()}
+        sources: dict[int, list[str]] = defaultdict(list)
+        groups = set(self._groups.groups_of(device_id))
+        names = self._groups.group_names() if groups else {}
+        for declaration_id, kind, target in self._store.assignments():
+            if kind == "device" and target == device_id:
+                sources[declaration_id].append("device")
+            elif kind == "group" and names.get(int(target)) in groups:
+                sources[declaration_id].append(f"group {names[int(target)]!r}")
+        scope = self._blueprints.declaration_scope([device_id]) if self._blueprints else {}
+        for identifier, blueprint in scope.get(device_id, {}).items():
+            if identifier in by_identifier:
+                sources[by_identifier[identifier]].append(f"blueprint {blueprint!r}")
+        for declaration_id, more in _brings(declarations, by_identifier).items():
+            if declaration_id not in held:
+                continue
+            bringer = declarations[declaration_id]
+            for other in more:
+                sources[other].append(f"{bringer['kind']} {bringer['identifier']!r}")
+        return {declarations[i]["identifier"]: why for i, why in sources.items() if i in declarations}
 
     @staticmethod
     def _item(
@@ -654,6 +786,7 @@ class DeclarativeService:
         """One declaration across the fleet: how many devices hold it in each state, and why not.
         `sets`: every device's set, when the caller read them already (the summary)."""
         d = self._get(identifier)
+        alone = sets is None  # one declaration's view: the OS versions its devices report too
         sets = self._store.device_sets(None) if sets is None else sets
         holders = [dev for dev, s in sets.items() if d["id"] in s["declaration_ids"]]
         reported = {r["device_id"]: r for r in self._store.reported_for(identifier)}
@@ -667,10 +800,18 @@ class DeclarativeService:
             if state == "failed" and r is not None:
                 reasons[_reason_text(r["reasons"])] += 1
             devices.append({"device": device_id, "state": state, "reasons": r["reasons"] if r else []})
-        lines = [f"{n} devices {state}" for state, n in states.most_common()]
+        versions: Counter[str] = Counter()
+        if alone and holders:
+            values = self._store.status_values(holders)
+            versions.update(
+                str(values.get(h, {}).get("device.operating-system.version") or "unknown") for h in holders
+            )
+        lines = [f"{n} devices on {v}" for v, n in versions.most_common(10)]
+        lines += [f"{n} devices {state}" for state, n in states.most_common()]
         lines += [f"{n} failed: {why}" for why, n in reasons.most_common(10)]
         return {
             "identifier": identifier,
+            "os_versions": dict(versions),
             "server_token": d["server_token"],
             "devices": len(holders),
             "states": dict(states),

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.declarative.tables import (
@@ -22,10 +22,62 @@ from russet.declarative.tables import (
     ddm_device_declarations,
     ddm_devices,
 )
-from russet.storage.db import as_utc, reading, upsert, utcnow
+from russet.storage import bulk
+from russet.storage.db import as_utc, reading, utcnow
 
 CHUNK = 2000
 D = ddm_declarations.c
+_SET_FIELDS = [("device_id", bulk.TEXT), ("declaration_ids", bulk.TEXT), ("declarations_token", bulk.TEXT)]
+_CLAIM_FIELDS = [
+    ("device_id", bulk.TEXT),
+    ("token", bulk.TEXT),
+    ("seen_token", bulk.TEXT),
+    ("seen_at", bulk.TIME),
+]
+
+
+def _statements(dialect: str) -> dict[str, Any]:
+    """A batch of devices' sets written, or their commands claimed, in one statement each
+    (`russet.storage.bulk`: the rows travel as one JSON parameter)."""
+    c = ddm_devices.c
+    rows = bulk.json_rows(dialect, _SET_FIELDS, "rows")
+    claims = bulk.json_rows(dialect, _CLAIM_FIELDS, "claims")
+    builder = postgresql if dialect == "postgresql" else sqlite
+    now = bulk.param(dialect, "now", bulk.TIME)
+    # SQLite parses INSERT … SELECT … ON CONFLICT only with a WHERE in the SELECT.
+    picked = select(rows.c.device_id, rows.c.declaration_ids, rows.c.declarations_token, now).where(true())
+    write = builder.insert(ddm_devices).from_select(
+        ["device_id", "declaration_ids", "declarations_token", "updated_at"], picked
+    )
+    write = write.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            "declaration_ids": write.excluded.declaration_ids,
+            "declarations_token": write.excluded.declarations_token,
+            "updated_at": write.excluded.updated_at,
+        },
+    )
+    # Claimed only where nobody commanded since the state was read (token and time as seen).
+    claim = (
+        update(ddm_devices)
+        .where(
+            c.device_id == claims.c.device_id,
+            c.declarations_token == claims.c.token,
+            or_(
+                c.commanded_token == claims.c.seen_token,
+                and_(c.commanded_token.is_(None), claims.c.seen_token.is_(None)),
+            ),
+            or_(
+                c.commanded_at == claims.c.seen_at, and_(c.commanded_at.is_(None), claims.c.seen_at.is_(None))
+            ),
+        )
+        .values(commanded_token=claims.c.token, commanded_at=bindparam("now", type_=bulk.TIME))
+        .returning(c.device_id)
+    )
+    return {"write": write, "claim": claim}
+
+
+_STATEMENTS = {dialect: _statements(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -45,6 +97,8 @@ def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
 class DeclarationStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._dialect = engine.dialect.name
+        self._sql = _STATEMENTS[self._dialect]
 
     # -- declarations ------------------------------------------------------------------------------
 
@@ -232,38 +286,31 @@ class DeclarationStore:
         }
 
     def set_sets(self, sets: dict[str, tuple[list[int], str]]) -> None:
-        """Write each device's effective set and its token (rows created as needed)."""
+        """Write each device's effective set and its token (rows created as needed): one
+        statement per batch of devices, in one transaction."""
         now = utcnow()
+        items = sorted(sets.items())
         with self._engine.begin() as conn:
-            for device_id, (ids, token) in sets.items():
-                upsert(
-                    conn,
-                    ddm_devices,
-                    {
-                        "device_id": device_id,
-                        "declaration_ids": json.dumps(ids),
-                        "declarations_token": token,
-                        "updated_at": now,
-                    },
-                    ["device_id"],
-                    ["declaration_ids", "declarations_token", "updated_at"],
-                )
+            for start in range(0, len(items), CHUNK):
+                rows = [[d, json.dumps(ids), token] for d, (ids, token) in items[start : start + CHUNK]]
+                conn.execute(self._sql["write"], {"rows": bulk.encode(rows), "now": now})
 
-    def claim_command(
-        self, device_id: str, token: str, seen_token: str | None, seen_at: datetime | None
-    ) -> bool:
-        """Record that the set `token` is being commanded, if nobody did since `seen_*` was read:
-        of two processes refreshing at once, one sends the command."""
-        c = ddm_devices.c
-        was_token = c.commanded_token.is_(None) if seen_token is None else c.commanded_token == seen_token
-        was_at = c.commanded_at.is_(None) if seen_at is None else c.commanded_at == seen_at
+    def claim_commands(self, claims: Collection[tuple[str, str, str | None, datetime | None]]) -> set[str]:
+        """Record that each device's set `token` is being commanded, (device, token, seen token,
+        seen at) each, where nobody did since the state was read: of two processes refreshing at
+        once, one sends the command. One statement per batch; returns the devices claimed."""
+        now = utcnow()
+        items = sorted(claims)
+        won: set[str] = set()
         with self._engine.begin() as conn:
-            done = conn.execute(
-                update(ddm_devices)
-                .where(c.device_id == device_id, c.declarations_token == token, was_token, was_at)
-                .values(commanded_token=token, commanded_at=utcnow())
-            ).rowcount
-        return done == 1
+            for start in range(0, len(items), CHUNK):
+                rows = [
+                    [d, token, seen, bulk.time_text(self._dialect, at)]
+                    for d, token, seen, at in items[start : start + CHUNK]
+                ]
+                found = conn.execute(self._sql["claim"], {"claims": bulk.encode(rows), "now": now})
+                won.update(found.scalars())
+        return won
 
     # -- devices: what they reported ---------------------------------------------------------------
 

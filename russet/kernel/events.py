@@ -72,6 +72,14 @@ class GroupMembersChanged(Event):
     device_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class BlueprintsChanged(Event):
+    """A blueprint was created, changed or deleted: its items or its scope may have moved (the
+    declarations a blueprint lists reach its devices through the declarative feature)."""
+
+    blueprint_id: int
+
+
 E = TypeVar("E", bound=Event)
 
 
