@@ -3,8 +3,13 @@
 Without this, the admin API and the console read any body whole before a route looks at it: a
 300 MB unauthenticated POST costs 600 MB before the 413 or 422. `read_limited` is the one reader
 that stops at the limit, whether the client declared a Content-Length or streams a chunked body;
-the device routes use it directly (with their own limits) and `BodyLimit` puts it in front of
-the FastAPI app, with a limit per path prefix.
+the device routes read with `read_body` (with their own limits) and `BodyLimit` puts it in front
+of the FastAPI app, with a limit per path prefix.
+
+`DeviceRequestError` is the base of the device endpoints' refusals (MDM, SCEP, enrollment, Apps
+and Books notifications), each with the HTTP status Apple's protocol calls for: here, below every
+device adapter, so that none imports another's module for the bounded reader or its errors
+(`russet/mdm/errors.py` adds the MDM protocol's own).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 
 from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KIB = 1024
@@ -64,6 +69,34 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared: str |
             raise BodyTooLarge(f"body is over the {limit}-byte limit")
         parts.append(chunk)
     return b"".join(parts)
+
+
+class DeviceRequestError(Exception):
+    """A request Russet refuses; `reason` goes into the response body and the log."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(DeviceRequestError):
+    """Malformed, oversized or incomplete input (400): the device retries, nothing is stored."""
+
+
+class PayloadTooLarge(DeviceRequestError):
+    status = 413
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A device endpoint's whole body, refused (413) as soon as it is known to exceed `limit`."""
+    try:
+        return await read_limited(request.stream(), limit, request.headers.get("content-length"))
+    except BodyTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except BadContentLength as exc:
+        raise BadRequest(str(exc)) from None
 
 
 async def _asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:

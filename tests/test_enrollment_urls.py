@@ -29,7 +29,6 @@ from russet.abm.tables import abm_devices
 from russet.apns.topic import PushTopic
 from russet.app import create_app
 from russet.config import ConfigError, Settings
-from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.http import MAX_MACHINE_INFO_BYTES
 from russet.enrollment.machineinfo import APPLE_DEVICE_CA_CHAIN, DeviceCA
 from russet.enrollment.serving import EnrollmentRefused
@@ -37,6 +36,7 @@ from russet.enrollment.tables import enrollment_requests, enrollment_tokens
 from russet.enrollment.tokens import EnrollmentTokenStore, TokenRejected
 from russet.kernel.errors import Invalid
 from russet.pki import fingerprint, validate_issued, verify_attached
+from russet.pki.authority import DEVICE_KIND
 from russet.pki.chain import ChainError, check_chain, issued_by
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges

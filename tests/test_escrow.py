@@ -29,6 +29,7 @@ from russet.runtime import Russet
 from russet.storage import rotation
 from russet.storage.db import reading
 from russet.tables import metadata
+from russet.wiring.sealed import SEALED_COLUMNS
 from simulators.activation_lock import ActivationLockSimulator
 from simulators.apns import FakeAppleCA
 from simulators.device import DeviceSecrets, Enrollment, SimDevice
@@ -291,7 +292,7 @@ def test_escrowed_secrets_survive_a_master_key_rotation(
 ) -> None:
     device = mac(russet, client, apple_silicon=True)  # its bypass code is escrowed on the way
     russet.close()
-    rotation.rotate(settings)
+    rotation.rotate(settings, SEALED_COLUMNS)
     reopened = Russet.open(settings, migrate_db=False)
     try:
         shown = reopened.escrow.view(device.udid, "bypass-code", viewer=ADMIN, reason="after rotation")

@@ -432,6 +432,7 @@ def test_delete_only_when_unused(russet: Russet) -> None:
 def test_contents_are_sealed_at_rest_and_survive_a_key_rotation(russet: Russet) -> None:
     from russet.library.store import LibraryStore
     from russet.storage.rotation import reseal
+    from russet.wiring.sealed import SEALED_COLUMNS
 
     russet.library.add(xml(profile(wifi())), name="office")
     with russet.storage.engine.connect() as conn:
@@ -440,7 +441,7 @@ def test_contents_are_sealed_at_rest_and_survive_a_key_rotation(russet: Russet) 
     old = SecretBox.load(russet.settings.data_dir, russet.settings.master_key)
     new = SecretBox(new_key())
     with russet.storage.engine.begin() as conn:
-        counts = reseal(conn, old, new)
+        counts = reseal(conn, old, new, SEALED_COLUMNS)
     assert counts["library_profile_versions.sealed_content"] == 1
     content = LibraryStore(russet.storage.engine, new).version(1)
     assert content is not None and b"correct horse battery staple" in content["content"]

@@ -7,8 +7,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from russet.enrollment.authority import DEVICE_KIND
 from russet.pki import validate_issued, verify_attached
+from russet.pki.authority import DEVICE_KIND
 from russet.runtime import Russet
 from tests.apple_schema import load_schema, schema_errors
 from tests.conftest import PUBLIC_URL, TOPIC, new_profile

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from russet.apns import topic as topic_module
 from russet.apns.certificate import create_push_csr
 from russet.apns.topic import PushTopic
 from russet.config import Settings
@@ -101,8 +102,10 @@ def test_another_node_picks_the_new_topic_up_within_max_age(
 def test_the_topic_is_cached_between_reads(russet: Russet, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[int] = []
     topic = PushTopic(russet.storage, TOPIC, clock=lambda: 5.0)
-    original = topic._state.certificate_fingerprint
-    monkeypatch.setattr(topic._state, "certificate_fingerprint", lambda: reads.append(1) or original())
+    original = topic_module.push_certificate_fingerprint
+    monkeypatch.setattr(
+        topic_module, "push_certificate_fingerprint", lambda e: reads.append(1) or original(e)
+    )
     assert [topic() for _ in range(100)] == [TOPIC] * 100
     assert len(reads) == 1
     topic.invalidate()

@@ -28,9 +28,9 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from russet.enrollment.authority import DEVICE_KIND
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.pki import fingerprint, validate_issued, verify_attached
+from russet.pki.authority import DEVICE_KIND
 from russet.runtime import Russet
 from russet.scep.challenges import ChallengeRejected, ChallengeStore
 from russet.scep.http import MAX_MESSAGE_BYTES

@@ -33,11 +33,11 @@ from russet.pki import create_ca
 from russet.runtime import Russet
 from russet.storage import rotation
 from russet.storage.db import _alembic_config, head_revision, make_engine, migrate
-from russet.storage.rotation import SEALED_COLUMNS
 from russet.storage.secretbox import SecretBox, SecretError, is_sealed
 from russet.tables import metadata
 from russet.vpp.store import VppStore
 from russet.vpp.tables import vpp_locations
+from russet.wiring.sealed import SEALED_COLUMNS
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import PUBLIC_URL, new_profile
 from tests.test_console import log_in
@@ -219,7 +219,8 @@ def test_device_output_shows_no_push_credentials(
 
 
 def test_every_sealed_column_is_rotated() -> None:
-    """A new `sealed_*` column must be added to rotation.SEALED_COLUMNS, or rotation would leave it
+    """A new `sealed_*` column must be declared by its owner and gathered in
+    russet.wiring.sealed.SEALED_COLUMNS (what `russet secrets rotate` re-seals), or rotation would leave it
     sealed under the old key."""
     listed = {c.label for c in SEALED_COLUMNS}
     sealed = {
@@ -377,7 +378,7 @@ def test_a_failed_rotation_changes_nothing(
 
     monkeypatch.setattr(rotation, "reseal", broken)
     with pytest.raises(RuntimeError):
-        rotation.rotate(settings)
+        rotation.rotate(settings, SEALED_COLUMNS)
     assert (settings.data_dir / "master.key").read_bytes() == key_before
     assert not (settings.data_dir / "master.key.new").exists()
     server = Russet.open(settings, migrate_db=False)
@@ -399,7 +400,7 @@ def test_a_rotation_interrupted_after_its_commit_is_finished_on_the_next_start(
     with monkeypatch.context() as m:
         m.setattr(rotation, "_replace_key_file", crash)
         with pytest.raises(KeyboardInterrupt):
-            rotation.rotate(settings)
+            rotation.rotate(settings, SEALED_COLUMNS)
     assert (settings.data_dir / "master.key.new").exists()
     server = Russet.open(settings, migrate_db=False)
     try:

@@ -36,33 +36,21 @@ EXTRA_STORES = {
 # (importer, imported module), without "russet.", -> why it reaches into another feature's tables or store.
 CROSS_FEATURE = {
     # read-only joins
-    ("abm.store", "mdm.tables"): "reads: ABM devices listed with their enrollment (serial number)",
     ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
     ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
     ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
-    ("enrollment.tokens", "scep.tables"): "reads: the identity a handed-out challenge bought",
-    ("mdm.reenroll", "enrollment.tables"): "reads: the ADE profile request behind a new identity",
-    ("mdm.reenroll", "scep.tables"): "reads: the challenge that issued the new identity",
+    ("enrollment.tokens", "scep.tables"): (
+        "reads: the identity a handed-out challenge bought (also for the core's AdeIdentities port)"
+    ),
     ("mdm.reenroll", "scep.challenges"): "reads: renews() follows scep_renewals",
     ("mdm.enrollments", "scep.challenges"): "reads: renews() follows scep_renewals",
     ("mdm.reenroll", "storage.tables"): "reads: the expiry of the certificate being replaced",
     ("apns.state", "mdm.queue"): "reads: RESEND_AFTER, so the push sweep matches the queue's resend",
-    ("storage.rotation", "mdm.enrollments"): "reads: the purpose label push credentials are sealed under",
-    (
-        "storage.rotation",
-        "mdm.queue",
-    ): "reads: the purpose labels command bodies and results are sealed under",
     # writes across features (not read-only: the next step puts them behind the owner's service)
     ("apns.certificate", "storage.tables"): "writes: deletes APNs's pending-key row from settings",
     ("apns.hooks", "storage.tables"): "writes: purge wipes push keys (certificates) and APNs settings",
     ("apns.hooks", "mdm.tables"): "writes: purge clears enrollments.sealed_push (Apple's tokens)",
     ("scep.challenges", "storage.tables"): "writes: the issued certificate, in the challenge's transaction",
-    ("storage.rotation", "abm.tables"): "writes: re-seals abm_servers secrets on key rotation",
-    ("storage.rotation", "mdm.tables"): "writes: re-seals push, unlock, bootstrap and command secrets",
-    ("storage.rotation", "vpp.tables"): "writes: re-seals vpp_locations tokens on key rotation",
-    ("storage.rotation", "escrow.tables"): "writes: re-seals escrowed device secrets on key rotation",
-    ("storage.rotation", "library.tables"): "writes: re-seals library profile contents on key rotation",
-    ("storage.rotation", "library.store"): "reads: the purpose label profile contents are sealed under",
     # composition
     ("runtime", "mdm.signatures"): "the composition root builds the replay guard and the device service",
     ("runtime", "mdm.reenroll"): "the composition root builds the device service over its stores",
@@ -80,10 +68,20 @@ CROSS_FEATURE = {
         "the composition root builds the declarations' store; the core's facts read its status values"
     ),
     ("runtime", "mdm.lifecycle"): "the composition root gives declarations the core's enrollment lives",
-    ("storage.bundle", "mdm.bootstrap"): "the Storage bundle hands the MDM core's stores around",
-    ("storage.bundle", "mdm.enrollments"): "the Storage bundle hands the MDM core's stores around",
-    ("storage.bundle", "mdm.queue"): "the Storage bundle hands the MDM core's stores around",
-    ("storage.bundle", "scep.challenges"): "the Storage bundle hands the challenge store around",
+    ("wiring.adapters", "mdm.enrollments"): "the ports' adapters: escrow's and the library's device facts",
+    ("wiring.adapters", "mdm.lifecycle"): "the ports' adapters: the declarations' Devices port",
+    ("wiring.adapters", "declarative.store"): (
+        "the ports' adapters: the core's DeclaredStatus port, the blueprints' Declarations port"
+    ),
+    ("wiring.adapters", "abm.store"): "the ports' adapters: the ledger's subjects, ABM's serial listing",
+    ("wiring.adapters", "vpp.store"): "the ports' adapters: the ledger's subjects, Apps and Books' people",
+    ("wiring.storage", "mdm.bootstrap"): "the composition's Storage bundle opens the MDM core's stores",
+    ("wiring.storage", "mdm.enrollments"): "the composition's Storage bundle opens the MDM core's stores",
+    ("wiring.storage", "mdm.queue"): "the composition's Storage bundle opens the MDM core's stores",
+    ("wiring.storage", "enrollment.tokens"): (
+        "the composition's Storage bundle gives the MDM core's enrollments enrollment's ADE profile log"
+    ),
+    ("wiring.storage", "scep.challenges"): "the composition's Storage bundle opens the challenge store",
     ("enrollment.profile", "scep.challenges"): "a profile carries a fresh SCEP challenge it issues",
 }
 

@@ -19,7 +19,7 @@ from typing import Any
 from russet.abm import profiles
 from russet.abm.client import AbmClient, forget_session
 from russet.abm.errors import AbmError, AbmNotFound, TokenExpired
-from russet.abm.ports import BlueprintNames
+from russet.abm.ports import BlueprintNames, EnrolledDevices
 from russet.abm.store import AbmStore
 from russet.abm.sync import LEASE, sync_connection, sync_due
 from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
@@ -45,10 +45,12 @@ class AbmService(kit.ConnectionService[AbmStore]):
         connections: ConnectionRegistry,
         ledger: Ledger,
         config: kit.ConnectionConfig,
+        enrolled: EnrolledDevices,
         blueprints: BlueprintNames | None = None,
     ) -> None:
         super().__init__(store, gateway, connections, config)
         self._ledger = ledger  # sync records what Apple said about each device
+        self._enrolled = enrolled  # each device's enrollment, from the MDM core
         self._blueprints = blueprints  # names an ADE profile's blueprint (Russet's side only)
 
     def client_for(self, name: str) -> AbmClient:
@@ -217,7 +219,7 @@ class AbmService(kit.ConnectionService[AbmStore]):
         if not 1 <= limit <= 1000:
             raise AbmError("limit must be between 1 and 1000")
         self.store.require(name)
-        rows = self.store.devices(name, limit=limit, after=after, search=search)
+        rows = self._with_enrollment(self.store.devices(name, limit=limit, after=after, search=search))
         return {
             "connection": name,
             "devices": [_device(r) for r in rows],
@@ -229,7 +231,12 @@ class AbmService(kit.ConnectionService[AbmStore]):
         row = self.store.device(name, serial)
         if row is None:
             raise AbmNotFound(f"no device with serial number {serial!r} in ABM connection {name!r}")
-        return _device(row)
+        return _device(self._with_enrollment([row])[0])
+
+    def _with_enrollment(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each ABM device with the enrollment of the same serial number (the core's), or None."""
+        enrolled = self._enrolled.by_serial([r["serial_number"] for r in rows]) if rows else {}
+        return [{**r, "enrollment": enrolled.get(r["serial_number"])} for r in rows]
 
     # -- profiles --------------------------------------------------------------------------------
 

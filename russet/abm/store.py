@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, DateTime, Engine, delete, func, insert, or_, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.abm.errors import AbmConflict, AbmNotFound
+from russet.abm.ports import EnrolledDevices
 from russet.abm.records import ACCOUNT_FIELDS, DEVICE_COLUMNS, DevicePage
 from russet.abm.tables import (
     abm_accounts,
@@ -32,7 +33,6 @@ from russet.abm.tables import (
 from russet.abm.token import ServerToken
 from russet.apple.connection.tokens import ConnectionRows
 from russet.apple.connections import ConnectionRegistry
-from russet.mdm.tables import enrollments
 from russet.storage import bulk
 from russet.storage.db import as_utc, reading, upsert, utcnow
 
@@ -98,10 +98,13 @@ def _chunks(items: list[str], size: int = IN_CHUNK) -> Iterable[list[str]]:
 
 class AbmSerials:
     """Which ABM/ASM connections list each serial number, for every connection at once (the
-    device facts' `abm_account`; `russet.mdm.facts.AbmAccounts`)."""
+    device facts' `abm_account`; `russet.mdm.facts.AbmAccounts`), and which blueprint reaches
+    the devices enrolled with a serial (the blueprints' `AdeBlueprints`; the enrolled devices come
+    from the core, `enrolled`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, enrolled: EnrolledDevices) -> None:
         self._engine = engine
+        self._enrolled = enrolled
 
     def connections_by_serial(self, serials: Collection[str] | None) -> dict[str, tuple[str, ...]]:
         d = abm_devices.c
@@ -121,24 +124,31 @@ class AbmSerials:
     def ade_blueprints(self) -> dict[str, int]:
         """Device channel ids -> the blueprint named by the ADE profile ABM/ASM has assigned to
         their serial number (the profile that enrolls them), for every such device at once: one
-        join, touching only devices whose profile names a blueprint. A serial listed by several
-        connections takes the first connection's (by name)."""
-        d, p, e = abm_devices.c, abm_profiles.c, enrollments.c
+        join for the serials whose profile names a blueprint, then their enrolled devices from the
+        core. A serial listed by several connections takes the first connection's (by name)."""
+        d, p = abm_devices.c, abm_profiles.c
         query = (
-            select(e.id, p.blueprint_id)
+            select(d.serial_number, p.blueprint_id)
             .select_from(
                 abm_devices.join(
                     abm_profiles, (p.connection == d.connection) & (p.profile_uuid == d.profile_uuid)
-                ).join(enrollments, e.serial_number == d.serial_number)
+                )
             )
-            .where(p.blueprint_id.is_not(None), e.channel == "device", e.forgotten_at.is_(None))
-            .order_by(e.id, d.connection)
+            .where(p.blueprint_id.is_not(None))
+            .order_by(d.serial_number, d.connection)
         )
-        found: dict[str, int] = {}
+        by_serial: dict[str, int] = {}
         with reading(self._engine) as conn:
-            for device_id, blueprint_id in conn.execute(query):
-                found.setdefault(device_id, int(blueprint_id))
-        return found
+            for serial, blueprint_id in conn.execute(query):
+                by_serial.setdefault(serial, int(blueprint_id))
+        if not by_serial:
+            return {}
+        found = {
+            device_id: by_serial[serial]
+            for serial, device_ids in self._enrolled.live_by_serial(by_serial).items()
+            for device_id in device_ids
+        }
+        return dict(sorted(found.items()))
 
 
 class AbmStore(ConnectionRows):
@@ -395,7 +405,7 @@ class AbmStore(ConnectionRows):
         for table in (abm_devices, abm_profile_results):
             conn.execute(delete(table).where(table.c.connection == name, table.c.serial_number.in_(serials)))
 
-    # -- devices, joined with enrollments -----------------------------------------------------
+    # -- devices (AbmService adds each one's enrollment, from the MDM core) ----------------------
 
     def devices(
         self, name: str, *, limit: int, after: str | None = None, search: str | None = None
@@ -429,11 +439,10 @@ class AbmStore(ConnectionRows):
         return rows[0] if rows else None
 
     def _joined(self, name: str, query: Any) -> list[dict[str, Any]]:
-        """ABM's rows with the enrollment of the same serial and the last profile result."""
+        """ABM's rows with the last profile result of each."""
         with reading(self._engine) as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
             serials = [r["serial_number"] for r in rows]
-            enrolled = self._enrolled(conn, serials)
             results = self._results(conn, name, serials)
         for row in rows:
             row.pop("connection")
@@ -441,36 +450,9 @@ class AbmStore(ConnectionRows):
             for key, value in row.items():
                 if isinstance(value, datetime):
                     row[key] = as_utc(value)
-            row["enrollment"] = enrolled.get(row["serial_number"])
+            row["enrollment"] = None  # the MDM core's, filled in by AbmService
             row["last_profile_result"] = results.get(row["serial_number"])
         return rows
-
-    def _enrolled(self, conn: Connection, serials: list[str]) -> dict[str, dict[str, Any]]:
-        """The device-channel enrollment of each serial: an enabled one first, then the latest seen."""
-        best: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(serials):
-            rows = conn.execute(
-                select(
-                    enrollments.c.id,
-                    enrollments.c.serial_number,
-                    enrollments.c.enabled,
-                    enrollments.c.device_name,
-                    enrollments.c.os_version,
-                    enrollments.c.last_seen_at,
-                ).where(enrollments.c.channel == "device", enrollments.c.serial_number.in_(chunk))
-            )
-            for r in rows:
-                candidate = {
-                    "id": r.id,
-                    "enrolled": bool(r.enabled),
-                    "device_name": r.device_name,
-                    "os_version": r.os_version,
-                    "last_seen_at": as_utc(r.last_seen_at),
-                }
-                current = best.get(r.serial_number)
-                if current is None or _rank(candidate) > _rank(current):
-                    best[r.serial_number] = candidate
-        return best
 
     def _results(self, conn: Connection, name: str, serials: list[str]) -> dict[str, dict[str, Any]]:
         out = {}
@@ -615,7 +597,3 @@ class AbmStore(ConnectionRows):
             set_={c: stmt.excluded[c] for c in ("action", "profile_uuid", "status", "at")},
         )
         conn.execute(stmt, rows)
-
-
-def _rank(enrollment: dict[str, Any]) -> tuple[bool, datetime]:
-    return enrollment["enrolled"], enrollment["last_seen_at"] or datetime.min.replace(tzinfo=UTC)

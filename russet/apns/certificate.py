@@ -33,8 +33,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from russet.apns.ports import PushStores
 from russet.kernel.errors import Conflict, RussetError
-from russet.storage.bundle import Storage
 from russet.storage.tables import settings as settings_table
 
 PUSH_KIND = "apns_push"
@@ -175,7 +175,7 @@ def push_topic(cert: x509.Certificate) -> str:
 # -- the pending key and the CSR (§d.2 step 1) -------------------------------------------------
 
 
-def _stored_pending_key(storage: Storage) -> rsa.RSAPrivateKey | None:
+def _stored_pending_key(storage: PushStores) -> rsa.RSAPrivateKey | None:
     raw = storage.settings.get_secret(PENDING_KEY)
     if raw is None:
         return None
@@ -187,7 +187,7 @@ def _stored_pending_key(storage: Storage) -> rsa.RSAPrivateKey | None:
     return key
 
 
-def pending_key(storage: Storage) -> rsa.RSAPrivateKey | None:
+def pending_key(storage: PushStores) -> rsa.RSAPrivateKey | None:
     """The push key waiting for Apple's certificate, if any.
 
     A stored pending key that already belongs to the installed certificate (an import stopped
@@ -202,14 +202,14 @@ def pending_key(storage: Storage) -> rsa.RSAPrivateKey | None:
     return key
 
 
-def _forget_pending_key(storage: Storage) -> None:
+def _forget_pending_key(storage: PushStores) -> None:
     # SettingsStore has no delete; this is the one row this module owns in the settings table.
     with storage.engine.begin() as conn:
         conn.execute(delete(settings_table).where(settings_table.c.key == PENDING_KEY))
 
 
 def create_push_csr(
-    storage: Storage, out: Path, *, force: bool = False, common_name: str = DEFAULT_CSR_NAME
+    storage: PushStores, out: Path, *, force: bool = False, common_name: str = DEFAULT_CSR_NAME
 ) -> x509.CertificateSigningRequest:
     """Make a new push key (sealed at rest) and write its CSR as PEM to ``out``.
 
@@ -353,7 +353,7 @@ def vendor_sign(
 # -- import, the installed identity, expiry (§d.1, §d.2 step 5) ---------------------------------
 
 
-def push_identity(storage: Storage) -> PushIdentity | None:
+def push_identity(storage: PushStores) -> PushIdentity | None:
     """The installed push certificate, its key and topic; None when none is installed.
 
     An expired certificate is still returned (see `expiry_warning`). This decrypts the key, so a
@@ -378,7 +378,7 @@ def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
 
 
 def import_push_certificate(
-    storage: Storage, data: bytes, *, force: bool = False, now: datetime | None = None
+    storage: PushStores, data: bytes, *, force: bool = False, now: datetime | None = None
 ) -> ImportResult:
     """Install the certificate Apple issued, paired with the pending key or (renewal) the current one.
 
@@ -474,7 +474,7 @@ def expiry_warning(cert: x509.Certificate, now: datetime | None = None) -> str |
     return f"the APNs push certificate for {topic} expires {within} ({_when(end)}); {_RENEW}"
 
 
-def push_status(storage: Storage, now: datetime | None = None) -> dict[str, Any]:
+def push_status(storage: PushStores, now: datetime | None = None) -> dict[str, Any]:
     """The installed certificate's topic, expiry and days left, for `russet apns status`."""
     moment = _utc(now)
     has_pending = pending_key(storage) is not None
@@ -497,7 +497,7 @@ def push_status(storage: Storage, now: datetime | None = None) -> dict[str, Any]
     }
 
 
-def effective_push_topic(storage: Storage, configured: str | None) -> str | None:
+def effective_push_topic(storage: PushStores, configured: str | None) -> str | None:
     """The installed certificate's topic if there is one, else the configured RUSSET_PUSH_TOPIC.
 
     A broken stored certificate is logged and skipped rather than raised, so Russet still opens

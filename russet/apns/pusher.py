@@ -33,11 +33,11 @@ from typing import Any
 
 from russet import bulkgc
 from russet.apns.certificate import ApnsCertificateError, PushIdentity, push_identity, push_status
-from russet.apns.state import CLEAR_DEAD, SET_DEAD, STOP_SETTING, Outcome, PushStateStore, Target
+from russet.apns.ports import PushStores
+from russet.apns.state import CLEAR_DEAD, SET_DEAD, STOP_SETTING, OpenPush, Outcome, PushStateStore, Target
 from russet.apple.connections import Disconnected
 from russet.apple.gateway import AppleGateway, Attempt, Call, Datum
 from russet.apple.h2client import H2Client, HeaderTemplate, Request
-from russet.storage.bundle import Storage
 from russet.storage.db import utcnow
 
 log = logging.getLogger("russet.apns")
@@ -90,7 +90,8 @@ class Readiness:
 class Pusher:
     def __init__(
         self,
-        storage: Storage,
+        storage: PushStores,
+        open_push: OpenPush,
         gateway: AppleGateway,
         url: str = PRODUCTION_URL,
         policy: PushPolicy | None = None,
@@ -99,7 +100,7 @@ class Pusher:
         self.gateway = gateway
         self.url = url.rstrip("/")
         self.policy = policy or PushPolicy()
-        self.state = PushStateStore(storage.engine, storage.enrollments.open_push)
+        self.state = PushStateStore(storage.engine, open_push)
         self._identity: PushIdentity | None = None
         self._fingerprint: str | None = None
         self._template: tuple[int, str, HeaderTemplate] | None = None

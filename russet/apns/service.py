@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from russet.apns.certificate import DEFAULT_CSR_NAME, ImportResult, create_push_csr, import_push_certificate
 from russet.apns.certificate import push_status as certificate_status
-from russet.apns.ports import KnownDevices
+from russet.apns.ports import KnownDevices, PushStores
 from russet.apns.pusher import CONNECTION, SERVICE, Pusher
 from russet.apns.state import request_pushes
 from russet.apns.topic import PushTopic
@@ -23,7 +23,6 @@ from russet.apple.connections import ConnectionRegistry
 from russet.kernel.errors import Invalid, NotFound
 from russet.kernel.tasks import PeriodicTask
 from russet.mdm.devices import MAX_DEVICES_PER_COMMAND
-from russet.storage.bundle import Storage
 
 
 class PushService:
@@ -31,7 +30,7 @@ class PushService:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: PushStores,
         pusher: Pusher,
         topic: PushTopic,
         connections: ConnectionRegistry,

@@ -486,13 +486,18 @@ class PushStateStore:
 
     def certificate_fingerprint(self) -> str | None:
         """The installed push certificate's fingerprint (cheap: no key is decrypted)."""
-        with reading(self._engine) as conn:
-            return conn.execute(
-                select(certificates.c.fingerprint)
-                .where(certificates.c.kind == PUSH_KIND, certificates.c.sealed_key.is_not(None))
-                .order_by(certificates.c.id.desc())
-                .limit(1)
-            ).scalar()
+        return push_certificate_fingerprint(self._engine)
+
+
+def push_certificate_fingerprint(engine: Engine) -> str | None:
+    """The installed push certificate's fingerprint (cheap: no key is decrypted)."""
+    with reading(engine) as conn:
+        return conn.execute(
+            select(certificates.c.fingerprint)
+            .where(certificates.c.kind == PUSH_KIND, certificates.c.sealed_key.is_not(None))
+            .order_by(certificates.c.id.desc())
+            .limit(1)
+        ).scalar()
 
 
 def _iso(value: datetime | None) -> str | None:

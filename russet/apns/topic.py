@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from russet.apns.certificate import effective_push_topic
-from russet.apns.state import PushStateStore
-from russet.storage.bundle import Storage
+from russet.apns.ports import PushStores
+from russet.apns.state import push_certificate_fingerprint
 
 DEFAULT_MAX_AGE_SECONDS = 30.0
 
@@ -26,13 +26,12 @@ class PushTopic:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: PushStores,
         configured: str | None,
         max_age: float = DEFAULT_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._storage = storage
-        self._state = PushStateStore(storage.engine, storage.enrollments.open_push)
         self.configured = configured
         self.max_age = max_age
         self._clock = clock
@@ -57,7 +56,7 @@ class PushTopic:
         self._read_at = None
 
     def _refresh(self) -> None:
-        fingerprint = self._state.certificate_fingerprint()
+        fingerprint = push_certificate_fingerprint(self._storage.engine)
         if fingerprint is None:
             self._fingerprint, self._topic = None, self.configured
         elif fingerprint != self._fingerprint:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import getpass
-import socket
+import platform
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -142,7 +142,7 @@ class AuditedGroup(click.Group):
                     surface="cli",
                     action=f"cli {path}",
                     target=" ".join(words),
-                    source=socket.gethostname(),
+                    source=platform.node(),
                     outcome=outcome,
                     status=code,
                 )

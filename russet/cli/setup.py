@@ -7,10 +7,11 @@ import click
 from russet.cli.common import handles_errors
 from russet.config import Settings
 from russet.runtime import set_up
-from russet.storage.bundle import Storage
 from russet.storage.db import make_engine
 from russet.storage.rotation import rotate
 from russet.storage.secretbox import SecretBox
+from russet.wiring.sealed import SEALED_COLUMNS
+from russet.wiring.storage import Storage
 
 
 @click.command("migrate")
@@ -61,7 +62,7 @@ def secrets_rotate() -> None:
             err=True,
         )
 
-    done = rotate(settings, announce)
+    done = rotate(settings, SEALED_COLUMNS, announce)
     total = sum(done.resealed.values())
     details = ", ".join(f"{label} {n}" for label, n in done.resealed.items() if n)
     click.echo(f"re-sealed {total} secrets ({details or 'none stored yet'})", err=done.new_key is not None)

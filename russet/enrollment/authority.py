@@ -1,4 +1,6 @@
-"""Russet's built-in certificate authority and profile-signing identity.
+"""Russet's built-in certificate authority and profile-signing identity: loaded, or made on first start.
+
+The `Authority` type and the certificate kinds are `russet/pki/authority.py`'s.
 
 Created once, on first start, and kept in the certificate store with keys sealed at rest.
 Device identities are issued by the CA; check-ins are accepted only from certificates it
@@ -7,26 +9,10 @@ issued.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from russet.pki import create_ca, issue_server_signing
+from russet.pki.authority import CA_KIND, SIGNER_KIND, Authority
 from russet.storage.certificates import CertificateStore
 from russet.storage.db import NotMigrated
-
-CA_KIND = "ca"
-SIGNER_KIND = "server_signing"
-DEVICE_KIND = "device_identity"
-
-
-@dataclass(frozen=True)
-class Authority:
-    ca_certificate: x509.Certificate
-    ca_key: rsa.RSAPrivateKey
-    signer_certificate: x509.Certificate
-    signer_key: rsa.RSAPrivateKey
 
 
 def ensure_authority(

@@ -16,9 +16,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from russet.abm.profiles import ADE_ENROLLMENT_PATH
+from russet.bodylimit import DeviceRequestError, read_body
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
-from russet.mdm.errors import DeviceRequestError
-from russet.mdm.http import read_body
 
 log = logging.getLogger("russet.enrollment")
 

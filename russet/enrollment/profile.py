@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from russet.enrollment.authority import DEVICE_KIND, Authority
 from russet.kernel.errors import Invalid
 from russet.pki import issue_device_identity, pkcs12_identity, sign_attached
+from russet.pki.authority import DEVICE_KIND, Authority
 from russet.scep.challenges import ChallengeStore
 from russet.storage.certificates import CertificateStore
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from russet.abm.tables import abm_devices
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
@@ -192,6 +192,20 @@ class EnrollmentRequestLog:
         if identifiers is not None:
             found &= set(identifiers)
         return found
+
+    def issued_for_ade(self, conn: Connection, device_id: str, serial: str | None, identity_fp: str) -> bool:
+        """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this
+        device's Apple-signed MachineInfo (the only profile request that proves which device asked),
+        read in the caller's transaction: the MDM core's `AdeIdentities` port (re-enrollment)."""
+        r = enrollment_requests.c
+        match = r.udid == device_id if serial is None else (r.udid == device_id) | (r.serial_number == serial)
+        found = conn.execute(
+            select(r.id)
+            .join(scep_challenges, scep_challenges.c.challenge_hash == r.challenge_hash)
+            .where(scep_challenges.c.issued_fp == identity_fp, r.method == "ade", match)
+            .limit(1)
+        ).first()
+        return found is not None
 
     def abm_connections(self, serial: str) -> list[str]:
         """The ABM/ASM connections whose last sync lists this serial."""

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Row
 
 from russet.mdm.bootstrap import forget_bootstrap_token
 from russet.mdm.channels import Channel
+from russet.mdm.ports import AdeIdentities
 from russet.mdm.reenroll import Bound, ReenrollmentStore, takeover_allowed
 from russet.mdm.tables import command_queue, enrollments, inventory
 from russet.scep.challenges import renews
@@ -140,9 +141,12 @@ class TargetFacts:
 
 
 class EnrollmentStore:
-    def __init__(self, engine: Engine, box: SecretBox) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, ade: AdeIdentities) -> None:
+        """`ade`: which identities were issued for a device's ADE enrollment (enrollment's log),
+        for the re-enrollment rule (`russet.mdm.reenroll`)."""
         self._engine = engine
         self._box = box
+        self._ade = ade
 
     # -- check-in messages -------------------------------------------------------------------
 
@@ -211,8 +215,8 @@ class EnrollmentStore:
             raise
         return why
 
-    @staticmethod
     def _admit(
+        self,
         conn: Connection,
         device_id: str,
         bound: Bound,
@@ -226,7 +230,7 @@ class EnrollmentStore:
             if bound.forgotten_at is not None:
                 raise Forgotten("an admin forgot this device; it must enroll again with a new identity")
             return "same identity"
-        why = takeover_allowed(conn, device_id, bound, identity_fp, now)
+        why = takeover_allowed(conn, device_id, bound, identity_fp, now, self._ade)
         if why is not None:
             return why
         if policy == "open":

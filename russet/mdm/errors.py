@@ -1,24 +1,14 @@
-"""Errors a device request can end in, each with the HTTP status Apple's protocol calls for."""
+"""Errors a device request can end in, each with the HTTP status Apple's protocol calls for.
+
+The base and the two every device endpoint shares (400, 413) live beside the bounded body reader
+in `russet/bodylimit.py`; they are named here too, so the MDM core imports its errors from one place.
+"""
 
 from __future__ import annotations
 
-
-class DeviceRequestError(Exception):
-    """A request Russet refuses; `reason` goes into the response body and the log."""
-
-    status = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class BadRequest(DeviceRequestError):
-    """Malformed, oversized or incomplete input (400): the device retries, nothing is stored."""
-
-
-class PayloadTooLarge(DeviceRequestError):
-    status = 413
+from russet.bodylimit import BadRequest as BadRequest
+from russet.bodylimit import DeviceRequestError as DeviceRequestError
+from russet.bodylimit import PayloadTooLarge as PayloadTooLarge
 
 
 class Unauthenticated(DeviceRequestError):

@@ -17,10 +17,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from russet.accesslog import DEVICE, Scope, note
-from russet.bodylimit import BadContentLength, BodyTooLarge, read_limited
+from russet.bodylimit import read_body
 from russet.mdm.channels import resolve_channel
 from russet.mdm.declarative import JsonBody
-from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge, UnrecognizedDevice
+from russet.mdm.errors import DeviceRequestError, UnrecognizedDevice
 from russet.mdm.identity import IdentityVerifier
 from russet.mdm.messages import parse_plist
 from russet.mdm.service import MdmService
@@ -28,16 +28,6 @@ from russet.mdm.service import MdmService
 log = logging.getLogger("russet.mdm")
 
 CHECKIN_CONTENT_TYPE = "application/x-apple-aspen-mdm-checkin"
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused (413) as soon as it is known to exceed `limit`."""
-    try:
-        return await read_limited(request.stream(), limit, request.headers.get("content-length"))
-    except BodyTooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from None
-    except BadContentLength as exc:
-        raise BadRequest(str(exc)) from None
 
 
 # Device work is CPU-bound Python (signature checks, plists) plus short database calls: more

@@ -3,6 +3,9 @@
 The core queues commands and shows devices; waking devices is APNs's job. The core never imports
 `russet.apns` (APNs reads the core's tables, so the dependency runs the other way): it asks for
 this port, which `russet.apns.service.PushService` implements and `russet.runtime` hands in.
+Whether a new identity was issued for a device's ADE enrollment is enrollment's knowledge (its log
+of profiles handed out): `AdeIdentities`, which `russet.enrollment.tokens.EnrollmentRequestLog`
+implements.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ class DevicePushes(Protocol):
 
     def device_state(self, enrollment_id: str) -> dict[str, Any] | None:
         """The enrollment's push state (last outcome, dead token...), for `show_device`."""
+
+
+class AdeIdentities(Protocol):
+    """Which identities were issued for a device's ADE enrollment (re-enrollment's takeover rule)."""
+
+    def issued_for_ade(self, conn: Connection, device_id: str, serial: str | None, identity_fp: str) -> bool:
+        """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this
+        device's Apple-signed MachineInfo (same UDID, or serial number when known); read in the
+        caller's transaction (an Authenticate's)."""
 
 
 class DeclarativeAnswers(Protocol):

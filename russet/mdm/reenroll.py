@@ -23,10 +23,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from russet.enrollment.tables import enrollment_requests
+from russet.mdm.ports import AdeIdentities
 from russet.mdm.tables import enrollment_refusals, enrollments
 from russet.scep.challenges import renews
-from russet.scep.tables import scep_challenges
 from russet.storage.db import as_utc, reading, utcnow
 from russet.storage.tables import certificates
 
@@ -46,9 +45,10 @@ class Bound:
 
 
 def takeover_allowed(
-    conn: Connection, device_id: str, bound: Bound, new_fp: str, now: datetime
+    conn: Connection, device_id: str, bound: Bound, new_fp: str, now: datetime, ade: AdeIdentities
 ) -> str | None:
-    """Why `new_fp` may replace the device's bound identity, or None when it may not.
+    """Why `new_fp` may replace the device's bound identity, or None when it may not. `ade` says
+    whether an identity was issued for the device's ADE enrollment (enrollment's log).
 
     An admin's opening is consumed here (in the caller's transaction), so it admits one identity.
     """
@@ -66,7 +66,7 @@ def takeover_allowed(
         return "the old identity certificate expired"
     if renews(conn, new_fp, old_fp):
         return "the new identity renews the old one (SCEP)"
-    if _bound_by_challenge(conn, device_id, bound.serial_number, new_fp):
+    if ade.issued_for_ade(conn, device_id, bound.serial_number, new_fp):
         return "the identity was issued for this device's ADE enrollment"
     if bound.reenroll_until is not None and as_utc(bound.reenroll_until) > now:  # type: ignore[operator]
         opened = conn.execute(
@@ -77,20 +77,6 @@ def takeover_allowed(
         if opened.rowcount == 1:
             return "an admin opened re-enrollment"
     return None
-
-
-def _bound_by_challenge(conn: Connection, device_id: str, serial: str | None, new_fp: str) -> bool:
-    """Whether `new_fp` was bought with a SCEP challenge from a profile handed out for this device's
-    Apple-signed MachineInfo (the only profile request that proves which device asked)."""
-    r = enrollment_requests.c
-    match = r.udid == device_id if serial is None else (r.udid == device_id) | (r.serial_number == serial)
-    found = conn.execute(
-        select(r.id)
-        .join(scep_challenges, scep_challenges.c.challenge_hash == r.challenge_hash)
-        .where(scep_challenges.c.issued_fp == new_fp, r.method == "ade", match)
-        .limit(1)
-    ).first()
-    return found is not None
 
 
 class ReenrollmentStore:

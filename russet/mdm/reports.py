@@ -71,6 +71,51 @@ class DeviceReports:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    # -- by serial number (ABM's EnrolledDevices port) ------------------------------------------------
+
+    def by_serial(self, serials: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The device-channel enrollment of each serial: an enabled one first, then the latest seen."""
+        items = sorted(set(serials))
+        best: dict[str, dict[str, Any]] = {}
+        e = enrollments.c
+        with reading(self._engine) as conn:
+            for start in range(0, len(items), CHUNK):
+                rows = conn.execute(
+                    select(e.id, e.serial_number, e.enabled, e.device_name, e.os_version, e.last_seen_at)
+                    .where(e.channel == "device", e.serial_number.in_(items[start : start + CHUNK]))
+                )
+                for r in rows:
+                    candidate = {
+                        "id": r.id,
+                        "enrolled": bool(r.enabled),
+                        "device_name": r.device_name,
+                        "os_version": r.os_version,
+                        "last_seen_at": as_utc(r.last_seen_at),
+                    }
+                    current = best.get(r.serial_number)
+                    if current is None or _rank(candidate) > _rank(current):
+                        best[r.serial_number] = candidate
+        return best
+
+    def live_by_serial(self, serials: Collection[str]) -> dict[str, list[str]]:
+        """The device channel ids of each serial's enrollments that are not forgotten, in id order."""
+        items = sorted(set(serials))
+        found: dict[str, list[str]] = {}
+        e = enrollments.c
+        with reading(self._engine) as conn:
+            for start in range(0, len(items), CHUNK):
+                for device_id, serial in conn.execute(
+                    select(e.id, e.serial_number)
+                    .where(
+                        e.channel == "device",
+                        e.forgotten_at.is_(None),
+                        e.serial_number.in_(items[start : start + CHUNK]),
+                    )
+                    .order_by(e.id)
+                ):
+                    found.setdefault(serial, []).append(device_id)
+        return found
+
     def reports(self, device_ids: Collection[str]) -> dict[str, Reported]:
         """Each known enrollment's last report, by id; ids the core does not know are left out."""
         ids = list(dict.fromkeys(device_ids))
@@ -169,3 +214,7 @@ class DeviceReports:
             if wiped is not None and wiped > (after or datetime.min.replace(tzinfo=UTC)):
                 out[serial] = "the device was erased (EraseDevice)"
         return out
+
+
+def _rank(enrollment: dict[str, Any]) -> tuple[bool, datetime]:
+    return enrollment["enrolled"], enrollment["last_seen_at"] or datetime.min.replace(tzinfo=UTC)

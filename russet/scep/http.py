@@ -16,9 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from russet.enrollment.authority import Authority
-from russet.mdm.errors import BadRequest, DeviceRequestError, PayloadTooLarge
-from russet.mdm.http import read_body
+from russet.bodylimit import BadRequest, DeviceRequestError, PayloadTooLarge, read_body
+from russet.pki.authority import Authority
 from russet.scep.challenges import ChallengeStore
 from russet.scep.message import Malformed
 from russet.scep.responder import ScepResponder

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import AttributeOID
 
-from russet.enrollment.authority import DEVICE_KIND, Authority
 from russet.pki import (
     CertificateRejected,
     SignatureError,
@@ -35,6 +34,7 @@ from russet.pki import (
     validate_issued,
     verify_attached,
 )
+from russet.pki.authority import DEVICE_KIND, Authority
 from russet.scep.challenges import ChallengeRejected, ChallengeStore, RenewalRejected
 from russet.scep.envelope import open_envelope, seal_envelope
 from russet.scep.message import (

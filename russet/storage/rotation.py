@@ -1,8 +1,11 @@
 """Replacing the master key: every sealed value in every table re-sealed, in one transaction.
 
-`SEALED_COLUMNS` is the list of everything Russet seals (a test checks that every `sealed_*`
-column of the schema is in it). Each entry knows how to rebuild its value's purpose label from
-its row, exactly as the store that sealed it did.
+Each owner declares what it seals as `SealedColumn`s: the infrastructure's here
+(`INFRASTRUCTURE_SEALED`), each feature's in its `sealed.py`, beside the store that seals them;
+the composition gathers them all (`russet.wiring.sealed.SEALED_COLUMNS`, which a test checks
+against every `sealed_*` column of the schema) and hands them to `rotate`. Each entry knows how
+to rebuild its value's purpose label from its row, exactly as the store that sealed it did. This
+module knows no feature.
 
 The key file is replaced only after the transaction committed: until then `master.key` is the
 old key and `master.key.new` the new one (both 0600). A crash between the commit and the rename
@@ -20,14 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, inspect, select, update
 
-from russet.abm.tables import abm_servers
 from russet.config import Settings
-from russet.escrow.tables import escrow_secrets
-from russet.library.store import content_purpose
-from russet.library.tables import library_profile_versions
-from russet.mdm.enrollments import push_purpose
-from russet.mdm.queue import body_purpose, result_purpose
-from russet.mdm.tables import bootstrap_tokens, command_queue, commands, enrollments
 from russet.storage.db import first_start_lock, make_engine, reading, require_migrated, upsert, utcnow
 from russet.storage.secretbox import (
     KEY_FILE,
@@ -42,7 +38,6 @@ from russet.storage.secretbox import (
 )
 from russet.storage.tables import certificates
 from russet.storage.tables import settings as settings_table
-from russet.vpp.tables import vpp_locations
 
 CHECK_SETTING = "secrets.key_check"  # sealed with the current key by each rotation
 _CHECK_PLAIN = b"russet master key"
@@ -61,19 +56,10 @@ class SealedColumn:
         return f"{self.table.name}.{self.column}"
 
 
-SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+# What the infrastructure stores seal: settings' secrets and certificates' keys.
+INFRASTRUCTURE_SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(settings_table, "sealed_value", lambda r: f"settings:{r.key}"),
     SealedColumn(certificates, "sealed_key", lambda r: f"certificate-key:{r.fingerprint}"),
-    SealedColumn(enrollments, "sealed_unlock_token", lambda r: f"unlock-token:{r.device_id}"),
-    SealedColumn(enrollments, "sealed_push", lambda r: push_purpose(r.id)),
-    SealedColumn(bootstrap_tokens, "sealed_token", lambda r: f"bootstrap-token:{r.device_id}"),
-    SealedColumn(abm_servers, "sealed_key", lambda r: f"abm-key:{r.name}"),
-    SealedColumn(abm_servers, "sealed_token", lambda r: f"abm-token:{r.name}"),
-    SealedColumn(vpp_locations, "sealed_token", lambda r: f"vpp-token:{r.name}"),
-    SealedColumn(commands, "body_template", lambda r: body_purpose(r.id), may_be_clear=True),
-    SealedColumn(command_queue, "result", lambda r: result_purpose(r.command_uuid), may_be_clear=True),
-    SealedColumn(escrow_secrets, "sealed_secret", lambda r: f"escrow:{r.device_id}:{r.kind}"),
-    SealedColumn(library_profile_versions, "sealed_content", lambda r: content_purpose(r.content_sha256)),
 )
 
 
@@ -99,10 +85,13 @@ def _rows(conn: Connection, col: SealedColumn) -> Iterator[Sequence[Any]]:
         last = getattr(rows[-1], pk.name)
 
 
-def reseal(conn: Connection, old: SecretBox, new: SecretBox) -> dict[str, int]:
-    """Open every sealed value with `old` and seal it with `new`, in the caller's transaction."""
+def reseal(
+    conn: Connection, old: SecretBox, new: SecretBox, columns: Sequence[SealedColumn]
+) -> dict[str, int]:
+    """Open every sealed value of `columns` with `old` and seal it with `new`, in the caller's
+    transaction."""
     counts: dict[str, int] = {}
-    for col in SEALED_COLUMNS:
+    for col in columns:
         (pk,) = col.table.primary_key.columns
         stmt = update(col.table).where(pk == bindparam("b_pk")).values({col.column: bindparam("b_value")})
         count = 0
@@ -143,10 +132,13 @@ def _replace_key_file(new_path: Path, key_path: Path) -> None:
         os.close(fd)
 
 
-def rotate(settings: Settings, announce: Callable[[str], None] | None = None) -> Rotation:
-    """Re-seal everything under a fresh master key. Servers must be stopped: they hold the old
-    key. With RUSSET_MASTER_KEY the new key is handed to `announce` before the transaction (so
-    it cannot be lost to a crash after it), and the admin puts it in the environment."""
+def rotate(
+    settings: Settings, columns: Sequence[SealedColumn], announce: Callable[[str], None] | None = None
+) -> Rotation:
+    """Re-seal everything in `columns` (every sealed column: `russet.wiring.sealed.SEALED_COLUMNS`)
+    under a fresh master key. Servers must be stopped: they hold the old key. With
+    RUSSET_MASTER_KEY the new key is handed to `announce` before the transaction (so it cannot be
+    lost to a crash after it), and the admin puts it in the environment."""
     key = new_key()
     new = SecretBox(key)
     engine = make_engine(settings.database_url)
@@ -164,7 +156,7 @@ def rotate(settings: Settings, announce: Callable[[str], None] | None = None) ->
                 write_private(new_path, encode_key(key).encode())
             try:
                 with engine.begin() as conn:
-                    counts = reseal(conn, old, new)
+                    counts = reseal(conn, old, new, columns)
                     _write_check(conn, new)
             except BaseException:
                 if not from_env:

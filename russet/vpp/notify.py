@@ -18,9 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from russet.bodylimit import DeviceRequestError, read_body
 from russet.kernel.errors import Invalid, Refused, RussetError, Unavailable
-from russet.mdm.errors import DeviceRequestError
-from russet.mdm.http import read_body
 from russet.vpp.records import MAX_NOTIFICATION_BYTES as MAX_BODY
 
 if TYPE_CHECKING:  # only the type: the runtime hands the service in

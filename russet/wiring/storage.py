@@ -1,10 +1,9 @@
-"""`Storage`: the stores the runtime hands around as one, over one engine.
+"""`Storage`: the stores the composition root opens over one engine and hands around.
 
 It bundles the infrastructure stores of `russet.storage` (settings, certificates, API keys) with
 stores that features own (the MDM core's enrollments, queue and bootstrap tokens, SCEP's
-challenges). It is a module of its own, not `russet/storage/__init__.py`, so that importing any
-`russet.storage` module (the engine, the secret box) does not import every feature's store: a
-feature's store importing `russet.storage.db` would otherwise import itself back half-made.
+challenges), so it belongs to the composition layer: services are given the stores they use from
+it (APNs takes it as its `PushStores`: engine, settings, certificates), never import it.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from russet.commands.secrets import is_secret
+from russet.enrollment.tokens import EnrollmentRequestLog
 from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.enrollments import EnrollmentStore
 from russet.mdm.queue import CommandQueue, InventoryHook
@@ -44,7 +44,8 @@ class Storage:
             settings=SettingsStore(engine, box),
             certificates=CertificateStore(engine, box),
             challenges=ChallengeStore(engine),
-            enrollments=EnrollmentStore(engine, box),
+            # re-enrollment asks enrollment's log which identities were issued for a device's ADE
+            enrollments=EnrollmentStore(engine, box, EnrollmentRequestLog(engine)),
             queue=CommandQueue(engine, max_attempts, inventory_hook, box=box, is_secret=is_secret),
             api_keys=ApiKeyStore(engine),
             bootstrap=BootstrapTokenStore(engine, box),
