@@ -22,8 +22,12 @@ from russet.metrics.requests import UNMATCHED
 from russet.runtime import Russet
 from simulators.apns import ApnsSimulator, FakeAppleCA
 from simulators.device import SimDevice
+from tests.abm_support import connect as abm_connect
+from tests.abm_support import simulated as abm_simulated
 from tests.conftest import PUBLIC_URL
 from tests.test_apns_push import FAST, enqueue, enroll, install_certificate
+from tests.vpp_support import add as vpp_add
+from tests.vpp_support import simulated as vpp_simulated
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -208,3 +212,29 @@ def test_credential_expiry_and_a_failing_database_read() -> None:
 
     failing = FleetCollector(FleetSources(fleet=broken, expiries=lambda: []))
     assert [(f.name, [s.value for s in f.samples]) for f in failing.collect()] == [("russet_fleet_up", [0])]
+
+
+def expected_days(iso: str) -> float:
+    return (datetime.fromisoformat(iso) - datetime.now(UTC)) / timedelta(days=1)
+
+
+def test_apps_and_books_and_abm_calls_and_token_expiry(tmp_path: Path, settings: Settings) -> None:
+    metered_settings = replace(settings, metrics=True, access_log="off")
+    with vpp_simulated(tmp_path, metered_settings) as (_, russet, token):
+        client = TestClient(create_app(russet), base_url=PUBLIC_URL)
+        auditor = {"Authorization": f"Bearer {russet.storage.api_keys.create('scraper', role='auditor')}"}
+        vpp_add(russet, token)
+        text, samples = scrape(client, auditor)
+        assert value(samples, "russet_apple_calls_total", service="vpp", status="200") >= 1
+        days = value(samples, "russet_credential_expiry_days", service="vpp", connection="main")
+        assert days == pytest.approx(expected_days(russet.vpp.show("main")["token_expires_at"]), abs=0.01)
+        assert token not in text
+    with abm_simulated(tmp_path / "abm", metered_settings) as (sim, russet):
+        client = TestClient(create_app(russet), base_url=PUBLIC_URL)
+        auditor = {"Authorization": f"Bearer {russet.storage.api_keys.create('scraper-abm', role='auditor')}"}
+        abm_connect(russet, sim)
+        _, samples = scrape(client, auditor)
+        assert value(samples, "russet_apple_calls_total", service="abm", status="200") >= 1
+        days = value(samples, "russet_credential_expiry_days", service="abm", connection="main")
+        shown = russet.abm.show("main")["access_token_expiry"]
+        assert days == pytest.approx(expected_days(shown), abs=0.01) and days > 0
