@@ -5,6 +5,9 @@ counted as the gateway and the pusher report them, credential expiry; on SQLite 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -238,3 +241,40 @@ def test_apps_and_books_and_abm_calls_and_token_expiry(tmp_path: Path, settings:
         days = value(samples, "russet_credential_expiry_days", service="abm", connection="main")
         shown = russet.abm.show("main")["access_token_expiry"]
         assert days == pytest.approx(expected_days(shown), abs=0.01) and days > 0
+
+
+MULTIPROCESS_SCRIPT = """
+import sys
+from russet.metrics.fleet import FleetSources
+from russet.metrics.registry import Metrics
+
+metrics = Metrics(FleetSources(fleet=lambda: (0, {}), expiries=lambda: []))
+if sys.argv[1] == "count":
+    metrics.apple_call("abm", 200)
+else:
+    sys.stdout.write(metrics.render()[0].decode())
+"""
+
+
+def test_with_prometheus_multiproc_dir_a_scrape_sums_every_worker(tmp_path: Path) -> None:
+    """Two worker processes count, a third (any worker answering the scrape) shows their sum."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    root = Path(__file__).resolve().parents[1]  # this checkout's russet, first on the path
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT, "count"], env=env, cwd=root, check=True)
+    shown = subprocess.run(
+        [sys.executable, "-c", MULTIPROCESS_SCRIPT, "render"],
+        env=env,
+        cwd=root,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(shown)
+        for s in family.samples
+    }
+    assert value(samples, "russet_apple_calls_total", service="abm", status="200") == 2
+    assert value(samples, "russet_fleet_up") == 1  # the gauges once, read by the answering worker
