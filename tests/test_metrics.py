@@ -5,7 +5,9 @@ counted as the gateway and the pusher report them, credential expiry; on SQLite 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from russet.app import create_app
 from russet.config import ConfigError, Settings
+from russet.metrics import Metrics
 from russet.metrics.fleet import FleetCollector, FleetSources
 from russet.metrics.requests import UNMATCHED
 from russet.runtime import Russet
@@ -278,3 +281,30 @@ def test_with_prometheus_multiproc_dir_a_scrape_sums_every_worker(tmp_path: Path
     }
     assert value(samples, "russet_apple_calls_total", service="abm", status="200") == 2
     assert value(samples, "russet_fleet_up") == 1  # the gauges once, read by the answering worker
+
+
+def test_the_grafana_dashboard_uses_the_metrics_russet_exposes() -> None:
+    path = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    soon = datetime.now(UTC) + timedelta(days=20)
+    sources = FleetSources(fleet=lambda: (1, {"queued": 1}), expiries=lambda: [("apns", "default", soon)])
+    metrics = Metrics(sources)
+    metrics.requests.labels("/mdm/connect", "PUT", "200").inc()
+    metrics.latency.labels("/mdm/connect", "PUT").observe(0.001)
+    metrics.apple_call("apns", 200)
+    metrics.pushes.labels("delivered").inc()
+    exposed = {
+        s.name
+        for family in text_string_to_metric_families(metrics.render()[0].decode())
+        for s in family.samples
+    }
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"russet_[a-z_]+", target["expr"])
+    }
+    assert dashboard["title"] == "Russet" and len(dashboard["panels"]) >= 10
+    assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(dashboard["panels"]) + 1))
+    assert used and used <= exposed, used - exposed
+    assert "russet_credential_expiry_days" in used and "russet_command_queue_depth" in used
