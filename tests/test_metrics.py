@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -308,3 +309,33 @@ def test_the_grafana_dashboard_uses_the_metrics_russet_exposes() -> None:
     assert {p["id"] for p in dashboard["panels"]} == set(range(1, len(dashboard["panels"]) + 1))
     assert used and used <= exposed, used - exposed
     assert "russet_credential_expiry_days" in used and "russet_command_queue_depth" in used
+
+
+def test_the_middleware_counts_failures_as_500_and_odd_methods_as_other() -> None:
+    metrics = Metrics(FleetSources(fleet=lambda: (0, {}), expiries=lambda: []))
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = type("Route", (), {"path": "/api/v1/boom/{id}"})()
+        raise RuntimeError("boom")
+
+    async def unrouted(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            failed = {"type": "http", "method": "GET", "path": "/x/1"}
+            await metrics.middleware(failing)(failed, receive, send)
+        brewing = {"type": "http", "method": "BREW", "path": "/pot"}
+        await metrics.middleware(unrouted)(brewing, receive, send)
+
+    asyncio.run(main())
+    counted = metrics.requests.collect()[0].samples
+    got = {(s.labels["route"], s.labels["method"], s.labels["status"]) for s in counted if "_total" in s.name}
+    assert got == {("/api/v1/boom/{id}", "GET", "500"), (UNMATCHED, "other", "404")}
