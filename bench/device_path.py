@@ -105,7 +105,7 @@ async def _round_trips(russet: Russet, app: Any, sims: list[SimDevice], repeats:
     return best * 1000
 
 
-def measure(backend: str, devices: int, rounds: int, repeats: int) -> None:
+def measure(backend: str, devices: int, rounds: int, repeats: int, metrics: bool = False) -> None:
     with fresh_database(backend) as url, tempfile.TemporaryDirectory() as data:
         settings = Settings.from_env(
             {
@@ -114,6 +114,7 @@ def measure(backend: str, devices: int, rounds: int, repeats: int) -> None:
                 "RUSSET_PUBLIC_URL": PUBLIC_URL,
                 "RUSSET_PUSH_TOPIC": TOPIC,
                 "RUSSET_ACCESS_LOG": "off",
+                "RUSSET_METRICS": "on" if metrics else "off",
             }
         )
         russet = Russet.open(settings)
@@ -168,11 +169,12 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--metrics", action="store_true", help="with RUSSET_METRICS=on (its middleware)")
     args = parser.parse_args()
     os.environ.setdefault("RUSSET_ACCESS_LOG", "off")
     print(f"load average before: {load_average()}")
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
-        measure(backend, args.devices, args.rounds, args.repeats)
+        measure(backend, args.devices, args.rounds, args.repeats, args.metrics)
     print(f"load average after: {load_average()}")
 
 

@@ -26,6 +26,7 @@ from russet.declarative.http import data_routes
 from russet.enrollment.http import enrollment_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
+from russet.metrics import Metrics
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
 from russet.vpp.notify import vpp_routes
@@ -74,7 +75,11 @@ def create_app(russet: Russet) -> ASGIApp:
         *data_routes(russet.declarations),
     ]
     # Admin bodies: see bodylimit.ADMIN_LIMITS; actions that change something: the audit log.
-    front = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access)))
+    front: ASGIApp = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access)))
+    if settings.metrics:  # off: not installed, /metrics answers 404
+        metrics = Metrics.for_russet(russet)
+        app.state.metrics = metrics
+        front = metrics.middleware(front)  # inside the access log: both see every request
     capabilities = (APP_DOWNLOAD_TOKEN, DATA_URL_TOKEN)  # bearer tokens in paths, never logged
     return access_logged(front, settings.access_log, settings.access_log_format, capabilities)
 

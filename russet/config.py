@@ -136,6 +136,8 @@ class Settings:
     # One line per HTTP request (russet.accesslog): off | stderr | a file path; text | json.
     access_log: str = "stderr"
     access_log_format: str = "text"
+    # Prometheus metrics at /metrics (russet.metrics), for an API key of any role: off unless on.
+    metrics: bool = False
     # The audit log's rows are kept this long (then removed by the audit.retention task, anchored).
     audit_retention_days: int = 730
     # Console single sign-on over OpenID Connect: off unless the discovery URL is set.
@@ -197,6 +199,7 @@ class Settings:
             reenroll_policy=_choice(env, "RUSSET_REENROLL_POLICY", ("strict", "open")),
             access_log=_access_log(env, "RUSSET_ACCESS_LOG"),
             access_log_format=_choice(env, "RUSSET_ACCESS_LOG_FORMAT", ("text", "json")),
+            metrics=_choice(env, "RUSSET_METRICS", ("off", "on")) == "on",
             audit_retention_days=_int(env, "RUSSET_AUDIT_RETENTION_DAYS", 730),
             **_oidc(env, public_url),
         )

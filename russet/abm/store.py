@@ -154,6 +154,7 @@ class AbmSerials:
 class AbmStore(ConnectionRows):
     service = "abm"
     table = abm_servers
+    expiry_column = "access_token_expiry"
 
     # -- servers: key pair and token ----------------------------------------------------------
 

@@ -23,6 +23,7 @@ from russet.api.enrollment import router as enrollment_router
 from russet.api.escrow import router as escrow_router
 from russet.api.groups import router as groups_router
 from russet.api.ledger import router as ledger_router
+from russet.api.metrics import router as metrics_router
 from russet.api.models import document_errors
 from russet.api.profiles import router as profiles_router
 from russet.api.push import router as push_router
@@ -58,6 +59,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     declarations_router,
     escrow_router,
     audit_router,
+    metrics_router,  # /metrics, outside /api/v1 where scrapers look; when RUSSET_METRICS=on
 )
 PUBLIC_PATHS = frozenset({"/api/v1/health"})  # no caller, no role
 

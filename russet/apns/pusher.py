@@ -26,7 +26,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +59,9 @@ _NOT_ENROLLED = "the enrollment is not active (checked out or re-enrolling)"
 _NO_TOKEN = "no push token yet (TokenUpdate)"
 _DEAD = "APNs said the token is dead; waiting for a TokenUpdate"
 PRODUCTION_URL = "https://api.push.apple.com"
+# Told of each batch's outcomes (delivered, token_dead, retrying, failed, stopped, no_token, ...),
+# as they are decided; metrics count pushes by result this way. Must be cheap and not raise.
+OutcomeObserver = Callable[[Sequence[Outcome]], None]
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
 
 
@@ -108,6 +111,15 @@ class Pusher:
         self._wake: asyncio.Event | None = None
         self.pushed = 0  # pushes sent by this process (for benchmarks and logs)
         self.stops = 0  # times APNs refused the certificate, seen by this process
+        self._observers: list[OutcomeObserver] = []
+
+    def observe(self, observer: OutcomeObserver) -> None:
+        """Tell `observer` of every push outcome from now on."""
+        self._observers.append(observer)
+
+    def _decided(self, outcomes: Sequence[Outcome]) -> None:
+        for observer in self._observers:
+            observer(outcomes)
 
     # -- readiness: certificate, stop flag, connection -------------------------------------------
 
@@ -203,6 +215,15 @@ class Pusher:
         return outcomes
 
     async def _send(self, targets: Sequence[Target], ready: Readiness) -> tuple[datetime, list[Outcome]]:
+        """`_send_batch`, its outcomes told to the observers."""
+        now, outcomes = await self._send_batch(targets, ready)
+        if self._observers:
+            self._decided(outcomes)
+        return now, outcomes
+
+    async def _send_batch(
+        self, targets: Sequence[Target], ready: Readiness
+    ) -> tuple[datetime, list[Outcome]]:
         """Push `targets` (already claimed) and record them in the ledger; returns the outcomes
         for the caller to store.
 

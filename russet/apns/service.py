@@ -8,6 +8,7 @@ port (russet.mdm.ports) to ask for pushes when it queues commands or forgets a d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from russet.apns.certificate import DEFAULT_CSR_NAME, ImportResult, create_push_
 from russet.apns.certificate import push_status as certificate_status
 from russet.apns.ports import KnownDevices, PushStores
 from russet.apns.pusher import CONNECTION, SERVICE, Pusher
-from russet.apns.state import request_pushes
+from russet.apns.state import push_certificate_not_after, request_pushes
 from russet.apns.topic import PushTopic
 from russet.apple.connections import ConnectionRegistry
 from russet.kernel.errors import Invalid, NotFound
@@ -83,6 +84,10 @@ class PushService:
     def push_status(self) -> dict[str, Any]:
         """Certificate (topic, expiry, warning), whether pushing runs or why not, counts by outcome."""
         return self._pusher.status()
+
+    def certificate_expiry(self) -> datetime | None:
+        """When the installed push certificate expires (None: none installed); cheap, for metrics."""
+        return push_certificate_not_after(self._storage.engine)
 
     def certificate_status(self) -> dict[str, Any]:
         """The installed push certificate: topic, expiry, days left, a warning from 30 days out."""

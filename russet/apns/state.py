@@ -503,3 +503,15 @@ def push_certificate_fingerprint(engine: Engine) -> str | None:
 def _iso(value: datetime | None) -> str | None:
     value = as_utc(value)
     return None if value is None else value.isoformat()
+
+
+def push_certificate_not_after(engine: Engine) -> datetime | None:
+    """When the installed push certificate expires (its row's copy: no key is decrypted)."""
+    with reading(engine) as conn:
+        found = conn.execute(
+            select(certificates.c.not_after)
+            .where(certificates.c.kind == PUSH_KIND, certificates.c.sealed_key.is_not(None))
+            .order_by(certificates.c.id.desc())
+            .limit(1)
+        ).scalar()
+    return as_utc(found)

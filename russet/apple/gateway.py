@@ -15,7 +15,7 @@ import os
 import random
 import ssl
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +64,10 @@ Attempt = tuple[
 ]
 
 
+# Told of every attempt at a call to Apple: its service and Apple's status (None: no answer).
+# Observers run on the caller's path (the push path among them): they must be cheap and not raise.
+CallObserver = Callable[[str, int | None], None]
+
 _UNSEEN: Any = object()
 
 
@@ -90,6 +94,16 @@ class AppleGateway:
         self._backoff = backoff
         self._clients: dict[tuple[str, str, str, bool], httpx.AsyncClient] = {}
         self._h2: dict[tuple[str, str, str], tuple[str, H2Client]] = {}
+        self._observers: list[CallObserver] = []
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell `observer` of every attempt from now on (metrics count Apple calls this way, so
+        the gateway knows nothing of how they are counted)."""
+        self._observers.append(observer)
+
+    def _attempted(self, service: str, status: int | None) -> None:
+        for observer in self._observers:
+            observer(service, status)
 
     # -- TLS ------------------------------------------------------------------------------------
 
@@ -230,7 +244,10 @@ class AppleGateway:
         cells: list[LedgerCells] = []
         append = cells.append
         per_attempt = list(zip(fields, sent_types, strict=True))
+        observers = self._observers
         for subject, values, status, request_id, received in attempts:
+            for observer in observers:
+                observer(service, status)
             subject_fp = remembered(subject)
             for (name, subject_type), value in zip(per_attempt, values, strict=True):
                 append(("sent", name, subject_type, subject_fp, remembered(value), status, request_id))
@@ -295,6 +312,7 @@ class AppleGateway:
                 )
             except httpx.TransportError as exc:
                 self.record(call, None, None)
+                self._attempted(call.service, None)
                 if attempt == attempts:
                     raise AppleUnavailable(
                         f"{call.service} {call.endpoint}: {type(exc).__name__}: {exc}"
@@ -302,6 +320,7 @@ class AppleGateway:
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
             self.record(call, response.status_code, _request_id(response.headers))
+            self._attempted(call.service, response.status_code)
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
                 continue

@@ -110,6 +110,11 @@ class DeviceService:
             "next": rows[-1]["id"] if len(rows) == limit else None,
         }
 
+    def fleet_counts(self) -> tuple[int, dict[str, int]]:
+        """Devices enrolled now, and deliveries of commands by status (queued, sent, notnow,
+        acknowledged, ...): two aggregate queries, read by the metrics at each scrape."""
+        return self._enrollments.enrolled_count(), self._queue.counts_by_status()
+
     def show_device(self, device_id: str) -> dict[str, Any]:
         """A device or user channel: enrollment and push state, inventory, its user channels."""
         row = self._enrollments.get(device_id)

@@ -424,6 +424,13 @@ class EnrollmentStore:
         with reading(self._engine) as conn:
             return conn.execute(select(func.count()).where(enrollments.c.channel == channel)).scalar_one()
 
+    def enrolled_count(self) -> int:
+        """Devices enrolled now (device channels that are enabled), for the metrics."""
+        e = enrollments.c
+        with reading(self._engine) as conn:
+            query = select(func.count()).where(e.channel == "device", e.enabled.is_(True))
+            return conn.execute(query).scalar_one()
+
     def existing(self, ids: list[str]) -> set[str]:
         with reading(self._engine) as conn:
             return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())

@@ -103,6 +103,7 @@ def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any], keys: l
 class VppStore(ConnectionRows):
     service = "vpp"
     table = vpp_locations
+    expiry_column = "token_expires_at"
 
     # -- locations ------------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from russet.apple.connection.errors import AppleConnectionError, AppleUnreachable, ConnectionConflict
+from russet.apple.connection.tokens import ConnectionRows
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry, Disconnected
 from russet.apple.gateway import AppleGateway, AppleUnavailable
 from russet.kernel.tasks import PeriodicTask
 
-StoreT = TypeVar("StoreT")
+StoreT = TypeVar("StoreT", bound=ConnectionRows)
 # A connection name: it appears in URLs, CLI arguments and messages.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -129,6 +130,10 @@ class ConnectionService(Generic[StoreT]):
 
     def _summary(self, name: str, registry: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def token_expiries(self) -> dict[str, datetime | None]:
+        """When each connection's token expires (for the metrics' expiry gauges)."""
+        return self.store.token_expiries()
 
     def _summaries(self, names: list[str]) -> list[dict[str, Any]]:
         return summaries(self._connections, names, self._summary)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, Table, select
 
 from russet.apple.tables import apple_connections
-from russet.storage.db import reading
+from russet.storage.db import as_utc, reading
 from russet.storage.secretbox import SecretBox
 
 
@@ -23,6 +23,7 @@ class ConnectionRows:
 
     service: str  # "abm" | "vpp": the registry's name for the feature
     table: Table  # the feature's connection table, keyed by `name`, with `sealed_token`
+    expiry_column: str  # the column holding when the token (as Apple said) expires
 
     def __init__(self, engine: Engine, box: SecretBox) -> None:
         self._engine = engine
@@ -43,6 +44,14 @@ class ConnectionRows:
         )
         with reading(self._engine) as conn:
             return list(conn.execute(query).scalars())
+
+    def token_expiries(self) -> dict[str, datetime | None]:
+        """When each connection's token expires (None: not said), for connections holding one: one
+        query over the connection table, cheap enough for every metrics scrape."""
+        t = self.table.c
+        query = select(t.name, t[self.expiry_column]).where(t.sealed_token.is_not(None)).order_by(t.name)
+        with reading(self._engine) as conn:
+            return {name: as_utc(expiry) for name, expiry in conn.execute(query)}
 
     def registry_status(self, conn: Connection, name: str) -> str | None:
         """The registry's status of the connection, read in the caller's transaction."""
