@@ -707,17 +707,15 @@ def test_disconnect_with_purge_destroys_credentials_and_push_data(
         "apns_push": push_rows,
         "enrollments.push_token": tokens,
         "enrollments.push_magic": magics,
+        "certificates": 1,  # the push certificate row itself (issue #16: it used to stay)
+        "apple_connections": 1,
     }
+    assert receipt["tables"]["certificates"] == {"before": 1, "after": 0}
+    assert receipt["tables"]["enrollments.sealed_push"] == {"before": 3, "after": 0}
+    assert all(counts["after"] == 0 for counts in receipt["tables"].values())
     assert any("identity.apple.com/pushcert" in step for step in receipt["remaining_on_apple_side"])
     with engine.connect() as conn:
-        assert (
-            conn.execute(
-                select(func.count()).where(
-                    certificates.c.kind == "apns_push", certificates.c.sealed_key.is_not(None)
-                )
-            ).scalar_one()
-            == 0
-        )
+        assert conn.execute(select(func.count()).where(certificates.c.kind == "apns_push")).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(apns_push)).scalar_one() == 0
         assert (
             conn.execute(select(func.count()).where(enrollments.c.sealed_push.is_not(None))).scalar_one() == 0
