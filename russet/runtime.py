@@ -529,6 +529,15 @@ class Russet:
                 "prune the ledger past retention, expired SCEP challenges, sign-in "
                 "failures, check-in signatures and old re-enrollment refusals",
             ),
+            PeriodicTask(
+                "apple.purge_sweep",
+                ConnectionRegistry.SWEEP_SECONDS,
+                self.connections.sweep_after_purge,
+                once_across_nodes=True,
+                first_delay=ConnectionRegistry.SWEEP_SECONDS,
+                description="delete ledger rows other processes wrote for a connection after it "
+                "was purged (buffered or in flight at the time)",
+            ),
             *self.abm.tasks(),
             *self.vpp.tasks(),
             *self.push.tasks(),

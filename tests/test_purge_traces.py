@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from russet.app import create_app
 from russet.apple.receipts import ReceiptSeal
+from russet.apple.tables import ledger
 from russet.config import Settings
 from russet.kernel.errors import Invalid
 from russet.pki.authority import Authority
@@ -130,3 +132,46 @@ def test_receipt_signature_verifies_and_tampering_is_refused(
     refused = invoke("ledger", "verify-receipt", str(bad))
     assert refused.exit_code == 1
     assert refused.output.strip().splitlines() == ["Error: the receipt was changed after it was signed"]
+
+
+def _late_row(russet: Russet, connection: str, at: datetime) -> None:
+    """A ledger row as another process writes it when it flushes its buffer."""
+    with russet.storage.engine.begin() as conn:
+        conn.execute(
+            insert(ledger).values(
+                at=at,
+                service="vpp",
+                connection=connection,
+                endpoint="GET /assets",
+                direction="received",
+                field="adamId",
+                subject_type="asset",
+                purpose="tests",
+            )
+        )
+
+
+def _ledger_rows(russet: Russet, connection: str) -> int:
+    query = select(func.count()).select_from(ledger).where(ledger.c.connection == connection)
+    with reading(russet.storage.engine) as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def test_ledger_rows_written_after_the_purge_by_another_process_are_swept(
+    location: tuple[VppSimulator, Russet, TestClient],
+) -> None:
+    _, russet, _ = location
+    receipt = russet.ledger_admin.disconnect("vpp", "main", purge=True)
+    purged_at = datetime.fromisoformat(receipt["at"])
+    _late_row(russet, "main", purged_at - timedelta(seconds=1))  # buffered elsewhere, flushed late
+    _late_row(russet, "main", purged_at + timedelta(seconds=5))  # an exchange that was in flight
+    _late_row(russet, "other", purged_at)  # another location's: kept
+    assert _ledger_rows(russet, "main") == 2
+    [task] = [t for t in russet.tasks() if t.name == "apple.purge_sweep"]
+    assert task.run() == 2
+    assert _ledger_rows(russet, "main") == 0 and _ledger_rows(russet, "other") == 1
+    # Set up again under the same name: its rows are its own, never swept.
+    with russet.storage.engine.begin() as conn:
+        russet.connections.connect(conn, "vpp", "main")
+    _late_row(russet, "main", purged_at)
+    assert task.run() == 0 and _ledger_rows(russet, "main") == 1

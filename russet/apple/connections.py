@@ -107,6 +107,12 @@ def _registry_rows(
 class ConnectionRegistry:
     # Other processes learn of a disconnect within this many seconds; this one at once.
     REFRESH_SECONDS = 1.0
+    # Another process may write a purged connection's ledger rows after the purge: rows it still
+    # had buffered (flushed every half second, kept and retried when a write fails), or an
+    # exchange that was in flight. The sweep deletes those written this long before or after it.
+    LATE_BEFORE = timedelta(minutes=10)
+    LATE_AFTER = timedelta(minutes=2)
+    SWEEP_SECONDS = 60.0
 
     def __init__(
         self,
@@ -296,6 +302,41 @@ class ConnectionRegistry:
             if ids:
                 conn.execute(delete(table).where(where))
                 removed[table.name] = ids
+        return removed
+
+    def sweep_after_purge(self, now: datetime | None = None) -> int:
+        """Delete the ledger rows other processes wrote for a purged connection after its purge
+        (see LATE_BEFORE); skipped for a connection set up again under the same name. Returns
+        how many. The `apple.purge_sweep` task runs it every minute."""
+        now = now or utcnow()
+        since = now - self.LATE_BEFORE - self.LATE_AFTER - timedelta(seconds=self.SWEEP_SECONDS * 5)
+        removed = 0
+        with self._engine.begin() as conn:
+            recent = conn.execute(
+                select(purge_receipts.c.service, purge_receipts.c.connection, purge_receipts.c.at).where(
+                    purge_receipts.c.at >= since,
+                    purge_receipts.c.receipt.like('%"purged": true%'),
+                )
+            ).all()
+            for service, name, at in recent:
+                again = conn.execute(
+                    select(apple_connections.c.id).where(
+                        apple_connections.c.service == service, apple_connections.c.name == name
+                    )
+                ).first()
+                if again is not None:
+                    continue
+                purged_at = as_utc(at)
+                if purged_at is None:
+                    continue
+                removed += conn.execute(
+                    delete(ledger).where(
+                        ledger.c.at >= purged_at - self.LATE_BEFORE,
+                        ledger.c.at <= purged_at + self.LATE_AFTER,
+                        ledger.c.service == service,
+                        ledger.c.connection == name,
+                    )
+                ).rowcount
         return removed
 
     def verify_receipt(self, receipt: Any) -> dict[str, Any]:
