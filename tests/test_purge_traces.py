@@ -98,8 +98,12 @@ def test_receipt_signature_verifies_and_tampering_is_refused(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, russet, _ = location
-    receipt = russet.ledger_admin.disconnect("vpp", "main", purge=True)
+    _, russet, client = location
+    headers = {"Authorization": f"Bearer {russet.storage.api_keys.create('tests')}"}
+    answer = client.post("/api/v1/connections/vpp/main/disconnect", headers=headers, json={"purge": True})
+    assert answer.status_code == 200, answer.text
+    receipt = answer.json()
+    assert receipt["signature"] and russet.ledger_admin.receipts() == [receipt]
     verify = russet.ledger_admin.verify_receipt
     assert verify(json.dumps(receipt, indent=2).encode()) == receipt  # spelling does not matter
 
@@ -123,15 +127,23 @@ def test_receipt_signature_verifies_and_tampering_is_refused(
     with pytest.raises(Invalid, match="not signed under this Russet's CA"):
         verify(json.dumps(foreign))
 
+    checked = client.post("/api/v1/connections/receipts/verify", headers=headers, json={"receipt": receipt})
+    assert checked.status_code == 200 and checked.json()["intact"] is True
+    refused = client.post(
+        "/api/v1/connections/receipts/verify", headers=headers, json={"receipt": json.loads(tampered(at="x"))}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "the receipt was changed after it was signed"
+
     invoke = cli_invoker(settings, monkeypatch)
     good, bad = tmp_path / "receipt.json", tmp_path / "tampered.json"
     good.write_text(json.dumps(receipt))
     bad.write_text(tampered(connection="other"))
     ok = invoke("ledger", "verify-receipt", str(good))
     assert ok.exit_code == 0 and ok.output.startswith("receipt intact: vpp 'main'"), ok.output
-    refused = invoke("ledger", "verify-receipt", str(bad))
-    assert refused.exit_code == 1
-    assert refused.output.strip().splitlines() == ["Error: the receipt was changed after it was signed"]
+    cli_refused = invoke("ledger", "verify-receipt", str(bad))
+    assert cli_refused.exit_code == 1
+    assert cli_refused.output.strip().splitlines() == ["Error: the receipt was changed after it was signed"]
 
 
 def _late_row(russet: Russet, connection: str, at: datetime) -> None:

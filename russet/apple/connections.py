@@ -376,6 +376,8 @@ def _receipt(
         # Proves what was deleted without keeping it: the SHA-256 of the sorted "table:id" list.
         "deleted_ids_sha256": hashlib.sha256("\n".join(everything).encode()).hexdigest(),
         "remaining_on_apple_side": apple_side,
+        # Not the connection's data but the record of who did what: hash-chained, never edited.
+        "kept": "the audit log keeps admins' actions on the connection, with their targets as typed",
         "ledger": (
             "the connection's ledger rows (fingerprints and counts) are deleted with it; this receipt "
             "keeps only counts"
