@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
 from russet.app import create_app
+from russet.apple.connections import ConnectionRefused, ConnectionRegistry, ServiceHooks
 from russet.apple.receipts import ReceiptSeal
 from russet.apple.tables import ledger
 from russet.config import Settings
@@ -187,3 +188,29 @@ def test_ledger_rows_written_after_the_purge_by_another_process_are_swept(
         russet.connections.connect(conn, "vpp", "main")
     _late_row(russet, "main", purged_at)
     assert task.run() == 0 and _ledger_rows(russet, "main") == 1
+
+
+def test_a_purge_that_would_leave_rows_is_refused_and_rolled_back(russet: Russet) -> None:
+    """A service whose purge misses a row: nothing is deleted, the connection stays, no receipt."""
+    left = {"rows": 1}
+    hooks = ServiceHooks(
+        service="vpp",
+        destroy_credentials=lambda conn, name: {},
+        purge=lambda conn, name: {},
+        apple_side=lambda name: [],
+        traces=lambda conn, name: {"vpp_assets": left["rows"]},
+    )
+    registry = ConnectionRegistry(russet.storage.engine, [hooks])
+    with russet.storage.engine.begin() as conn:
+        registry.connect(conn, "vpp", "north")
+    with pytest.raises(ConnectionRefused, match=r"would leave rows in vpp_assets \(1\); nothing was deleted"):
+        registry.disconnect("vpp", "north", purge=True)
+    assert [(c["name"], c["status"]) for c in registry.all()] == [("north", "active")]
+    assert registry.is_active("vpp", "north")  # the gateway lets its traffic through again
+    assert registry.receipts() == []
+    left["rows"] = 0
+    assert registry.disconnect("vpp", "north", purge=True)["tables"]["vpp_assets"] == {
+        "before": 0,
+        "after": 0,
+    }
+    assert registry.all() == []

@@ -268,7 +268,9 @@ class ConnectionRegistry:
                 after = self._traces(conn, hooks, name)
                 left = {table: n for table, n in after.items() if n}
                 if purge and left:
-                    # Raising rolls the whole transaction back: nothing is half purged.
+                    # Raising rolls the whole transaction back: nothing is half purged, and the
+                    # connection is as it was (this process re-reads which ones are active).
+                    self._loaded_at = 0.0
                     raise ConnectionRefused(
                         f"purge of {service} {name!r} would leave rows in "
                         + ", ".join(f"{t} ({n})" for t, n in sorted(left.items()))
