@@ -66,10 +66,10 @@ def _use(sim: VppSimulator, russet: Russet, client: TestClient) -> set[str]:
     ack = device.report_message("Acknowledged", command["CommandUUID"], State="Installing")
     device.connect(client, ack)
     with reading(russet.storage.engine) as conn:
-        uid = conn.execute(select(vpp_locations.c.uid)).scalar_one()
+        uid, token_hash = conn.execute(select(vpp_locations.c.uid, vpp_locations.c.token_sha256)).one()
         events = set(conn.execute(select(vpp_events.c.event_id)).scalars())
-    assert uid and events
-    return {PAGES, KEYNOTE, BOOK, cuid, LICENSED, EMAIL, uid, *events}
+    assert uid and token_hash and events  # the token itself is sealed: its hash finds the row
+    return {PAGES, KEYNOTE, BOOK, cuid, LICENSED, EMAIL, uid, token_hash, *events}
 
 
 def test_purge_leaves_no_identifier_in_any_table(location: tuple[VppSimulator, Russet, TestClient]) -> None:
