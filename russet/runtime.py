@@ -46,6 +46,7 @@ from russet.apple.connections import ConnectionRegistry, ServiceHooks
 from russet.apple.gateway import AppleGateway
 from russet.apple.ledger import Fingerprinter, Ledger
 from russet.apple.privacy import LedgerPrivacy
+from russet.apple.receipts import ReceiptSeal
 from russet.apps.service import AppCatalogue
 from russet.apps.tokens import DownloadTokens
 from russet.blueprints.service import BlueprintService
@@ -290,7 +291,9 @@ class Russet:
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
-        connections = ConnectionRegistry(engine, SERVICE_HOOKS)
+        connections = ConnectionRegistry(
+            engine, SERVICE_HOOKS, seal=ReceiptSeal(authority), flush_ledger=ledger.flush
+        )
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
         pusher = Pusher(storage, storage.enrollments.open_push, gateway, settings.apns_url)
         signatures = SeenSignatures(engine)
@@ -525,6 +528,15 @@ class Russet:
                 description="fold ledger detail past each service's retention into counts, "
                 "prune the ledger past retention, expired SCEP challenges, sign-in "
                 "failures, check-in signatures and old re-enrollment refusals",
+            ),
+            PeriodicTask(
+                "apple.purge_sweep",
+                ConnectionRegistry.SWEEP_SECONDS,
+                self.connections.sweep_after_purge,
+                once_across_nodes=True,
+                first_delay=ConnectionRegistry.SWEEP_SECONDS,
+                description="delete ledger rows other processes wrote for a connection after it "
+                "was purged (buffered or in flight at the time)",
             ),
             *self.abm.tasks(),
             *self.vpp.tasks(),

@@ -20,6 +20,7 @@ from russet.runtime import Russet
 from russet.storage.db import reading
 from simulators.dep import DepSimulator, parse_oauth_header
 from tests.abm_support import bodies, connect, device_count, ledger_rows, run, simulated
+from tests.purge_support import all_found, find_identifiers
 
 DEVICES = 2500
 
@@ -371,7 +372,15 @@ def test_sync_holds_the_lease_and_purge_removes_everything(dep: tuple[DepSimulat
             sync(russet)
         with pytest.raises(Exception, match="busy with sync"):
             russet.connections.disconnect("abm", "main", purge=True)
+    with reading(russet.storage.engine) as conn:
+        serials = set(conn.execute(select(abm_devices.c.serial_number).limit(20)).scalars())
+    russet.ledger.flush()
+    assert all_found(find_identifiers(russet.storage.engine, serials)) == serials
     receipt = russet.connections.disconnect("abm", "main", purge=True)
+    # Issue #16: no table holds the serial numbers Apple gave (fingerprints in the ledger included).
+    assert find_identifiers(russet.storage.engine, serials) == {}
+    assert receipt["tables"]["ledger"]["before"] > 0
+    assert all(counts["after"] == 0 for counts in receipt["tables"].values())
     assert receipt["credentials_destroyed"] == {"abm_private_key": 1, "abm_server_token": 1}
     assert receipt["data_deleted"]["abm_devices"] == DEVICES
     assert {"abm_sync_state", "abm_accounts", "abm_servers"} <= set(receipt["data_deleted"])

@@ -42,6 +42,7 @@ from simulators.apns import ApnsSimulator, FakeAppleCA
 from simulators.device import Enrollment, SimDevice
 from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL, new_profile
+from tests.purge_support import all_found, find_identifiers
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"  # as conftest's
 FAST = PushPolicy(retry_base=0.05, retry_cap=0.2, poll_seconds=0.05, sweep_seconds=3600, connections=1)
@@ -698,26 +699,35 @@ def test_disconnect_with_purge_destroys_credentials_and_push_data(
             select(func.count()).where(enrollments.c.sealed_push.is_not(None))
         ).scalar_one()
     assert (keys, push_rows, tokens, magics) == (1, 2, 3, 3)
+    with engine.connect() as conn:
+        cert_ids = set(
+            conn.execute(
+                select(certificates.c.fingerprint).where(certificates.c.kind == "apns_push")
+            ).scalars()
+        )
+    assert all_found(find_identifiers(engine, cert_ids)) == cert_ids
+    server.ledger.flush()  # the server's buffered ledger rows (the CLI is another process)
 
     result = cli_env("disconnect", "apns", "--purge", "--yes", "--json")
     assert result.exit_code == 0, result.output
     receipt = json.loads(result.stdout)
     assert receipt["credentials_destroyed"] == {"apns_push_key": keys}
-    assert receipt["data_deleted"] == {
+    deleted = dict(receipt["data_deleted"])
+    assert deleted.pop("ledger") > 0  # what the two pushes told Apple (fingerprints of fields)
+    assert deleted == {
         "apns_push": push_rows,
         "enrollments.push_token": tokens,
         "enrollments.push_magic": magics,
+        "certificates": 1,  # the push certificate row itself (issue #16: it used to stay)
+        "apple_connections": 1,
     }
+    assert receipt["tables"]["certificates"] == {"before": 1, "after": 0}
+    assert receipt["tables"]["enrollments.sealed_push"] == {"before": 3, "after": 0}
+    assert all(counts["after"] == 0 for counts in receipt["tables"].values())
+    assert find_identifiers(engine, cert_ids) == {}  # the certificate row went with the purge
     assert any("identity.apple.com/pushcert" in step for step in receipt["remaining_on_apple_side"])
     with engine.connect() as conn:
-        assert (
-            conn.execute(
-                select(func.count()).where(
-                    certificates.c.kind == "apns_push", certificates.c.sealed_key.is_not(None)
-                )
-            ).scalar_one()
-            == 0
-        )
+        assert conn.execute(select(func.count()).where(certificates.c.kind == "apns_push")).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(apns_push)).scalar_one() == 0
         assert (
             conn.execute(select(func.count()).where(enrollments.c.sealed_push.is_not(None))).scalar_one() == 0

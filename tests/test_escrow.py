@@ -275,8 +275,16 @@ def test_bypass_code_is_escrowed_and_clears_activation_lock_through_the_gateway(
     activation_lock.lock(device.serial, device.product_name, "SOMETHING-ELSE")
     with pytest.raises(Exception, match="answered 400"):
         russet.run(russet.escrow.clear_activation_lock(device.udid, by="tests"))
+    ledger_rows = len(_activation_lock_rows(russet))
+    assert ledger_rows > 0
     receipt = russet.ledger_admin.disconnect("activationlock", "default", purge=True)
-    assert receipt["data_deleted"] == {"escrow_activation_lock_clears": 2, "escrow_activation_lock": 1}
+    assert receipt["data_deleted"] == {
+        "escrow_activation_lock_clears": 2,
+        "escrow_activation_lock": 1,
+        "apple_connections": 1,
+        "ledger": ledger_rows,  # the fingerprints of what was sent go with the connection
+    }
+    assert _activation_lock_rows(russet) == []
     assert russet.escrow.activation_lock_clears(device.udid) == []
     assert russet.escrow.activation_lock_connections() == []
     sent = len(activation_lock.requests)

@@ -50,6 +50,7 @@ CROSS_FEATURE = {
     ("apns.certificate", "storage.tables"): "writes: deletes APNs's pending-key row from settings",
     ("apns.hooks", "storage.tables"): "writes: purge wipes push keys (certificates) and APNs settings",
     ("apns.hooks", "mdm.tables"): "writes: purge clears enrollments.sealed_push (Apple's tokens)",
+    ("vpp.hooks", "mdm.tables"): "writes: purge deletes InstallApplication commands naming its adamIds",
     ("scep.challenges", "storage.tables"): "writes: the issued certificate, in the challenge's transaction",
     # composition
     ("runtime", "mdm.signatures"): "the composition root builds the replay guard and the device service",

@@ -394,6 +394,7 @@ SERVER_TASKS = {
     "last_seen.flush",
     "audit.retention",
     "housekeeping",
+    "apple.purge_sweep",
     "abm.sync",
     "vpp.tick",
     "apps.licences",

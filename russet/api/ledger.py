@@ -3,16 +3,18 @@ subject view, and the connections to Apple with their disconnect, purge and rece
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from russet.access.roles import Role
 from russet.api.models import ApiModel
 from russet.apple import documents
 from russet.apple.admin import parse_since
-from russet.web.deps import Caller
+from russet.web.deps import Caller, needs
 from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
@@ -134,3 +136,22 @@ def disconnect(
 @router.get("/connections/receipts", summary="Receipts of past disconnects and purges")
 def receipts(request: Request, _: Caller) -> list[dict[str, Any]]:
     return _russet(request).ledger_admin.receipts()
+
+
+class ReceiptCheck(ApiModel):
+    receipt: dict[str, Any] = Field(..., description="The receipt as the disconnect returned it")
+
+
+@router.post(
+    "/connections/receipts/verify",
+    summary="Check a disconnect/purge receipt: intact and signed under this Russet's CA (else 400, why)",
+    dependencies=[needs(Role.AUDITOR)],  # a read, though a POST
+)
+def verify_receipt(request: Request, _: Caller, body: ReceiptCheck) -> dict[str, Any]:
+    checked = _russet(request).ledger_admin.verify_receipt(json.dumps(body.receipt))
+    return {
+        "intact": True,
+        "service": checked["service"],
+        "connection": checked["connection"],
+        "at": checked["at"],
+    }

@@ -6,7 +6,9 @@ being imported.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, update
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
 
 from russet.apns.certificate import PENDING_KEY, PUSH_KIND
 from russet.apns.state import STOP_SETTING
@@ -42,12 +44,19 @@ def destroy_credentials(conn: Connection, name: str) -> dict[str, list[str]]:
 
 
 _sealed_push = enrollments.c.sealed_push
+_push_certs = certificates.c.kind == PUSH_KIND
+_SETTINGS = (PENDING_KEY, STOP_SETTING)
 
 
 def purge(conn: Connection, name: str) -> dict[str, list[str]]:
-    """Delete push state, and every enrollment's push token and PushMagic: they came from the
-    devices but exist only to talk to APNs."""
+    """Delete push state, every enrollment's push token and PushMagic (they came from the devices
+    but exist only to talk to APNs) and the push certificates themselves (their serial numbers
+    and topic are the connection's identifiers at Apple)."""
     removed: dict[str, list[str]] = {}
+    certs = list(conn.execute(select(certificates.c.fingerprint).where(_push_certs)).scalars())
+    if certs:
+        conn.execute(delete(certificates).where(_push_certs))
+        removed["certificates"] = certs
     ids = [str(i) for i in conn.execute(select(apns_push.c.enrollment_id)).scalars()]
     if ids:
         conn.execute(delete(apns_push))
@@ -63,6 +72,20 @@ def purge(conn: Connection, name: str) -> dict[str, list[str]]:
     return removed
 
 
+def traces(conn: Connection, name: str) -> dict[str, int]:
+    """Rows tied to the APNs connection: certificates, push state, sealed push tokens, settings."""
+
+    def count(table: Any, *where: Any) -> int:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+    return {
+        "certificates": count(certificates, _push_certs),
+        "apns_push": count(apns_push),
+        "enrollments.sealed_push": count(enrollments, _sealed_push.is_not(None)),
+        "settings": count(settings, settings.c.key.in_(_SETTINGS)),
+    }
+
+
 def apple_side(name: str) -> list[str]:
     return [
         "Revoke the MDM push certificate at https://identity.apple.com/pushcert (Apple keeps it valid "
@@ -73,5 +96,5 @@ def apple_side(name: str) -> list[str]:
 
 
 HOOKS = ServiceHooks(
-    service="apns", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+    service="apns", destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side, traces=traces
 )

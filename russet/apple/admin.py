@@ -7,6 +7,7 @@ message for people and returning JSON-ready dicts.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry
 from russet.apple.ledger import Ledger
 from russet.apple.ports import SubjectAliases
+from russet.apple.receipts import ReceiptRefused
 from russet.kernel.errors import Conflict, Invalid
 from russet.storage.db import utcnow
 
@@ -108,3 +110,15 @@ class LedgerAdmin:
             return self._connections.disconnect(service, name, purge=purge)
         except ConnectionRefused as exc:
             raise Conflict(str(exc)) from None
+
+    def verify_receipt(self, text: str | bytes) -> dict[str, Any]:
+        """Check a receipt (the JSON the disconnect returned): intact, and signed under this
+        Russet's CA. Returns it; a receipt that is not is Invalid, with the reason."""
+        try:
+            receipt = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise Invalid("not a receipt: the file is not JSON") from None
+        try:
+            return self._connections.verify_receipt(receipt)
+        except ReceiptRefused as exc:
+            raise Invalid(str(exc)) from None

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, func, insert, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
-from russet.apple.tables import apple_connections, purge_receipts
+from russet.apple.receipts import ReceiptRefused, ReceiptSeal
+from russet.apple.tables import apple_connections, ledger, ledger_counts, purge_receipts
 from russet.kernel.errors import Conflict
 from russet.storage.db import as_utc, reading, upsert, utcnow
 from russet.storage.leases import take
@@ -54,6 +55,9 @@ class ServiceHooks:
     purge: Callable[[Connection, str], dict[str, list[str]]]
     # What the admin still has to do on Apple's side.
     apple_side: Callable[[str], list[str]]
+    # Counts the rows tied to the connection in each table that may hold them (the receipt shows
+    # them before and after; a purge that would leave any is refused and rolled back).
+    traces: Callable[[Connection, str], dict[str, int]]
 
 
 def delete_owned(
@@ -70,13 +74,60 @@ def delete_owned(
     return removed
 
 
+def count_owned(
+    conn: Connection, name: str, owned: tuple[tuple[Table, ColumnElement[Any], ColumnElement[Any]], ...]
+) -> dict[str, int]:
+    """A traces step: how many rows of each table `name` owns (every table, zeros included)."""
+    return {
+        table.name: conn.execute(select(func.count()).select_from(table).where(owner == name)).scalar_one()
+        for table, owner, _ in owned
+    }
+
+
+def _registry_rows(
+    service: str, name: str
+) -> tuple[tuple[Table, ColumnElement[bool], ColumnElement[Any]], ...]:
+    """The registry's own rows of a connection: the ledger's detail and counts (fingerprints and
+    dates of what was exchanged), then the connection's row itself."""
+    return (
+        (ledger, (ledger.c.service == service) & (ledger.c.connection == name), ledger.c.id),
+        (
+            ledger_counts,
+            (ledger_counts.c.service == service) & (ledger_counts.c.connection == name),
+            ledger_counts.c.id,
+        ),
+        (
+            apple_connections,
+            (apple_connections.c.service == service) & (apple_connections.c.name == name),
+            apple_connections.c.id,
+        ),
+    )
+
+
 class ConnectionRegistry:
     # Other processes learn of a disconnect within this many seconds; this one at once.
     REFRESH_SECONDS = 1.0
+    # Another process may write a purged connection's ledger rows after the purge: rows it still
+    # had buffered (flushed every half second, kept and retried when a write fails), or an
+    # exchange that was in flight. The sweep deletes those written this long before or after it.
+    LATE_BEFORE = timedelta(minutes=10)
+    LATE_AFTER = timedelta(minutes=2)
+    SWEEP_SECONDS = 60.0
 
-    def __init__(self, engine: Engine, hooks: list[ServiceHooks]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        hooks: list[ServiceHooks],
+        *,
+        seal: ReceiptSeal | None = None,
+        flush_ledger: Callable[[], object] | None = None,
+    ) -> None:
+        """`seal` signs receipts (the runtime always passes one; benches that never disconnect
+        need none); `flush_ledger` writes buffered ledger rows, so a purge finds them all."""
         self._engine = engine
         self._hooks = {h.service: h for h in hooks}
+        self._seal = seal
+        self._flush_ledger = flush_ledger
         self._active: set[tuple[str, str]] = set()
         self._loaded_at = 0.0
         self._lock = threading.Lock()
@@ -202,6 +253,8 @@ class ConnectionRegistry:
             # Block the gateway before anything else, so no request starts while we work.
             with self._lock:
                 self._active.discard((service, name))
+            if purge and self._flush_ledger is not None:
+                self._flush_ledger()
             now = utcnow()
             with self._engine.begin() as conn:
                 conn.execute(
@@ -209,15 +262,91 @@ class ConnectionRegistry:
                     .where(apple_connections.c.service == service, apple_connections.c.name == name)
                     .values(status="disconnected", disconnected_at=now)
                 )
+                before = self._traces(conn, hooks, name)
                 destroyed = hooks.destroy_credentials(conn, name)
-                removed = hooks.purge(conn, name) if purge else {}
+                removed = {**hooks.purge(conn, name), **self._purge_own(conn, service, name)} if purge else {}
+                after = self._traces(conn, hooks, name)
+                left = {table: n for table, n in after.items() if n}
+                if purge and left:
+                    # Raising rolls the whole transaction back: nothing is half purged, and the
+                    # connection is as it was (this process re-reads which ones are active).
+                    self._loaded_at = 0.0
+                    raise ConnectionRefused(
+                        f"purge of {service} {name!r} would leave rows in "
+                        + ", ".join(f"{t} ({n})" for t, n in sorted(left.items()))
+                        + "; nothing was deleted"
+                    )
                 receipt = _receipt(service, name, now, destroyed, removed, purge, hooks.apple_side(name))
+                receipt["tables"] = {t: {"before": before[t], "after": after[t]} for t in sorted(before)}
+                if self._seal is not None:
+                    receipt = self._seal.sign(receipt)
                 conn.execute(
                     insert(purge_receipts).values(
                         service=service, connection=name, at=now, receipt=json.dumps(receipt, sort_keys=True)
                     )
                 )
         return receipt
+
+    @staticmethod
+    def _traces(conn: Connection, hooks: ServiceHooks, name: str) -> dict[str, int]:
+        counts = dict(hooks.traces(conn, name))
+        for table, where, _ in _registry_rows(hooks.service, name):
+            counts[table.name] = conn.execute(
+                select(func.count()).select_from(table).where(where)
+            ).scalar_one()
+        return counts
+
+    @staticmethod
+    def _purge_own(conn: Connection, service: str, name: str) -> dict[str, list[str]]:
+        removed: dict[str, list[str]] = {}
+        for table, where, key in _registry_rows(service, name):
+            ids = [str(i) for i in conn.execute(select(key).where(where)).scalars()]
+            if ids:
+                conn.execute(delete(table).where(where))
+                removed[table.name] = ids
+        return removed
+
+    def sweep_after_purge(self, now: datetime | None = None) -> int:
+        """Delete the ledger rows other processes wrote for a purged connection after its purge
+        (see LATE_BEFORE); skipped for a connection set up again under the same name. Returns
+        how many. The `apple.purge_sweep` task runs it every minute."""
+        now = now or utcnow()
+        since = now - self.LATE_BEFORE - self.LATE_AFTER - timedelta(seconds=self.SWEEP_SECONDS * 5)
+        removed = 0
+        with self._engine.begin() as conn:
+            recent = conn.execute(
+                select(purge_receipts.c.service, purge_receipts.c.connection, purge_receipts.c.at).where(
+                    purge_receipts.c.at >= since,
+                    purge_receipts.c.receipt.like('%"purged": true%'),
+                )
+            ).all()
+            for service, name, at in recent:
+                again = conn.execute(
+                    select(apple_connections.c.id).where(
+                        apple_connections.c.service == service, apple_connections.c.name == name
+                    )
+                ).first()
+                if again is not None:
+                    continue
+                purged_at = as_utc(at)
+                if purged_at is None:
+                    continue
+                removed += conn.execute(
+                    delete(ledger).where(
+                        ledger.c.at >= purged_at - self.LATE_BEFORE,
+                        ledger.c.at <= purged_at + self.LATE_AFTER,
+                        ledger.c.service == service,
+                        ledger.c.connection == name,
+                    )
+                ).rowcount
+        return removed
+
+    def verify_receipt(self, receipt: Any) -> dict[str, Any]:
+        """The receipt if it is intact and was signed under this Russet's CA; ReceiptRefused
+        (with the reason in one line) otherwise."""
+        if self._seal is None:
+            raise ReceiptRefused("this Russet has no CA to verify receipts with")
+        return self._seal.verify(receipt)
 
     def receipts(self) -> list[dict[str, Any]]:
         with reading(self._engine) as conn:
@@ -249,7 +378,14 @@ def _receipt(
         # Proves what was deleted without keeping it: the SHA-256 of the sorted "table:id" list.
         "deleted_ids_sha256": hashlib.sha256("\n".join(everything).encode()).hexdigest(),
         "remaining_on_apple_side": apple_side,
-        "ledger": "ledger rows are kept: they hold fingerprints only and record what was exchanged",
+        # Not the connection's data but the record of who did what: hash-chained, never edited.
+        "kept": "the audit log keeps admins' actions on the connection, with their targets as typed",
+        "ledger": (
+            "the connection's ledger rows (fingerprints and counts) are deleted with it; this receipt "
+            "keeps only counts"
+            if purged
+            else "ledger rows are kept until purge: they hold fingerprints only"
+        ),
     }
 
 

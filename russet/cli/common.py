@@ -77,7 +77,7 @@ READ_ONLY = frozenset(
         "device answer", "device answers", "device commands", "device refusals", "device show", "devices",
         "enrollment requests", "enrollment token list",
         "group list", "group preview", "group scope", "group show",
-        "ledger report", "ledger subject", "ledger table", "ledger erasures",
+        "ledger report", "ledger subject", "ledger table", "ledger erasures", "ledger verify-receipt",
         "profile download", "profile list", "profile show", "profile versions",
         "secret filevault-profile", "secret list", "secret views",
         "tasks", "user list",

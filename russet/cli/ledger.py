@@ -210,6 +210,19 @@ def prune(older_than_days: int | None) -> None:
     click.echo(f"removed {removed} ledger rows older than {days} days")
 
 
+@ledger.command("verify-receipt")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def verify_receipt(file: Path) -> None:
+    """Check a disconnect/purge receipt (the JSON `russet disconnect --json` printed or the API
+    returned): exit 0 only if it is intact and signed under this Russet's CA."""
+    receipt = open_russet().ledger_admin.verify_receipt(file.read_bytes())
+    click.echo(
+        f"receipt intact: {receipt.get('service')} {receipt.get('connection')!r} at {receipt.get('at')}, "
+        "signed under Russet's CA"
+    )
+
+
 @click.command("connections")
 @json_option
 @handles_errors
@@ -265,5 +278,11 @@ def disconnect(service: str, name: str | None, purge: bool, yes: bool, as_json: 
     for table_name, count in receipt["data_deleted"].items():
         click.echo(f"  data deleted: {table_name}: {count}")
     click.echo(f"  receipt hash of deleted ids: {receipt['deleted_ids_sha256']}")
+    if purge:
+        for table_name, counts in receipt["tables"].items():
+            click.echo(f"  rows tied to it: {table_name}: {counts['before']} before, {counts['after']} after")
+    if "signature" in receipt:
+        click.echo("  receipt signed by Russet's CA (keep it: `russet disconnect ... --json`, then")
+        click.echo("  `russet ledger verify-receipt FILE`; also under /api/v1/connections/receipts)")
     for step in receipt["remaining_on_apple_side"]:
         click.echo(f"  still to do on Apple's side: {step}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from russet.apple.connection.hooks import receipt_key
-from russet.apple.connections import ServiceHooks, delete_owned
+from russet.apple.connections import ServiceHooks, count_owned, delete_owned
 from russet.escrow.activation_lock import SERVICE
 from russet.escrow.tables import escrow_activation_lock, escrow_activation_lock_clears
 
@@ -34,6 +34,10 @@ def purge(conn: Connection, name: str) -> dict[str, list[str]]:
     return delete_owned(conn, name, _OWNED)
 
 
+def traces(conn: Connection, name: str) -> dict[str, int]:
+    return count_owned(conn, name, _OWNED)
+
+
 def apple_side(name: str) -> list[str]:
     return [
         "Activation Lock cleared through Russet stays cleared; devices that turn it on again need "
@@ -44,5 +48,9 @@ def apple_side(name: str) -> list[str]:
 
 
 HOOKS = ServiceHooks(
-    service=SERVICE, destroy_credentials=destroy_credentials, purge=purge, apple_side=apple_side
+    service=SERVICE,
+    destroy_credentials=destroy_credentials,
+    purge=purge,
+    apple_side=apple_side,
+    traces=traces,
 )

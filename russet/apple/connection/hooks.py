@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table
 
-from russet.apple.connections import ServiceHooks, delete_owned, destroy_sealed
+from russet.apple.connections import ServiceHooks, count_owned, delete_owned, destroy_sealed
 
 
 def receipt_key(table: Table, owner: str) -> ColumnElement[Any]:
@@ -42,11 +42,15 @@ def connection_hooks(
     def purge(conn: Connection, name: str) -> dict[str, list[str]]:
         return delete_owned(conn, name, owned)
 
+    def traces(conn: Connection, name: str) -> dict[str, int]:
+        return count_owned(conn, name, owned)
+
     return ServiceHooks(
         service=service,
         destroy_credentials=partial(_destroy, root, dict(sealed), also_clear),
         purge=purge,
         apple_side=apple_side,
+        traces=traces,
     )
 
 
