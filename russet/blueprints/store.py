@@ -26,6 +26,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
     type_coerce,
     update,
@@ -336,6 +337,20 @@ def _read_columns(dialect: str) -> tuple[Any, ...]:
     return (*_RECORD_COLUMNS[:14], type_coerce(_d.queued_at, String), type_coerce(_d.acked_at, String))
 
 
+def _upsert_rows(dialect: str, rows: Any) -> Any:
+    """INSERT the batch's records, replacing the row of a key already there in place (one
+    statement; a delete then an insert wrote every replaced row twice, and PostgreSQL's indexes
+    with it). SQLite needs the SELECT's WHERE to tell its ON CONFLICT from a join's ON."""
+    names = [name for name, _ in _ROW_FIELDS]
+    new = (sqlite_insert if dialect == "sqlite" else pg_insert)(blueprint_device_items)
+    statement = new.from_select(names, select(*[rows.c[name] for name in names]).where(true()))
+    keys = [name for name, _ in _KEY_FIELDS]
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in names if name not in keys},
+    )
+
+
 def _statements(dialect: str) -> dict[str, Any]:
     keys = bulk.json_rows(dialect, _KEY_FIELDS, "keys")
     rows = bulk.json_rows(dialect, _ROW_FIELDS, "rows")
@@ -350,9 +365,7 @@ def _statements(dialect: str) -> dict[str, Any]:
         "delete": delete(blueprint_device_items).where(
             tuple_(_d.device_id, _d.kind, _d.ident).in_(select(keys.c.device_id, keys.c.kind, keys.c.ident))
         ),
-        "insert": insert(blueprint_device_items).from_select(
-            [name for name, _ in _ROW_FIELDS], select(*[rows.c[name] for name, _ in _ROW_FIELDS])
-        ),
+        "upsert": _upsert_rows(dialect, rows),
         "adopt": update(blueprint_device_items)
         .where(_d.device_id == adopt.c.device_id, _d.kind == adopt.c.kind, _d.ident == adopt.c.ident)
         .values(blueprint_id=adopt.c.blueprint_id),
@@ -439,9 +452,8 @@ class DeviceItemStore:
             return text
 
         with self.engine.begin() as conn:
-            gone = [*forget, *[(u["device_id"], u["kind"], u["ident"]) for u in upserts]]
-            if gone:
-                conn.execute(self._sql["delete"], {"keys": bulk.encode(gone)})
+            if forget:
+                conn.execute(self._sql["delete"], {"keys": bulk.encode(forget)})
             if upserts:
                 rows = [
                     [
@@ -465,7 +477,7 @@ class DeviceItemStore:
                     ]
                     for u in upserts
                 ]
-                conn.execute(self._sql["insert"], {"rows": bulk.encode(rows)})
+                conn.execute(self._sql["upsert"], {"rows": bulk.encode(rows)})
             if adopt:
                 conn.execute(self._sql["adopt"], {"adopt": bulk.encode(adopt)})
             if rechecks:
