@@ -67,10 +67,13 @@ from russet.kernel.errors import RussetError
 from russet.kernel.events import (
     BlueprintsChanged,
     CommandAnswered,
+    CommandReported,
     DeviceAwaitingConfiguration,
+    DeviceCheckedIn,
     DeviceFactsChanged,
     EventBus,
     GroupMembersChanged,
+    InventoryChanged,
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
@@ -93,6 +96,8 @@ from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
 from russet.vpp.service import VppService
 from russet.vpp.store import VppStore
+from russet.webhooks.service import WebhookService
+from russet.webhooks.store import WebhookStore
 from russet.wiring import adapters
 from russet.wiring.storage import Storage
 
@@ -255,6 +260,7 @@ class Russet:
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
     access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
+    webhooks: WebhookService  # events to the organisation's receivers, from a durable outbox
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -412,6 +418,10 @@ class Russet:
         events.subscribe(GroupMembersChanged, declarations.on_group_members_changed)
         # After groups (membership first) and blueprints; an enrolled-again device is told again.
         events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
+        webhooks = WebhookService(WebhookStore(engine, box))
+        events.subscribe(DeviceCheckedIn, webhooks.on_check_in)
+        events.subscribe(CommandReported, webhooks.on_report)
+        events.subscribe(InventoryChanged, webhooks.on_inventory)
         return cls(
             settings=settings,
             storage=storage,
@@ -460,6 +470,7 @@ class Russet:
             escrow=escrow,
             declarations=declarations,
             access=access,
+            webhooks=webhooks,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -553,6 +564,7 @@ class Russet:
             *self.groups.tasks(),
             *self.blueprints.tasks(),
             *self.declarations.tasks(),
+            *self.webhooks.tasks(),
         ]
         # Cluster-wide work acts for the organisation: each run that did something, or failed, is
         # in the audit log (per-process chores such as flushing last-seen times are not).
