@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from russet.api.models import MAX_DB_INT, ApiModel
@@ -14,7 +14,7 @@ from russet.web.deps import russet_of as _russet
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
-EndpointId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+EndpointId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
 class WebhookCreate(ApiModel):
@@ -37,10 +37,9 @@ def add_webhook(request: Request, _: Caller, body: WebhookCreate) -> dict[str, A
     return _russet(request).webhooks.add(body.url, body.events, body.format)
 
 
-@router.delete("/{endpoint_id}", status_code=204, summary="Remove a receiver and its undelivered events")
-def remove_webhook(request: Request, _: Caller, endpoint_id: int) -> Response:
-    _russet(request).webhooks.remove(endpoint_id)
-    return Response(status_code=204)
+@router.delete("/{endpoint_id}", summary="Remove a receiver and its undelivered events")
+def remove_webhook(request: Request, _: Caller, endpoint_id: EndpointId) -> dict[str, Any]:
+    return _russet(request).webhooks.remove(endpoint_id)
 
 
 @router.get("/deliveries", summary="The delivery log, newest first (every attempt and its outcome)")

@@ -45,6 +45,7 @@ CLAIM_SECONDS = 60.0  # a sender that died lets its row go after this
 RUN_BUDGET_SECONDS = 30.0  # one run stops taking new rows after this
 KEEP_DELIVERED = timedelta(days=7)  # delivered rows leave the outbox; the delivery log stays
 NO_NANOMDM_SHAPE = frozenset({INVENTORY_CHANGED})
+MAX_ID = 2**63 - 1  # a BIGINT: a larger id names no webhook (rather than fail in the database)
 
 
 def _check_url(url: str) -> str:
@@ -104,13 +105,18 @@ class WebhookService:
         pending = self._store.pending()
         return [{**e.public(), "pending": pending.get(e.id, 0)} for e in self._store.endpoints()]
 
-    def remove(self, endpoint_id: int) -> None:
-        if not self._store.remove_endpoint(endpoint_id):
+    def remove(self, endpoint_id: int) -> dict[str, Any]:
+        """Remove a receiver; the events it had still to receive go with it."""
+        dropped = self._store.pending().get(endpoint_id, 0)
+        if not 1 <= endpoint_id <= MAX_ID or not self._store.remove_endpoint(endpoint_id):
             raise NotFound(f"no webhook {endpoint_id}")
         self._forget_cache()
+        return {"id": endpoint_id, "removed": True, "undelivered_dropped": dropped}
 
     def deliveries(self, endpoint_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        if endpoint_id is not None and self._store.endpoint(endpoint_id) is None:
+        if endpoint_id is not None and (
+            not 1 <= endpoint_id <= MAX_ID or self._store.endpoint(endpoint_id) is None
+        ):
             raise NotFound(f"no webhook {endpoint_id}")
         return self._store.deliveries(endpoint_id, limit)
 
