@@ -68,12 +68,14 @@ from russet.kernel.events import (
     BlueprintsChanged,
     CommandAnswered,
     CommandReported,
+    ConnectionDisconnected,
     DeviceAwaitingConfiguration,
     DeviceCheckedIn,
     DeviceFactsChanged,
     EventBus,
     GroupMembersChanged,
     InventoryChanged,
+    PushFailed,
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
@@ -297,8 +299,9 @@ class Russet:
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
+        events = EventBus()
         connections = ConnectionRegistry(
-            engine, SERVICE_HOOKS, seal=ReceiptSeal(authority), flush_ledger=ledger.flush
+            engine, SERVICE_HOOKS, seal=ReceiptSeal(authority), flush_ledger=ledger.flush, events=events
         )
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
         pusher = Pusher(storage, storage.enrollments.open_push, gateway, settings.apns_url)
@@ -321,7 +324,6 @@ class Russet:
             sign_message=settings.client_cert_header is None,
         )
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
-        events = EventBus()
         ddm_store = DeclarationStore(engine)
         reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books, ABM)
         abm_serials = AbmSerials(engine, reports)  # which ABM connections list a serial; ADE blueprints
@@ -422,6 +424,9 @@ class Russet:
         events.subscribe(DeviceCheckedIn, webhooks.on_check_in)
         events.subscribe(CommandReported, webhooks.on_report)
         events.subscribe(InventoryChanged, webhooks.on_inventory)
+        events.subscribe(PushFailed, webhooks.on_push_failed)
+        events.subscribe(ConnectionDisconnected, webhooks.on_disconnected)
+        pusher.observe(adapters.PushFailures(events))
         return cls(
             settings=settings,
             storage=storage,

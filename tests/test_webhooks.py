@@ -18,23 +18,7 @@ from russet.runtime import Russet
 from russet.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from russet.webhooks.tables import webhook_endpoints, webhook_outbox
 from simulators.device import SimDevice
-from tests.webhook_receiver import Receiver
-
-
-def fast_retries(russet: Russet) -> None:
-    """Short backoffs, still longer than `drain`'s pause: a later event is due before the retry of
-    an earlier one, which it must wait for."""
-    russet.webhooks.retry_seconds = 0.15
-    russet.webhooks.max_retry_seconds = 0.3
-
-
-def drain(russet: Russet, timeout: float = 30.0) -> None:
-    """Run the delivery task until no event is pending (as the periodic runner would)."""
-    deadline = time.monotonic() + timeout
-    while any(e["pending"] for e in russet.webhooks.endpoints()):
-        assert time.monotonic() < deadline, "webhooks still pending"
-        russet.webhooks.deliver_due()
-        time.sleep(0.02)
+from tests.webhook_receiver import Receiver, drain, fast_retries
 
 
 def add(client: TestClient, headers: dict[str, str], url: str, **extra: Any) -> dict[str, Any]:
@@ -235,3 +219,18 @@ def test_cli(run: Any) -> None:
     assert code == 0
     code, out = run("webhook", "remove", str(made["id"]))
     assert code != 0 and "no webhook" in out
+
+
+def test_a_purge_is_told_with_its_receipt(
+    russet: Russet, client: TestClient, api_headers: dict[str, str]
+) -> None:
+    with russet.storage.engine.begin() as conn:
+        russet.connections.connect(conn, "abm", "main")
+    with Receiver() as receiver:
+        add(client, api_headers, receiver.url, events=["apple.purged", "apple.disconnected"])
+        receipt = russet.connections.disconnect("abm", "main", purge=True)
+        drain(russet)
+    (body,) = [json.loads(r.body) for r in receiver.received]
+    assert body["type"] == "apple.purged"
+    assert body["data"]["service"] == "abm" and body["data"]["connection"] == "main"
+    assert body["data"]["receipt"]["deleted_ids_sha256"] == receipt["deleted_ids_sha256"]

@@ -5,9 +5,12 @@ accepts and keeps what it was sent."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from russet.runtime import Russet
 
 
 @dataclass
@@ -62,3 +65,19 @@ class Receiver:
         assert self.server is not None
         self.server.shutdown()
         self.server.server_close()
+
+
+def fast_retries(russet: Russet) -> None:
+    """Short backoffs, still longer than `drain`'s pause: a later event is due before the retry of
+    an earlier one, which it must wait for."""
+    russet.webhooks.retry_seconds = 0.15
+    russet.webhooks.max_retry_seconds = 0.3
+
+
+def drain(russet: Russet, timeout: float = 30.0) -> None:
+    """Run the delivery task until no event is pending (as the periodic runner would)."""
+    deadline = time.monotonic() + timeout
+    while any(e["pending"] for e in russet.webhooks.endpoints()):
+        assert time.monotonic() < deadline, "webhooks still pending"
+        russet.webhooks.deliver_due()
+        time.sleep(0.02)

@@ -89,6 +89,29 @@ class InventoryChanged(Event):
 
 
 @dataclass(frozen=True)
+class PushFailed(Event):
+    """APNs refused a push for good (`token_dead`: the token is dead until a TokenUpdate) or it
+    failed (`failed`: APNs' reason, or none reached it). `device_id` is the device channel's id."""
+
+    device_id: str
+    enrollment_id: str
+    outcome: str
+    reason: str | None
+    status: int | None
+
+
+@dataclass(frozen=True)
+class ConnectionDisconnected(Event):
+    """A connection to Apple (ABM, Apps and Books, Activation Lock) was disconnected, and with
+    `purged` its data deleted; `receipt` is the signed receipt (counts and hashes, no data)."""
+
+    service: str
+    connection: str
+    purged: bool
+    receipt: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class DeviceAwaitingConfiguration(Event):
     """An ADE device's TokenUpdate said AwaitingConfiguration: it waits in Setup Assistant for a
     DeviceConfigured command. Published after that TokenUpdate's DeviceFactsChanged.

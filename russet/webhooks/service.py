@@ -21,17 +21,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from russet.kernel.errors import Invalid, NotFound
-from russet.kernel.events import CommandReported, DeviceCheckedIn, InventoryChanged
+from russet.kernel.events import (
+    CommandReported,
+    ConnectionDisconnected,
+    DeviceCheckedIn,
+    InventoryChanged,
+    PushFailed,
+)
 from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 from russet.webhooks.sender import Sender
 from russet.webhooks.shapes import (
     EVENT_TYPES,
     FORMATS,
-    INVENTORY_CHANGED,
+    NOT_IN_NANOMDM,
     Outgoing,
     from_check_in,
+    from_disconnection,
     from_inventory,
+    from_push_failure,
     from_report,
 )
 from russet.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
@@ -44,7 +52,6 @@ ENDPOINT_CACHE_SECONDS = 5.0  # another node's new endpoint gets events within t
 CLAIM_SECONDS = 60.0  # a sender that died lets its row go after this
 RUN_BUDGET_SECONDS = 30.0  # one run stops taking new rows after this
 KEEP_DELIVERED = timedelta(days=7)  # delivered rows leave the outbox; the delivery log stays
-NO_NANOMDM_SHAPE = frozenset({INVENTORY_CHANGED})
 MAX_ID = 2**63 - 1  # a BIGINT: a larger id names no webhook (rather than fail in the database)
 
 
@@ -90,10 +97,8 @@ class WebhookService:
         unknown = [e for e in chosen if e not in EVENT_TYPES]
         if unknown:
             raise Invalid(f"unknown event {unknown[0][:50]!r}; events are: {', '.join(EVENT_TYPES)}")
-        if fmt == "nanomdm" and NO_NANOMDM_SHAPE & set(chosen):
-            raise Invalid(
-                f"NanoMDM's format has no {', '.join(sorted(NO_NANOMDM_SHAPE & set(chosen)))} event"
-            )
+        if fmt == "nanomdm" and NOT_IN_NANOMDM & set(chosen):
+            raise Invalid(f"NanoMDM's format has no {', '.join(sorted(NOT_IN_NANOMDM & set(chosen)))} event")
         secret = secrets.token_urlsafe(32)
         endpoint_id = self._store.add_endpoint(url, chosen, fmt, secret.encode("ascii"), utcnow())
         self._forget_cache()
@@ -143,6 +148,12 @@ class WebhookService:
 
     def on_inventory(self, event: InventoryChanged) -> None:
         self._enqueue(lambda at: from_inventory(event, at))
+
+    def on_push_failed(self, event: PushFailed) -> None:
+        self._enqueue(lambda at: from_push_failure(event, at))
+
+    def on_disconnected(self, event: ConnectionDisconnected) -> None:
+        self._enqueue(lambda at: from_disconnection(event, at))
 
     def _enqueue(self, make: Any) -> None:
         endpoints = self._endpoints()

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from russet.kernel.events import CommandReported, DeviceCheckedIn, InventoryChanged
+from russet.kernel.events import (
+    CommandReported,
+    ConnectionDisconnected,
+    DeviceCheckedIn,
+    InventoryChanged,
+    PushFailed,
+)
 
 CHECK_IN_TYPES = {
     "Authenticate": "device.authenticated",
@@ -30,7 +36,19 @@ REPORT_TYPES = {
     "NotNow": "command.not_now",
 }
 INVENTORY_CHANGED = "inventory.changed"
-EVENT_TYPES: tuple[str, ...] = (*CHECK_IN_TYPES.values(), *REPORT_TYPES.values(), INVENTORY_CHANGED)
+PUSH_FAILED = "push.failed"
+APPLE_DISCONNECTED = "apple.disconnected"
+APPLE_PURGED = "apple.purged"
+EVENT_TYPES: tuple[str, ...] = (
+    *CHECK_IN_TYPES.values(),
+    *REPORT_TYPES.values(),
+    INVENTORY_CHANGED,
+    PUSH_FAILED,
+    APPLE_DISCONNECTED,
+    APPLE_PURGED,
+)
+# Russet's own events, which NanoMDM's webhook has no shape for.
+NOT_IN_NANOMDM = frozenset({INVENTORY_CHANGED, PUSH_FAILED, APPLE_DISCONNECTED, APPLE_PURGED})
 FORMATS = ("russet", "nanomdm")
 
 # Facts of an Authenticate worth telling (no secrets among them).
@@ -138,6 +156,27 @@ def from_inventory(event: InventoryChanged, at: datetime) -> Outgoing:
     data = {"request_type": event.request_type}
     body = _russet(event_id, INVENTORY_CHANGED, at, event.device_id, event.enrollment_id, data)
     return Outgoing(event_id, INVENTORY_CHANGED, event.device_id, body, None)
+
+
+def from_push_failure(event: PushFailed, at: datetime) -> Outgoing:
+    event_id = str(uuid.uuid4())
+    data = {"outcome": event.outcome, "reason": event.reason, "apns_status": event.status}
+    body = _russet(event_id, PUSH_FAILED, at, event.device_id, event.enrollment_id, data)
+    return Outgoing(event_id, PUSH_FAILED, event.device_id, body, None)
+
+
+def from_disconnection(event: ConnectionDisconnected, at: datetime) -> Outgoing:
+    """A disconnection or purge, with its receipt (counts and hashes, no data); ordered per
+    connection (`apple:<service>/<name>`), not per device."""
+    event_id = str(uuid.uuid4())
+    event_type = APPLE_PURGED if event.purged else APPLE_DISCONNECTED
+    body = {
+        "id": event_id,
+        "type": event_type,
+        "created_at": _stamp(at),
+        "data": {"service": event.service, "connection": event.connection, "receipt": dict(event.receipt)},
+    }
+    return Outgoing(event_id, event_type, f"apple:{event.service}/{event.connection}", body, None)
 
 
 def _plain(entry: Mapping[str, Any]) -> dict[str, Any]:
