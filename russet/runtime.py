@@ -25,7 +25,7 @@ import logging
 import platform
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
@@ -108,6 +108,7 @@ log = logging.getLogger("russet")
 HOUSEKEEPING_SECONDS = 6 * 3600
 AUDIT_RETENTION_SECONDS = 24 * 3600
 APP_LICENCES_SECONDS = 30.0  # the app catalogue's licence requests are moved on this often
+EXPIRY_CHECK_SECONDS = 3600.0  # credentials expiring: webhooks are told within the hour of a threshold
 
 
 def _inventory_hook(
@@ -570,10 +571,29 @@ class Russet:
             *self.blueprints.tasks(),
             *self.declarations.tasks(),
             *self.webhooks.tasks(),
+            PeriodicTask(  # the credentials of several features: composed here
+                "webhooks.expiring",
+                EXPIRY_CHECK_SECONDS,
+                self.warn_expiring,
+                once_across_nodes=True,
+                first_delay=120.0,
+                description="tell webhooks of a push certificate or Apple token 30, 7 or 1 days "
+                "before it expires, and once expired",
+            ),
         ]
         # Cluster-wide work acts for the organisation: each run that did something, or failed, is
         # in the audit log (per-process chores such as flushing last-seen times are not).
         return [audited_task(t, self.access) if t.once_across_nodes else t for t in tasks]
+
+    def warn_expiring(self) -> int:
+        """The `webhooks.expiring` task: the push certificate's and each Apple token's expiry,
+        given to the webhooks (which tell each threshold once)."""
+        credentials: list[tuple[str, str, datetime | None]] = [
+            ("apns", "default", self.push.certificate_expiry())
+        ]
+        credentials += [("abm", name, when) for name, when in self.abm.token_expiries().items()]
+        credentials += [("vpp", name, when) for name, when in self.vpp.token_expiries().items()]
+        return self.webhooks.warn_expiring(credentials)
 
     async def work_app_licences(self) -> dict[str, Any]:
         """The `apps.licences` task: the catalogue moves licence requests on with Apple; the devices

@@ -234,3 +234,28 @@ def test_a_purge_is_told_with_its_receipt(
     assert body["type"] == "apple.purged"
     assert body["data"]["service"] == "abm" and body["data"]["connection"] == "main"
     assert body["data"]["receipt"]["deleted_ids_sha256"] == receipt["deleted_ids_sha256"]
+
+
+def test_expiring_credentials_are_told_once_per_threshold(russet: Russet) -> None:
+    from datetime import timedelta
+
+    from russet.storage.db import utcnow
+
+    now = utcnow()
+    soon, later, gone = now + timedelta(days=20), now + timedelta(days=100), now - timedelta(hours=1)
+    credentials = [("abm", "main", soon), ("vpp", "loc", later), ("apns", "default", None)]
+    assert russet.webhooks.warn_expiring(credentials) == 0  # nobody listens
+    with Receiver() as receiver:
+        russet.webhooks.add(receiver.url, ["apple.expiring"])
+        assert russet.webhooks.warn_expiring(credentials) == 1
+        assert russet.webhooks.warn_expiring(credentials) == 0  # already told
+        assert russet.webhooks.warn_expiring([("abm", "main", gone)]) == 1  # a new expiry, passed
+        assert russet.warn_expiring() == 0  # the root's task: no certificate, no Apple tokens here
+        drain(russet)
+        assert russet.webhooks.warn_expiring(credentials) == 0  # delivered: still told once
+    told = [json.loads(r.body)["data"] for r in receiver.received]
+    assert [(t["service"], t["connection"], t["threshold_days"]) for t in told] == [
+        ("abm", "main", 30),
+        ("abm", "main", 0),
+    ]
+    assert 19.9 < told[0]["days_left"] <= 20

@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,10 +32,12 @@ from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
 from russet.webhooks.sender import Sender
 from russet.webhooks.shapes import (
+    APPLE_EXPIRING,
     EVENT_TYPES,
     FORMATS,
     NOT_IN_NANOMDM,
     Outgoing,
+    expiring,
     from_check_in,
     from_disconnection,
     from_inventory,
@@ -52,6 +54,8 @@ ENDPOINT_CACHE_SECONDS = 5.0  # another node's new endpoint gets events within t
 CLAIM_SECONDS = 60.0  # a sender that died lets its row go after this
 RUN_BUDGET_SECONDS = 30.0  # one run stops taking new rows after this
 KEEP_DELIVERED = timedelta(days=7)  # delivered rows leave the outbox; the delivery log stays
+# An expiry warning's row is its "already told" mark: kept past the longest threshold (30 days).
+KEEP_EXPIRY_WARNINGS = timedelta(days=40)
 MAX_ID = 2**63 - 1  # a BIGINT: a larger id names no webhook (rather than fail in the database)
 
 
@@ -160,7 +164,10 @@ class WebhookService:
         if not endpoints:
             return  # nobody listens: no work on the device's request
         now = utcnow()
-        out: Outgoing = make(now)
+        self._store.enqueue(self._rows(endpoints, make(now)), now)
+
+    @staticmethod
+    def _rows(endpoints: list[Endpoint], out: Outgoing) -> list[Queued]:
         rows = []
         for endpoint in endpoints:
             body = out.body(endpoint.format)
@@ -168,7 +175,22 @@ class WebhookService:
                 continue
             data = json.dumps(body, separators=(",", ":"), default=str).encode()
             rows.append(Queued(endpoint.id, out.event_id, out.event_type, out.device_id, data))
-        self._store.enqueue(rows, now)
+        return rows
+
+    def warn_expiring(self, credentials: list[tuple[str, str, datetime | None]]) -> int:
+        """Queue `apple.expiring` for each (service, connection, expiry) past a threshold (30, 7,
+        1 days, expired), once per threshold; the root's `webhooks.expiring` task gives the push
+        certificate and the Apple tokens. Returns how many events were queued."""
+        endpoints = [e for e in self._store.endpoints() if e.wants(APPLE_EXPIRING)]
+        if not endpoints:
+            return 0
+        now = utcnow()
+        rows: list[Queued] = []
+        for service, connection, when in credentials:
+            out = None if when is None else expiring(service, connection, when, now)
+            if out is not None:
+                rows += self._rows(endpoints, out)
+        return self._store.enqueue(rows, now, once=True)
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -206,7 +228,10 @@ class WebhookService:
                 if outcome != "delivered":
                     down.add(row.endpoint_id)
         if counts["delivered"]:
-            self._store.prune_delivered(utcnow() - KEEP_DELIVERED)
+            now = utcnow()
+            self._store.prune_delivered(
+                now - KEEP_DELIVERED, kept_longer=APPLE_EXPIRING, longer_before=now - KEEP_EXPIRY_WARNINGS
+            )
         return counts
 
     def _send(self, row: Due, url: str | None) -> str:

@@ -39,6 +39,7 @@ INVENTORY_CHANGED = "inventory.changed"
 PUSH_FAILED = "push.failed"
 APPLE_DISCONNECTED = "apple.disconnected"
 APPLE_PURGED = "apple.purged"
+APPLE_EXPIRING = "apple.expiring"
 EVENT_TYPES: tuple[str, ...] = (
     *CHECK_IN_TYPES.values(),
     *REPORT_TYPES.values(),
@@ -46,9 +47,13 @@ EVENT_TYPES: tuple[str, ...] = (
     PUSH_FAILED,
     APPLE_DISCONNECTED,
     APPLE_PURGED,
+    APPLE_EXPIRING,
 )
 # Russet's own events, which NanoMDM's webhook has no shape for.
-NOT_IN_NANOMDM = frozenset({INVENTORY_CHANGED, PUSH_FAILED, APPLE_DISCONNECTED, APPLE_PURGED})
+NOT_IN_NANOMDM = frozenset({INVENTORY_CHANGED, PUSH_FAILED, APPLE_DISCONNECTED, APPLE_PURGED, APPLE_EXPIRING})
+# Told when a credential has this many days left or fewer, once per threshold (and expiry date).
+EXPIRY_THRESHOLDS = (30, 7, 1, 0)
+_EXPIRY_IDS = uuid.UUID("5b0a3a1e-7d51-4c1e-9a57-2f1f3c7e0e13")  # uuid5 namespace of expiry events
 FORMATS = ("russet", "nanomdm")
 
 # Facts of an Authenticate worth telling (no secrets among them).
@@ -177,6 +182,32 @@ def from_disconnection(event: ConnectionDisconnected, at: datetime) -> Outgoing:
         "data": {"service": event.service, "connection": event.connection, "receipt": dict(event.receipt)},
     }
     return Outgoing(event_id, event_type, f"apple:{event.service}/{event.connection}", body, None)
+
+
+def expiring(service: str, connection: str, expires_at: datetime, at: datetime) -> Outgoing | None:
+    """The warning for a push certificate or an Apple token past a threshold, or None. Its id is
+    derived from the credential, its expiry and the threshold: asked again, it is the same event
+    (the outbox keeps one per endpoint), and a renewed credential warns afresh."""
+    days_left = (expires_at - at).total_seconds() / 86400
+    passed = [t for t in EXPIRY_THRESHOLDS if days_left <= t]
+    if not passed:
+        return None
+    threshold = min(passed)
+    key = f"{service}/{connection}/{expires_at.isoformat()}/{threshold}"
+    event_id = str(uuid.uuid5(_EXPIRY_IDS, key))
+    body = {
+        "id": event_id,
+        "type": APPLE_EXPIRING,
+        "created_at": _stamp(at),
+        "data": {
+            "service": service,
+            "connection": connection,
+            "expires_at": _stamp(expires_at),
+            "days_left": round(days_left, 2),
+            "threshold_days": threshold,
+        },
+    }
+    return Outgoing(event_id, APPLE_EXPIRING, f"apple:{service}/{connection}", body, None)
 
 
 def _plain(entry: Mapping[str, Any]) -> dict[str, Any]:

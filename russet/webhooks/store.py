@@ -118,9 +118,23 @@ class WebhookStore:
 
     # -- the outbox -----------------------------------------------------------------------------
 
-    def enqueue(self, rows: list[Queued], now: datetime) -> None:
+    def enqueue(self, rows: list[Queued], now: datetime, *, once: bool = False) -> int:
+        """Write the rows; `once`: leave out those whose endpoint already has the event (ids that
+        are derived, not random: expiry warnings). Returns how many were written."""
+        if once and rows:
+            o = webhook_outbox
+            with self._engine.connect() as conn:
+                have = {
+                    (r.endpoint_id, r.event_id)
+                    for r in conn.execute(
+                        select(o.c.endpoint_id, o.c.event_id).where(
+                            o.c.event_id.in_({q.event_id for q in rows})
+                        )
+                    )
+                }
+            rows = [q for q in rows if (q.endpoint_id, q.event_id) not in have]
         if not rows:
-            return
+            return 0
         values = [
             {
                 "endpoint_id": q.endpoint_id,
@@ -137,6 +151,7 @@ class WebhookStore:
         ]
         with self._engine.begin() as conn:
             conn.execute(insert(webhook_outbox), values)
+        return len(values)
 
     def due(self, now: datetime, limit: int) -> list[Due]:
         """Pending rows due now and not held by a sender, each the oldest pending row of its
@@ -234,11 +249,16 @@ class WebhookStore:
             ).all()
         return {int(r[0]): int(r[1]) for r in rows}
 
-    def prune_delivered(self, before: datetime) -> int:
-        """Outbox rows delivered (or given up) before `before`: the delivery log keeps their story."""
+    def prune_delivered(self, before: datetime, *, kept_longer: str, longer_before: datetime) -> int:
+        """Outbox rows delivered (or given up) before `before`, those of type `kept_longer` before
+        `longer_before`: the delivery log keeps their story."""
         o = webhook_outbox
+        old = or_(
+            and_(o.c.event_type != kept_longer, o.c.created_at < before),
+            and_(o.c.event_type == kept_longer, o.c.created_at < longer_before),
+        )
         with self._engine.begin() as conn:
-            gone = conn.execute(delete(o).where(and_(o.c.state != "pending", o.c.created_at < before)))
+            gone = conn.execute(delete(o).where(o.c.state != "pending", old))
         return gone.rowcount
 
     # -- the delivery log -----------------------------------------------------------------------
