@@ -178,6 +178,7 @@ def test_secrets_and_bodies_are_sealed_at_rest(
     [
         ({"url": "ftp://example.test/"}, "http:// or https://"),
         ({"url": "https://api.apple.com/hook"}, "never Apple"),
+        ({"url": "https://example.test/a b"}, "no spaces"),
         ({"url": "https://example.test/", "events": ["nope"]}, "unknown event"),
         ({"url": "https://example.test/", "format": "nanomdm", "events": ["inventory.changed"]}, "NanoMDM"),
     ],
@@ -259,3 +260,17 @@ def test_expiring_credentials_are_told_once_per_threshold(russet: Russet) -> Non
         ("abm", "main", 0),
     ]
     assert 19.9 < told[0]["days_left"] <= 20
+
+
+def test_a_receiver_that_is_down_does_not_hold_up_another(
+    russet: Russet, client: TestClient, make_device: Any, api_headers: dict[str, str]
+) -> None:
+    russet.webhooks.batch = 1  # the dead receiver's due rows come first: they must not hide the others
+    add(client, api_headers, "http://127.0.0.1:9/")  # the discard port: nothing listens
+    with Receiver() as receiver:
+        add(client, api_headers, receiver.url)
+        one, two = make_device(), make_device()
+        one.enroll(client)
+        two.enroll(client)
+        assert russet.webhooks.deliver_due() == {"delivered": 4, "retry": 1, "failed": 0}
+    assert [json.loads(r.body)["device_id"] for r in receiver.received] == [one.udid] * 2 + [two.udid] * 2

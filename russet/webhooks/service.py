@@ -61,6 +61,8 @@ MAX_ID = 2**63 - 1  # a BIGINT: a larger id names no webhook (rather than fail i
 
 def _check_url(url: str) -> str:
     url = url.strip()
+    if not url.isprintable() or " " in url:
+        raise Invalid("a webhook URL has no spaces or control characters")
     if len(url) > 2000:
         raise Invalid("a webhook URL is at most 2000 characters")
     parts = urlsplit(url)
@@ -87,6 +89,7 @@ class WebhookService:
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         self.max_attempts = max_attempts
+        self.batch = 100  # due rows read at once
         self._cache: tuple[float, list[Endpoint]] | None = None
         self._lock = threading.Lock()
 
@@ -214,7 +217,7 @@ class WebhookService:
         urls = {e.id: e.url for e in self._store.endpoints()}
         while time.monotonic() - started < RUN_BUDGET_SECONDS:
             now = utcnow()
-            due = [d for d in self._store.due(now, 100) if d.endpoint_id not in down]
+            due = self._store.due(now, self.batch, skip=down)
             if not due:
                 break
             for row in due:

@@ -3,6 +3,7 @@ conditional claims, outcomes) and the delivery log."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -153,9 +154,10 @@ class WebhookStore:
             conn.execute(insert(webhook_outbox), values)
         return len(values)
 
-    def due(self, now: datetime, limit: int) -> list[Due]:
+    def due(self, now: datetime, limit: int, *, skip: Collection[int] = ()) -> list[Due]:
         """Pending rows due now and not held by a sender, each the oldest pending row of its
-        endpoint and device: a later event waits for the earlier one, however it fares."""
+        endpoint and device: a later event waits for the earlier one, however it fares. `skip`:
+        endpoints left out (those that failed in this run)."""
         o = webhook_outbox
         earlier = o.alias("earlier")
         blocked = exists().where(
@@ -171,6 +173,7 @@ class WebhookStore:
                 o.c.next_attempt_at <= now,
                 or_(o.c.claimed_until.is_(None), o.c.claimed_until < now),
                 ~blocked,
+                *([o.c.endpoint_id.not_in(list(skip))] if skip else []),
             )
             .order_by(o.c.id)
             .limit(limit)
