@@ -25,7 +25,7 @@ import logging
 import platform
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 from typing import Any, TypeVar, cast
 
@@ -67,10 +67,15 @@ from russet.kernel.errors import RussetError
 from russet.kernel.events import (
     BlueprintsChanged,
     CommandAnswered,
+    CommandReported,
+    ConnectionDisconnected,
     DeviceAwaitingConfiguration,
+    DeviceCheckedIn,
     DeviceFactsChanged,
     EventBus,
     GroupMembersChanged,
+    InventoryChanged,
+    PushFailed,
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
@@ -93,6 +98,8 @@ from russet.storage.secretbox import SecretBox
 from russet.vpp import hooks as vpp_hooks
 from russet.vpp.service import VppService
 from russet.vpp.store import VppStore
+from russet.webhooks.service import WebhookService
+from russet.webhooks.store import WebhookStore
 from russet.wiring import adapters
 from russet.wiring.storage import Storage
 
@@ -101,6 +108,7 @@ log = logging.getLogger("russet")
 HOUSEKEEPING_SECONDS = 6 * 3600
 AUDIT_RETENTION_SECONDS = 24 * 3600
 APP_LICENCES_SECONDS = 30.0  # the app catalogue's licence requests are moved on this often
+EXPIRY_CHECK_SECONDS = 3600.0  # credentials expiring: webhooks are told within the hour of a threshold
 
 
 def _inventory_hook(
@@ -255,6 +263,7 @@ class Russet:
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
     access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
+    webhooks: WebhookService  # events to the organisation's receivers, from a durable outbox
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -291,8 +300,9 @@ class Russet:
         last_seen = LastSeen()
         ledger = Ledger(engine, Fingerprinter.load(storage.settings))
         ledger.start()
+        events = EventBus()
         connections = ConnectionRegistry(
-            engine, SERVICE_HOOKS, seal=ReceiptSeal(authority), flush_ledger=ledger.flush
+            engine, SERVICE_HOOKS, seal=ReceiptSeal(authority), flush_ledger=ledger.flush, events=events
         )
         gateway = AppleGateway(ledger, connections, ca_file=settings.apple_ca_file, backoff=apple_backoff)
         pusher = Pusher(storage, storage.enrollments.open_push, gateway, settings.apns_url)
@@ -315,7 +325,6 @@ class Russet:
             sign_message=settings.client_cert_header is None,
         )
         ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
-        events = EventBus()
         ddm_store = DeclarationStore(engine)
         reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books, ABM)
         abm_serials = AbmSerials(engine, reports)  # which ABM connections list a serial; ADE blueprints
@@ -412,6 +421,13 @@ class Russet:
         events.subscribe(GroupMembersChanged, declarations.on_group_members_changed)
         # After groups (membership first) and blueprints; an enrolled-again device is told again.
         events.subscribe(DeviceFactsChanged, declarations.on_facts_changed)
+        webhooks = WebhookService(WebhookStore(engine, box))
+        events.subscribe(DeviceCheckedIn, webhooks.on_check_in)
+        events.subscribe(CommandReported, webhooks.on_report)
+        events.subscribe(InventoryChanged, webhooks.on_inventory)
+        events.subscribe(PushFailed, webhooks.on_push_failed)
+        events.subscribe(ConnectionDisconnected, webhooks.on_disconnected)
+        pusher.observe(adapters.PushFailures(events))
         return cls(
             settings=settings,
             storage=storage,
@@ -460,6 +476,7 @@ class Russet:
             escrow=escrow,
             declarations=declarations,
             access=access,
+            webhooks=webhooks,
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -553,10 +570,30 @@ class Russet:
             *self.groups.tasks(),
             *self.blueprints.tasks(),
             *self.declarations.tasks(),
+            *self.webhooks.tasks(),
+            PeriodicTask(  # the credentials of several features: composed here
+                "webhooks.expiring",
+                EXPIRY_CHECK_SECONDS,
+                self.warn_expiring,
+                once_across_nodes=True,
+                first_delay=120.0,
+                description="tell webhooks of a push certificate or Apple token 30, 7 or 1 days "
+                "before it expires, and once expired",
+            ),
         ]
         # Cluster-wide work acts for the organisation: each run that did something, or failed, is
         # in the audit log (per-process chores such as flushing last-seen times are not).
         return [audited_task(t, self.access) if t.once_across_nodes else t for t in tasks]
+
+    def warn_expiring(self) -> int:
+        """The `webhooks.expiring` task: the push certificate's and each Apple token's expiry,
+        given to the webhooks (which tell each threshold once)."""
+        credentials: list[tuple[str, str, datetime | None]] = [
+            ("apns", "default", self.push.certificate_expiry())
+        ]
+        credentials += [("abm", name, when) for name, when in self.abm.token_expiries().items()]
+        credentials += [("vpp", name, when) for name, when in self.vpp.token_expiries().items()]
+        return self.webhooks.warn_expiring(credentials)
 
     async def work_app_licences(self) -> dict[str, Any]:
         """The `apps.licences` task: the catalogue moves licence requests on with Apple; the devices

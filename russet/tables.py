@@ -26,6 +26,7 @@ from russet.mdm import tables as mdm_tables
 from russet.scep import tables as scep_tables
 from russet.storage import tables as storage_tables
 from russet.vpp import tables as vpp_tables
+from russet.webhooks import tables as webhook_tables
 
 # The modules that declare tables, one per owner: each table is declared in exactly one of them.
 TABLE_MODULES: tuple[ModuleType, ...] = (
@@ -44,6 +45,7 @@ TABLE_MODULES: tuple[ModuleType, ...] = (
     declarative_tables,
     escrow_tables,
     access_tables,
+    webhook_tables,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

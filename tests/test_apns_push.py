@@ -43,6 +43,8 @@ from simulators.device import Enrollment, SimDevice
 from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL, new_profile
 from tests.purge_support import all_found, find_identifiers
+from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import drain as deliver_webhooks
 
 TOPIC = "com.apple.mgmt.External.9a1b2c3d-0000-4000-8000-00000000cafe"  # as conftest's
 FAST = PushPolicy(retry_base=0.05, retry_cap=0.2, poll_seconds=0.05, sweep_seconds=3600, connections=1)
@@ -767,3 +769,18 @@ def test_the_pusher_stops_when_cancelled_as_it_is_woken(russet: Russet) -> None:
         return stuck
 
     assert asyncio.run(main()) == 0
+
+
+def test_dead_tokens_reach_the_webhooks(server: Russet, sim: ApnsSimulator) -> None:
+    """The pusher's outcomes become `push.failed` events (issue #19), published off the event loop."""
+    with Receiver() as receiver:
+        server.webhooks.add(receiver.url, ["push.failed"])
+        dead, alive = enroll(server), enroll(server)
+        sim.inject(dead["token"], 410, "Unregistered")
+        enqueue(server, dead["udid"], alive["udid"])
+        run(drain(server))  # asyncio.run waits for the worker thread that publishes
+        deliver_webhooks(server)
+    bodies = [json.loads(r.body) for r in receiver.received]
+    assert [(b["type"], b["device_id"], b["data"]) for b in bodies] == [
+        ("push.failed", dead["udid"], {"outcome": "token_dead", "reason": "Unregistered", "apns_status": 410})
+    ]

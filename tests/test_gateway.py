@@ -205,7 +205,9 @@ def test_disconnect_blocks_traffic_at_once(russet: Russet, peer: HttpsPeer, tls:
 
 
 # Modules allowed to talk to the network: the gateway (Apple), and the console's OpenID Connect
-# client, which talks to the organisation's own identity provider and never to Apple.
+# client, which talks to the organisation's own identity provider and never to Apple, and the
+# webhook sender, which posts events to the organisation's own receivers (Apple's hosts are refused
+# as receivers) and never to Apple.
 NETWORK_MODULES = {
     "httpx",
     "h2",
@@ -217,7 +219,7 @@ NETWORK_MODULES = {
     "urllib3",
     "ssl",
 }
-ALLOWED = {"russet/apple", "russet/access/sso.py"}
+ALLOWED = {"russet/apple", "russet/access/sso.py", "russet/webhooks/sender.py"}
 
 
 def test_only_the_gateway_opens_connections() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import json
 import os
 import plistlib
 import stat
@@ -37,6 +38,7 @@ from russet.storage.secretbox import SecretBox, SecretError, is_sealed
 from russet.tables import metadata
 from russet.vpp.store import VppStore
 from russet.vpp.tables import vpp_locations
+from russet.webhooks.store import WebhookStore
 from russet.wiring.sealed import SEALED_COLUMNS
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import PUBLIC_URL, new_profile
@@ -270,6 +272,7 @@ def test_rotate_keeps_every_secret_readable_and_the_old_key_opens_none(
     api_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    hook = russet.webhooks.add("https://hooks.example.test/in", fmt="nanomdm")  # its outbox: raw check-ins
     e = enroll_with_secrets(russet, client, api_headers)
     old_key = base64.b64decode((settings.data_dir / "master.key").read_bytes())
     seed_apple_credentials(russet, SecretBox(old_key))
@@ -304,6 +307,9 @@ def test_rotate_keeps_every_secret_readable_and_the_old_key_opens_none(
         box = SecretBox(new_key)
         AbmStore(stores.engine, box).identity("abm1")
         assert VppStore(stores.engine, box).token("vpp1").bearer == "BEARER-VPP"
+        hooks = WebhookStore(stores.engine, box)
+        assert hooks.secret(hook["id"]) == hook["secret"].encode()
+        assert json.loads(hooks.due(datetime.now(UTC), 10)[0].body)["topic"] == "mdm.Authenticate"
         # A command body sealed before the rotation is still delivered.
         later = _send(
             TestClient(create_app(reopened), base_url=PUBLIC_URL),
@@ -326,6 +332,8 @@ def test_rotate_keeps_every_secret_readable_and_the_old_key_opens_none(
         "commands.body_template",
         "command_queue.result",
         "settings.sealed_value",
+        "webhook_endpoints.sealed_secret",
+        "webhook_outbox.sealed_body",
     } <= before
     old = SecretBox(old_key)
     opened_by_old = []

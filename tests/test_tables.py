@@ -65,6 +65,7 @@ CROSS_FEATURE = {
     ),
     ("runtime", "vpp.store"): "the composition root builds the Apps and Books service's store",
     ("runtime", "escrow.store"): "the composition root builds the escrow service's store",
+    ("runtime", "webhooks.store"): "the composition root builds the webhooks service's store",
     ("runtime", "declarative.store"): (
         "the composition root builds the declarations' store; the core's facts read its status values"
     ),

@@ -404,6 +404,8 @@ SERVER_TASKS = {
     "blueprints.reconcile",
     "blueprints.ade_release",
     "declarations.refresh",
+    "webhooks.deliver",
+    "webhooks.expiring",
 }
 
 

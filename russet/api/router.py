@@ -30,6 +30,7 @@ from russet.api.push import router as push_router
 from russet.api.tasks import router as tasks_router
 from russet.api.vpp import apps as apps_router
 from russet.api.vpp import router as vpp_router
+from russet.api.webhooks import router as webhooks_router
 from russet.web import errors as web_errors
 from russet.web.deps import api_caller, role_of
 
@@ -59,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     declarations_router,
     escrow_router,
     audit_router,
+    webhooks_router,
     metrics_router,  # /metrics, outside /api/v1 where scrapers look; when RUSSET_METRICS=on
 )
 PUBLIC_PATHS = frozenset({"/api/v1/health"})  # no caller, no role

@@ -25,6 +25,7 @@ from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.receipts import ReceiptRefused, ReceiptSeal
 from russet.apple.tables import apple_connections, ledger, ledger_counts, purge_receipts
 from russet.kernel.errors import Conflict
+from russet.kernel.events import ConnectionDisconnected, EventBus
 from russet.storage.db import as_utc, reading, upsert, utcnow
 from russet.storage.leases import take
 
@@ -121,13 +122,16 @@ class ConnectionRegistry:
         *,
         seal: ReceiptSeal | None = None,
         flush_ledger: Callable[[], object] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         """`seal` signs receipts (the runtime always passes one; benches that never disconnect
-        need none); `flush_ledger` writes buffered ledger rows, so a purge finds them all."""
+        need none); `flush_ledger` writes buffered ledger rows, so a purge finds them all;
+        `events` is told of each disconnection once committed (ConnectionDisconnected)."""
         self._engine = engine
         self._hooks = {h.service: h for h in hooks}
         self._seal = seal
         self._flush_ledger = flush_ledger
+        self._events = events or EventBus()
         self._active: set[tuple[str, str]] = set()
         self._loaded_at = 0.0
         self._lock = threading.Lock()
@@ -285,6 +289,7 @@ class ConnectionRegistry:
                         service=service, connection=name, at=now, receipt=json.dumps(receipt, sort_keys=True)
                     )
                 )
+        self._events.publish(ConnectionDisconnected(service, name, purge, receipt))
         return receipt
 
     @staticmethod

@@ -82,6 +82,7 @@ READ_ONLY = frozenset(
         "secret filevault-profile", "secret list", "secret views",
         "tasks", "user list",
         "vpp assets", "vpp events", "vpp licences", "vpp list", "vpp show", "vpp users",
+        "webhook deliveries", "webhook list",
     }
 )  # fmt: skip
 SECRET_WORDS = ("key", "password", "secret", "token")  # argument values never recorded

@@ -36,6 +36,7 @@ from russet.cli.push import push
 from russet.cli.setup import migrate, secrets
 from russet.cli.tasks import tasks
 from russet.cli.vpp import app, vpp
+from russet.cli.webhooks import webhook
 from russet.commands import COMMANDS
 
 
@@ -397,6 +398,7 @@ cli.add_command(reconcile)
 cli.add_command(secret)
 cli.add_command(user)
 cli.add_command(audit)
+cli.add_command(webhook)
 
 
 def main() -> None:

@@ -49,6 +49,69 @@ class CommandAnswered(Event):
 
 
 @dataclass(frozen=True)
+class DeviceCheckedIn(Event):
+    """An Authenticate, TokenUpdate or CheckOut was accepted and stored (published after that
+    message's DeviceFactsChanged), for those who tell others about it (webhooks).
+
+    `device_id` is the device channel's id, `enrollment_id` the channel the message came on (a
+    user channel's differs); `message` the parsed check-in, `raw` its bytes as the device sent them."""
+
+    message_type: str
+    device_id: str
+    enrollment_id: str
+    message: Mapping[str, Any]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class CommandReported(Event):
+    """A device's report changed a command: Acknowledged, Error, CommandFormatError, or NotNow
+    (postponed). A duplicate report publishes nothing. Unlike CommandAnswered it includes NotNow
+    and the device channel's id (`device_id`) beside the reporting channel's (`enrollment_id`)."""
+
+    device_id: str
+    enrollment_id: str
+    command_uuid: str
+    request_type: str
+    status: str
+    message: Mapping[str, Any]
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class InventoryChanged(Event):
+    """An acknowledged answer brought inventory that was merged into the device's facts
+    (published with that report's DeviceFactsChanged, which other causes publish too)."""
+
+    device_id: str
+    enrollment_id: str
+    request_type: str
+
+
+@dataclass(frozen=True)
+class PushFailed(Event):
+    """APNs refused a push for good (`token_dead`: the token is dead until a TokenUpdate) or it
+    failed (`failed`: APNs' reason, or none reached it). `device_id` is the device channel's id."""
+
+    device_id: str
+    enrollment_id: str
+    outcome: str
+    reason: str | None
+    status: int | None
+
+
+@dataclass(frozen=True)
+class ConnectionDisconnected(Event):
+    """A connection to Apple (ABM, Apps and Books, Activation Lock) was disconnected, and with
+    `purged` its data deleted; `receipt` is the signed receipt (counts and hashes, no data)."""
+
+    service: str
+    connection: str
+    purged: bool
+    receipt: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class DeviceAwaitingConfiguration(Event):
     """An ADE device's TokenUpdate said AwaitingConfiguration: it waits in Setup Assistant for a
     DeviceConfigured command. Published after that TokenUpdate's DeviceFactsChanged.

@@ -45,7 +45,7 @@ def device_routes(mdm: MdmService, identities: IdentityVerifier, max_body_bytes:
         identity = identities.identify(headers, body, unique=kind == "checkin")
         msg = parse_plist(body)
         if kind == "checkin":
-            reply = mdm.check_in(identity, msg)
+            reply = mdm.check_in(identity, msg, body)
         else:
             reply = mdm.report(identity, msg, body)
         # Answered: the service accepted the identity for this device, so the log may name it.

@@ -15,7 +15,15 @@ from typing import Any
 
 from russet.kernel.errors import Invalid, TooLarge
 from russet.kernel.errors import NotFound as NoSuchThing
-from russet.kernel.events import CommandAnswered, DeviceAwaitingConfiguration, DeviceFactsChanged, EventBus
+from russet.kernel.events import (
+    CommandAnswered,
+    CommandReported,
+    DeviceAwaitingConfiguration,
+    DeviceCheckedIn,
+    DeviceFactsChanged,
+    EventBus,
+    InventoryChanged,
+)
 from russet.kernel.tasks import PeriodicTask
 from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.channels import Channel, resolve_channel
@@ -131,7 +139,8 @@ class MdmService:
 
     # -- check-in (CheckInURL) ------------------------------------------------------------------
 
-    def check_in(self, identity: Identity, msg: dict[str, Any]) -> bytes | None:
+    def check_in(self, identity: Identity, msg: dict[str, Any], raw: bytes = b"") -> bytes | None:
+        """Handle a check-in message; `raw` is its body as sent (for DeviceCheckedIn's listeners)."""
         message_type = check_in_message(msg)
         handler = self._handlers.get(message_type)
         if handler is None:
@@ -157,6 +166,9 @@ class MdmService:
             raise UnrecognizedDevice(str(exc)) from None
         if message_type in ("Authenticate", "TokenUpdate", "CheckOut"):
             self._events.publish(DeviceFactsChanged((channel.device_id,)))
+            self._events.publish(
+                DeviceCheckedIn(message_type, channel.device_id, channel.enrollment_id, msg, raw)
+            )
         if message_type == "TokenUpdate" and not channel.is_user and msg.get("AwaitingConfiguration") is True:
             self._awaiting_configuration(channel.device_id)
         return reply
@@ -295,8 +307,23 @@ class MdmService:
             self._events.publish(
                 CommandAnswered(channel.enrollment_id, command_uuid, result.reported_type or "", status, msg)
             )
+        if result.stored and status != "Idle" and command_uuid:
+            self._events.publish(
+                CommandReported(
+                    channel.device_id,
+                    channel.enrollment_id,
+                    command_uuid,
+                    result.reported_type or "",
+                    status,
+                    msg,
+                    raw,
+                )
+            )
         if result.inventory:  # the answer brought inventory (an answer without any changes no fact)
             self._events.publish(DeviceFactsChanged((channel.device_id,)))
+            self._events.publish(
+                InventoryChanged(channel.device_id, channel.enrollment_id, result.reported_type or "")
+            )
         if command_uuid and status != "Idle" and not result.stored:
             log.info(
                 "report %s for command %s of %s changed nothing (duplicate or unknown)",

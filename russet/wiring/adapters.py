@@ -10,6 +10,7 @@ profile library (signer, device facts, who uses a profile), Apps and Books (devi
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from russet.access.roles import Role
 from russet.access.service import AccessService
 from russet.apns.certificate import push_identity
 from russet.apns.ports import PushStores
+from russet.apns.state import Outcome
 from russet.apple.ports import Link
 from russet.apps import ports as app_ports
 from russet.apps.service import AppCatalogue
@@ -34,6 +36,7 @@ from russet.enrollment.profile import signed_profile
 from russet.escrow.ports import EscrowDevice
 from russet.groups.service import GroupService, Scope
 from russet.kernel.errors import NotFound
+from russet.kernel.events import EventBus, PushFailed
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
 from russet.mdm.enrollments import EnrollmentStore
@@ -541,3 +544,36 @@ class AbmSubjects:
     def links(self, identifier: str) -> list[Link]:
         found = self._serials.connections_by_serial([identifier.strip().upper()])
         return [Link("abm_connection", name, "ABM/ASM devices") for names in found.values() for name in names]
+
+
+class PushFailures:
+    """The pusher's outcome observer that publishes PushFailed for each dead token or failed push.
+
+    The pusher tells its observers on the event loop, and PushFailed's subscribers write to the
+    database (the webhooks' outbox), so the events are published from a worker thread. A user
+    channel's id is `<device>:<user>` (`russet.mdm.channels`), so the device is its first part."""
+
+    KINDS = frozenset({"token_dead", "failed"})
+
+    def __init__(self, events: EventBus) -> None:
+        self._events = events
+
+    def __call__(self, outcomes: Sequence[Outcome]) -> None:
+        failed = [
+            PushFailed(o.enrollment_id.split(":", 1)[0], o.enrollment_id, o.outcome, o.reason, o.status)
+            for o in outcomes
+            if o.outcome in self.KINDS
+        ]
+        if not failed:
+            return
+
+        def publish() -> None:
+            for event in failed:
+                self._events.publish(event)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # told outside the loop (a synchronous caller): publish here
+            publish()
+            return
+        loop.run_in_executor(None, publish)

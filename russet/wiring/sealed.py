@@ -12,6 +12,7 @@ from russet.library import sealed as library
 from russet.mdm import sealed as mdm
 from russet.storage.rotation import INFRASTRUCTURE_SEALED, SealedColumn
 from russet.vpp import sealed as vpp
+from russet.webhooks import sealed as webhooks
 
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     *INFRASTRUCTURE_SEALED,
@@ -20,4 +21,5 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     *vpp.SEALED_COLUMNS,
     *escrow.SEALED_COLUMNS,
     *library.SEALED_COLUMNS,
+    *webhooks.SEALED_COLUMNS,
 )
