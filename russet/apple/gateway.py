@@ -16,7 +16,7 @@ import random
 import ssl
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from russet.apple.catalogue import spec
 from russet.apple.connections import ConnectionRegistry
 from russet.apple.h2client import H2Client
 from russet.apple.ledger import Ledger, LedgerCells, LedgerHead
+from russet.apple.wire import Refused, derive_sent, norm
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("apns-id", "x-request-id", "x-apple-request-uuid", "x-apple-jingle-correlation-key")
@@ -143,6 +144,35 @@ class AppleGateway:
         self.connections.require_active(call.service, call.connection)
         for datum in call.sent:
             spec(call.service, "sent", datum.field)
+
+    def wire_check(self, call: Call, request: httpx.Request) -> Call:
+        """`call` as the request actually carries it: the fields are read off `request` (query,
+        data-carrying headers, body) against the endpoint's catalogue entry, and each must be one
+        the caller declared (whose subject it lends); a declared field the request does not
+        carry is refused too. `Refused` before anything is sent."""
+        method, _, path = call.endpoint.partition(" ")
+        if request.method != method or not request.url.path.endswith(path.lstrip("/")):
+            raise Refused(f"{call.service}: {request.method} {request.url.path} is not {call.endpoint}")
+        derived = derive_sent(
+            call.service,
+            call.endpoint,
+            query=list(request.url.params.multi_items()),
+            headers=request.headers,
+            content=request.content,
+        )
+        declared = {(d.field, norm(d.value)): d.subject for d in call.sent}
+        carried = {(name, norm(value)) for name, value in derived}
+        for key in carried - declared.keys():
+            raise Refused(
+                f"{call.service} {call.endpoint}: the request carries {key[0]!r} with a value the caller "
+                "did not declare; refusing to send it"
+            )
+        for key in declared.keys() - carried:
+            raise Refused(
+                f"{call.service} {call.endpoint}: {key[0]!r} is declared but not in the request; "
+                "refusing to record what was not sent"
+            )
+        return replace(call, sent=[Datum(n, v, declared[(n, norm(v))]) for n, v in derived])
 
     def record(
         self, call: Call, status: int | None, request_id: str | None, received: Sequence[Datum] = ()
@@ -303,13 +333,13 @@ class AppleGateway:
         """Send one request for `call`, retrying what Apple asks to be retried; returns the last response."""
         self.check(call)
         client = self._client(call, identity, http2)
+        built = client.build_request(method, url, json=json, content=content, params=params, headers=headers)
+        call = self.wire_check(call, built)  # what is recorded is what the request carries
         attempts = self._max_attempts if retry else 1
         for attempt in range(1, attempts + 1):
             self.connections.require_active(call.service, call.connection)  # a disconnect stops retries too
             try:
-                response = await client.request(
-                    method, url, json=json, content=content, params=params, headers=headers
-                )
+                response = await client.send(built)  # the very request checked above
             except httpx.TransportError as exc:
                 self.record(call, None, None)
                 self._attempted(call.service, None)

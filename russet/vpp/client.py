@@ -236,7 +236,7 @@ class VppClient(AppleClient):
             sent += [
                 Datum("notification URL", notification_url),
                 Datum("notification auth token", secret),
-                Datum("notification types", ",".join(types)),
+                *(Datum("notification types", t) for t in types),
             ]
         reply = await self.call(
             "POST", "client/config", "register Russet as the location's MDM", body=body, sent=sent
