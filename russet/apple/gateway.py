@@ -304,9 +304,7 @@ class AppleGateway:
         parsed = httpx.URL(url)
         if parsed.scheme != "https" or not parsed.host:
             raise ValueError(f"{url!r}: an https:// URL is needed")
-        client = H2Client(
-            parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options
-        )
+        client = H2Client(parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options)
         self._h2[key] = (fingerprint, client)
         return client
 

@@ -24,8 +24,14 @@ from russet.apple.catalogue import UndeclaredField
 # Headers that say how a request is framed, never anything about anyone.
 PROTOCOL_HEADERS = frozenset(
     {
-        "accept", "accept-encoding", "connection", "content-length", "content-type", "host",
-        "user-agent", "x-server-protocol-version",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+        "x-server-protocol-version",
     }
 )
 WHOLE = "="  # prefix of a body path recorded as one value
@@ -47,15 +53,33 @@ _ABM_PROFILE_LISTS = ("skip_setup_items", "anchor_certs", "supervising_host_cert
 _ABM_PROFILE = {
     name: name
     for name in (
-        "profile_name", "url", "support_phone_number", "support_email_address", "department",
-        "org_magic", "is_supervised", "is_mandatory", "is_mdm_removable", "is_multi_user",
-        "await_device_configured", "auto_advance_setup", "allow_pairing", "language", "region",
-        "configuration_web_url", "do_not_use_profile_from_backup", "is_return_to_service",
+        "profile_name",
+        "url",
+        "support_phone_number",
+        "support_email_address",
+        "department",
+        "org_magic",
+        "is_supervised",
+        "is_mandatory",
+        "is_mdm_removable",
+        "is_multi_user",
+        "await_device_configured",
+        "auto_advance_setup",
+        "allow_pairing",
+        "language",
+        "region",
+        "configuration_web_url",
+        "do_not_use_profile_from_backup",
+        "is_return_to_service",
     )
 } | {WHOLE + name: name for name in _ABM_PROFILE_LISTS}
 _VPP_AUTH = {"authorization": "location token"}
 _VPP_USERS = Endpoint(
-    body={"users[].clientUserId": "client user id", "users[].email": "email", "users[].managedAppleId": "Managed Apple ID"},
+    body={
+        "users[].clientUserId": "client user id",
+        "users[].email": "email",
+        "users[].managedAppleId": "Managed Apple ID",
+    },
     headers=_VPP_AUTH,
 )
 _VPP_ASSETS = Endpoint(
@@ -72,8 +96,12 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
     # ABM/ASM device assignment; the OAuth header of GET /session carries the server token.
     ("abm", "GET /session"): Endpoint(headers={"authorization": "server token"}),
     ("abm", "GET /account"): Endpoint(headers=_ABM_SESSION),
-    ("abm", "POST /server/devices"): Endpoint(body={"limit": "limit", "cursor": "cursor"}, headers=_ABM_SESSION),
-    ("abm", "POST /devices/sync"): Endpoint(body={"limit": "limit", "cursor": "cursor"}, headers=_ABM_SESSION),
+    ("abm", "POST /server/devices"): Endpoint(
+        body={"limit": "limit", "cursor": "cursor"}, headers=_ABM_SESSION
+    ),
+    ("abm", "POST /devices/sync"): Endpoint(
+        body={"limit": "limit", "cursor": "cursor"}, headers=_ABM_SESSION
+    ),
     ("abm", "POST /devices"): Endpoint(body={"devices[]": "devices"}, headers=_ABM_SESSION),
     ("abm", "POST /profile"): Endpoint(body=_ABM_PROFILE, headers=_ABM_SESSION),
     ("abm", "POST /profile/devices"): Endpoint(
@@ -219,7 +247,9 @@ def derive_sent(
                     raise Refused(f"{service} {template}: form field {name!r} is not declared")
                 out.append((field_name, value))
         else:
-            raise Refused(f"{service} {template}: a body of type {content_type or 'unknown'!r} is not declared")
+            raise Refused(
+                f"{service} {template}: a body of type {content_type or 'unknown'!r} is not declared"
+            )
     return out
 
 
