@@ -187,6 +187,10 @@ def test_abm_traffic_is_recorded_as_it_crossed_the_wire(
         assert ("POST /devices/sync", "?devices[].battery_health") in {
             (r["endpoint"], r["field"]) for r in ledger_rows(russet, "abm")
         }
+        [extra] = [
+            r for r in russet.ledger.report(service="abm") if r["field"] == "?devices[].battery_health"
+        ]
+        assert extra["used_for"] == "(sent by Apple, not in the catalogue)" and extra["times"] == 1
 
 
 def test_apps_and_books_traffic_is_recorded_as_it_crossed_the_wire(
