@@ -169,15 +169,17 @@ class AppleGateway:
         )
         declared = {(d.field, norm(d.value)): d.subject for d in call.sent}
         carried = {(name, norm(value)) for name, value in derived}
-        for key in carried - declared.keys():
+        smuggled = sorted({name for name, _ in carried - declared.keys()})
+        if smuggled:
             raise Refused(
-                f"{call.service} {call.endpoint}: the request carries {key[0]!r} with a value the caller "
-                "did not declare; refusing to send it"
+                f"{call.service} {call.endpoint}: the request carries {', '.join(map(repr, smuggled))} "
+                "with a value the caller did not declare; refusing to send it"
             )
-        for key in declared.keys() - carried:
+        missing = sorted({name for name, _ in declared.keys() - carried})
+        if missing:
             raise Refused(
-                f"{call.service} {call.endpoint}: {key[0]!r} is declared but not in the request; "
-                "refusing to record what was not sent"
+                f"{call.service} {call.endpoint}: {', '.join(map(repr, missing))} declared but not in "
+                "the request; refusing to record what was not sent"
             )
         return replace(call, sent=[Datum(n, v, declared[(n, norm(v))]) for n, v in derived])
 
