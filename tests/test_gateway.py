@@ -62,13 +62,15 @@ SYNC = Call(
 
 
 async def send(gateway: AppleGateway, url: str, call: Call = SYNC) -> int:
+    """Send the request `call` declares: its serials in the body, its session as the header."""
+    session = [str(d.value) for d in call.sent if d.field == "session"]
     try:
         response = await gateway.request(
             call,
             "POST",
             f"{url}/devices",
-            json={"devices": ["C02XK0XXJGH5"]},
-            headers={"X-ADM-Auth-Session": "SESSION-TOKEN-1"},
+            json={"devices": [d.value for d in call.sent if d.field == "devices"]},
+            headers={"X-ADM-Auth-Session": session[0]} if session else {},
         )
         return response.status_code
     finally:

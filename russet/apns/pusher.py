@@ -55,6 +55,8 @@ _SAFE_MAGIC = re.compile(r"[A-Za-z0-9._-]+")
 # Sent with every push, about the device: their values differ per push (the topic is common).
 _PER_PUSH_FIELDS = ("Token", "PushMagic")
 _PER_PUSH_DATA = tuple(Datum(name, None) for name in _PER_PUSH_FIELDS)
+# Every push body is this with PushMagic filled in (below): the shape the gateway checks.
+_BODY_SHAPE = b'{"mdm":""}'
 _NOT_ENROLLED = "the enrollment is not active (checked out or re-enrolling)"
 _NO_TOKEN = "no push token yet (TokenUpdate)"
 _DEAD = "APNs said the token is dead; waiting for a TokenUpdate"
@@ -184,19 +186,23 @@ class Pusher:
             timeout=self.policy.timeout,
         )
 
-    def _headers(self, client: H2Client, topic: str) -> HeaderTemplate:
+    def _headers(self, call: Call, client: H2Client, topic: str) -> HeaderTemplate:
+        """The push's header block, made (and checked by the gateway) once a second per topic."""
         second = int(time.time())
         cached = self._template
         if cached is not None and cached[0] == second and cached[1] == topic:
             return cached[2]
-        template = client.template(
+        template = self.gateway.push_template(
+            call,
+            client,
             [
                 ("apns-push-type", "mdm"),
                 ("apns-topic", topic),
                 ("apns-priority", str(self.policy.priority)),
                 ("apns-expiration", str(second + self.policy.expiration_seconds)),
                 ("content-type", "application/json"),
-            ]
+            ],
+            _BODY_SHAPE,
         )
         self._template = (second, topic, template)
         return template
@@ -247,7 +253,7 @@ class Pusher:
         except Disconnected as exc:
             return now, [Outcome(t.enrollment_id, "disconnected", str(exc)) for t in targets]
         client = self._client(identity)
-        template = self._headers(client, topic)
+        template = self._headers(call, client, topic)
         sending: list[tuple[Target, Request]] = []
         for target in targets:
             token, magic = target.token, target.magic

@@ -15,8 +15,9 @@ import os
 import random
 import ssl
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,12 +28,17 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from russet.apple.catalogue import spec
 from russet.apple.connections import ConnectionRegistry
-from russet.apple.h2client import H2Client
+from russet.apple.h2client import H2Client, HeaderTemplate
 from russet.apple.ledger import Ledger, LedgerCells, LedgerHead
+from russet.apple.wire import APNS_PROTOCOL_HEADERS, Refused, derive_received, derive_sent, norm
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("apns-id", "x-request-id", "x-apple-request-uuid", "x-apple-jingle-correlation-key")
 MAX_RETRY_AFTER = 300.0
+
+
+class NotOnTheWire(ValueError):
+    """A caller recorded as received something Apple's answer does not carry (a bug in Russet)."""
 
 
 class AppleUnavailable(Exception):
@@ -95,6 +101,8 @@ class AppleGateway:
         self._clients: dict[tuple[str, str, str, bool], httpx.AsyncClient] = {}
         self._h2: dict[tuple[str, str, str], tuple[str, H2Client]] = {}
         self._observers: list[CallObserver] = []
+        # Each answer's fields, read once however many times its caller records from it.
+        self._answers: weakref.WeakKeyDictionary[httpx.Response, set[str]] = weakref.WeakKeyDictionary()
 
     def observe(self, observer: CallObserver) -> None:
         """Tell `observer` of every attempt from now on (metrics count Apple calls this way, so
@@ -143,6 +151,37 @@ class AppleGateway:
         self.connections.require_active(call.service, call.connection)
         for datum in call.sent:
             spec(call.service, "sent", datum.field)
+
+    def wire_check(self, call: Call, request: httpx.Request) -> Call:
+        """`call` as the request actually carries it: the fields are read off `request` (query,
+        data-carrying headers, body) against the endpoint's catalogue entry, and each must be one
+        the caller declared (whose subject it lends); a declared field the request does not
+        carry is refused too. `Refused` before anything is sent."""
+        method, _, path = call.endpoint.partition(" ")
+        if request.method != method or not request.url.path.endswith("/" + path.lstrip("/")):
+            raise Refused(f"{call.service}: {request.method} {request.url.path} is not {call.endpoint}")
+        derived = derive_sent(
+            call.service,
+            call.endpoint,
+            query=list(request.url.params.multi_items()),
+            headers=request.headers,
+            content=request.content,
+        )
+        declared = {(d.field, norm(d.value)): d.subject for d in call.sent}
+        carried = {(name, norm(value)) for name, value in derived}
+        smuggled = sorted({name for name, _ in carried - declared.keys()})
+        if smuggled:
+            raise Refused(
+                f"{call.service} {call.endpoint}: the request carries {', '.join(map(repr, smuggled))} "
+                "with a value the caller did not declare; refusing to send it"
+            )
+        missing = sorted({name for name, _ in declared.keys() - carried})
+        if missing:
+            raise Refused(
+                f"{call.service} {call.endpoint}: {', '.join(map(repr, missing))} declared but not in "
+                "the request; refusing to record what was not sent"
+            )
+        return replace(call, sent=[Datum(n, v, declared[(n, norm(v))]) for n, v in derived])
 
     def record(
         self, call: Call, status: int | None, request_id: str | None, received: Sequence[Datum] = ()
@@ -274,15 +313,65 @@ class AppleGateway:
         parsed = httpx.URL(url)
         if parsed.scheme != "https" or not parsed.host:
             raise ValueError(f"{url!r}: an https:// URL is needed")
-        client = H2Client(
-            parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options
-        )
+        client = H2Client(parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options)
         self._h2[key] = (fingerprint, client)
         return client
 
+    def push_template(
+        self, call: Call, client: H2Client, headers: Sequence[tuple[str, str]], body_shape: bytes
+    ) -> HeaderTemplate:
+        """The header block of a push shape, checked once for every push sent with it.
+
+        Pushes are too many to parse each one: a shape is its headers (sent as they are) and its
+        body's keys (`body_shape`, the body with empty values: the pusher fills in only PushMagic),
+        read off against the endpoint like any request; the path's token and the magic are the
+        per-push values the ledger records. `Refused` if the shape carries anything undeclared."""
+        sent = {k.lower(): v for k, v in headers if k.lower() not in APNS_PROTOCOL_HEADERS}
+        sent["content-type"] = dict(headers).get("content-type", "")
+        derived = derive_sent(call.service, call.endpoint, query=[], headers=sent, content=body_shape)
+        declared = {(d.field, norm(d.value)) for d in call.sent}
+        for name, value in derived:
+            if name != "PushMagic" and (name, norm(value)) not in declared:
+                raise Refused(f"{call.service} {call.endpoint}: {name!r} is not what the push declares")
+        return client.template(headers)
+
+    def _answered(self, call: Call, response: httpx.Response, request_id: str | None) -> set[str]:
+        """The declared fields an answer carries, read once per answer; what Apple sent that the
+        endpoint does not declare is recorded here as `?path` (about the server, no value): an
+        answer already received is not refused, Apple adds fields, and the ledger says so."""
+        fields = self._answers.get(response)
+        if fields is None:
+            body = response.content if "json" in response.headers.get("content-type", "") else b""
+            known, unknown = derive_received(call.service, call.endpoint, response.headers, body)
+            fields = self._answers[response] = {name for name, _ in known}
+            if unknown:
+                cells: list[LedgerCells] = [
+                    (
+                        "received",
+                        ("?" + (path or "(body)"))[:60],
+                        "server",
+                        None,
+                        None,
+                        response.status_code,
+                        request_id,
+                    )
+                    for path in dict.fromkeys(unknown)
+                ]
+                self.ledger.add_group(_head(call, datetime.now(UTC)), cells)
+        return fields
+
     def received(self, call: Call, response: httpx.Response, data: Sequence[Datum]) -> None:
-        """Record what a response told Russet, once the caller has parsed it."""
-        self.record(call, response.status_code, _request_id(response.headers), data)
+        """Record what a response told Russet, once the caller has parsed it: every field the
+        caller records must be one the answer carries (`NotOnTheWire` otherwise)."""
+        request_id = _request_id(response.headers)
+        carried = self._answered(call, response, request_id)
+        for datum in data:
+            if datum.field not in carried:
+                raise NotOnTheWire(
+                    f"{call.service} {call.endpoint}: {datum.field!r} is recorded as received but "
+                    "the answer does not carry it"
+                )
+        self.record(call, response.status_code, request_id, data)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -303,13 +392,13 @@ class AppleGateway:
         """Send one request for `call`, retrying what Apple asks to be retried; returns the last response."""
         self.check(call)
         client = self._client(call, identity, http2)
+        built = client.build_request(method, url, json=json, content=content, params=params, headers=headers)
+        call = self.wire_check(call, built)  # what is recorded is what the request carries
         attempts = self._max_attempts if retry else 1
         for attempt in range(1, attempts + 1):
             self.connections.require_active(call.service, call.connection)  # a disconnect stops retries too
             try:
-                response = await client.request(
-                    method, url, json=json, content=content, params=params, headers=headers
-                )
+                response = await client.send(built)  # the very request checked above
             except httpx.TransportError as exc:
                 self.record(call, None, None)
                 self._attempted(call.service, None)
@@ -319,7 +408,9 @@ class AppleGateway:
                     ) from exc
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
-            self.record(call, response.status_code, _request_id(response.headers))
+            request_id = _request_id(response.headers)
+            self.record(call, response.status_code, request_id)
+            self._answered(replace(call, sent=()), response, request_id)
             self._attempted(call.service, response.status_code)
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))

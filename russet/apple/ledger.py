@@ -337,7 +337,10 @@ class Ledger:
                     "field": field,
                     "direction": direction,
                     "about": "?",
-                    "used_for": "(no longer in the catalogue)",
+                    # `?path`: a field Apple sent that the endpoint does not declare (russet.apple.wire).
+                    "used_for": "(sent by Apple, not in the catalogue)"
+                    if field.startswith("?")
+                    else "(no longer in the catalogue)",
                     "times": row.times,
                     "distinct_subjects": row.subjects,
                     "first": as_utc(row.first),

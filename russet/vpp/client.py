@@ -172,8 +172,13 @@ class VppClient(AppleClient):
         if not isinstance(parsed, dict):
             raise ProtocolError(f"Apple's answer to {endpoint} is not a JSON object")
         owner = parsed.get("mdmInfo")
+        # Every answer names the location's library and its MDM: recorded here, once per answer.
+        about = [Datum("uId", parsed["uId"])] if isinstance(parsed.get("uId"), str) else []
+        if isinstance(owner, dict):
+            about.append(Datum("mdmInfo", json.dumps(owner, sort_keys=True)))
+        if about:
+            self.record(Reply(call, response, {}), about)
         if self.owner_id and isinstance(owner, dict) and owner.get("id") not in (None, self.owner_id):
-            self.record(Reply(call, response, {}), [Datum("mdmInfo", json.dumps(owner, sort_keys=True))])
             self.other_owner = owner
             if self._on_takeover is not None:
                 self._on_takeover(owner)
@@ -236,7 +241,7 @@ class VppClient(AppleClient):
             sent += [
                 Datum("notification URL", notification_url),
                 Datum("notification auth token", secret),
-                Datum("notification types", ",".join(types)),
+                *(Datum("notification types", t) for t in types),
             ]
         reply = await self.call(
             "POST", "client/config", "register Russet as the location's MDM", body=body, sent=sent
@@ -249,15 +254,12 @@ class VppClient(AppleClient):
         for key, field in (
             ("locationName", "location name"),
             ("countryISO2ACode", "countryISO2ACode"),
-            ("uId", "uId"),
             ("defaultPlatform", "defaultPlatform"),
             ("websiteURL", "websiteURL"),
         ):
             if isinstance(reply.body.get(key), str):
                 data.append(Datum(field, reply.body[key]))
-        if isinstance(reply.body.get("mdmInfo"), dict):
-            data.append(Datum("mdmInfo", json.dumps(reply.body["mdmInfo"], sort_keys=True)))
-        self.record(reply, data)
+        self.record(reply, data)  # uId and mdmInfo: recorded by `call` for every answer
 
     async def assets_page(self, page_index: int) -> Reply:
         """One page of the location's assets, unchecked (see `russet.vpp.records.asset_page`)."""
