@@ -1,7 +1,7 @@
 """The console's routes: login/logout, devices, a device (with its desired vs actual state),
-queueing a command, a command, the ledger report ("What we tell Apple") and connections; `install`
-adds the pages of `groups`, `library` and `blueprints`. What every page shares (forms, CSRF, flash
-messages, the error mapping) is in `russet.console.common`.
+queueing a command, a command and the ledger report ("What we tell Apple"); `install` adds the
+pages of `groups`, `library`, `blueprints`, `connections` and the others. What every page shares
+(forms, CSRF, flash messages, the error mapping) is in `russet.console.common`.
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call the same
 services as the API (`russet.devices`, `russet.ledger_admin`); only the form body is read
@@ -22,7 +22,7 @@ from russet.access.roles import Role
 from russet.access.sso import Pending
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import blueprints, declarations, groups, library, privacy
+from russet.console import abm, blueprints, connections, declarations, groups, library, privacy
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -435,14 +435,6 @@ def ledger(request: Request, admin: Signed, since: str = "", service: str = "") 
     return render("ledger.html", admin, rows=rows, columns=REPORT_COLUMNS, since=since, service=service)
 
 
-@router.get("/connections")
-def connections(request: Request, admin: Signed) -> HTMLResponse:
-    ledger_admin = _russet(request).ledger_admin
-    return render(
-        "connections.html", admin, connections=ledger_admin.connections(), receipts=ledger_admin.receipts()
-    )
-
-
 # -- the audit log ---------------------------------------------------------------------------------
 
 
@@ -463,7 +455,7 @@ def audit(request: Request, admin: Signed, before: int | None = None, actor: str
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (groups, library, blueprints, declarations, privacy):
+    for pages in (groups, library, blueprints, declarations, privacy, connections, abm):
         app.include_router(pages.router)
     app.include_router(declarations.updates_router)
 
