@@ -5,6 +5,7 @@ connection with its name typed as confirmation, then its receipt; and who may do
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from russet.runtime import Russet
 from simulators.dep import DepSimulator
 from tests.abm_support import connect, device_count, simulated
 from tests.conftest import PUBLIC_URL
-from tests.test_console import log_in
+from tests.test_console import CHROMIUM, log_in, playwright_api, served  # noqa: F401  (fixtures)
 
 DEVICES = 25
 
@@ -37,6 +38,12 @@ def dep(tmp_path: Path, settings: Settings) -> Iterator[tuple[DepSimulator, Russ
 def web(dep: tuple[DepSimulator, Russet]) -> Iterator[TestClient]:
     with TestClient(create_app(dep[1]), base_url=PUBLIC_URL) as client:
         yield client
+
+
+@pytest.fixture
+def russet(dep: tuple[DepSimulator, Russet]) -> Russet:
+    """The Russet that trusts the DEP simulator, for `served` (the app on a real socket)."""
+    return dep[1]
 
 
 def signed_in(client: TestClient, russet: Russet, role: str) -> str:
@@ -139,3 +146,92 @@ def test_operator_and_auditor_cannot_purge_add_or_sync(
     assert [c["status"] for c in russet.ledger_admin.connections()] == ["active"]
     assert [c["name"] for c in russet.abm.list_connections()] == ["main"]
     assert russet.ledger_admin.receipts() == []
+
+
+def _browser_login(page: Any, base: str, path: str, key: str) -> None:
+    page.goto(f"{base}{path}")
+    page.fill("input[name=api_key]", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+
+
+def test_browser_adds_an_abm_connection_and_watches_its_sync(
+    playwright_api: Any,  # noqa: F811
+    served: str,  # noqa: F811
+    dep: tuple[DepSimulator, Russet],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real browser: create the connection, upload the token file the simulator issued for its
+    certificate, press Sync now and watch the self-refreshing page reach done, devices counted."""
+    sim, russet = dep
+    key = russet.storage.api_keys.create("alex")
+    release = threading.Event()  # Apple's device listing waits until the browser saw the sync run
+    route = sim._route
+
+    def held(method: str, path: str, target: str, raw: bytes) -> Any:
+        if path == "/server/devices":
+            release.wait(30)
+        return route(method, path, target, raw)
+
+    monkeypatch.setattr(sim, "_route", held)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            _browser_login(page, served, "/console/abm", key)
+            page.fill("#new-abm input[name=name]", "school")
+            page.click("#new-abm button[type=submit]")
+            page.wait_for_url(f"{served}/console/abm/school")
+            cert = x509.load_pem_x509_certificate(page.inner_text("#certificate").encode())
+            token = tmp_path / "school.p7m"
+            token.write_bytes(sim.token_for(cert))
+            page.set_input_files("#token input[name=token]", str(token))
+            page.click("#token button[type=submit]")
+            page.wait_for_selector("text=Server token loaded")
+            page.click("text=Sync now")
+            page.wait_for_selector("text=Sync running")
+            assert "busy with sync" in page.inner_text("#status")
+            release.set()
+            page.wait_for_selector("text=Sync done", timeout=30_000)  # the page refreshes itself
+            assert f"Sync done: {DEVICES} devices listed" in page.inner_text("#sync-state")
+            assert page.inner_text("#devices") == str(DEVICES)
+            page.screenshot(path=str(tmp_path / "abm.png"), full_page=True)
+        finally:
+            release.set()
+            browser.close()
+    assert device_count(russet, "school") == DEVICES
+
+
+def test_browser_purges_by_typing_the_name_and_sees_the_receipt(
+    playwright_api: Any,  # noqa: F811
+    served: str,  # noqa: F811
+    dep: tuple[DepSimulator, Russet],
+    tmp_path: Path,
+) -> None:
+    """A real browser: a mistyped name purges nothing; the right one purges and shows the receipt,
+    its per-table counts and that its signature verifies."""
+    sim, russet = dep
+    connect(russet, sim)
+    russet.run(russet.abm.sync_now("main"))
+    key = russet.storage.api_keys.create("alex")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            _browser_login(page, served, "/console/connections", key)
+            page.fill("form.purge input[name=confirm]", "Main")
+            page.click("form.purge button[type=submit]")
+            assert "nothing was done" in page.inner_text(".flash-error")
+            assert device_count(russet) == DEVICES
+            page.fill("form.purge input[name=confirm]", "main")
+            page.click("form.purge button[type=submit]")
+            page.wait_for_selector("#verdict")
+            assert "signature verifies" in page.inner_text("#verdict")
+            assert "Purged: abm main" in page.inner_text("h1")
+            assert f"abm_devices\t{DEVICES}\t0" in page.inner_text("#tables")
+            assert '"purged": true' in page.inner_text("#receipt")
+            page.screenshot(path=str(tmp_path / "receipt.png"), full_page=True)
+        finally:
+            browser.close()
+    assert device_count(russet) == 0
