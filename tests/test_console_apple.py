@@ -76,6 +76,8 @@ def test_admin_adds_loads_token_and_syncs(web: TestClient, dep: tuple[DepSimulat
     pem = re.search(r'<pre id="certificate">(.*?)</pre>', created.text, re.S)
     assert pem
     cert = x509.load_pem_x509_certificate(pem.group(1).encode())
+    early = web.post("/console/abm/school/sync", data={"csrf": csrf})
+    assert early.status_code == 409 and "flash-error" in early.text and "Sync running" not in early.text
     wrong = web.post("/console/abm/school/token", data={"csrf": csrf}, files={"token": ("t.p7m", b"junk")})
     assert wrong.status_code == 400 and "flash-error" in wrong.text
     loaded = web.post(

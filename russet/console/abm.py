@@ -145,7 +145,7 @@ async def load_token(request: Request, admin: Signed, parts: Upload, name: str) 
         except RussetError as exc:
             raise refusal(exc) from None
     except Refusal as refused:
-        return _show(request, admin, name, refused.status, flash=refused.flash)
+        return await asyncio.to_thread(_show, request, admin, name, refused.status, flash=refused.flash)
     notes = [n for n in (loaded["warning"], loaded["account_error"]) if n]
     return done(
         request,
@@ -175,7 +175,7 @@ async def sync(request: Request, admin: Signed, form: Form, name: str) -> Respon
     try:
         await asyncio.to_thread(attempt, russet.abm.client_for, name)  # unknown, no token, expired
     except Refusal as refused:
-        return _show(request, admin, name, refused.status, flash=refused.flash)
+        return await asyncio.to_thread(_show, request, admin, name, refused.status, flash=refused.flash)
     syncs = _syncs(request)
     running = syncs.get(name)
     if running is not None and not running.done():
