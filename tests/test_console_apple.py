@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from russet.app import create_app
 from russet.config import Settings
-from russet.console.abm import expiry_class
+from russet.console.common import expiry_class
 from russet.runtime import Russet
 from simulators.dep import DepSimulator
 from tests.abm_support import connect, device_count, simulated

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +33,7 @@ from russet.console.common import (
     checked,
     checked_upload,
     done,
+    expiry_class,
     page,
     refusal,
 )
@@ -44,23 +44,11 @@ from russet.web.deps import russet_of as _russet
 
 log = logging.getLogger("russet.console")
 router = APIRouter(prefix="/console/abm", include_in_schema=False)
-AMBER_DAYS = 30
-RED_DAYS = 7
 REFRESH_SECONDS = 2
 
 
 def _url(name: str) -> str:
     return f"/console/abm/{quote(name, safe='')}"
-
-
-def expiry_class(expiry: str | None, now: datetime | None = None) -> str:
-    """The CSS class for a token expiring at `expiry` (ISO): red under 7 days, amber under 30."""
-    if not expiry:
-        return ""
-    left = datetime.fromisoformat(expiry).astimezone(UTC) - (now or datetime.now(UTC))
-    if left.days < RED_DAYS:
-        return "expiry-red"
-    return "expiry-amber" if left.days < AMBER_DAYS else ""
 
 
 def _syncs(request: Request) -> dict[str, asyncio.Task[dict[str, Any]]]:

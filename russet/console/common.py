@@ -15,6 +15,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, quote
@@ -49,6 +50,8 @@ FLASH_COOKIE = "russet_flash"
 FLASH_PURPOSE = "console-flash"
 FLASH_SECONDS = 120
 MAX_FLASH_CHARS = 2000
+AMBER_DAYS = 30  # an Apple certificate or token is shaded amber from 30 days before it expires,
+RED_DAYS = 7  # and red from 7 (issue #19 item 5), as the expiry webhooks warn
 
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -289,3 +292,14 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     except RussetError as exc:
         raise ConsoleError(str(exc), status_for(exc)) from None
+
+
+def expiry_class(expiry: str | None, now: datetime | None = None) -> str:
+    """The CSS class for a certificate or token expiring at `expiry` (ISO): red under 7 days
+    (and once expired), amber under 30, so an admin sees what to renew before devices notice."""
+    if not expiry:
+        return ""
+    left = datetime.fromisoformat(expiry).astimezone(UTC) - (now or datetime.now(UTC))
+    if left.days < RED_DAYS:
+        return "expiry-red"
+    return "expiry-amber" if left.days < AMBER_DAYS else ""
