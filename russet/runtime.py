@@ -585,15 +585,22 @@ class Russet:
         # in the audit log (per-process chores such as flushing last-seen times are not).
         return [audited_task(t, self.access) if t.once_across_nodes else t for t in tasks]
 
-    def warn_expiring(self) -> int:
-        """The `webhooks.expiring` task: the push certificate's and each Apple token's expiry,
-        given to the webhooks (which tell each threshold once)."""
+    def credential_expiries(self) -> list[tuple[str, str, datetime | None]]:
+        """(service, connection, expiry) of every Apple credential: the push certificate ("apns",
+        "default"; None when none is installed), then each ABM/ASM and Apps and Books connection
+        holding a token (None: Apple did not date it). Cheap reads, shared by the expiry webhooks
+        and the console's dashboard so both see the same list."""
         credentials: list[tuple[str, str, datetime | None]] = [
             ("apns", "default", self.push.certificate_expiry())
         ]
         credentials += [("abm", name, when) for name, when in self.abm.token_expiries().items()]
         credentials += [("vpp", name, when) for name, when in self.vpp.token_expiries().items()]
-        return self.webhooks.warn_expiring(credentials)
+        return credentials
+
+    def warn_expiring(self) -> int:
+        """The `webhooks.expiring` task: the push certificate's and each Apple token's expiry,
+        given to the webhooks (which tell each threshold once)."""
+        return self.webhooks.warn_expiring(self.credential_expiries())
 
     async def work_app_licences(self) -> dict[str, Any]:
         """The `apps.licences` task: the catalogue moves licence requests on with Apple; the devices

@@ -35,6 +35,9 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+ENROLLMENT_STATES = ("enrolled", "awaiting configuration", "unenrolled")
+
+
 def device_summary(row: dict[str, Any]) -> dict[str, Any]:
     """A device as listings show it."""
     return {
@@ -114,6 +117,16 @@ class DeviceService:
         """Devices enrolled now, and deliveries of commands by status (queued, sent, notnow,
         acknowledged, ...): two aggregate queries, read by the metrics at each scrape."""
         return self._enrollments.enrolled_count(), self._queue.counts_by_status()
+
+    def enrollment_states(self) -> dict[str, int]:
+        """Devices by enrollment state, every state present (0 when none): "enrolled",
+        "awaiting configuration" (Setup Assistant still waiting for us) and "unenrolled" (checked
+        out or removed, their rows kept). One aggregate query, for the console's dashboard."""
+        states = dict.fromkeys(ENROLLMENT_STATES, 0)
+        for (enabled, waiting), count in self._enrollments.state_counts().items():
+            state = ("awaiting configuration" if waiting else "enrolled") if enabled else "unenrolled"
+            states[state] += count
+        return states
 
     def show_device(self, device_id: str) -> dict[str, Any]:
         """A device or user channel: enrollment and push state, inventory, its user channels."""

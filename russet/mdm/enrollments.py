@@ -431,6 +431,17 @@ class EnrollmentStore:
             query = select(func.count()).where(e.channel == "device", e.enabled.is_(True))
             return conn.execute(query).scalar_one()
 
+    def state_counts(self) -> dict[tuple[bool, bool], int]:
+        """Device channels by (enabled, awaiting configuration): one GROUP BY, for the dashboard."""
+        e = enrollments.c
+        query = (
+            select(e.enabled, e.awaiting_configuration, func.count())
+            .where(e.channel == "device")
+            .group_by(e.enabled, e.awaiting_configuration)
+        )
+        with reading(self._engine) as conn:
+            return {(bool(on), bool(waiting)): n for on, waiting, n in conn.execute(query)}
+
     def existing(self, ids: list[str]) -> set[str]:
         with reading(self._engine) as conn:
             return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
