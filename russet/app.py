@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -65,6 +66,12 @@ def create_app(russet: Russet) -> ASGIApp:
     app.state.russet = russet
     api_router.install(app)
     console_views.install(app)  # the web console under /console
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """A browser opening the server's address lands on the console (its sign-in if need be)."""
+        return RedirectResponse("/console", 303)
+
     settings = russet.settings
     devices = [
         *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),

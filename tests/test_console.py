@@ -110,7 +110,7 @@ def test_login_sets_a_sealed_strict_httponly_cookie_then_logout(
 
 def test_open_redirect_and_tampered_cookie_are_refused(client: TestClient, key: str) -> None:
     form = client.get("/console/login?next=//evil.example/x")
-    assert 'value="/console/devices"' in form.text
+    assert 'value="/console/dashboard"' in form.text
     log_in(client, key)
     client.cookies.set(COOKIE, client.cookies[COOKIE][:-4] + "AAAA", path="/console")
     assert client.get("/console/devices", follow_redirects=False).status_code == 303

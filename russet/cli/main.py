@@ -72,6 +72,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
             f"Database migrated to {russet.migration.after}: applied {', '.join(russet.migration.applied)}"
         )
     click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
+    click.echo(f"Console at {settings.public_url}/console")
     if workers == 1:
         uvicorn.run(create_app(russet), host=host, port=port, log_level=log_level, access_log=False)
     else:

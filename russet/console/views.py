@@ -1,7 +1,8 @@
 """The console's routes: login/logout, devices, a device (with its desired vs actual state),
 queueing a command, a command and the ledger report ("What we tell Apple"); `install` adds the
-pages of `groups`, `library`, `blueprints`, `connections` and the others. What every page shares
-(forms, CSRF, flash messages, the error mapping) is in `russet.console.common`.
+pages of `dashboard` (where the console opens), `groups`, `library`, `blueprints`, `connections`
+and the others. What every page shares (forms, CSRF, flash messages, the error mapping) is in
+`russet.console.common`.
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, like the API's) and call the same
 services as the API (`russet.devices`, `russet.ledger_admin`); only the form body is read
@@ -22,7 +23,7 @@ from russet.access.roles import Role
 from russet.access.sso import Pending
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import abm, blueprints, connections, declarations, groups, library, privacy
+from russet.console import abm, blueprints, connections, dashboard, declarations, groups, library, privacy
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -58,7 +59,7 @@ def _safe_next(target: str | None) -> str:
     """Only console paths after login: never an open redirect to another site."""
     if target and target.startswith("/console/") and not target.startswith("/console//"):
         return target
-    return "/console/devices"
+    return "/console/dashboard"
 
 
 # -- login ---------------------------------------------------------------------------------------
@@ -67,7 +68,8 @@ def _safe_next(target: str | None) -> str:
 @router.get("")
 @router.get("/")
 def home() -> RedirectResponse:
-    return RedirectResponse("/console/devices", 303)
+    """The console opens on its dashboard."""
+    return RedirectResponse("/console/dashboard", 303)
 
 
 @router.get("/static/console.css")
@@ -455,7 +457,7 @@ def audit(request: Request, admin: Signed, before: int | None = None, actor: str
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (groups, library, blueprints, declarations, privacy, connections, abm):
+    for pages in (dashboard, groups, library, blueprints, declarations, privacy, connections, abm):
         app.include_router(pages.router)
     app.include_router(declarations.updates_router)
 
@@ -463,7 +465,7 @@ def install(app: FastAPI) -> None:
     async def _needs_login(request: Request, _: NeedsLogin) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method != "GET":
-            target = "/console/devices"
+            target = "/console/dashboard"
         return RedirectResponse("/console/login?" + urlencode({"next": target}), 303)
 
     @app.exception_handler(ConsoleError)
