@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from russet.metrics.fleet import Expiry, FleetCollector, FleetSources
+from russet.metrics.fleet import FleetCollector, FleetSources
 from russet.metrics.requests import ASGIApp, RequestMetrics
 
 if TYPE_CHECKING:
@@ -65,15 +65,7 @@ class Metrics:
     def for_russet(cls, russet: Russet) -> Metrics:
         """Metrics of this server: gauges read through its services, counters fed by its gateway's
         and pusher's observers."""
-        devices, push, abm, vpp = russet.devices, russet.push, russet.abm, russet.vpp
-
-        def expiries() -> list[Expiry]:
-            found: list[Expiry] = [("apns", "default", push.certificate_expiry())]
-            found += [("abm", name, when) for name, when in abm.token_expiries().items()]
-            found += [("vpp", name, when) for name, when in vpp.token_expiries().items()]
-            return found
-
-        metrics = cls(FleetSources(fleet=devices.fleet_counts, expiries=expiries))
+        metrics = cls(FleetSources(fleet=russet.devices.fleet_counts, expiries=russet.credential_expiries))
         russet.gateway.observe(metrics.apple_call)
         russet.pusher.observe(metrics.push_outcomes)
         return metrics
