@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
 from russet.app import create_app
+from russet.apple.admin import RECEIPT_MAX_BYTES
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry, ServiceHooks
 from russet.apple.receipts import ReceiptSeal
 from russet.apple.tables import ledger
@@ -145,6 +146,20 @@ def test_receipt_signature_verifies_and_tampering_is_refused(
     cli_refused = invoke("ledger", "verify-receipt", str(bad))
     assert cli_refused.exit_code == 1
     assert cli_refused.output.strip().splitlines() == ["Error: the receipt was changed after it was signed"]
+
+    # Outside input, bounded: too deep or too large is one clear refusal, never a traceback.
+    deep, huge = tmp_path / "deep.json", tmp_path / "huge.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    huge.write_bytes(b'{"pad": "' + b"x" * RECEIPT_MAX_BYTES + b'"}')
+    with pytest.raises(Invalid, match="^not a receipt: JSON nested more than 32 levels deep$"):
+        verify(deep.read_text())
+    with pytest.raises(Invalid, match="^not a receipt: .* bytes of JSON, more than the 1048576 accepted$"):
+        verify(huge.read_bytes())
+    for path in (deep, huge):
+        too_much = invoke("ledger", "verify-receipt", str(path))
+        assert too_much.exit_code == 1
+        assert too_much.output.strip().splitlines()[0].startswith("Error: not a receipt: "), too_much.output
+        assert len(too_much.output.strip().splitlines()) == 1
 
 
 def _late_row(russet: Russet, connection: str, at: datetime) -> None:

@@ -7,10 +7,10 @@ message for people and returning JSON-ready dicts.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from russet.apple import bounded_json
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.connections import ConnectionRefused, ConnectionRegistry
 from russet.apple.ledger import Ledger
@@ -18,6 +18,9 @@ from russet.apple.ports import SubjectAliases
 from russet.apple.receipts import ReceiptRefused
 from russet.kernel.errors import Conflict, Invalid
 from russet.storage.db import utcnow
+
+# A receipt is a few kilobytes (counts, a hash, its signature); a file much larger is not one.
+RECEIPT_MAX_BYTES = 1024 * 1024
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -115,7 +118,9 @@ class LedgerAdmin:
         """Check a receipt (the JSON the disconnect returned): intact, and signed under this
         Russet's CA. Returns it; a receipt that is not is Invalid, with the reason."""
         try:
-            receipt = json.loads(text)
+            receipt = bounded_json.loads(text, max_bytes=RECEIPT_MAX_BYTES)
+        except bounded_json.UnreadableJson as exc:
+            raise Invalid(f"not a receipt: {exc}") from None
         except (ValueError, UnicodeDecodeError):
             raise Invalid("not a receipt: the file is not JSON") from None
         try:
