@@ -39,7 +39,10 @@ enrollment_requests = Table(
     # One row per enrollment profile handed out by /mdm/enroll.
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("method", String(10), nullable=False),  # ota (token) | ade (signed MachineInfo)
+    # How the profile was asked for (METHODS in enrollment.tokens): ota (token), ade (signed
+    # MachineInfo), ade_signin (MachineInfo, then a person signed in on configuration_web_url),
+    # account (account-driven enrollment, after a person signed in).
+    Column("method", String(20), nullable=False),
     Column("token_id", BigInteger, ForeignKey("enrollment_tokens.id"), nullable=True),
     # From a verified MachineInfo (ADE only); IMEI, MEID and language are not kept.
     Column("udid", String(255), nullable=True),
@@ -47,8 +50,14 @@ enrollment_requests = Table(
     Column("product", String(100), nullable=True),
     Column("build_version", String(50), nullable=True),
     Column("os_version", String(50), nullable=True),
+    # Who signed in, for ade_signin and account (the issuer's subject or a local account name, and
+    # what the provider said of them): personal data, listed by the ledger's subject look-up.
+    Column("person_id", String(255), nullable=True),
+    Column("person_email", String(320), nullable=True),
+    Column("person_name", String(255), nullable=True),
     # The SCEP challenge in the profile: joins to scep_challenges.issued_fp, the identity it bought.
     Column("challenge_hash", String(64), nullable=True),
     Index("ix_enrollment_requests_serial_number", "serial_number"),
     Index("ix_enrollment_requests_at", "at"),
+    Index("ix_enrollment_requests_person_id", "person_id"),
 )

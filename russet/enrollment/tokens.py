@@ -23,6 +23,21 @@ from russet.scep.tables import scep_challenges
 from russet.storage.db import as_utc, reading, utcnow
 
 TOKEN_PREFIX = "enr_"
+# How an enrollment profile was asked for (enrollment_requests.method).
+METHODS = ("ota", "ade", "ade_signin", "account")
+# The methods that proved which device asked, by an Apple-signed MachineInfo.
+ADE_METHODS = ("ade", "ade_signin")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who signed in before a profile was handed out: the identity provider's subject (or a local
+    account's name), and the email and name it gave. Personal data: the ledger's subject look-up
+    and the purge rules cover it."""
+
+    id: str
+    email: str | None = None
+    name: str | None = None
 
 
 class TokenRejected(Exception):
@@ -158,8 +173,17 @@ class EnrollmentRequestLog:
         token_id: int | None = None,
         challenge: str | None = None,
         device: dict[str, str | None] | None = None,
+        person: Person | None = None,
     ) -> None:
-        """``device``: udid, serial_number, product, build_version, os_version (ADE only)."""
+        """``method``: one of METHODS. ``device``: udid, serial_number, product, build_version,
+        os_version (from a verified MachineInfo). ``person``: who signed in (ade_signin, account)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown enrollment method {method!r}")
+        people = (
+            {}
+            if person is None
+            else {"person_id": person.id, "person_email": person.email, "person_name": person.name}
+        )
         with self._engine.begin() as conn:
             conn.execute(
                 insert(enrollment_requests).values(
@@ -168,6 +192,7 @@ class EnrollmentRequestLog:
                     token_id=token_id,
                     challenge_hash=None if challenge is None else token_hash(challenge),
                     **(device or {}),
+                    **people,
                 )
             )
 
@@ -175,7 +200,7 @@ class EnrollmentRequestLog:
         """The UDIDs and serial numbers (among `identifiers`, or all when None) that were handed a
         profile for their Apple-signed ADE MachineInfo: the device facts' `enrollment_type`."""
         r = enrollment_requests.c
-        query = select(r.udid, r.serial_number).where(r.method == "ade")
+        query = select(r.udid, r.serial_number).where(r.method.in_(ADE_METHODS))
         found: set[str] = set()
         if identifiers is None:
             queries = [query]
@@ -202,7 +227,7 @@ class EnrollmentRequestLog:
         found = conn.execute(
             select(r.id)
             .join(scep_challenges, scep_challenges.c.challenge_hash == r.challenge_hash)
-            .where(scep_challenges.c.issued_fp == identity_fp, r.method == "ade", match)
+            .where(scep_challenges.c.issued_fp == identity_fp, r.method.in_(ADE_METHODS), match)
             .limit(1)
         ).first()
         return found is not None
