@@ -25,11 +25,13 @@ from russet.console import views as console_views
 from russet.declarative.http import TOKEN_SEGMENT as DATA_URL_TOKEN
 from russet.declarative.http import data_routes
 from russet.enrollment.http import enrollment_routes
+from russet.enrollment.signin_http import signin_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
 from russet.metrics import Metrics
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
+from russet.storage.secretbox import SecretBox
 from russet.vpp.notify import vpp_routes
 from russet.web.audit import Audited
 
@@ -73,9 +75,15 @@ def create_app(russet: Russet) -> ASGIApp:
         return RedirectResponse("/console", 303)
 
     settings = russet.settings
+    profiles = russet.enrollment.profile_server(settings.ade_ca_file)
+    # Sign-in during Setup Assistant keeps its pending sign-in sealed under the master key.
+    signins = russet.enrollment.signin_server(
+        profiles, SecretBox.load(settings.data_dir, settings.master_key)
+    )
     devices = [
         *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
-        *enrollment_routes(russet.enrollment.profile_server(settings.ade_ca_file), settings.max_body_bytes),
+        *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
+        *enrollment_routes(profiles, settings.max_body_bytes),
         *scep_routes(russet.authority, russet.storage.challenges),
         *vpp_routes(russet.vpp),
         *app_download_routes(russet.apps),

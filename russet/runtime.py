@@ -57,6 +57,7 @@ from russet.declarative.store import DeclarationStore
 from russet.enrollment.authority import ensure_authority
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
+from russet.enrollment.signin import callback_url as signin_callback_url
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
 from russet.escrow import hooks as escrow_hooks
 from russet.escrow.service import EscrowService
@@ -143,8 +144,9 @@ DOWNLOAD_TTL = timedelta(days=7)  # a device offline for days still fetches its 
 DDM_DATA_KEY_SETTING = "declarative.data_key"  # keys each device's data URL token
 
 
-def single_sign_on(settings: Settings) -> SingleSignOn | None:
-    """The console's OpenID Connect client, when RUSSET_OIDC_DISCOVERY_URL is set."""
+def single_sign_on(settings: Settings, redirect_url: str | None = None) -> SingleSignOn | None:
+    """The console's OpenID Connect client, when RUSSET_OIDC_DISCOVERY_URL is set; `redirect_url`
+    (sign-in during Setup Assistant) replaces the console's callback."""
     if not settings.oidc_discovery_url:
         return None
     return SingleSignOn(
@@ -152,7 +154,9 @@ def single_sign_on(settings: Settings) -> SingleSignOn | None:
             discovery_url=settings.oidc_discovery_url,
             client_id=settings.oidc_client_id or "",
             client_secret=settings.oidc_client_secret or "",
-            redirect_url=settings.oidc_redirect_url or f"{settings.public_url}/console/sso/callback",
+            redirect_url=redirect_url
+            or settings.oidc_redirect_url
+            or f"{settings.public_url}/console/sso/callback",
             scopes=settings.oidc_scopes,
             role_claim=settings.oidc_role_claim,
         )
@@ -458,7 +462,15 @@ class Russet:
             devices=devices,
             actions=DeviceActions(devices),
             push=push,
-            enrollment=EnrollmentService(EnrollmentTokenStore(engine), ade_log, issuer, push_topic),
+            enrollment=EnrollmentService(
+                EnrollmentTokenStore(engine),
+                ade_log,
+                issuer,
+                push_topic,
+                people=adapters.EnrollmentPeople(
+                    access, single_sign_on(settings, signin_callback_url(settings.public_url))
+                ),
+            ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             ledger_privacy=LedgerPrivacy(
                 engine,

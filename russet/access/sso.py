@@ -59,6 +59,7 @@ class Identity:
     role: Role | None  # from the role claim, when configured and present
     subject: str
     issuer: str
+    name: str | None = None  # the `name` claim, when the provider gives one
 
 
 class SingleSignOn:
@@ -180,7 +181,14 @@ class SingleSignOn:
             raise Refused("the ID token names no email address (ask for the email scope)")
         if claims.get("email_verified") is False:
             raise Refused(f"the sign-on provider has not verified {email}")
-        return Identity(email.strip().lower(), self._role(claims), str(claims["sub"]), str(claims["iss"]))
+        name = claims.get("name")
+        return Identity(
+            email.strip().lower(),
+            self._role(claims),
+            str(claims["sub"]),
+            str(claims["iss"]),
+            name.strip()[:200] or None if isinstance(name, str) else None,
+        )
 
     def _role(self, claims: Mapping[str, Any]) -> Role | None:
         if not self.config.role_claim:

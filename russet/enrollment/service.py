@@ -15,12 +15,15 @@ from typing import Any, Literal
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
 from russet.enrollment.machineinfo import DeviceCA
+from russet.enrollment.ports import PeopleSignIn
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.serving import ProfileServer
+from russet.enrollment.signin import SignInServer
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
 from russet.kernel.durations import parse_duration
 from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.storage.db import MAX_DB_INT, utcnow
+from russet.storage.secretbox import SecretBox
 
 DEFAULT_LIFETIME = "7d"
 MAX_LIFETIME = timedelta(days=365)
@@ -61,7 +64,9 @@ class EnrollmentService:
         requests: EnrollmentRequestLog,
         issuer: ProfileIssuer,
         topic: Callable[[], str | None],
+        people: PeopleSignIn | None = None,
     ) -> None:
+        self._people = people  # sign-in during Setup Assistant (None: /mdm/enroll/signin answers 404)
         self._tokens = tokens
         self._requests = requests
         self._issuer = issuer
@@ -155,6 +160,11 @@ class EnrollmentService:
         return ProfileServer(
             self._tokens, self._requests, self._issuer, self._topic, DeviceCA.load(ade_ca_file)
         )
+
+    def signin_server(self, profiles: ProfileServer, box: SecretBox) -> SignInServer:
+        """The /mdm/enroll/signin answers (sign-in during Setup Assistant) over `profiles`, with
+        `box` sealing the pending sign-in in the browser."""
+        return SignInServer(profiles, self._people, box)
 
     # -- housekeeping ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from russet.enrollment.machineinfo import DeviceCA, MachineInfo, MachineInfoRejected
 from russet.enrollment.profile import ProfileIssuer
-from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore, TokenRejected
+from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore, Person, TokenRejected
 
 log = logging.getLogger("russet.enrollment")
 
@@ -86,6 +86,13 @@ class ProfileServer:
         `russet enrollment profile`: SignMessage off behind a proxy that forwards certificates)."""
         profile = self.issuer.build(topic)
         return self.issuer.sign(profile), _challenge(profile)
+
+    def for_person(self, device: dict[str, str | None], person: Person) -> bytes:
+        """The signed profile for an ADE device whose person signed in first (russet/enrollment/
+        signin.py verified its MachineInfo): recorded as `ade_signin`, with the device and the person."""
+        profile, challenge = self._profile(self._topic())
+        self.requests.record("ade_signin", challenge=challenge, device=device, person=person)
+        return profile
 
 
 def _challenge(profile: dict[str, Any]) -> str | None:

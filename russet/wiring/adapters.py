@@ -19,6 +19,7 @@ from typing import Any
 from russet.abm.store import AbmSerials
 from russet.access.roles import Role
 from russet.access.service import AccessService
+from russet.access.sso import Pending, SingleSignOn
 from russet.apns.certificate import push_identity
 from russet.apns.ports import PushStores
 from russet.apns.state import Outcome
@@ -33,9 +34,10 @@ from russet.declarative.service import DeclarativeService
 from russet.declarative.status import facts_of
 from russet.declarative.store import DeclarationStore
 from russet.enrollment.profile import signed_profile
+from russet.enrollment.tokens import Person
 from russet.escrow.ports import EscrowDevice
 from russet.groups.service import GroupService, Scope
-from russet.kernel.errors import NotFound
+from russet.kernel.errors import Invalid, NotFound, Refused
 from russet.kernel.events import EventBus, PushFailed
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
@@ -44,6 +46,7 @@ from russet.mdm.lifecycle import EnrollmentLives
 from russet.mdm.reports import DeviceReports
 from russet.pki.authority import Authority
 from russet.storage.db import utcnow
+from russet.storage.login_failures import MAX_BUCKET_CHARS, buckets
 from russet.vpp.installs import locate_asset
 from russet.vpp.ports import DeviceRef
 from russet.vpp.service import VppService
@@ -500,6 +503,54 @@ class PushIdentity:
     def identity(self) -> tuple[Any, Any] | None:
         found = push_identity(self._storage)
         return None if found is None else (found.certificate, found.key)
+
+
+# -- enrollment: sign-in during Setup Assistant (enrollment.ports.PeopleSignIn) -------------------
+
+
+class EnrollmentPeople:
+    """The console's OpenID Connect provider (its configuration, with the enrollment callback as
+    redirect URL) and Russet's local accounts (console users' Argon2 passwords), failures counted
+    with the console's sign-in limiter (per address and per email)."""
+
+    def __init__(self, access: AccessService, sso: SingleSignOn | None) -> None:
+        self._access = access
+        self._sso = sso
+
+    def sso_enabled(self) -> bool:
+        return self._sso is not None
+
+    def _single_sign_on(self) -> SingleSignOn:
+        if self._sso is None:
+            raise NotFound("single sign-on is not configured (RUSSET_OIDC_DISCOVERY_URL)")
+        return self._sso
+
+    def sso_start(self) -> tuple[str, dict[str, str]]:
+        url, pending = self._single_sign_on().start()
+        return url, {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier}
+
+    def sso_finish(self, flow: Mapping[str, str], params: Mapping[str, str]) -> Person:
+        try:
+            pending = Pending(flow["state"], flow["nonce"], flow["verifier"])
+        except KeyError:
+            raise Invalid("the single sign-on flow is incomplete: start again") from None
+        identity = self._single_sign_on().finish(pending, params)
+        return Person(identity.subject, identity.email, identity.name)
+
+    def password(self, email: str, password: str, client: str | None) -> Person:
+        names = [*buckets(client, ""), f"enroll:{email.strip().lower()}"[:MAX_BUCKET_CHARS]]
+        wait = self._access.sign_in_wait(names)
+        if wait is not None:
+            raise Refused(f"too many failed sign-ins: try again in {wait} seconds")
+        users = self._access.users
+        if users is None:
+            raise NotFound("local accounts are not set up")
+        user = users.verify(email, password)
+        if user is None:
+            self._access.sign_in_failed(names)
+            raise Refused("wrong email address or password")
+        self._access.sign_in_succeeded(names)
+        return Person(user.email, user.email, None)
 
 
 # -- the ledger's subject look-up over the features that know who is who (apple.ports.SubjectLinks) --

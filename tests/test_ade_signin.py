@@ -1,0 +1,290 @@
+"""Sign-in during Setup Assistant (issue #17 item 1): an ADE device's web view opens
+/mdm/enroll/signin with its Apple-signed MachineInfo in `x-apple-aspen-deviceinfo`; the person
+signs in with the local OpenID Connect provider started here (simulators/oidc.py) or a local
+account; the answer is the enrollment profile, recorded with the device and the person, and the
+simulated device that installs it enrolls bound to that person. A forged header, a wrong
+password, another browser's or an expired sign-in, a provider saying no: no profile, a reason,
+nothing stored."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import plistlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from russet.access.roles import Role
+from russet.app import create_app
+from russet.config import Settings
+from russet.enrollment import signin
+from russet.enrollment.tables import enrollment_requests
+from russet.pki import fingerprint
+from russet.runtime import Russet
+from russet.scep.tables import scep_challenges
+from simulators.ade import AdeDevice, TestAppleCA
+from simulators.device import Enrollment, SimDevice
+from simulators.oidc import OidcProvider
+from tests.conftest import PUBLIC_URL
+from tests.test_sso import with_sso
+
+SIGNIN = "/mdm/enroll/signin"
+CALLBACK = f"{PUBLIC_URL}{SIGNIN}/callback"
+PROFILE_TYPE = "application/x-apple-aspen-config"
+HEADER = "x-apple-aspen-deviceinfo"
+
+
+@pytest.fixture(scope="module")
+def apple() -> TestAppleCA:
+    return TestAppleCA.create()
+
+
+@pytest.fixture
+def provider() -> Iterator[OidcProvider]:
+    idp = OidcProvider(redirect_uris=(CALLBACK,)).start()
+    idp.person = {"sub": "u-17", "email": "Ann@Example.com", "name": "Ann Example"}
+    yield idp
+    idp.stop()
+
+
+def ade_settings(
+    settings: Settings, apple: TestAppleCA, tmp_path: Path, idp: OidcProvider | None
+) -> Settings:
+    bundle = tmp_path / "ade-ca.pem"
+    bundle.write_bytes(apple.pem_bundle())
+    base = settings if idp is None else with_sso(settings, idp)
+    return dataclasses.replace(base, ade_ca_file=str(bundle), push_topic=settings.push_topic)
+
+
+@pytest.fixture
+def server(
+    settings: Settings, apple: TestAppleCA, tmp_path: Path, provider: OidcProvider
+) -> Iterator[tuple[Russet, TestClient]]:
+    russet = Russet.open(ade_settings(settings, apple, tmp_path, provider))
+    with TestClient(create_app(russet), base_url=PUBLIC_URL) as client:
+        yield russet, client
+    russet.close()
+
+
+def header(device: AdeDevice, body: bytes | None = None) -> dict[str, str]:
+    return {HEADER: base64.b64encode(device.signed_request() if body is None else body).decode()}
+
+
+def count(russet: Russet, table: Any) -> int:
+    with russet.storage.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def nothing_handed_out(russet: Russet) -> None:
+    assert count(russet, enrollment_requests) == 0
+    assert count(russet, scep_challenges) == 0
+
+
+def csrf(page: str) -> str:
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def sign_on(client: TestClient, device: AdeDevice) -> Any:
+    """As the web view would: the page, the provider (which signs the person in), back to Russet."""
+    page = client.get(SIGNIN, headers=header(device))
+    assert page.status_code == 200 and 'id="sso"' in page.text, page.text
+    assert "HttpOnly" in page.headers["set-cookie"] and "Secure" in page.headers["set-cookie"]
+    start = client.get(f"{SIGNIN}/sso", follow_redirects=False)
+    assert start.status_code == 303, start.text
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    assert back.status_code == 302 and back.headers["location"].startswith(CALLBACK), back.text
+    return client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
+
+
+def install(client: TestClient, device: AdeDevice, profile: bytes) -> SimDevice:
+    enrollment = Enrollment.from_profile(profile, client)
+    sim = SimDevice(enrollment, udid=device.udid, serial=device.serial, path_only=True)
+    sim.enroll(client)
+    return sim
+
+
+def test_single_sign_on_then_the_device_enrolls_bound_to_the_person(
+    server: tuple[Russet, TestClient], apple: TestAppleCA, provider: OidcProvider
+) -> None:
+    russet, client = server
+    device = AdeDevice(apple, style="macos", product="Mac14,2")
+    answer = sign_on(client, device)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == PROFILE_TYPE and answer.headers["cache-control"] == "no-store"
+    assert 'russet_enroll_signin=""' in answer.headers["set-cookie"]  # the pending sign-in is spent
+    sim = install(client, device, answer.content)
+    [request] = russet.enrollment.recent_requests()
+    assert request["method"] == "ade_signin"
+    assert (request["udid"], request["serial_number"], request["product"]) == (
+        device.udid,
+        device.serial,
+        "Mac14,2",
+    )
+    assert (request["person_id"], request["person_email"], request["person_name"]) == (
+        "u-17",
+        "ann@example.com",
+        "Ann Example",
+    )
+    assert request["issued_fp"] == fingerprint(sim.enrollment.certificate)
+    [(_, _, asked)] = [r for r in provider.requests if r[1] == "/authorize"]
+    assert asked["redirect_uri"] == CALLBACK and asked["code_challenge_method"] == "S256"
+
+
+def test_local_account_sign_in(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
+    russet, client = server
+    russet.access.add_user("bo@example.com", Role.AUDITOR, "correct horse battery")
+    device = AdeDevice(apple)
+    page = client.get(SIGNIN, headers=header(device))
+    form = {"csrf": csrf(page.text), "email": "bo@example.com", "password": "wrong"}
+    wrong = client.post(SIGNIN, data=form)
+    assert wrong.status_code == 403 and "wrong email address or password" in wrong.text
+    assert wrong.headers["content-type"].startswith("text/html")
+    nothing_handed_out(russet)
+    right = client.post(SIGNIN, data={**form, "password": "correct horse battery"})
+    assert right.status_code == 200 and right.headers["content-type"] == PROFILE_TYPE, right.text
+    install(client, device, right.content)
+    [request] = russet.enrollment.recent_requests()
+    assert (request["method"], request["person_id"], request["person_email"]) == (
+        "ade_signin",
+        "bo@example.com",
+        "bo@example.com",
+    )
+    assert request["identity_issued_at"] is not None
+
+
+def test_the_form_needs_its_csrf_token(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
+    russet, client = server
+    russet.access.add_user("bo@example.com", Role.AUDITOR, "correct horse battery")
+    client.get(SIGNIN, headers=header(AdeDevice(apple)))
+    forged = client.post(SIGNIN, data={"email": "bo@example.com", "password": "correct horse battery"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    nothing_handed_out(russet)
+
+
+def unsigned(device: AdeDevice) -> bytes:
+    return plistlib.dumps(device.machine_info())
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "reason"),
+    [
+        (lambda d: {}, 400, "header is missing"),
+        (lambda d: {HEADER: "not base64 at all!"}, 400, "not base64"),
+        (lambda d: {HEADER: "A" * (signin.MAX_DEVICE_INFO_CHARS + 4)}, 413, "too long"),
+        (lambda d: header(d, unsigned(d)), 403, "not signed"),
+        (lambda d: header(d, d.signed_request()[:-40]), 400, "CMS"),
+        (lambda d: header(d, TamperedDevice.of(d)), 403, "signature"),
+    ],
+)
+def test_a_forged_or_missing_device_info_is_refused_and_nothing_stored(
+    server: tuple[Russet, TestClient], apple: TestAppleCA, make: Any, status: int, reason: str
+) -> None:
+    russet, client = server
+    answer = client.get(SIGNIN, headers=make(AdeDevice(apple)))
+    assert answer.status_code == status and reason in answer.text, answer.text
+    assert "<form" not in answer.text and COOKIE_SET not in answer.headers.get("set-cookie", "")
+    assert client.get(f"{SIGNIN}/sso", follow_redirects=False).status_code == 400  # no sign-in to go on with
+    nothing_handed_out(russet)
+
+
+COOKIE_SET = "russet_enroll_signin=ey"
+
+
+class TamperedDevice:
+    @staticmethod
+    def of(device: AdeDevice) -> bytes:
+        good = device.signed_request()
+        at = good.index(device.serial.encode())
+        return good[:at] + b"X" + good[at + 1 :]
+
+
+def test_an_expired_sign_in_gets_no_profile(
+    server: tuple[Russet, TestClient], apple: TestAppleCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    russet, client = server
+    russet.access.add_user("bo@example.com", Role.AUDITOR, "correct horse battery")
+    page = client.get(SIGNIN, headers=header(AdeDevice(apple)))
+    later = time.time() + signin.PENDING_SECONDS + 1
+    monkeypatch.setattr(signin, "_now", lambda: later)  # the cookie outlived its ten minutes
+    form = {"csrf": csrf(page.text), "email": "bo@example.com", "password": "correct horse battery"}
+    expired = client.post(SIGNIN, data=form)
+    assert expired.status_code == 400 and "took longer than 10 minutes" in expired.text
+    assert client.get(f"{SIGNIN}/sso", follow_redirects=False).status_code == 400
+    nothing_handed_out(russet)
+
+
+def test_a_tampered_or_absent_cookie_gets_no_profile(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    russet, client = server
+    client.get(SIGNIN, headers=header(AdeDevice(apple)))
+    client.cookies.set("russet_enroll_signin", "eyJmb3JnZWQiOnRydWV9", path=SIGNIN)
+    tampered = client.get(f"{SIGNIN}/callback?code=x&state=y")
+    assert tampered.status_code == 400 and "cookie is not valid" in tampered.text
+    fresh = TestClient(client.app, base_url=PUBLIC_URL)
+    absent = fresh.get(f"{SIGNIN}/callback?code=x&state=y")
+    assert absent.status_code == 400 and "no sign-in is under way" in absent.text
+    nothing_handed_out(russet)
+
+
+def test_a_callback_for_another_sign_in_is_refused(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    russet, client = server
+    client.get(SIGNIN, headers=header(AdeDevice(apple)))
+    start = client.get(f"{SIGNIN}/sso", follow_redirects=False)
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    code = back.headers["location"].split("code=", 1)[1].split("&", 1)[0]
+    forged = client.get(f"{SIGNIN}/callback?code={code}&state=attackers")
+    assert forged.status_code == 403 and "state differs" in forged.text
+    assert "<form" in forged.text  # the person may try again while the sign-in lasts
+    again = client.get(back.headers["location"].removeprefix(PUBLIC_URL))  # the flow was spent
+    assert again.status_code == 400 and "no single sign-on was started" in again.text
+    nothing_handed_out(russet)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "reason"),
+    [
+        ({"deny": True}, 403, "access_denied"),
+        ({"id_token_changes": {"aud": "someone-else"}}, 403, "ID token is not valid"),
+        ({"id_token_changes": {"nonce": "replayed"}}, 403, "ID token is not valid"),
+    ],
+)
+def test_the_provider_saying_no_or_a_bad_id_token_gets_no_profile(
+    server: tuple[Russet, TestClient],
+    apple: TestAppleCA,
+    provider: OidcProvider,
+    change: dict[str, Any],
+    status: int,
+    reason: str,
+) -> None:
+    russet, client = server
+    for name, value in change.items():
+        setattr(provider, name, value)
+    answer = sign_on(client, AdeDevice(apple))
+    assert answer.status_code == status and reason in answer.text, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    nothing_handed_out(russet)
+
+
+def test_without_single_sign_on_only_local_accounts(
+    settings: Settings, apple: TestAppleCA, tmp_path: Path
+) -> None:
+    russet = Russet.open(ade_settings(settings, apple, tmp_path, None))
+    try:
+        with TestClient(create_app(russet), base_url=PUBLIC_URL) as client:
+            page = client.get(SIGNIN, headers=header(AdeDevice(apple)))
+            assert page.status_code == 200 and 'id="sso"' not in page.text and "<form" in page.text
+            sso = client.get(f"{SIGNIN}/sso", follow_redirects=False)
+            assert sso.status_code == 404 and "not configured" in sso.text
+    finally:
+        russet.close()
+    nothing_handed_out(russet)
