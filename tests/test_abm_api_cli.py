@@ -147,6 +147,12 @@ def test_cli_sync_devices_and_profile_commands(
             "profile_uuid"
         ]
         assert uuid in invoke("profile", "list", "main")
+        signing = invoke("profile", "define", "main", str(profile), "--sign-in")
+        assert "people sign in at https://mdm.example.test/mdm/enroll/signin" in signing
+        assert [p.get("configuration_web_url") for p in sim.profiles.values()] == [
+            None,
+            "https://mdm.example.test/mdm/enroll/signin",
+        ]
         serials = tmp_path / "serials.txt"
         serials.write_text("SIM00000001\n# a comment\nSIM00000002\nNOPE0001\n")
         out = invoke("profile", "assign", "main", uuid, "--from", str(serials))

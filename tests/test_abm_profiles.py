@@ -120,6 +120,18 @@ def test_define_sends_the_profile_and_records_its_fields(dep: tuple[DepSimulator
     }
 
 
+def test_sign_in_points_configuration_web_url_at_russets_page(dep: tuple[DepSimulator, Russet]) -> None:
+    sim, russet = dep
+    result = run(russet, russet.abm.define_profile("main", {"profile_name": "Staff"}, sign_in=True))
+    sent = sim.profiles[result["profile_uuid"]]
+    assert sent["configuration_web_url"] == "https://mdm.example.test/mdm/enroll/signin"
+    assert sent["url"] == URL
+    with pytest.raises(AbmError, match="configuration_web_url: set by sign-in"):
+        spec = {"profile_name": "Staff", "configuration_web_url": "https://elsewhere.example/"}
+        run(russet, russet.abm.define_profile("main", spec, sign_in=True))
+    assert len(russet.abm.list_profiles("main")["profiles"]) == 1
+
+
 def test_apples_refusal_of_a_profile_is_shown_and_nothing_kept(dep: tuple[DepSimulator, Russet]) -> None:
     sim, russet = dep
     sim.inject("POST /profile", 400, '"CONFIG_NAME_INVALID"')

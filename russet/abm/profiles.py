@@ -23,6 +23,8 @@ from russet.abm.store import AbmStore
 # Where ADE devices POST their signed MachineInfo for an enrollment profile (§c.3), under
 # RUSSET_PUBLIC_URL. Served by the ADE enrollment endpoint.
 ADE_ENROLLMENT_PATH = "/mdm/enroll"
+# Sign-in during Setup Assistant (russet/enrollment/signin.py): a profile's configuration_web_url.
+ADE_SIGNIN_PATH = "/mdm/enroll/signin"
 MAX_SERIALS_PER_CALL = 1000
 
 BOOL_FIELDS = (
@@ -64,6 +66,11 @@ _REGION = re.compile(r"^[A-Z]{2}$")
 
 def ade_url(public_url: str) -> str:
     return f"{public_url.rstrip('/')}{ADE_ENROLLMENT_PATH}"
+
+
+def signin_url(public_url: str) -> str:
+    """Russet's own sign-in page for Setup Assistant, as a profile's configuration_web_url."""
+    return f"{public_url.rstrip('/')}{ADE_SIGNIN_PATH}"
 
 
 def validate_profile(spec: Any, *, default_url: str, default_org_magic: str) -> dict[str, Any]:

@@ -259,11 +259,25 @@ class AbmService(kit.ConnectionService[AbmStore]):
         }
 
     async def define_profile(
-        self, name: str, spec: Any, *, default: bool = False, blueprint: str | None = None
+        self,
+        name: str,
+        spec: Any,
+        *,
+        default: bool = False,
+        blueprint: str | None = None,
+        sign_in: bool = False,
     ) -> dict[str, Any]:
         """Check the profile (and the blueprint it names, if any), define it at Apple, keep it;
-        optionally make it the default. The blueprint is Russet's side only: Apple never sees it."""
+        optionally make it the default. The blueprint is Russet's side only: Apple never sees it.
+        `sign_in`: the person signs in during Setup Assistant on Russet's own page first
+        (configuration_web_url is set to it), and the device enrolls as theirs."""
         self.store.require(name)
+        if sign_in and isinstance(spec, dict):  # not a dict: validate_profile says so
+            if spec.get("configuration_web_url") is not None:
+                raise AbmError(
+                    "configuration_web_url: set by sign-in (Russet's own page); give one or the other"
+                )
+            spec = {**spec, "configuration_web_url": profiles.signin_url(self._public_url)}
         profile = profiles.validate_profile(
             spec,
             default_url=profiles.ade_url(self._public_url),

@@ -37,6 +37,11 @@ class ProfileDefinition(ApiModel):
         description="The blueprint (name or id) for the devices it enrolls: their items first, "
         "then DeviceConfigured releases them from Setup Assistant",
     )
+    sign_in: bool = Field(
+        False,
+        description="The person signs in during Setup Assistant (OpenID Connect or a local account) "
+        "on Russet's /mdm/enroll/signin, set as configuration_web_url; the device enrolls as theirs",
+    )
 
 
 class ProfileBlueprint(ApiModel):
@@ -110,7 +115,7 @@ def profiles(request: Request, _: Caller, name: str) -> dict[str, Any]:
 @router.post("/{name}/profiles", status_code=201, summary="Define an ADE enrollment profile (checked first)")
 async def define_profile(request: Request, _: Caller, name: str, body: ProfileDefinition) -> dict[str, Any]:
     return await _russet(request).abm.define_profile(
-        name, body.profile, default=body.default, blueprint=body.blueprint
+        name, body.profile, default=body.default, blueprint=body.blueprint, sign_in=body.sign_in
     )
 
 

@@ -215,9 +215,16 @@ def profile() -> None:
         help="The blueprint (name or id) for the devices this profile enrolls: their items come "
         "first, then DeviceConfigured releases them from Setup Assistant.",
     ),
+    click.option(
+        "--sign-in",
+        "sign_in",
+        is_flag=True,
+        help="The person signs in during Setup Assistant (single sign-on or a local account) on "
+        "Russet's own page (configuration_web_url); the device enrolls as theirs.",
+    ),
 )
 def profile_define(
-    name: str, profile_file: Any, make_default: bool, blueprint: str | None, as_json: bool
+    name: str, profile_file: Any, make_default: bool, blueprint: str | None, sign_in: bool, as_json: bool
 ) -> None:
     """Define a profile from a JSON file of Apple's profile fields (url defaults to Russet's)."""
     try:
@@ -225,13 +232,17 @@ def profile_define(
     except ValueError as exc:
         raise click.ClickException(f"{profile_file.name} is not valid JSON: {exc}") from None
     result = connection.run(
-        lambda russet: russet.abm.define_profile(name, spec, default=make_default, blueprint=blueprint)
+        lambda russet: russet.abm.define_profile(
+            name, spec, default=make_default, blueprint=blueprint, sign_in=sign_in
+        )
     )
     if json_or(result, as_json):
         return
     click.echo(f"defined profile {result['profile_uuid']} ({result['profile']['profile_name']!r})")
     if make_default:
         click.echo("it is now the default profile for newly added devices")
+    if sign_in:
+        click.echo(f"people sign in at {result['profile']['configuration_web_url']} during Setup Assistant")
     if result["blueprint"]:
         click.echo(f"devices it enrolls get blueprint {result['blueprint']['name']!r}")
 

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
+from russet.abm.profiles import ADE_SIGNIN_PATH
+from russet.abm.profiles import signin_url as signin_url
 from russet.enrollment.machineinfo import MachineInfo, MachineInfoRejected
 from russet.enrollment.ports import PeopleSignIn
 from russet.enrollment.serving import EnrollmentRefused, ProfileServer
@@ -34,7 +36,7 @@ from russet.storage.secretbox import SecretBox, SecretError
 
 log = logging.getLogger("russet.enrollment")
 
-SIGNIN_PATH = "/mdm/enroll/signin"
+SIGNIN_PATH = ADE_SIGNIN_PATH
 SSO_PATH = f"{SIGNIN_PATH}/sso"
 CALLBACK_PATH = f"{SIGNIN_PATH}/callback"
 DEVICE_INFO_HEADER = "x-apple-aspen-deviceinfo"
@@ -51,11 +53,6 @@ _DEVICE_KEYS = ("udid", "serial_number", "product", "build_version", "os_version
 
 def _now() -> float:
     return time.time()
-
-
-def signin_url(public_url: str) -> str:
-    """What an ADE profile's `configuration_web_url` names for sign-in at this server."""
-    return f"{public_url.rstrip('/')}{SIGNIN_PATH}"
 
 
 def callback_url(public_url: str) -> str:
