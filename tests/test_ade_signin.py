@@ -135,6 +135,26 @@ def test_single_sign_on_then_the_device_enrolls_bound_to_the_person(
     assert request["issued_fp"] == fingerprint(sim.enrollment.certificate)
     [(_, _, asked)] = [r for r in provider.requests if r[1] == "/authorize"]
     assert asked["redirect_uri"] == CALLBACK and asked["code_challenge_method"] == "S256"
+    # The person is the device's user: the device view, the `user_email` fact, smart groups.
+    api = {"Authorization": f"Bearer {russet.storage.api_keys.create('tests')}"}
+    shown = client.get(f"/api/v1/devices/{device.udid}", headers=api).json()
+    assert shown["signed_in_person"] == {"id": "u-17", "email": "ann@example.com", "name": "Ann Example"}
+    [facts] = russet.groups._facts.facts([device.udid])  # type: ignore[attr-defined]
+    assert facts["user_email"] == "ann@example.com"
+    assert russet.groups.preview('user_email = "ann@example.com"')["devices"] == [device.udid]
+    assert russet.groups.preview('user_email ~ "example.com"')["count"] == 1
+
+
+def test_a_later_ade_enrollment_without_sign_in_unbinds_the_person(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    russet, client = server
+    device = AdeDevice(apple)
+    install(client, device, sign_on(client, device).content)
+    assert russet.devices.show_device(device.udid)["signed_in_person"]["email"] == "ann@example.com"
+    device.enroll(client, f"{PUBLIC_URL}/mdm/enroll")  # wiped, then enrolled by a plain ADE profile
+    assert russet.devices.show_device(device.udid)["signed_in_person"] is None
+    assert russet.groups.preview('user_email = "ann@example.com"')["count"] == 0
 
 
 def test_local_account_sign_in(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:

@@ -218,6 +218,36 @@ class EnrollmentRequestLog:
             found &= set(identifiers)
         return found
 
+    def signed_in_people(self, identifiers: Collection[str] | None) -> dict[str, Person]:
+        """UDID or serial number -> the person who signed in during Setup Assistant, for the
+        devices (among `identifiers`, all when None) whose latest installed ADE profile (its SCEP
+        challenge redeemed) came after a sign-in: the MDM core's `SignedInPeople` port (the device
+        view, the `user_email` fact). A later ADE enrollment without sign-in unbinds the person."""
+        r = enrollment_requests.c
+        query = (
+            select(r.udid, r.serial_number, r.method, r.person_id, r.person_email, r.person_name)
+            .join(scep_challenges, scep_challenges.c.challenge_hash == r.challenge_hash)
+            .where(r.method.in_(ADE_METHODS), scep_challenges.c.consumed_at.is_not(None))
+            .order_by(r.id)
+        )
+        if identifiers is None:
+            queries = [query]
+        else:
+            items = sorted(set(identifiers))
+            queries = [
+                query.where(or_(r.udid.in_(chunk), r.serial_number.in_(chunk)))
+                for chunk in (items[i : i + 500] for i in range(0, len(items), 500))
+            ]
+        latest: dict[str, Person | None] = {}
+        with reading(self._engine) as conn:
+            for each in queries:
+                for udid, serial, method, person_id, email, name in conn.execute(each).all():
+                    person = Person(person_id, email, name) if method == "ade_signin" and person_id else None
+                    for key in (udid, serial):
+                        if key:
+                            latest[key] = person  # rows in id order: the latest wins
+        return {k: v for k, v in latest.items() if v is not None}
+
     def issued_for_ade(self, conn: Connection, device_id: str, serial: str | None, identity_fp: str) -> bool:
         """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this
         device's Apple-signed MachineInfo (the only profile request that proves which device asked),

@@ -51,6 +51,8 @@ FIELDS: dict[str, FieldType] = {
     "enrolled": "bool",
     "abm_account": "names",
     "last_checkin": "age",
+    # The person who signed in during Setup Assistant (ADE with sign-in), None otherwise.
+    "user_email": "text",
     # Reported through DDM status subscriptions (russet.declarative), unknown until then.
     "battery_health": "text",
     "passcode_compliant": "bool",

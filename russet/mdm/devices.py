@@ -21,7 +21,7 @@ from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.admin import IdentityAdmin
 from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.enrollments import EnrollmentStore
-from russet.mdm.ports import DevicePushes
+from russet.mdm.ports import DevicePushes, SignedInPeople
 from russet.mdm.queue import UUID_PLACEHOLDER, CommandQueue, UnknownDevices
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.signatures import SeenSignatures
@@ -91,7 +91,9 @@ class DeviceService:
         reenrollment: ReenrollmentStore,
         signatures: SeenSignatures,
         pushes: DevicePushes,
+        people: SignedInPeople | None = None,
     ) -> None:
+        self._people = people  # who signed in during Setup Assistant (enrollment's log answers)
         self._enrollments = enrollments
         self._queue = queue
         self._bootstrap = bootstrap
@@ -161,6 +163,7 @@ class DeviceService:
                 }
             )
         else:
+            summary["signed_in_person"] = self._signed_in_person(device_id, row["serial_number"])
             escrowed = self._bootstrap.escrowed_at(device_id)  # present/absent, never the token
             summary["bootstrap_token"] = {"escrowed": escrowed is not None, "escrowed_at": _iso(escrowed)}
             summary["user_channels"] = [
@@ -175,6 +178,14 @@ class DeviceService:
                 for u in self._enrollments.user_channels(device_id)
             ]
         return summary
+
+    def _signed_in_person(self, device_id: str, serial: str | None) -> dict[str, str | None] | None:
+        """The person who signed in during Setup Assistant before this device enrolled, or None."""
+        if self._people is None:
+            return None
+        found = self._people.signed_in_people([device_id, *([serial] if serial else [])])
+        person = found.get(device_id) or (found.get(serial) if serial else None)
+        return None if person is None else {"id": person.id, "email": person.email, "name": person.name}
 
     def aliases(self, identifier: str) -> set[str]:
         """The device's other identifiers (UDID <-> serial number), for the ledger's subject view."""
@@ -236,9 +247,7 @@ class DeviceService:
             "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],
         }
 
-    def check_command(
-        self, targets: list[str], command: dict[str, Any]
-    ) -> tuple[dict[str, Any], list[str]]:
+    def check_command(self, targets: list[str], command: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Everything `send_command` checks before queueing, without queueing: the command
         validated (plist-ready) and its targets resolved, or the refusal with its reasons."""
         if not targets:

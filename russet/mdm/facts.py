@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
+from russet.mdm.ports import SignedInPeople
 from russet.mdm.tables import enrollments, inventory
 from russet.storage.db import as_utc, reading
 
@@ -111,8 +112,14 @@ class MdmDeviceFacts:
     """Implements `russet.groups.ports.DeviceFacts` over the MDM core's tables."""
 
     def __init__(
-        self, engine: Engine, abm: AbmAccounts, ade: AdeEnrollments, declared: DeclaredStatus | None = None
+        self,
+        engine: Engine,
+        abm: AbmAccounts,
+        ade: AdeEnrollments,
+        declared: DeclaredStatus | None = None,
+        people: SignedInPeople | None = None,
     ) -> None:
+        self._people = people  # `user_email`: who signed in during Setup Assistant
         self._engine = engine
         self._abm = abm
         self._ade = ade
@@ -184,6 +191,16 @@ class MdmDeviceFacts:
         accounts = self._abm.connections_by_serial(None if device_ids is None else serials)
         ade = self._ade.ade_identifiers(None if device_ids is None else serials | {r.id for r in rows})
         found = [self._facts(r, with_users, accounts, ade) for r in rows]
+        people = (
+            self._people.signed_in_people(None if device_ids is None else serials | {r.id for r in rows})
+            if self._people is not None
+            else {}
+        )
+        for facts in found:
+            person = people.get(facts["device_id"]) or (
+                people.get(facts["serial"]) if facts["serial"] else None
+            )
+            facts["user_email"] = None if person is None else person.email
         reported = self._declared.status_facts(device_ids) if self._declared is not None else {}
         for facts in found:
             status = reported.get(facts["device_id"])

@@ -5,12 +5,12 @@ The core queues commands and shows devices; waking devices is APNs's job. The co
 this port, which `russet.apns.service.PushService` implements and `russet.runtime` hands in.
 Whether a new identity was issued for a device's ADE enrollment is enrollment's knowledge (its log
 of profiles handed out): `AdeIdentities`, which `russet.enrollment.tokens.EnrollmentRequestLog`
-implements.
+implements, as it implements `SignedInPeople` (who signed in during Setup Assistant).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -40,6 +40,25 @@ class AdeIdentities(Protocol):
         """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this
         device's Apple-signed MachineInfo (same UDID, or serial number when known); read in the
         caller's transaction (an Authenticate's)."""
+
+
+class SignedInPerson(Protocol):
+    """Who signed in during Setup Assistant before the device got its enrollment profile."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+class SignedInPeople(Protocol):
+    """The person each ADE device was enrolled for (the enrollment feature's sign-in answers)."""
+
+    def signed_in_people(self, identifiers: Collection[str] | None) -> Mapping[str, SignedInPerson]:
+        """UDID or serial number -> the person, for these identifiers (every device when None)."""
+        ...
 
 
 class DeclarativeAnswers(Protocol):
