@@ -486,6 +486,7 @@ class Russet:
                     adapters.MdmSubjects(devices),
                     adapters.AppsAndBooksPeople(vpp.store),
                     adapters.AbmSubjects(abm_serials),
+                    adapters.EnrollmentSignIns(ade_log),
                 ],
             ),
             events=events,

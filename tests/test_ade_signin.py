@@ -308,3 +308,22 @@ def test_without_single_sign_on_only_local_accounts(
     finally:
         russet.close()
     nothing_handed_out(russet)
+
+
+def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    """Personal data (issue #17 item 5): the person's email finds the device they signed in for,
+    and the device finds the person."""
+    russet, client = server
+    device = AdeDevice(apple)
+    install(client, device, sign_on(client, device).content)
+    source = "ADE sign-ins (enrollment requests)"
+
+    def linked(query: str) -> set[tuple[str, str]]:
+        found = russet.ledger_privacy.subject(query)["identifiers"]
+        return {(i["kind"], i["value"]) for i in found if source in i["source"]}
+
+    assert {("udid", device.udid), ("serial", device.serial), ("person", "u-17")} <= linked("ANN@example.com")
+    assert ("email", "ann@example.com") in linked(device.serial)
+    assert linked("nobody@example.com") == set()

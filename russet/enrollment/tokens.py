@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from russet.abm.tables import abm_devices
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
@@ -247,6 +247,37 @@ class EnrollmentRequestLog:
                         if key:
                             latest[key] = person  # rows in id order: the latest wins
         return {k: v for k, v in latest.items() if v is not None}
+
+    def subject_links(self, identifier: str) -> list[tuple[str, str]]:
+        """For the ledger's subject look-up (personal data): the devices a person signed in for
+        during Setup Assistant (by person id or email), or the people who signed in for a device
+        (by UDID or serial number), as (kind, value): email, person, udid, serial."""
+        r = enrollment_requests.c
+        key = identifier.strip()
+        if not key or len(key) > 320:
+            return []
+        lowered = key.lower()
+        query = select(r.udid, r.serial_number, r.person_id, r.person_email).where(
+            r.method == "ade_signin",
+            or_(
+                r.person_id == key,
+                func.lower(r.person_email) == lowered,
+                r.udid == key,
+                func.upper(r.serial_number) == key.upper(),
+            ),
+        )
+        found: dict[tuple[str, str], None] = {}
+        with reading(self._engine) as conn:
+            for udid, serial, person_id, email in conn.execute(query.order_by(r.id)).all():
+                for kind, value in (
+                    ("email", email),
+                    ("person", person_id),
+                    ("udid", udid),
+                    ("serial", serial),
+                ):
+                    if value and value.lower() != lowered:
+                        found[(kind, value)] = None
+        return list(found)
 
     def issued_for_ade(self, conn: Connection, device_id: str, serial: str | None, identity_fp: str) -> bool:
         """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this

@@ -34,7 +34,7 @@ from russet.declarative.service import DeclarativeService
 from russet.declarative.status import facts_of
 from russet.declarative.store import DeclarationStore
 from russet.enrollment.profile import signed_profile
-from russet.enrollment.tokens import Person
+from russet.enrollment.tokens import EnrollmentRequestLog, Person
 from russet.escrow.ports import EscrowDevice
 from russet.groups.service import GroupService, Scope
 from russet.kernel.errors import Invalid, NotFound, Refused
@@ -584,6 +584,20 @@ class AppsAndBooksPeople:
                 out.append(Link("managed_apple_id", user["managed_apple_id"], source))
             out.append(Link("vpp_location", user["location"], source))
         return out
+
+
+class EnrollmentSignIns:
+    """People who signed in during Setup Assistant and the devices they enrolled (personal data
+    kept in enrollment_requests)."""
+
+    def __init__(self, requests: EnrollmentRequestLog) -> None:
+        self._requests = requests
+
+    def links(self, identifier: str) -> list[Link]:
+        return [
+            Link(kind, value, "ADE sign-ins (enrollment requests)")
+            for kind, value in self._requests.subject_links(identifier)
+        ]
 
 
 class AbmSubjects:
