@@ -327,3 +327,13 @@ def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
     assert {("udid", device.udid), ("serial", device.serial), ("person", "u-17")} <= linked("ANN@example.com")
     assert ("email", "ann@example.com") in linked(device.serial)
     assert linked("nobody@example.com") == set()
+
+
+def test_an_oversized_form_is_refused_unread(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
+    russet, client = server
+    client.get(SIGNIN, headers=header(AdeDevice(apple)))
+    big = client.post(
+        SIGNIN, content=b"email=" + b"a" * 9000, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert big.status_code == 413 and "limit" in big.text
+    nothing_handed_out(russet)
