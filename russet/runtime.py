@@ -54,6 +54,7 @@ from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_updat
 from russet.config import Settings
 from russet.declarative.service import DeclarativeService
 from russet.declarative.store import DeclarationStore
+from russet.enrollment.accounts import PrimaryAccounts
 from russet.enrollment.authority import ensure_authority
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
@@ -393,6 +394,10 @@ class Russet:
         events.subscribe(GroupMembersChanged, lambda _changed: blueprints.mark_changed())
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
+        # A Mac whose person signed in during Setup Assistant: its primary account pre-filled,
+        # queued before the blueprints' DeviceConfigured (subscription order).
+        primary_accounts = PrimaryAccounts(ade_log, adapters.MacSetupCommands(devices))
+        events.subscribe(DeviceAwaitingConfiguration, primary_accounts.on_awaiting_configuration)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
         events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
         access = AccessService(

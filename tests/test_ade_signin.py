@@ -25,7 +25,9 @@ from russet.access.roles import Role
 from russet.app import create_app
 from russet.config import Settings
 from russet.enrollment import signin
+from russet.enrollment.accounts import account_configuration
 from russet.enrollment.tables import enrollment_requests
+from russet.enrollment.tokens import Person
 from russet.pki import fingerprint
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges
@@ -103,11 +105,26 @@ def sign_on(client: TestClient, device: AdeDevice) -> Any:
     return client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
 
 
-def install(client: TestClient, device: AdeDevice, profile: bytes) -> SimDevice:
+def install(client: TestClient, device: AdeDevice, profile: bytes, *, awaiting: bool = False) -> SimDevice:
+    """Install the profile (SCEP) and enroll: Authenticate, then TokenUpdate (in Setup Assistant
+    with `awaiting`: AwaitingConfiguration true)."""
     enrollment = Enrollment.from_profile(profile, client)
-    sim = SimDevice(enrollment, udid=device.udid, serial=device.serial, path_only=True)
-    sim.enroll(client)
+    sim = SimDevice(
+        enrollment, udid=device.udid, serial=device.serial, path_only=True, product_name=device.product
+    )
+    for msg in (sim.authenticate_message(), sim.token_update_message(AwaitingConfiguration=awaiting)):
+        assert sim.check_in(client, msg).status_code == 200
     return sim
+
+
+def commands(client: TestClient, sim: SimDevice) -> list[dict[str, Any]]:
+    """Every command the device is handed, in order, each acknowledged."""
+    got: list[dict[str, Any]] = []
+    response = sim.connect(client, sim.report_message("Idle"))
+    while (command := sim.command_of(response)) is not None and len(got) < 20:
+        got.append(command["Command"])
+        response = sim.connect(client, sim.report_message("Acknowledged", command["CommandUUID"]))
+    return got
 
 
 def test_single_sign_on_then_the_device_enrolls_bound_to_the_person(
@@ -337,3 +354,42 @@ def test_an_oversized_form_is_refused_unread(server: tuple[Russet, TestClient], 
     )
     assert big.status_code == 413 and "limit" in big.text
     nothing_handed_out(russet)
+
+
+def test_a_macs_primary_account_is_pre_filled_before_setup_assistant_ends(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    russet, client = server
+    device = AdeDevice(apple, style="macos", product="Mac14,2")
+    sim = install(client, device, sign_on(client, device).content, awaiting=True)
+    got = commands(client, sim)
+    assert [c["RequestType"] for c in got] == ["AccountConfiguration", "DeviceConfigured"]
+    assert got[0]["PrimaryAccountUserName"] == "ann" and got[0]["PrimaryAccountFullName"] == "Ann Example"
+    # A repeated TokenUpdate of the same enrollment queues nothing again.
+    assert sim.check_in(client, sim.token_update_message(AwaitingConfiguration=True)).status_code == 200
+    assert [c["RequestType"] for c in commands(client, sim)] == []
+
+
+def test_no_account_configuration_for_an_iphone_or_without_sign_in(
+    server: tuple[Russet, TestClient], apple: TestAppleCA
+) -> None:
+    russet, client = server
+    phone = AdeDevice(apple)
+    sim = install(client, phone, sign_on(client, phone).content, awaiting=True)
+    assert [c["RequestType"] for c in commands(client, sim)] == ["DeviceConfigured"]
+    mac = AdeDevice(apple, style="macos", product="Mac14,2")
+    plain = install(client, mac, mac.fetch_profile(client, f"{PUBLIC_URL}/mdm/enroll"), awaiting=True)
+    assert [c["RequestType"] for c in commands(client, plain)] == ["DeviceConfigured"]
+
+
+@pytest.mark.parametrize(
+    ("person", "short", "full"),
+    [
+        (Person("u-1", "Ann.Lee+mdm@example.com", "Ann Lee"), "ann.leemdm", "Ann Lee"),
+        (Person("u-2", "42@example.com", None), "user42", "user42"),
+        (Person("Zoë Ölund", None, " "), "zolund", "zolund"),
+    ],
+)
+def test_short_names_are_made_safe(person: Person, short: str, full: str) -> None:
+    command = account_configuration(person)
+    assert (command["PrimaryAccountUserName"], command["PrimaryAccountFullName"]) == (short, full)

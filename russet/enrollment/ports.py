@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from russet.enrollment.tokens import Person
 
@@ -29,4 +30,20 @@ class PeopleSignIn(Protocol):
 
     def password(self, email: str, password: str, client: str | None) -> Person:
         """The local account with this email and password (failures counted per address/email)."""
+        ...
+
+
+class SetupCommands(Protocol):
+    """The MDM core's side of pre-filling a Mac's primary account during Setup Assistant."""
+
+    def is_mac(self, device_id: str) -> bool:
+        """Whether the enrolled device is a Mac (from what its Authenticate said)."""
+        ...
+
+    def sent_since(self, device_id: str, request_type: str, since: datetime | None) -> bool:
+        """Whether a command of this type was queued for the device at or after `since`."""
+        ...
+
+    def send(self, device_id: str, command: dict[str, Any]) -> None:
+        """Queue `command` for the device (raises an error kind when it is refused)."""
         ...

@@ -42,10 +42,11 @@ from russet.kernel.events import EventBus, PushFailed
 from russet.library.service import ProfileLibrary
 from russet.mdm.devices import DeviceService
 from russet.mdm.enrollments import EnrollmentStore
+from russet.mdm.facts import platform_of
 from russet.mdm.lifecycle import EnrollmentLives
 from russet.mdm.reports import DeviceReports
 from russet.pki.authority import Authority
-from russet.storage.db import utcnow
+from russet.storage.db import as_utc, utcnow
 from russet.storage.login_failures import MAX_BUCKET_CHARS, buckets
 from russet.vpp.installs import locate_asset
 from russet.vpp.ports import DeviceRef
@@ -551,6 +552,33 @@ class EnrollmentPeople:
             raise Refused("wrong email address or password")
         self._access.sign_in_succeeded(names)
         return Person(user.email, user.email, None)
+
+
+class MacSetupCommands:
+    """The MDM core's device service, for pre-filling a Mac's primary account (enrollment.ports.
+    SetupCommands)."""
+
+    def __init__(self, devices: DeviceService) -> None:
+        self._devices = devices
+
+    def is_mac(self, device_id: str) -> bool:
+        row = self._devices.find_device(device_id)
+        return (
+            row is not None and platform_of(row["product_name"], row["model"], row["model_name"]) == "macOS"
+        )
+
+    def sent_since(self, device_id: str, request_type: str, since: datetime | None) -> bool:
+        for command in self._devices.device_commands(device_id)["commands"]:
+            if command["request_type"] != request_type:
+                continue
+            start = as_utc(since)  # the enrollment's Authenticate time (naive from SQLite)
+            created = as_utc(datetime.fromisoformat(command["created_at"]))
+            if start is None or (created is not None and created >= start.replace(microsecond=0)):
+                return True
+        return False
+
+    def send(self, device_id: str, command: dict[str, Any]) -> None:
+        self._devices.send_command([device_id], command, created_by="russet:ade-sign-in")
 
 
 # -- the ledger's subject look-up over the features that know who is who (apple.ports.SubjectLinks) --
