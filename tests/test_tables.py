@@ -77,6 +77,12 @@ CROSS_FEATURE = {
     ),
     ("wiring.adapters", "abm.store"): "the ports' adapters: the ledger's subjects, ABM's serial listing",
     ("wiring.adapters", "vpp.store"): "the ports' adapters: the ledger's subjects, Apps and Books' people",
+    ("wiring.adapters", "enrollment.tokens"): (
+        "the ports' adapters: the ledger's subjects (ADE sign-ins), enrollment's signed-in Person"
+    ),
+    ("wiring.adapters", "mdm.facts"): (
+        "the ports' adapters: platform_of, whether the device a person signed in for is a Mac"
+    ),
     ("wiring.storage", "mdm.bootstrap"): "the composition's Storage bundle opens the MDM core's stores",
     ("wiring.storage", "mdm.enrollments"): "the composition's Storage bundle opens the MDM core's stores",
     ("wiring.storage", "mdm.queue"): "the composition's Storage bundle opens the MDM core's stores",
