@@ -34,7 +34,9 @@ from russet.scep.tables import scep_challenges
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.device import Enrollment, SimDevice
 from simulators.oidc import OidcProvider
+from tests.cli_support import cli_invoker
 from tests.conftest import PUBLIC_URL
+from tests.test_console import log_in
 from tests.test_sso import with_sso
 
 SIGNIN = "/mdm/enroll/signin"
@@ -393,3 +395,18 @@ def test_no_account_configuration_for_an_iphone_or_without_sign_in(
 def test_short_names_are_made_safe(person: Person, short: str, full: str) -> None:
     command = account_configuration(person)
     assert (command["PrimaryAccountUserName"], command["PrimaryAccountFullName"]) == (short, full)
+
+
+def test_the_console_and_the_cli_show_the_person(
+    server: tuple[Russet, TestClient], apple: TestAppleCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    russet, client = server
+    device = AdeDevice(apple)
+    install(client, device, sign_on(client, device).content)
+    admin = TestClient(client.app, base_url=PUBLIC_URL)
+    log_in(admin, russet.storage.api_keys.create("alex"))
+    page = admin.get(f"/console/devices/{device.udid}")
+    assert page.status_code == 200
+    assert "ann@example.com (Ann Example), signed in during Setup Assistant" in page.text
+    listed = cli_invoker(russet.settings, monkeypatch)("enrollment", "requests")
+    assert listed.exit_code == 0 and "PERSON" in listed.output and "ann@example.com" in listed.output

@@ -104,6 +104,7 @@ def requests(limit: int, as_json: bool) -> None:
             ("serial_number", "SERIAL"),
             ("product", "PRODUCT"),
             ("abm", "ABM"),
+            ("person_email", "PERSON"),
             ("identity_issued_at", "IDENTITY ISSUED"),
         ],
         "no enrollment profiles handed out",
