@@ -19,6 +19,9 @@ from russet.commands.base import COMMANDS, CommandError, Param, build_command, u
 from russet.commands.support import PLATFORMS, DeviceFacts, Platform, Support
 from russet.kernel.errors import Refused
 
+# Where Apple has User Enrollment at all (tvOS and watchOS have none, so their schemas say nothing).
+USER_ENROLLMENT_PLATFORMS: tuple[Platform, ...] = ("iOS", "macOS", "visionOS")
+
 
 class CommandRefused(Refused):
     """The target cannot run this command; `reasons` lists each reason as a sentence."""
@@ -53,11 +56,20 @@ def check_target(request_type: str, facts: DeviceFacts, command: Mapping[str, An
 def command_refusals(support: Mapping[Platform, Support], facts: DeviceFacts) -> list[str]:
     """Why a command with this `support` cannot run on `facts`, without its name."""
     if facts.platform is None:
+        # The platform is not known yet (no DeviceInformation answer): refuse only what no
+        # platform allows, so a User Enrollment device is never sent a device-wide command.
+        reasons = []
         if facts.channel == "user" and not any(
             support.get(p, Support(available=False)).allows_user_channel(p) for p in PLATFORMS
         ):
-            return ["is not available on the user channel"]
-        return []
+            reasons.append("is not available on the user channel")
+        if facts.user_enrollment and not any(
+            support.get(p, Support(available=False)).available
+            and support.get(p, Support(available=False)).user_enrollment is not False
+            for p in USER_ENROLLMENT_PLATFORMS
+        ):
+            reasons.append("is not available with User Enrollment (on any platform)")
+        return reasons
     entry = support.get(facts.platform, Support(available=False))
     return entry.refusals(facts.platform, facts, whole_command=True)
 

@@ -1,0 +1,235 @@
+"""Account-driven enrollment (issue #17 item 2): discovery at the well-known path, the 401 with
+Apple's Bearer challenge, sign-in at the local OpenID Connect provider (`simulators/oidc.py`), the
+one-use bearer token, the User Enrollment profile naming the person's Managed Apple Account, the
+device enrolling as a User Enrollment and being refused a device-wide command; and the refusals:
+an unknown domain, a replayed, foreign or other-mode token, a person outside the domains."""
+
+from __future__ import annotations
+
+import plistlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from russet.app import create_app
+from russet.config import Settings
+from russet.enrollment.tables import enrollment_account_tokens, enrollment_requests
+from russet.pki import verify_attached
+from russet.runtime import Russet
+from simulators.device import Enrollment, SimDevice
+from simulators.oidc import OidcProvider
+from tests.conftest import PUBLIC_URL, TOPIC
+
+CALLBACK = f"{PUBLIC_URL}/mdm/account/callback"
+RESULTS = "apple-remotemanagement-user-login://authentication-results"
+
+
+@pytest.fixture
+def provider() -> Iterator[OidcProvider]:
+    idp = OidcProvider(
+        redirect_uris=(CALLBACK,), person={"sub": "u-7", "email": "alice@example.com", "name": "Alice"}
+    ).start()
+    yield idp
+    idp.stop()
+
+
+@pytest.fixture
+def server(settings: Settings, provider: OidcProvider) -> Iterator[Russet]:
+    env = {
+        "RUSSET_DATA_DIR": str(settings.data_dir),
+        "RUSSET_DATABASE_URL": settings.database_url,
+        "RUSSET_PUBLIC_URL": PUBLIC_URL,
+        "RUSSET_PUSH_TOPIC": TOPIC,
+        "RUSSET_OIDC_DISCOVERY_URL": provider.discovery_url,
+        "RUSSET_OIDC_CLIENT_ID": provider.client_id,
+        "RUSSET_OIDC_CLIENT_SECRET": provider.client_secret,
+        "RUSSET_ACCESS_LOG": "off",
+    }
+    russet = Russet.open(Settings.from_env(env))
+    yield russet
+    russet.close()
+
+
+@pytest.fixture
+def device_client(server: Russet) -> Iterator[TestClient]:
+    with TestClient(create_app(server), base_url=PUBLIC_URL) as c:
+        yield c
+
+
+def discover(client: TestClient, identifier: str, family: str = "iPhone") -> Any:
+    return client.get(
+        "/.well-known/com.apple.remotemanagement",
+        params={"user-identifier": identifier, "model-family": family},
+    )
+
+
+def sign_in(client: TestClient, challenge: str) -> str:
+    """What the device's web view does: the challenge's URL, the provider, back; the access token."""
+    assert challenge.startswith('Bearer method="apple-as-web", url="')
+    url = challenge.split('url="', 1)[1].rstrip('"')
+    start = client.get(url.removeprefix(PUBLIC_URL), follow_redirects=False)
+    assert start.status_code == 303, start.text
+    back = httpx.get(start.headers["location"], follow_redirects=False)  # the person signs in there
+    assert back.status_code == 302, back.text
+    done = client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
+    assert done.status_code == 303, done.text
+    location = done.headers["location"]
+    assert location.startswith(RESULTS + "?")
+    return parse_qs(urlsplit(location).query)["access-token"][0]
+
+
+def counts(russet: Russet) -> tuple[int, int]:
+    with russet.storage.engine.connect() as conn:
+        requests = conn.execute(select(func.count()).select_from(enrollment_requests)).scalar_one()
+        tokens = conn.execute(select(func.count()).select_from(enrollment_account_tokens)).scalar_one()
+    return requests, tokens
+
+
+def test_discovery_challenge_sign_in_and_a_user_enrollment(server: Russet, device_client: TestClient) -> None:
+    server.accounts.add_domain("Example.com", "user")
+
+    found = discover(device_client, "alice@example.com")
+    assert found.status_code == 200, found.text
+    assert found.json() == {"Servers": [{"Version": "mdm-byod", "BaseURL": f"{PUBLIC_URL}/mdm/account/user"}]}
+    base = found.json()["Servers"][0]["BaseURL"].removeprefix(PUBLIC_URL)
+
+    # The first enrollment request has no credentials: Apple's protocol wants 401 with the challenge.
+    first = device_client.post(
+        base, content=b"signed device description", headers={"Content-Type": "application/pkcs7-signature"}
+    )
+    assert first.status_code == 401
+    assert first.headers["www-authenticate"] == (
+        f'Bearer method="apple-as-web", url="{PUBLIC_URL}/mdm/account/sign-in?mode=user"'
+    )
+    assert counts(server) == (0, 0)
+
+    token = sign_in(device_client, first.headers["www-authenticate"])
+    assert counts(server) == (0, 1)
+    answer = device_client.post(
+        base, content=b"signed device description", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/x-apple-aspen-config"
+    profile = plistlib.loads(verify_attached(answer.content).content)
+    mdm = next(p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.mdm")
+    assert mdm["AssignedManagedAppleID"] == "alice@example.com"
+    assert mdm["EnrollmentMode"] == "BYOD"
+    [row] = server.enrollment.recent_requests()
+    assert (row["method"], row["person_id"], row["person_email"]) == ("account", "u-7", "alice@example.com")
+
+    # The same token again: the challenge again, no profile, nothing stored.
+    again = device_client.post(base, content=b"x", headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 401
+    assert "already used" in again.text
+    assert again.headers["www-authenticate"].startswith('Bearer method="apple-as-web"')
+    assert counts(server) == (1, 1)
+
+    # The device installs the profile (SCEP identity over Russet's responder) and checks in as a
+    # User Enrollment: an EnrollmentID, no UDID, no serial number.
+    enrollment = Enrollment.from_profile(answer.content, device_client)  # type: ignore[arg-type]
+    device = SimDevice(enrollment, id_key="EnrollmentID", path_only=True)
+    for msg in (
+        {
+            "MessageType": "Authenticate",
+            "Topic": TOPIC,
+            "EnrollmentID": device.udid,
+            "ProductName": "iPhone15,2",
+            "OSVersion": "18.1",
+        },
+        device.token_update_message(),
+    ):
+        msg.pop("UnlockToken", None)
+        assert device.check_in(device_client, msg).status_code == 200
+    headers = {"Authorization": f"Bearer {server.storage.api_keys.create('tests')}"}
+    shown = device_client.get(f"/api/v1/devices/{device.udid}", headers=headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["enrollment_type"] == "user_enrollment"
+
+    # A device-wide command is refused with the reason, before anything is queued.
+    refused = device_client.post(
+        "/api/v1/commands",
+        json={"devices": [device.udid], "command": {"RequestType": "EraseDevice"}},
+        headers=headers,
+    )
+    assert refused.status_code == 403, refused.text
+    assert "EraseDevice is not available with User Enrollment" in refused.text
+
+
+def test_unknown_domains_and_bad_identifiers_are_refused(server: Russet, device_client: TestClient) -> None:
+    server.accounts.add_domain("example.com", "user")
+    unknown = discover(device_client, "bob@other.example")
+    assert unknown.status_code == 404
+    assert "no account-driven enrollment is configured for other.example" in unknown.text
+    for identifier in ("no-at-sign", "@example.com", "bob@not a domain", "x" * 400 + "@example.com"):
+        assert discover(device_client, identifier).status_code == 400, identifier
+    assert discover(device_client, "bob@example.com", "Toaster").status_code == 400
+    assert device_client.get("/.well-known/com.apple.remotemanagement").status_code == 400
+    assert counts(server) == (0, 0)
+
+
+def test_foreign_and_other_mode_tokens_get_the_challenge_again(
+    server: Russet, device_client: TestClient
+) -> None:
+    server.accounts.add_domain("example.com", "user")
+    for header in ("Bearer adt_not-one-of-ours", "Bearer " + "x" * 300, "Basic dXNlcjpwYXNz"):
+        answer = device_client.post("/mdm/account/user", content=b"x", headers={"Authorization": header})
+        assert answer.status_code == 401, header
+        assert answer.headers["www-authenticate"].startswith('Bearer method="apple-as-web"')
+    assert (
+        "unknown here"
+        in device_client.post(
+            "/mdm/account/user", content=b"x", headers={"Authorization": "Bearer adt_not-one-of-ours"}
+        ).text
+    )
+    # A token signed in for User Enrollment buys no Device Enrollment profile (and stays unspent).
+    challenge = device_client.post("/mdm/account/user", content=b"x").headers["www-authenticate"]
+    token = sign_in(device_client, challenge)
+    other = device_client.post(
+        "/mdm/account/device", content=b"x", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert other.status_code == 401
+    assert "issued for user enrollment, not device enrollment" in other.text
+    assert counts(server) == (0, 1)
+    assert (
+        device_client.post(
+            "/mdm/account/user", content=b"x", headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 200
+    )
+
+
+def test_a_person_outside_the_configured_domains_gets_no_token(
+    server: Russet, device_client: TestClient, provider: OidcProvider
+) -> None:
+    server.accounts.add_domain("example.com", "user")
+    provider.person = {"sub": "u-9", "email": "eve@elsewhere.example"}
+    challenge = device_client.post("/mdm/account/user", content=b"x").headers["www-authenticate"]
+    url = challenge.split('url="', 1)[1].rstrip('"')
+    start = device_client.get(url.removeprefix(PUBLIC_URL), follow_redirects=False)
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    done = device_client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
+    assert done.status_code == 403
+    assert "eve@elsewhere.example is not in a domain configured" in done.text
+    assert counts(server) == (0, 0)
+
+
+def test_a_callback_without_its_sign_in_is_refused(server: Russet, device_client: TestClient) -> None:
+    device_client.cookies.clear()
+    answer = device_client.get("/mdm/account/callback?code=abc&state=def", follow_redirects=False)
+    assert answer.status_code == 400
+    assert "not started here" in answer.text
+    assert counts(server) == (0, 0)
+
+
+def test_without_single_sign_on_account_enrollment_says_what_to_set(
+    client: TestClient, russet: Russet
+) -> None:
+    russet.accounts.add_domain("example.com", "user")
+    answer = client.post("/mdm/account/user", content=b"x")
+    assert answer.status_code == 503
+    assert "RUSSET_OIDC_DISCOVERY_URL" in answer.text
