@@ -6,6 +6,7 @@ an unknown domain, a replayed, foreign or other-mode token, a person outside the
 
 from __future__ import annotations
 
+import json
 import plistlib
 from collections.abc import Iterator
 from typing import Any
@@ -233,3 +234,57 @@ def test_without_single_sign_on_account_enrollment_says_what_to_set(
     answer = client.post("/mdm/account/user", content=b"x")
     assert answer.status_code == 503
     assert "RUSSET_OIDC_DISCOVERY_URL" in answer.text
+
+
+def test_domains_from_the_cli(run: Any) -> None:
+    code, out = run("enrollment", "domain", "add", "Example.COM")
+    assert code == 0, out
+    assert "added example.com: User Enrollment" in out
+    assert "/.well-known/com.apple.remotemanagement" in out
+    code, out = run("enrollment", "domain", "add", "corp.example", "--mode", "device")
+    assert code == 0, out
+    code, out = run("enrollment", "domain", "list")
+    assert "example.com" in out and "mdm-byod" in out and "corp.example" in out and "mdm-adde" in out
+    for args, reason in (
+        (("add", "example.com"), "already configured"),
+        (("add", "not a domain"), "is not a domain name"),
+        (("add", "bad-.example"), "is not a domain name"),
+        (("remove", "nowhere.example"), "is not configured"),
+    ):
+        code, out = run("enrollment", "domain", *args)
+        assert code != 0 and reason in out, (args, out)
+        assert "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    code, out = run("enrollment", "domain", "remove", "example.com")
+    assert code == 0, out
+    code, out = run("enrollment", "domain", "list", "--json")
+    assert [d["domain"] for d in json.loads(out)] == ["corp.example"]
+
+
+def test_domains_over_the_api(client: TestClient, api_headers: dict[str, str]) -> None:
+    added = client.post(
+        "/api/v1/enrollment/domains", json={"domain": "example.com", "mode": "device"}, headers=api_headers
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["version"] == "mdm-adde"
+    found = client.get(
+        "/.well-known/com.apple.remotemanagement", params={"user-identifier": "al@example.com"}
+    )
+    assert found.json()["Servers"] == [{"Version": "mdm-adde", "BaseURL": f"{PUBLIC_URL}/mdm/account/device"}]
+    again = client.post("/api/v1/enrollment/domains", json={"domain": "example.com"}, headers=api_headers)
+    assert again.status_code == 409 and "already configured" in again.text
+    bad = client.post("/api/v1/enrollment/domains", json={"domain": "no spaces"}, headers=api_headers)
+    assert bad.status_code == 400 and "not a domain name" in bad.text
+    assert client.post(
+        "/api/v1/enrollment/domains", json={"domain": "x.example", "mode": "other"}, headers=api_headers
+    ).status_code in (400, 422)
+    assert [d["domain"] for d in client.get("/api/v1/enrollment/domains", headers=api_headers).json()] == [
+        "example.com"
+    ]
+    assert client.delete("/api/v1/enrollment/domains/example.com", headers=api_headers).status_code == 200
+    assert client.delete("/api/v1/enrollment/domains/example.com", headers=api_headers).status_code == 404
+    assert (
+        client.get(
+            "/.well-known/com.apple.remotemanagement", params={"user-identifier": "al@example.com"}
+        ).status_code
+        == 404
+    )

@@ -154,10 +154,11 @@ class AccountEnrollment:
     def list_domains(self) -> list[dict[str, Any]]:
         return [_domain_dict(d) for d in self._domains.list()]
 
-    def remove_domain(self, domain: str) -> None:
+    def remove_domain(self, domain: str) -> dict[str, Any]:
         name = parse_domain(domain)
         if not self._domains.remove(name):
             raise NotFound(f"the domain {name} is not configured for account-driven enrollment")
+        return {"domain": name, "removed": True}
 
     def prune_tokens(self) -> int:
         """Bearer tokens used or expired a day ago: the person in them is not kept longer."""
