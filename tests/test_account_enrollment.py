@@ -159,6 +159,18 @@ def test_discovery_challenge_sign_in_and_a_user_enrollment(server: Russet, devic
     )
     assert refused.status_code == 403, refused.text
     assert "EraseDevice is not available with User Enrollment" in refused.text
+    # No question that identifies the hardware; what a User Enrollment allows is queued.
+    asked = {"RequestType": "DeviceInformation", "Queries": ["UDID", "SerialNumber", "OSVersion"]}
+    refused = device_client.post(
+        "/api/v1/commands", json={"devices": [device.udid], "command": asked}, headers=headers
+    )
+    assert refused.status_code == 403, refused.text
+    assert "Queries UDID, SerialNumber cannot be asked with User Enrollment" in refused.text
+    asked = {"RequestType": "DeviceInformation", "Queries": ["OSVersion", "ProductName"]}
+    queued = device_client.post(
+        "/api/v1/commands", json={"devices": [device.udid], "command": asked}, headers=headers
+    )
+    assert queued.status_code == 201, queued.text
 
 
 def test_unknown_domains_and_bad_identifiers_are_refused(server: Russet, device_client: TestClient) -> None:

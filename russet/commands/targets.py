@@ -17,10 +17,8 @@ from typing import Any
 
 from russet.commands.base import COMMANDS, CommandError, Param, build_command, unknown_request_type
 from russet.commands.support import PLATFORMS, DeviceFacts, Platform, Support
+from russet.commands.user_enrollment import USER_ENROLLMENT_PLATFORMS, query_refusals
 from russet.kernel.errors import Refused
-
-# Where Apple has User Enrollment at all (tvOS and watchOS have none, so their schemas say nothing).
-USER_ENROLLMENT_PLATFORMS: tuple[Platform, ...] = ("iOS", "macOS", "visionOS")
 
 
 class CommandRefused(Refused):
@@ -49,6 +47,8 @@ def check_target(request_type: str, facts: DeviceFacts, command: Mapping[str, An
             f"{request_type}: {path} {why}"
             for path, why in _key_refusals(builder.params, body, facts.platform, facts, "")
         ]
+    if command is not None and request_type == "DeviceInformation":
+        reasons += query_refusals(command.get("Queries"), facts)  # only the queries asked for
     if reasons:
         raise CommandRefused(reasons)
 
