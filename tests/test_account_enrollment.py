@@ -9,19 +9,21 @@ from __future__ import annotations
 import json
 import plistlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from russet.app import create_app
 from russet.config import Settings
 from russet.enrollment.tables import enrollment_account_tokens, enrollment_requests
 from russet.pki import verify_attached
 from russet.runtime import Russet
+from russet.storage.db import utcnow
 from simulators.device import Enrollment, SimDevice
 from simulators.oidc import OidcProvider
 from tests.conftest import PUBLIC_URL, TOPIC
@@ -300,3 +302,24 @@ def test_domains_over_the_api(client: TestClient, api_headers: dict[str, str]) -
         ).status_code
         == 404
     )
+
+
+def test_an_expired_token_and_an_oversized_request_are_refused(
+    server: Russet, device_client: TestClient
+) -> None:
+    server.accounts.add_domain("example.com", "user")
+    challenge = device_client.post("/mdm/account/user", content=b"x").headers["www-authenticate"]
+    token = sign_in(device_client, challenge)
+    big = device_client.post(
+        "/mdm/account/user", content=b"x" * (65 * 1024), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert big.status_code == 413
+    with server.storage.engine.begin() as conn:
+        conn.execute(update(enrollment_account_tokens).values(expires_at=utcnow() - timedelta(minutes=1)))
+    late = device_client.post("/mdm/account/user", content=b"x", headers={"Authorization": f"Bearer {token}"})
+    assert late.status_code == 401 and "expired" in late.text
+    assert counts(server) == (0, 1)
+    with server.storage.engine.begin() as conn:  # a day later, housekeeping forgets the person
+        conn.execute(update(enrollment_account_tokens).values(expires_at=utcnow() - timedelta(days=2)))
+    assert server.housekeeping()["account_tokens"] == 1
+    assert counts(server) == (0, 0)
