@@ -323,3 +323,37 @@ def test_an_expired_token_and_an_oversized_request_are_refused(
         conn.execute(update(enrollment_account_tokens).values(expires_at=utcnow() - timedelta(days=2)))
     assert server.housekeeping()["account_tokens"] == 1
     assert counts(server) == (0, 0)
+
+
+def test_a_device_enrollment_for_the_organisations_domain(server: Russet, device_client: TestClient) -> None:
+    server.accounts.add_domain("example.com", "device")
+    [found] = discover(device_client, "alice@example.com", "Mac").json()["Servers"]
+    assert found == {"Version": "mdm-adde", "BaseURL": f"{PUBLIC_URL}/mdm/account/device"}
+    challenge = device_client.post("/mdm/account/device", content=b"x").headers["www-authenticate"]
+    assert challenge.endswith('/mdm/account/sign-in?mode=device"')
+    token = sign_in(device_client, challenge)
+    answer = device_client.post(
+        "/mdm/account/device", content=b"x", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    profile = plistlib.loads(verify_attached(answer.content).content)
+    mdm = next(p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.mdm")
+    assert (mdm["EnrollmentMode"], mdm["AssignedManagedAppleID"]) == ("ADDE", "alice@example.com")
+
+
+def test_signing_in_for_the_other_mode_or_being_denied_buys_nothing(
+    server: Russet, device_client: TestClient, provider: OidcProvider
+) -> None:
+    server.accounts.add_domain("example.com", "device")  # the organisation's devices only
+    start = device_client.get("/mdm/account/sign-in?mode=user", follow_redirects=False)
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    done = device_client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
+    assert done.status_code == 403
+    assert "example.com is configured for Device Enrollment" in done.text
+    provider.deny = True
+    start = device_client.get("/mdm/account/sign-in?mode=device", follow_redirects=False)
+    back = httpx.get(start.headers["location"], follow_redirects=False)
+    done = device_client.get(back.headers["location"].removeprefix(PUBLIC_URL), follow_redirects=False)
+    assert done.status_code == 403 and "access_denied" in done.text
+    assert device_client.get("/mdm/account/sign-in?mode=other", follow_redirects=False).status_code == 400
+    assert counts(server) == (0, 0)
