@@ -23,6 +23,7 @@ from russet.config import Settings
 from russet.enrollment.tables import enrollment_account_tokens, enrollment_requests
 from russet.pki import verify_attached
 from russet.runtime import Russet
+from russet.schemas import profile_problems
 from russet.storage.db import utcnow
 from simulators.device import Enrollment, SimDevice
 from simulators.oidc import OidcProvider
@@ -122,6 +123,7 @@ def test_discovery_challenge_sign_in_and_a_user_enrollment(server: Russet, devic
     mdm = next(p for p in profile["PayloadContent"] if p["PayloadType"] == "com.apple.mdm")
     assert mdm["AssignedManagedAppleID"] == "alice@example.com"
     assert mdm["EnrollmentMode"] == "BYOD"
+    assert profile_problems(profile) == []  # every key as Apple's schema for com.apple.mdm says
     [row] = server.enrollment.recent_requests()
     assert (row["method"], row["person_id"], row["person_email"]) == ("account", "u-7", "alice@example.com")
 
