@@ -511,7 +511,8 @@ class Russet:
     def housekeeping(self) -> dict[str, int]:
         """Periodic deletions, each its owner's: ledger rows past retention, SCEP challenges that
         expired unused, console sign-in failure counts whose window has ended, check-in signatures
-        whose signing time left the replay window, refused re-enrollments after 90 days.
+        whose signing time left the replay window, refused re-enrollments after 90 days,
+        account-driven enrollment's bearer tokens (and the person in them) a day after use or expiry.
 
         Run every 6 hours, once across nodes, as the `housekeeping` task of `tasks()`.
         """
