@@ -54,6 +54,8 @@ from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_updat
 from russet.config import Settings
 from russet.declarative.service import DeclarativeService
 from russet.declarative.store import DeclarationStore
+from russet.enrollment.account import CALLBACK_PATH as ACCOUNT_CALLBACK_PATH
+from russet.enrollment.account import AccountEnrollment
 from russet.enrollment.authority import ensure_authority
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
@@ -263,6 +265,7 @@ class Russet:
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
     access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
+    accounts: AccountEnrollment  # account-driven enrollment: domains, discovery, sign-in, profiles
     webhooks: WebhookService  # events to the organisation's receivers, from a durable outbox
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
@@ -384,12 +387,13 @@ class Russet:
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
         events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
+        sso = single_sign_on(settings)
         access = AccessService(
             storage.api_keys,
             LoginLimiter(engine),
             users=UserStore(engine),
             audit=AuditLog(engine),
-            sso=single_sign_on(settings),
+            sso=sso,
             audit_retention_days=settings.audit_retention_days,
         )
         escrow = EscrowService(
@@ -476,6 +480,17 @@ class Russet:
             escrow=escrow,
             declarations=declarations,
             access=access,
+            accounts=AccountEnrollment(
+                engine,
+                box,
+                issuer,
+                ade_log,
+                push_topic,
+                # The same provider as the console's sign-on, with account-driven enrollment's callback.
+                sign_in=None
+                if sso is None
+                else adapters.OidcPersonSignIn(sso, f"{settings.public_url}{ACCOUNT_CALLBACK_PATH}"),
+            ),
             webhooks=webhooks,
             migration=migration,
             abm=AbmService(
@@ -496,7 +511,8 @@ class Russet:
     def housekeeping(self) -> dict[str, int]:
         """Periodic deletions, each its owner's: ledger rows past retention, SCEP challenges that
         expired unused, console sign-in failure counts whose window has ended, check-in signatures
-        whose signing time left the replay window, refused re-enrollments after 90 days.
+        whose signing time left the replay window, refused re-enrollments after 90 days,
+        account-driven enrollment's bearer tokens (and the person in them) a day after use or expiry.
 
         Run every 6 hours, once across nodes, as the `housekeeping` task of `tasks()`.
         """
@@ -508,6 +524,7 @@ class Russet:
             "login_failures": self.access.prune_sign_in_failures(),
             "seen_signatures": self.devices.prune_seen_signatures(),
             "enrollment_refusals": self.devices.prune_refusals(),
+            "account_tokens": self.accounts.prune_tokens(),
         }
 
     def flush_last_seen(self) -> None:

@@ -82,7 +82,7 @@ READ_ONLY = frozenset(
         "declaration device", "declaration list", "declaration show", "declaration status",
         "declaration summary", "declaration updates",
         "device answer", "device answers", "device commands", "device refusals", "device show", "devices",
-        "enrollment requests", "enrollment token list",
+        "enrollment domain list", "enrollment requests", "enrollment token list",
         "group list", "group preview", "group scope", "group show",
         "ledger report", "ledger subject", "ledger table", "ledger erasures", "ledger verify-receipt",
         "profile download", "profile list", "profile show", "profile versions",

@@ -28,6 +28,7 @@ from russet.cli.declarations import declaration
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
+from russet.cli.enrollment_domains import domain as enrollment_domain
 from russet.cli.escrow import clear_passcode, secret
 from russet.cli.groups import group
 from russet.cli.ledger import connections, disconnect, ledger
@@ -369,7 +370,7 @@ def apikey_revoke(name: str) -> None:
 
 @cli.group("enrollment")
 def enrollment() -> None:
-    """Enrollment profiles, and the URLs that hand them out (tokens, ADE requests)."""
+    """Enrollment profiles, and the URLs that hand them out (tokens, ADE requests, domains)."""
 
 
 @enrollment.command("profile")
@@ -412,6 +413,7 @@ for _device_command in (*DEVICE_COMMANDS, *ACTION_COMMANDS):
 device.add_command(clear_passcode)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
+enrollment.add_command(enrollment_domain)
 cli.add_command(declaration)
 cli.add_command(ledger)
 cli.add_command(connections)

@@ -11,6 +11,7 @@ profile library (signer, device facts, who uses a profile), Apps and Books (devi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 from russet.abm.store import AbmSerials
 from russet.access.roles import Role
 from russet.access.service import AccessService
+from russet.access.sso import Pending, SingleSignOn
 from russet.apns.certificate import push_identity
 from russet.apns.ports import PushStores
 from russet.apns.state import Outcome
@@ -32,6 +34,7 @@ from russet.declarative.ports import DeviceLife
 from russet.declarative.service import DeclarativeService
 from russet.declarative.status import facts_of
 from russet.declarative.store import DeclarationStore
+from russet.enrollment.ports import Person
 from russet.enrollment.profile import signed_profile
 from russet.escrow.ports import EscrowDevice
 from russet.groups.service import GroupService, Scope
@@ -577,3 +580,20 @@ class PushFailures:
             publish()
             return
         loop.run_in_executor(None, publish)
+
+
+class OidcPersonSignIn:
+    """Enrollment's PersonSignIn port over the console's OpenID Connect client: the same provider,
+    with account-driven enrollment's callback as redirect URL (register it at the provider)."""
+
+    def __init__(self, sso: SingleSignOn, redirect_url: str) -> None:
+        self._sso = SingleSignOn(dataclasses.replace(sso.config, redirect_url=redirect_url))
+
+    def start(self) -> tuple[str, dict[str, str]]:
+        url, pending = self._sso.start()
+        return url, {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier}
+
+    def finish(self, flow: Mapping[str, str], params: Mapping[str, str]) -> Person:
+        pending = Pending(flow.get("state", ""), flow.get("nonce", ""), flow.get("verifier", ""))
+        identity = self._sso.finish(pending, params)
+        return Person(identity.subject, identity.email, None)
