@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -31,6 +32,13 @@ SERVICES = {
 }
 
 
+def page_of(service: str, name: str) -> str:
+    """The console page where this credential is renewed."""
+    if service == "apns":
+        return "/console/push"
+    return f"/console/{service}/{quote(name, safe='')}"
+
+
 def credentials(russet: Russet, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each credential as the table shows it: what it is, its expiry, days left and its shade."""
     now = now or datetime.now(UTC)
@@ -41,6 +49,7 @@ def credentials(russet: Russet, now: datetime | None = None) -> list[dict[str, A
         shown.append(
             {
                 "what": SERVICES.get(service, service),
+                "href": page_of(service, name),
                 "service": service,
                 "name": name,
                 "expiry": expiry,
