@@ -33,6 +33,7 @@ from russet.console import (
     library,
     privacy,
     push,
+    vpp,
 )
 from russet.console import session as sessions
 from russet.console.common import (
@@ -467,7 +468,7 @@ def audit(request: Request, admin: Signed, before: int | None = None, actor: str
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (dashboard, groups, library, blueprints, declarations, privacy, connections, abm, push):
+    for pages in (dashboard, groups, library, blueprints, declarations, privacy, connections, abm, push, vpp):
         app.include_router(pages.router)
     app.include_router(declarations.updates_router)
 
