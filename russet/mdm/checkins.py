@@ -42,19 +42,24 @@ class CheckinHistory:
         now = now or utcnow()
         end = now - LAG
         e = enrollments.c
-        with self._engine.begin() as conn:
+        # The count reads every device channel (no index on last_seen_at: one would cost every
+        # last-seen flush), so it runs outside the write transaction: on SQLite the writers
+        # (device requests) never wait for it, only for the short delete and insert below.
+        with reading(self._engine) as conn:
             last = as_utc(conn.execute(select(func.max(checkin_samples.c.window_end))).scalar_one())
             start = last if last is not None else end - timedelta(seconds=SAMPLE_SECONDS)
             start = max(start, end - KEEP)  # after a long stop, one sample for what is still kept
+            seen: int | None = None
+            if end > start:
+                seen = conn.execute(
+                    select(func.count())
+                    .select_from(enrollments)
+                    .where(e.channel == "device", e.last_seen_at > start, e.last_seen_at <= end)
+                ).scalar_one()
+        with self._engine.begin() as conn:
             pruned = conn.execute(delete(checkin_samples).where(checkin_samples.c.window_end < now - KEEP))
-            if end <= start:
-                return {"devices": None, "pruned": pruned.rowcount}
-            seen = conn.execute(
-                select(func.count())
-                .select_from(enrollments)
-                .where(e.channel == "device", e.last_seen_at > start, e.last_seen_at <= end)
-            ).scalar_one()
-            conn.execute(insert(checkin_samples).values(window_end=end, window_start=start, devices=seen))
+            if seen is not None:
+                conn.execute(insert(checkin_samples).values(window_end=end, window_start=start, devices=seen))
         return {"devices": seen, "pruned": pruned.rowcount}
 
     def recent(self, now: datetime | None = None, span: timedelta = SHOWN) -> list[dict[str, Any]]:
