@@ -20,7 +20,7 @@ from russet.runtime import Russet
 from simulators.vpp import VppSimulator
 from tests.conftest import PUBLIC_URL
 from tests.test_console import CHROMIUM, log_in, playwright_api, served  # noqa: F401  (fixtures)
-from tests.vpp_support import KEYNOTE, PAGES, add, simulated
+from tests.vpp_support import BOOK, KEYNOTE, PAGES, add, deliver, simulated
 
 
 @pytest.fixture
@@ -177,3 +177,65 @@ def test_browser_adds_a_location(
         finally:
             browser.close()
     assert [loc["name"] for loc in russet.vpp.list_locations()] == ["main"]
+
+
+def test_assign_and_take_back_licences_and_register_a_person(
+    web: TestClient, vpp: tuple[VppSimulator, Russet, str]
+) -> None:
+    sim, russet, token = vpp
+    add(russet, token)
+    csrf = signed_in(web, russet)
+    url = "/console/vpp/main/licences"
+    page = web.get(f"{url}?adam_id={PAGES}")
+    assert 'id="licence"' in page.text
+    given = web.post(
+        url, data={"csrf": csrf, "adam_id": PAGES, "serials": "C02AAA1\nC02AAA2", "action": "assign"}
+    )
+    assert given.status_code == 200 and "Assigning 2 licences: sent to Apple in 1 events" in given.text
+    assert "<td>C02AAA1</td>" in given.text and "<td>C02AAA2</td>" in given.text
+    assert {lic["subject"] for lic in licences_of(russet, PAGES)} == {"C02AAA1", "C02AAA2"}
+
+    book = web.post(url, data={"csrf": csrf, "adam_id": BOOK, "serials": "C02AAA1", "action": "assign"})
+    assert book.status_code == 400 and "cannot be assigned to devices" in book.text
+    assert "C02AAA1</textarea>" in book.text  # the form again, as typed
+    assert licences_of(russet, BOOK) == []
+    nobody = web.post(url, data={"csrf": csrf, "adam_id": PAGES, "serials": " ", "action": "assign"})
+    assert nobody.status_code == 400 and "flash-error" in nobody.text
+
+    sim.process()  # Apple works the event and notifies Russet: the licences are assigned
+    deliver(russet, sim)
+    assert {lic["status"] for lic in licences_of(russet, PAGES)} == {"assigned"}
+    back = web.post(url, data={"csrf": csrf, "adam_id": PAGES, "serials": "C02AAA2", "action": "unassign"})
+    assert back.status_code == 200 and "Taking back 1 licences" in back.text
+
+    registered = web.post("/console/vpp/main/users", data={"csrf": csrf, "email": "kim@example.org"})
+    assert registered.status_code == 200 and "Registering kim@example.org" in registered.text
+    assert "kim@example.org" in registered.text
+    neither = web.post("/console/vpp/main/users", data={"csrf": csrf, "email": " "})
+    assert neither.status_code == 400 and "needs an email or a Managed Apple ID" in neither.text
+    assert [u["email"] for u in russet.vpp.list_users("main")["users"]] == ["kim@example.org"]
+
+
+@pytest.mark.parametrize("role", ["operator", "auditor"])
+def test_only_admins_assign_licences_or_register_people(
+    web: TestClient, vpp: tuple[VppSimulator, Russet, str], role: str
+) -> None:
+    sim, russet, token = vpp
+    add(russet, token)
+    csrf = signed_in(web, russet, role)
+    assert 'id="licence"' not in web.get(f"/console/vpp/main/licences?adam_id={PAGES}").text
+    assert 'id="new-user"' not in web.get("/console/vpp/main").text
+    given = web.post(
+        "/console/vpp/main/licences",
+        data={"csrf": csrf, "adam_id": PAGES, "serials": "C02AAA1", "action": "assign"},
+    )
+    assert given.status_code == 403 and licences_of(russet, PAGES) == []
+    assert (
+        web.post("/console/vpp/main/users", data={"csrf": csrf, "email": "kim@example.org"}).status_code
+        == 403
+    )
+    assert russet.vpp.list_users("main")["users"] == []
+
+
+def licences_of(russet: Russet, adam_id: str) -> list[dict[str, Any]]:
+    return russet.vpp.list_licences("main", adam_id=adam_id)["licences"]
