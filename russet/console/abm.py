@@ -50,7 +50,7 @@ log = logging.getLogger("russet.console")
 router = APIRouter(prefix="/console/abm", include_in_schema=False)
 REFRESH_SECONDS = 2
 MAX_PROFILE_CHARS = 16 * 1024  # Apple's profile fields are a few hundred bytes
-MAX_SERIALS = 10_000  # what one form may name; the service sends Apple 1000 at a time
+MAX_SERIALS = 5000  # a form is at most 64 KiB anyway; the service sends Apple 1000 at a time
 PROFILE_EXAMPLE = '{\n  "profile_name": "Staff iPads",\n  "is_supervised": true\n}'
 
 
