@@ -164,3 +164,21 @@ def test_browser_assigns_a_device_to_a_profile(
             browser.close()
     [uuid] = sim.profiles
     assert sim.devices["SIM00000003"]["profile_uuid"] == uuid
+
+
+def test_choose_the_default_profile(web: TestClient, dep: tuple[DepSimulator, Russet]) -> None:
+    sim, russet = dep
+    uuid = russet.run(russet.abm.define_profile("main", {"profile_name": "Staff"}))["profile_uuid"]
+    csrf = signed_in(web, russet)
+    chosen = web.post("/console/abm/main/default-profile", data={"csrf": csrf, "profile_uuid": uuid})
+    assert chosen.status_code == 200 and f"Newly added devices get profile {uuid}." in chosen.text
+    assert russet.abm.list_profiles("main")["default_profile_uuid"] == uuid
+    unknown = web.post("/console/abm/main/default-profile", data={"csrf": csrf, "profile_uuid": "NOPE"})
+    assert unknown.status_code == 404 and "no profile &#39;NOPE&#39;" in unknown.text
+    assert russet.abm.list_profiles("main")["default_profile_uuid"] == uuid
+    cleared = web.post("/console/abm/main/default-profile", data={"csrf": csrf, "profile_uuid": ""})
+    assert cleared.status_code == 200 and "get no profile" in cleared.text
+    assert russet.abm.list_profiles("main")["default_profile_uuid"] is None
+    csrf = signed_in(web, russet, "operator")
+    refused = web.post("/console/abm/main/default-profile", data={"csrf": csrf, "profile_uuid": uuid})
+    assert refused.status_code == 403 and russet.abm.list_profiles("main")["default_profile_uuid"] is None

@@ -2,8 +2,9 @@
 with each token's expiry (amber from 30 days, red from 7), adding a connection (its key pair and
 the certificate to upload to ABM/ASM, then the server token file), "Sync now" with a status
 page that refreshes itself until the sync is done, and the connection's ADE enrollment profiles:
-defining one (Apple's fields as JSON, as the API takes them, the default flag and a blueprint)
-and assigning serial numbers to one (or removing their assignment), with Apple's answer counted.
+defining one (Apple's fields as JSON, as the API takes them, the default flag and a blueprint),
+choosing the default profile for newly added devices, and assigning serial numbers to one (or
+removing their assignment), with Apple's answer counted.
 
 Every call goes to `russet.abm` (AbmService) as `russet/api/abm.py` does. The calls that reach
 Apple are coroutines run on the server's event loop, where the gateway keeps its connections, so
@@ -255,3 +256,19 @@ async def assign(request: Request, admin: Signed, form: Form, name: str) -> Resp
         f"{verb}: {counts}." + (f" {outcome['error']}." if outcome["error"] else ""),
     )
     return await asyncio.to_thread(_show, request, admin, name, flash=flash, outcome=outcome)
+
+
+@router.post("/{name}/default-profile", dependencies=[needs(Role.ADMIN)])
+def default_profile(request: Request, admin: Signed, form: Form, name: str) -> Response:
+    """The profile the next syncs give newly added devices (or none), as PUT .../default-profile."""
+    checked(admin, form)
+    chosen = form.get("profile_uuid", "") or None
+    try:
+        attempt(_russet(request).abm.set_default_profile, name, chosen)
+    except Refusal as refused:
+        return _show(request, admin, name, refused.status, flash=refused.flash)
+    return done(
+        request,
+        _url(name),
+        f"Newly added devices get profile {chosen}." if chosen else "Newly added devices get no profile.",
+    )
