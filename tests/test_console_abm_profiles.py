@@ -182,3 +182,8 @@ def test_choose_the_default_profile(web: TestClient, dep: tuple[DepSimulator, Ru
     csrf = signed_in(web, russet, "operator")
     refused = web.post("/console/abm/main/default-profile", data={"csrf": csrf, "profile_uuid": uuid})
     assert refused.status_code == 403 and russet.abm.list_profiles("main")["default_profile_uuid"] is None
+
+
+def test_dashboard_links_each_abm_token(web: TestClient, dep: tuple[DepSimulator, Russet]) -> None:
+    signed_in(web, dep[1], "auditor")
+    assert '<a href="/console/abm/main">ABM/ASM server token</a>' in web.get("/console/dashboard").text
