@@ -82,6 +82,7 @@ from russet.kernel.events import (
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.actions import DeviceActions
+from russet.mdm.checkins import CheckinHistory
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -267,6 +268,7 @@ class Russet:
     access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
     accounts: AccountEnrollment  # account-driven enrollment: domains, discovery, sign-in, profiles
     webhooks: WebhookService  # events to the organisation's receivers, from a durable outbox
+    checkins: CheckinHistory  # devices seen per 15 minutes, for the dashboard (issue #19 item 5)
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -492,6 +494,7 @@ class Russet:
                 else adapters.OidcPersonSignIn(sso, f"{settings.public_url}{ACCOUNT_CALLBACK_PATH}"),
             ),
             webhooks=webhooks,
+            checkins=CheckinHistory(engine),
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -545,6 +548,7 @@ class Russet:
 
         tasks = [
             *self.mdm.tasks(),
+            *self.checkins.tasks(),
             PeriodicTask(
                 "audit.retention",
                 AUDIT_RETENTION_SECONDS,
