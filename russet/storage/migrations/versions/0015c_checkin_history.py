@@ -1,7 +1,7 @@
 """Check-ins over time: devices seen per 15-minute window, kept 30 days (russet.mdm.checkins).
 
-Revision ID: 0014c_checkin_history
-Revises: 0013w_webhooks
+Revision ID: 0015c_checkin_history
+Revises: 0015a_account_driven
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014c_checkin_history"
-down_revision = "0013w_webhooks"
+revision = "0015c_checkin_history"
+down_revision = "0015a_account_driven"
 branch_labels = None
 depends_on = None
 
