@@ -24,6 +24,8 @@ from russet.config import Settings
 from russet.console import views as console_views
 from russet.declarative.http import TOKEN_SEGMENT as DATA_URL_TOKEN
 from russet.declarative.http import data_routes
+from russet.enrollment.account import WELL_KNOWN_PATH
+from russet.enrollment.account_http import account_routes
 from russet.enrollment.http import enrollment_routes
 from russet.enrollment.signin_http import signin_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
@@ -84,6 +86,7 @@ def create_app(russet: Russet) -> ASGIApp:
         *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
         *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
         *enrollment_routes(profiles, settings.max_body_bytes),
+        *account_routes(russet.accounts, settings.max_body_bytes),
         *scep_routes(russet.authority, russet.storage.challenges),
         *vpp_routes(russet.vpp),
         *app_download_routes(russet.apps),
@@ -106,7 +109,8 @@ class DeviceFront:
     them 10-15% for nothing they use. Lifespan events go to FastAPI, which runs the background work.
     """
 
-    DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/", "/apps/download/")
+    # The well-known path: account-driven enrollment's discovery (russet/enrollment/account.py).
+    DEVICE_PREFIXES = ("/mdm/", "/scep", "/vpp/", "/apps/download/", WELL_KNOWN_PATH)
 
     def __init__(self, devices: Router, api: ASGIApp) -> None:
         self.devices = devices

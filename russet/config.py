@@ -13,6 +13,9 @@ from typing import Any
 
 from russet.kernel.errors import Invalid
 
+# The database URLs Russet accepts (psycopg 3 is the PostgreSQL driver it ships).
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+
 
 class ConfigError(Invalid, ValueError):
     """A setting has a value Russet cannot use; the message names the variable.
@@ -156,7 +159,15 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("RUSSET_DATA_DIR") or "./russet-data").resolve()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise ConfigError(f"RUSSET_DATA_DIR {str(data_dir)!r} is a file, not a directory")
         database_url = env.get("RUSSET_DATABASE_URL") or f"sqlite:///{data_dir / 'russet.db'}"
+        if not database_url.startswith(DATABASE_SCHEMES):
+            scheme = database_url.split("://", 1)[0] if "://" in database_url else database_url[:40]
+            raise ConfigError(
+                f"RUSSET_DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DB "
+                f"(Russet runs on SQLite and PostgreSQL only), got {scheme!r}"
+            )
         if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
             # SQLAlchemy picks psycopg2 for a bare postgresql:// URL; Russet ships psycopg 3.
             database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]

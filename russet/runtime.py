@@ -54,8 +54,10 @@ from russet.commands.inventory import DEFAULT_MAX_SECTION_BYTES, inventory_updat
 from russet.config import Settings
 from russet.declarative.service import DeclarativeService
 from russet.declarative.store import DeclarationStore
-from russet.enrollment.accounts import PrimaryAccounts
+from russet.enrollment.account import CALLBACK_PATH as ACCOUNT_CALLBACK_PATH
+from russet.enrollment.account import AccountEnrollment
 from russet.enrollment.authority import ensure_authority
+from russet.enrollment.primary_account import PrimaryAccounts
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.signin import callback_url as signin_callback_url
@@ -82,6 +84,7 @@ from russet.kernel.events import (
 from russet.kernel.tasks import PeriodicTask
 from russet.library.service import ProfileLibrary
 from russet.mdm.actions import DeviceActions
+from russet.mdm.checkins import CheckinHistory
 from russet.mdm.devices import DeviceService
 from russet.mdm.facts import MdmDeviceFacts
 from russet.mdm.identity import IdentitySource, IdentityVerifier, MdmSignatureSource, ReplayGuard
@@ -145,9 +148,8 @@ DOWNLOAD_TTL = timedelta(days=7)  # a device offline for days still fetches its 
 DDM_DATA_KEY_SETTING = "declarative.data_key"  # keys each device's data URL token
 
 
-def single_sign_on(settings: Settings, redirect_url: str | None = None) -> SingleSignOn | None:
-    """The console's OpenID Connect client, when RUSSET_OIDC_DISCOVERY_URL is set; `redirect_url`
-    (sign-in during Setup Assistant) replaces the console's callback."""
+def single_sign_on(settings: Settings) -> SingleSignOn | None:
+    """The console's OpenID Connect client, when RUSSET_OIDC_DISCOVERY_URL is set."""
     if not settings.oidc_discovery_url:
         return None
     return SingleSignOn(
@@ -155,9 +157,7 @@ def single_sign_on(settings: Settings, redirect_url: str | None = None) -> Singl
             discovery_url=settings.oidc_discovery_url,
             client_id=settings.oidc_client_id or "",
             client_secret=settings.oidc_client_secret or "",
-            redirect_url=redirect_url
-            or settings.oidc_redirect_url
-            or f"{settings.public_url}/console/sso/callback",
+            redirect_url=settings.oidc_redirect_url or f"{settings.public_url}/console/sso/callback",
             scopes=settings.oidc_scopes,
             role_claim=settings.oidc_role_claim,
         )
@@ -268,7 +268,9 @@ class Russet:
     escrow: EscrowService  # device secrets: unlock token, passwords, FileVault, Activation Lock
     declarations: DeclarativeService  # declarative device management (DDM)
     access: AccessService  # API keys, console users and sign-on, sign-in failures, the audit log
+    accounts: AccountEnrollment  # account-driven enrollment: domains, discovery, sign-in, profiles
     webhooks: WebhookService  # events to the organisation's receivers, from a durable outbox
+    checkins: CheckinHistory  # devices seen per 15 minutes, for the dashboard (issue #19 item 5)
     migration: Migration | None = field(default=None)  # what opening with migrate_db did
 
     @classmethod
@@ -400,12 +402,13 @@ class Russet:
         events.subscribe(DeviceAwaitingConfiguration, primary_accounts.on_awaiting_configuration)
         # Published after the TokenUpdate's DeviceFactsChanged: groups are up to date by then.
         events.subscribe(DeviceAwaitingConfiguration, blueprints.on_awaiting_configuration)
+        sso = single_sign_on(settings)
         access = AccessService(
             storage.api_keys,
             LoginLimiter(engine),
             users=UserStore(engine),
             audit=AuditLog(engine),
-            sso=single_sign_on(settings),
+            sso=sso,
             audit_retention_days=settings.audit_retention_days,
         )
         escrow = EscrowService(
@@ -480,7 +483,10 @@ class Russet:
                 issuer,
                 push_topic,
                 people=adapters.EnrollmentPeople(
-                    access, single_sign_on(settings, signin_callback_url(settings.public_url))
+                    access,
+                    None
+                    if sso is None
+                    else adapters.OidcPersonSignIn(sso, signin_callback_url(settings.public_url)),
                 ),
             ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
@@ -501,7 +507,19 @@ class Russet:
             escrow=escrow,
             declarations=declarations,
             access=access,
+            accounts=AccountEnrollment(
+                engine,
+                box,
+                issuer,
+                ade_log,
+                push_topic,
+                # The same provider as the console's sign-on, with account-driven enrollment's callback.
+                sign_in=None
+                if sso is None
+                else adapters.OidcPersonSignIn(sso, f"{settings.public_url}{ACCOUNT_CALLBACK_PATH}"),
+            ),
             webhooks=webhooks,
+            checkins=CheckinHistory(engine),
             migration=migration,
             abm=AbmService(
                 AbmStore(engine, box),
@@ -521,7 +539,8 @@ class Russet:
     def housekeeping(self) -> dict[str, int]:
         """Periodic deletions, each its owner's: ledger rows past retention, SCEP challenges that
         expired unused, console sign-in failure counts whose window has ended, check-in signatures
-        whose signing time left the replay window, refused re-enrollments after 90 days.
+        whose signing time left the replay window, refused re-enrollments after 90 days,
+        account-driven enrollment's bearer tokens (and the person in them) a day after use or expiry.
 
         Run every 6 hours, once across nodes, as the `housekeeping` task of `tasks()`.
         """
@@ -533,6 +552,7 @@ class Russet:
             "login_failures": self.access.prune_sign_in_failures(),
             "seen_signatures": self.devices.prune_seen_signatures(),
             "enrollment_refusals": self.devices.prune_refusals(),
+            "account_tokens": self.accounts.prune_tokens(),
         }
 
     def flush_last_seen(self) -> None:
@@ -553,6 +573,7 @@ class Russet:
 
         tasks = [
             *self.mdm.tasks(),
+            *self.checkins.tasks(),
             PeriodicTask(
                 "audit.retention",
                 AUDIT_RETENTION_SECONDS,

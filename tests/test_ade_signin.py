@@ -25,7 +25,7 @@ from russet.access.roles import Role
 from russet.app import create_app
 from russet.config import Settings
 from russet.enrollment import signin
-from russet.enrollment.accounts import account_configuration
+from russet.enrollment.primary_account import account_configuration
 from russet.enrollment.tables import enrollment_requests
 from russet.enrollment.tokens import Person
 from russet.pki import fingerprint

@@ -131,3 +131,30 @@ def test_device_list_pages_by_id(client: TestClient, make_device, api_headers: d
     found = client.get("/api/v1/devices", params={"search": ids[0][:8].lower()}, headers=api_headers).json()
     assert ids[0] in [d["id"] for d in found["devices"]]
     assert client.get("/api/v1/devices", params={"limit": 0}, headers=api_headers).status_code == 422
+
+
+def test_a_search_naming_a_device_exactly_reads_the_indexes_only(
+    client: TestClient, russet: Russet, make_device, api_headers: dict[str, str]  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import event
+
+    devices = [make_device() for _ in range(3)]
+    for d in devices:
+        d.enroll(client)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(russet.storage.engine, "before_cursor_execute", seen)
+    try:
+        for term in (devices[1].serial.lower(), devices[1].udid.lower(), devices[1].udid):
+            found = client.get("/api/v1/devices", params={"search": term}, headers=api_headers).json()
+            assert [d["id"] for d in found["devices"]] == [devices[1].udid], term
+    finally:
+        event.remove(russet.storage.engine, "before_cursor_execute", seen)
+    assert statements and not [s for s in statements if "LIKE" in s.upper() and "enrollments" in s]
+    # Part of a name or serial is still a substring search.
+    part = devices[2].serial[2:8].lower()
+    found = client.get("/api/v1/devices", params={"search": part}, headers=api_headers).json()
+    assert devices[2].udid in [d["id"] for d in found["devices"]]

@@ -190,6 +190,7 @@ PROTOCOL_ADAPTERS = {
     "declarative/http.py",
     "scep/http.py",
     "enrollment/http.py",
+    "enrollment/account_http.py",  # account-driven enrollment: discovery, the challenge, sign-in
     "vpp/notify.py",
     "apps/http.py",
     "bodylimit.py",

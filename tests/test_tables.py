@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stores not named store.py, with the feature that owns them.
 EXTRA_STORES = {
     "russet.enrollment.tokens",
+    "russet.enrollment.account_store",
     "russet.mdm.facts",
     "russet.mdm.lifecycle",
     "russet.mdm.bootstrap",

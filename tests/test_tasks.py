@@ -406,6 +406,7 @@ SERVER_TASKS = {
     "declarations.refresh",
     "webhooks.deliver",
     "webhooks.expiring",
+    "checkins.sample",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -21,7 +22,7 @@ from russet.abm.client import AbmClient, forget_session
 from russet.abm.errors import AbmError, AbmNotFound, TokenExpired
 from russet.abm.ports import BlueprintNames, EnrolledDevices
 from russet.abm.store import AbmStore
-from russet.abm.sync import LEASE, sync_connection, sync_due
+from russet.abm.sync import LEASE, SyncReport, sync_connection, sync_due
 from russet.abm.token import certificate_pem, decrypt_server_token, expiry_warning, make_key_pair
 from russet.apple.connection import admin as kit
 from russet.apple.connections import ConnectionRegistry
@@ -181,11 +182,21 @@ class AbmService(kit.ConnectionService[AbmStore]):
 
     # -- sync ------------------------------------------------------------------------------------
 
-    async def sync_now(self, name: str, *, full: bool = False) -> dict[str, Any]:
+    async def sync_now(
+        self, name: str, *, full: bool = False, progress: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Sync now; `progress`, if given, gets the report so far (as the result's dict) per page."""
         self.store.require(name)
         with apple_errors(name):
             client = self.client_for(name)
-            report = await sync_connection(self._connections, self._ledger, self.store, client, full=full)
+            report = await sync_connection(
+                self._connections,
+                self._ledger,
+                self.store,
+                client,
+                full=full,
+                progress=None if progress is None else partial(_tell, progress),
+            )
         out = report.as_dict()
         out["warning"] = expiry_warning(self.store.require(name)["access_token_expiry"])
         return out
@@ -370,3 +381,7 @@ def _device(row: dict[str, Any]) -> dict[str, Any]:
             "at": kit.iso(out["last_profile_result"]["at"]),
         }
     return out
+
+
+def _tell(progress: Callable[[dict[str, Any]], None], so_far: SyncReport) -> None:
+    progress(so_far.as_dict())

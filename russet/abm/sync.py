@@ -56,15 +56,22 @@ class SyncReport:
 
 
 async def sync_connection(
-    connections: ConnectionRegistry, ledger: Ledger, store: AbmStore, client: AbmClient, *, full: bool = False
+    connections: ConnectionRegistry,
+    ledger: Ledger,
+    store: AbmStore,
+    client: AbmClient,
+    *,
+    full: bool = False,
+    progress: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    """One sync run for one connection, holding its lease (a purge waits for it)."""
+    """One sync run for one connection, holding its lease (a purge waits for it). `progress` is
+    told the report so far after each page (the CLI prints it: a long listing is not silent)."""
     name = client.name
     started = time.perf_counter()
     with connections.lease("abm", name, "sync", ttl=LEASE):
         try:
             with bulkgc.relaxed():  # a full listing allocates a lot; see russet.bulkgc
-                report = await _run(store, client, full, ledger)
+                report = await _run(store, client, full, ledger, progress)
         except Throttled as exc:
             store.note_attempt(name, error=str(exc), retry_at=exc.retry_at)
             raise
@@ -79,7 +86,13 @@ async def sync_connection(
     return report
 
 
-async def _run(store: AbmStore, client: AbmClient, full: bool, ledger: Ledger) -> SyncReport:
+async def _run(
+    store: AbmStore,
+    client: AbmClient,
+    full: bool,
+    ledger: Ledger,
+    progress: Callable[[SyncReport], None] | None = None,
+) -> SyncReport:
     name = client.name
     state = store.sync_state(name)
     if full or state is None or (state.phase == "sync" and not state.cursor):
@@ -138,6 +151,8 @@ async def _run(store: AbmStore, client: AbmClient, full: bool, ledger: Ledger) -
             report.deleted += applied.deleted
             ignored |= page.ignored_fields
             cursor = page.cursor
+            if progress is not None:
+                progress(report)
             if not page.more_to_follow:
                 break
     finally:

@@ -20,6 +20,7 @@ from russet.api.blueprints import router as blueprints_router
 from russet.api.declarations import router as declarations_router
 from russet.api.devices import router as devices_router
 from russet.api.enrollment import router as enrollment_router
+from russet.api.enrollment_domains import router as enrollment_domains_router
 from russet.api.escrow import router as escrow_router
 from russet.api.groups import router as groups_router
 from russet.api.ledger import router as ledger_router
@@ -53,6 +54,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     apps_router,  # /api/v1/apps/install(s) first: the catalogue's /{ident} would match them
     app_catalogue_router,
     enrollment_router,
+    enrollment_domains_router,
     tasks_router,
     groups_router,
     profiles_router,

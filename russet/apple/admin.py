@@ -16,7 +16,7 @@ from russet.apple.connections import ConnectionRefused, ConnectionRegistry
 from russet.apple.ledger import Ledger
 from russet.apple.ports import SubjectAliases
 from russet.apple.receipts import ReceiptRefused
-from russet.kernel.errors import Conflict, Invalid
+from russet.kernel.errors import Conflict, Invalid, NotFound
 from russet.storage.db import utcnow
 
 # A receipt is a few kilobytes (counts, a hash, its signature); a file much larger is not one.
@@ -105,6 +105,12 @@ class LedgerAdmin:
     def receipts(self) -> list[dict[str, Any]]:
         """Receipts of past disconnects and purges."""
         return self._connections.receipts()
+
+    def require_connection(self, service: str, name: str) -> None:
+        """NotFound unless a connection (active or disconnected) has this name: surfaces check it
+        before they ask a person to confirm a disconnect, so nobody confirms a typo."""
+        if not any(c["service"] == service and c["name"] == name for c in self._connections.all()):
+            raise NotFound(f"no {SERVICE_NAMES.get(service, service)} connection named {name!r}")
 
     def disconnect(self, service: str, name: str, *, purge: bool) -> dict[str, Any]:
         """Stop all traffic to a connection and destroy its credentials (and its data, with

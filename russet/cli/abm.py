@@ -7,6 +7,8 @@ and prints.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,7 @@ def account(name: str, as_json: bool) -> None:
 )
 def sync(name: str, full: bool, as_json: bool) -> None:
     """Sync the devices assigned to this MDM server now (the server also does it on a schedule)."""
-    report = connection.run(lambda russet: russet.abm.sync_now(name, full=full))
+    report = connection.run(lambda russet: russet.abm.sync_now(name, full=full, progress=_progress_printer()))
     if json_or(report, as_json):
         return
     click.echo(
@@ -349,3 +351,20 @@ def profile_default(name: str, profile_uuid: str | None, clear: bool) -> None:
         raise click.ClickException("give a PROFILE_UUID or --clear")
     open_russet().abm.set_default_profile(name, None if clear else profile_uuid)
     click.echo(f"default profile of {name!r}: {profile_uuid or 'none'}")
+
+
+def _progress_printer(every_seconds: float = 2.0) -> Callable[[dict[str, Any]], None]:
+    """Prints a long sync's progress on stderr (stdout stays the result, for scripts), at most
+    every couple of seconds: a 100,000-device listing is a few hundred pages."""
+    last = time.monotonic()
+
+    def show(so_far: dict[str, Any]) -> None:
+        nonlocal last
+        if time.monotonic() - last >= every_seconds:
+            last = time.monotonic()
+            click.echo(
+                f"  {so_far['mode']} sync: {so_far['pages']} pages, {so_far['devices']} devices so far",
+                err=True,
+            )
+
+    return show

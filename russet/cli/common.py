@@ -43,6 +43,10 @@ def run_async(russet: Russet, work: Awaitable[T]) -> T:
     return russet.run(work)
 
 
+# SQLite's words for a database file it cannot open or write.
+SQLITE_UNWRITABLE = ("unable to open database file", "attempt to write a readonly database")
+
+
 def handles_errors(func: F) -> F:
     """Turn Russet's own errors into a one-line CLI error (exit code by kind) instead of a traceback."""
 
@@ -53,7 +57,10 @@ def handles_errors(func: F) -> F:
         except RussetError as exc:  # every domain error, mapped by kind in russet.cli.errors
             raise as_click(exc) from None
         except OperationalError as exc:
-            raise click.ClickException(f"cannot use the database: {exc.orig}") from None
+            reason = str(exc.orig)
+            if reason in SQLITE_UNWRITABLE:  # SQLite says what failed, not where: say where to look
+                reason += " (is the data directory, RUSSET_DATA_DIR, on a writable disk?)"
+            raise click.ClickException(f"cannot use the database: {reason}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -75,7 +82,7 @@ READ_ONLY = frozenset(
         "declaration device", "declaration list", "declaration show", "declaration status",
         "declaration summary", "declaration updates",
         "device answer", "device answers", "device commands", "device refusals", "device show", "devices",
-        "enrollment requests", "enrollment token list",
+        "enrollment domain list", "enrollment requests", "enrollment token list",
         "group list", "group preview", "group scope", "group show",
         "ledger report", "ledger subject", "ledger table", "ledger erasures", "ledger verify-receipt",
         "profile download", "profile list", "profile show", "profile versions",

@@ -265,12 +265,14 @@ def disconnect(service: str, name: str | None, purge: bool, yes: bool, as_json: 
                 f"name the {service} connection to disconnect (see `russet connections`)"
             )
         name = "default"
+    russet = open_russet()
+    russet.ledger_admin.require_connection(service, name)  # before asking: nobody confirms a typo
     if not yes:
         what = (
             "destroy its credentials and delete all data tied to it" if purge else "destroy its credentials"
         )
         click.confirm(f"Disconnect {service} {name!r}: stop all traffic, {what}?", abort=True)
-    receipt = open_russet().ledger_admin.disconnect(service, name, purge=purge)
+    receipt = russet.ledger_admin.disconnect(service, name, purge=purge)
     if as_json:
         emit_json(receipt)
         return

@@ -17,6 +17,7 @@ from typing import Any
 
 from russet.commands.base import COMMANDS, CommandError, Param, build_command, unknown_request_type
 from russet.commands.support import PLATFORMS, DeviceFacts, Platform, Support
+from russet.commands.user_enrollment import USER_ENROLLMENT_PLATFORMS, query_refusals
 from russet.kernel.errors import Refused
 
 
@@ -46,6 +47,8 @@ def check_target(request_type: str, facts: DeviceFacts, command: Mapping[str, An
             f"{request_type}: {path} {why}"
             for path, why in _key_refusals(builder.params, body, facts.platform, facts, "")
         ]
+    if command is not None and request_type == "DeviceInformation":
+        reasons += query_refusals(command.get("Queries"), facts)  # only the queries asked for
     if reasons:
         raise CommandRefused(reasons)
 
@@ -53,11 +56,20 @@ def check_target(request_type: str, facts: DeviceFacts, command: Mapping[str, An
 def command_refusals(support: Mapping[Platform, Support], facts: DeviceFacts) -> list[str]:
     """Why a command with this `support` cannot run on `facts`, without its name."""
     if facts.platform is None:
+        # The platform is not known yet (no DeviceInformation answer): refuse only what no
+        # platform allows, so a User Enrollment device is never sent a device-wide command.
+        reasons = []
         if facts.channel == "user" and not any(
             support.get(p, Support(available=False)).allows_user_channel(p) for p in PLATFORMS
         ):
-            return ["is not available on the user channel"]
-        return []
+            reasons.append("is not available on the user channel")
+        if facts.user_enrollment and not any(
+            support.get(p, Support(available=False)).available
+            and support.get(p, Support(available=False)).user_enrollment is not False
+            for p in USER_ENROLLMENT_PLATFORMS
+        ):
+            reasons.append("is not available with User Enrollment (on any platform)")
+        return reasons
     entry = support.get(facts.platform, Support(available=False))
     return entry.refusals(facts.platform, facts, whole_command=True)
 

@@ -1,7 +1,10 @@
 """Console pages for Apple Business / School Manager connections (issue #19 item 5): the list
 with each token's expiry (amber from 30 days, red from 7), adding a connection (its key pair and
-the certificate to upload to ABM/ASM, then the server token file), and "Sync now" with a status
-page that refreshes itself until the sync is done.
+the certificate to upload to ABM/ASM, then the server token file), "Sync now" with a status
+page that refreshes itself until the sync is done, and the connection's ADE enrollment profiles:
+defining one (Apple's fields as JSON, as the API takes them, the default flag and a blueprint),
+choosing the default profile for newly added devices, and assigning serial numbers to one (or
+removing their assignment), with Apple's answer counted.
 
 Every call goes to `russet.abm` (AbmService) as `russet/api/abm.py` does. The calls that reach
 Apple are coroutines run on the server's event loop, where the gateway keeps its connections, so
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from russet.access.roles import Role
+from russet.apple import bounded_json
 from russet.console.common import (
     Admin,
     Flash,
@@ -45,6 +50,9 @@ from russet.web.deps import russet_of as _russet
 log = logging.getLogger("russet.console")
 router = APIRouter(prefix="/console/abm", include_in_schema=False)
 REFRESH_SECONDS = 2
+MAX_PROFILE_CHARS = 16 * 1024  # Apple's profile fields are a few hundred bytes
+MAX_SERIALS = 5000  # a form is at most 64 KiB anyway; the service sends Apple 1000 at a time
+PROFILE_EXAMPLE = '{\n  "profile_name": "Staff iPads",\n  "is_supervised": true\n}'
 
 
 def _url(name: str) -> str:
@@ -97,9 +105,17 @@ def sync_state(request: Request, name: str) -> dict[str, Any]:
 
 
 def _show(
-    request: Request, admin: Admin, name: str, status: int = 200, *, flash: Flash | None = None
+    request: Request,
+    admin: Admin,
+    name: str,
+    status: int = 200,
+    *,
+    flash: Flash | None = None,
+    form: dict[str, str] | None = None,
+    outcome: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     shown = call(_russet(request).abm.show, name)
+    listed = call(_russet(request).abm.list_profiles, name)
     shown["expiry_class"] = expiry_class(shown["access_token_expiry"])
     run = sync_state(request, name)
     return page(
@@ -112,6 +128,9 @@ def _show(
         run=run,
         devices=sum(shown["profile_statuses"].values()),
         refresh=REFRESH_SECONDS if run["state"] == "running" or shown["busy_with"] == "sync" else None,
+        profiles=listed["profiles"],
+        form=form or {"profile": PROFILE_EXAMPLE},
+        outcome=outcome,
     )
 
 
@@ -170,3 +189,86 @@ async def sync(request: Request, admin: Signed, form: Form, name: str) -> Respon
         return done(request, _url(name), "A sync of this connection is already running.")
     syncs[name] = asyncio.create_task(_sync(russet, name))
     return done(request, _url(name), "Sync started.")
+
+
+def _profile(text: str) -> Any:
+    """The profile's JSON object as typed (bounded in size and nesting); the service checks fields."""
+    try:
+        return bounded_json.loads(text, max_bytes=MAX_PROFILE_CHARS)
+    except ValueError as exc:  # not JSON, or beyond the size and nesting bounds
+        raise Refusal(Flash("error", f"the profile is not JSON: {exc}"), 400) from None
+
+
+@router.post("/{name}/profiles", dependencies=[needs(Role.ADMIN)])
+async def define_profile(request: Request, admin: Signed, form: Form, name: str) -> Response:
+    """Define an ADE enrollment profile at Apple (checked first), as POST /api/v1/abm/{name}/profiles."""
+    checked(admin, form)
+    blueprint = form.get("blueprint", "").strip() or None
+    try:
+        spec = _profile(form.get("profile", ""))
+        try:
+            made = await _russet(request).abm.define_profile(
+                name, spec, default=form.get("default") == "on", blueprint=blueprint
+            )
+        except RussetError as exc:
+            raise refusal(exc) from None
+    except Refusal as refused:
+        return await asyncio.to_thread(
+            _show, request, admin, name, refused.status, flash=refused.flash, form=dict(form)
+        )
+    return done(
+        request, _url(name), f"Profile {made['profile']['profile_name']!r} defined: {made['profile_uuid']}."
+    )
+
+
+def serials_of(text: str) -> list[str]:
+    """Serial numbers typed or pasted: separated by spaces, commas or new lines."""
+    found = [s for s in re.split(r"[\s,;]+", text) if s]
+    if len(found) > MAX_SERIALS:
+        raise Refusal(Flash("error", f"name at most {MAX_SERIALS} serial numbers at a time"), 400)
+    return found
+
+
+@router.post("/{name}/assign", dependencies=[needs(Role.ADMIN)])
+async def assign(request: Request, admin: Signed, form: Form, name: str) -> Response:
+    """Assign the serials to a profile (or, with action=remove, remove their assignment), as the
+    API's POST .../profiles/{uuid}/devices and DELETE .../profiles/devices; Apple's answer shown."""
+    checked(admin, form)
+    abm = _russet(request).abm
+    remove = form.get("action") == "remove"
+    try:
+        serials = serials_of(form.get("serials", ""))
+        try:
+            if remove:
+                outcome = await abm.remove_profile(name, serials)
+            else:
+                outcome = await abm.assign_profile(name, form.get("profile_uuid", ""), serials)
+        except RussetError as exc:
+            raise refusal(exc) from None
+    except Refusal as refused:
+        return await asyncio.to_thread(
+            _show, request, admin, name, refused.status, flash=refused.flash, form=dict(form)
+        )
+    counts = ", ".join(f"{n} {result}" for result, n in sorted(outcome["counts"].items()))
+    verb = "Removal" if remove else "Assignment"
+    flash = Flash(
+        "error" if outcome["error"] else "ok",
+        f"{verb}: {counts}." + (f" {outcome['error']}." if outcome["error"] else ""),
+    )
+    return await asyncio.to_thread(_show, request, admin, name, flash=flash, outcome=outcome)
+
+
+@router.post("/{name}/default-profile", dependencies=[needs(Role.ADMIN)])
+def default_profile(request: Request, admin: Signed, form: Form, name: str) -> Response:
+    """The profile the next syncs give newly added devices (or none), as PUT .../default-profile."""
+    checked(admin, form)
+    chosen = form.get("profile_uuid", "") or None
+    try:
+        attempt(_russet(request).abm.set_default_profile, name, chosen)
+    except Refusal as refused:
+        return _show(request, admin, name, refused.status, flash=refused.flash)
+    return done(
+        request,
+        _url(name),
+        f"Newly added devices get profile {chosen}." if chosen else "Newly added devices get no profile.",
+    )

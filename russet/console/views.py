@@ -23,7 +23,18 @@ from russet.access.roles import Role
 from russet.access.sso import Pending
 from russet.apple.ledger import REPORT_COLUMNS
 from russet.commands import COMMANDS
-from russet.console import abm, blueprints, connections, dashboard, declarations, groups, library, privacy
+from russet.console import (
+    abm,
+    blueprints,
+    connections,
+    dashboard,
+    declarations,
+    groups,
+    library,
+    privacy,
+    push,
+    vpp,
+)
 from russet.console import session as sessions
 from russet.console.common import (
     HERE,
@@ -457,7 +468,7 @@ def audit(request: Request, admin: Signed, before: int | None = None, actor: str
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
-    for pages in (dashboard, groups, library, blueprints, declarations, privacy, connections, abm):
+    for pages in (dashboard, groups, library, blueprints, declarations, privacy, connections, abm, push, vpp):
         app.include_router(pages.router)
     app.include_router(declarations.updates_router)
 

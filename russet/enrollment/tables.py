@@ -62,3 +62,31 @@ enrollment_requests = Table(
     Index("ix_enrollment_requests_at", "at"),
     Index("ix_enrollment_requests_person_id", "person_id"),
 )
+
+
+# Account-driven enrollment (russet/enrollment/account.py): the organisation's domains whose
+# people may enroll by signing in (/.well-known/com.apple.remotemanagement answers only for them),
+# and the one-use bearer tokens a sign-in buys (hashed; the person is kept until the token is
+# used or expires, then pruned by housekeeping).
+enrollment_domains = Table(
+    "enrollment_domains",
+    metadata,
+    Column("domain", String(253), primary_key=True),  # lower case, as in user@domain
+    Column("mode", String(10), nullable=False),  # user (User Enrollment, mdm-byod) | device (mdm-adde)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+enrollment_account_tokens = Table(
+    "enrollment_account_tokens",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256; never the token
+    Column("mode", String(10), nullable=False),  # the enrollment it was signed in for: user | device
+    Column("person_id", String(255), nullable=False),
+    Column("person_email", String(320), nullable=False),
+    Column("person_name", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),  # set by the one UPDATE that spends it
+    Index("ix_enrollment_account_tokens_expires_at", "expires_at"),
+)

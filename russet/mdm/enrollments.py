@@ -399,7 +399,15 @@ class EnrollmentStore:
         search: str | None = None,
         channel: str = "device",
     ) -> list[dict[str, Any]]:
-        """A page of enrollments in id order (keyset pagination: pass the last id as `after`)."""
+        """A page of enrollments in id order (keyset pagination: pass the last id as `after`).
+
+        A search that names a device exactly (its UDID/EnrollmentID or serial number, as typed or
+        upper-cased) is answered from the indexes alone; any other term is a case-insensitive
+        substring of the id, serial number or device name, which walks the table in id order."""
+        if search and after is None:
+            exact = self._exact(search.strip(), channel, limit)
+            if exact:
+                return exact
         query = (
             select(enrollments)
             .where(enrollments.c.channel == channel)
@@ -417,6 +425,19 @@ class EnrollmentStore:
                     func.lower(enrollments.c.device_name).like(like),
                 )
             )
+        with reading(self._engine) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def _exact(self, term: str, channel: str, limit: int) -> list[dict[str, Any]]:
+        """Enrollments whose id or serial number is `term` (or its upper case): index look-ups."""
+        names = sorted({term, term.upper()})
+        e = enrollments.c
+        query = (
+            select(enrollments)
+            .where(e.channel == channel, or_(e.id.in_(names), e.serial_number.in_(names)))
+            .order_by(e.id)
+            .limit(limit)
+        )
         with reading(self._engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 

@@ -144,3 +144,15 @@ seen_signatures = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),  # outside the signing window then
     Index("ix_seen_signatures_expires_at", "expires_at"),
 )
+
+
+# Check-ins over time (issue #19 item 5): every 15 minutes the `checkins.sample` task counts the
+# device channels whose last check-in falls in the window since the previous sample; kept 30 days
+# (russet.mdm.checkins). The device hot path writes nothing here.
+checkin_samples = Table(
+    "checkin_samples",
+    metadata,
+    Column("window_end", DateTime(timezone=True), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("devices", Integer, nullable=False),
+)

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.kernel.errors import Conflict
-from russet.storage.secretbox import SecretBox, private_dir
+from russet.storage.secretbox import DataDirError, SecretBox, private_dir
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_lock(class, object) key for the first start: a fixed class, and the schema's hash as
@@ -263,7 +263,10 @@ def first_start_lock(engine: Engine) -> Iterator[None]:
         return
     database = engine.url.database
     assert database
-    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DataDirError(f"cannot write beside the database {database!r}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed, also on a crash
         yield

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from russet.kernel.errors import Conflict
+from russet.kernel.errors import Conflict, Invalid
 
 _VERSION = b"\x01"
 KEY_FILE = "master.key"
@@ -24,15 +24,23 @@ KEY_FILE = "master.key"
 NEW_KEY_FILE = "master.key.new"
 
 
+class DataDirError(Invalid):
+    """The data directory cannot be created or written: the message names it and why."""
+
+
 class SecretError(Conflict):
     """A secret could not be decrypted: wrong master key or tampered data (a state no input fixes)."""
 
 
 def private_dir(path: Path) -> None:
-    """Create `path` (and parents) for Russet's data, readable by its owner only (0700)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
+    """Create `path` (and parents) for Russet's data, readable by its owner only (0700). A path
+    that cannot be made (a file in the way, a read-only disk, no permission) is a DataDirError."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise DataDirError(f"cannot use the data directory {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def write_private(path: Path, data: bytes, *, exclusive: bool = True) -> None:

@@ -11,6 +11,7 @@ profile library (signer, device facts, who uses a profile), Apps and Books (devi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -33,8 +34,9 @@ from russet.declarative.ports import DeviceLife
 from russet.declarative.service import DeclarativeService
 from russet.declarative.status import facts_of
 from russet.declarative.store import DeclarationStore
+from russet.enrollment.ports import Person
 from russet.enrollment.profile import signed_profile
-from russet.enrollment.tokens import EnrollmentRequestLog, Person
+from russet.enrollment.tokens import EnrollmentRequestLog
 from russet.escrow.ports import EscrowDevice
 from russet.groups.service import GroupService, Scope
 from russet.kernel.errors import Invalid, NotFound, Refused
@@ -510,33 +512,29 @@ class PushIdentity:
 
 
 class EnrollmentPeople:
-    """The console's OpenID Connect provider (its configuration, with the enrollment callback as
-    redirect URL) and Russet's local accounts (console users' Argon2 passwords), failures counted
-    with the console's sign-in limiter (per address and per email)."""
+    """The console's OpenID Connect provider (through OidcPersonSignIn, with the sign-in's own
+    callback as redirect URL) and Russet's local accounts (console users' Argon2 passwords),
+    failures counted with the console's sign-in limiter (per address and per email)."""
 
-    def __init__(self, access: AccessService, sso: SingleSignOn | None) -> None:
+    def __init__(self, access: AccessService, sso: OidcPersonSignIn | None) -> None:
         self._access = access
         self._sso = sso
 
     def sso_enabled(self) -> bool:
         return self._sso is not None
 
-    def _single_sign_on(self) -> SingleSignOn:
+    def _single_sign_on(self) -> OidcPersonSignIn:
         if self._sso is None:
             raise NotFound("single sign-on is not configured (RUSSET_OIDC_DISCOVERY_URL)")
         return self._sso
 
     def sso_start(self) -> tuple[str, dict[str, str]]:
-        url, pending = self._single_sign_on().start()
-        return url, {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier}
+        return self._single_sign_on().start()
 
     def sso_finish(self, flow: Mapping[str, str], params: Mapping[str, str]) -> Person:
-        try:
-            pending = Pending(flow["state"], flow["nonce"], flow["verifier"])
-        except KeyError:
-            raise Invalid("the single sign-on flow is incomplete: start again") from None
-        identity = self._single_sign_on().finish(pending, params)
-        return Person(identity.subject, identity.email, identity.name)
+        if not all(flow.get(k) for k in ("state", "nonce", "verifier")):
+            raise Invalid("the single sign-on flow is incomplete: start again")
+        return self._single_sign_on().finish(flow, params)
 
     def password(self, email: str, password: str, client: str | None) -> Person:
         names = [*buckets(client, ""), f"enroll:{email.strip().lower()}"[:MAX_BUCKET_CHARS]]
@@ -670,3 +668,20 @@ class PushFailures:
             publish()
             return
         loop.run_in_executor(None, publish)
+
+
+class OidcPersonSignIn:
+    """Enrollment's PersonSignIn port over the console's OpenID Connect client: the same provider,
+    with account-driven enrollment's callback as redirect URL (register it at the provider)."""
+
+    def __init__(self, sso: SingleSignOn, redirect_url: str) -> None:
+        self._sso = SingleSignOn(dataclasses.replace(sso.config, redirect_url=redirect_url))
+
+    def start(self) -> tuple[str, dict[str, str]]:
+        url, pending = self._sso.start()
+        return url, {"state": pending.state, "nonce": pending.nonce, "verifier": pending.verifier}
+
+    def finish(self, flow: Mapping[str, str], params: Mapping[str, str]) -> Person:
+        pending = Pending(flow.get("state", ""), flow.get("nonce", ""), flow.get("verifier", ""))
+        identity = self._sso.finish(pending, params)
+        return Person(identity.subject, identity.email, identity.name)

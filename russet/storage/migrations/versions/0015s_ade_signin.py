@@ -3,7 +3,7 @@
 udid OR serial_number; without this index the udid half scans the table (15 ms at 100,000 rows).
 
 Revision ID: 0015s_ade_signin
-Revises: 0014e_enrollment_people
+Revises: 0015c_checkin_history
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015s_ade_signin"
-down_revision = "0014e_enrollment_people"
+down_revision = "0015c_checkin_history"
 branch_labels = None
 depends_on = None
 
