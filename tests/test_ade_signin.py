@@ -337,7 +337,9 @@ def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
     russet, client = server
     device = AdeDevice(apple)
     install(client, device, sign_on(client, device).content)
-    source = "ADE sign-ins (enrollment requests)"
+    source = "sign-ins before enrollment (enrollment requests)"
+    # An account-driven enrollment's request names the person too (no device: Apple sends none).
+    russet.enrollment._requests.record("account", person=Person("u-99", "cy@example.com", "Cy"))  # type: ignore[attr-defined]
 
     def linked(query: str) -> set[tuple[str, str]]:
         found = russet.ledger_privacy.subject(query)["identifiers"]
@@ -346,6 +348,7 @@ def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
     assert {("udid", device.udid), ("serial", device.serial), ("person", "u-17")} <= linked("ANN@example.com")
     assert ("email", "ann@example.com") in linked(device.serial)
     assert linked("nobody@example.com") == set()
+    assert linked("cy@example.com") == {("person", "u-99")}
 
 
 def test_an_oversized_form_is_refused_unread(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:

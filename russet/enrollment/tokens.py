@@ -251,14 +251,15 @@ class EnrollmentRequestLog:
     def subject_links(self, identifier: str) -> list[tuple[str, str]]:
         """For the ledger's subject look-up (personal data): the devices a person signed in for
         during Setup Assistant (by person id or email), or the people who signed in for a device
-        (by UDID or serial number), as (kind, value): email, person, udid, serial."""
+        (by UDID or serial number), as (kind, value): email, person, udid, serial. Account-driven
+        enrollment's requests (method account) name the person too, without a device."""
         r = enrollment_requests.c
         key = identifier.strip()
         if not key or len(key) > 320:
             return []
         lowered = key.lower()
         query = select(r.udid, r.serial_number, r.person_id, r.person_email).where(
-            r.method == "ade_signin",
+            r.person_id.is_not(None),  # ade_signin and account: a person signed in first
             or_(
                 r.person_id == key,
                 func.lower(r.person_email) == lowered,

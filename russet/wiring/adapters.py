@@ -613,15 +613,15 @@ class AppsAndBooksPeople:
 
 
 class EnrollmentSignIns:
-    """People who signed in during Setup Assistant and the devices they enrolled (personal data
-    kept in enrollment_requests)."""
+    """People who signed in before an enrollment profile (during Setup Assistant, or account-driven)
+    and the devices they enrolled (personal data kept in enrollment_requests)."""
 
     def __init__(self, requests: EnrollmentRequestLog) -> None:
         self._requests = requests
 
     def links(self, identifier: str) -> list[Link]:
         return [
-            Link(kind, value, "ADE sign-ins (enrollment requests)")
+            Link(kind, value, "sign-ins before enrollment (enrollment requests)")
             for kind, value in self._requests.subject_links(identifier)
         ]
 
