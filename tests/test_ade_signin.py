@@ -27,7 +27,7 @@ from russet.config import Settings
 from russet.enrollment import signin
 from russet.enrollment.primary_account import account_configuration
 from russet.enrollment.tables import enrollment_requests
-from russet.enrollment.tokens import Person
+from russet.enrollment.tokens import EnrollmentRequestLog, Person
 from russet.pki import fingerprint
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges
@@ -339,7 +339,9 @@ def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
     install(client, device, sign_on(client, device).content)
     source = "sign-ins before enrollment (enrollment requests)"
     # An account-driven enrollment's request names the person too (no device: Apple sends none).
-    russet.enrollment._requests.record("account", person=Person("u-99", "cy@example.com", "Cy"))  # type: ignore[attr-defined]
+    EnrollmentRequestLog(russet.storage.engine).record(
+        "account", person=Person("u-99", "cy@example.com", "Cy")
+    )
 
     def linked(query: str) -> set[tuple[str, str]]:
         found = russet.ledger_privacy.subject(query)["identifiers"]
