@@ -187,3 +187,18 @@ def test_choose_the_default_profile(web: TestClient, dep: tuple[DepSimulator, Ru
 def test_dashboard_links_each_abm_token(web: TestClient, dep: tuple[DepSimulator, Russet]) -> None:
     signed_in(web, dep[1], "auditor")
     assert '<a href="/console/abm/main">ABM/ASM server token</a>' in web.get("/console/dashboard").text
+
+
+def test_a_profile_with_sign_in(web: TestClient, dep: tuple[DepSimulator, Russet]) -> None:
+    """The Sign-in box sets configuration_web_url to Russet's sign-in page (ADE with sign-in)."""
+    sim, russet = dep
+    csrf = signed_in(web, russet)
+    assert 'name="sign_in"' in web.get("/console/abm/main").text
+    made = define(web, csrf, '{"profile_name": "Staff Macs"}', sign_in="on")
+    assert made.status_code == 200 and "defined" in made.text
+    [uuid] = sim.profiles
+    assert sim.profiles[uuid]["configuration_web_url"] == f"{PUBLIC_URL}/mdm/enroll/signin"
+    both = define(
+        web, csrf, '{"profile_name": "X", "configuration_web_url": "https://x.example/"}', sign_in="on"
+    )
+    assert "configuration_web_url: set by sign-in" in both.text and len(sim.profiles) == 1

@@ -208,7 +208,11 @@ async def define_profile(request: Request, admin: Signed, form: Form, name: str)
         spec = _profile(form.get("profile", ""))
         try:
             made = await _russet(request).abm.define_profile(
-                name, spec, default=form.get("default") == "on", blueprint=blueprint
+                name,
+                spec,
+                default=form.get("default") == "on",
+                blueprint=blueprint,
+                sign_in=form.get("sign_in") == "on",
             )
         except RussetError as exc:
             raise refusal(exc) from None
