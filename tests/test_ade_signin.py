@@ -415,3 +415,10 @@ def test_the_console_and_the_cli_show_the_person(
     assert "ann@example.com (Ann Example), signed in during Setup Assistant" in page.text
     listed = cli_invoker(russet.settings, monkeypatch)("enrollment", "requests")
     assert listed.exit_code == 0 and "PERSON" in listed.output and "ann@example.com" in listed.output
+
+
+def test_head_probes_start_nothing(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
+    russet, client = server
+    for path in (SIGNIN, f"{SIGNIN}/sso", f"{SIGNIN}/callback?code=x&state=y"):
+        assert client.head(path, headers=header(AdeDevice(apple))).status_code == 405
+    nothing_handed_out(russet)

@@ -100,6 +100,8 @@ def signin_routes(server: SignInServer, public_url: str) -> list[Route]:
         )
 
     async def sso(request: Request) -> Response:
+        if request.method == "HEAD":  # Starlette routes HEAD with GET: a probe must not start a flow
+            return Response(status_code=405, headers={"Allow": "GET"})
         try:
             pending = server.open(request.cookies.get(COOKIE))
             url, flowing = await anyio.to_thread.run_sync(server.sso_start, pending)
@@ -108,6 +110,8 @@ def signin_routes(server: SignInServer, public_url: str) -> list[Route]:
         return with_cookie(RedirectResponse(url, 303, headers=_NO_STORE), flowing)
 
     async def callback(request: Request) -> Response:
+        if request.method == "HEAD":  # nor spend the code, or hand out a profile to a probe
+            return Response(status_code=405, headers={"Allow": "GET"})
         try:
             pending = server.open(request.cookies.get(COOKIE))
         except EnrollmentRefused as exc:
