@@ -57,6 +57,7 @@ from russet.declarative.store import DeclarationStore
 from russet.enrollment.account import CALLBACK_PATH as ACCOUNT_CALLBACK_PATH
 from russet.enrollment.account import AccountEnrollment
 from russet.enrollment.authority import ensure_authority
+from russet.enrollment.minimum_os import MinimumOsSettings
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore
@@ -464,7 +465,13 @@ class Russet:
             devices=devices,
             actions=DeviceActions(devices),
             push=push,
-            enrollment=EnrollmentService(EnrollmentTokenStore(engine), ade_log, issuer, push_topic),
+            enrollment=EnrollmentService(
+                EnrollmentTokenStore(engine),
+                ade_log,
+                issuer,
+                push_topic,
+                minimum_os=MinimumOsSettings(storage.settings),
+            ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             ledger_privacy=LedgerPrivacy(
                 engine,

@@ -1,10 +1,13 @@
-"""`russet enrollment token create|list|revoke` and `russet enrollment requests`: enrollment URLs."""
+"""`russet enrollment token create|list|revoke`, `russet enrollment requests` (enrollment URLs and
+what they handed out) and `russet enrollment minimum-os` (the OS an ADE device needs)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.common import audit_as, handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
 from russet.enrollment.service import DEFAULT_LIFETIME
 
@@ -108,3 +111,41 @@ def requests(limit: int, as_json: bool) -> None:
         ],
         "no enrollment profiles handed out",
     )
+
+
+@click.command("minimum-os")
+@click.argument("platform", required=False)
+@click.argument("version", required=False)
+@click.option("--clear", is_flag=True, help="Remove PLATFORM's minimum.")
+@json_option
+@handles_errors
+def minimum_os(platform: str | None, version: str | None, clear: bool, as_json: bool) -> None:
+    """The minimum OS an ADE device needs to enroll: list them, set one (PLATFORM VERSION, such as
+    `ios 17.4`), or remove one (PLATFORM --clear). Platforms: ios (iPadOS too), macos, tvos,
+    visionos, watchos. A device below it is asked to update in Setup Assistant, then enrolls."""
+    if platform is None:
+        if version is not None or clear:
+            raise click.UsageError("name a PLATFORM to set or clear")
+        audit_as(None)  # a listing: nothing to record
+        rows = open_russet().enrollment.minimum_os()
+        if as_json:
+            emit_json(rows)
+            return
+        table(rows, [("platform", "PLATFORM"), ("version", "MINIMUM")], "no minimum OS set")
+        return
+    if clear == (version is not None):
+        raise click.UsageError("give either a VERSION to set or --clear, not both or neither")
+    if clear:
+        audit_as(f"{platform} --clear")
+        data: dict[str, Any] = open_russet().enrollment.clear_minimum_os(platform)
+        done = f"{data['platform']}: no minimum OS"
+    else:
+        assert version is not None
+        data = open_russet().enrollment.set_minimum_os(platform, version)
+        done = (
+            f"{data['platform']}: ADE devices below {data['version']} are asked to update before they enroll"
+        )
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(done)

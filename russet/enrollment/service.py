@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
 from russet.enrollment.machineinfo import DeviceCA
+from russet.enrollment.minimum_os import Minimum, MinimumOsSettings
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.serving import ProfileServer
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentToken, EnrollmentTokenStore
@@ -52,6 +53,10 @@ def _describe(token: EnrollmentToken, now: datetime) -> dict[str, Any]:
     }
 
 
+def _minimum(minimum: Minimum) -> dict[str, str]:
+    return {"platform": minimum.platform, "version": minimum.version}
+
+
 class EnrollmentService:
     """Enrollment tokens, handed-out profiles and the profiles themselves."""
 
@@ -61,11 +66,13 @@ class EnrollmentService:
         requests: EnrollmentRequestLog,
         issuer: ProfileIssuer,
         topic: Callable[[], str | None],
+        minimum_os: MinimumOsSettings,
     ) -> None:
         self._tokens = tokens
         self._requests = requests
         self._issuer = issuer
         self._topic = topic
+        self._minimum_os = minimum_os
 
     # -- enrollment URLs -------------------------------------------------------------------------
 
@@ -125,6 +132,20 @@ class EnrollmentService:
             for row in rows
         ]
 
+    # -- minimum OS (ADE) ------------------------------------------------------------------------
+
+    def minimum_os(self) -> list[dict[str, str]]:
+        """The minimum OS of each platform that has one (ios, macos, tvos, visionos, watchos)."""
+        return [_minimum(m) for m in self._minimum_os.all()]
+
+    def set_minimum_os(self, platform: str, version: str) -> dict[str, str]:
+        """ADE devices of `platform` below `version` are asked to update before they enroll."""
+        return _minimum(self._minimum_os.set(platform, version))
+
+    def clear_minimum_os(self, platform: str) -> dict[str, str | None]:
+        """No minimum for `platform` any more; NotFound when it had none."""
+        return {"platform": self._minimum_os.clear(platform), "version": None}
+
     # -- profiles --------------------------------------------------------------------------------
 
     def profile(
@@ -153,7 +174,12 @@ class EnrollmentService:
         """The /mdm/enroll answers; loading the device CA now makes a bad RUSSET_ADE_CA_FILE fail
         here (at start) rather than refuse every ADE device later."""
         return ProfileServer(
-            self._tokens, self._requests, self._issuer, self._topic, DeviceCA.load(ade_ca_file)
+            self._tokens,
+            self._requests,
+            self._issuer,
+            self._topic,
+            DeviceCA.load(ade_ca_file),
+            minimum_os=self._minimum_os,
         )
 
     # -- housekeeping ----------------------------------------------------------------------------
