@@ -314,6 +314,7 @@ class Russet:
         pusher = Pusher(storage, storage.enrollments.open_push, gateway, settings.apns_url)
         signatures = SeenSignatures(engine)
         push = PushService(storage, pusher, push_topic, connections, known=storage.enrollments)
+        ade_log = EnrollmentRequestLog(engine)  # profiles handed out: tokens, facts, how devices enrolled
         devices = DeviceService(
             storage.enrollments,
             storage.queue,
@@ -321,6 +322,7 @@ class Russet:
             ReenrollmentStore(engine),
             signatures,
             pushes=push,
+            origins=ade_log,
         )
         issuer = ProfileIssuer(
             authority,
@@ -330,13 +332,18 @@ class Russet:
             # Behind a proxy that forwards client certificates, devices need not sign requests.
             sign_message=settings.client_cert_header is None,
         )
-        ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts
         ddm_store = DeclarationStore(engine)
         reports = DeviceReports(engine)  # the MDM core's bulk read model (blueprints, Apps and Books, ABM)
         abm_serials = AbmSerials(engine, reports)  # which ABM connections list a serial; ADE blueprints
         groups = GroupService(
             engine,
-            MdmDeviceFacts(engine, abm=abm_serials, ade=ade_log, declared=adapters.DeclaredStatus(ddm_store)),
+            MdmDeviceFacts(
+                engine,
+                abm=abm_serials,
+                ade=ade_log,
+                declared=adapters.DeclaredStatus(ddm_store),
+                origins=ade_log,
+            ),
             events=events,
         )
         events.subscribe(DeviceFactsChanged, groups.on_facts_changed)

@@ -90,13 +90,15 @@ def token_revoke(token_id: int, as_json: bool) -> None:
 @json_option
 @handles_errors
 def requests(limit: int, as_json: bool) -> None:
-    """Profiles handed out at /mdm/enroll (OTA by token, ADE by device), newest first."""
+    """Profiles handed out at /mdm/enroll, newest first: how (ota, ade, ade_signin, account), the
+    token or the device, and who signed in."""
     rows = open_russet().enrollment.recent_requests(limit)
     if as_json:
         emit_json(rows)
         return
     for row in rows:
         row["abm"] = ", ".join(row["abm_connections"]) or None
+        row["person"] = row["person_email"] or row["person_id"]
     table(
         rows,
         [
@@ -104,6 +106,7 @@ def requests(limit: int, as_json: bool) -> None:
             ("at", "AT"),
             ("method", "METHOD"),
             ("token_id", "TOKEN"),
+            ("person", "SIGNED IN"),
             ("serial_number", "SERIAL"),
             ("product", "PRODUCT"),
             ("abm", "ABM"),

@@ -21,7 +21,7 @@ from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.admin import IdentityAdmin
 from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.enrollments import EnrollmentStore
-from russet.mdm.ports import DevicePushes
+from russet.mdm.ports import DevicePushes, EnrollmentOrigins
 from russet.mdm.queue import UUID_PLACEHOLDER, CommandQueue, UnknownDevices
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.signatures import SeenSignatures
@@ -91,12 +91,14 @@ class DeviceService:
         reenrollment: ReenrollmentStore,
         signatures: SeenSignatures,
         pushes: DevicePushes,
+        origins: EnrollmentOrigins | None = None,
     ) -> None:
         self._enrollments = enrollments
         self._queue = queue
         self._bootstrap = bootstrap
         self._signatures = signatures
         self._pushes = pushes
+        self._origins = origins
         self._identity = IdentityAdmin(reenrollment, pushes)
 
     # -- devices ---------------------------------------------------------------------------------
@@ -134,8 +136,11 @@ class DeviceService:
         if row is None:
             raise NotFound(f"no device with id {device_id!r}")
         summary = device_summary(row)
+        method, enrolled_by = self._origin(row["identity_fp"])
         summary.update(
             {
+                "enrollment_method": method,
+                "enrolled_by": enrolled_by,
                 "channel": row["channel"],
                 "model_name": row["model_name"],
                 "product_name": row["product_name"],
@@ -175,6 +180,14 @@ class DeviceService:
                 for u in self._enrollments.user_channels(device_id)
             ]
         return summary
+
+    def _origin(self, identity_fp: str | None) -> tuple[str | None, str | None]:
+        """How the identity was enrolled (ota, ade, ade_signin, account) and who signed in for it;
+        None, None when not known (a profile from `russet enrollment profile`, no identity yet)."""
+        if self._origins is None or not identity_fp:
+            return None, None
+        found = self._origins.origins([identity_fp]).get(identity_fp)
+        return (None, None) if found is None else found
 
     def aliases(self, identifier: str) -> set[str]:
         """The device's other identifiers (UDID <-> serial number), for the ledger's subject view."""

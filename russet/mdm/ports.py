@@ -5,12 +5,13 @@ The core queues commands and shows devices; waking devices is APNs's job. The co
 this port, which `russet.apns.service.PushService` implements and `russet.runtime` hands in.
 Whether a new identity was issued for a device's ADE enrollment is enrollment's knowledge (its log
 of profiles handed out): `AdeIdentities`, which `russet.enrollment.tokens.EnrollmentRequestLog`
-implements.
+implements. So is how each device's identity was enrolled, and who signed in for it:
+`EnrollmentOrigins`, the same log's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -40,6 +41,17 @@ class AdeIdentities(Protocol):
         """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this
         device's Apple-signed MachineInfo (same UDID, or serial number when known); read in the
         caller's transaction (an Authenticate's)."""
+
+
+class EnrollmentOrigins(Protocol):
+    """How each device identity was enrolled (enrollment's log of profiles handed out)."""
+
+    def origins(self, identity_fps: Collection[str] | None) -> dict[str, tuple[str, str | None]]:
+        """Identity fingerprint -> (method: ota, ade, ade_signin or account; who signed in: the
+        person's email, else their id, else None), for the identities among `identity_fps` (every
+        one when None) bought with the SCEP challenge of a profile /mdm/enroll handed out.
+        Identities from elsewhere (`russet enrollment profile`, PKCS#12) are absent."""
+        ...
 
 
 class DeclarativeAnswers(Protocol):
