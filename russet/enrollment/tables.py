@@ -60,6 +60,8 @@ enrollment_requests = Table(
     Index("ix_enrollment_requests_serial_number", "serial_number"),
     Index("ix_enrollment_requests_at", "at"),
     Index("ix_enrollment_requests_person_id", "person_id"),
+    Index("ix_enrollment_requests_challenge_hash", "challenge_hash"),  # how a device enrolled
+    Index("ix_enrollment_requests_udid", "udid"),  # ADE look-ups (device facts, re-enrollment)
 )
 
 
