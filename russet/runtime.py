@@ -477,7 +477,8 @@ class Russet:
                 ade_log,
                 issuer,
                 push_topic,
-                minimum_os=MinimumOsSettings(storage.settings),
+                minimum_os=MinimumOsSettings(storage.settings, engine),
+                blueprints=adapters.AbmBlueprintNames(blueprints),
             ),
             ledger_admin=LedgerAdmin(ledger, connections, devices, settings.ledger_retention_days),
             ledger_privacy=LedgerPrivacy(

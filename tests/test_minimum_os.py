@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 
+from russet.abm.tables import abm_devices, abm_profiles, abm_servers
 from russet.access.roles import Role
 from russet.app import create_app
+from russet.blueprints.service import BlueprintSpec
 from russet.config import Settings
 from russet.enrollment.minimum_os import (
     Minimum,
@@ -25,8 +28,10 @@ from russet.enrollment.minimum_os import (
     version_key,
 )
 from russet.enrollment.tables import enrollment_requests
+from russet.kernel.errors import NotFound
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges
+from russet.storage.db import utcnow
 from simulators.ade import AdeDevice, TestAppleCA
 from tests.apple_schema import load_schema, schema_errors
 from tests.conftest import PUBLIC_URL
@@ -169,11 +174,15 @@ def test_api_sets_lists_and_clears_minimums_admin_only_and_audited(
     operator = {"Authorization": f"Bearer {russet.access.create_key('op', Role.OPERATOR)}"}
     assert client.get(API, headers=admin).json() == []
     answer = client.put(f"{API}/iOS", headers=admin, json={"version": " 17.4 "})
-    assert answer.status_code == 200 and answer.json() == {"platform": "ios", "version": "17.4"}
+    assert answer.status_code == 200 and answer.json() == {
+        "platform": "ios",
+        "version": "17.4",
+        "blueprint": None,
+    }
     assert client.put(f"{API}/macos", headers=admin, json={"version": "15.2"}).status_code == 200
     assert client.get(API, headers=operator).json() == [
-        {"platform": "ios", "version": "17.4"},
-        {"platform": "macos", "version": "15.2"},
+        {"platform": "ios", "version": "17.4", "blueprint": None},
+        {"platform": "macos", "version": "15.2", "blueprint": None},
     ]
     assert client.put(f"{API}/ios", headers=operator, json={"version": "18"}).status_code == 403
     for platform, version, says in [
@@ -185,11 +194,14 @@ def test_api_sets_lists_and_clears_minimums_admin_only_and_audited(
         refused = client.put(f"{API}/{platform}", headers=admin, json={"version": version})
         assert refused.status_code == 400 and says in refused.json()["detail"], refused.text
     assert client.put(f"{API}/ios", headers=admin, json={"version": "1" * 40}).status_code == 422
-    assert client.get(API, headers=admin).json()[0] == {"platform": "ios", "version": "17.4"}  # untouched
-    assert client.delete(f"{API}/ios", headers=admin).json() == {"platform": "ios", "version": None}
+    assert client.get(API, headers=admin).json()[0]["version"] == "17.4"  # untouched
+    cleared = client.delete(f"{API}/ios", headers=admin).json()
+    assert cleared == {"platform": "ios", "version": None, "blueprint": None}
     missing = client.delete(f"{API}/ios", headers=admin)
     assert missing.status_code == 404 and "no minimum OS is set for ios" in missing.json()["detail"]
-    assert client.get(API, headers=admin).json() == [{"platform": "macos", "version": "15.2"}]
+    assert client.get(API, headers=admin).json() == [
+        {"platform": "macos", "version": "15.2", "blueprint": None}
+    ]
     audited = [(r["action"], r["target"], r["status"]) for r in russet.access.audit_rows()]
     assert ("PUT /api/v1/enrollment/minimum-os/{platform}", "platform=iOS", 200) in audited
     assert ("DELETE /api/v1/enrollment/minimum-os/{platform}", "platform=ios", 200) in audited
@@ -205,12 +217,9 @@ def test_cli_sets_lists_and_clears_minimums(invoke_cli: Callable[..., Result], s
     code, out = run("ios", "17.4")
     assert code == 0 and "ios: ADE devices below 17.4 are asked to update" in out
     code, out = run("macos", "15.2", "--json")
-    assert code == 0 and json.loads(out) == {"platform": "macos", "version": "15.2"}
+    assert code == 0 and json.loads(out) == {"platform": "macos", "version": "15.2", "blueprint": None}
     code, out = run("--json")
-    assert json.loads(out) == [
-        {"platform": "ios", "version": "17.4"},
-        {"platform": "macos", "version": "15.2"},
-    ]
+    assert [(m["platform"], m["version"]) for m in json.loads(out)] == [("ios", "17.4"), ("macos", "15.2")]
     code, out = run()
     assert code == 0 and "ios" in out and "17.4" in out and "MINIMUM" in out
     for args, says in [
@@ -225,7 +234,7 @@ def test_cli_sets_lists_and_clears_minimums(invoke_cli: Callable[..., Result], s
         assert code != 0 and says in out and "Traceback" not in out, (args, out)
     code, out = run("ios", "--clear")
     assert code == 0 and out == "ios: no minimum OS\n"
-    assert json.loads(run("--json")[1]) == [{"platform": "macos", "version": "15.2"}]
+    assert json.loads(run("--json")[1]) == [{"platform": "macos", "version": "15.2", "blueprint": None}]
     russet = Russet.open(settings)
     try:
         audited = [(r["action"], r["target"], r["outcome"]) for r in russet.access.audit_rows()]
@@ -235,3 +244,99 @@ def test_cli_sets_lists_and_clears_minimums(invoke_cli: Callable[..., Result], s
     assert ("cli enrollment minimum-os", "ios --clear", "ok") in audited
     assert ("cli enrollment minimum-os", "ios 17.x", "refused") in audited
     assert len(audited) == 6  # the listings and the usage errors are not recorded
+
+
+# -- a blueprint's minimum -------------------------------------------------------------------------
+
+
+def assign_profile_naming(russet: Russet, serial: str, blueprint_id: int) -> None:
+    """ABM/ASM lists `serial` with an ADE profile that names the blueprint (as a sync leaves it)."""
+    now = utcnow()
+    with russet.storage.engine.begin() as conn:
+        conn.execute(insert(abm_servers).values(name="main", certificate_der=b"-", created_at=now))
+        conn.execute(
+            insert(abm_profiles).values(
+                connection="main",
+                profile_uuid="P-LAB",
+                profile_name="Lab iPads",
+                profile="{}",
+                created_at=now,
+                blueprint_id=blueprint_id,
+            )
+        )
+        conn.execute(
+            insert(abm_devices).values(
+                connection="main", serial_number=serial, profile_uuid="P-LAB", generation=1, updated_at=now
+            )
+        )
+
+
+def test_a_blueprints_minimum_wins_for_devices_its_ade_profile_enrolls(
+    ade: tuple[Russet, TestClient], apple: TestAppleCA, caplog: pytest.LogCaptureFixture
+) -> None:
+    russet, client = ade
+    lab = russet.blueprints.create(BlueprintSpec(name="Lab"), created_by="tests")
+    in_lab, elsewhere = AdeDevice(apple), AdeDevice(apple)
+    assign_profile_naming(russet, in_lab.serial, lab["id"])
+    russet.enrollment.set_minimum_os("ios", "17.4")
+    assert russet.enrollment.set_minimum_os("ios", "18.1", blueprint="Lab") == {
+        "platform": "ios",
+        "version": "18.1",
+        "blueprint": "Lab",
+    }
+    with caplog.at_level("WARNING", logger="russet.enrollment"):
+        answer = post(client, in_lab, OS_VERSION="17.6")
+    assert answer.status_code == 403 and answer.json()["details"] == {"OSVersion": "18.1"}
+    assert f"blueprint {lab['id']}" in caplog.text
+    assert post(client, elsewhere, OS_VERSION="17.6").status_code == 200  # the platform's 17.4
+    assert post(client, in_lab, OS_VERSION="18.1").status_code == 200
+    # A blueprint's minimum may be lower than the platform's: it wins for its devices.
+    russet.enrollment.set_minimum_os("ios", "17.0", blueprint=str(lab["id"]))
+    assert post(client, in_lab, OS_VERSION="17.1").status_code == 200
+    assert post(client, elsewhere, OS_VERSION="17.1").status_code == 403
+    # Only the platform's own: a blueprint without one for macOS leaves the platform's.
+    russet.enrollment.set_minimum_os("macos", "15.0")
+    assert post(client, in_lab, PRODUCT="Mac14,2", OS_VERSION="14.7").status_code == 403
+
+    assert russet.enrollment.minimum_os() == [
+        {"platform": "ios", "version": "17.4", "blueprint": None},
+        {"platform": "macos", "version": "15.0", "blueprint": None},
+        {"platform": "ios", "version": "17.0", "blueprint": "Lab"},
+    ]
+    russet.blueprints.delete(lab["id"])
+    assert russet.enrollment.minimum_os()[-1]["blueprint"] == f"#{lab['id']}"  # a profile may name it still
+    with pytest.raises(NotFound, match="no such blueprint|Lab"):
+        russet.enrollment.set_minimum_os("ios", "18", blueprint="Lab")
+    russet.enrollment.clear_minimum_os("ios", blueprint=f"#{lab['id']}")
+    assert [m["blueprint"] for m in russet.enrollment.minimum_os()] == [None, None]
+
+
+def test_blueprint_minimums_through_the_api_and_the_cli(
+    client: TestClient, russet: Russet, invoke_cli: Callable[..., Result]
+) -> None:
+    russet.blueprints.create(BlueprintSpec(name="Lab"), created_by="tests")
+    admin = {"Authorization": f"Bearer {russet.access.create_key('alex')}"}
+    answer = client.put(f"{API}/ios", headers=admin, params={"blueprint": "Lab"}, json={"version": "18.1"})
+    assert answer.status_code == 200 and answer.json()["blueprint"] == "Lab"
+    missing = client.put(f"{API}/ios", headers=admin, params={"blueprint": "Nope"}, json={"version": "18"})
+    assert missing.status_code == 404 and "Nope" in missing.json()["detail"]
+    assert client.get(API, headers=admin).json() == [
+        {"platform": "ios", "version": "18.1", "blueprint": "Lab"}
+    ]
+    nothing = client.delete(f"{API}/ios", headers=admin)  # the platform's own: none set
+    assert nothing.status_code == 404
+
+    result = invoke_cli("enrollment", "minimum-os", "macos", "15.1", "--blueprint", "Lab")
+    assert result.exit_code == 0 and "whose ADE profile names blueprint Lab below 15.1" in result.output
+    result = invoke_cli("enrollment", "minimum-os")
+    assert "BLUEPRINT" in result.output and "Lab" in result.output
+    result = invoke_cli("enrollment", "minimum-os", "ios", "--clear", "--blueprint", "Lab")
+    assert result.exit_code == 0 and result.output == "ios: no minimum OS in blueprint Lab\n"
+    result = invoke_cli("enrollment", "minimum-os", "ios", "--clear", "--blueprint", "Lab")
+    assert result.exit_code != 0 and "no minimum OS is set for ios in this blueprint" in result.output
+    result = invoke_cli("enrollment", "minimum-os", "--blueprint", "Lab")
+    assert result.exit_code != 0 and "name a PLATFORM" in result.output
+    assert client.delete(f"{API}/macos", headers=admin, params={"blueprint": "Lab"}).status_code == 200
+    audited = [(r["action"], r["target"]) for r in russet.access.audit_rows()]
+    assert ("cli enrollment minimum-os", "macos 15.1 --blueprint Lab") in audited
+    assert ("cli enrollment minimum-os", "ios --clear --blueprint Lab") in audited

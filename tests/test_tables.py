@@ -40,6 +40,7 @@ CROSS_FEATURE = {
     ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
     ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
     ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
+    ("enrollment.minimum_os", "abm.tables"): "reads: the blueprint a serial's ADE profile names",
     ("enrollment.tokens", "scep.tables"): (
         "reads: the identity a handed-out challenge bought (also for the core's AdeIdentities port), "
         "and scep_renewals back to it (EnrollmentOrigins)"

@@ -61,8 +61,17 @@ class MinimumOsRequest(ApiModel):
     )
 
 
+BlueprintRef = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        description="A blueprint (name or id): the minimum for devices whose ADE profile names it",
+    ),
+]
+
+
 @router.get("/minimum-os", summary="The minimum OS an ADE device of each platform needs to enroll")
-def minimum_os(request: Request, _: Caller) -> list[dict[str, str]]:
+def minimum_os(request: Request, _: Caller) -> list[dict[str, Any]]:
     return _russet(request).enrollment.minimum_os()
 
 
@@ -75,12 +84,16 @@ def set_minimum_os(
     _: Caller,
     platform: Annotated[str, Path(max_length=20, description=", ".join(PLATFORMS))],
     body: MinimumOsRequest,
-) -> dict[str, str]:
-    return _russet(request).enrollment.set_minimum_os(platform, body.version)
+    blueprint: BlueprintRef = None,
+) -> dict[str, Any]:
+    return _russet(request).enrollment.set_minimum_os(platform, body.version, blueprint=blueprint)
 
 
 @router.delete("/minimum-os/{platform}", summary="Remove a platform's minimum OS")
 def clear_minimum_os(
-    request: Request, _: Caller, platform: Annotated[str, Path(max_length=20)]
-) -> dict[str, str | None]:
-    return _russet(request).enrollment.clear_minimum_os(platform)
+    request: Request,
+    _: Caller,
+    platform: Annotated[str, Path(max_length=20)],
+    blueprint: BlueprintRef = None,
+) -> dict[str, Any]:
+    return _russet(request).enrollment.clear_minimum_os(platform, blueprint=blueprint)

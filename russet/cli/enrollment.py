@@ -120,33 +120,50 @@ def requests(limit: int, as_json: bool) -> None:
 @click.argument("platform", required=False)
 @click.argument("version", required=False)
 @click.option("--clear", is_flag=True, help="Remove PLATFORM's minimum.")
+@click.option(
+    "--blueprint",
+    help="The minimum for devices whose ADE profile names this blueprint (name or id; it wins over "
+    "the platform's).",
+)
 @json_option
 @handles_errors
-def minimum_os(platform: str | None, version: str | None, clear: bool, as_json: bool) -> None:
+def minimum_os(
+    platform: str | None, version: str | None, clear: bool, blueprint: str | None, as_json: bool
+) -> None:
     """The minimum OS an ADE device needs to enroll: list them, set one (PLATFORM VERSION, such as
-    `ios 17.4`), or remove one (PLATFORM --clear). Platforms: ios (iPadOS too), macos, tvos,
-    visionos, watchos. A device below it is asked to update in Setup Assistant, then enrolls."""
+    `ios 17.4`), or remove one (PLATFORM --clear); with --blueprint, that blueprint's. Platforms:
+    ios (iPadOS too), macos, tvos, visionos, watchos. A device below it is asked to update in
+    Setup Assistant, then enrolls."""
     if platform is None:
-        if version is not None or clear:
+        if version is not None or clear or blueprint is not None:
             raise click.UsageError("name a PLATFORM to set or clear")
         audit_as(None)  # a listing: nothing to record
         rows = open_russet().enrollment.minimum_os()
         if as_json:
             emit_json(rows)
             return
-        table(rows, [("platform", "PLATFORM"), ("version", "MINIMUM")], "no minimum OS set")
+        for row in rows:
+            row["blueprint"] = row["blueprint"] or "(every device)"
+        columns = [("platform", "PLATFORM"), ("version", "MINIMUM"), ("blueprint", "BLUEPRINT")]
+        table(rows, columns, "no minimum OS set")
         return
     if clear == (version is not None):
         raise click.UsageError("give either a VERSION to set or --clear, not both or neither")
+    where = "" if blueprint is None else f" --blueprint {blueprint}"
     if clear:
-        audit_as(f"{platform} --clear")
-        data: dict[str, Any] = open_russet().enrollment.clear_minimum_os(platform)
-        done = f"{data['platform']}: no minimum OS"
+        audit_as(f"{platform} --clear{where}")
+        data: dict[str, Any] = open_russet().enrollment.clear_minimum_os(platform, blueprint=blueprint)
+        done = f"{data['platform']}: no minimum OS" + (
+            "" if blueprint is None else f" in blueprint {blueprint}"
+        )
     else:
         assert version is not None
-        data = open_russet().enrollment.set_minimum_os(platform, version)
+        audit_as(f"{platform} {version}{where}")
+        data = open_russet().enrollment.set_minimum_os(platform, version, blueprint=blueprint)
+        whose = "" if data["blueprint"] is None else f" whose ADE profile names blueprint {data['blueprint']}"
         done = (
-            f"{data['platform']}: ADE devices below {data['version']} are asked to update before they enroll"
+            f"{data['platform']}: ADE devices{whose} below {data['version']} are asked to update "
+            "before they enroll"
         )
     if as_json:
         emit_json(data)

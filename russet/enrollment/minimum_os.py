@@ -6,6 +6,10 @@ says it runs an older OS, /mdm/enroll answers Apple's `com.apple.softwareupdate.
 (iOS 17 and macOS 14 know it): Setup Assistant installs the version named and asks again, and
 that request, from the updated OS, gets its profile.
 
+A blueprint may have its own minimum per platform: it wins for a device whose serial ABM/ASM has
+assigned an ADE profile naming that blueprint (`… minimum-os ios 18.1 --blueprint Lab`). It is
+kept under the blueprint's id; a blueprint deleted while a profile still names its id keeps it.
+
 A device that does not say `MDM_CAN_REQUEST_SOFTWARE_UPDATE` cannot act on that answer (older
 systems, and tvOS, watchOS and visionOS, which Apple's schema lists as unsupported); it gets a
 plain 403 naming the minimum. So does a device that does not say which OS it runs (OS_VERSION,
@@ -20,7 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine, select
+
+from russet.abm.tables import abm_devices, abm_profiles
 from russet.kernel.errors import Invalid, NotFound
+from russet.storage.db import reading
 from russet.storage.settings import SettingsStore
 
 PLATFORMS = ("ios", "macos", "tvos", "visionos", "watchos")
@@ -88,10 +96,16 @@ class Minimum:
 
     platform: str
     version: str
+    blueprint_id: int | None = None  # None: the platform's minimum for every device
 
     @property
     def label(self) -> str:
         return f"{NAMES[self.platform]} {self.version}"
+
+    @property
+    def source(self) -> str:
+        """Whose minimum it is, for the log."""
+        return "every device" if self.blueprint_id is None else f"blueprint {self.blueprint_id}"
 
 
 @dataclass(frozen=True)
@@ -142,37 +156,81 @@ def shortfall(
     )
 
 
+def _key(platform: str, blueprint_id: int | None) -> str:
+    if blueprint_id is None:
+        return SETTING_PREFIX + platform  # enrollment.minimum_os.ios
+    return f"{SETTING_PREFIX}blueprint.{blueprint_id}.{platform}"  # enrollment.minimum_os.blueprint.3.ios
+
+
 class MinimumOsSettings:
-    """The minimum OS of each platform, one settings key each (`enrollment.minimum_os.ios`)."""
+    """The minimum OS of each platform, one settings key each (`enrollment.minimum_os.ios`), and
+    each blueprint's (`enrollment.minimum_os.blueprint.3.ios`); `engine` reads which blueprint a
+    serial's ADE profile names (ABM's tables, as the request log reads them)."""
 
-    def __init__(self, settings: SettingsStore) -> None:
+    def __init__(self, settings: SettingsStore, engine: Engine) -> None:
         self._settings = settings
+        self._engine = engine
 
-    def for_product(self, product: str) -> Minimum | None:
-        """The minimum for a MachineInfo PRODUCT's platform (None: no platform known, or none set)."""
+    def for_device(self, product: str, serial: str) -> Minimum | None:
+        """The minimum for a MachineInfo's device: its ADE profile's blueprint's for the platform
+        of its PRODUCT, else the platform's (None: no platform known, or none set)."""
         platform = platform_of_product(product)
         if platform is None:
             return None
-        version = self._settings.get(SETTING_PREFIX + platform)
+        blueprint_id = self._ade_blueprint(serial)
+        if blueprint_id is not None:
+            version = self._settings.get(_key(platform, blueprint_id))
+            if version is not None:
+                return Minimum(platform, version, blueprint_id)
+        version = self._settings.get(_key(platform, None))
         return None if version is None else Minimum(platform, version)
 
-    def all(self) -> list[Minimum]:
-        found = self._settings.with_prefix(SETTING_PREFIX)
-        return [
-            Minimum(platform, found[SETTING_PREFIX + platform])
-            for platform in PLATFORMS
-            if SETTING_PREFIX + platform in found
-        ]
+    def _ade_blueprint(self, serial: str) -> int | None:
+        """The blueprint named by the ADE profile ABM/ASM assigned to `serial` (the first
+        connection's, by name, when several list it: as the blueprints' ADE set-up picks)."""
+        d, p = abm_devices.c, abm_profiles.c
+        with reading(self._engine) as conn:
+            found = conn.execute(
+                select(p.blueprint_id)
+                .select_from(
+                    abm_devices.join(
+                        abm_profiles, (p.connection == d.connection) & (p.profile_uuid == d.profile_uuid)
+                    )
+                )
+                .where(d.serial_number == serial, p.blueprint_id.is_not(None))
+                .order_by(d.connection)
+                .limit(1)
+            ).scalar()
+        return None if found is None else int(found)
 
-    def set(self, platform: str, version: str) -> Minimum:
+    def all(self) -> list[Minimum]:
+        """The platforms' minimums, then each blueprint's (by id)."""
+        found = self._settings.with_prefix(SETTING_PREFIX)
+        minimums = [Minimum(p, found[_key(p, None)]) for p in PLATFORMS if _key(p, None) in found]
+        blueprint_ids = set()
+        for key in found:
+            parts = key.removeprefix(SETTING_PREFIX).split(".")
+            if len(parts) == 3 and parts[0] == "blueprint" and parts[1].isdigit():
+                blueprint_ids.add(int(parts[1]))
+        for blueprint_id in sorted(blueprint_ids):
+            minimums.extend(
+                Minimum(p, found[_key(p, blueprint_id)], blueprint_id)
+                for p in PLATFORMS
+                if _key(p, blueprint_id) in found
+            )
+        return minimums
+
+    def set(self, platform: str, version: str, blueprint_id: int | None = None) -> Minimum:
         """Check both (Invalid names the problem, nothing stored), then store."""
-        minimum = Minimum(check_platform(platform), check_version(version))
-        self._settings.set(SETTING_PREFIX + minimum.platform, minimum.version)
+        minimum = Minimum(check_platform(platform), check_version(version), blueprint_id)
+        self._settings.set(_key(minimum.platform, blueprint_id), minimum.version)
         return minimum
 
-    def clear(self, platform: str) -> str:
+    def clear(self, platform: str, blueprint_id: int | None = None) -> str:
         """The platform, checked; NotFound when it had no minimum."""
         found = check_platform(platform)
-        if not self._settings.delete(SETTING_PREFIX + found):
-            raise NotFound(f"no minimum OS is set for {found}")
+        if not self._settings.delete(_key(found, blueprint_id)):
+            raise NotFound(
+                f"no minimum OS is set for {found}" + ("" if blueprint_id is None else " in this blueprint")
+            )
         return found

@@ -91,17 +91,29 @@ class ProfileServer:
         if self.minimum_os is None:
             return
         below = shortfall(
-            self.minimum_os.for_product(info.product), info.os_version, info.can_request_software_update
+            self.minimum_os.for_device(info.product, info.serial),
+            info.os_version,
+            info.can_request_software_update,
         )
         if below is None:
             return
         what = f"serial {info.serial} ({info.product}, OS {info.os_version or info.version})"
         if below.can_update:
-            log.warning("ADE enrollment of %s: asked to update to %s first", what, below.minimum.label)
+            log.warning(
+                "ADE enrollment of %s: asked to update to %s first (the minimum for %s)",
+                what,
+                below.minimum.label,
+                below.minimum.source,
+            )
             raise SoftwareUpdateRequired(
                 f"software update to {below.minimum.label} required", below.apple_error()
             )
-        log.warning("ADE enrollment of %s refused: below the minimum %s", what, below.minimum.label)
+        log.warning(
+            "ADE enrollment of %s refused: below the minimum %s (%s's)",
+            what,
+            below.minimum.label,
+            below.minimum.source,
+        )
         raise EnrollmentRefused(403, below.reason())
 
     def _topic(self) -> str:
