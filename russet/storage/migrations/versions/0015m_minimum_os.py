@@ -4,7 +4,7 @@
 them every check-in's device facts scan both tables. (The minimum OS itself lives in settings.)
 
 Revision ID: 0015m_minimum_os
-Revises: 0014e_enrollment_people
+Revises: 0015c_checkin_history
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0015m_minimum_os"
-down_revision = "0014e_enrollment_people"
+down_revision = "0015c_checkin_history"
 branch_labels = None
 depends_on = None
 
