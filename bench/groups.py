@@ -1,10 +1,13 @@
 """How fast groups are with a large fleet: smart-group evaluation, reconcile, scopes, pages.
 
 Seeds devices straight into the MDM core's tables (one bulk INSERT each for enrollments, their
-DeviceInformation with IsSupervised, and an ABM listing of a third of the serials), then times,
-through `russet.groups`:
+DeviceInformation with IsSupervised, an ABM listing of a third of the serials, and for each an
+identity bought with the SCEP challenge of a profile /mdm/enroll handed out: certificate,
+challenge, enrollment request, a quarter ADE with sign-in), then times, through `russet.groups`:
 
 * reading every device's facts (the `DeviceFacts` port) alone;
+* one device's facts, and one device's view (`russet device show`), both of which look up how its
+  identity was enrolled;
 * creating a smart group (`os_version >= "17.4" and model ~ "iPad" and supervised = true`):
   facts read, query evaluated over every device, membership written;
 * creating a second, nested one (`in_group(...) or abm_account = "School"`);
@@ -32,10 +35,13 @@ from sqlalchemy import insert, text
 
 from russet.abm.tables import abm_devices
 from russet.config import Settings
+from russet.enrollment.tables import enrollment_requests
 from russet.groups.service import Scope
 from russet.kernel.events import DeviceFactsChanged
 from russet.mdm.tables import enrollments, inventory
 from russet.runtime import Russet
+from russet.scep.tables import scep_challenges
+from russet.storage.tables import certificates
 
 T = TypeVar("T")
 PRODUCTS = ("iPhone15,2", "iPad13,1", "Mac14,2", "iPad14,3", "AppleTV11,1")
@@ -63,6 +69,41 @@ def seed(russet: Russet, count: int) -> float:
             "device_name": f"device {i}",
             "created_at": now,
             "last_seen_at": now - timedelta(hours=i % 500),
+            "identity_fp": f"{i:064x}",
+        }
+        for i in range(count)
+    ]
+    identities = [
+        {
+            "kind": "device_identity",
+            "fingerprint": f"{i:064x}",
+            "subject": f"CN={udid(i)}",
+            "serial": f"{i:x}",
+            "not_before": now,
+            "not_after": now + timedelta(days=365),
+            "der": b"x",
+            "created_at": now,
+        }
+        for i in range(count)
+    ]
+    challenges = [
+        {
+            "challenge_hash": f"c{i:063x}",
+            "created_at": now,
+            "expires_at": now,
+            "consumed_at": now,
+            "issued_fp": f"{i:064x}",
+        }
+        for i in range(count)
+    ]
+    requests = [
+        {
+            "at": now,
+            "method": "ade_signin" if i % 4 == 0 else "ade",
+            "udid": udid(i),
+            "serial_number": f"C02{i:07d}",
+            "person_id": f"sub-{i}" if i % 4 == 0 else None,
+            "challenge_hash": f"c{i:063x}",
         }
         for i in range(count)
     ]
@@ -84,9 +125,17 @@ def seed(russet: Russet, count: int) -> float:
         conn.execute(insert(enrollments), devices)
         conn.execute(insert(inventory), info)
         conn.execute(insert(abm_devices), listed)
+        conn.execute(insert(certificates), identities)
+        conn.execute(insert(scep_challenges), challenges)
+        conn.execute(insert(enrollment_requests), requests)
     if russet.storage.engine.dialect.name == "postgresql":
         with russet.storage.engine.begin() as conn:  # what autovacuum does soon after a bulk load
-            conn.execute(text("ANALYZE enrollments; ANALYZE inventory; ANALYZE abm_devices"))
+            conn.execute(
+                text(
+                    "ANALYZE enrollments; ANALYZE inventory; ANALYZE abm_devices; ANALYZE certificates; "
+                    "ANALYZE scep_challenges; ANALYZE enrollment_requests"
+                )
+            )
     return time.perf_counter() - start
 
 
@@ -117,6 +166,13 @@ def run(backend: str, url: str, count: int) -> None:
             figures: list[tuple[str, float]] = []
             facts = timed("read every device's facts", lambda: russet.groups._facts.facts(None), figures)
             assert len(facts) == count
+            assert sum(f["enrollment_method"] == "ade_signin" for f in facts) == (count + 3) // 4
+            best_of(
+                "one device's facts (a check-in's re-evaluation reads them)",
+                lambda: russet.groups._facts.facts([udid(count // 2)]),
+                figures,
+            )
+            best_of("show one device", lambda: russet.devices.show_device(udid(count // 3)), figures)
             made = timed(
                 "create smart group (evaluate + write)",
                 lambda: groups.create(

@@ -57,6 +57,7 @@ from russet.declarative.store import DeclarationStore
 from russet.enrollment.account import CALLBACK_PATH as ACCOUNT_CALLBACK_PATH
 from russet.enrollment.account import AccountEnrollment
 from russet.enrollment.authority import ensure_authority
+from russet.enrollment.minimum_os import MinimumOsSettings
 from russet.enrollment.primary_account import PrimaryAccounts
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.service import EnrollmentService
@@ -315,7 +316,7 @@ class Russet:
         pusher = Pusher(storage, storage.enrollments.open_push, gateway, settings.apns_url)
         signatures = SeenSignatures(engine)
         push = PushService(storage, pusher, push_topic, connections, known=storage.enrollments)
-        ade_log = EnrollmentRequestLog(engine)  # ADE profiles handed out: tokens, facts, people
+        ade_log = EnrollmentRequestLog(engine)  # profiles handed out: tokens, facts, how devices enrolled
         devices = DeviceService(
             storage.enrollments,
             storage.queue,
@@ -323,7 +324,7 @@ class Russet:
             ReenrollmentStore(engine),
             signatures,
             pushes=push,
-            people=ade_log,
+            origins=ade_log,
         )
         issuer = ProfileIssuer(
             authority,
@@ -343,7 +344,7 @@ class Russet:
                 abm=abm_serials,
                 ade=ade_log,
                 declared=adapters.DeclaredStatus(ddm_store),
-                people=ade_log,
+                origins=ade_log,
             ),
             events=events,
         )
@@ -482,6 +483,8 @@ class Russet:
                 ade_log,
                 issuer,
                 push_topic,
+                minimum_os=MinimumOsSettings(storage.settings, engine),
+                blueprints=adapters.AbmBlueprintNames(blueprints),
                 people=adapters.EnrollmentPeople(
                     access,
                     None

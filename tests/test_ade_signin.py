@@ -154,14 +154,14 @@ def test_single_sign_on_then_the_device_enrolls_bound_to_the_person(
     assert request["issued_fp"] == fingerprint(sim.enrollment.certificate)
     [(_, _, asked)] = [r for r in provider.requests if r[1] == "/authorize"]
     assert asked["redirect_uri"] == CALLBACK and asked["code_challenge_method"] == "S256"
-    # The person is the device's user: the device view, the `user_email` fact, smart groups.
+    # The person is the device's user: the device view, the `enrolled_by` fact, smart groups.
     api = {"Authorization": f"Bearer {russet.storage.api_keys.create('tests')}"}
     shown = client.get(f"/api/v1/devices/{device.udid}", headers=api).json()
-    assert shown["signed_in_person"] == {"id": "u-17", "email": "ann@example.com", "name": "Ann Example"}
+    assert (shown["enrollment_method"], shown["enrolled_by"]) == ("ade_signin", "ann@example.com")
     [facts] = russet.groups._facts.facts([device.udid])  # type: ignore[attr-defined]
-    assert facts["user_email"] == "ann@example.com"
-    assert russet.groups.preview('user_email = "ann@example.com"')["devices"] == [device.udid]
-    assert russet.groups.preview('user_email ~ "example.com"')["count"] == 1
+    assert (facts["enrollment_method"], facts["enrolled_by"]) == ("ade_signin", "ann@example.com")
+    assert russet.groups.preview('enrolled_by = "ann@example.com"')["devices"] == [device.udid]
+    assert russet.groups.preview('enrolled_by ~ "example.com"')["count"] == 1
 
 
 def test_a_later_ade_enrollment_without_sign_in_unbinds_the_person(
@@ -170,10 +170,10 @@ def test_a_later_ade_enrollment_without_sign_in_unbinds_the_person(
     russet, client = server
     device = AdeDevice(apple)
     install(client, device, sign_on(client, device).content)
-    assert russet.devices.show_device(device.udid)["signed_in_person"]["email"] == "ann@example.com"
+    assert russet.devices.show_device(device.udid)["enrolled_by"] == "ann@example.com"
     device.enroll(client, f"{PUBLIC_URL}/mdm/enroll")  # wiped, then enrolled by a plain ADE profile
-    assert russet.devices.show_device(device.udid)["signed_in_person"] is None
-    assert russet.groups.preview('user_email = "ann@example.com"')["count"] == 0
+    assert russet.devices.show_device(device.udid)["enrolled_by"] is None
+    assert russet.groups.preview('enrolled_by = "ann@example.com"')["count"] == 0
 
 
 def test_local_account_sign_in(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
@@ -412,9 +412,10 @@ def test_the_console_and_the_cli_show_the_person(
     log_in(admin, russet.storage.api_keys.create("alex"))
     page = admin.get(f"/console/devices/{device.udid}")
     assert page.status_code == 200
-    assert "ann@example.com (Ann Example), signed in during Setup Assistant" in page.text
+    assert "Automated Device Enrollment with sign-in" in page.text
+    assert "<dt>Signed in</dt><dd>ann@example.com</dd>" in page.text
     listed = cli_invoker(russet.settings, monkeypatch)("enrollment", "requests")
-    assert listed.exit_code == 0 and "PERSON" in listed.output and "ann@example.com" in listed.output
+    assert listed.exit_code == 0 and "SIGNED IN" in listed.output and "ann@example.com" in listed.output
 
 
 def test_head_probes_start_nothing(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
@@ -422,3 +423,15 @@ def test_head_probes_start_nothing(server: tuple[Russet, TestClient], apple: Tes
     for path in (SIGNIN, f"{SIGNIN}/sso", f"{SIGNIN}/callback?code=x&state=y"):
         assert client.head(path, headers=header(AdeDevice(apple))).status_code == 405
     nothing_handed_out(russet)
+
+
+def test_the_minimum_os_applies_before_sign_in(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:
+    """A device below the minimum is told to update (Apple's JSON 403) before anyone signs in."""
+    russet, client = server
+    russet.enrollment.set_minimum_os("ios", "18.2")
+    answer = client.get(SIGNIN, headers=header(AdeDevice(apple)))  # MachineInfo says 18.1, can update
+    assert answer.status_code == 403 and answer.json()["details"] == {"OSVersion": "18.2"}
+    assert "set-cookie" not in answer.headers
+    nothing_handed_out(russet)
+    russet.enrollment.clear_minimum_os("ios")
+    assert client.get(SIGNIN, headers=header(AdeDevice(apple))).status_code == 200

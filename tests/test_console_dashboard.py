@@ -122,8 +122,10 @@ def test_serve_prints_the_console_url(
     import uvicorn
 
     served: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(kwargs))
-    result = invoke_cli("serve", "--port", "9999")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.append(sockets))
+    result = invoke_cli("serve", "--port", "0")
     assert result.exit_code == 0, result.output
     assert f"Console at {settings.public_url}/console\n" in result.output
-    assert served and served[0]["port"] == 9999
+    assert served and len(served[0]) == 1
+    with served[0][0] as sock:  # the socket serve bound, before its banner named it
+        assert f"Listening on http://127.0.0.1:{sock.getsockname()[1]} " in result.output

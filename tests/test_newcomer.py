@@ -77,7 +77,7 @@ def test_a_read_only_data_directory_is_one_line(tmp_path: Path) -> None:
         listing = _russet({"RUSSET_DATA_DIR": str(data)}, "devices")
         _one_line_error(listing, "cannot use the database")
         served = _russet({"RUSSET_DATA_DIR": str(data)}, "serve", "--port", "0", timeout=30)
-        _one_line_error(served)
+        _one_line_error(served, "cannot write beside the database")
     finally:
         if mount:
             subprocess.run(["umount", str(data)], check=True)

@@ -40,9 +40,12 @@ CROSS_FEATURE = {
     ("apns.state", "mdm.tables"): "reads: the pusher joins enrollments and command_queue for targets",
     ("apns.state", "storage.tables"): "reads: the newest push certificate with a key",
     ("enrollment.tokens", "abm.tables"): "reads: which ABM server lists a device's serial",
+    ("enrollment.minimum_os", "abm.tables"): "reads: the blueprint a serial's ADE profile names",
     ("enrollment.tokens", "scep.tables"): (
-        "reads: the identity a handed-out challenge bought (also for the core's AdeIdentities port)"
+        "reads: the identity a handed-out challenge bought (also for the core's AdeIdentities port), "
+        "and scep_renewals back to it (EnrollmentOrigins)"
     ),
+    ("enrollment.tokens", "scep.challenges"): "reads: MAX_RENEWAL_HOPS, the renewals it follows",
     ("mdm.reenroll", "scep.challenges"): "reads: renews() follows scep_renewals",
     ("mdm.enrollments", "scep.challenges"): "reads: renews() follows scep_renewals",
     ("mdm.reenroll", "storage.tables"): "reads: the expiry of the certificate being replaced",

@@ -1,4 +1,5 @@
-"""Admin REST API for enrollment URLs, under /api/v1/enrollment: tokens and profiles handed out."""
+"""Admin REST API for enrollment, under /api/v1/enrollment: tokens, profiles handed out, and the
+minimum OS ADE devices need (admin role to change, like every mutation here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 
 from russet.api.models import MAX_DB_INT, ApiModel
+from russet.enrollment.minimum_os import MAX_VERSION_CHARS, PLATFORMS
 from russet.enrollment.service import DEFAULT_LIFETIME, MAX_NOTE_CHARS, MAX_USES
 from russet.web.deps import Caller
 from russet.web.deps import russet_of as _russet
@@ -51,3 +53,47 @@ def requests(
     request: Request, _: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
     return _russet(request).enrollment.recent_requests(limit)
+
+
+class MinimumOsRequest(ApiModel):
+    version: str = Field(
+        ..., max_length=MAX_VERSION_CHARS, description="The lowest OS version that may enroll: 17.4, 14.6.1"
+    )
+
+
+BlueprintRef = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        description="A blueprint (name or id): the minimum for devices whose ADE profile names it",
+    ),
+]
+
+
+@router.get("/minimum-os", summary="The minimum OS an ADE device of each platform needs to enroll")
+def minimum_os(request: Request, _: Caller) -> list[dict[str, Any]]:
+    return _russet(request).enrollment.minimum_os()
+
+
+@router.put(
+    "/minimum-os/{platform}",
+    summary="Set a platform's minimum OS: ADE devices below it are asked to update before they enroll",
+)
+def set_minimum_os(
+    request: Request,
+    _: Caller,
+    platform: Annotated[str, Path(max_length=20, description=", ".join(PLATFORMS))],
+    body: MinimumOsRequest,
+    blueprint: BlueprintRef = None,
+) -> dict[str, Any]:
+    return _russet(request).enrollment.set_minimum_os(platform, body.version, blueprint=blueprint)
+
+
+@router.delete("/minimum-os/{platform}", summary="Remove a platform's minimum OS")
+def clear_minimum_os(
+    request: Request,
+    _: Caller,
+    platform: Annotated[str, Path(max_length=20)],
+    blueprint: BlueprintRef = None,
+) -> dict[str, Any]:
+    return _russet(request).enrollment.clear_minimum_os(platform, blueprint=blueprint)

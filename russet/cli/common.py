@@ -71,6 +71,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 # -- the audit log ---------------------------------------------------------------------------------
 
 AUDIT_META = "russet.audit"
+AUDIT_TARGET_META = "russet.audit.target"
 # Commands that only read: not recorded. Everything else that opened Russet is (a new command is
 # recorded unless added here). `command show` and `secret show` may reveal secrets: recorded.
 READ_ONLY = frozenset(
@@ -93,6 +94,12 @@ READ_ONLY = frozenset(
     }
 )  # fmt: skip
 SECRET_WORDS = ("key", "password", "secret", "token")  # argument values never recorded
+
+
+def audit_as(target: str | None) -> None:
+    """For a command that reads or writes by its options (`enrollment minimum-os`): record this
+    target instead of its arguments, or nothing at all when `target` is None (it only read)."""
+    click.get_current_context().meta[AUDIT_TARGET_META] = target
 
 
 def cli_actor() -> str:
@@ -132,6 +139,8 @@ class AuditedGroup(click.Group):
         path = " ".join(leaf.command_path.split()[1:])
         if path in READ_ONLY:
             return
+        if AUDIT_TARGET_META in ctx.meta and ctx.meta[AUDIT_TARGET_META] is None:
+            return
         words = []
         for param in leaf.command.params:
             if not isinstance(param, click.Argument) or param.name is None:
@@ -142,6 +151,8 @@ class AuditedGroup(click.Group):
             if isinstance(value, (list, tuple)):
                 value = " ".join(str(v) for v in value)
             words.append(str(getattr(value, "name", value)))
+        if ctx.meta.get(AUDIT_TARGET_META):
+            words = [ctx.meta[AUDIT_TARGET_META]]
         outcome = "ok" if code == 0 else ("failed" if code == 75 else "refused")
         try:
             russet.access.record(

@@ -1,10 +1,13 @@
-"""`russet enrollment token create|list|revoke` and `russet enrollment requests`: enrollment URLs."""
+"""`russet enrollment token create|list|revoke`, `russet enrollment requests` (enrollment URLs and
+what they handed out) and `russet enrollment minimum-os` (the OS an ADE device needs)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from russet.cli.common import handles_errors, json_option, open_russet
+from russet.cli.common import audit_as, handles_errors, json_option, open_russet
 from russet.cli.output import emit_json, fields, table
 from russet.enrollment.service import DEFAULT_LIFETIME
 
@@ -87,13 +90,15 @@ def token_revoke(token_id: int, as_json: bool) -> None:
 @json_option
 @handles_errors
 def requests(limit: int, as_json: bool) -> None:
-    """Profiles handed out at /mdm/enroll (OTA by token, ADE by device), newest first."""
+    """Profiles handed out at /mdm/enroll, newest first: how (ota, ade, ade_signin, account), the
+    token or the device, and who signed in."""
     rows = open_russet().enrollment.recent_requests(limit)
     if as_json:
         emit_json(rows)
         return
     for row in rows:
         row["abm"] = ", ".join(row["abm_connections"]) or None
+        row["person"] = row["person_email"] or row["person_id"]
     table(
         rows,
         [
@@ -101,11 +106,66 @@ def requests(limit: int, as_json: bool) -> None:
             ("at", "AT"),
             ("method", "METHOD"),
             ("token_id", "TOKEN"),
+            ("person", "SIGNED IN"),
             ("serial_number", "SERIAL"),
             ("product", "PRODUCT"),
             ("abm", "ABM"),
-            ("person_email", "PERSON"),
             ("identity_issued_at", "IDENTITY ISSUED"),
         ],
         "no enrollment profiles handed out",
     )
+
+
+@click.command("minimum-os")
+@click.argument("platform", required=False)
+@click.argument("version", required=False)
+@click.option("--clear", is_flag=True, help="Remove PLATFORM's minimum.")
+@click.option(
+    "--blueprint",
+    help="The minimum for devices whose ADE profile names this blueprint (name or id; it wins over "
+    "the platform's).",
+)
+@json_option
+@handles_errors
+def minimum_os(
+    platform: str | None, version: str | None, clear: bool, blueprint: str | None, as_json: bool
+) -> None:
+    """The minimum OS an ADE device needs to enroll: list them, set one (PLATFORM VERSION, such as
+    `ios 17.4`), or remove one (PLATFORM --clear); with --blueprint, that blueprint's. Platforms:
+    ios (iPadOS too), macos, tvos, visionos, watchos. A device below it is asked to update in
+    Setup Assistant, then enrolls."""
+    if platform is None:
+        if version is not None or clear or blueprint is not None:
+            raise click.UsageError("name a PLATFORM to set or clear")
+        audit_as(None)  # a listing: nothing to record
+        rows = open_russet().enrollment.minimum_os()
+        if as_json:
+            emit_json(rows)
+            return
+        for row in rows:
+            row["blueprint"] = row["blueprint"] or "(every device)"
+        columns = [("platform", "PLATFORM"), ("version", "MINIMUM"), ("blueprint", "BLUEPRINT")]
+        table(rows, columns, "no minimum OS set")
+        return
+    if clear == (version is not None):
+        raise click.UsageError("give either a VERSION to set or --clear, not both or neither")
+    where = "" if blueprint is None else f" --blueprint {blueprint}"
+    if clear:
+        audit_as(f"{platform} --clear{where}")
+        data: dict[str, Any] = open_russet().enrollment.clear_minimum_os(platform, blueprint=blueprint)
+        done = f"{data['platform']}: no minimum OS" + (
+            "" if blueprint is None else f" in blueprint {blueprint}"
+        )
+    else:
+        assert version is not None
+        audit_as(f"{platform} {version}{where}")
+        data = open_russet().enrollment.set_minimum_os(platform, version, blueprint=blueprint)
+        whose = "" if data["blueprint"] is None else f" whose ADE profile names blueprint {data['blueprint']}"
+        done = (
+            f"{data['platform']}: ADE devices{whose} below {data['version']} are asked to update "
+            "before they enroll"
+        )
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(done)

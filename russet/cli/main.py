@@ -26,6 +26,7 @@ from russet.cli.blueprints import blueprint, reconcile, setup_lines
 from russet.cli.common import AuditedGroup, handles_errors, json_option, open_russet
 from russet.cli.declarations import declaration
 from russet.cli.devices import COMMANDS as DEVICE_COMMANDS
+from russet.cli.enrollment import minimum_os as enrollment_minimum_os
 from russet.cli.enrollment import requests as enrollment_requests
 from russet.cli.enrollment import token as enrollment_token
 from russet.cli.enrollment_domains import domain as enrollment_domain
@@ -50,7 +51,9 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
@@ -414,6 +417,7 @@ device.add_command(clear_passcode)
 enrollment.add_command(enrollment_token)
 enrollment.add_command(enrollment_requests)
 enrollment.add_command(enrollment_domain)
+enrollment.add_command(enrollment_minimum_os)
 cli.add_command(declaration)
 cli.add_command(ledger)
 cli.add_command(connections)

@@ -12,12 +12,12 @@ from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from russet.abm.profiles import ADE_ENROLLMENT_PATH
 from russet.bodylimit import DeviceRequestError, read_body
-from russet.enrollment.serving import EnrollmentRefused, ProfileServer
+from russet.enrollment.serving import EnrollmentRefused, ProfileServer, SoftwareUpdateRequired
 
 log = logging.getLogger("russet.enrollment")
 
@@ -58,6 +58,9 @@ def enrollment_routes(server: ProfileServer, max_body_bytes: int) -> list[Route]
 async def _answer(request: Request, what: str, make: Callable[[Any], bytes], argument: Any) -> Response:
     try:
         profile = await anyio.to_thread.run_sync(make, argument)
+    except SoftwareUpdateRequired as exc:  # Apple's error body: the device reads it as JSON
+        log.warning("%s refused (%d) from %s: %s", what, exc.status, _peer(request), exc.reason)
+        return JSONResponse(exc.body, status_code=exc.status, headers={"Cache-Control": "no-store"})
     except EnrollmentRefused as exc:
         log.warning("%s refused (%d) from %s: %s", what, exc.status, _peer(request), exc.reason)
         return PlainTextResponse(exc.reason + "\n", status_code=exc.status)

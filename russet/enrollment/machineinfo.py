@@ -48,6 +48,8 @@ class MachineInfo:
     os_version: str | None
     language: str | None
     signer: x509.Certificate
+    # MDM_CAN_REQUEST_SOFTWARE_UPDATE: the device can act on a software update required answer.
+    can_request_software_update: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,4 +137,5 @@ def _parse(content: bytes, signer: x509.Certificate) -> MachineInfo:
         os_version=values["OS_VERSION"],
         language=values["LANGUAGE"],
         signer=signer,
+        can_request_software_update=info.get("MDM_CAN_REQUEST_SOFTWARE_UPDATE") is True,
     )

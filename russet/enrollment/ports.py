@@ -1,14 +1,26 @@
-"""What enrollment needs of other features, as Protocols (adapters in russet/wiring/adapters.py)."""
+"""What enrollment needs of other features, as Protocols (adapters in russet/wiring/adapters.py).
+
+A minimum OS may be a blueprint's (`russet enrollment minimum-os ios 18.1 --blueprint Lab`):
+blueprints are their own feature, so enrollment names them through `BlueprintNames`, which
+`russet.wiring.adapters.AbmBlueprintNames` implements over BlueprintService (ABM's ADE profiles
+name blueprints the same way).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from russet.enrollment.tokens import Person
 
-__all__ = ["Person", "PersonSignIn", "PeopleSignIn", "SetupCommands"]  # Person: what a sign-in gives
+__all__ = [
+    "BlueprintNames",
+    "Person",
+    "PersonSignIn",
+    "PeopleSignIn",
+    "SetupCommands",
+]  # Person: for adapters
 
 
 class PersonSignIn(Protocol):
@@ -62,4 +74,15 @@ class SetupCommands(Protocol):
 
     def send(self, device_id: str, command: dict[str, Any]) -> None:
         """Queue `command` for the device (raises an error kind when it is refused)."""
+        ...
+
+
+class BlueprintNames(Protocol):
+    def resolve(self, ref: str) -> tuple[int, str]:
+        """The id and name of blueprint `ref` (a name or an id as text); raises
+        `russet.kernel.errors.NotFound` naming it when there is no such blueprint."""
+        ...
+
+    def names(self, ids: Collection[int]) -> Mapping[int, str]:
+        """The current name of each blueprint id; a deleted blueprint is left out."""
         ...

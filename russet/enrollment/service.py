@@ -9,13 +9,14 @@ returns JSON-ready dicts.
 from __future__ import annotations
 
 import plistlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from russet.abm.profiles import ade_url  # /mdm/enroll: GET with a token (OTA), POST MachineInfo (ADE)
 from russet.enrollment.machineinfo import DeviceCA
-from russet.enrollment.ports import PeopleSignIn
+from russet.enrollment.minimum_os import Minimum, MinimumOsSettings
+from russet.enrollment.ports import BlueprintNames, PeopleSignIn
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.serving import ProfileServer
 from russet.enrollment.signin import SignInServer
@@ -55,6 +56,13 @@ def _describe(token: EnrollmentToken, now: datetime) -> dict[str, Any]:
     }
 
 
+def _minimum(minimum: Minimum, names: Mapping[int, str]) -> dict[str, Any]:
+    blueprint = None if minimum.blueprint_id is None else names.get(minimum.blueprint_id)
+    if minimum.blueprint_id is not None and blueprint is None:
+        blueprint = f"#{minimum.blueprint_id}"  # deleted; an ADE profile may still name its id
+    return {"platform": minimum.platform, "version": minimum.version, "blueprint": blueprint}
+
+
 class EnrollmentService:
     """Enrollment tokens, handed-out profiles and the profiles themselves."""
 
@@ -64,6 +72,8 @@ class EnrollmentService:
         requests: EnrollmentRequestLog,
         issuer: ProfileIssuer,
         topic: Callable[[], str | None],
+        minimum_os: MinimumOsSettings,
+        blueprints: BlueprintNames,
         people: PeopleSignIn | None = None,
     ) -> None:
         self._people = people  # sign-in during Setup Assistant (None: /mdm/enroll/signin answers 404)
@@ -71,6 +81,8 @@ class EnrollmentService:
         self._requests = requests
         self._issuer = issuer
         self._topic = topic
+        self._minimum_os = minimum_os
+        self._blueprints = blueprints
 
     # -- enrollment URLs -------------------------------------------------------------------------
 
@@ -130,6 +142,37 @@ class EnrollmentService:
             for row in rows
         ]
 
+    # -- minimum OS (ADE) ------------------------------------------------------------------------
+
+    def minimum_os(self) -> list[dict[str, Any]]:
+        """The minimum OS of each platform that has one (ios, macos, tvos, visionos, watchos), then
+        each blueprint's (`blueprint` its name; `#ID` once deleted)."""
+        found = self._minimum_os.all()
+        names = self._blueprints.names({m.blueprint_id for m in found if m.blueprint_id is not None})
+        return [_minimum(m, names) for m in found]
+
+    def set_minimum_os(self, platform: str, version: str, *, blueprint: str | None = None) -> dict[str, Any]:
+        """ADE devices of `platform` below `version` are asked to update before they enroll; with
+        `blueprint`, those whose ADE profile names that blueprint (it wins over the platform's)."""
+        blueprint_id, names = self._blueprint(blueprint)
+        return _minimum(self._minimum_os.set(platform, version, blueprint_id), names)
+
+    def clear_minimum_os(self, platform: str, *, blueprint: str | None = None) -> dict[str, Any]:
+        """No minimum for `platform` (in `blueprint`) any more; NotFound when it had none."""
+        blueprint_id, names = self._blueprint(blueprint, deleted=True)
+        cleared = self._minimum_os.clear(platform, blueprint_id)
+        return {"platform": cleared, "version": None, "blueprint": names.get(blueprint_id or 0)}
+
+    def _blueprint(self, ref: str | None, *, deleted: bool = False) -> tuple[int | None, dict[int, str]]:
+        """The blueprint's id and name; `#ID` (as listings show a deleted one) when `deleted`."""
+        if ref is None:
+            return None, {}
+        ref = ref.strip()
+        if deleted and ref.startswith("#") and ref[1:].isdigit() and len(ref) <= 20:
+            return int(ref[1:]), {}
+        blueprint_id, name = self._blueprints.resolve(ref)
+        return blueprint_id, {blueprint_id: name}
+
     # -- profiles --------------------------------------------------------------------------------
 
     def profile(
@@ -158,7 +201,12 @@ class EnrollmentService:
         """The /mdm/enroll answers; loading the device CA now makes a bad RUSSET_ADE_CA_FILE fail
         here (at start) rather than refuse every ADE device later."""
         return ProfileServer(
-            self._tokens, self._requests, self._issuer, self._topic, DeviceCA.load(ade_ca_file)
+            self._tokens,
+            self._requests,
+            self._issuer,
+            self._topic,
+            DeviceCA.load(ade_ca_file),
+            minimum_os=self._minimum_os,
         )
 
     def signin_server(self, profiles: ProfileServer, box: SecretBox) -> SignInServer:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from russet.enrollment.machineinfo import DeviceCA, MachineInfo, MachineInfoRejected
+from russet.enrollment.minimum_os import MinimumOsSettings, shortfall
 from russet.enrollment.profile import ProfileIssuer
 from russet.enrollment.tokens import EnrollmentRequestLog, EnrollmentTokenStore, Person, TokenRejected
 
@@ -28,6 +29,15 @@ class EnrollmentRefused(Exception):
         self.reason = reason
 
 
+class SoftwareUpdateRequired(EnrollmentRefused):
+    """An ADE device below the minimum OS that can update in Setup Assistant: a 403 with Apple's
+    JSON error body (``body``) naming the version to install."""
+
+    def __init__(self, reason: str, body: dict[str, Any]) -> None:
+        super().__init__(403, reason)
+        self.body = body
+
+
 @dataclass
 class ProfileServer:
     """The answers of /mdm/enroll, over explicit parts: the token store and the request log, the
@@ -39,6 +49,7 @@ class ProfileServer:
     issuer: ProfileIssuer
     topic: Callable[[], str | None]
     device_ca: DeviceCA
+    minimum_os: MinimumOsSettings | None = None
 
     def for_token(self, token: str | None) -> bytes:
         """The signed profile for an OTA enrollment URL; one use of the token is counted."""
@@ -60,6 +71,7 @@ class ProfileServer:
             info = self.device_ca.verify(body)
         except MachineInfoRejected as exc:
             raise EnrollmentRefused(exc.status, exc.reason) from None
+        self._check_minimum_os(info)
         topic = self._topic()
         profile, challenge = self._profile(topic)
         self.requests.record("ade", challenge=challenge, device=_device_columns(info))
@@ -72,6 +84,42 @@ class ProfileServer:
             f"assigned in ABM/ASM {', '.join(accounts)}" if accounts else "not in any synced ABM/ASM account",
         )
         return profile
+
+    def check_minimum_os(self, info: MachineInfo) -> None:
+        """The minimum OS check, for sign-in during Setup Assistant (russet/enrollment/signin.py)
+        before the person signs in: a device that must update first is told so at once."""
+        self._check_minimum_os(info)
+
+    def _check_minimum_os(self, info: MachineInfo) -> None:
+        """Refuse a device below its platform's minimum OS: Apple's software update answer when it
+        can act on it, else a plain 403 naming the minimum (russet.enrollment.minimum_os)."""
+        if self.minimum_os is None:
+            return
+        below = shortfall(
+            self.minimum_os.for_device(info.product, info.serial),
+            info.os_version,
+            info.can_request_software_update,
+        )
+        if below is None:
+            return
+        what = f"serial {info.serial} ({info.product}, OS {info.os_version or info.version})"
+        if below.can_update:
+            log.warning(
+                "ADE enrollment of %s: asked to update to %s first (the minimum for %s)",
+                what,
+                below.minimum.label,
+                below.minimum.source,
+            )
+            raise SoftwareUpdateRequired(
+                f"software update to {below.minimum.label} required", below.apple_error()
+            )
+        log.warning(
+            "ADE enrollment of %s refused: below the minimum %s (%s's)",
+            what,
+            below.minimum.label,
+            below.minimum.source,
+        )
+        raise EnrollmentRefused(403, below.reason())
 
     def _topic(self) -> str:
         topic = self.topic()  # the installed certificate's, looked up (cached) each time

@@ -113,6 +113,7 @@ class SignInServer:
             info = self.profiles.device_ca.verify(body)
         except MachineInfoRejected as exc:
             raise EnrollmentRefused(exc.status, exc.reason) from None
+        self.profiles.check_minimum_os(info)  # SoftwareUpdateRequired, or a 403 naming the minimum
         return PendingSignIn(_device(info), secrets.token_urlsafe(24), int(_now()) + PENDING_SECONDS)
 
     def seal(self, pending: PendingSignIn) -> str:

@@ -21,11 +21,11 @@ from urllib.parse import parse_qs
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from russet.bodylimit import DeviceRequestError, read_body
-from russet.enrollment.serving import EnrollmentRefused
+from russet.enrollment.serving import EnrollmentRefused, SoftwareUpdateRequired
 from russet.enrollment.signin import (
     CALLBACK_PATH,
     DEVICE_INFO_HEADER,
@@ -75,6 +75,9 @@ def signin_routes(server: SignInServer, public_url: str) -> list[Route]:
             return Response(status_code=405, headers={"Allow": "GET, POST"})
         try:
             pending = await anyio.to_thread.run_sync(server.begin, request.headers.get(DEVICE_INFO_HEADER))
+        except SoftwareUpdateRequired as exc:  # Apple's error body: Setup Assistant reads it as JSON
+            log.warning("ADE sign-in refused (%d) from %s: %s", exc.status, _peer(request), exc.reason)
+            return JSONResponse(exc.body, status_code=exc.status, headers=_NO_STORE)
         except EnrollmentRefused as exc:
             return refused(request, exc, None)
         return with_cookie(_page(None, pending.csrf, server.sso_enabled(), 200), pending)

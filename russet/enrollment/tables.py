@@ -58,9 +58,10 @@ enrollment_requests = Table(
     # The SCEP challenge in the profile: joins to scep_challenges.issued_fp, the identity it bought.
     Column("challenge_hash", String(64), nullable=True),
     Index("ix_enrollment_requests_serial_number", "serial_number"),
-    Index("ix_enrollment_requests_udid", "udid"),  # a device's ADE look-ups: udid OR serial
     Index("ix_enrollment_requests_at", "at"),
     Index("ix_enrollment_requests_person_id", "person_id"),
+    Index("ix_enrollment_requests_challenge_hash", "challenge_hash"),  # how a device enrolled
+    Index("ix_enrollment_requests_udid", "udid"),  # ADE look-ups (device facts, re-enrollment)
 )
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from russet.abm.tables import abm_devices
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
-from russet.scep.tables import scep_challenges
+from russet.scep.challenges import MAX_RENEWAL_HOPS
+from russet.scep.tables import scep_challenges, scep_renewals
 from russet.storage.db import as_utc, reading, utcnow
 
 TOKEN_PREFIX = "enr_"
@@ -160,6 +161,11 @@ class EnrollmentTokenStore:
         return [_token(r) for r in rows]
 
 
+def _chunks(items: Collection[str], size: int = 500) -> list[list[str]]:
+    ordered = sorted(set(items))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
 class EnrollmentRequestLog:
     """Every profile /mdm/enroll handed out: which token or which device, and the challenge in it."""
 
@@ -221,8 +227,9 @@ class EnrollmentRequestLog:
     def signed_in_people(self, identifiers: Collection[str] | None) -> dict[str, Person]:
         """UDID or serial number -> the person who signed in during Setup Assistant, for the
         devices (among `identifiers`, all when None) whose latest installed ADE profile (its SCEP
-        challenge redeemed) came after a sign-in: the MDM core's `SignedInPeople` port (the device
-        view, the `user_email` fact). A later ADE enrollment without sign-in unbinds the person."""
+        challenge redeemed) came after a sign-in, with their name: the Mac's primary account
+        pre-fill (primary_account.py). A later ADE enrollment without sign-in unbinds the person.
+        (The device view and facts use `origins`, by identity.)"""
         r = enrollment_requests.c
         query = (
             select(r.udid, r.serial_number, r.method, r.person_id, r.person_email, r.person_name)
@@ -293,6 +300,59 @@ class EnrollmentRequestLog:
             .limit(1)
         ).first()
         return found is not None
+
+    def origins(self, identity_fps: Collection[str] | None) -> dict[str, tuple[str, str | None]]:
+        """How each identity was enrolled and who signed in: the MDM core's `EnrollmentOrigins`
+        port (device facts `enrollment_method`, `enrolled_by`; the device view). A profile's SCEP
+        challenge (hashed here and in scep_challenges) names the identity it bought; an identity
+        renewed by SCEP (scep_renewals, new -> old) has the origin of the one it renewed."""
+        with reading(self._engine) as conn:
+            if identity_fps is None:
+                direct = self._origins(conn, None)
+                renewed = dict(conn.execute(select(scep_renewals.c.new_fp, scep_renewals.c.old_fp)).all())
+                found = dict(direct)
+                for fp in renewed:
+                    current: str | None = fp
+                    for _ in range(MAX_RENEWAL_HOPS):
+                        current = renewed.get(current or "")
+                        if current is None or current in direct:
+                            break
+                    if current is not None and current in direct:
+                        found[fp] = direct[current]
+                return found
+            found = self._origins(conn, identity_fps)
+            asked = {fp: fp for fp in set(identity_fps) - set(found)}  # an older identity -> the asked one
+            for _ in range(MAX_RENEWAL_HOPS):
+                if not asked:
+                    break
+                older: dict[str, str] = {}
+                for chunk in _chunks(asked):
+                    for new_fp, old_fp in conn.execute(
+                        select(scep_renewals.c.new_fp, scep_renewals.c.old_fp).where(
+                            scep_renewals.c.new_fp.in_(chunk)
+                        )
+                    ):
+                        older[old_fp] = asked[new_fp]
+                direct = self._origins(conn, older)
+                found.update({older[fp]: origin for fp, origin in direct.items()})
+                asked = {fp: first for fp, first in older.items() if fp not in direct}
+        return found
+
+    @staticmethod
+    def _origins(conn: Connection, fps: Collection[str] | None) -> dict[str, tuple[str, str | None]]:
+        """Identity -> (method, person) for identities bought with a handed-out profile's challenge."""
+        r, c = enrollment_requests.c, scep_challenges.c
+        query = (
+            select(c.issued_fp, r.method, r.person_email, r.person_id)
+            .join(scep_challenges, c.challenge_hash == r.challenge_hash)
+            .where(c.issued_fp.is_not(None))
+        )
+        queries = [query] if fps is None else [query.where(c.issued_fp.in_(chunk)) for chunk in _chunks(fps)]
+        found: dict[str, tuple[str, str | None]] = {}
+        for each in queries:
+            for fp, method, email, person_id in conn.execute(each):
+                found[fp] = (method, email or person_id)
+        return found
 
     def abm_connections(self, serial: str) -> list[str]:
         """The ABM/ASM connections whose last sync lists this serial."""

@@ -46,13 +46,14 @@ FIELDS: dict[str, FieldType] = {
     "os_version": "version",
     "platform": "text",
     "enrollment_type": "text",
+    # How the identity was enrolled (the profile /mdm/enroll handed out), who signed in for it.
+    "enrollment_method": "text",
+    "enrolled_by": "text",
     "supervised": "bool",
     "user_channel": "bool",
     "enrolled": "bool",
     "abm_account": "names",
     "last_checkin": "age",
-    # The person who signed in during Setup Assistant (ADE with sign-in), None otherwise.
-    "user_email": "text",
     # Reported through DDM status subscriptions (russet.declarative), unknown until then.
     "battery_health": "text",
     "passcode_compliant": "bool",
@@ -65,6 +66,7 @@ FIELDS: dict[str, FieldType] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "platform": ("iOS", "iPadOS", "macOS", "tvOS", "watchOS", "visionOS"),
     "enrollment_type": ("ade", "ota", "user"),
+    "enrollment_method": ("ota", "ade", "ade_signin", "account"),
     # Apple's rangelists (declarative/status/device.power.battery-health, softwareupdate.install-state)
     "battery_health": ("non-genuine", "normal", "service-recommended", "unknown", "unsupported"),
     "update_state": ("none", "downloading", "prepared", "installing", "failed"),

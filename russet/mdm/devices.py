@@ -21,7 +21,7 @@ from russet.kernel.errors import Invalid, NotFound
 from russet.mdm.admin import IdentityAdmin
 from russet.mdm.bootstrap import BootstrapTokenStore
 from russet.mdm.enrollments import EnrollmentStore
-from russet.mdm.ports import DevicePushes, SignedInPeople
+from russet.mdm.ports import DevicePushes, EnrollmentOrigins
 from russet.mdm.queue import UUID_PLACEHOLDER, CommandQueue, UnknownDevices
 from russet.mdm.reenroll import ReenrollmentStore
 from russet.mdm.signatures import SeenSignatures
@@ -91,14 +91,14 @@ class DeviceService:
         reenrollment: ReenrollmentStore,
         signatures: SeenSignatures,
         pushes: DevicePushes,
-        people: SignedInPeople | None = None,
+        origins: EnrollmentOrigins | None = None,
     ) -> None:
-        self._people = people  # who signed in during Setup Assistant (enrollment's log answers)
         self._enrollments = enrollments
         self._queue = queue
         self._bootstrap = bootstrap
         self._signatures = signatures
         self._pushes = pushes
+        self._origins = origins
         self._identity = IdentityAdmin(reenrollment, pushes)
 
     # -- devices ---------------------------------------------------------------------------------
@@ -136,8 +136,11 @@ class DeviceService:
         if row is None:
             raise NotFound(f"no device with id {device_id!r}")
         summary = device_summary(row)
+        method, enrolled_by = self._origin(row["identity_fp"])
         summary.update(
             {
+                "enrollment_method": method,
+                "enrolled_by": enrolled_by,
                 "channel": row["channel"],
                 "model_name": row["model_name"],
                 "product_name": row["product_name"],
@@ -163,7 +166,6 @@ class DeviceService:
                 }
             )
         else:
-            summary["signed_in_person"] = self._signed_in_person(device_id, row["serial_number"])
             escrowed = self._bootstrap.escrowed_at(device_id)  # present/absent, never the token
             summary["bootstrap_token"] = {"escrowed": escrowed is not None, "escrowed_at": _iso(escrowed)}
             summary["user_channels"] = [
@@ -179,13 +181,13 @@ class DeviceService:
             ]
         return summary
 
-    def _signed_in_person(self, device_id: str, serial: str | None) -> dict[str, str | None] | None:
-        """The person who signed in during Setup Assistant before this device enrolled, or None."""
-        if self._people is None:
-            return None
-        found = self._people.signed_in_people([device_id, *([serial] if serial else [])])
-        person = found.get(device_id) or (found.get(serial) if serial else None)
-        return None if person is None else {"id": person.id, "email": person.email, "name": person.name}
+    def _origin(self, identity_fp: str | None) -> tuple[str | None, str | None]:
+        """How the identity was enrolled (ota, ade, ade_signin, account) and who signed in for it;
+        None, None when not known (a profile from `russet enrollment profile`, no identity yet)."""
+        if self._origins is None or not identity_fp:
+            return None, None
+        found = self._origins.origins([identity_fp]).get(identity_fp)
+        return (None, None) if found is None else found
 
     def aliases(self, identifier: str) -> set[str]:
         """The device's other identifiers (UDID <-> serial number), for the ledger's subject view."""
@@ -247,7 +249,9 @@ class DeviceService:
             "commands": [{"device": d, "command_uuid": u} for d, u in uuids.items()],
         }
 
-    def check_command(self, targets: list[str], command: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def check_command(
+        self, targets: list[str], command: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
         """Everything `send_command` checks before queueing, without queueing: the command
         validated (plist-ready) and its targets resolved, or the refusal with its reasons."""
         if not targets:

@@ -1,11 +1,12 @@
 """Device facts: the MDM core's read model of what is known of each device, in bulk.
 
 Smart groups test these facts (`russet.groups.ports.DeviceFacts` is the contract). They come from
-the MDM core's own tables (enrollments, the DeviceInformation inventory), and, through two small
+the MDM core's own tables (enrollments, the DeviceInformation inventory), and, through small
 ports the composition root wires, from features that know more: which ABM/ASM connections list a
-serial number (`AbmAccounts`) and which devices were handed an ADE enrollment profile
-(`AdeEnrollments`). Every read is a handful of queries for any number of devices, never one per
-device: 100,000 devices are read in well under a second.
+serial number (`AbmAccounts`), which devices were handed an ADE enrollment profile
+(`AdeEnrollments`) and how each identity was enrolled, by whom (`EnrollmentOrigins`). Every read
+is a handful of queries for any number of devices, never one per device: 100,000 devices are
+read in well under a second.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, and_, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from russet.mdm.ports import SignedInPeople
+from russet.mdm.ports import EnrollmentOrigins
 from russet.mdm.tables import enrollments, inventory
 from russet.storage.db import as_utc, reading
 
@@ -117,13 +118,13 @@ class MdmDeviceFacts:
         abm: AbmAccounts,
         ade: AdeEnrollments,
         declared: DeclaredStatus | None = None,
-        people: SignedInPeople | None = None,
+        origins: EnrollmentOrigins | None = None,
     ) -> None:
-        self._people = people  # `user_email`: who signed in during Setup Assistant
         self._engine = engine
         self._abm = abm
         self._ade = ade
         self._declared = declared
+        self._origins = origins
         self._query = (
             select(
                 enrollments.c.id,
@@ -145,6 +146,7 @@ class MdmDeviceFacts:
                     "last_checkin"
                 ),
                 self._supervised(engine.dialect.name).label("supervised"),
+                enrollments.c.identity_fp,
             )
             .select_from(
                 enrollments.outerjoin(
@@ -190,17 +192,11 @@ class MdmDeviceFacts:
         serials = {r.serial_number for r in rows if r.serial_number}
         accounts = self._abm.connections_by_serial(None if device_ids is None else serials)
         ade = self._ade.ade_identifiers(None if device_ids is None else serials | {r.id for r in rows})
-        found = [self._facts(r, with_users, accounts, ade) for r in rows]
-        people = (
-            self._people.signed_in_people(None if device_ids is None else serials | {r.id for r in rows})
-            if self._people is not None
-            else {}
-        )
-        for facts in found:
-            person = people.get(facts["device_id"]) or (
-                people.get(facts["serial"]) if facts["serial"] else None
-            )
-            facts["user_email"] = None if person is None else person.email
+        origins: dict[str, tuple[str, str | None]] = {}
+        if self._origins is not None:
+            fps = {r.identity_fp for r in rows if r.identity_fp}
+            origins = self._origins.origins(None if device_ids is None else fps)
+        found = [self._facts(r, with_users, accounts, ade, origins) for r in rows]
         reported = self._declared.status_facts(device_ids) if self._declared is not None else {}
         for facts in found:
             status = reported.get(facts["device_id"])
@@ -214,7 +210,11 @@ class MdmDeviceFacts:
 
     @staticmethod
     def _facts(
-        row: Any, with_users: set[str], accounts: dict[str, tuple[str, ...]], ade: set[str]
+        row: Any,
+        with_users: set[str],
+        accounts: dict[str, tuple[str, ...]],
+        ade: set[str],
+        origins: dict[str, tuple[str, str | None]],
     ) -> dict[str, Any]:
         # Unpacked by position: a Row's attribute access costs several times more, 100,000 times.
         (
@@ -229,6 +229,7 @@ class MdmDeviceFacts:
             enrolled,
             last_checkin,
             supervised,
+            identity_fp,
         ) = row
         user_enrollment = enrollment_type == "user_enrollment"
         if user_enrollment:
@@ -237,6 +238,7 @@ class MdmDeviceFacts:
             kind = "ade"
         else:
             kind = "ota"
+        method, enrolled_by = origins.get(identity_fp, (None, None)) if identity_fp else (None, None)
         return {
             "device_id": device_id,
             "udid": None if user_enrollment else device_id,
@@ -248,6 +250,8 @@ class MdmDeviceFacts:
             "os_version": os_version,
             "platform": platform_of(product_name, model, model_name),
             "enrollment_type": kind,
+            "enrollment_method": method,
+            "enrolled_by": enrolled_by,
             "supervised": _flag(supervised),
             "user_channel": device_id in with_users,
             "enrolled": bool(enrolled),

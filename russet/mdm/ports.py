@@ -5,12 +5,13 @@ The core queues commands and shows devices; waking devices is APNs's job. The co
 this port, which `russet.apns.service.PushService` implements and `russet.runtime` hands in.
 Whether a new identity was issued for a device's ADE enrollment is enrollment's knowledge (its log
 of profiles handed out): `AdeIdentities`, which `russet.enrollment.tokens.EnrollmentRequestLog`
-implements, as it implements `SignedInPeople` (who signed in during Setup Assistant).
+implements. So is how each device's identity was enrolled, and who signed in for it:
+`EnrollmentOrigins`, the same log's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -42,22 +43,14 @@ class AdeIdentities(Protocol):
         caller's transaction (an Authenticate's)."""
 
 
-class SignedInPerson(Protocol):
-    """Who signed in during Setup Assistant before the device got its enrollment profile."""
+class EnrollmentOrigins(Protocol):
+    """How each device identity was enrolled (enrollment's log of profiles handed out)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def name(self) -> str | None: ...
-
-
-class SignedInPeople(Protocol):
-    """The person each ADE device was enrolled for (the enrollment feature's sign-in answers)."""
-
-    def signed_in_people(self, identifiers: Collection[str] | None) -> Mapping[str, SignedInPerson]:
-        """UDID or serial number -> the person, for these identifiers (every device when None)."""
+    def origins(self, identity_fps: Collection[str] | None) -> dict[str, tuple[str, str | None]]:
+        """Identity fingerprint -> (method: ota, ade, ade_signin or account; who signed in: the
+        person's email, else their id, else None), for the identities among `identity_fps` (every
+        one when None) bought with the SCEP challenge of a profile /mdm/enroll handed out.
+        Identities from elsewhere (`russet enrollment profile`, PKCS#12) are absent."""
         ...
 
 

@@ -28,6 +28,7 @@ scep_challenges = Table(
     Column("consumed_at", DateTime(timezone=True), nullable=True),
     # The certificate it was redeemed for, written in the transaction that consumes it.
     Column("issued_fp", String(64), ForeignKey("certificates.fingerprint"), nullable=True),
+    Index("ix_scep_challenges_issued_fp", "issued_fp"),  # the challenge an identity was bought with
 )
 
 

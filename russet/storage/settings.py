@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from russet.storage.db import reading, upsert, utcnow
 from russet.storage.secretbox import SecretBox
@@ -29,6 +29,23 @@ class SettingsStore:
                 ["key"],
                 ["value", "updated_at"],
             )
+
+    def with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every plain value whose key starts with `prefix`, by key (one query: a feature's group
+        of settings, such as the minimum OS of each platform)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with reading(self._engine) as conn:
+            rows = conn.execute(
+                select(settings.c.key, settings.c.value).where(
+                    settings.c.key.like(pattern, escape="\\"), settings.c.value.is_not(None)
+                )
+            ).all()
+        return {key: value for key, value in rows}
+
+    def delete(self, key: str) -> bool:
+        """Forget `key`; whether it was there."""
+        with self._engine.begin() as conn:
+            return conn.execute(delete(settings).where(settings.c.key == key)).rowcount > 0
 
     def get_secret(self, key: str) -> bytes | None:
         with reading(self._engine) as conn:
