@@ -353,7 +353,7 @@ def _upsert_rows(dialect: str, rows: Any) -> Any:
 
 def _statements(dialect: str) -> dict[str, Any]:
     keys = bulk.json_rows(dialect, _KEY_FIELDS, "keys")
-    rows = bulk.json_rows(dialect, _ROW_FIELDS, "rows")
+    rows = bulk.json_rows(dialect, _ROW_FIELDS, "rows", jsonb=True)  # 17 columns: parsed once
     adopt = bulk.json_rows(dialect, [*_KEY_FIELDS, ("blueprint_id", bulk.INT)], "adopt")
     ids = bulk.json_rows(dialect, [("device_id", bulk.TEXT)], "ids")
     asked = bulk.json_rows(dialect, [("device_id", bulk.TEXT), ("uuid", bulk.TEXT)], "rechecks")
