@@ -24,6 +24,7 @@ DEVICES = ["dev-a", "dev-b", "dev-c"]  # groups 1 (dev-a, dev-b) and 2 (dev-c) o
 
 
 def _world(russet: Russet, **kw: Any) -> World:
+    kw.setdefault("write_behind", True)  # the default on PostgreSQL; SQLite writes inline
     world = World(russet, batch_size=1, **kw)  # one device per batch: three batches
     world.library.add("wifi")
     world.library.add("vpn")

@@ -206,7 +206,7 @@ class BlueprintService:
         apps: Apps | None = None,
         declarations: Declarations | None = None,
         events: EventBus | None = None,
-        write_behind: bool = True,
+        write_behind: bool | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -222,8 +222,10 @@ class BlueprintService:
         self.policy = Policy(max_in_flight, recheck_after, pending_timeout)
         self.full_pass_every = full_pass_every
         self.batch_size = batch_size
-        # A pass writes batch N on a second thread while it reads and plans batch N+1 (writebehind).
-        self.write_behind = write_behind
+        # A pass writes batch N on a second thread while it reads and plans batch N+1 (writebehind):
+        # by default on PostgreSQL only. On SQLite the writing thread and the planning one share
+        # the GIL and SQLite's single writer, and a pass took longer with it (measured).
+        self.write_behind = engine.dialect.name == "postgresql" if write_behind is None else write_behind
         self.clock = clock
         self.ade = ade  # devices whose ADE profile names a blueprint: in its scope too
         self.setups = AdeSetups(
