@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from russet import bulkgc
 from russet.blueprints.ade import AdeSetups, AdeSetupStore
 from russet.blueprints.ports import (
     AdeBlueprints,
@@ -594,7 +595,11 @@ class BlueprintService:
                 else "another reconcile pass is running"
             )
         try:
-            return self._pass(devices, dry_run, retry_failed, created_by, holder).answer()
+            # A pass over a fleet holds a batch's records, plans and states (a million tuples at
+            # 100,000 devices x 10 items): with the default thresholds the collector re-scanned
+            # them over and over, about a fifth of the pass's CPU (profiled).
+            with bulkgc.relaxed():
+                return self._pass(devices, dry_run, retry_failed, created_by, holder).answer()
         finally:
             if not dry_run:
                 self.items.release(holder)
