@@ -616,7 +616,8 @@ class BlueprintService:
         )
         combos: dict[tuple[int, ...], tuple[Merged, str]] = {}
         may_skip_settled = devices is None and not retry_failed  # a full pass; named devices are re-planned
-        with WriteBehind(inline=dry_run or not self.write_behind) as writer:
+        one_batch = len(targets) <= self.batch_size  # nothing to overlap: no thread (a device's own pass)
+        with WriteBehind(inline=dry_run or not self.write_behind or one_batch) as writer:
             for start in range(0, len(targets), self.batch_size):
                 batch = targets[start : start + self.batch_size]
                 now = self.clock()
