@@ -1,6 +1,7 @@
 """A reconcile pass writes batch N on a second thread while it plans batch N+1 (`WriteBehind`):
 the same outcome as writing inline, no command of a batch queued before the previous batch's
 records are stored, a failed write stopping the pass there, and no write outliving the pass.
+Also the batch read behind it (`HotRead.all`): records come back as the planner's own values.
 
 Runs on SQLite, or PostgreSQL with RUSSET_TEST_DATABASE_URL; the ports are the in-memory ones.
 """
@@ -121,3 +122,18 @@ def test_a_failed_write_stops_the_pass_before_the_next_batch_s_commands(russet: 
     world.service.items.write = real  # type: ignore[method-assign]
     again = world.service.reconcile()
     assert again["commands"] == {"install_profile": 6}
+
+
+def test_records_read_in_bulk_are_the_planner_s_values(russet: Russet) -> None:
+    world = _world(russet)
+    world.service.reconcile()
+    world.clock.tick(minutes=1)
+    assert world.ack_all("InstallProfile") == 6
+    records = world.service.items.records(["dev-c", "dev-a", "nobody"])
+    assert sorted(records) == ["dev-a", "dev-c"]
+    wifi = records["dev-a"][("profile", "com.example.wifi")]
+    assert wifi.installed is True and wifi.state == "in_sync"
+    assert wifi.blueprint_id == world.service.get("Fleet")["id"]
+    assert wifi.acked_at == world.clock.now and wifi.acked_at.utcoffset() is not None  # aware, UTC
+    assert wifi.queued_at is not None and wifi.queued_at < wifi.acked_at and wifi.command_uuid is None
+    assert records["dev-a"] == {r.key: r for r in records["dev-a"].values()}
