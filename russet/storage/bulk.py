@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import Subquery
 from sqlalchemy.types import TypeEngine
 
@@ -38,11 +39,19 @@ def encode(rows: Sequence[Sequence[Any]]) -> str:
     return _encode(rows)
 
 
-def json_rows(dialect: str, columns: Sequence[tuple[str, TypeEngine[Any]]], name: str = "rows") -> Subquery:
+def json_rows(
+    dialect: str, columns: Sequence[tuple[str, TypeEngine[Any]]], name: str = "rows", *, jsonb: bool = False
+) -> Subquery:
     """A subquery yielding one row per element of the JSON array bound as `name`, with the
-    element's items as `columns` (in order). Bind the array made by `encode` as `name`."""
+    element's items as `columns` (in order). Bind the array made by `encode` as `name`.
+
+    `jsonb` (PostgreSQL; ignored on SQLite): parse the array once into jsonb. With plain json each
+    `->>` re-parses its element from the start, so wide rows cost a parse per column: for 17
+    columns jsonb took a fifth of json's time (20,000 rows, 0.1 s against 0.5 s); for two or three
+    columns json is cheaper, as jsonb's conversion then dominates."""
     if dialect == "postgresql":
-        elements = func.json_array_elements(cast(bindparam(name, type_=String), JSON)).table_valued("value")
+        array = func.jsonb_array_elements if jsonb else func.json_array_elements
+        elements = array(cast(bindparam(name, type_=String), JSONB if jsonb else JSON)).table_valued("value")
         picked = []
         for index, (column, type_) in enumerate(columns):
             item = elements.c.value.op("->>")(literal_column(str(index)))

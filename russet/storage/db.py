@@ -118,8 +118,8 @@ class HotRead:
 
     def _prepare(self, dialect: Any) -> tuple[Any, Any, dict[str, Any], Any]:
         compiled = self.statement.compile(dialect=dialect)
-        names = [column.key for column in self.statement.selected_columns]
-        row_type = collections.namedtuple("HotRow", names)  # type: ignore[misc]
+        names = [str(column.key) for column in self.statement.selected_columns]
+        row_type = collections.namedtuple("HotRow", names, rename=True)  # type: ignore[misc]  # a cast's key: None
         processors = dict(compiled._bind_processors)  # SQLAlchemy's own, per dialect
         prepared = (compiled, compiled.positiontup, processors, row_type)
         self._compiled[dialect.name] = prepared
@@ -127,8 +127,19 @@ class HotRead:
 
     def first(self, engine: Engine, params: dict[str, Any]) -> Any:
         """The first row for `params` (the statement's bind parameters by name), or None."""
+        row = self._run(engine, params, many=False)
+        return None if row is None else self._compiled[engine.dialect.name][3](*row)
+
+    def all(self, engine: Engine, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row for `params`, as the driver's plain tuples: for a batch read of thousands of
+        rows that the caller turns into its own objects anyway (no Row, no named tuple per row;
+        the blueprint reconciler's records read 20,000 rows a batch)."""
+        rows: list[tuple[Any, ...]] = self._run(engine, params, many=True)
+        return rows
+
+    def _run(self, engine: Engine, params: dict[str, Any], *, many: bool) -> Any:
         dialect = engine.dialect
-        compiled, order, processors, row_type = self._compiled.get(dialect.name) or self._prepare(dialect)
+        compiled, order, processors, _ = self._compiled.get(dialect.name) or self._prepare(dialect)
         values = compiled.construct_params(params)
         for name, process in processors.items():
             values[name] = process(values[name])
@@ -143,14 +154,14 @@ class HotRead:
             try:
                 cursor = raw.cursor()
                 cursor.execute(compiled.string, args)
-                row = cursor.fetchone()
+                found = cursor.fetchall() if many else cursor.fetchone()
                 cursor.close()
             finally:
                 if autocommit:
                     raw.driver_connection.autocommit = False  # type: ignore[union-attr]
         finally:
             raw.close()  # back to the pool
-        return None if row is None else row_type(*row)
+        return found
 
 
 def make_engine(url: str, *, pool_size: int = 24) -> Engine:
