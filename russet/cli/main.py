@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from russet.cli.enrollment_domains import domain as enrollment_domain
 from russet.cli.escrow import clear_passcode, secret
 from russet.cli.groups import group
 from russet.cli.ledger import connections, disconnect, ledger
+from russet.cli.listen import listen, reachable
 from russet.cli.output import emit_json, fields, table
 from russet.cli.profiles import profile
 from russet.cli.push import push
@@ -68,11 +68,11 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The socket first: a port in use is one line before anything else happens, and the banner
     # below names the address actually bound (--port 0 picks a free one).
-    sock = _listen(host, port)
+    sock = listen(host, port)
     port = sock.getsockname()[1]
     if not os.environ.get("RUSSET_PUBLIC_URL"):
         # Unset, the public URL follows --host/--port (workers read it from the environment too).
-        os.environ["RUSSET_PUBLIC_URL"] = f"http://{_reachable(host)}:{port}"
+        os.environ["RUSSET_PUBLIC_URL"] = f"http://{reachable(host)}:{port}"
     # Migrations and the CA are set up here, under the first-start lock, before any worker starts.
     russet = open_russet(migrate=True)
     settings = russet.settings
@@ -83,9 +83,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         click.echo(
             f"Database migrated to {russet.migration.after}: applied {', '.join(russet.migration.applied)}"
         )
-    click.echo(
-        f"Listening on http://{_reachable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''})"
-    )
+    click.echo(f"Listening on http://{reachable(host)}:{port} ({workers} worker{'s' if workers > 1 else ''})")
     click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
     click.echo(f"Console at {settings.public_url}/console")
     if workers == 1:
@@ -99,27 +97,6 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
             "russet.app:app_from_env", factory=True, workers=workers, log_level=log_level, access_log=False
         )
         Multiprocess(config, sockets=[sock]).run()  # what uvicorn.run does, on the socket bound above
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A bound, listening TCP socket for uvicorn, or one line saying why not."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)  # the worker processes serve the same socket
-    return sock
-
-
-def _reachable(host: str) -> str:
-    """The address to print for a bound host: a wildcard is reached through the loopback here."""
-    if host in ("0.0.0.0", "", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def _safe_url(url: str) -> str:
