@@ -74,7 +74,7 @@ class ProfileServer:
         self._check_minimum_os(info)
         topic = self._topic()
         profile, challenge = self._profile(topic)
-        self.requests.record("ade", challenge=challenge, device=_device_columns(info))
+        self.requests.record("ade", challenge=challenge, device=device_columns(info))
         accounts = self.requests.abm_connections(info.serial)
         log.info(
             "ADE enrollment profile handed out to serial %s (%s, OS %s), %s",
@@ -150,7 +150,8 @@ def _challenge(profile: dict[str, Any]) -> str | None:
     return None
 
 
-def _device_columns(info: MachineInfo) -> dict[str, str | None]:
+def device_columns(info: MachineInfo) -> dict[str, str | None]:
+    """The enrollment_requests columns of a verified MachineInfo (IMEI, MEID, language are not kept)."""
     return {
         "udid": info.udid,
         "serial_number": info.serial,

@@ -27,9 +27,9 @@ from typing import NoReturn
 
 from russet.abm.profiles import ADE_SIGNIN_PATH
 from russet.abm.profiles import signin_url as signin_url
-from russet.enrollment.machineinfo import MachineInfo, MachineInfoRejected
+from russet.enrollment.machineinfo import MachineInfoRejected
 from russet.enrollment.ports import PeopleSignIn
-from russet.enrollment.serving import EnrollmentRefused, ProfileServer
+from russet.enrollment.serving import EnrollmentRefused, ProfileServer, device_columns
 from russet.enrollment.tokens import Person
 from russet.kernel.errors import Invalid, NotFound, RussetError, TooLarge, UpstreamFailed
 from russet.storage.secretbox import SecretBox, SecretError
@@ -114,7 +114,7 @@ class SignInServer:
         except MachineInfoRejected as exc:
             raise EnrollmentRefused(exc.status, exc.reason) from None
         self.profiles.check_minimum_os(info)  # SoftwareUpdateRequired, or a 403 naming the minimum
-        return PendingSignIn(_device(info), secrets.token_urlsafe(24), int(_now()) + PENDING_SECONDS)
+        return PendingSignIn(device_columns(info), secrets.token_urlsafe(24), int(_now()) + PENDING_SECONDS)
 
     def seal(self, pending: PendingSignIn) -> str:
         data = {"d": pending.device, "c": pending.csrf, "e": pending.expires, "f": pending.flow}
@@ -199,14 +199,3 @@ class SignInServer:
             how,
         )
         return profile
-
-
-def _device(info: MachineInfo) -> dict[str, str | None]:
-    """The enrollment_requests columns of a verified MachineInfo (as the POST to /mdm/enroll keeps)."""
-    return {
-        "udid": info.udid,
-        "serial_number": info.serial,
-        "product": info.product,
-        "build_version": info.version,
-        "os_version": info.os_version,
-    }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, func, insert, or_, select, update
 
 from russet.abm.tables import abm_devices
 from russet.enrollment.tables import enrollment_requests, enrollment_tokens
@@ -208,14 +208,7 @@ class EnrollmentRequestLog:
         r = enrollment_requests.c
         query = select(r.udid, r.serial_number).where(r.method.in_(ADE_METHODS))
         found: set[str] = set()
-        if identifiers is None:
-            queries = [query]
-        else:
-            items = sorted(set(identifiers))
-            queries = [
-                query.where(or_(r.udid.in_(chunk), r.serial_number.in_(chunk)))
-                for chunk in (items[i : i + 500] for i in range(0, len(items), 500))
-            ]
+        queries = _for_devices(query, identifiers)
         with reading(self._engine) as conn:
             for each in queries:
                 for udid, serial in conn.execute(each).all():
@@ -237,14 +230,7 @@ class EnrollmentRequestLog:
             .where(r.method.in_(ADE_METHODS), scep_challenges.c.consumed_at.is_not(None))
             .order_by(r.id)
         )
-        if identifiers is None:
-            queries = [query]
-        else:
-            items = sorted(set(identifiers))
-            queries = [
-                query.where(or_(r.udid.in_(chunk), r.serial_number.in_(chunk)))
-                for chunk in (items[i : i + 500] for i in range(0, len(items), 500))
-            ]
+        queries = _for_devices(query, identifiers)
         latest: dict[str, Person | None] = {}
         with reading(self._engine) as conn:
             for each in queries:
@@ -395,3 +381,16 @@ class EnrollmentRequestLog:
             row["identity_issued_at"] = as_utc(row["identity_issued_at"])
             row["abm_connections"] = sorted(in_abm.get(row["serial_number"] or "", []))
         return rows
+
+
+def _for_devices(query: Select[Any], identifiers: Collection[str] | None) -> list[Select[Any]]:
+    """`query` over every request (None), or over the requests of these UDIDs or serial numbers,
+    500 a statement (a bound-parameter count every database takes)."""
+    if identifiers is None:
+        return [query]
+    r = enrollment_requests.c
+    items = sorted(set(identifiers))
+    return [
+        query.where(or_(r.udid.in_(chunk), r.serial_number.in_(chunk)))
+        for chunk in (items[i : i + 500] for i in range(0, len(items), 500))
+    ]
