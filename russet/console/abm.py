@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +38,7 @@ from russet.console.common import (
     checked_upload,
     done,
     expiry_class,
+    listed,
     page,
     refusal,
 )
@@ -225,14 +225,6 @@ async def define_profile(request: Request, admin: Signed, form: Form, name: str)
     )
 
 
-def serials_of(text: str) -> list[str]:
-    """Serial numbers typed or pasted: separated by spaces, commas or new lines."""
-    found = [s for s in re.split(r"[\s,;]+", text) if s]
-    if len(found) > MAX_SERIALS:
-        raise Refusal(Flash("error", f"name at most {MAX_SERIALS} serial numbers at a time"), 400)
-    return found
-
-
 @router.post("/{name}/assign", dependencies=[needs(Role.ADMIN)])
 async def assign(request: Request, admin: Signed, form: Form, name: str) -> Response:
     """Assign the serials to a profile (or, with action=remove, remove their assignment), as the
@@ -241,7 +233,7 @@ async def assign(request: Request, admin: Signed, form: Form, name: str) -> Resp
     abm = _russet(request).abm
     remove = form.get("action") == "remove"
     try:
-        serials = serials_of(form.get("serials", ""))
+        serials = listed(form.get("serials", ""), "serial numbers", MAX_SERIALS)
         try:
             if remove:
                 outcome = await abm.remove_profile(name, serials)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,6 +178,15 @@ async def _upload(request: Request) -> dict[str, bytes]:
         return multipart.parts(body, content_type)
     except RussetError as exc:
         raise ConsoleError(str(exc), status_for(exc)) from None
+
+
+def listed(text: str, what: str, most: int) -> list[str]:
+    """Identifiers typed or pasted into a form (serial numbers, client user ids): separated by
+    spaces, commas, semicolons or lines; more than `most` is a 400 naming `what`."""
+    found = [s for s in re.split(r"[\s,;]+", text) if s]
+    if len(found) > most:
+        raise Refusal(Flash("error", f"name at most {most} {what} at a time"), 400)
+    return found
 
 
 def text_part(parts: dict[str, bytes], name: str) -> str:

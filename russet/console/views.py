@@ -361,9 +361,7 @@ def view_secret(request: Request, admin: Signed, form: Form, device_id: str, kin
     checked(admin, form)
     russet = _russet(request)
     try:
-        shown = russet.escrow.view(
-            device_id, kind, viewer=admin.actor, reason=form.get("reason")
-        )
+        shown = russet.escrow.view(device_id, kind, viewer=admin.actor, reason=form.get("reason"))
     except RussetError as exc:
         if isinstance(exc, NotFound) and "no device" in str(exc):
             raise ConsoleError(str(exc), 404) from None

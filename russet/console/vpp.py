@@ -12,7 +12,6 @@ those handlers are `async`; the reads for the pages run in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from russet.console.common import (
     checked_upload,
     done,
     expiry_class,
+    listed,
     page,
     refusal,
     text_part,
@@ -124,14 +124,6 @@ def licences(request: Request, admin: Signed, name: str, adam_id: str = "") -> H
     return _licences(request, admin, name, adam_id)
 
 
-def _listed(text: str, what: str) -> list[str]:
-    """Serial numbers or client user ids typed or pasted: separated by spaces, commas or lines."""
-    found = [s for s in re.split(r"[\s,;]+", text) if s]
-    if len(found) > MAX_SUBJECTS:
-        raise Refusal(Flash("error", f"name at most {MAX_SUBJECTS} {what} at a time"), 400)
-    return found
-
-
 @router.post("/{name}/licences", dependencies=[needs(Role.ADMIN)])
 async def change_licences(request: Request, admin: Signed, form: Form, name: str) -> Response:
     """Assign an asset's licences to devices and people, or (action=unassign) take them back,
@@ -141,8 +133,8 @@ async def change_licences(request: Request, admin: Signed, form: Form, name: str
     vpp = _russet(request).vpp
     take_back = form.get("action") == "unassign"
     try:
-        serials = _listed(form.get("serials", ""), "serial numbers")
-        people = _listed(form.get("users", ""), "people")
+        serials = listed(form.get("serials", ""), "serial numbers", MAX_SUBJECTS)
+        people = listed(form.get("users", ""), "people", MAX_SUBJECTS)
         change = vpp.unassign if take_back else vpp.assign
         try:
             sent = await change(
