@@ -158,3 +158,29 @@ def test_a_search_naming_a_device_exactly_reads_the_indexes_only(
     part = devices[2].serial[2:8].lower()
     found = client.get("/api/v1/devices", params={"search": part}, headers=api_headers).json()
     assert devices[2].udid in [d["id"] for d in found["devices"]]
+
+
+def test_a_device_named_in_any_case_is_found_through_the_indexes(
+    client: TestClient, russet: Russet, make_device  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import event
+
+    device = make_device()
+    device.enroll(client)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(russet.storage.engine, "before_cursor_execute", seen)
+    try:
+        for name in (device.serial.lower(), device.udid.lower(), device.serial):
+            found = russet.devices.find_device(name)
+            assert found is not None and found["id"] == device.udid, name
+    finally:
+        event.remove(russet.storage.engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "lower(" in s.lower()], "a table scan on lower(...)"
+    # An identifier in mixed case (not how UDIDs are written) is still found, by a scan.
+    mixed = device.udid[:4].lower() + device.udid[4:]
+    assert russet.devices.find_device(mixed)["id"] == device.udid  # type: ignore[index]
+    assert russet.devices.find_device("NOPE-NOT-A-DEVICE") is None

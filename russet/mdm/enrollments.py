@@ -492,15 +492,22 @@ class EnrollmentStore:
         return found
 
     def aliases(self, identifier: str) -> set[str]:
-        """The other identifiers of the device that `identifier` names (UDID <-> serial number)."""
+        """The other identifiers of the device that `identifier` names (UDID <-> serial number),
+        whatever its case. As typed, upper- or lower-cased (how UDIDs and serials are written) it is
+        found through the indexes; only an identifier in some other case reads the whole table."""
+        e = enrollments.c
+        spellings = sorted({identifier, identifier.upper(), identifier.lower()})
         key = identifier.casefold()
         with reading(self._engine) as conn:
-            rows = conn.execute(
-                select(enrollments.c.device_id, enrollments.c.serial_number).where(
-                    or_(func.lower(enrollments.c.id) == key, func.lower(enrollments.c.serial_number) == key),
-                    enrollments.c.channel == "device",
-                )
-            ).all()
+            for where in (
+                or_(e.id.in_(spellings), e.serial_number.in_(spellings)),
+                or_(func.lower(e.id) == key, func.lower(e.serial_number) == key),
+            ):
+                rows = conn.execute(
+                    select(e.device_id, e.serial_number).where(where, e.channel == "device")
+                ).all()
+                if rows:
+                    break
         return {value for row in rows for value in (row.device_id, row.serial_number) if value}
 
     def subject_links(self, identifier: str) -> list[tuple[str, str]]:
