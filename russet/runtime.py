@@ -368,6 +368,7 @@ class Russet:
                 settings.vpp_url, settings.public_url, sync_minutes=settings.vpp_sync_minutes
             ),
             poll_seconds=settings.vpp_poll_seconds,
+            people=adapters.SignedInPeopleForAppsAndBooks(ade_log),
         )
         apps = AppCatalogue(
             engine,

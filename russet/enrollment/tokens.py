@@ -274,6 +274,20 @@ class EnrollmentRequestLog:
                         found[(kind, value)] = None
         return list(found)
 
+    def person_emails(self, limit: int) -> list[str]:
+        """The distinct emails (compared in any case) of the people who signed in before a
+        profile (ade_signin, account), each as first recorded, first seen first, at most `limit`:
+        Apps and Books registers them as users (the `SignedInPeople` port)."""
+        r = enrollment_requests.c
+        first = (
+            select(func.min(r.id))
+            .where(r.person_email.is_not(None), r.person_email != "")
+            .group_by(func.lower(r.person_email))
+        )
+        query = select(r.person_email).where(r.id.in_(first)).order_by(r.id).limit(max(0, limit))
+        with reading(self._engine) as conn:
+            return [email for (email,) in conn.execute(query)]
+
     def forget_people(self, conn: Connection, people: Collection[str]) -> int:
         """Clear person_id, person_email and person_name on the requests naming these people (by
         person id, or email in any case), in the caller's transaction: the ledger's subject

@@ -632,6 +632,17 @@ class EnrollmentSignIns:
         return self._requests.forget_people(conn, people)
 
 
+class SignedInPeopleForAppsAndBooks:
+    """The people who signed in before enrollment, for Apps and Books to register as users
+    (vpp.ports.SignedInPeople)."""
+
+    def __init__(self, requests: EnrollmentRequestLog) -> None:
+        self._requests = requests
+
+    def emails(self, limit: int) -> list[str]:
+        return self._requests.person_emails(limit)
+
+
 class AbmSubjects:
     """Which ABM/ASM connections list a serial number."""
 
