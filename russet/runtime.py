@@ -317,6 +317,7 @@ class Russet:
         signatures = SeenSignatures(engine)
         push = PushService(storage, pusher, push_topic, connections, known=storage.enrollments)
         ade_log = EnrollmentRequestLog(engine)  # profiles handed out: tokens, facts, how devices enrolled
+        sign_ins = adapters.EnrollmentSignIns(ade_log)  # the ledger subject look-up and erasure
         devices = DeviceService(
             storage.enrollments,
             storage.queue,
@@ -367,6 +368,7 @@ class Russet:
                 settings.vpp_url, settings.public_url, sync_minutes=settings.vpp_sync_minutes
             ),
             poll_seconds=settings.vpp_poll_seconds,
+            people=adapters.SignedInPeopleForAppsAndBooks(ade_log),
         )
         apps = AppCatalogue(
             engine,
@@ -500,8 +502,9 @@ class Russet:
                     adapters.MdmSubjects(devices),
                     adapters.AppsAndBooksPeople(vpp.store),
                     adapters.AbmSubjects(abm_serials),
-                    adapters.EnrollmentSignIns(ade_log),
+                    sign_ins,
                 ],
+                [sign_ins],
             ),
             events=events,
             groups=groups,

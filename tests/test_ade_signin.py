@@ -28,6 +28,7 @@ from russet.enrollment import signin
 from russet.enrollment.primary_account import account_configuration
 from russet.enrollment.tables import enrollment_requests
 from russet.enrollment.tokens import EnrollmentRequestLog, Person
+from russet.kernel.errors import NotFound
 from russet.pki import fingerprint
 from russet.runtime import Russet
 from russet.scep.tables import scep_challenges
@@ -351,6 +352,52 @@ def test_the_ledgers_subject_look_up_finds_the_person_and_their_device(
     assert ("email", "ann@example.com") in linked(device.serial)
     assert linked("nobody@example.com") == set()
     assert linked("cy@example.com") == {("person", "u-99")}
+
+
+def test_erasing_the_person_clears_them_from_the_enrollment_requests(
+    server: tuple[Russet, TestClient], apple: TestAppleCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Purge rules (issue #17): the ledger's erasure of a person (email or person id) clears who
+    signed in on the enrollment requests naming them, and nobody else's; the look-up then finds
+    nothing, and a second erasure has nothing to do."""
+    russet, client = server
+    device = AdeDevice(apple)
+    install(client, device, sign_on(client, device).content)
+    log = EnrollmentRequestLog(russet.storage.engine)
+    log.record("account", person=Person("u-99", "cy@example.com", "Cy"))
+    log.record("account", person=Person("u-17", "ann@example.com", "Ann"))  # Ann again, later
+    r = enrollment_requests.c
+
+    def people() -> list[tuple[str | None, ...]]:
+        with russet.storage.engine.connect() as conn:
+            query = select(r.method, r.udid, r.person_id, r.person_email, r.person_name).order_by(r.id)
+            return [tuple(row) for row in conn.execute(query)]
+
+    before = people()
+    anns = [p for p in before if p[3] == "ann@example.com"]
+    assert len(anns) == 2 and anns[0][:2] == ("ade_signin", device.udid)
+
+    erased = russet.ledger_privacy.erase("Ann@Example.com", by="dpo", reason="asked")
+    assert erased["enrollment_people_cleared"] == 2
+    after = people()
+    assert [p[:2] for p in after] == [p[:2] for p in before]  # the requests stay (how, which device)
+    for row, was in zip(after, before, strict=True):
+        assert row[2:] == ((None, None, None) if was[3] == "ann@example.com" else was[2:])
+    assert ("account", None, "u-99", "cy@example.com", "Cy") in after  # Cy untouched
+    found = {i["value"] for i in russet.ledger_privacy.subject("ann@example.com")["identifiers"]}
+    assert found == {"ann@example.com"}  # only what was looked up: no device, no person id
+    assert russet.ledger_privacy.erasures()[-1]["requested_by"] == "dpo"
+
+    cli = cli_invoker(russet.settings, monkeypatch)
+    by_id = cli("ledger", "erase", "u-99", "--yes")  # by the person id, with no ledger rows
+    assert by_id.exit_code == 0, by_id.output
+    assert "0 ledger rows" in by_id.output
+    assert "1 enrollment requests no longer name the person" in by_id.output
+    assert all(p[2:] == (None, None, None) for p in people())
+    with pytest.raises(NotFound, match="nothing about"):
+        russet.ledger_privacy.erase("u-99")
+    refused = cli("ledger", "erase", "cy@example.com", "--yes")
+    assert refused.exit_code != 0 and "nothing about" in refused.output
 
 
 def test_an_oversized_form_is_refused_unread(server: tuple[Russet, TestClient], apple: TestAppleCA) -> None:

@@ -85,7 +85,8 @@ class EraseRequest(ApiModel):
 
 @router.post(
     "/ledger/subjects/{identifier}/erase",
-    summary="Erase one subject's ledger detail: the rows become per-day counts, totals unchanged",
+    summary="Erase one subject's ledger detail (the rows become per-day counts, totals unchanged) and "
+    "the people found from the enrollment requests",
 )
 def ledger_subject_erase(
     request: Request, caller: Caller, identifier: str, body: EraseRequest

@@ -85,6 +85,14 @@ async def create_user(request: Request, _: Caller, name: str, body: NewUser) -> 
     )
 
 
+@router.post(
+    "/{name}/users/from-enrollments",
+    summary="Register the people who signed in before enrollment who are not users yet (by email)",
+)
+async def users_from_enrollments(request: Request, _: Caller, name: str) -> dict[str, Any]:
+    return await _russet(request).vpp.sync_people(name)
+
+
 @router.patch("/{name}/users/{client_user_id}", summary="Change a person's email or Managed Apple ID")
 async def update_user(
     request: Request, _: Caller, name: str, client_user_id: str, body: NewUser

@@ -1,11 +1,14 @@
 """What the ledger's admin needs from the features, as Protocols the composition root wires:
 the MDM core's device aliases, and who is who for the subject look-up (Apps and Books users,
-MDM enrollments, ABM/ASM devices)."""
+MDM enrollments, ABM/ASM devices), and who forgets a person when the subject is erased."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
+
+from sqlalchemy import Connection
 
 
 class SubjectAliases(Protocol):
@@ -32,3 +35,13 @@ class SubjectLinks(Protocol):
     email, Managed Apple ID or client user id; a device's UDID or serial number)."""
 
     def links(self, identifier: str) -> list[Link]: ...
+
+
+class SubjectErasure(Protocol):
+    """One feature's personal data that a subject's erasure clears, beyond the ledger's rows: the
+    people who signed in before enrollment (enrollment requests)."""
+
+    def forget(self, conn: Connection, people: Collection[str]) -> int:
+        """Clear what is kept about these people (person ids or emails, any case) in the caller's
+        transaction (the ledger's erasure is all or nothing); return how many records changed."""
+        ...

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.ledger import Ledger
-from russet.apple.ports import SubjectLinks
+from russet.apple.ports import SubjectErasure, SubjectLinks
 from russet.apple.report import LedgerReports, intune_table, reference_source, summary
 from russet.apple.retention import LedgerRetention
 from russet.apple.subjects import SubjectLookup
@@ -25,10 +25,16 @@ from russet.storage.db import utcnow
 
 
 class LedgerPrivacy:
-    def __init__(self, engine: Engine, ledger: Ledger, links: Sequence[SubjectLinks]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        links: Sequence[SubjectLinks],
+        erasures: Sequence[SubjectErasure] = (),
+    ) -> None:
         self.reports = LedgerReports(engine, ledger)
         self.retention = LedgerRetention(engine, ledger)
-        self.subjects = SubjectLookup(engine, ledger, links)
+        self.subjects = SubjectLookup(engine, ledger, links, erasures)
 
     def table(
         self, *, since: datetime | None = None, service: str | None = None, days: int = 30

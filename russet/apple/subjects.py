@@ -11,7 +11,8 @@ device, or an email sent about a client user id, is a row whose subject is that 
 The export is the right-of-access answer (JSON, or PDF from `russet.apple.documents`); erasure
 folds the subject's ledger rows into the per-day counts (`russet.apple.retention.fold`) and
 deletes them, so totals are unchanged and the detail is gone, and records that it happened
-without keeping who it was about.
+without keeping who it was about. It also clears, through `SubjectErasure` ports, what features
+keep about the people found (who signed in before enrollment), in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import Engine, select
 
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.ledger import Ledger
-from russet.apple.ports import Link, SubjectLinks
+from russet.apple.ports import Link, SubjectErasure, SubjectLinks
 from russet.apple.retention import fold_ids
 from russet.apple.tables import ledger, ledger_erasures
 from russet.kernel.errors import Invalid, NotFound
@@ -50,6 +51,9 @@ IDENTIFYING_FIELDS = frozenset(
         "email",
     }
 )
+# Kinds of identifiers naming a person, whose personal data `SubjectErasure` ports clear (the
+# identifier looked up is always one: a person id has no kind of its own).
+PERSON_KINDS = frozenset({"email", "managed_apple_id", "person"})
 MAX_IDENTIFIERS = 200  # linked identifiers followed per look-up
 MAX_LEDGER_SUBJECTS = 1000  # subjects linked through the ledger itself
 MAX_ROWS = 100_000  # exchanges in one export
@@ -64,10 +68,17 @@ def _guess(identifier: str) -> str:
 
 
 class SubjectLookup:
-    def __init__(self, engine: Engine, ledger_: Ledger, links: Sequence[SubjectLinks]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger_: Ledger,
+        links: Sequence[SubjectLinks],
+        erasures: Sequence[SubjectErasure] = (),
+    ) -> None:
         self._engine = engine
         self._ledger = ledger_
         self._links = list(links)
+        self._erasures = list(erasures)
 
     # -- who ---------------------------------------------------------------------------------------
 
@@ -187,17 +198,21 @@ class SubjectLookup:
     # -- erasure -----------------------------------------------------------------------------------
 
     def erase(self, query: str, *, by: str | None = None, reason: str | None = None) -> dict[str, Any]:
-        """Fold the subject's ledger rows into per-day counts and delete them; record the erasure."""
+        """Fold the subject's ledger rows into per-day counts and delete them, clear what features
+        keep about the people found (`SubjectErasure`), and record the erasure; all or nothing."""
         identifiers = self.resolve(query)
         rows, _ = self._rows(identifiers)
-        if not rows:
-            raise NotFound(f"nothing about {query.strip()!r} is in the ledger")
+        people = {i["value"].strip() for i in identifiers if i["kind"] in PERSON_KINDS}
+        people.add(query.strip())
         per_service: dict[str, int] = {}
         for r in rows:
             per_service[r["service"]] = per_service.get(r["service"], 0) + 1
         now = utcnow()
         with self._engine.begin() as conn:
-            folded = fold_ids(conn, [r["id"] for r in rows])
+            folded = fold_ids(conn, [r["id"] for r in rows]) if rows else 0
+            cleared = sum(port.forget(conn, sorted(people)) for port in self._erasures)
+            if not rows and not cleared:
+                raise NotFound(f"nothing about {query.strip()!r} is in the ledger or the enrollment requests")
             erasure_id = conn.execute(
                 ledger_erasures.insert().values(
                     at=now,
@@ -213,8 +228,9 @@ class SubjectLookup:
             "at": now.isoformat(),
             "rows_folded_into_counts": folded,
             "per_service": per_service,
+            "enrollment_people_cleared": cleared,
             "kept": "per-day counts per service, connection, direction and field; no subject, value, "
-            "endpoint or request id",
+            "endpoint or request id; enrollment requests without the person who signed in",
         }
 
     def erasures(self) -> list[dict[str, Any]]:

@@ -131,7 +131,8 @@ def subject(query: str, fmt: str, as_json: bool, out: Path | None) -> None:
 @json_option
 @handles_errors
 def erase(query: str, reason: str | None, yes: bool, as_json: bool) -> None:
-    """Erase one subject's ledger detail: the rows become per-day counts (totals unchanged)."""
+    """Erase one subject's ledger detail: the rows become per-day counts (totals unchanged), and
+    the enrollment requests forget the people found (who signed in before enrollment)."""
     if not yes:
         click.confirm(f"Erase the ledger detail about {query!r} (counts are kept)?", abort=True)
     done = open_russet().ledger_privacy.erase(query, by="cli", reason=reason)
@@ -141,6 +142,8 @@ def erase(query: str, reason: str | None, yes: bool, as_json: bool) -> None:
     click.echo(f"erasure {done['erasure']}: {done['rows_folded_into_counts']} ledger rows folded into counts")
     for service, n in sorted(done["per_service"].items()):
         click.echo(f"  {service}: {n}")
+    if done["enrollment_people_cleared"]:
+        click.echo(f"{done['enrollment_people_cleared']} enrollment requests no longer name the person")
 
 
 @ledger.command("erasures")

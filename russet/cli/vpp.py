@@ -181,6 +181,25 @@ def user_retire(name: str, client_user_id: str, as_json: bool) -> None:
         click.echo(f"{data['licences_released']} licences are released with it")
 
 
+@connection.command(user, "sync-people")
+def user_sync_people(name: str, as_json: bool) -> None:
+    """Register the people who signed in before enrollment (ADE sign-in, account-driven) who are
+    not users of the location yet (by email)."""
+    data = connection.run(lambda russet: russet.vpp.sync_people(name))
+    if json_or(data, as_json):
+        return
+    for made in data["created"]:
+        click.echo(f"registering {made['email']} as {made['client_user_id']} (event {made['event_id']})")
+    for skipped in data["skipped"]:
+        click.echo(f"skipped {skipped['email']}: {skipped['reason']}")
+    for failed in data["failed"]:
+        click.echo(f"failed {failed['email']}: {failed['reason']}")
+    click.echo(
+        f"{len(data['created'])} registered, {len(data['skipped'])} skipped, {len(data['failed'])} failed"
+        + (f", {data['remaining']} left for another run" if data["remaining"] else "")
+    )
+
+
 # -- licences and events ------------------------------------------------------------------------------
 
 

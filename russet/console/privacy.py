@@ -173,8 +173,10 @@ def erase(request: Request, admin: Signed, form: Form) -> Response:
             export=export,
             quoted=quote(q, safe=""),
         )
+    cleared = erased["enrollment_people_cleared"]
     return done(
         request,
         "/console/ledger/subject",
-        f"Erasure {erased['erasure']}: {erased['rows_folded_into_counts']} ledger rows became counts.",
+        f"Erasure {erased['erasure']}: {erased['rows_folded_into_counts']} ledger rows became counts."
+        + (f" {cleared} enrollment requests no longer name the person." if cleared else ""),
     )

@@ -28,6 +28,7 @@ TOKEN_PREFIX = "enr_"
 METHODS = ("ota", "ade", "ade_signin", "account")
 # The methods that proved which device asked, by an Apple-signed MachineInfo.
 ADE_METHODS = ("ade", "ade_signin")
+_PEOPLE_CHUNK = 400  # people cleared per UPDATE (two IN lists: bound parameters stay few)
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,41 @@ class EnrollmentRequestLog:
                     if value and value.lower() != lowered:
                         found[(kind, value)] = None
         return list(found)
+
+    def person_emails(self, limit: int) -> list[str]:
+        """The distinct emails (compared in any case) of the people who signed in before a
+        profile (ade_signin, account), each as first recorded, first seen first, at most `limit`:
+        Apps and Books registers them as users (the `SignedInPeople` port)."""
+        r = enrollment_requests.c
+        first = (
+            select(func.min(r.id))
+            .where(r.person_email.is_not(None), r.person_email != "")
+            .group_by(func.lower(r.person_email))
+        )
+        query = select(r.person_email).where(r.id.in_(first)).order_by(r.id).limit(max(0, limit))
+        with reading(self._engine) as conn:
+            return [email for (email,) in conn.execute(query)]
+
+    def forget_people(self, conn: Connection, people: Collection[str]) -> int:
+        """Clear person_id, person_email and person_name on the requests naming these people (by
+        person id, or email in any case), in the caller's transaction: the ledger's subject
+        erasure. The request itself (how and when a profile was handed out, for which device)
+        stays; the device then has no `enrolled_by` and no primary account pre-fill."""
+        r = enrollment_requests.c
+        ids = sorted({p.strip() for p in people if p and p.strip()})
+        if not ids:
+            return 0
+        changed = 0
+        for start in range(0, len(ids), _PEOPLE_CHUNK):
+            part = ids[start : start + _PEOPLE_CHUNK]
+            lowered = sorted({p.lower() for p in part})
+            result = conn.execute(
+                update(enrollment_requests)
+                .where(or_(r.person_id.in_(part), func.lower(r.person_email).in_(lowered)))
+                .values(person_id=None, person_email=None, person_name=None)
+            )
+            changed += result.rowcount
+        return changed
 
     def issued_for_ade(self, conn: Connection, device_id: str, serial: str | None, identity_fp: str) -> bool:
         """Whether `identity_fp` was bought with a SCEP challenge from a profile handed out for this

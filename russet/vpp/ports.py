@@ -4,7 +4,8 @@ Licences of devices that left (unenrolled or erased) are taken back: the core sa
 An app install queues InstallApplication and ManagedApplicationList on a device and reads their
 results back, and first finds the device by its UDID or serial number. Those are the MDM core's
 use cases; Apps and Books asks through these ports and never reads or writes the core's tables
-or stores itself (issue #12).
+or stores itself (issue #12). The people who signed in before enrollment (ADE sign-in,
+account-driven) come from the enrollment feature, to register them as users (issue #17).
 """
 
 from __future__ import annotations
@@ -45,4 +46,11 @@ class CommandSender(Protocol):
 
     def command_status(self, command_uuid: str) -> dict[str, Any] | None:
         """A queued command's delivery: `status`, `status_reason` and the device's `result`."""
+        ...
+
+
+class SignedInPeople(Protocol):
+    def emails(self, limit: int) -> list[str]:
+        """The distinct emails (compared in any case) of the people who signed in before an
+        enrollment profile was handed out, first seen first, at most `limit`."""
         ...

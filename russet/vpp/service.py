@@ -26,7 +26,7 @@ from russet.apple.connections import ConnectionRegistry
 from russet.apple.gateway import AppleGateway, Call
 from russet.kernel.errors import Invalid, Refused, Unavailable
 from russet.kernel.tasks import PeriodicTask
-from russet.vpp import licences, users
+from russet.vpp import licences, signed_in, users
 from russet.vpp.client import DEFAULT_PER_SECOND, VppClient
 from russet.vpp.errors import (
     ProtocolError,
@@ -37,7 +37,7 @@ from russet.vpp.errors import (
     apple_errors,
 )
 from russet.vpp.installs import Installs
-from russet.vpp.ports import CommandSender, DeviceLookup
+from russet.vpp.ports import CommandSender, DeviceLookup, SignedInPeople
 from russet.vpp.records import notification_url, parse_notification
 from russet.vpp.store import NotYet, VppStore, secret_hash
 from russet.vpp.sync import refresh_limits, sync_assets
@@ -64,9 +64,11 @@ class VppService(kit.ConnectionService[VppStore]):
         engine: Engine,
         config: kit.ConnectionConfig,
         poll_seconds: int,
+        people: SignedInPeople | None = None,
     ) -> None:
         super().__init__(store, gateway, connections, config)
         self._engine = engine
+        self._people = people  # who signed in before enrollment (sync_people)
         self._devices = devices  # and, through the same port, which devices left
         self._every = timedelta(seconds=poll_seconds)
         self.installs = Installs(engine, store, self.client_for, devices, commands, poll_every=self._every)
@@ -233,6 +235,32 @@ class VppService(kit.ConnectionService[VppStore]):
             client = self.client_for(name)
             created = await users.create(self.store, client, email=email, managed_apple_id=managed_apple_id)
         return kit.jsonable(created)
+
+    async def sync_people(self, name: str) -> dict[str, Any]:
+        """Register as users of the location the people who signed in before enrollment (by
+        email) and are not users yet: what was created, skipped (and why), failed, and how many
+        are left for another run."""
+        self.client_for(name)  # an unknown, taken-over or expired location is refused first
+        emails = [] if self._people is None else self._people.emails(signed_in.MAX_PEOPLE)
+        todo = signed_in.plan(emails, self.store.users(name))
+        created: list[dict[str, Any]] = []
+        failed: list[dict[str, str]] = []
+        for email in todo.create:
+            try:
+                made = await self.create_user(name, email=email)
+            except VppError as exc:  # this person only: Apple refused them, or they were just added
+                failed.append({"email": email, "reason": str(exc)})
+                continue
+            created.append(
+                {"email": email, "client_user_id": made["client_user_id"], "event_id": made["event_id"]}
+            )
+        return {
+            "location": name,
+            "created": created,
+            "skipped": todo.skipped,
+            "failed": failed,
+            "remaining": todo.remaining,
+        }
 
     async def update_user(
         self, name: str, client_user_id: str, *, email: Any = None, managed_apple_id: Any = None

@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from russet.abm.store import AbmSerials
 from russet.access.roles import Role
 from russet.access.service import AccessService
@@ -614,7 +616,8 @@ class AppsAndBooksPeople:
 
 class EnrollmentSignIns:
     """People who signed in before an enrollment profile (during Setup Assistant, or account-driven)
-    and the devices they enrolled (personal data kept in enrollment_requests)."""
+    and the devices they enrolled (personal data kept in enrollment_requests): the subject look-up's
+    links (apple.ports.SubjectLinks), and forgotten by its erasure (apple.ports.SubjectErasure)."""
 
     def __init__(self, requests: EnrollmentRequestLog) -> None:
         self._requests = requests
@@ -624,6 +627,20 @@ class EnrollmentSignIns:
             Link(kind, value, "sign-ins before enrollment (enrollment requests)")
             for kind, value in self._requests.subject_links(identifier)
         ]
+
+    def forget(self, conn: Connection, people: Collection[str]) -> int:
+        return self._requests.forget_people(conn, people)
+
+
+class SignedInPeopleForAppsAndBooks:
+    """The people who signed in before enrollment, for Apps and Books to register as users
+    (vpp.ports.SignedInPeople)."""
+
+    def __init__(self, requests: EnrollmentRequestLog) -> None:
+        self._requests = requests
+
+    def emails(self, limit: int) -> list[str]:
+        return self._requests.person_emails(limit)
 
 
 class AbmSubjects:
