@@ -399,6 +399,7 @@ class Russet:
         events.subscribe(GroupMembersChanged, lambda _changed: blueprints.mark_changed())
         # After the groups' handler (subscription order): smart groups are re-evaluated first.
         events.subscribe(DeviceFactsChanged, blueprints.on_facts_changed)
+        events.subscribe(InventoryChanged, blueprints.on_inventory_changed)
         # A Mac whose person signed in during Setup Assistant: its primary account pre-filled,
         # queued before the blueprints' DeviceConfigured (subscription order).
         primary_accounts = PrimaryAccounts(ade_log, adapters.MacSetupCommands(devices))

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from russet.kernel.events import CommandAnswered
+from russet.kernel.events import CommandAnswered, DeviceFactsChanged, InventoryChanged
 from russet.runtime import Russet
 from simulators.device import SimDevice
 
@@ -54,3 +54,28 @@ def test_answers_are_published_once_and_not_now_is_not_an_answer(
     # An answer to no command of this device is not published.
     device.connect(client, device.report_message("Acknowledged", "NOT-A-COMMAND"))
     assert len(heard) == 2
+
+
+def test_only_answers_facts_are_read_from_publish_facts_changed(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
+    """A ProfileList answer is inventory, not facts: smart groups and declarations are not
+    re-evaluated on the device's request for it (the blueprints still hear of it, for drift)."""
+    facts: list[DeviceFactsChanged] = []
+    inventory: list[InventoryChanged] = []
+    device.enroll(client)
+    russet.events.subscribe(DeviceFactsChanged, facts.append)
+    russet.events.subscribe(InventoryChanged, inventory.append)
+    send = russet.devices.send_command
+    listed = send([device.udid], {"RequestType": "ProfileList"}, created_by="tests")["commands"][0]
+    assert _next(client, device) == listed["command_uuid"]
+    device.connect(client, device.report_message("Acknowledged", listed["command_uuid"], ProfileList=[]))
+    assert facts == []
+    assert [(e.request_type, e.facts) for e in inventory] == [("ProfileList", False)]
+
+    info = send([device.udid], {"RequestType": "DeviceInformation"}, created_by="tests")["commands"][0]
+    assert _next(client, device) == info["command_uuid"]
+    answer = {"QueryResponses": {"DeviceName": "Alex's iPhone", "OSVersion": "17.4"}}
+    device.connect(client, device.report_message("Acknowledged", info["command_uuid"], **answer))
+    assert [e.device_ids for e in facts] == [(device.udid,)]
+    assert [(e.request_type, e.facts) for e in inventory[1:]] == [("DeviceInformation", True)]

@@ -83,6 +83,7 @@ from russet.kernel.events import (
     DeviceAwaitingConfiguration,
     DeviceFactsChanged,
     EventBus,
+    InventoryChanged,
 )
 from russet.kernel.tasks import PeriodicTask
 from russet.storage.db import utcnow
@@ -939,11 +940,18 @@ class BlueprintService:
             self.on_command_result(event.device_id, event.command_uuid, event.status, event.result)
 
     def on_facts_changed(self, event: DeviceFactsChanged) -> None:
-        """What these devices reported changed (a ProfileList showing drift, facts moving them
-        between smart groups, which the groups service re-evaluates first): reconcile them in the
-        next periodic pass, without waiting for a full one."""
+        """These devices' facts changed (enrollment, DeviceInformation: they may have moved between
+        smart groups, which the groups service re-evaluates first): reconcile them in the next
+        periodic pass, without waiting for a full one."""
         if event.device_ids and self.blueprints.any():
             self.items.mark_dirty(event.device_ids)
+
+    def on_inventory_changed(self, event: InventoryChanged) -> None:
+        """An answer brought inventory: a ProfileList or an app list may show drift, so the device
+        is reconciled in the next pass. An answer that changed facts came with DeviceFactsChanged,
+        which marked it already."""
+        if not event.facts and self.blueprints.any():
+            self.items.mark_dirty((event.device_id,))
 
     def on_command_result(
         self, device_id: str, command_uuid: str, status: str, result: Mapping[str, Any] | None

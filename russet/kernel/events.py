@@ -80,12 +80,14 @@ class CommandReported(Event):
 
 @dataclass(frozen=True)
 class InventoryChanged(Event):
-    """An acknowledged answer brought inventory that was merged into the device's facts
-    (published with that report's DeviceFactsChanged, which other causes publish too)."""
+    """An acknowledged answer brought inventory that was merged into the device's inventory
+    (a ProfileList, an app list, DeviceInformation...). `facts` is True when the answer is one device
+    facts are read from: a DeviceFactsChanged was published for it just before."""
 
     device_id: str
     enrollment_id: str
     request_type: str
+    facts: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,12 @@ from russet.mdm.ports import EnrollmentOrigins
 from russet.mdm.tables import enrollments, inventory
 from russet.storage.db import as_utc, reading
 
+# The answers device facts are read from (the DeviceInformation inventory section, beside the
+# enrollment's own columns): only these change a device's facts, so only these make the MDM core
+# publish DeviceFactsChanged (smart groups and declarations re-evaluated on the device's request).
+FACT_REQUEST_TYPES = frozenset({"DeviceInformation"})
+
+
 IN_CHUNK = 500
 
 

@@ -44,6 +44,7 @@ from russet.mdm.errors import (
     UnknownEnrollment,
     UnrecognizedDevice,
 )
+from russet.mdm.facts import FACT_REQUEST_TYPES
 from russet.mdm.identity import Identity
 from russet.mdm.messages import DEFAULT_MAX_RESULT_BYTES, check_in_message, report_message, stored_report
 from russet.mdm.ports import DeclarativeAnswers
@@ -104,7 +105,8 @@ class MdmService:
         self._user_authenticate = user_authenticate
         self._max_result_bytes = max_result_bytes
         self._reenroll_policy = reenroll_policy
-        # DeviceFactsChanged after enrollment and inventory changes, CommandAnswered for answers.
+        # DeviceFactsChanged after enrollment and fact (DeviceInformation) changes, InventoryChanged
+        # after every inventory answer, CommandAnswered for answers.
         self._events = events or EventBus()
         self._handlers: dict[str, Callable[[Identity, Channel, dict[str, Any]], bytes | None]] = {
             "Authenticate": self._authenticate,
@@ -320,9 +322,12 @@ class MdmService:
                 )
             )
         if result.inventory:  # the answer brought inventory (an answer without any changes no fact)
-            self._events.publish(DeviceFactsChanged((channel.device_id,)))
+            request_type = result.reported_type or ""
+            facts = request_type in FACT_REQUEST_TYPES
+            if facts:  # a ProfileList or an app list moves no smart group: no re-evaluation
+                self._events.publish(DeviceFactsChanged((channel.device_id,)))
             self._events.publish(
-                InventoryChanged(channel.device_id, channel.enrollment_id, result.reported_type or "")
+                InventoryChanged(channel.device_id, channel.enrollment_id, request_type, facts=facts)
             )
         if command_uuid and status != "Idle" and not result.stored:
             log.info(
