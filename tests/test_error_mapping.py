@@ -191,6 +191,7 @@ PROTOCOL_ADAPTERS = {
     "scep/http.py",
     "enrollment/http.py",
     "enrollment/account_http.py",  # account-driven enrollment: discovery, the challenge, sign-in
+    "enrollment/signin_http.py",  # sign-in during Setup Assistant (configuration_web_url)
     "vpp/notify.py",
     "apps/http.py",
     "bodylimit.py",

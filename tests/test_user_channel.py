@@ -126,7 +126,7 @@ def test_user_channel_target_by_short_name_from_the_cli(
     result = CliRunner().invoke(cli, ["device", "show", device.udid])
     assert result.exit_code == 0, result.output
     assert "user channels:" in result.output and device.user_channel(user) in result.output
-    assert "'escrowed': False" in result.output  # bootstrap token: present or absent only
+    assert '"escrowed": false' in result.output  # bootstrap token: present or absent only
     # An unknown user is named in the error, nothing is queued.
     result = CliRunner().invoke(cli, ["command", "send", f"{device.udid}:nobody", "--type", "ProfileList"])
     assert result.exit_code != 0 and f"{device.udid}:nobody" in result.output
