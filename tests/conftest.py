@@ -3,6 +3,7 @@ RUSSET_TEST_DATABASE_URL names one (each test then gets a schema of its own)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from russet.app import create_app
 from russet.config import Settings
 from russet.enrollment.profile import ProfileRequest, build_profile, signed_profile
 from russet.runtime import Russet
+from simulators.ade import TestAppleCA
 from simulators.device import Enrollment, SimDevice
 from tests.cli_support import cli_invoker
 
@@ -124,3 +126,20 @@ def device(make_device) -> SimDevice:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def api_headers(russet: Russet) -> dict[str, str]:
     return {"Authorization": f"Bearer {russet.storage.api_keys.create('tests')}"}
+
+
+# Apple's device CA stand-in: signs the MachineInfo of simulated ADE devices (simulators/ade.py).
+@pytest.fixture(scope="module")
+def apple() -> TestAppleCA:
+    return TestAppleCA.create()
+
+
+# Russet trusting that CA for ADE MachineInfo, with a client on its app.
+@pytest.fixture
+def ade(settings: Settings, apple: TestAppleCA, tmp_path: Path) -> Iterator[tuple[Russet, TestClient]]:
+    bundle = tmp_path / "ade-ca.pem"
+    bundle.write_bytes(apple.pem_bundle())
+    server = Russet.open(dataclasses.replace(settings, ade_ca_file=str(bundle)))
+    with TestClient(create_app(server), base_url=PUBLIC_URL) as c:
+        yield server, c
+    server.close()

@@ -46,11 +46,6 @@ PROFILE_TYPE = "application/x-apple-aspen-config"
 HEADER = "x-apple-aspen-deviceinfo"
 
 
-@pytest.fixture(scope="module")
-def apple() -> TestAppleCA:
-    return TestAppleCA.create()
-
-
 @pytest.fixture
 def provider() -> Iterator[OidcProvider]:
     idp = OidcProvider(redirect_uris=(CALLBACK,)).start()

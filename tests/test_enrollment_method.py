@@ -4,19 +4,15 @@ account) and who signed in for it: device facts and smart groups, the API device
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import plistlib
-from collections.abc import Callable, Collection, Iterator
-from pathlib import Path
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
 
-from russet.app import create_app
-from russet.config import Settings
 from russet.enrollment.tokens import EnrollmentRequestLog, Person
 from russet.kernel.errors import Invalid
 from russet.mdm.facts import MdmDeviceFacts
@@ -28,21 +24,6 @@ from tests.conftest import PUBLIC_URL, new_profile
 from tests.test_console import log_in
 
 ENROLL_URL = f"{PUBLIC_URL}/mdm/enroll"
-
-
-@pytest.fixture(scope="module")
-def apple() -> TestAppleCA:
-    return TestAppleCA.create()
-
-
-@pytest.fixture
-def ade(settings: Settings, apple: TestAppleCA, tmp_path: Path) -> Iterator[tuple[Russet, TestClient]]:
-    bundle = tmp_path / "ade-ca.pem"
-    bundle.write_bytes(apple.pem_bundle())
-    server = Russet.open(dataclasses.replace(settings, ade_ca_file=str(bundle)))
-    with TestClient(create_app(server), base_url=PUBLIC_URL) as c:
-        yield server, c
-    server.close()
 
 
 def challenge_of(profile: bytes) -> str:

@@ -301,11 +301,6 @@ def test_token_cli(run, russet: Russet, client: TestClient) -> None:  # type: ig
 # -- ADE: Apple-signed MachineInfo -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def apple() -> TestAppleCA:
-    return TestAppleCA.create()
-
-
 @pytest.fixture
 def ade_settings(settings: Settings, apple: TestAppleCA, tmp_path: Path) -> Settings:
     bundle = tmp_path / "ade-ca.pem"

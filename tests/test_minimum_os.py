@@ -4,10 +4,8 @@ runs the version named; the setting through the API and the CLI, audited, bad in
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from sqlalchemy import insert
 
 from russet.abm.tables import abm_devices, abm_profiles, abm_servers
 from russet.access.roles import Role
-from russet.app import create_app
 from russet.blueprints.service import BlueprintSpec
 from russet.config import Settings
 from russet.enrollment.minimum_os import (
@@ -38,21 +35,6 @@ from tests.conftest import PUBLIC_URL
 
 ENROLL_URL = f"{PUBLIC_URL}/mdm/enroll"
 API = "/api/v1/enrollment/minimum-os"
-
-
-@pytest.fixture(scope="module")
-def apple() -> TestAppleCA:
-    return TestAppleCA.create()
-
-
-@pytest.fixture
-def ade(settings: Settings, apple: TestAppleCA, tmp_path: Path) -> Iterator[tuple[Russet, TestClient]]:
-    bundle = tmp_path / "ade-ca.pem"
-    bundle.write_bytes(apple.pem_bundle())
-    server = Russet.open(dataclasses.replace(settings, ade_ca_file=str(bundle)))
-    with TestClient(create_app(server), base_url=PUBLIC_URL) as c:
-        yield server, c
-    server.close()
 
 
 def count(russet: Russet, table: Any) -> int:

@@ -6,9 +6,7 @@ the victim changes."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,21 +189,6 @@ def test_a_renewed_identity_re_authenticates(client: TestClient, russet: Russet)
     device.enrollment.renew(client)
     assert device.connect(client, device.report_message("Idle")).status_code == 200
     assert authenticate(client, device).status_code == 200
-
-
-@pytest.fixture(scope="module")
-def apple() -> TestAppleCA:
-    return TestAppleCA.create()
-
-
-@pytest.fixture
-def ade(settings: Settings, apple: TestAppleCA, tmp_path: Path) -> Iterator[tuple[Russet, TestClient]]:
-    bundle = tmp_path / "ade-ca.pem"
-    bundle.write_bytes(apple.pem_bundle())
-    server = Russet.open(dataclasses.replace(settings, ade_ca_file=str(bundle)))
-    with TestClient(create_app(server), base_url=PUBLIC_URL) as c:
-        yield server, c
-    server.close()
 
 
 def test_an_ade_device_re_enrolls_with_the_identity_issued_for_it(
