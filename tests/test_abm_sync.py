@@ -288,6 +288,7 @@ def test_bad_answers_to_the_full_fetch_apply_nothing(
     [
         ({"op_type": "renamed"}, "op_type should be one of added, modified, deleted; got 'renamed'"),
         ({}, "op_type should be one of added, modified, deleted; got none"),
+        ({"op_type": ["added"]}, r"op_type should be one of added, modified, deleted; got \['added'\]"),
     ],  # fmt: skip
 )
 def test_unknown_op_type_in_a_sync_page_applies_nothing(

@@ -186,3 +186,14 @@ def test_install_api(setup: Setup) -> None:
     bad = client.post("/api/v1/apps/install", headers=headers, json={"device": device.udid, "adam_id": "7"})
     assert bad.status_code == 404 and "adamId 7" in bad.json()["detail"]
     assert client.post("/api/v1/apps/install", json={"device": "x", "adam_id": "1"}).status_code == 401
+
+
+@pytest.mark.parametrize("status", ["DONE", None, ["COMPLETE"], {"a": 1}])
+def test_an_event_status_apple_could_not_have_sent_is_a_protocol_error(status: object) -> None:
+    """eventStatus is a string of three values; anything else (a list is not even hashable) is
+    Apple's answer refused with the reason, never a TypeError."""
+    from russet.vpp import records
+    from russet.vpp.errors import ProtocolError
+
+    with pytest.raises(ProtocolError, match="expected PENDING, COMPLETE or FAILED"):
+        records.status_outcome({"eventStatus": status})

@@ -159,7 +159,7 @@ def _device(
         data.append(Datum(name, value, serial))
     op_type, op_date = device.get("op_type"), device.get("op_date")
     if sync:
-        if op_type not in SYNC_OPS:
+        if not isinstance(op_type, str) or op_type not in SYNC_OPS:  # a list is not even hashable
             got = "none" if op_type is None else repr(op_type)
             raise ProtocolError(f"{where}: op_type should be one of added, modified, deleted; got {got}")
         data.append(Datum("op_type", op_type, serial))

@@ -192,7 +192,7 @@ def failure(error: Any, where: str) -> tuple[Failure, list[Datum]]:
 def status_outcome(body: dict[str, Any]) -> tuple[str, Outcome, list[Datum]]:
     """The event status answer: (PENDING | COMPLETE | FAILED, what it says, ledger datums)."""
     status = body.get("eventStatus")
-    if status not in EVENT_STATUSES:
+    if not isinstance(status, str) or status not in EVENT_STATUSES:  # a list is not even hashable
         raise ProtocolError(f"Apple sent eventStatus {status!r}; expected PENDING, COMPLETE or FAILED")
     outcome = Outcome(final=None if status == "PENDING" else status)
     event_type = body.get("eventType")
