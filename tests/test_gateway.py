@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from russet.apple.catalogue import CATALOGUE, UndeclaredField
-from russet.apple.connections import ConnectionRegistry, Disconnected
+from russet.apple.connections import ConnectionRegistry, Disconnected, ServiceHooks
 from russet.apple.gateway import AppleGateway, AppleUnavailable, Call, Datum
 from russet.apple.tables import ledger
 from russet.runtime import Russet
@@ -204,6 +204,50 @@ def test_disconnect_blocks_traffic_at_once(russet: Russet, peer: HttpsPeer, tls:
     with pytest.raises(Disconnected):
         run(send(gateway, peer.url))
     assert len(peer.received) == 1
+
+
+def test_a_refresh_that_read_before_connect_committed_does_not_undo_it(russet: Russet) -> None:
+    """Another thread's refresh may read the connections while this one's connect is uncommitted
+    (a background job, as the flaky Apps and Books test saw): it must not drop the connection."""
+    registry = ConnectionRegistry(russet.storage.engine, [])
+    with russet.storage.engine.begin() as conn:
+        registry.connect(conn, "abm", "main")
+        registry._refresh()  # reads without the uncommitted row
+        assert registry.is_active("abm", "main")
+    registry._refresh()  # after the commit the row is read as it is
+    assert registry.is_active("abm", "main")
+
+
+def test_a_connect_rolled_back_is_read_again(russet: Russet) -> None:
+    registry = ConnectionRegistry(russet.storage.engine, [])
+    with pytest.raises(KeyError), russet.storage.engine.begin() as conn:
+        registry.connect(conn, "abm", "main")
+        raise KeyError("set-up failed")
+    assert not registry.is_active("abm", "main")
+
+
+def test_a_refresh_during_disconnect_does_not_let_traffic_through(russet: Russet) -> None:
+    seen: list[bool] = []
+    registry: ConnectionRegistry
+
+    def purge(conn: object, name: str) -> dict[str, list[str]]:
+        registry._refresh()  # another thread's refresh while the purge runs, before it commits
+        seen.append(registry.is_active("abm", name))
+        return {}
+
+    hooks = ServiceHooks(
+        "abm",
+        destroy_credentials=lambda conn, name: {},
+        purge=purge,
+        apple_side=lambda name: [],
+        traces=lambda conn, name: {},
+    )
+    registry = ConnectionRegistry(russet.storage.engine, [hooks])
+    with russet.storage.engine.begin() as conn:
+        registry.connect(conn, "abm", "main")
+    registry.disconnect("abm", "main", purge=True)
+    assert seen == [False]
+    assert not registry.is_active("abm", "main")
 
 
 # Modules allowed to talk to the network: the gateway (Apple), and the console's OpenID Connect

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, event, func, insert, select, update
 
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.receipts import ReceiptRefused, ReceiptSeal
@@ -105,6 +106,15 @@ def _registry_rows(
     )
 
 
+@dataclass
+class _Pin:
+    """A change this process made to a connection's state; `settled` is when its transaction
+    ended (infinity while it runs)."""
+
+    active: bool
+    settled: float = math.inf
+
+
 class ConnectionRegistry:
     # Other processes learn of a disconnect within this many seconds; this one at once.
     REFRESH_SECONDS = 1.0
@@ -134,11 +144,13 @@ class ConnectionRegistry:
         self._events = events or EventBus()
         self._active: set[tuple[str, str]] = set()
         self._loaded_at = 0.0
+        self._pins: dict[tuple[str, str], _Pin] = {}
         self._lock = threading.Lock()
 
     # -- state the gateway checks -----------------------------------------------------------
 
     def _refresh(self) -> None:
+        started = time.monotonic()
         with reading(self._engine) as conn:
             rows = conn.execute(
                 select(apple_connections.c.service, apple_connections.c.name).where(
@@ -146,8 +158,38 @@ class ConnectionRegistry:
                 )
             ).all()
         with self._lock:
-            self._active = {(r.service, r.name) for r in rows}
-            self._loaded_at = time.monotonic()
+            active = {(r.service, r.name) for r in rows}
+            for key, pin in list(self._pins.items()):
+                if (key in active) == pin.active or pin.settled < started:
+                    del self._pins[key]  # what was read shows it, or was read after it settled
+                else:
+                    (active.add if pin.active else active.discard)(key)
+            self._active = active
+            self._loaded_at = started
+
+    def _pin(self, key: tuple[str, str], active: bool, conn: Connection | None = None) -> _Pin:
+        """Apply this process's own change at once, and keep it over refreshes that read before it
+        committed: a refresh on another thread may read the old row and would undo it. With `conn`
+        the change settles when that transaction ends (rolled back: it is dropped and re-read);
+        without, the caller settles it."""
+        pin = _Pin(active)
+        with self._lock:
+            (self._active.add if active else self._active.discard)(key)
+            self._pins[key] = pin
+        if conn is not None:
+            event.listen(conn, "commit", lambda _conn: self._settle(key, pin), once=True)
+            event.listen(conn, "rollback", lambda _conn: self._settle(key, pin, undone=True), once=True)
+        return pin
+
+    def _settle(self, key: tuple[str, str], pin: _Pin, *, undone: bool = False) -> None:
+        with self._lock:
+            if self._pins.get(key) is not pin:
+                return  # a later change of this process replaced it
+            if undone:
+                del self._pins[key]
+                self._loaded_at = 0.0  # the change never happened: read what is there
+            else:
+                pin.settled = time.monotonic()
 
     def is_active(self, service: str, name: str) -> bool:
         if time.monotonic() - self._loaded_at > self.REFRESH_SECONDS:
@@ -175,8 +217,7 @@ class ConnectionRegistry:
             ["service", "name"],
             ["status", "disconnected_at"],
         )
-        with self._lock:
-            self._active.add((service, name))
+        self._pin((service, name), True, conn)
 
     def withdraw(self, conn: Connection, service: str, name: str, previous: str | None) -> None:
         """Undo `connect` inside the caller's transaction when setting a connection up failed:
@@ -186,9 +227,7 @@ class ConnectionRegistry:
             conn.execute(delete(apple_connections).where(*where))
         else:
             conn.execute(update(apple_connections).where(*where).values(status=previous))
-        if previous != "active":
-            with self._lock:
-                self._active.discard((service, name))
+        self._pin((service, name), previous == "active", conn)
 
     def all(self) -> list[dict[str, Any]]:
         with reading(self._engine) as conn:
@@ -254,41 +293,48 @@ class ConnectionRegistry:
                 f"unknown service {service!r}; expected one of {', '.join(sorted(self._hooks))}"
             )
         with self.lease(service, name, "disconnect"):
-            # Block the gateway before anything else, so no request starts while we work.
-            with self._lock:
-                self._active.discard((service, name))
-            if purge and self._flush_ledger is not None:
-                self._flush_ledger()
-            now = utcnow()
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(apple_connections)
-                    .where(apple_connections.c.service == service, apple_connections.c.name == name)
-                    .values(status="disconnected", disconnected_at=now)
+            # Block the gateway before anything else, so no request starts while we work; a
+            # refresh must not bring it back before the disconnect commits, however long a purge.
+            pin = self._pin((service, name), False)
+            try:
+                return self._disconnect(service, name, hooks, purge=purge)
+            finally:
+                self._settle((service, name), pin)
+                self._loaded_at = 0.0  # what committed (or was rolled back) is read afresh
+
+    def _disconnect(self, service: str, name: str, hooks: ServiceHooks, *, purge: bool) -> dict[str, Any]:
+        """`disconnect`'s work, with the gateway already blocked."""
+        if purge and self._flush_ledger is not None:
+            self._flush_ledger()
+        now = utcnow()
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(apple_connections)
+                .where(apple_connections.c.service == service, apple_connections.c.name == name)
+                .values(status="disconnected", disconnected_at=now)
+            )
+            before = self._traces(conn, hooks, name)
+            destroyed = hooks.destroy_credentials(conn, name)
+            removed = {**hooks.purge(conn, name), **self._purge_own(conn, service, name)} if purge else {}
+            after = self._traces(conn, hooks, name)
+            left = {table: n for table, n in after.items() if n}
+            if purge and left:
+                # Raising rolls the whole transaction back: nothing is half purged, and the
+                # connection is as it was (this process re-reads which ones are active).
+                raise ConnectionRefused(
+                    f"purge of {service} {name!r} would leave rows in "
+                    + ", ".join(f"{t} ({n})" for t, n in sorted(left.items()))
+                    + "; nothing was deleted"
                 )
-                before = self._traces(conn, hooks, name)
-                destroyed = hooks.destroy_credentials(conn, name)
-                removed = {**hooks.purge(conn, name), **self._purge_own(conn, service, name)} if purge else {}
-                after = self._traces(conn, hooks, name)
-                left = {table: n for table, n in after.items() if n}
-                if purge and left:
-                    # Raising rolls the whole transaction back: nothing is half purged, and the
-                    # connection is as it was (this process re-reads which ones are active).
-                    self._loaded_at = 0.0
-                    raise ConnectionRefused(
-                        f"purge of {service} {name!r} would leave rows in "
-                        + ", ".join(f"{t} ({n})" for t, n in sorted(left.items()))
-                        + "; nothing was deleted"
-                    )
-                receipt = _receipt(service, name, now, destroyed, removed, purge, hooks.apple_side(name))
-                receipt["tables"] = {t: {"before": before[t], "after": after[t]} for t in sorted(before)}
-                if self._seal is not None:
-                    receipt = self._seal.sign(receipt)
-                conn.execute(
-                    insert(purge_receipts).values(
-                        service=service, connection=name, at=now, receipt=json.dumps(receipt, sort_keys=True)
-                    )
+            receipt = _receipt(service, name, now, destroyed, removed, purge, hooks.apple_side(name))
+            receipt["tables"] = {t: {"before": before[t], "after": after[t]} for t in sorted(before)}
+            if self._seal is not None:
+                receipt = self._seal.sign(receipt)
+            conn.execute(
+                insert(purge_receipts).values(
+                    service=service, connection=name, at=now, receipt=json.dumps(receipt, sort_keys=True)
                 )
+            )
         self._events.publish(ConnectionDisconnected(service, name, purge, receipt))
         return receipt
 
