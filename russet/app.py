@@ -83,7 +83,13 @@ def create_app(russet: Russet) -> ASGIApp:
         profiles, SecretBox.load(settings.data_dir, settings.master_key)
     )
     devices = [
-        *device_routes(russet.mdm, russet.identities, settings.max_body_bytes),
+        # SQLite: device requests on the event loop (see device_routes).
+        *device_routes(
+            russet.mdm,
+            russet.identities,
+            settings.max_body_bytes,
+            inline=russet.storage.engine.dialect.name == "sqlite",
+        ),
         *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
         *enrollment_routes(profiles, settings.max_body_bytes),
         *account_routes(russet.accounts, settings.max_body_bytes),
