@@ -8,12 +8,18 @@ what runs in the worker thread) and the whole ASGI app (routing, body reading, t
 Issue #18's hot-path work is judged by these numbers first, then confirmed side by side.
 
     python bench/device_path.py --backend both --devices 50 --rounds 40 --repeats 7
+    python bench/device_path.py --backend sqlite --command DeviceInformation --profile /tmp/trip.pstats
+
+`--command DeviceInformation` round-trips the command `vs_nanomdm.py` sends (three queries, the
+answer merged into the device's facts), ProfileList (the default) an inventory answer. `--profile`
+writes cProfile statistics of the round-trip phase (read with `python -m pstats FILE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import plistlib
 import sys
@@ -82,30 +88,66 @@ def _best(repeats: int, count: int, run: Callable[[], None]) -> float:
     return best * 1000
 
 
-async def _round_trips(russet: Russet, app: Any, sims: list[SimDevice], repeats: int) -> float:
-    """CPU (ms) per command round trip through the whole ASGI app: one ProfileList queued per
+# What each command's Acknowledged carries (DeviceInformation: what mdmb answers vs_nanomdm.py's).
+COMMANDS: dict[str, tuple[dict[str, Any], Callable[[SimDevice], dict[str, Any]]]] = {
+    "ProfileList": ({"RequestType": "ProfileList"}, lambda sim: {"ProfileList": []}),
+    "DeviceInformation": (
+        {"RequestType": "DeviceInformation", "Queries": ["DeviceName", "SerialNumber", "UDID"]},
+        lambda sim: {
+            "QueryResponses": {
+                "DeviceName": f"Bench {sim.serial}",
+                "SerialNumber": sim.serial,
+                "UDID": sim.udid,
+            }
+        },
+    ),
+}
+
+
+async def _round_trips(
+    russet: Russet,
+    app: Any,
+    sims: list[SimDevice],
+    repeats: int,
+    command: str,
+    profiler: cProfile.Profile | None,
+) -> float:
+    """CPU (ms) per command round trip through the whole ASGI app: one `command` queued per
     device (untimed, as are the signatures), then Idle (the command handed out) and its
     Acknowledged (stored, nothing next), the least over `repeats` runs."""
     best = float("inf")
+    body, answer = COMMANDS[command]
     for _ in range(repeats):  # runs inside the event loop: the queueing and signing are untimed
         ids = [sim.udid for sim in sims]
-        queued = russet.devices.send_command(ids, {"RequestType": "ProfileList"}, created_by="bench")
+        queued = russet.devices.send_command(ids, body, created_by="bench")
         uuid_of = {c["device"]: c["command_uuid"] for c in queued["commands"]}
         requests = []
         for sim in sims:
             requests.append(_signed(sim, sim.report_message("Idle")))
-            ack = sim.report_message("Acknowledged", uuid_of[sim.udid], ProfileList=[])
+            ack = sim.report_message("Acknowledged", uuid_of[sim.udid], **answer(sim))
             requests.append(_signed(sim, ack))
 
+        if profiler is not None:
+            profiler.enable()
         started = time.process_time()
         for request in requests:
             if await _call(app, request) != 200:
                 raise SystemExit("a command round trip was not answered 200")
         best = min(best, (time.process_time() - started) / len(sims))
+        if profiler is not None:
+            profiler.disable()
     return best * 1000
 
 
-def measure(backend: str, devices: int, rounds: int, repeats: int, metrics: bool = False) -> None:
+def measure(
+    backend: str,
+    devices: int,
+    rounds: int,
+    repeats: int,
+    metrics: bool = False,
+    command: str = "ProfileList",
+    profile: Path | None = None,
+) -> None:
     with fresh_database(backend) as url, tempfile.TemporaryDirectory() as data:
         settings = Settings.from_env(
             {
@@ -145,7 +187,10 @@ def measure(backend: str, devices: int, rounds: int, repeats: int, metrics: bool
                         if await _call(app, request) != 200:
                             raise SystemExit(f"an Idle check-in was not answered 200 ({backend})")
                     best = min(best, (time.process_time() - started) / len(idles))
-                return best * 1000, await _round_trips(russet, app, sims, repeats)
+                trip = await _round_trips(russet, app, sims, repeats, command, profiler)
+                return best * 1000, trip
+
+            profiler = cProfile.Profile() if profile is not None else None
 
             handler = _best(repeats, len(parsed), handler_only)
             asgi, trip = asyncio.run(whole_app())
@@ -155,8 +200,12 @@ def measure(backend: str, devices: int, rounds: int, repeats: int, metrics: bool
                 f"({devices} devices x {rounds} rounds, min of {repeats})"
             )
             print(
-                f"{backend:9} command round trip (Idle -> command, Acknowledged -> none): {trip:.3f} ms CPU"
+                f"{backend:9} {command} round trip (Idle -> command, Acknowledged -> none): {trip:.3f} ms CPU"
             )
+            if profiler is not None and profile is not None:
+                out = profile.with_name(f"{profile.stem}-{backend}{profile.suffix}")
+                profiler.dump_stats(out)
+                print(f"{backend:9} round trips profiled (cProfile, slower than unprofiled): {out}")
         finally:
             russet.close()
 
@@ -170,11 +219,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--metrics", action="store_true", help="with RUSSET_METRICS=on (its middleware)")
+    parser.add_argument(
+        "--command", choices=sorted(COMMANDS), default="ProfileList", help="command round-tripped"
+    )
+    parser.add_argument("--profile", type=Path, help="cProfile the round trips into FILE-<backend>.pstats")
     args = parser.parse_args()
     os.environ.setdefault("RUSSET_ACCESS_LOG", "off")
     print(f"load average before: {load_average()}")
     for backend in ("sqlite", "postgres") if args.backend == "both" else (args.backend,):
-        measure(backend, args.devices, args.rounds, args.repeats, args.metrics)
+        measure(backend, args.devices, args.rounds, args.repeats, args.metrics, args.command, args.profile)
     print(f"load average after: {load_average()}")
 
 
