@@ -441,6 +441,8 @@ class BlueprintService:
         scope of a blueprint listing declarations (only `device_ids`, when given). Scopes are read
         in bulk, one query per blueprint, never device by device; ADE profiles count as for the
         other items. A declaration belongs to one blueprint, so no device gets one from two."""
+        if not self.blueprints.has_items_of(DECLARATION):
+            return {}  # the common case, asked on every facts change: one indexed read
         listing = [bp for bp in self.blueprints.all() if any(it.kind == DECLARATION for it in bp.items)]
         if not listing:
             return {}

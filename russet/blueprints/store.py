@@ -19,6 +19,7 @@ from sqlalchemy import (
     Engine,
     String,
     and_,
+    bindparam,
     delete,
     false,
     insert,
@@ -49,6 +50,8 @@ from russet.storage.db import HotRead, as_utc
 
 _b, _i, _s = blueprints.c, blueprint_items.c, blueprint_scopes.c
 _d, _v, _r = blueprint_device_items.c, blueprint_devices.c, blueprint_runs.c
+_ANY_BLUEPRINT = HotRead(select(_b.id).limit(1))
+_ANY_ITEM_OF = HotRead(select(_i.id).where(_i.kind == bindparam("kind")).limit(1))
 
 PASS = "pass"  # the blueprint_runs row of the reconcile pass
 BOOL = Boolean()
@@ -132,9 +135,13 @@ class BlueprintStore:
         ]
 
     def any(self) -> bool:
-        """Whether there is a blueprint at all (else device changes need no reconcile)."""
-        with self.engine.connect() as conn:
-            return conn.execute(select(_b.id).limit(1)).first() is not None
+        """Whether there is a blueprint at all (else device changes need no reconcile). Asked in
+        device requests, so read on a pooled cursor (HotRead)."""
+        return _ANY_BLUEPRINT.first(self.engine, {}) is not None
+
+    def has_items_of(self, kind: str) -> bool:
+        """Whether any blueprint lists an item of `kind` (a pooled cursor's read, as `any`)."""
+        return _ANY_ITEM_OF.first(self.engine, {"kind": kind}) is not None
 
     def all(self) -> list[BlueprintRow]:
         with self.engine.connect() as conn:

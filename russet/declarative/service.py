@@ -527,8 +527,10 @@ class DeclarativeService:
     def refresh(self, device_ids: Collection[str] | None = None) -> dict[str, int]:
         """Recompute the effective sets (of these devices, or all), store those that changed, and
         command each device whose set is not the one last commanded (or that enrolled again)."""
-        assignments = self._store.assignments()
         from_blueprints = self._blueprints.declaration_scope(device_ids) if self._blueprints else {}
+        if not from_blueprints and device_ids is not None and not self._store.anything_for(device_ids):
+            return {"changed": 0, "commanded": 0}  # asked on every facts change: a few indexed reads
+        assignments = self._store.assignments()
         current = self._store.device_sets(device_ids)
         if not assignments and not current and not from_blueprints:
             return {"changed": 0, "commanded": 0}  # nothing declared for them: the common case, cheap

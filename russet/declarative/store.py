@@ -23,10 +23,12 @@ from russet.declarative.tables import (
     ddm_devices,
 )
 from russet.storage import bulk
-from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.db import HotRead, as_utc, reading, utcnow
 
 CHUNK = 2000
 D = ddm_declarations.c
+_ANY_ASSIGNMENT = HotRead(select(ddm_assignments.c.declaration_id).limit(1))
+_SET_OF = HotRead(select(ddm_devices.c.device_id).where(ddm_devices.c.device_id == bindparam("device")))
 _SET_FIELDS = [("device_id", bulk.TEXT), ("declaration_ids", bulk.TEXT), ("declarations_token", bulk.TEXT)]
 _CLAIM_FIELDS = [
     ("device_id", bulk.TEXT),
@@ -261,6 +263,16 @@ class DeclarationStore:
                 select(c.declaration_ids, c.declarations_token, c.updated_at).where(c.device_id == device_id)
             ).first()
         return None if row is None else (json.loads(row[0]), row[1], as_utc(row[2]))
+
+    def anything_for(self, device_ids: Collection[str]) -> bool:
+        """Whether any declaration is assigned at all, or any of these devices has a set; if not,
+        refreshing them has nothing to do. Asked on every facts change (in device requests), so
+        for one device it is two indexed reads on pooled cursors (HotRead)."""
+        if _ANY_ASSIGNMENT.first(self._engine, {}) is not None:
+            return True
+        if len(device_ids) == 1:
+            return _SET_OF.first(self._engine, {"device": next(iter(device_ids))}) is not None
+        return bool(self.device_sets(device_ids))
 
     def device_sets(self, device_ids: Collection[str] | None) -> dict[str, dict[str, Any]]:
         """device id -> its row's set, token and command state (every row when None)."""

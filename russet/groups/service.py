@@ -373,6 +373,8 @@ class GroupService:
 
     def refresh(self, device_ids: Collection[str]) -> None:
         """Re-evaluate every smart group for these devices only."""
+        if not self._store.has_smart():
+            return  # runs in device requests: with no smart group, one indexed read
         graph = _Graph(self._store.all())
         self._evaluate(graph, graph.order(), set(device_ids))
 

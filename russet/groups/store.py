@@ -18,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from russet.groups.tables import group_members, groups
 from russet.kernel.errors import Conflict
-from russet.storage.db import as_utc, reading, utcnow
+from russet.storage.db import HotRead, as_utc, reading, utcnow
+
+_ANY_SMART = HotRead(select(groups.c.id).where(groups.c.kind == "smart").limit(1))
 
 IN_CHUNK = 500  # ids per IN (...) list: SQLite allows 32,766 parameters, and small lists plan well
 INSERT_CHUNK = 5000
@@ -100,6 +102,11 @@ class GroupStore:
                 )
             ).all()
         return {name: group_id for group_id, name in rows}, {group_id for group_id, _ in rows}
+
+    def has_smart(self) -> bool:
+        """Whether any smart group exists (else a device's new facts move it nowhere). Asked in
+        device requests, so read on a pooled cursor (HotRead)."""
+        return _ANY_SMART.first(self._engine, {}) is not None
 
     def all(self) -> list[dict[str, Any]]:
         """Every group (id, name, kind, query): the dependency graph of smart groups is built from it."""
