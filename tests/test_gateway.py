@@ -265,8 +265,15 @@ NETWORK_MODULES = {
     "urllib3",
     "ssl",
 }
-# russet/cli/listen.py binds the server's listening socket: it accepts, it never connects.
-ALLOWED = {"russet/apple", "russet/access/sso.py", "russet/webhooks/sender.py", "russet/cli/listen.py"}
+# russet/cli/listen.py binds the server's listening socket, and russet/cli/supervisor.py takes it
+# over by descriptor (`russet serve --workers N`): they accept, they never connect.
+ALLOWED = {
+    "russet/apple",
+    "russet/access/sso.py",
+    "russet/webhooks/sender.py",
+    "russet/cli/listen.py",
+    "russet/cli/supervisor.py",
+}
 
 
 def test_only_the_gateway_opens_connections() -> None:

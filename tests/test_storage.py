@@ -58,3 +58,12 @@ def test_migrations_form_one_line_of_history() -> None:
     revisions = list(script.walk_revisions())
     assert [r.down_revision for r in revisions[:-1]] == [r.revision for r in revisions[1:]]
     assert revisions[-1].down_revision is None
+
+
+def test_the_head_read_without_alembic_is_alembics() -> None:
+    """Opening a migrated database does not import Alembic; its head must still be Alembic's."""
+    from alembic.script import ScriptDirectory
+
+    from russet.storage.db import MIGRATIONS_DIR, head_revision
+
+    assert head_revision() == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()

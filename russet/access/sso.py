@@ -16,18 +16,16 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from typing import TYPE_CHECKING, Any
 
 from russet.access.roles import Role
 from russet.kernel.errors import Invalid, Refused, UpstreamFailed
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx, authlib and joserfc (~7 MB) are imported where a sign-on uses them, not by every server
+# worker: most installations configure no provider, and the rest sign in rarely.
 
 CACHE_SECONDS = 3600
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -70,6 +68,8 @@ class SingleSignOn:
         self._metadata: tuple[float, dict[str, Any]] | None = None
 
     def _get_json(self, url: str) -> Any:
+        import httpx
+
         try:
             with httpx.Client(timeout=self._timeout) as client:
                 response = client.get(url, headers={"Accept": "application/json"})
@@ -107,6 +107,10 @@ class SingleSignOn:
 
     def start(self) -> tuple[str, Pending]:
         """The provider's authorization URL to send the browser to, and what to keep until it returns."""
+        from authlib.common.security import generate_token
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         meta = self.metadata()
         pending = Pending(state=generate_token(32), nonce=generate_token(32), verifier=generate_token(64))
         url = prepare_grant_uri(
@@ -132,6 +136,9 @@ class SingleSignOn:
         code = params.get("code")
         if not code:
             raise Invalid("the sign-on answer has no code")
+        import httpx
+        from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
         meta = self.metadata()
         body = prepare_token_request(
             "authorization_code",
@@ -159,6 +166,10 @@ class SingleSignOn:
         return self._identity(id_token, pending.nonce, meta)
 
     def _identity(self, id_token: str, nonce: str, meta: Mapping[str, Any]) -> Identity:
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         keys = self._get_json(meta["jwks_uri"])
         try:
             token = jwt.decode(id_token, KeySet.import_key_set(keys), algorithms=list(ALGORITHMS))

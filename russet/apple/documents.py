@@ -1,8 +1,8 @@
 """The ledger's documents for people: the Intune-shaped table as text, CSV and PDF, its chart as
 inline SVG, and a subject's right-of-access export as PDF.
 
-PDF with fpdf2 (pure Python, maintained, no system libraries); its core fonts speak Latin-1, so
-other characters are replaced by "?" in the PDF (the JSON export keeps them).
+The PDFs are drawn by russet/apple/pdf.py, imported when one is made: fpdf2 costs a server
+process ~22 MB of memory that serving devices never needs.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import io
 from html import escape
 from typing import Any
 
-from fpdf import FPDF
-from fpdf.fonts import FontFace
-
 from russet.apple.catalogue import SERVICE_NAMES
 from russet.apple.reference import SERVICE_LABELS
 from russet.apple.report import TABLE_COLUMNS
@@ -23,7 +20,7 @@ from russet.apple.report import TABLE_COLUMNS
 COLOURS = {"apns": "#b5523b", "abm": "#3b6fb5", "vpp": "#4f9a4f", "activationlock": "#8a5db5"}
 
 
-def _cell(row: dict[str, Any], key: str) -> str:
+def cell_text(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None:
         return ""
@@ -38,7 +35,7 @@ def table_csv(report: dict[str, Any]) -> str:
     writer.writerow([title for _, title in TABLE_COLUMNS] + ["Note", "Russet fields"])
     for row in report["rows"]:
         writer.writerow(
-            [_cell(row, key) for key, _ in TABLE_COLUMNS] + [row["note"], " ".join(row["russet_fields"])]
+            [cell_text(row, key) for key, _ in TABLE_COLUMNS] + [row["note"], " ".join(row["russet_fields"])]
         )
     return out.getvalue()
 
@@ -47,7 +44,7 @@ def table_text(report: dict[str, Any], width: int = 48) -> str:
     """A plain-text rendering (used-for cut to `width`), then the summary and retention."""
     shown = [
         {
-            key: (_cell(r, key) if key != "used_for" else _cut(r["used_for"], width))
+            key: (cell_text(r, key) if key != "used_for" else _cut(r["used_for"], width))
             for key, _ in TABLE_COLUMNS
         }
         for r in report["rows"]
@@ -149,155 +146,15 @@ def chart_svg(timeline: list[dict[str, Any]], *, width: int = 760, height: int =
 # -- PDF -------------------------------------------------------------------------------------------
 
 
-def _latin(text: Any) -> str:
-    return str(text).replace("…", "...").replace("—", "-").encode("latin-1", "replace").decode("latin-1")
-
-
-class _Pdf(FPDF):
-    def __init__(self, title: str) -> None:
-        super().__init__(orientation="landscape", unit="mm", format="A4")
-        self._title = title
-        self.set_auto_page_break(auto=True, margin=12)
-        self.set_title(_latin(title))
-        self.set_creator("Russet")
-
-    def footer(self) -> None:
-        self.set_y(-10)
-        self.set_font("Helvetica", size=7)
-        self.cell(0, 5, _latin(f"{self._title} - page {self.page_no()}"), align="C")
-
-
-def _heading(pdf: _Pdf, text: str, size: int = 14) -> None:
-    pdf.set_font("Helvetica", style="B", size=size)
-    pdf.multi_cell(0, 7, _latin(text), new_x="LMARGIN", new_y="NEXT")
-
-
-def _para(pdf: _Pdf, text: str, size: int = 9) -> None:
-    pdf.set_font("Helvetica", size=size)
-    pdf.multi_cell(0, 4.5, _latin(text), new_x="LMARGIN", new_y="NEXT")
-
-
-def _grid(pdf: _Pdf, header: list[str], rows: list[list[str]], widths: tuple[float, ...]) -> None:
-    pdf.set_font("Helvetica", size=7)
-    with pdf.table(
-        col_widths=widths,
-        headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
-        line_height=3.6,
-        text_align="LEFT",
-    ) as grid:
-        line = grid.row()
-        for title in header:
-            line.cell(_latin(title))
-        for r in rows:
-            line = grid.row()
-            for value in r:
-                line.cell(_latin(value))
-
-
-def _bars(pdf: _Pdf, timeline: list[dict[str, Any]]) -> None:
-    services = list(SERVICE_NAMES)
-    x0, y0, w, h = pdf.l_margin, pdf.get_y() + 2, pdf.epw, 40
-    peak = max([sum(d[s] for s in services) for d in timeline] + [1])
-    step = w / max(len(timeline), 1)
-    for i, day in enumerate(timeline):
-        y = y0 + h
-        for s in services:
-            if not day[s]:
-                continue
-            bh = h * day[s] / peak
-            y -= bh
-            colour = COLOURS[s]
-            pdf.set_fill_color(int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
-            pdf.rect(x0 + i * step, y, max(step * 0.8, 0.3), bh, style="F")
-    pdf.set_draw_color(120, 120, 120)
-    pdf.line(x0, y0 + h, x0 + w, y0 + h)
-    pdf.set_font("Helvetica", size=7)
-    pdf.set_xy(x0, y0 + h + 1)
-    first, last = (timeline[0]["day"], timeline[-1]["day"]) if timeline else ("", "")
-    legend = "   ".join(f"{SERVICE_LABELS[s]}" for s in services)
-    pdf.cell(0, 4, _latin(f"{first} to {last}, peak {peak} rows/day. Colours: {legend}"))
-    pdf.ln(6)
-
-
 def table_pdf(report: dict[str, Any]) -> bytes:
-    pdf = _Pdf("What Russet tells Apple")
-    pdf.add_page()
-    _heading(pdf, 'What Russet tells Apple - laid out as "Data Intune sends to Apple"')
-    since = report.get("since") or "the beginning of the ledger"
-    _para(
-        pdf,
-        f"Generated {report['generated_at'][:19]} UTC; counts since {since}. "
-        f"Reference: {report['reference']}. "
-        "Counts are ledger rows (one per field per exchange), detail and kept counts together.",
-    )
-    _para(pdf, "Differs: " + ", ".join(f"{k} {v}" for k, v in report["summary"].items()))
-    _bars(pdf, report["timeline"])
-    header = [title for _, title in TABLE_COLUMNS] + ["Note"]
-    rows = [[_cell(r, key) for key, _ in TABLE_COLUMNS] + [r["note"]] for r in report["rows"]]
-    _grid(pdf, header, rows, (22, 30, 70, 15, 17, 26, 26, 17, 50))
-    pdf.ln(3)
-    _heading(pdf, "Retention", 11)
-    _grid(
-        pdf,
-        ["Service", "Detail kept", "Detail rows", "Counted rows", "Oldest detail", "Last applied"],
-        [
-            [
-                p["service_name"],
-                f"{p['detail_days']} days" if p["detail_days"] is not None else "until pruned",
-                str(p["detail_rows"]),
-                str(p["counted_rows"]),
-                (p["oldest_detail"] or "")[:19],
-                (p["applied_at"] or "")[:19],
-            ]
-            for p in report["retention"]
-        ],
-        (60, 30, 25, 25, 45, 45),
-    )
-    return bytes(pdf.output())
+    """The Intune-shaped table as PDF (see russet/apple/pdf.py)."""
+    from russet.apple import pdf  # fpdf, ~22 MB, only in a process that makes a PDF
+
+    return pdf.table_pdf(report)
 
 
 def subject_pdf(export: dict[str, Any]) -> bytes:
-    pdf = _Pdf(f"Right of access: {export['subject']}")
-    pdf.add_page()
-    _heading(pdf, f"What Russet exchanged with Apple about {export['subject']}")
-    _para(
-        pdf,
-        f"Generated {export['generated_at'][:19]} UTC. Values are never kept by Russet's ledger (only keyed "
-        "fingerprints), so this lists which data were exchanged, when, with which service and why.",
-    )
-    _heading(pdf, "Identifiers linked to the subject", 11)
-    _grid(
-        pdf,
-        ["Kind", "Identifier", "Known from"],
-        [[i["kind"], i["value"], i["source"]] for i in export["identifiers"]],
-        (40, 90, 143),
-    )
-    pdf.ln(2)
-    _heading(pdf, "Per service", 11)
-    _grid(
-        pdf,
-        ["Service", "Sent to Apple", "Received from Apple"],
-        [[s["service_name"], str(s["sent"]), str(s["received"])] for s in export["services"]]
-        or [["(nothing exchanged)", "0", "0"]],
-        (120, 60, 60),
-    )
-    pdf.ln(2)
-    _heading(pdf, f"Exchanges ({len(export['exchanges'])})", 11)
-    _grid(
-        pdf,
-        ["When (UTC)", "Service", "Direction", "Data", "Endpoint", "Why", "Status"],
-        [
-            [
-                e["at"][:19].replace("T", " "),
-                e["service"],
-                e["direction"],
-                e["field"],
-                e["endpoint"],
-                e["purpose"],
-                "" if e["status"] is None else str(e["status"]),
-            ]
-            for e in export["exchanges"]
-        ],
-        (30, 20, 18, 30, 55, 105, 15),
-    )
-    return bytes(pdf.output())
+    """A subject's right-of-access export as PDF (see russet/apple/pdf.py)."""
+    from russet.apple import pdf  # fpdf, ~22 MB, only in a process that makes a PDF
+
+    return pdf.subject_pdf(export)

@@ -19,9 +19,9 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -31,6 +31,9 @@ from russet.apple.connections import ConnectionRegistry
 from russet.apple.h2client import H2Client, HeaderTemplate
 from russet.apple.ledger import Ledger, LedgerCells, LedgerHead
 from russet.apple.wire import APNS_PROTOCOL_HEADERS, Refused, derive_received, derive_sent, norm
+
+if TYPE_CHECKING:
+    import httpx  # imported when a first request is sent: ~5 MB a worker that never calls Apple saves
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_ID_HEADERS = ("apns-id", "x-request-id", "x-apple-request-uuid", "x-apple-jingle-correlation-key")
@@ -134,6 +137,8 @@ class AppleGateway:
         cache_key = (call.service, call.connection, key_id, http2)
         client = self._clients.get(cache_key)
         if client is None:
+            import httpx
+
             client = httpx.AsyncClient(
                 verify=self.ssl_context(identity, http2=http2),
                 http2=http2,
@@ -310,10 +315,11 @@ class AppleGateway:
             return held[1]
         if held is not None:
             held[1].close()  # connections presenting the replaced certificate end now
-        parsed = httpx.URL(url)
-        if parsed.scheme != "https" or not parsed.host:
+        parsed = urlsplit(url)  # not httpx: pushing needs only the h2 client
+        if parsed.scheme != "https" or not parsed.hostname:
             raise ValueError(f"{url!r}: an https:// URL is needed")
-        client = H2Client(parsed.host, parsed.port or 443, self.ssl_context(identity, http2=True), **options)
+        context = self.ssl_context(identity, http2=True)
+        client = H2Client(parsed.hostname, parsed.port or 443, context, **options)
         self._h2[key] = (fingerprint, client)
         return client
 
@@ -390,6 +396,8 @@ class AppleGateway:
         retry: bool = True,
     ) -> httpx.Response:
         """Send one request for `call`, retrying what Apple asks to be retried; returns the last response."""
+        import httpx
+
         self.check(call)
         client = self._client(call, identity, http2)
         built = client.build_request(method, url, json=json, content=content, params=params, headers=headers)

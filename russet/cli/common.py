@@ -109,6 +109,20 @@ def cli_actor() -> str:
         return "cli:(unknown user)"
 
 
+def cli_audit_entry(path: str, target: str, code: int) -> AuditEntry:
+    """The audit row of CLI command `path` (e.g. "apikey create") that ended with exit `code`."""
+    outcome = "ok" if code == 0 else ("failed" if code == 75 else "refused")
+    return AuditEntry(
+        actor=cli_actor(),
+        surface="cli",
+        action=f"cli {path}",
+        target=target,
+        source=platform.node(),
+        outcome=outcome,
+        status=code,
+    )
+
+
 class AuditedGroup(click.Group):
     """The `russet` group: after a command that opened Russet (`open_russet`) and is not in
     READ_ONLY, one audit row with the OS user, the command, its arguments, the host and the
@@ -153,18 +167,7 @@ class AuditedGroup(click.Group):
             words.append(str(getattr(value, "name", value)))
         if ctx.meta.get(AUDIT_TARGET_META):
             words = [ctx.meta[AUDIT_TARGET_META]]
-        outcome = "ok" if code == 0 else ("failed" if code == 75 else "refused")
         try:
-            russet.access.record(
-                AuditEntry(
-                    actor=cli_actor(),
-                    surface="cli",
-                    action=f"cli {path}",
-                    target=" ".join(words),
-                    source=platform.node(),
-                    outcome=outcome,
-                    status=code,
-                )
-            )
+            russet.access.record(cli_audit_entry(path, " ".join(words), code))
         except Exception as exc:  # said, never hidden: the command itself is done
             print(f"warning: the audit log did not record this command: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from russet import __version__
+from russet.cli import supervisor
 from russet.cli.abm import abm
 from russet.cli.access import audit, role_choice, user
 from russet.cli.actions import COMMANDS as ACTION_COMMANDS
@@ -61,10 +62,6 @@ def cli() -> None:
 @handles_errors
 def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the MDM server and the admin API."""
-    import uvicorn
-
-    from russet.app import create_app
-
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The socket first: a port in use is one line before anything else happens, and the banner
     # below names the address actually bound (--port 0 picks a free one).
@@ -87,16 +84,19 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     click.echo(f"Devices reach it at {settings.public_url}/mdm/checkin and /mdm/connect; API at /api/v1")
     click.echo(f"Console at {settings.public_url}/console")
     if workers == 1:
+        import uvicorn
+
+        from russet.app import create_app
+
         config = uvicorn.Config(create_app(russet), log_level=log_level, access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
     else:
-        from uvicorn.supervisors import Multiprocess
-
+        # The parent only supervises the workers: it becomes a fresh interpreter holding uvicorn
+        # alone (same pid, same socket), not the ~140 MB of the CLI and Russet (russet/cli/supervisor.py).
         russet.close()
-        config = uvicorn.Config(
-            "russet.app:app_from_env", factory=True, workers=workers, log_level=log_level, access_log=False
-        )
-        Multiprocess(config, sockets=[sock]).run()  # what uvicorn.run does, on the socket bound above
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, supervisor.command(sock, workers, log_level))
 
 
 def _safe_url(url: str) -> str:

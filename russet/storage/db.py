@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import collections
 import contextlib
 import fcntl
 import functools
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command as alembic_command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from russet.kernel.errors import Conflict
 from russet.storage.secretbox import DataDirError, SecretBox, private_dir
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_lock(class, object) key for the first start: a fixed class, and the schema's hash as
@@ -31,6 +32,8 @@ _PG_LOCK_CLASS = 0x52555354  # "RUST"
 # The largest id a BIGINT column holds: a larger one makes PostgreSQL (and SQLite from 2**63) raise
 # instead of finding nothing, so services and request models check ids against it first.
 MAX_DB_INT = 2**63 - 1
+# SQLite's memory in one process, all connections together (see _sqlite_pragmas), in bytes.
+SQLITE_HEAP_LIMIT = 32 * 1024 * 1024
 
 
 def utcnow() -> datetime:
@@ -60,6 +63,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # inserts at random places, and with the default cache a bulk write re-reads most of their
     # pages (measured: ~20% of the ledger writer's CPU). A ceiling, filled only as pages are read.
     cur.execute("PRAGMA cache_size=-32768")
+    # ...but the pool holds up to 48 connections, and each one that reads a 100,000-device table
+    # (the API's device list, the push sweep's scan) fills its own cache: measured, a server worker
+    # grew by 30-50 MB, and four threads walking the devices grew a process by 100 MB. This caps
+    # the page caches of all the process's connections together (process-wide, SQLite's soft heap
+    # limit: past it, a connection reuses its own pages instead of allocating), so a worker's
+    # memory does not grow with the fleet while one bulk writer can still have its 32 MiB.
+    cur.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
     cur.close()
 
 
@@ -203,21 +213,49 @@ class Migration:
 
 
 def _alembic_config(box: SecretBox | None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["box"] = box  # for data migrations that seal secrets (0009b)
     return cfg
 
 
+# Alembic (~10 MB of memory) is imported only to apply migrations: a server worker starting on a
+# database already at head (`russet serve` migrated it first) reads the revision with one SELECT
+# and finds the head from the migration files' own `revision = ...` lines.
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _revision_ids(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @functools.cache
 def head_revision() -> str:
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision among the migration files (the one no other revises), as Alembic's
+    ScriptDirectory would say (tests/test_storage.py checks they agree), without importing it."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        found = dict((m[0], ast.literal_eval(m[1])) for m in _REVISION_LINE.findall(path.read_text()))
+        if "revision" in found:
+            revisions.add(found["revision"])
+            revised.update(_revision_ids(found.get("down_revision")))
+    heads = revisions - revised
+    assert len(heads) == 1, f"migrations must have one head, found {sorted(heads)}"
+    return heads.pop()
 
 
 def current_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision the database is at (Alembic's version table), None for an empty database."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert len(rows) <= 1, f"the database has several heads: {rows}"
+    return rows[0] if rows else None
 
 
 def migrate(engine: Engine, box: SecretBox | None = None) -> Migration:
@@ -226,13 +264,16 @@ def migrate(engine: Engine, box: SecretBox | None = None) -> Migration:
     `box` seals clear secrets found by data migrations; without it they refuse to run on a
     database that holds any. Run it under `first_start_lock` when other processes may start too.
     """
-    cfg = _alembic_config(box)
-    script = ScriptDirectory.from_config(cfg)
     head = head_revision()
     with engine.begin() as conn:
         before = current_revision(conn)
         if before == head:
             return Migration(before, head, ())
+        from alembic import command as alembic_command
+        from alembic.script import ScriptDirectory
+
+        cfg = _alembic_config(box)
+        script = ScriptDirectory.from_config(cfg)
         cfg.attributes["connection"] = conn
         alembic_command.upgrade(cfg, "heads")
     pending = [r.revision for r in script.iterate_revisions(head, before)]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 
 @dataclass(frozen=True)
 class Sent:
@@ -24,6 +22,8 @@ class Sender:
         self._timeout = timeout
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
+        import httpx  # ~5 MB, in the one worker that delivers webhooks, when it first does
+
         try:
             with httpx.Client(timeout=self._timeout, follow_redirects=False, trust_env=False) as client:
                 response = client.post(url, content=body, headers=headers)
