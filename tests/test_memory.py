@@ -1,111 +1,111 @@
-"""What a server process holds in memory (issue #18: under 100 MB per worker): a worker imports
-only what serving needs, and the parent of `russet serve --workers N` only supervises.
+"""Hostile requests leave the server's memory where it was.
 
-Behaviour, not figures (memory is measured by bench/memory.py): the modules named here cost a
-process tens of MB and are loaded only where they are used.
+The requests go through the ASGI app in this process, and the process's peak resident set size
+(VmHWM, reset first through /proc/self/clear_refs) is compared with its size before: a binary
+reference bomb in a command result, an XML entity bomb, deep nesting, and 300 MB bodies streamed
+without a Content-Length to the API, the console sign-in and a device endpoint must together
+cost less than 50 MB. Before the limits, the API alone held 300 MB twice over, and the bomb
+expanded into 2**30 inventory items.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
+import asyncio
+import gc
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
+from fastapi.testclient import TestClient
 
-from russet.config import Settings
+from russet.app import create_app
 from russet.runtime import Russet
+from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, SimDevice
+from tests.conftest import PUBLIC_URL
+from tests.plist_fuzz import deep_binary, deep_xml, entity_bomb, reference_bomb
 
-ROOT = Path(__file__).resolve().parents[1]
-# Loaded on first use only: PDF reports, migrations, the PostgreSQL driver on SQLite, the HTTP
-# clients of Apple's services, webhooks and sign-on, and the command line.
-NOT_FOR_SERVING = ("fpdf", "alembic", "httpx", "authlib", "joserfc", "russet.cli", "russet.apple.pdf")
+STATUS = Path("/proc/self/status")
+MIB = 1024 * 1024
+HUGE = 300 * MIB
 
-WORKER = """
-import os, sys
-from russet.app import app_from_env
-app_from_env()
-heavy = [m for m in sys.argv[1:] if m in sys.modules]
-if os.environ["RUSSET_DATABASE_URL"].startswith("sqlite") and "psycopg" in sys.modules:
-    heavy.append("psycopg")
-print(",".join(heavy))
-"""
+pytestmark = pytest.mark.skipif(not STATUS.exists(), reason="needs Linux /proc to read the RSS")
 
 
-def _env(settings: Settings, **more: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "RUSSET_DATA_DIR": str(settings.data_dir),
-        "RUSSET_DATABASE_URL": settings.database_url,
-        "RUSSET_PUBLIC_URL": settings.public_url,
-        "RUSSET_PUSH_TOPIC": settings.push_topic or "",
-        **more,
-    }
+def kib(field: str) -> int:
+    found = re.search(rf"^{field}:\s+(\d+) kB", STATUS.read_text(), re.MULTILINE)
+    assert found is not None
+    return int(found.group(1))
 
 
-def test_a_worker_on_a_set_up_database_loads_nothing_it_does_not_serve_with(settings: Settings) -> None:
-    Russet.open(settings).close()  # as `russet serve` leaves it before starting its workers
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, *NOT_FOR_SERVING],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert out.stdout.strip() == "", f"a serving worker imported {out.stdout.strip()}"
-
-
-def test_a_worker_on_a_new_database_still_sets_it_up(settings: Settings) -> None:
-    """Workers started without `russet serve` migrate (Alembic loaded for that, under the lock)."""
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, "alembic"],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert out.stdout.strip() == "alembic"
-    Russet.open(settings, migrate_db=False).close()  # at head: NotMigrated otherwise
-
-
-def test_serve_with_workers_leaves_a_supervisor_and_records_its_run(settings: Settings) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "russet", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*command, "--log-level", "warning"],
-        env=_env(settings, RUSSET_PUBLIC_URL=url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def reset_peak() -> bool:
+    """Make VmHWM start again from the current RSS (Linux 4.0+); False where that is not allowed."""
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, "russet serve did not come up"
-            time.sleep(0.1)
-        # The same process, now a fresh interpreter supervising the workers, without the CLI.
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert b"russet.cli.supervisor" in cmdline
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0].decode()
-    assert f"Listening on {url} (2 workers)" in output
-    assert "Database migrated to" in output  # the banner, printed before the handover
-    russet = Russet.open(settings, migrate_db=False)
-    try:
-        rows = russet.access.audit_page(limit=10, surface="cli")["rows"]
-    finally:
-        russet.close()
-    assert [(r["action"], r["outcome"]) for r in rows] == [("cli serve", "ok")]
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+async def endless(total: int) -> AsyncIterator[bytes]:
+    chunk = b"x" * MIB  # the same object every time: the client holds 1 MiB, not `total`
+    for _ in range(total // MIB):
+        yield chunk
+
+
+def test_bombs_and_huge_bodies_leave_the_rss_within_50_mb(
+    client: TestClient, russet: Russet, device: SimDevice
+) -> None:
+    device.enroll(client)
+    [sent] = russet.devices.send_command(
+        [device.udid], {"RequestType": "InstalledApplicationList"}, created_by="t"
+    )["commands"]
+    uuid = sent["command_uuid"]
+    assert device.command_of(device.connect(client, device.report_message("Idle")))["CommandUUID"] == uuid  # type: ignore[index]
+    around = {"UDID": device.udid, "Status": "Acknowledged", "CommandUUID": uuid}
+
+    def signed(round: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
+        """The bombs, each signed by the enrolled device; `round` varies them, as check-ins may
+        not be replayed."""
+        bombs = [
+            ("connect", reference_bomb(30 + round, around, key="InstalledApplicationList")),
+            ("checkin", entity_bomb(12 + round)),
+            ("connect", deep_xml(10_000 + round)),
+            ("checkin", deep_binary(250 - round)),
+        ]
+        return [
+            (
+                "PUT",
+                f"/mdm/{kind}",
+                body,
+                device.signed_headers(body, CHECKIN_TYPE if kind == "checkin" else CONNECT_TYPE),
+            )
+            for kind, body in bombs
+        ]
+
+    app = create_app(russet)
+
+    async def send_all(requests: list[tuple[str, str, bytes, dict[str, str]]]) -> list[int]:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+            statuses = []
+            for method, path, body, headers in requests:
+                statuses.append((await http.request(method, path, content=body, headers=headers)).status_code)
+            for path in ("/api/v1/commands", "/console/login", "/mdm/connect"):
+                method = "PUT" if path.startswith("/mdm/") else "POST"
+                response = await http.request(method, path, content=endless(HUGE))
+                statuses.append(response.status_code)
+            return statuses
+
+    asyncio.run(send_all(signed(1)))  # once to load whatever is loaded lazily
+    requests = signed(0)
+    gc.collect()
+    before = kib("VmRSS")
+    exact = reset_peak()
+    statuses = asyncio.run(send_all(requests))
+    after = kib("VmHWM") if exact else kib("VmRSS")
+    print(f"peak RSS growth: {(after - before) / 1024:.1f} MB (exact peak: {exact})")
+    assert after - before < 50 * 1024, f"RSS grew by {(after - before) // 1024} MB"
+    assert statuses == [400, 400, 400, 400, 413, 413, 413]
+    assert russet.devices.show_command(uuid)["status"] == "sent"
