@@ -36,6 +36,7 @@ from russet.scep.http import scep_routes
 from russet.storage.secretbox import SecretBox
 from russet.vpp.notify import vpp_routes
 from russet.web.audit import Audited
+from russet.web.offload import Offload
 
 log = logging.getLogger("russet")
 
@@ -82,14 +83,11 @@ def create_app(russet: Russet) -> ASGIApp:
     signins = russet.enrollment.signin_server(
         profiles, SecretBox.load(settings.data_dir, settings.master_key)
     )
+    # SQLite: device requests and the admin API's light calls on the event loop (web/offload.py).
+    offload = Offload(inline=russet.storage.engine.dialect.name == "sqlite")
+    app.state.offload = offload
     devices = [
-        # SQLite: device requests on the event loop (see device_routes).
-        *device_routes(
-            russet.mdm,
-            russet.identities,
-            settings.max_body_bytes,
-            inline=russet.storage.engine.dialect.name == "sqlite",
-        ),
+        *device_routes(russet.mdm, russet.identities, settings.max_body_bytes, inline=offload.inline),
         *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
         *enrollment_routes(profiles, settings.max_body_bytes),
         *account_routes(russet.accounts, settings.max_body_bytes),
@@ -99,7 +97,7 @@ def create_app(russet: Russet) -> ASGIApp:
         *data_routes(russet.declarations),
     ]
     # Admin bodies: see bodylimit.ADMIN_LIMITS; actions that change something: the audit log.
-    front: ASGIApp = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access)))
+    front: ASGIApp = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access, offload)))
     if settings.metrics:  # off: not installed, /metrics answers 404
         metrics = Metrics.for_russet(russet)
         app.state.metrics = metrics

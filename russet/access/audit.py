@@ -2,9 +2,10 @@
 hash-chained so that an edited, removed or inserted row shows.
 
 Each row's hash is SHA-256 over its contents and the previous row's hash (`row_hash`); the first
-row's previous hash is `GENESIS`. Writers first update the single `audit_head` row (a row lock on
-PostgreSQL, the write lock on SQLite), then read the last hash, insert and move the head on, all in
-one transaction: concurrent writers queue, the chain never forks and sequence numbers have no gaps.
+row's previous hash is `GENESIS`. Writers first move the single `audit_head` row's sequence number
+on, reading back the last hash (a row lock on PostgreSQL, the write lock on SQLite), then insert
+and store the new hash, all in one transaction: concurrent writers queue, the chain never forks and
+sequence numbers have no gaps.
 
 Retention (`prune`) deletes rows older than the policy and, in the same transaction, appends an
 anchor row (`audit.retention`) naming the last removed row and its hash, so the remaining chain
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from russet.access.tables import audit_head, audit_log
 from russet.storage.db import reading, utcnow
@@ -31,6 +32,15 @@ OUTCOMES = ("ok", "denied", "refused", "failed")
 BATCH = 1000
 _WIDTHS = {"actor": 300, "action": 300, "target": 1000, "source": 300}
 MAX_DETAIL_CHARS = 4000
+# An append's statements, built once (see AuditLog._claim).
+_CLAIM = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=audit_head.c.seq + 1)
+    .returning(audit_head.c.seq, audit_head.c.hash)
+)
+_INSERT = insert(audit_log)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1).values(hash=bindparam("new_hash"))
 
 
 def stamp(when: datetime) -> str:
@@ -112,19 +122,28 @@ class AuditLog:
         with self._engine.begin() as conn:
             return self._append(conn, entry)
 
-    def _lock(self, conn: Connection) -> Any:
-        """Take the chain's lock (the head row) and return the head."""
+    def _lock(self, conn: Connection) -> None:
+        """Take the chain's lock (the head row) without appending (retention, before it reads)."""
         moved = conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq)
         ).rowcount
         if not moved:  # a database set up before the head row existed: the migration inserts it
             conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-        return conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
+
+    def _claim(self, conn: Connection) -> tuple[int, str]:
+        """Take the chain's lock and the next sequence number in one statement (UPDATE …
+        RETURNING: the new seq, and the hash not moved on yet, i.e. the previous row's); with the
+        insert and the head's new hash, an append is three statements, every admin change has one."""
+        claimed = conn.execute(_CLAIM).first()
+        if claimed is None:  # a database set up before the head row existed: the migration inserts it
+            conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+            return self._claim(conn)
+        return int(claimed.seq), str(claimed.hash)
 
     def _append(self, conn: Connection, entry: AuditEntry) -> int:
-        head = self._lock(conn)
+        seq, prev_hash = self._claim(conn)
         row: dict[str, Any] = {
-            "seq": int(head.seq) + 1,
+            "seq": seq,
             "at": stamp(self._clock()),
             "actor": _clip(entry.actor, _WIDTHS["actor"]),
             "surface": entry.surface[:16],
@@ -135,11 +154,11 @@ class AuditLog:
             "status": entry.status,
             "detail": _detail(entry.detail),
         }
-        row["prev_hash"] = head.hash
-        row["hash"] = row_hash(row, head.hash)
-        conn.execute(insert(audit_log).values(**row))
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
-        return int(row["seq"])
+        row["prev_hash"] = prev_hash
+        row["hash"] = row_hash(row, prev_hash)
+        conn.execute(_INSERT, row)
+        conn.execute(_MOVE_HEAD, {"new_hash": row["hash"]})
+        return seq
 
     def prune(self, older_than: datetime) -> int:
         """Delete rows recorded before `older_than`, anchoring the rest (see the module); how many."""

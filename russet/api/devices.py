@@ -4,6 +4,8 @@ refused takeovers).
 
 Handlers are plain `def`s (FastAPI runs them in its threadpool, where the synchronous storage
 belongs): they parse, call the service the CLI and the console share, and return its answer.
+Queueing a command, the call fleets and scripts make most, is the exception: it says where its
+service call runs (`russet.web.offload`), on the event loop when that is cheaper.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pydantic import Field
 from russet.access.roles import Role
 from russet.api.models import ApiModel
 from russet.mdm.admin import DEFAULT_OPENING
-from russet.web.deps import Caller, audit_note, mutations, require
+from russet.web.deps import Caller, audit_note, mutations, offload_of, require
 from russet.web.deps import russet_of as _russet
 
 # Operators manage devices and send commands: every route here that changes something is theirs.
 router = APIRouter(prefix="/api/v1", tags=["devices"], dependencies=[mutations(Role.OPERATOR)])
+# A command for at most this many devices is light work (russet.web.offload); more is a long write.
+LIGHT_COMMAND_TARGETS = 20
 
 
 class CommandRequest(ApiModel):
@@ -69,10 +73,13 @@ def device_commands(
 
 
 @router.post("/commands", status_code=201, summary="Queue a command for one or more devices")
-def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict[str, Any]:
+async def send_command(request: Request, caller: Caller, body: CommandRequest) -> dict[str, Any]:
     request_type = body.command.get("RequestType")
     audit_note(request.scope, target=f"{request_type} to {', '.join(body.devices[:20])}"[:1000])
-    return _russet(request).devices.send_command(body.devices, body.command, created_by=caller)
+    # The commonest admin call: for a few devices a few statements (light), for many a long write.
+    offload = offload_of(request)
+    run = offload.run if len(body.devices) <= LIGHT_COMMAND_TARGETS else offload.run_heavy
+    return await run(_russet(request).devices.send_command, body.devices, body.command, created_by=caller)
 
 
 @router.get("/commands/{command_uuid}", summary="A command's status and result, with its sibling deliveries")

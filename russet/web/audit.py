@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from russet.access.audit import AuditEntry, outcome_of
 from russet.access.service import AccessService
 from russet.web.deps import AUDIT_SLOT
+from russet.web.offload import THREADS, Offload
 
 log = logging.getLogger("russet")
 QUIET = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,9 +34,10 @@ def _target(scope: Scope, notes: dict[str, str]) -> str:
 
 
 class Audited:
-    def __init__(self, app: ASGIApp, access: AccessService) -> None:
+    def __init__(self, app: ASGIApp, access: AccessService, offload: Offload = THREADS) -> None:
         self.app = app
         self.access = access
+        self.offload = offload  # a row is three statements: light (russet.web.offload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in QUIET or not scope["path"].startswith(PREFIXES):
@@ -56,7 +57,7 @@ class Audited:
             await self.app(scope, receive, sending)
         finally:
             if notes.get("actor"):
-                await run_in_threadpool(self._record, scope, notes, status)
+                await self.offload.run(self._record, scope, notes, status)
 
     def _record(self, scope: Scope, notes: dict[str, str], status: int) -> None:
         route = scope.get("route")
