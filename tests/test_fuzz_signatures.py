@@ -28,6 +28,7 @@ from russet.mdm.errors import DeviceRequestError
 from russet.mdm.identity import IdentityVerifier, MdmSignatureSource, ReplayGuard
 from russet.mdm.proxy_cert import ProxyClientCertSource, UnreadableCertificate, parse_client_cert
 from russet.pki import SignatureError, issue_device_identity, sign_detached, verify_detached
+from russet.pki import cms as cms_module
 from russet.pki.ca import create_ca
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.scep_client import self_signed
@@ -80,6 +81,33 @@ def test_fuzz_verify_detached(signature: bytes, body: bytes) -> None:
     except SignatureError:
         return
     assert signed.content == body
+
+
+def _outcome(verify: object, signature: bytes, body: bytes) -> object:
+    try:
+        signed = verify(signature, body)  # type: ignore[operator]
+    except SignatureError as exc:
+        return type(exc)
+    return (signed.content, signed.certificate, signed.signing_time)
+
+
+@FUZZ
+@given(signatures(), st.one_of(st.just(BODY), mutated(BODY)))
+def test_fuzz_the_fast_reader_agrees_with_the_full_parse(signature: bytes, body: bytes) -> None:
+    """The device path's DER reader (`_verify_detached_fast`) either steps aside or gives what
+    the full asn1crypto parse gives: the same signer, content and time, or a refusal of the same
+    kind (SignatureError or its MalformedSignature) for the same bytes."""
+    full = _outcome(lambda sig, data: cms_module._guarded_verify(sig, data, fast=False), signature, body)
+    assert _outcome(verify_detached, signature, body) == full
+
+
+def test_the_fast_reader_reads_what_devices_send() -> None:
+    """RSA and EC signatures from the signer as devices make them are read without the full parse
+    (it would step aside on them otherwise, and the speed-up would be lost unnoticed)."""
+    for signature, cert in ((SIGNATURE, DEVICE_CERT), (EC_SIGNATURE, EC_CERT)):
+        assert cms_module._verify_detached_fast(signature, BODY).certificate == cert
+    with pytest.raises(cms_module._Unusual):  # an attached signature is not its shape
+        cms_module._verify_detached_fast(cms_module.sign_attached(BODY, DEVICE_CERT, DEVICE_KEY, []), BODY)
 
 
 class MemorySignatureLog:
