@@ -104,8 +104,14 @@ class _SqliteWriters:
 
 
 def reading(engine: Engine) -> Connection:
-    """A connection for reads only: on SQLite it does not take the write lock."""
-    return engine.connect().execution_options(readonly=True)
+    """A connection for reads only: on SQLite it does not take the write lock; on PostgreSQL it
+    runs without a transaction (autocommit), saving the BEGIN and ROLLBACK round trips around
+    every read. That changes nothing it sees: at READ COMMITTED, PostgreSQL's default and
+    Russet's, each statement reads its own snapshot, inside a transaction or not."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        return conn.execution_options(readonly=True, isolation_level="AUTOCOMMIT")
+    return conn.execution_options(readonly=True)
 
 
 class HotRead:
