@@ -30,7 +30,6 @@ from russet.enrollment.http import enrollment_routes
 from russet.enrollment.signin_http import signin_routes
 from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
-from russet.metrics import Metrics
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
 from russet.storage.secretbox import SecretBox
@@ -98,7 +97,9 @@ def create_app(russet: Russet) -> ASGIApp:
     ]
     # Admin bodies: see bodylimit.ADMIN_LIMITS; actions that change something: the audit log.
     front: ASGIApp = DeviceFront(Router(routes=devices), BodyLimit(Audited(app, russet.access, offload)))
-    if settings.metrics:  # off: not installed, /metrics answers 404
+    if settings.metrics:  # off: not installed, /metrics answers 404, prometheus_client not loaded
+        from russet.metrics import Metrics
+
         metrics = Metrics.for_russet(russet)
         app.state.metrics = metrics
         front = metrics.middleware(front)  # inside the access log: both see every request

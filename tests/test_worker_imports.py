@@ -22,8 +22,19 @@ from russet.runtime import Russet
 
 ROOT = Path(__file__).resolve().parents[1]
 # Loaded on first use only: PDF reports, migrations, the PostgreSQL driver on SQLite, the HTTP
-# clients of Apple's services, webhooks and sign-on, and the command line.
-NOT_FOR_SERVING = ("fpdf", "alembic", "httpx", "authlib", "joserfc", "russet.cli", "russet.apple.pdf")
+# clients of Apple's services, webhooks and sign-on, and the command line; never: SQLAlchemy's ORM
+# (Russet uses its Core); Prometheus' client only with RUSSET_METRICS=on (off in these settings).
+NOT_FOR_SERVING = (
+    "fpdf",
+    "alembic",
+    "httpx",
+    "authlib",
+    "joserfc",
+    "russet.cli",
+    "russet.apple.pdf",
+    "sqlalchemy.orm",
+    "prometheus_client",
+)
 
 WORKER = """
 import os, sys
@@ -52,7 +63,7 @@ def test_a_worker_on_a_set_up_database_loads_nothing_it_does_not_serve_with(sett
     Russet.open(settings).close()  # as `russet serve` leaves it before starting its workers
     out = subprocess.run(
         [sys.executable, "-c", WORKER, *NOT_FOR_SERVING],
-        env=_env(settings),
+        env=_env(settings, RUSSET_METRICS="off"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,20 +8,29 @@ statuses, connection names and days to expiry.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from russet.metrics import Metrics
 from russet.web.deps import Caller
+
+
+class Rendering(Protocol):
+    """What the route needs of `russet.metrics.Metrics`, named so that this module does not load
+    prometheus_client: the app installs it only where metrics are on (`russet.app`)."""
+
+    def render(self) -> tuple[bytes, str]: ...
+
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, _: Caller) -> Response:
-    found = getattr(request.app.state, "metrics", None)
-    if not isinstance(found, Metrics):
+    found: Rendering | None = getattr(request.app.state, "metrics", None)
+    if found is None:
         raise HTTPException(404, "Not Found")
     body, content_type = await run_in_threadpool(found.render)  # the gauges read the database
     return Response(body, media_type=content_type)
