@@ -197,9 +197,8 @@ def _check_signature(
     public_key = cert.public_key()
     scheme, name, pss, pss_hash = _signature_algorithm(algorithm_der)
     try:
-        if scheme == "rsassa_pss" and isinstance(public_key, rsa.RSAPublicKey):
-            assert pss is not None and pss_hash is not None  # noqa: S101 (set for rsassa_pss)
-            public_key.verify(signature, data, pss, pss_hash)
+        if pss is not None and pss_hash is not None and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, pss, pss_hash)  # set for rsassa_pss only
         elif scheme == "rsassa_pkcs1v15" and isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, data, padding.PKCS1v15(), digest)
         elif scheme == "ecdsa" and isinstance(public_key, ec.EllipticCurvePublicKey):
