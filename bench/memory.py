@@ -1,5 +1,6 @@
 """Memory of a `russet serve --workers N`: resident memory (VmRSS) of the parent and of each
-worker, on a fleet of enrolled devices, before and after serving device requests and the API.
+worker (and the part of it no other process shares), on a fleet of enrolled devices, before and
+after serving device requests and the API.
 
 Issue #18's target is under 100 MB per worker with 100,000 enrolled devices. The fleet is
 inserted straight into the database (bench/console.py's seed); a few real devices enroll over
@@ -54,6 +55,17 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def private_mib(pid: int) -> float:
+    """Memory only `pid` holds, in MiB (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup):
+    what one more worker costs. The rest of its RSS is pages shared with the other workers (the
+    shared libraries' code: SQLAlchemy's, pydantic's and cryptography's compiled modules...)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0.0
+    return sum(int(line.split()[1]) for line in lines if line.startswith("Private_")) / 1024
+
+
 def _is_tracker(pid: int) -> bool:
     """multiprocessing's resource tracker, which spawning uvicorn's workers starts beside them."""
     try:
@@ -63,9 +75,12 @@ def _is_tracker(pid: int) -> bool:
 
 
 def snapshot(label: str, parent: int) -> None:
-    """One line: the parent's RSS, each worker's, and multiprocessing's resource tracker's."""
+    """One line: the parent's RSS, each worker's (with its private part), and multiprocessing's
+    resource tracker's."""
     children = sorted(p for p in process_tree(parent) if p != parent)
-    workers = ", ".join(f"{rss_mib(p):.0f}" for p in children if not _is_tracker(p))
+    workers = ", ".join(
+        f"{rss_mib(p):.0f} ({private_mib(p):.0f} private)" for p in children if not _is_tracker(p)
+    )
     tracker = sum(rss_mib(p) for p in children if _is_tracker(p))
     print(f"  {label:<30} parent {rss_mib(parent):4.0f} MB; workers {workers} MB; tracker {tracker:.0f} MB")
 
