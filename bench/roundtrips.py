@@ -448,7 +448,7 @@ def profiling(pid: int, output: Path | None) -> Iterator[None]:
         raise BenchError("--profile needs py-spy (pip install py-spy, or set PY_SPY to its path)")
     fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(output.suffix, "raw")
     command = [binary, "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking"]
-    command += ["--rate", "100", "--format", fmt, "--output", str(output)]
+    command += ["--rate", os.environ.get("PY_SPY_RATE", "100"), "--format", fmt, "--output", str(output)]
     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)  # let it attach to every worker before the load starts
     try:

@@ -400,6 +400,18 @@ def _statements(dialect: str) -> dict[str, Any]:
             ids, _v.device_id == ids.c.device_id
         ),
         "settle": _upsert_marks(dialect, {"settled": marked.c.settled}, marked),
+        # Every answer to a command of a kind the reconciler queues asks these two (the device
+        # path: on pooled cursors): is it an item's command, or the device's re-check?
+        "by_command": HotRead(
+            select(*_read_columns(dialect)).where(
+                _d.device_id == bindparam("device"), _d.command_uuid == bindparam("uuid")
+            )
+        ),
+        "is_recheck": HotRead(
+            select(_v.device_id).where(
+                _v.device_id == bindparam("device"), _v.recheck_uuid == bindparam("uuid")
+            )
+        ),
         "unsettle": update(blueprint_devices)
         .where(_v.settled.is_not(None), _v.device_id.in_(select(ids.c.device_id)))
         .values(settled=None),
@@ -540,10 +552,7 @@ class DeviceItemStore:
     # -- command results -----------------------------------------------------------------------
 
     def by_command(self, device_id: str, command_uuid: str) -> Record | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(*_RECORD_COLUMNS).where(_d.device_id == device_id, _d.command_uuid == command_uuid)
-            ).first()
+        row = self._sql["by_command"].first(self.engine, {"device": device_id, "uuid": command_uuid})
         return None if row is None else _record(row)
 
     def settle(
@@ -584,7 +593,10 @@ class DeviceItemStore:
         return settled
 
     def recheck_answered(self, device_id: str, command_uuid: str) -> bool:
-        """The reconciler's ProfileList was answered: the device is due a reconcile."""
+        """The reconciler's ProfileList was answered: the device is due a reconcile. Most answers
+        are not a re-check: a read tells, so that they make no write transaction."""
+        if self._sql["is_recheck"].first(self.engine, {"device": device_id, "uuid": command_uuid}) is None:
+            return False
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(blueprint_devices)
