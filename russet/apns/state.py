@@ -128,8 +128,8 @@ def is_dead(dead_at: datetime | None, token_updated_at: datetime | None) -> bool
     return updated is None or updated <= as_utc(dead_at)  # type: ignore[operator]
 
 
-def _insert(conn: Connection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(apns_push)
+def _insert(dialect: str) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(apns_push)
 
 
 def request_pushes(conn: Connection, enrollment_ids: Iterable[str], now: datetime | None = None) -> None:
@@ -149,7 +149,7 @@ def request_pushes(conn: Connection, enrollment_ids: Iterable[str], now: datetim
 def _request_upsert(dialect: str) -> Any:
     """`request_pushes`' upsert, built once per dialect (every queued command writes one; building
     it, `excluded` included, cost more CPU than running it)."""
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(apns_push)
+    stmt = _insert(dialect)
     return stmt.on_conflict_do_update(
         index_elements=["enrollment_id"],
         set_={"requested_at": stmt.excluded.requested_at, "sweep_count": 0},
@@ -158,7 +158,7 @@ def _request_upsert(dialect: str) -> Any:
 
 def _ensure_rows(conn: Connection, ids: Sequence[str]) -> None:
     if ids:
-        stmt = _insert(conn).on_conflict_do_nothing(index_elements=["enrollment_id"])
+        stmt = _insert(conn.dialect.name).on_conflict_do_nothing(index_elements=["enrollment_id"])
         conn.execute(stmt, [{"enrollment_id": i, "sweep_count": 0, "attempts": 0} for i in ids])
 
 
@@ -424,7 +424,7 @@ class PushStateStore:
             again = [r.id for r in rows if r.has_row is not None]
             count = 0
             if fresh:
-                stmt = _insert(conn).on_conflict_do_nothing(index_elements=["enrollment_id"])
+                stmt = _insert(conn.dialect.name).on_conflict_do_nothing(index_elements=["enrollment_id"])
                 conn.execute(
                     stmt,
                     [
