@@ -129,6 +129,15 @@ def cancel_active(conn: Connection, device_id: str, reason: str) -> int:
 
 TARGET_BATCH = 500  # ids per IN (...) when reading command targets
 TARGET_SECTIONS = ("DeviceInformation", "SecurityInfo")  # what says which commands a device runs
+_EXISTING = select(enrollments.c.id).where(enrollments.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of `ids` are enrollments, read on `conn` (the command queue asks inside its
+    enqueue's transaction, the stores and services through `EnrollmentStore.existing`)."""
+    return set(conn.execute(_EXISTING, {"ids": ids}).scalars())
+
+
 # command_targets' reads, built once: every queued command makes them, and building a statement
 # cost SQLAlchemy more CPU than running it (measured on POST /api/v1/commands, bench/device_path.py).
 _TARGETS = select(
@@ -474,7 +483,7 @@ class EnrollmentStore:
 
     def existing(self, ids: list[str]) -> set[str]:
         with reading(self._engine) as conn:
-            return set(conn.execute(select(enrollments.c.id).where(enrollments.c.id.in_(ids))).scalars())
+            return existing_ids(conn, ids)
 
     def command_targets(self, ids: list[str]) -> dict[str, TargetFacts]:
         """What a command's targets are, in bulk (batches of `TARGET_BATCH` ids): each known id's

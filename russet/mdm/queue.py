@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal_column, or_, select, update
 
-from russet.mdm.enrollments import ACTIVE_STATUSES, merge_inventory
+from russet.mdm.enrollments import ACTIVE_STATUSES, existing_ids, merge_inventory
 from russet.mdm.tables import command_queue, commands, enrollments
 from russet.storage.db import HotRead, as_utc, reading, utcnow
 from russet.storage.secretbox import SecretBox, is_sealed
@@ -39,8 +39,7 @@ REPORT_STATUS = {
 # same command. The APNs sweep re-pushes devices holding such a command (russet.apns.state).
 RESEND_AFTER = timedelta(seconds=60)
 
-# The enqueue's statements, built once (building one cost SQLAlchemy more CPU than running it).
-_KNOWN = select(enrollments.c.id).where(enrollments.c.id.in_(bindparam("ids", expanding=True)))
+# The enqueue's insert, built once (building it cost SQLAlchemy more CPU than running it).
 _NEW_COMMAND = insert(commands).returning(commands.c.id)
 
 # Turns an acknowledged result into inventory: (request_type, report) -> (sections, summary) | None.
@@ -149,7 +148,7 @@ class CommandQueue:
         now = utcnow()
         secret = self._is_secret(request_type)
         with self._engine.begin() as conn:
-            found = set(conn.execute(_KNOWN, {"ids": ids}).scalars())
+            found = existing_ids(conn, ids)
             missing = [i for i in ids if i not in found]
             if missing:
                 raise UnknownDevices(missing)
