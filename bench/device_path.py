@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import os
@@ -26,7 +27,7 @@ import plistlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,19 @@ def _best(repeats: int, count: int, run: Callable[[], None]) -> float:
     return best * 1000
 
 
+@contextlib.contextmanager
+def _profiled(profiler: cProfile.Profile | None) -> Iterator[None]:
+    """`profiler` on for the block (a timed run), if there is one."""
+    if profiler is None:
+        yield
+        return
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+
+
 # What each command's Acknowledged carries (DeviceInformation: what mdmb answers vs_nanomdm.py's).
 COMMANDS: dict[str, tuple[dict[str, Any], Callable[[SimDevice], dict[str, Any]]]] = {
     "ProfileList": ({"RequestType": "ProfileList"}, lambda sim: {"ProfileList": []}),
@@ -128,15 +142,12 @@ async def _round_trips(
             ack = sim.report_message("Acknowledged", uuid_of[sim.udid], **answer(sim))
             requests.append(_signed(sim, ack))
 
-        if profiler is not None:
-            profiler.enable()
-        started = time.process_time()
-        for request in requests:
-            if await _call(app, request) != 200:
-                raise SystemExit("a command round trip was not answered 200")
-        best = min(best, (time.process_time() - started) / len(sims))
-        if profiler is not None:
-            profiler.disable()
+        with _profiled(profiler):
+            started = time.process_time()
+            for request in requests:
+                if await _call(app, request) != 200:
+                    raise SystemExit("a command round trip was not answered 200")
+            best = min(best, (time.process_time() - started) / len(sims))
     return best * 1000
 
 
@@ -160,15 +171,12 @@ async def _api_queueing(
     ]
     best = float("inf")
     for _ in range(repeats):
-        if profiler is not None:
-            profiler.enable()
-        started = time.process_time()
-        for call in calls:
-            if await _call(app, call, "POST") != 201:
-                raise SystemExit("queueing a command through the API was not answered 201")
-        best = min(best, (time.process_time() - started) / len(calls))
-        if profiler is not None:
-            profiler.disable()
+        with _profiled(profiler):
+            started = time.process_time()
+            for call in calls:
+                if await _call(app, call, "POST") != 201:
+                    raise SystemExit("queueing a command through the API was not answered 201")
+            best = min(best, (time.process_time() - started) / len(calls))
     return best * 1000  # (each run leaves one more command queued per device, as a busy fleet has)
 
 
