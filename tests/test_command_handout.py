@@ -9,7 +9,6 @@ import plistlib
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,6 +32,7 @@ from russet.runtime import Russet
 from russet.storage.db import utcnow
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import TOPIC
+from tests.serve_support import free_port, wait_until_serving
 
 IDLE = Report("Idle", None, b"", {})
 
@@ -161,14 +161,6 @@ def test_a_device_seen_with_nothing_waiting_is_not_pushed(russet: Russet) -> Non
 # -- several server processes, real HTTP -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(russet: Russet, settings: Any) -> Iterator[str]:
     """`russet serve --workers 2` on the test's data directory and database."""
@@ -199,16 +191,7 @@ def served(russet: Russet, settings: Any) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"russet serve did not come up: {proc.stdout.read().decode() if proc.stdout else ''}"
-                )
-            time.sleep(0.1)
+        wait_until_serving(proc, url, 60)
         yield url
     finally:
         proc.terminate()

@@ -4,10 +4,8 @@ enrolling over real HTTP with a profile written by the CLI."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +14,7 @@ import pytest
 
 from simulators.device import Enrollment, SimDevice
 from tests.conftest import TOPIC
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serve_support import free_port, wait_until_serving
 
 
 @pytest.fixture
@@ -43,18 +36,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, dict[str, s
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"russet serve did not come up: {proc.stdout.read().decode() if proc.stdout else ''}"
-                )
-            time.sleep(0.1)
+        wait_until_serving(proc, url, 30)
         yield url, env
     finally:
         proc.terminate()

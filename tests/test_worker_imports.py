@@ -7,18 +7,14 @@ process tens of MB and are loaded only where they are used.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 from russet.config import Settings
 from russet.runtime import Russet
+from tests.serve_support import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 # Loaded on first use only: PDF reports, migrations, the PostgreSQL driver on SQLite, the HTTP
@@ -87,9 +83,7 @@ def test_a_worker_on_a_new_database_still_sets_it_up(settings: Settings) -> None
 
 
 def test_serve_with_workers_leaves_a_supervisor_and_records_its_run(settings: Settings) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "russet", "serve", "--port", str(port), "--workers", "2"]
     proc = subprocess.Popen(
@@ -99,13 +93,7 @@ def test_serve_with_workers_leaves_a_supervisor_and_records_its_run(settings: Se
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, "russet serve did not come up"
-            time.sleep(0.1)
+        wait_until_serving(proc, url, 60)
         # The same process, now a fresh interpreter supervising the workers, without the CLI.
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"russet.cli.supervisor" in cmdline
