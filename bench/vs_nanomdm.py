@@ -85,6 +85,7 @@ class Options:
     scepserver: Path | None
     nanomdm_source: Path | None
     nanomdm_file_backend: str
+    profile: Path | None = None  # py-spy output per store and workload, Russet's server only
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -117,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default="file",
         help="NanoMDM's store next to Russet's SQLite (file: deprecated but shipped; filekv: its successor)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy record of Russet's server per store and workload: FILE-<store>-<workload>.<ext> "
+        "(.svg, .json speedscope, else collapsed stacks); profiled figures are not comparable",
+    )
     args = parser.parse_args(argv)
     for name in ("devices", "idle_rounds", "commands_per_device", "concurrency", "workers"):
         if getattr(args, name) < 1:
@@ -147,6 +154,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         args.scepserver,
         args.nanomdm_source,
         args.nanomdm_file_backend,
+        args.profile,
     )
 
 
@@ -435,6 +443,10 @@ class Server:
     def api_url(self) -> str:
         raise NotImplementedError
 
+    def profiling(self, workload: str) -> contextlib.AbstractContextManager[None]:
+        """py-spy on the server during `workload`, when asked for (--profile): Russet only."""
+        return contextlib.nullcontext()
+
 
 def device_information() -> dict[str, object]:
     return {"RequestType": "DeviceInformation", "Queries": QUERIES}
@@ -443,9 +455,24 @@ def device_information() -> dict[str, object]:
 class RussetServer(Server):
     name = "Russet"
 
-    def __init__(self, base_url: str, api_key: str, pid: int, meter: Meter, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        pid: int,
+        meter: Meter,
+        env: dict[str, str],
+        profile: Path | None = None,
+    ) -> None:
         self.base_url, self.api_key, self.pids, self.meter = base_url, api_key, [pid], meter
         self.env = env  # the server's settings (RUSSET_*), for setup work done outside it
+        self.profile = profile  # --profile with the store's name added: a workload's name goes next
+
+    def profiling(self, workload: str) -> contextlib.AbstractContextManager[None]:
+        if self.profile is None:
+            return contextlib.nullcontext()
+        slug = workload.replace(" ", "-")
+        return rt.profiling(self.pids[0], self.profile.with_stem(f"{self.profile.stem}-{slug}"))
 
     @property
     def api_url(self) -> str:
@@ -604,7 +631,8 @@ def russet_server(opts: Options, backend: str, tmp: Path) -> Iterator[RussetServ
             russet.close()
         with rt.running_server(env, port, opts.workers, "info", tmp / "russet.log") as pid:
             meter = Meter([pid], db.admin_url, db.application_name)
-            yield RussetServer(f"http://127.0.0.1:{port}", api_key, pid, meter, env)
+            profile = opts.profile and opts.profile.with_stem(f"{opts.profile.stem}-{backend}")
+            yield RussetServer(f"http://127.0.0.1:{port}", api_key, pid, meter, env, profile)
 
 
 @contextlib.contextmanager
@@ -686,12 +714,12 @@ def run_mdmb(opts: Options, server: Server, fleet: Fleet, tmp: Path) -> dict[str
             hint = " (mdmb encrypts SCEP with DES unless built with the AES change: see bench/README.md)"
         raise BenchError(f"{server.name}: {len(errors)} devices failed to enroll, first: {errors[0]}{hint}")
     idle = results["idle check-ins"]
-    with server.meter.measuring(idle):
+    with server.profiling(WORKLOADS[1]), server.meter.measuring(idle):
         fleet.connect(opts.idle_rounds, 1, idle)
     commands = results["command round trips"]
     api = Measured()
     for _ in range(opts.commands_per_device):
-        with server.meter.measuring(commands):
+        with server.profiling(WORKLOADS[2]), server.meter.measuring(commands):
             asyncio.run(enqueue_all(server, fleet.udids, opts.concurrency, api))
             handled = fleet.connect(1, 2, commands)
         if handled != len(fleet.udids):
