@@ -30,6 +30,7 @@ from russet.mdm.proxy_cert import ProxyClientCertSource, UnreadableCertificate, 
 from russet.pki import SignatureError, issue_device_identity, sign_detached, verify_detached
 from russet.pki import cms as cms_module
 from russet.pki.ca import create_ca
+from russet.pki.cms import MalformedSignature
 from simulators.ade import AdeDevice, TestAppleCA
 from simulators.scep_client import self_signed
 from tests.fuzz_support import FUZZ, damaged, mutated
@@ -108,6 +109,21 @@ def test_the_fast_reader_reads_what_devices_send() -> None:
         assert cms_module._verify_detached_fast(signature, BODY).certificate == cert
     with pytest.raises(cms_module._Unusual):  # an attached signature is not its shape
         cms_module._verify_detached_fast(cms_module.sign_attached(BODY, DEVICE_CERT, DEVICE_KEY, []), BODY)
+
+
+def test_the_fast_reader_steps_aside_for_ber_and_truncation() -> None:
+    """Shapes the offset reader does not take (an indefinite length, bytes cut short) go to the
+    full parse, which decides: here it reads the BER one and refuses the truncated one."""
+    _, contents, end = cms_module._element(SIGNATURE, 0, len(SIGNATURE))
+    ber = b"\x30\x80" + SIGNATURE[contents:end] + b"\x00\x00"  # ContentInfo, indefinite length
+    truncated = SIGNATURE[:-1]
+    for signature in (ber, truncated):
+        with pytest.raises(cms_module._Unusual):
+            cms_module._verify_detached_fast(signature, BODY)
+        full = _outcome(lambda sig, data: cms_module._guarded_verify(sig, data, fast=False), signature, BODY)
+        assert _outcome(verify_detached, signature, BODY) == full
+    assert _outcome(verify_detached, ber, BODY)[1] == DEVICE_CERT  # type: ignore[index]
+    assert _outcome(verify_detached, truncated, BODY) is MalformedSignature
 
 
 class MemorySignatureLog:

@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import algos, cms, core, parser
+from asn1crypto import algos, cms, core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -110,19 +110,43 @@ class Signed:
     signing_time: datetime | None  # the signingTime attribute, if the signer included one
 
 
+def _element(data: bytes, start: int, end: int) -> tuple[int, int, int]:
+    """The DER element at `data[start:end]`: (identifier octet, where its contents start, where
+    it ends). Offsets rather than slices: the device path reads some twenty elements out of each
+    request's signature, and copying what follows each one, as a parser over bytes does, cost
+    more than reading it. Raises ValueError for what DER does not allow or this reader does not
+    take (indefinite lengths, multi-octet tags, lengths past `end`)."""
+    if end - start < 2:
+        raise ValueError("truncated DER element")
+    identifier = data[start]
+    if identifier & 0x1F == 0x1F:
+        raise ValueError("DER tag numbers above 30 are not read here")
+    length = data[start + 1]
+    contents = start + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or contents + count > end:
+            raise ValueError("indefinite or unreadable DER length")
+        length = int.from_bytes(data[contents : contents + count], "big")
+        contents += count
+    if contents + length > end:
+        raise ValueError("DER element longer than what holds it")
+    return identifier, contents, contents + length
+
+
 def _der_elements(data: bytes) -> list[tuple[int, bytes, bytes]]:
     """Split concatenated DER elements into (identifier octet, whole encoding, contents).
 
-    Signed attributes are walked with asn1crypto's low-level parser rather than its typed classes:
-    building typed objects for every attribute (signing time, S/MIME capabilities...) took about
-    90 us per request, this about 15 us.
+    Signed attributes are walked this way rather than with asn1crypto's typed classes: building
+    typed objects for every attribute (signing time, S/MIME capabilities...) took about 90 us per
+    request, this a few.
     """
     elements = []
-    while data:
-        _, _, _, header, contents, trailer = parser.parse(data)
-        size = len(header) + len(contents) + len(trailer)
-        elements.append((header[0], data[:size], contents))
-        data = data[size:]
+    start, end = 0, len(data)
+    while start < end:
+        identifier, contents, stop = _element(data, start, end)
+        elements.append((identifier, data[start:stop], data[contents:stop]))
+        start = stop
     return elements
 
 
@@ -149,7 +173,8 @@ def _signed_bytes(
     signed = b"\x31" + transmitted[1:]
     digests: list[bytes] = []
     signing_time = None
-    for identifier, _, attribute in _der_elements(parser.parse(signed)[4]):
+    [(_, _, attributes)] = _der_elements(signed)
+    for identifier, _, attribute in _der_elements(attributes):
         (oid_identifier, oid, _), (values_identifier, _, values) = _der_elements(attribute)
         if (identifier, oid_identifier, values_identifier) != (_SEQUENCE, _OBJECT_IDENTIFIER, _SET):
             raise SignatureError("malformed signed attribute")
@@ -241,8 +266,9 @@ def _verify(der: bytes, detached_content: bytes | None) -> Signed:
 #
 # Every device request carries an Mdm-Signature, and asn1crypto's typed parse of it (ContentInfo,
 # SignedData, SignerInfo, each child's spec looked up and built) cost ~75 of the ~105 us its
-# verification took on this project's machine. `_verify_detached_fast` slices the same fields out of
-# the DER with asn1crypto's low-level parser instead, then runs the very same checks (`_find_signer`,
+# verification took on this project's machine. `_verify_detached_fast` finds the same fields in the
+# DER by offset instead (`_element`: 87 -> 70 us per verification here, against slicing with
+# asn1crypto's low-level parser), then runs the very same checks (`_find_signer`,
 # `_digest_algorithm`, `_signed_bytes`, `_check_signature`) on them. It reads only the shape a
 # detached SignedData with one signer has in DER; anything else (BER's indefinite lengths, an
 # encapsulated content, several signers, no certificates, unexpected tags) makes it step aside, and
@@ -256,57 +282,81 @@ class _Unusual(Exception):
     """The fast reader does not handle this input itself: the full parse decides."""
 
 
-def _next(data: bytes, identifier: int | None = None) -> tuple[int, bytes, bytes, bytes]:
-    """The first DER element of `data` (optionally required to have `identifier` as its first
-    octet): (identifier octet, whole encoding, contents, what follows it)."""
-    try:
-        _, _, _, header, contents, trailer = parser.parse(data)
-    except Exception as exc:  # truncated, over-long: the full parse words the refusal
-        raise _Unusual from exc
-    if trailer or (identifier is not None and header[0] != identifier):
-        raise _Unusual  # an indefinite length (BER), or not the field expected here
-    size = len(header) + len(contents)
-    return header[0], data[:size], contents, data[size:]
+class _Reader:
+    """Reads DER elements one after another within `data[start:end]`, by offset."""
 
+    __slots__ = ("data", "at", "end")
 
-def _optional(data: bytes, identifier: int) -> tuple[bytes | None, bytes | None, bytes]:
-    """An OPTIONAL field: (whole encoding, contents, rest), or (None, None, data) when absent."""
-    if data and data[0] == identifier:
-        _, whole, contents, rest = _next(data, identifier)
-        return whole, contents, rest
-    return None, None, data
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        self.data, self.at, self.end = data, start, end
+
+    def next(self, identifier: int | None = None) -> tuple[int, int, int, int]:
+        """The next element (optionally required to have `identifier` as its first octet):
+        (identifier octet, where it starts, where its contents start, where it ends)."""
+        start = self.at
+        try:
+            found, contents, stop = _element(self.data, start, self.end)
+        except ValueError as exc:  # truncated, BER: the full parse words the refusal
+            raise _Unusual from exc
+        if identifier is not None and found != identifier:
+            raise _Unusual  # not the field expected here
+        self.at = stop
+        return found, start, contents, stop
+
+    def inside(self, identifier: int) -> _Reader:
+        """A reader of the next element's contents, which must have `identifier`."""
+        _, _, contents, stop = self.next(identifier)
+        return _Reader(self.data, contents, stop)
+
+    def whole(self, identifier: int | None = None) -> bytes:
+        """The next element's whole encoding."""
+        _, start, _, stop = self.next(identifier)
+        return self.data[start:stop]
+
+    def optional(self, identifier: int) -> tuple[int, int, int, int] | None:
+        """An OPTIONAL field, as `next` gives it, or None when the next element is not it."""
+        if self.at < self.end and self.data[self.at] == identifier:
+            return self.next(identifier)
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.at == self.end
 
 
 def _verify_detached_fast(der: bytes, content: bytes) -> Signed:
-    _, _, info, rest = _next(der, _SEQUENCE)  # ContentInfo
-    _, content_type, _, info = _next(info, _OBJECT_IDENTIFIER)
-    _, _, explicit, info = _next(info, _CONTEXT_0)
-    if rest or info or content_type != _SIGNED_DATA:
+    outer = _Reader(der, 0, len(der))
+    info = outer.inside(_SEQUENCE)  # ContentInfo
+    if info.whole(_OBJECT_IDENTIFIER) != _SIGNED_DATA:
         raise _Unusual
-    _, _, signed_data, explicit = _next(explicit, _SEQUENCE)  # SignedData
-    _, _, _, signed_data = _next(signed_data, _INTEGER)  # version
-    _, _, _, signed_data = _next(signed_data, _SET)  # digestAlgorithms
-    _, _, encapsulated, signed_data = _next(signed_data, _SEQUENCE)  # EncapsulatedContentInfo
-    _, encapsulated_type, _, encapsulated = _next(encapsulated, _OBJECT_IDENTIFIER)
-    _, certificates, signed_data = _optional(signed_data, _CONTEXT_0)
-    _, _, signed_data = _optional(signed_data, _CONTEXT_1)  # crls
-    _, _, signers, signed_data = _next(signed_data, _SET)
-    _, _, signer, signers = _next(signers, _SEQUENCE)  # the one SignerInfo
-    if explicit or encapsulated or signed_data or signers or certificates is None:
-        raise _Unusual  # trailing bytes, an encapsulated content, several signers, no certificates
-    _, _, _, signer = _next(signer, _INTEGER)  # version
-    sid_identifier, sid, _, signer = _next(signer)
-    _, digest_algorithm, _, signer = _next(signer, _SEQUENCE)
-    attributes, _, signer = _optional(signer, _CONTEXT_0)
-    _, signature_algorithm, _, signer = _next(signer, _SEQUENCE)
-    _, _, signature, signer = _next(signer, _OCTET_STRING)
-    _, _, signer = _optional(signer, _CONTEXT_1)  # unsignedAttrs
-    if signer or sid_identifier not in (_SEQUENCE, _SKI):
+    explicit = info.inside(_CONTEXT_0)
+    signed_data = explicit.inside(_SEQUENCE)  # SignedData
+    signed_data.next(_INTEGER)  # version
+    signed_data.next(_SET)  # digestAlgorithms
+    encapsulated = signed_data.inside(_SEQUENCE)  # EncapsulatedContentInfo
+    encapsulated_type = encapsulated.whole(_OBJECT_IDENTIFIER)
+    certificates = signed_data.optional(_CONTEXT_0)
+    signed_data.optional(_CONTEXT_1)  # crls
+    signers = signed_data.inside(_SET)
+    signer = signers.inside(_SEQUENCE)  # the one SignerInfo
+    if not all(r.done for r in (outer, info, explicit, encapsulated, signed_data, signers)):
+        raise _Unusual  # trailing bytes, an encapsulated content, several signers
+    if certificates is None:
         raise _Unusual
-    cert = _find_signer(certificates, sid)
+    signer.next(_INTEGER)  # version
+    sid_identifier, sid_start, _, sid_end = signer.next()
+    digest_algorithm = signer.whole(_SEQUENCE)
+    attributes = signer.optional(_CONTEXT_0)
+    signature_algorithm = signer.whole(_SEQUENCE)
+    _, _, signature_start, signature_end = signer.next(_OCTET_STRING)
+    signer.optional(_CONTEXT_1)  # unsignedAttrs
+    if not signer.done or sid_identifier not in (_SEQUENCE, _SKI):
+        raise _Unusual
+    cert = _find_signer(der[certificates[2] : certificates[3]], der[sid_start:sid_end])
     digest = _digest_algorithm(digest_algorithm)
-    data, signing_time = _signed_bytes(attributes, content, encapsulated_type, digest)
-    _check_signature(signature_algorithm, signature, cert, data, digest)
+    transmitted = None if attributes is None else der[attributes[1] : attributes[3]]
+    data, signing_time = _signed_bytes(transmitted, content, encapsulated_type, digest)
+    _check_signature(signature_algorithm, der[signature_start:signature_end], cert, data, digest)
     return Signed(content, cert, signing_time)
 
 
