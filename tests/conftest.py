@@ -108,6 +108,17 @@ def new_profile(russet: Russet) -> bytes:
     return signed_profile(profile, russet.authority)
 
 
+def command_in_flight(client: TestClient, russet: Russet, device: SimDevice, request_type: str) -> str:
+    """Queue a `request_type` command for the enrolled `device` and have the device fetch it;
+    returns its CommandUUID, for a test about the answer the device sends next."""
+    [sent] = russet.devices.send_command([device.udid], {"RequestType": request_type}, created_by="t")[
+        "commands"
+    ]
+    handed = device.command_of(device.connect(client, device.report_message("Idle")))
+    assert handed is not None and handed["CommandUUID"] == sent["command_uuid"]
+    return str(sent["command_uuid"])
+
+
 @pytest.fixture
 def make_device(russet: Russet):  # type: ignore[no-untyped-def]
     """A factory of simulated devices, each with an identity from its own enrollment profile."""

@@ -20,7 +20,7 @@ from russet.enrollment.profile import ProfileRequest, build_profile, signed_prof
 from russet.mdm import http as mdm_http
 from russet.runtime import Russet
 from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, Enrollment, SimDevice
-from tests.conftest import PUBLIC_URL, TOPIC
+from tests.conftest import PUBLIC_URL, TOPIC, command_in_flight
 from tests.plist_fuzz import cycle, deep_binary, deep_xml, entity_bomb, reference_bomb
 
 CHUNK = b"x" * 65536
@@ -250,11 +250,7 @@ def test_a_reference_bomb_in_a_result_is_refused_and_the_command_stays_open(
 ) -> None:
     """Before the bounded parser this result was stored and expanded into the inventory (2**30 items)."""
     device.enroll(client)
-    [sent] = russet.devices.send_command(
-        [device.udid], {"RequestType": "InstalledApplicationList"}, created_by="t"
-    )["commands"]
-    uuid = sent["command_uuid"]
-    assert device.command_of(device.connect(client, device.report_message("Idle")))["CommandUUID"] == uuid  # type: ignore[index]
+    uuid = command_in_flight(client, russet, device, "InstalledApplicationList")
     around = {"UDID": device.udid, "Status": "Acknowledged", "CommandUUID": uuid}
     body = reference_bomb(30, around, key="InstalledApplicationList")
     assert len(body) < 600

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from russet.app import create_app
 from russet.runtime import Russet
 from simulators.device import CHECKIN_TYPE, CONNECT_TYPE, SimDevice
-from tests.conftest import PUBLIC_URL
+from tests.conftest import PUBLIC_URL, command_in_flight
 from tests.plist_fuzz import deep_binary, deep_xml, entity_bomb, reference_bomb
 
 STATUS = Path("/proc/self/status")
@@ -58,11 +58,7 @@ def test_bombs_and_huge_bodies_leave_the_rss_within_50_mb(
     client: TestClient, russet: Russet, device: SimDevice
 ) -> None:
     device.enroll(client)
-    [sent] = russet.devices.send_command(
-        [device.udid], {"RequestType": "InstalledApplicationList"}, created_by="t"
-    )["commands"]
-    uuid = sent["command_uuid"]
-    assert device.command_of(device.connect(client, device.report_message("Idle")))["CommandUUID"] == uuid  # type: ignore[index]
+    uuid = command_in_flight(client, russet, device, "InstalledApplicationList")
     around = {"UDID": device.udid, "Status": "Acknowledged", "CommandUUID": uuid}
 
     def signed(round: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
