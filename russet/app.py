@@ -32,6 +32,7 @@ from russet.infra.tasks import STOP_SECONDS, wait_stopped
 from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.scep.http import scep_routes
+from russet.storage.db import on_this_host
 from russet.storage.secretbox import SecretBox
 from russet.vpp.notify import vpp_routes
 from russet.web.audit import Audited
@@ -86,7 +87,13 @@ def create_app(russet: Russet) -> ASGIApp:
     offload = Offload(inline=russet.storage.engine.dialect.name == "sqlite")
     app.state.offload = offload
     devices = [
-        *device_routes(russet.mdm, russet.identities, settings.max_body_bytes, inline=offload.inline),
+        *device_routes(
+            russet.mdm,
+            russet.identities,
+            settings.max_body_bytes,
+            inline=offload.inline,
+            quiet_inline=on_this_host(russet.storage.engine),  # mdm.http: one read, no hop
+        ),
         *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
         *enrollment_routes(profiles, settings.max_body_bytes),
         *account_routes(russet.accounts, settings.max_body_bytes),

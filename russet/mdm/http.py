@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -21,7 +22,7 @@ from russet.bodylimit import read_body
 from russet.mdm.channels import resolve_channel
 from russet.mdm.declarative import JsonBody
 from russet.mdm.errors import DeviceRequestError, UnrecognizedDevice
-from russet.mdm.identity import IdentityVerifier
+from russet.mdm.identity import Identity, IdentityVerifier
 from russet.mdm.messages import parse_plist
 from russet.mdm.service import MdmService
 
@@ -36,7 +37,12 @@ DEVICE_THREADS = 16
 
 
 def device_routes(
-    mdm: MdmService, identities: IdentityVerifier, max_body_bytes: int, *, inline: bool = False
+    mdm: MdmService,
+    identities: IdentityVerifier,
+    max_body_bytes: int,
+    *,
+    inline: bool = False,
+    quiet_inline: bool = False,
 ) -> list[Route]:
     """/mdm/checkin and /mdm/connect: each request's identity is checked by `identities`, then its
     message handled by `mdm`; bodies over `max_body_bytes` are refused (413) while reading.
@@ -46,20 +52,36 @@ def device_routes(
     without fsync), where the thread hop and the GIL hand-offs cost more than the work itself
     (measured, bench/README "Device requests on the event loop": SQLite 389 -> 579 round trips/s
     and 2.69 -> 1.70 ms of server CPU each, two workers). On PostgreSQL each commit waits for its
-    WAL flush, which threads overlap: inline there answered 18-35% fewer requests (same table)."""
+    WAL flush, which threads overlap: inline there answered 18-35% fewer requests (same table).
+
+    `quiet_inline` (with `inline` off) still answers on the event loop the commonest request, an
+    Idle connect that changes nothing (`MdmService.quiet_idle`): its identity check and plist are
+    CPU work the GIL would not overlap anyway, and its one read is a round trip to a database on
+    this host, cheaper than the thread hop it saves (measured here: a hop costs 140-180 us of CPU).
+    Anything else goes to a worker thread as before, without checking the identity twice."""
     limit = max_body_bytes
     limiter: list[anyio.CapacityLimiter] = []  # made on first use: it needs the running loop
 
     def handle(kind: str, headers: Mapping[str, str], body: bytes, scope: Scope) -> bytes | None:
         identity = identities.identify(headers, body, unique=kind == "checkin")
-        msg = parse_plist(body)
+        return answer(kind, identity, parse_plist(body), body, scope)
+
+    def answer(kind: str, identity: Identity, msg: dict[str, Any], body: bytes, scope: Scope) -> bytes | None:
         if kind == "checkin":
             reply = mdm.check_in(identity, msg, body)
         else:
             reply = mdm.report(identity, msg, body)
-        # Answered: the service accepted the identity for this device, so the log may name it.
-        note(scope, DEVICE, lambda: resolve_channel(msg).device_id)
+        answered(msg, scope)
         return reply
+
+    def answered(msg: dict[str, Any], scope: Scope) -> None:
+        # The service accepted the identity for this device, so the log may name it.
+        note(scope, DEVICE, lambda: resolve_channel(msg).device_id)
+
+    async def in_thread(call: Callable[..., bytes | None], *args: Any) -> bytes | None:
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(DEVICE_THREADS))
+        return await anyio.to_thread.run_sync(call, *args, limiter=limiter[0])
 
     def endpoint(kind: str) -> Callable[[Request], object]:
         async def serve(request: Request) -> Response:
@@ -71,12 +93,16 @@ def device_routes(
                     effective = "checkin"
                 if inline:
                     reply = handle(effective, request.headers, body, request.scope)
+                elif quiet_inline and effective == "connect":  # identifying a connect reads nothing
+                    identity = identities.identify(request.headers, body, unique=False)
+                    msg = parse_plist(body)
+                    if mdm.quiet_idle(identity, msg):
+                        answered(msg, request.scope)
+                        reply = None
+                    else:
+                        reply = await in_thread(answer, effective, identity, msg, body, request.scope)
                 else:
-                    if not limiter:
-                        limiter.append(anyio.CapacityLimiter(DEVICE_THREADS))
-                    reply = await anyio.to_thread.run_sync(
-                        handle, effective, request.headers, body, request.scope, limiter=limiter[0]
-                    )
+                    reply = await in_thread(handle, effective, request.headers, body, request.scope)
             except DeviceRequestError as exc:
                 log.warning("%s refused (%d) from %s: %s", kind, exc.status, _peer(request), exc.reason)
                 if isinstance(exc, UnrecognizedDevice):  # the one answer that unenrolls (on purpose)

@@ -232,6 +232,19 @@ class CommandQueue:
             .where(enrollments.c.id == bindparam("eid"))
         )
 
+    def quiet(self, enrollment_id: str, identity_fp: str) -> bool:
+        """Whether an Idle report from `identity_fp` would change nothing here: the enrollment is
+        known, bound to that identity, not forgotten, and has nothing to hand out. It is the read
+        `exchange` starts with and nothing more: on False, `exchange` reads again and decides."""
+        params = {"eid": enrollment_id, "reported_uuid": "", "resend_before": utcnow() - self._resend_after}
+        row = self._next_queries[True].first(self._engine, params)
+        return (
+            row is not None
+            and row.identity_fp == identity_fp
+            and row.forgotten_at is None
+            and row.next_id is None
+        )
+
     def exchange(self, enrollment_id: str, identity_fp: str, report: Report) -> Exchange:
         """Apply a device report (if it carries one) and hand out the next command.
 

@@ -286,6 +286,20 @@ class MdmService:
 
     # -- command reports (ServerURL) -----------------------------------------------------------
 
+    def quiet_idle(self, identity: Identity, msg: dict[str, Any]) -> bool:
+        """Answer an Idle report that changes nothing but the device's last-seen time (known,
+        bound to this identity, nothing queued): True when it was one, and is done. One read, no
+        write: the device route may run it on the event loop where `report` would need a worker
+        thread (mdm.http). False: `report` handles the message, as for any other."""
+        status, _ = report_message(msg)
+        if status != "Idle":
+            return False
+        channel = resolve_channel(msg)
+        if not self._queue.quiet(channel.enrollment_id, identity.fingerprint):
+            return False
+        self._last_seen.mark(channel.enrollment_id)
+        return True
+
     def report(self, identity: Identity, msg: dict[str, Any], raw: bytes) -> bytes | None:
         status, command_uuid = report_message(msg)
         channel = resolve_channel(msg)
