@@ -83,8 +83,10 @@ def create_app(russet: Russet) -> ASGIApp:
     signins = russet.enrollment.signin_server(
         profiles, SecretBox.load(settings.data_dir, settings.master_key)
     )
-    # SQLite: device requests and the admin API's light calls on the event loop (web/offload.py).
-    offload = Offload(inline=russet.storage.engine.dialect.name == "sqlite")
+    # SQLite: device requests and the admin API's light calls on the event loop; a database on
+    # this host: single reads too (web/offload.py).
+    engine = russet.storage.engine
+    offload = Offload(inline=engine.dialect.name == "sqlite", reads_inline=on_this_host(engine))
     app.state.offload = offload
     devices = [
         *device_routes(
@@ -92,7 +94,7 @@ def create_app(russet: Russet) -> ASGIApp:
             russet.identities,
             settings.max_body_bytes,
             inline=offload.inline,
-            quiet_inline=on_this_host(russet.storage.engine),  # mdm.http: one read, no hop
+            quiet_inline=offload.reads_inline,  # mdm.http: an Idle that changes nothing, one read
         ),
         *signin_routes(signins, settings.public_url),  # before /mdm/enroll: its own paths
         *enrollment_routes(profiles, settings.max_body_bytes),

@@ -152,7 +152,7 @@ async def api_caller(
         raise HTTPException(
             401, "missing Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"}
         )
-    principal = await offload_of(request).run(
+    principal = await offload_of(request).run_read(
         russet_of(request).access.principal_of_hash, key_hash(credentials.credentials)
     )
     if principal is None:
