@@ -16,7 +16,7 @@ from russet.mdm.http import device_routes
 from russet.runtime import Russet
 from russet.storage.db import on_this_host
 from simulators.device import SimDevice
-from tests.conftest import PUBLIC_URL
+from tests.conftest import PUBLIC_URL, command_in_flight
 
 
 @pytest.fixture
@@ -61,17 +61,13 @@ def test_an_idle_with_a_command_queued_goes_to_a_thread_and_gets_it_once(
     client: TestClient, russet: Russet, device: SimDevice, devices_only: TestClient, threads: list[str]
 ) -> None:
     device.enroll(client)
-    [sent] = russet.devices.send_command([device.udid], {"RequestType": "ProfileList"}, created_by="t")[
-        "commands"
-    ]
     threads.clear()
-    handed = device.command_of(device.connect(devices_only, device.report_message("Idle")))
-    assert handed is not None and handed["CommandUUID"] == sent["command_uuid"]
+    uuid = command_in_flight(devices_only, russet, device, "ProfileList")  # handed out once
     assert threads == ["answer"]  # identity and plist read once, on the loop, then the thread
-    ack = device.report_message("Acknowledged", sent["command_uuid"], ProfileList=[])
+    ack = device.report_message("Acknowledged", uuid, ProfileList=[])
     assert device.command_of(device.connect(devices_only, ack)) is None
     assert threads == ["answer", "answer"]
-    assert russet.devices.show_command(sent["command_uuid"])["status"] == "acknowledged"
+    assert russet.devices.show_command(uuid)["status"] == "acknowledged"
 
 
 def test_a_forgotten_device_still_gets_the_one_answer_that_unenrolls(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal_column, or_, select, update
@@ -232,12 +232,16 @@ class CommandQueue:
             .where(enrollments.c.id == bindparam("eid"))
         )
 
+    def _next_params(self, enrollment_id: str, reported_uuid: str, now: datetime) -> dict[str, Any]:
+        """The bind parameters of `_next_queries` (the read `quiet` and `exchange` share)."""
+        resend_before = now - self._resend_after
+        return {"eid": enrollment_id, "reported_uuid": reported_uuid, "resend_before": resend_before}
+
     def quiet(self, enrollment_id: str, identity_fp: str) -> bool:
         """Whether an Idle report from `identity_fp` would change nothing here: the enrollment is
         known, bound to that identity, not forgotten, and has nothing to hand out. It is the read
         `exchange` starts with and nothing more: on False, `exchange` reads again and decides."""
-        params = {"eid": enrollment_id, "reported_uuid": "", "resend_before": utcnow() - self._resend_after}
-        row = self._next_queries[True].first(self._engine, params)
+        row = self._next_queries[True].first(self._engine, self._next_params(enrollment_id, "", utcnow()))
         return (
             row is not None
             and row.identity_fp == identity_fp
@@ -253,11 +257,7 @@ class CommandQueue:
         """
         reported_uuid = report.command_uuid if report.status != "Idle" and report.command_uuid else ""
         now = utcnow()
-        params = {
-            "eid": enrollment_id,
-            "reported_uuid": reported_uuid,
-            "resend_before": now - self._resend_after,
-        }
+        params = self._next_params(enrollment_id, reported_uuid, now)
         next_query = self._next_queries[report.status == "Idle"]
         # Read without the write lock: an Idle with nothing queued (the commonest request) ends here.
         row = next_query.first(self._engine, params)
